@@ -1,0 +1,28 @@
+/**
+ * The sandbox: isolated-vm isolates in supervised worker processes. Knows nothing of pipelines or stores.
+ * @module
+ */
+export { SandboxRuntime, createSandboxRuntime } from "./supervisor.js";
+export type { ExecutionRequest, ExecutionReport, SandboxServices, ServiceCall } from "./supervisor.js";
+export { Bundle, bundleFromSource, loadBundleFile, MAX_BUNDLE_BYTES } from "./bundle.js";
+export { sandboxLimitDefaults, sandboxRuntimeDefaults, resolveLimits, resolveRuntimeOptions } from "./options.js";
+export type { Isolation, SandboxLimits, SandboxRuntimeOptions } from "./options.js";
+export type { ExecutionChanges, ExecutionStats, ServiceName } from "./protocol.js";
+export { SERVICE_OPERATIONS } from "./protocol.js";
+export {
+  PlugboxError,
+  SandboxError,
+  SandboxTimeoutError,
+  SandboxMemoryError,
+  SandboxLimitError,
+  SandboxCrashError,
+  SandboxIsolationError,
+  BundleError,
+  OptionsError,
+  PluginExecutionError,
+  SANDBOX_ERROR_CODES,
+  EXIT_CODES,
+  familyOf,
+  sandboxError,
+} from "./errors.js";
+export type { ErrorFamily, SandboxErrorCode } from "./errors.js";

@@ -1,0 +1,132 @@
+/**
+ * Limits and runtime options: one frozen defaults object and one resolver that names the bad path
+ * and the fix. Defaults follow Dataverse where it publishes a number (2 minutes, 10 KB of trace).
+ */
+import os from "node:os";
+import { OptionsError } from "./errors.js";
+
+export type Isolation = "fresh" | "reuse";
+
+/** Per-execution limits. Every field is optional where accepted and has a default below. */
+export interface SandboxLimits {
+  /** Wall-clock time for one execution, ms. Dataverse's limit for a message operation is 2 minutes. @default 120000 */
+  wallTimeMs: number;
+  /** CPU time the plug-in's own code may use, ms. @default 60000 */
+  cpuTimeMs: number;
+  /** Heap limit of the isolate, MB (isolated-vm's minimum is 8). @default 128 */
+  memoryMb: number;
+  /** Trace text kept per execution, bytes; older lines are dropped first (Dataverse keeps 10 KB). @default 10240 */
+  traceBytes: number;
+  /** Service calls one execution may make. @default 1000 */
+  maxHostCalls: number;
+  /** Service calls one execution may have in flight at once. @default 8 */
+  maxConcurrentHostCalls: number;
+  /** Size of one service call's request or response, bytes of JSON. @default 1048576 */
+  maxHostCallBytes: number;
+  /** Size of what the execution returns (the changed context), bytes of JSON. @default 4194304 */
+  maxResultBytes: number;
+}
+
+export const sandboxLimitDefaults: Readonly<SandboxLimits> = Object.freeze({
+  wallTimeMs: 120_000,
+  cpuTimeMs: 60_000,
+  memoryMb: 128,
+  traceBytes: 10_240,
+  maxHostCalls: 1_000,
+  maxConcurrentHostCalls: 8,
+  maxHostCallBytes: 1_048_576,
+  maxResultBytes: 4_194_304,
+});
+
+const limitRanges: Record<keyof SandboxLimits, [min: number, max: number]> = {
+  wallTimeMs: [1, 3_600_000],
+  cpuTimeMs: [1, 3_600_000],
+  memoryMb: [8, 4_096],
+  traceBytes: [0, 16_777_216],
+  maxHostCalls: [0, 1_000_000],
+  maxConcurrentHostCalls: [1, 1_024],
+  maxHostCallBytes: [1_024, 268_435_456],
+  maxResultBytes: [1_024, 268_435_456],
+};
+
+/** Options of the sandbox runtime (the supervisor of worker processes). */
+export interface SandboxRuntimeOptions {
+  /** Sandbox worker processes. @default min(2, number of CPUs) */
+  workers: number;
+  /** Never-used isolates each worker keeps warm for `fresh` executions. @default 2 */
+  prewarmIsolates: number;
+  /** Executions one worker runs at once (isolated-vm's thread pool is cores + 1). @default number of CPUs */
+  maxConcurrentPerWorker: number;
+  /** A worker is replaced after this many executions. @default 10000 */
+  recycleAfterExecutions: number;
+  /** A worker is replaced once its resident memory passes this, MB. @default 768 */
+  recycleAboveRssMb: number;
+  /** `reuse` contexts a worker keeps; the least recently used is dropped past this. @default 64 */
+  maxReusedContexts: number;
+  /** Extra time the supervisor grants past the wall limit before it kills a worker that did not answer, ms. @default 2000 */
+  killGraceMs: number;
+  /** Limits applied when an execution does not set its own. */
+  limits: SandboxLimits;
+}
+
+export const sandboxRuntimeDefaults: Readonly<Omit<SandboxRuntimeOptions, "limits">> = Object.freeze({
+  workers: Math.max(1, Math.min(2, os.cpus().length)),
+  prewarmIsolates: 2,
+  maxConcurrentPerWorker: Math.max(1, os.cpus().length),
+  recycleAfterExecutions: 10_000,
+  recycleAboveRssMb: 768,
+  maxReusedContexts: 64,
+  killGraceMs: 2_000,
+});
+
+const runtimeRanges: Record<keyof Omit<SandboxRuntimeOptions, "limits">, [number, number]> = {
+  workers: [1, 64],
+  prewarmIsolates: [0, 64],
+  maxConcurrentPerWorker: [1, 256],
+  recycleAfterExecutions: [1, Number.MAX_SAFE_INTEGER],
+  recycleAboveRssMb: [32, 1_048_576],
+  maxReusedContexts: [1, 100_000],
+  killGraceMs: [0, 600_000],
+};
+
+function checkInteger(path: string, value: unknown, [min, max]: [number, number]): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new OptionsError(
+      "OPTIONS_INVALID",
+      `${path} must be an integer from ${min} to ${max}; got ${JSON.stringify(value) ?? String(value)}`,
+    );
+  }
+  return value;
+}
+
+function checkKnownKeys(path: string, value: object, known: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      throw new OptionsError("OPTIONS_INVALID", `${path}.${key} is not an option; known options are ${known.join(", ")}`);
+    }
+  }
+}
+
+/** Fills in defaults and checks every value; throws OPTIONS_INVALID naming the path and the rule. */
+export function resolveLimits(input: Partial<SandboxLimits> | undefined, base: SandboxLimits = sandboxLimitDefaults, path = "limits"): SandboxLimits {
+  if (input === undefined) return base;
+  if (typeof input !== "object" || input === null) throw new OptionsError("OPTIONS_INVALID", `${path} must be an object`);
+  checkKnownKeys(path, input, Object.keys(limitRanges));
+  const out = { ...base };
+  for (const key of Object.keys(limitRanges) as Array<keyof SandboxLimits>) {
+    if (input[key] !== undefined) out[key] = checkInteger(`${path}.${key}`, input[key], limitRanges[key]);
+  }
+  return Object.freeze(out);
+}
+
+export function resolveRuntimeOptions(input: Partial<Omit<SandboxRuntimeOptions, "limits"> & { limits: Partial<SandboxLimits> }> = {}): SandboxRuntimeOptions {
+  if (typeof input !== "object" || input === null) throw new OptionsError("OPTIONS_INVALID", "runtime options must be an object");
+  checkKnownKeys("options", input, [...Object.keys(runtimeRanges), "limits"]);
+  const out: Record<string, unknown> = { ...sandboxRuntimeDefaults };
+  for (const key of Object.keys(runtimeRanges) as Array<keyof typeof runtimeRanges>) {
+    const value = input[key];
+    if (value !== undefined) out[key] = checkInteger(`options.${key}`, value, runtimeRanges[key]);
+  }
+  out.limits = resolveLimits(input.limits, sandboxLimitDefaults, "options.limits");
+  return Object.freeze(out) as unknown as SandboxRuntimeOptions;
+}

@@ -1,0 +1,118 @@
+/**
+ * The typed protocol between the supervisor (host process) and a sandbox worker process.
+ * Values of the plug-in world travel as plugbox JSON strings (sdk/codec), so the supervisor can
+ * check their length before it parses them.
+ */
+import type { Isolation, SandboxLimits } from "./options.js";
+
+/** The services a plug-in can reach, and the operations of each. Anything else is refused. */
+export const SERVICE_OPERATIONS = {
+  organization: ["create", "retrieve", "update", "delete", "associate", "disassociate", "retrieveMultiple", "execute"],
+  notification: ["execute"],
+  web: ["fetch"],
+} as const;
+
+export type ServiceName = keyof typeof SERVICE_OPERATIONS;
+
+export function isServiceOperation(service: string, op: string): service is ServiceName {
+  return (
+    Object.prototype.hasOwnProperty.call(SERVICE_OPERATIONS, service) &&
+    (SERVICE_OPERATIONS[service as ServiceName] as readonly string[]).includes(op)
+  );
+}
+
+export interface BundleRef {
+  /** sha256 of the source: the key under which workers keep the compiled bundle. */
+  id: string;
+  /** The name stack traces show for the bundle (its file name, never a host path). */
+  filename: string;
+  /** Sent the first time a worker sees the bundle. */
+  source?: string;
+  /** V8 code cache made by a plugbox worker from this very source; never taken from outside. */
+  cachedData?: Uint8Array;
+}
+
+export interface ExecuteMessage {
+  type: "execute";
+  execId: number;
+  bundle: BundleRef;
+  typeName: string;
+  isolation: Isolation;
+  /** `reuse`: executions with the same key share one plug-in instance (one per step). */
+  instanceKey: string;
+  unsecureConfig: string | null;
+  secureConfig: string | null;
+  /** The execution context, plugbox JSON. */
+  context: string;
+  limits: SandboxLimits;
+}
+
+export interface ReplyMessage {
+  type: "reply";
+  execId: number;
+  callId: number;
+  ok: boolean;
+  /** ok: the result, plugbox JSON; not ok: `{"code","message"}`. */
+  payload: string;
+}
+
+export interface AbortMessage {
+  type: "abort";
+  execId: number;
+  reason: string;
+}
+
+export type ToWorker = ExecuteMessage | ReplyMessage | AbortMessage | { type: "shutdown" };
+
+export interface CallMessage {
+  type: "call";
+  execId: number;
+  callId: number;
+  service: ServiceName;
+  op: string;
+  /** The arguments, plugbox JSON: `{ "userId"?: …, "args": [...] }`. */
+  payload: string;
+}
+
+export interface ExecutionStats {
+  wallMs: number;
+  cpuMs: number;
+  heapUsedBytes: number;
+  hostCalls: number;
+  isolateReused: boolean;
+}
+
+export interface WireError {
+  code: string;
+  message: string;
+  status?: number;
+  errorCode?: number;
+  stack?: string;
+  details?: Record<string, unknown>;
+}
+
+export type Outcome =
+  | { ok: true; result: string; trace: string; stats: ExecutionStats; violations: string[] }
+  | { ok: false; error: WireError; trace: string; stats: ExecutionStats; violations: string[] };
+
+export interface DoneMessage {
+  type: "done";
+  execId: number;
+  outcome: Outcome;
+  /** Made on the first compile of a bundle, for the supervisor to hand to other workers. */
+  cachedData?: { bundleId: string; data: Uint8Array };
+  rssBytes: number;
+}
+
+export type FromWorker =
+  | { type: "ready"; pid: number }
+  | CallMessage
+  | DoneMessage
+  | { type: "stats"; rssBytes: number; isolates: number; pooled: number };
+
+/** What the plug-in's execute() leaves behind: the writable parts of its context. */
+export interface ExecutionChanges {
+  inputParameters: Record<string, unknown>;
+  outputParameters: Record<string, unknown>;
+  sharedVariables: Record<string, unknown>;
+}

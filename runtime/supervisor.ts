@@ -1,0 +1,506 @@
+/**
+ * The sandbox runtime as the host sees it: it forks sandbox worker processes, sends them
+ * executions, serves their service calls through the host's handler, and keeps serving when a
+ * worker dies (it fails only that worker's in-flight executions and starts another).
+ *
+ * Isolates never live in the host process: one large allocation inside an isolate is a fatal V8
+ * error that aborts the process that holds it.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { decode, encode, isPlainObject } from "../sdk/codec.js";
+import type { Bundle } from "./bundle.js";
+import { PluginExecutionError, PlugboxError, SandboxError, sandboxError, isSandboxErrorCode } from "./errors.js";
+import { resolveLimits, resolveRuntimeOptions, type Isolation, type SandboxLimits, type SandboxRuntimeOptions } from "./options.js";
+import {
+  isServiceOperation,
+  type CallMessage,
+  type DoneMessage,
+  type ExecutionChanges,
+  type ExecutionStats,
+  type FromWorker,
+  type ServiceName,
+  type ToWorker,
+  type WireError,
+} from "./protocol.js";
+
+/** The host's implementation of the services a plug-in can call. */
+export interface SandboxServices {
+  /**
+   * Serves one call. `args` are decoded SDK values and untrusted: validate them. Throw a
+   * PlugboxError to answer with its code and message; any other error reaches the plug-in as a
+   * generic failure of the service, without its message.
+   */
+  call(request: ServiceCall): Promise<unknown>;
+}
+
+export interface ServiceCall {
+  service: ServiceName;
+  op: string;
+  args: unknown[];
+  /** For the organization service: the user passed to createOrganizationService (null = SYSTEM). */
+  userId: string | null;
+  executionId: number;
+  /** Aborted when the execution ends before the call does. */
+  signal: AbortSignal;
+}
+
+export interface ExecutionRequest {
+  bundle: Bundle;
+  typeName: string;
+  /** @default "fresh" */
+  isolation?: Isolation;
+  /** `reuse`: executions with the same key share one plug-in instance (one per registered step). @default typeName */
+  instanceKey?: string;
+  unsecureConfig?: string | null;
+  secureConfig?: string | null;
+  /** The execution context (IPluginExecutionContext's properties, camelCase). */
+  context: Record<string, unknown>;
+  limits?: Partial<SandboxLimits>;
+  signal?: AbortSignal;
+}
+
+interface ReportBase {
+  trace: string;
+  stats: ExecutionStats;
+  /** Isolation rules the plug-in tried to break, even where it caught the error. */
+  violations: string[];
+}
+export type ExecutionReport =
+  | (ReportBase & { ok: true; changes: ExecutionChanges })
+  | (ReportBase & { ok: false; error: PlugboxError });
+
+const noServices: SandboxServices = {
+  call: async (request) => {
+    throw new SandboxError("SANDBOX_INTERNAL", `no ${request.service} service is configured in this host`);
+  },
+};
+
+interface InFlight {
+  execId: number;
+  request: ExecutionRequest;
+  contextJson: string;
+  timedOut: boolean;
+  limits: SandboxLimits;
+  services: SandboxServices;
+  worker: WorkerHandle | undefined;
+  calls: AbortController;
+  resolve: (report: ExecutionReport) => void;
+  deadline: NodeJS.Timeout | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+interface WorkerHandle {
+  id: number;
+  child: ChildProcess;
+  state: "starting" | "ready" | "draining" | "dead";
+  inflight: Map<number, InFlight>;
+  bundles: Set<string>;
+  executions: number;
+  rssBytes: number;
+  stderrTail: string;
+  ready: Promise<void>;
+}
+
+const WORKER_MAIN = fileURLToPath(new URL("./worker/main.js", import.meta.url));
+const MAX_START_FAILURES = 3;
+
+export class SandboxRuntime {
+  readonly options: SandboxRuntimeOptions;
+  readonly #workers: WorkerHandle[] = [];
+  readonly #queue: InFlight[] = [];
+  readonly #ready: Promise<void>;
+  readonly #pending = new Set<Promise<ExecutionReport>>();
+  #nextExecId = 1;
+  #nextWorkerId = 1;
+  #startFailures = 0;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: Parameters<typeof resolveRuntimeOptions>[0] = {}) {
+    this.options = resolveRuntimeOptions(options);
+    for (let i = 0; i < this.options.workers; i++) this.#workers.push(this.#spawn());
+    this.#ready = Promise.all(this.#workers.map((w) => w.ready)).then(() => undefined);
+    this.#ready.catch(() => undefined);
+  }
+
+  /** Resolves when every worker has started; rejects if they cannot. */
+  get ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  /** Worker process ids, for diagnostics and tests. */
+  get workerPids(): number[] {
+    return this.#workers.filter((w) => w.state !== "dead").map((w) => w.child.pid ?? -1);
+  }
+
+  /**
+   * Runs one execution. Plug-in failures, limits and crashes come back as `{ ok: false, error }`
+   * with the trace kept so far; only misuse of the runtime itself throws.
+   */
+  execute(request: ExecutionRequest, services: SandboxServices = noServices): Promise<ExecutionReport> {
+    if (this.#closing) return Promise.reject(new SandboxError("SANDBOX_CLOSED", "the sandbox runtime was closed; create a new one"));
+    const limits = resolveLimits(request.limits, this.options.limits);
+    let contextJson: string;
+    try {
+      contextJson = encode(request.context, "context");
+    } catch (error) {
+      return Promise.reject(new SandboxError("OPTIONS_INVALID", `the execution context cannot be sent to the sandbox: ${(error as Error).message}`));
+    }
+    const report = new Promise<ExecutionReport>((resolve) => {
+      const inflight: InFlight = {
+        execId: this.#nextExecId++,
+        request,
+        contextJson,
+        timedOut: false,
+        limits,
+        services,
+        worker: undefined,
+        calls: new AbortController(),
+        resolve,
+        deadline: undefined,
+        onAbort: undefined,
+      };
+      const signal = request.signal;
+      if (signal?.aborted) return resolve(this.#failure(sandboxError("SANDBOX_ABORTED", `the execution was aborted: ${String(signal.reason)}`)));
+      if (signal) {
+        inflight.onAbort = () => this.#abort(inflight, `the execution was aborted: ${String(signal.reason)}`);
+        signal.addEventListener("abort", inflight.onAbort, { once: true });
+      }
+      this.#queue.push(inflight);
+      this.#dispatch();
+    });
+    this.#pending.add(report);
+    void report.then(() => this.#pending.delete(report));
+    return report;
+  }
+
+  /** Stops accepting executions, lets in-flight ones finish, then stops every worker. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #close(): Promise<void> {
+    for (const queued of this.#queue.splice(0)) this.#settle(queued, this.#failure(sandboxError("SANDBOX_CLOSED", "the sandbox runtime was closed before the execution started")));
+    await Promise.allSettled([...this.#pending]);
+    await Promise.all(this.#workers.map((w) => this.#stop(w)));
+  }
+
+  // Workers ///////////////////////////////////////////////////////////////////////////////////
+
+  #spawn(): WorkerHandle {
+    const child = fork(WORKER_MAIN, [], {
+      execArgv: ["--no-node-snapshot"],
+      serialization: "advanced",
+      stdio: ["ignore", "ignore", "pipe", "ipc"],
+      env: {
+        PLUGBOX_WORKER_CONFIG: JSON.stringify({
+          prewarmIsolates: this.options.prewarmIsolates,
+          defaultMemoryMb: this.options.limits.memoryMb,
+          maxReusedContexts: this.options.maxReusedContexts,
+        }),
+      },
+    });
+    let markReady!: () => void;
+    let markFailed!: (error: Error) => void;
+    const worker: WorkerHandle = {
+      id: this.#nextWorkerId++,
+      child,
+      state: "starting",
+      inflight: new Map(),
+      bundles: new Set(),
+      executions: 0,
+      rssBytes: 0,
+      stderrTail: "",
+      ready: new Promise<void>((resolve, reject) => {
+        markReady = resolve;
+        markFailed = reject;
+      }),
+    };
+    worker.ready.catch(() => undefined);
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (chunk: string) => {
+      worker.stderrTail = (worker.stderrTail + chunk).slice(-4_096);
+    });
+    child.on("message", (message: FromWorker) => {
+      if (message.type === "ready") {
+        worker.state = "ready";
+        this.#startFailures = 0;
+        markReady();
+        this.#dispatch();
+      } else {
+        this.#onMessage(worker, message);
+      }
+    });
+    child.on("exit", (code, signal) => {
+      const wasStarting = worker.state === "starting";
+      worker.state = "dead";
+      markFailed(new SandboxError("SANDBOX_INTERNAL", `a sandbox worker exited while starting (${signal ?? `exit code ${code}`}): ${worker.stderrTail.trim()}`));
+      this.#onExit(worker, code, signal, wasStarting);
+    });
+    child.on("error", () => undefined);
+    return worker;
+  }
+
+  #onExit(worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null, wasStarting: boolean): void {
+    const index = this.#workers.indexOf(worker);
+    if (index >= 0) this.#workers.splice(index, 1);
+    const how = signal ? `signal ${signal}` : `exit code ${code}`;
+    const oom = /is_heap_oom|out-of-memory|Heap statistics/.test(worker.stderrTail);
+    const inflight = [...worker.inflight.values()];
+    worker.inflight.clear();
+    for (const f of inflight) {
+      if (f.timedOut) {
+        this.#settle(f, this.#failure(sandboxError("SANDBOX_TIMEOUT", "the execution did not end within its wall-clock limit; its sandbox worker was killed")));
+      } else if (oom && inflight.length === 1) {
+        this.#settle(f, this.#failure(sandboxError("SANDBOX_MEMORY_LIMIT", `the plug-in made a single allocation larger than its ${f.limits.memoryMb} MB heap limit, a fatal V8 error; its sandbox worker was restarted`)));
+      } else {
+        this.#settle(
+          f,
+          this.#failure(
+            sandboxError("SANDBOX_WORKER_CRASHED", `the sandbox worker process running this execution died (${how}${oom ? ", fatal V8 out-of-memory error" : ""}); it was restarted and other executions continue`),
+          ),
+        );
+      }
+    }
+    if (this.#closing) return;
+    if (wasStarting && ++this.#startFailures >= MAX_START_FAILURES) {
+      const error = sandboxError("SANDBOX_INTERNAL", `sandbox workers fail to start (${how}): ${worker.stderrTail.trim() || "no output"}`);
+      for (const queued of this.#queue.splice(0)) this.#settle(queued, this.#failure(error));
+      return;
+    }
+    this.#workers.push(this.#spawn());
+  }
+
+  async #stop(worker: WorkerHandle): Promise<void> {
+    if (worker.state === "dead") return;
+    const exited = new Promise<void>((resolve) => worker.child.once("exit", () => resolve()));
+    worker.state = "draining";
+    if (worker.child.connected) worker.child.disconnect();
+    const timer = setTimeout(() => worker.child.kill("SIGKILL"), 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  #recycleIfNeeded(worker: WorkerHandle): void {
+    if (worker.state !== "ready") return;
+    const tooMany = worker.executions >= this.options.recycleAfterExecutions;
+    const tooBig = worker.rssBytes > this.options.recycleAboveRssMb * 1024 * 1024;
+    if (!tooMany && !tooBig) return;
+    worker.state = "draining";
+    this.#workers.push(this.#spawn());
+    if (worker.inflight.size === 0) void this.#stop(worker);
+  }
+
+  // Dispatch //////////////////////////////////////////////////////////////////////////////////
+
+  #pickWorker(inflight: InFlight): WorkerHandle | undefined {
+    const ready = this.#workers.filter((w) => w.state === "ready" && w.inflight.size < this.options.maxConcurrentPerWorker);
+    if (ready.length === 0) return undefined;
+    if (inflight.request.isolation === "reuse") {
+      // Keep a step's executions on one worker, where its instance lives.
+      const all = this.#workers.filter((w) => w.state === "ready");
+      const key = inflight.request.instanceKey ?? inflight.request.typeName;
+      const preferred = all[hash(key + inflight.request.bundle.id) % all.length];
+      if (preferred && ready.includes(preferred)) return preferred;
+    }
+    return ready.reduce((best, w) => (w.inflight.size < best.inflight.size ? w : best));
+  }
+
+  #dispatch(): void {
+    while (this.#queue.length > 0) {
+      const next = this.#queue[0]!;
+      const worker = this.#pickWorker(next);
+      if (!worker) return;
+      this.#queue.shift();
+      this.#send(worker, next);
+    }
+  }
+
+  #send(worker: WorkerHandle, f: InFlight): void {
+    const { request, limits } = f;
+    const bundle = request.bundle;
+    const first = !worker.bundles.has(bundle.id);
+    worker.bundles.add(bundle.id);
+    f.worker = worker;
+    worker.inflight.set(f.execId, f);
+    f.deadline = setTimeout(() => {
+      f.timedOut = true;
+      worker.child.kill("SIGKILL");
+    }, limits.wallTimeMs + this.options.killGraceMs);
+    this.#post(worker, {
+      type: "execute",
+      execId: f.execId,
+      bundle: {
+        id: bundle.id,
+        filename: bundle.filename,
+        ...(first ? { source: bundle.source } : {}),
+        ...(bundle.cachedData && first ? { cachedData: bundle.cachedData } : {}),
+      },
+      typeName: request.typeName,
+      isolation: request.isolation ?? "fresh",
+      instanceKey: request.instanceKey ?? request.typeName,
+      unsecureConfig: request.unsecureConfig ?? null,
+      secureConfig: request.secureConfig ?? null,
+      context: f.contextJson,
+      limits,
+    });
+  }
+
+  #post(worker: WorkerHandle, message: ToWorker): void {
+    if (worker.state === "dead" || !worker.child.connected) return;
+    worker.child.send(message, (error) => {
+      if (error) worker.child.kill("SIGKILL");
+    });
+  }
+
+  #abort(f: InFlight, reason: string): void {
+    const index = this.#queue.indexOf(f);
+    if (index >= 0) {
+      this.#queue.splice(index, 1);
+      this.#settle(f, this.#failure(sandboxError("SANDBOX_ABORTED", reason)));
+      return;
+    }
+    if (f.worker) this.#post(f.worker, { type: "abort", execId: f.execId, reason });
+  }
+
+  // Messages from workers /////////////////////////////////////////////////////////////////////
+
+  #onMessage(worker: WorkerHandle, message: FromWorker): void {
+    switch (message.type) {
+      case "call":
+        void this.#serve(worker, message);
+        return;
+      case "done":
+        this.#onDone(worker, message);
+        return;
+      case "stats":
+        worker.rssBytes = message.rssBytes;
+        return;
+    }
+  }
+
+  async #serve(worker: WorkerHandle, message: CallMessage): Promise<void> {
+    const f = worker.inflight.get(message.execId);
+    if (!f) return;
+    const reply = (ok: boolean, payload: string) => this.#post(worker, { type: "reply", execId: message.execId, callId: message.callId, ok, payload });
+    const refuse = (code: string, text: string) => reply(false, JSON.stringify({ code, message: text }));
+    if (!isServiceOperation(message.service, message.op)) return refuse("SANDBOX_ISOLATION_VIOLATION", "unknown service operation");
+    if (typeof message.payload !== "string" || message.payload.length > f.limits.maxHostCallBytes) {
+      return refuse("SANDBOX_HOST_CALL_TOO_LARGE", `a service request is limited to ${f.limits.maxHostCallBytes} bytes`);
+    }
+    let payload: { userId?: unknown; args?: unknown };
+    try {
+      payload = decode(message.payload) as typeof payload;
+    } catch (error) {
+      return refuse("SERVICE_BAD_REQUEST", `the arguments of ${message.service}.${message.op} are not valid: ${(error as Error).message}`);
+    }
+    if (!isPlainObject(payload) || !Array.isArray(payload.args)) return refuse("SERVICE_BAD_REQUEST", "malformed service request");
+    const userId = typeof payload.userId === "string" ? payload.userId : null;
+    try {
+      const value = await f.services.call({ service: message.service, op: message.op, args: payload.args, userId, executionId: f.execId, signal: f.calls.signal });
+      const json = encode(value ?? null, "result");
+      if (json.length > f.limits.maxHostCallBytes) {
+        return refuse("SANDBOX_HOST_CALL_TOO_LARGE", `the answer of ${message.service}.${message.op} is ${json.length} bytes; the limit is ${f.limits.maxHostCallBytes} (limits.maxHostCallBytes)`);
+      }
+      reply(true, json);
+    } catch (error) {
+      reply(false, JSON.stringify(sanitize(error, message.service)));
+    }
+  }
+
+  #onDone(worker: WorkerHandle, message: DoneMessage): void {
+    worker.rssBytes = message.rssBytes;
+    const f = worker.inflight.get(message.execId);
+    if (message.cachedData) {
+      const bundle = f?.request.bundle;
+      if (bundle && bundle.id === message.cachedData.bundleId && !bundle.cachedData) bundle.cachedData = message.cachedData.data;
+    }
+    if (!f) return;
+    worker.inflight.delete(message.execId);
+    worker.executions++;
+    const { outcome } = message;
+    const base = { trace: outcome.trace, stats: outcome.stats, violations: outcome.violations };
+    if (outcome.ok) {
+      const changes = readChanges(outcome.result, f.limits.maxResultBytes);
+      this.#settle(f, changes instanceof PlugboxError ? { ok: false, error: changes, ...base } : { ok: true, changes, ...base });
+    } else {
+      this.#settle(f, { ok: false, error: this.#rebuild(outcome.error, f.request.bundle), ...base });
+    }
+    this.#recycleIfNeeded(worker);
+    if (worker.state === "draining" && worker.inflight.size === 0) void this.#stop(worker);
+    this.#dispatch();
+  }
+
+  #rebuild(error: WireError, bundle: Bundle): PlugboxError {
+    const code = isSandboxErrorCode(error.code) ? error.code : "SANDBOX_INTERNAL";
+    if (code === "PLUGIN_FAILED" || code === "PLUGIN_UNEXPECTED_ERROR" || code === "PLUGIN_RESULT_INVALID") {
+      return new PluginExecutionError(code, error.message, {
+        ...(error.status !== undefined ? { status: error.status } : {}),
+        ...(error.errorCode !== undefined ? { errorCode: error.errorCode } : {}),
+        ...(error.stack !== undefined ? { pluginStack: bundle.mapStack(error.stack) } : {}),
+      });
+    }
+    const details = error.stack !== undefined ? { pluginStack: bundle.mapStack(error.stack) } : undefined;
+    return sandboxError(code, error.message, details);
+  }
+
+  #failure(error: PlugboxError): ExecutionReport {
+    return {
+      ok: false,
+      error,
+      trace: "",
+      stats: { wallMs: 0, cpuMs: 0, heapUsedBytes: 0, hostCalls: 0, isolateReused: false },
+      violations: [],
+    };
+  }
+
+  #settle(f: InFlight, report: ExecutionReport): void {
+    clearTimeout(f.deadline);
+    f.calls.abort();
+    if (f.onAbort) f.request.signal?.removeEventListener("abort", f.onAbort);
+    f.resolve(report);
+  }
+}
+
+function readChanges(json: string, maxBytes: number): ExecutionChanges | PlugboxError {
+  if (json.length > maxBytes) return sandboxError("SANDBOX_RESULT_TOO_LARGE", `the changed context is ${json.length} bytes; the limit is ${maxBytes}`);
+  let value: unknown;
+  try {
+    value = decode(json);
+  } catch (error) {
+    return new PluginExecutionError("PLUGIN_RESULT_INVALID", `the changed context cannot be read: ${(error as Error).message}`);
+  }
+  if (!isPlainObject(value)) return new PluginExecutionError("PLUGIN_RESULT_INVALID", "the changed context is not an object");
+  const read = (key: string): Record<string, unknown> | PlugboxError => {
+    const part = value[key];
+    if (part === undefined || part === null) return {};
+    return isPlainObject(part) ? part : new PluginExecutionError("PLUGIN_RESULT_INVALID", `context.${key} must stay a plain object of parameters`);
+  };
+  const inputParameters = read("inputParameters");
+  const outputParameters = read("outputParameters");
+  const sharedVariables = read("sharedVariables");
+  for (const part of [inputParameters, outputParameters, sharedVariables]) if (part instanceof PlugboxError) return part;
+  return { inputParameters, outputParameters, sharedVariables } as ExecutionChanges;
+}
+
+/** What a plug-in may learn of a failed service call: a code and a message, never a host stack or path. */
+function sanitize(error: unknown, service: string): WireError {
+  if (error instanceof PlugboxError) return { code: error.code, message: error.message };
+  return { code: "SERVICE_FAILED", message: `the ${service} service failed` };
+}
+
+function hash(text: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
+/** Starts a sandbox runtime. `await runtime.ready` to wait for its workers; `await runtime.close()` when done. */
+export function createSandboxRuntime(options?: Parameters<typeof resolveRuntimeOptions>[0]): SandboxRuntime {
+  return new SandboxRuntime(options);
+}

@@ -1,0 +1,41 @@
+/**
+ * Entry point of a sandbox worker process, forked by the supervisor with `--no-node-snapshot`.
+ * A catastrophic V8 error (one huge allocation past the heap limit) cannot be survived in-process:
+ * V8 prints heap statistics on stderr and aborts; the supervisor fails the worker's executions and
+ * starts another.
+ */
+import { writeSync } from "node:fs";
+import type { FromWorker, ToWorker } from "../protocol.js";
+import { readShimSource, SandboxWorker } from "./worker.js";
+
+function send(message: FromWorker): void {
+  if (process.connected) process.send!(message);
+}
+
+const config = JSON.parse(process.env.PLUGBOX_WORKER_CONFIG ?? "{}") as {
+  prewarmIsolates?: number;
+  defaultMemoryMb?: number;
+  maxReusedContexts?: number;
+};
+
+const worker = new SandboxWorker({
+  send,
+  shimSource: readShimSource(),
+  prewarmIsolates: config.prewarmIsolates ?? 2,
+  defaultMemoryMb: config.defaultMemoryMb ?? 128,
+  maxReusedContexts: config.maxReusedContexts ?? 64,
+});
+
+process.on("message", (message: ToWorker) => worker.handle(message));
+process.on("disconnect", () => {
+  worker.close();
+  process.exit(0);
+});
+
+worker.start().then(
+  () => send({ type: "ready", pid: process.pid }),
+  (error: unknown) => {
+    writeSync(2, `plugbox-worker: could not start: ${error instanceof Error ? error.stack : String(error)}\n`);
+    process.exit(70);
+  },
+);

@@ -1,0 +1,582 @@
+/**
+ * A sandbox worker process: keeps isolates, runs executions in them and forwards their service
+ * calls to the supervisor. It trusts nothing that comes out of an isolate.
+ *
+ * Every piece of plug-in code runs inside a synchronous call with a timeout (`enter`): the first
+ * call of execute(), every resumption after a service call or a timer, module evaluation and the
+ * constructor. Between calls a wall-clock watchdog can end the execution and dispose its isolate.
+ */
+import { readFileSync } from "node:fs";
+import { isServiceOperation, type BundleRef, type ExecuteMessage, type FromWorker, type Outcome, type ToWorker, type WireError } from "../protocol.js";
+import type { SandboxLimits } from "../options.js";
+import { classifyIsolateError, SandboxIsolate, type IsolateFunction, type Primitive } from "./ivm.js";
+
+const SHIM_API = ["load", "instantiate", "start", "resume", "fire", "end"] as const;
+type ShimApi = Record<(typeof SHIM_API)[number], IsolateFunction>;
+
+const MAX_TIMERS = 100;
+const MAX_ERROR_MESSAGE = 8_192;
+const MAX_ERROR_STACK = 16_384;
+const PLUGIN_ERROR_CODES = new Set([
+  "PLUGIN_FAILED",
+  "PLUGIN_UNEXPECTED_ERROR",
+  "PLUGIN_RESULT_INVALID",
+  "BUNDLE_INVALID",
+  "PLUGIN_TYPE_NOT_FOUND",
+  "PLUGIN_TYPE_INVALID",
+  "PLUGIN_CONSTRUCTOR_FAILED",
+]);
+
+export interface WorkerOptions {
+  send: (message: FromWorker) => void;
+  shimSource: string;
+  prewarmIsolates: number;
+  defaultMemoryMb: number;
+  maxReusedContexts: number;
+}
+
+/** One isolate with the shim loaded, and the bridge state that routes its calls. */
+interface Sandbox {
+  isolate: SandboxIsolate;
+  api: ShimApi;
+  memoryMb: number;
+  current: Execution | undefined;
+  nextToken: number;
+  /** The reuse key of the step instance this isolate holds. */
+  instanceOf?: string;
+  /** The bundle is evaluated and the plug-in constructed. */
+  prepared: boolean;
+  /** Dropped from the reuse cache while busy: disposed when released. */
+  evicted: boolean;
+  busy: boolean;
+  waiting: Array<() => void>;
+}
+
+class Execution {
+  readonly startedAt = performance.now();
+  readonly pending = new Set<number>();
+  readonly timers = new Map<number, NodeJS.Timeout>();
+  token = 0;
+  sandbox: Sandbox | undefined;
+  cpuAtStart = 0;
+  cpuUsedMs = 0;
+  hostCalls = 0;
+  traceLines: string[] = [];
+  traceSize = 0;
+  violations: string[] = [];
+  result: { ok: true; json: string } | { ok: false; error: WireError } | undefined;
+  /** A failure decided inside a bridge callback, applied when the current call into the isolate returns. */
+  deferredFailure: WireError | undefined;
+  finished = false;
+  inside = false;
+  watchdog: NodeJS.Timeout | undefined;
+  reused = false;
+  constructor(readonly message: ExecuteMessage) {}
+  get limits(): SandboxLimits {
+    return this.message.limits;
+  }
+  wallRemaining(): number {
+    return this.limits.wallTimeMs - (performance.now() - this.startedAt);
+  }
+}
+
+function wireError(code: string, message: string, extra: Partial<WireError> = {}): WireError {
+  return { code, message, ...extra };
+}
+
+export class SandboxWorker {
+  readonly #options: WorkerOptions;
+  readonly #bundles = new Map<string, { source: string; filename: string; cachedData?: Uint8Array }>();
+  readonly #pools = new Map<number, Sandbox[]>();
+  readonly #filling = new Map<number, number>();
+  readonly #reused = new Map<string, Promise<Sandbox>>();
+  readonly #pendingCaches = new Map<number, { bundleId: string; data: Uint8Array }>();
+  readonly #executions = new Map<number, Execution>();
+  #shimCachedData: Uint8Array | undefined;
+  #closed = false;
+
+  constructor(options: WorkerOptions) {
+    this.#options = options;
+  }
+
+  async start(): Promise<void> {
+    if (this.#options.prewarmIsolates > 0) await this.#fill(this.#options.defaultMemoryMb);
+  }
+
+  handle(message: ToWorker): void {
+    switch (message.type) {
+      case "execute":
+        void this.#execute(message).catch((error: unknown) => this.#internalFailure(message.execId, error));
+        return;
+      case "reply":
+        this.#reply(message.execId, message.callId, message.ok, message.payload);
+        return;
+      case "abort": {
+        const exec = this.#executions.get(message.execId);
+        if (exec) this.#fail(exec, wireError("SANDBOX_ABORTED", message.reason));
+        return;
+      }
+      case "shutdown":
+        this.close();
+        return;
+    }
+  }
+
+  stats(): { isolates: number; pooled: number } {
+    let pooled = 0;
+    for (const pool of this.#pools.values()) pooled += pool.length;
+    return { isolates: pooled + this.#reused.size + this.#executions.size, pooled };
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const exec of this.#executions.values()) this.#fail(exec, wireError("SANDBOX_CLOSED", "the sandbox worker is shutting down"));
+    for (const pool of this.#pools.values()) for (const sandbox of pool) sandbox.isolate.dispose();
+    for (const entry of this.#reused.values()) void entry.then((sandbox) => sandbox.isolate.dispose());
+    this.#pools.clear();
+    this.#reused.clear();
+  }
+
+  // Isolates //////////////////////////////////////////////////////////////////////////////////
+
+  async #createSandbox(memoryMb: number): Promise<Sandbox> {
+    const holder: { sandbox?: Sandbox } = {};
+    const bridge = {
+      __pb_call: (token: Primitive, callId: Primitive, service: Primitive, op: Primitive, json: Primitive) =>
+        this.#onCall(holder.sandbox, token, callId, service, op, json),
+      __pb_trace: (token: Primitive, line: Primitive) => this.#onTrace(holder.sandbox, token, line),
+      __pb_done: (token: Primitive, ok: Primitive, json: Primitive) => this.#onDone(holder.sandbox, token, ok, json),
+    };
+    const created = await SandboxIsolate.create({
+      memoryMb,
+      bridge,
+      shim: { source: this.#options.shimSource, filename: "plugbox-shim.js", ...(this.#shimCachedData ? { cachedData: this.#shimCachedData } : {}) },
+      api: SHIM_API,
+    });
+    if (created.shimCachedData) this.#shimCachedData = created.shimCachedData;
+    const sandbox: Sandbox = { isolate: created.isolate, api: created.api as ShimApi, memoryMb, current: undefined, nextToken: 1, prepared: false, evicted: false, busy: false, waiting: [] };
+    holder.sandbox = sandbox;
+    return sandbox;
+  }
+
+  async #fill(memoryMb: number): Promise<void> {
+    const pool = this.#pools.get(memoryMb) ?? [];
+    this.#pools.set(memoryMb, pool);
+    const target = memoryMb === this.#options.defaultMemoryMb ? this.#options.prewarmIsolates : Math.min(1, this.#options.prewarmIsolates);
+    while (!this.#closed && pool.length + (this.#filling.get(memoryMb) ?? 0) < target) {
+      this.#filling.set(memoryMb, (this.#filling.get(memoryMb) ?? 0) + 1);
+      try {
+        pool.push(await this.#createSandbox(memoryMb));
+      } finally {
+        this.#filling.set(memoryMb, (this.#filling.get(memoryMb) ?? 1) - 1);
+      }
+    }
+  }
+
+  async #freshSandbox(memoryMb: number): Promise<Sandbox> {
+    const pooled = this.#pools.get(memoryMb)?.shift();
+    setImmediate(() => void this.#fill(memoryMb).catch(() => undefined));
+    return pooled ?? (await this.#createSandbox(memoryMb));
+  }
+
+  #bundle(ref: BundleRef): { source: string; filename: string; cachedData?: Uint8Array } {
+    let bundle = this.#bundles.get(ref.id);
+    if (!bundle) {
+      if (ref.source === undefined) throw new Error(`bundle ${ref.id} was never sent to this worker`);
+      bundle = { source: ref.source, filename: ref.filename, ...(ref.cachedData ? { cachedData: ref.cachedData } : {}) };
+      this.#bundles.set(ref.id, bundle);
+    } else if (!bundle.cachedData && ref.cachedData) {
+      bundle.cachedData = ref.cachedData;
+    }
+    return bundle;
+  }
+
+  // Executions ////////////////////////////////////////////////////////////////////////////////
+
+  async #execute(message: ExecuteMessage): Promise<void> {
+    const exec = new Execution(message);
+    this.#executions.set(message.execId, exec);
+    exec.watchdog = setTimeout(() => this.#onWallClock(exec), Math.max(1, message.limits.wallTimeMs));
+    const bundle = this.#bundle(message.bundle);
+    const sandbox = message.isolation === "reuse" ? await this.#reusedSandbox(exec) : await this.#freshSandbox(message.limits.memoryMb);
+    if (!sandbox) return;
+    if (exec.finished) {
+      // Aborted or timed out while an isolate was being made or was busy.
+      if (message.isolation === "fresh") sandbox.isolate.dispose();
+      else this.#release(sandbox);
+      return;
+    }
+    sandbox.busy = true;
+    exec.sandbox = sandbox;
+    exec.token = sandbox.nextToken++;
+    exec.reused = sandbox.prepared;
+    sandbox.current = exec;
+    exec.cpuAtStart = sandbox.isolate.cpuTimeMs();
+    if (!sandbox.prepared) {
+      this.#prepare(exec, sandbox, bundle);
+      if (exec.finished) return;
+      sandbox.prepared = true;
+    }
+    this.#enter(exec, (timeout) => sandbox.api.start.callSync([exec.token, message.context], timeout));
+  }
+
+  /** The instance for this step, made on first use; waits while another execution uses it. */
+  async #reusedSandbox(exec: Execution): Promise<Sandbox | undefined> {
+    const { message } = exec;
+    const key = JSON.stringify([message.instanceKey, message.bundle.id, message.typeName, message.unsecureConfig, message.secureConfig, message.limits.memoryMb]);
+    for (;;) {
+      let entry = this.#reused.get(key);
+      if (!entry) {
+        entry = this.#freshSandbox(message.limits.memoryMb).then((sandbox) => {
+          sandbox.instanceOf = key;
+          return sandbox;
+        });
+        this.#remember(key, entry);
+      } else {
+        // Most recently used last, for eviction.
+        this.#reused.delete(key);
+        this.#reused.set(key, entry);
+      }
+      const sandbox = await entry;
+      while (sandbox.busy && !sandbox.isolate.isDisposed) await new Promise<void>((resolve) => sandbox.waiting.push(resolve));
+      if (exec.finished) return undefined;
+      if (!sandbox.isolate.isDisposed) return sandbox;
+      if (this.#reused.get(key) === entry) this.#reused.delete(key);
+    }
+  }
+
+  /** Compiles the bundle (keeping any code cache made on the way), evaluates it and constructs the plug-in. */
+  #prepare(exec: Execution, sandbox: Sandbox, bundle: { source: string; filename: string; cachedData?: Uint8Array }): void {
+    const { message } = exec;
+    let factory;
+    try {
+      const script = sandbox.isolate.compile(`(function (exports, module) {${bundle.source}\n})`, bundle.filename, bundle.cachedData);
+      if (!bundle.cachedData || script.cachedDataRejected) {
+        const produced = script.produceCachedData();
+        if (produced) {
+          bundle.cachedData = produced;
+          this.#pendingCaches.set(message.execId, { bundleId: message.bundle.id, data: produced });
+        }
+      }
+      factory = script.runForFunction(Math.max(1, exec.wallRemaining()));
+    } catch (error) {
+      const kind = classifyIsolateError(error);
+      if (kind === "other") {
+        this.#fail(exec, wireError("BUNDLE_INVALID", `the bundle ${bundle.filename} does not compile: ${errorText(error)}`));
+      } else {
+        this.#failFromIsolate(exec, error, false);
+      }
+      return;
+    }
+    const loaded = this.#callEntry(exec, (timeout) => sandbox.api.load.callSync([factory], timeout));
+    if (loaded === undefined) return;
+    if (loaded !== "") return this.#fail(exec, this.#readError(loaded, "BUNDLE_INVALID"));
+    const made = this.#callEntry(exec, (timeout) => sandbox.api.instantiate.callSync([message.typeName, message.unsecureConfig, message.secureConfig], timeout));
+    if (made !== undefined && made !== "") this.#fail(exec, this.#readError(made, "PLUGIN_CONSTRUCTOR_FAILED"));
+  }
+
+  #entryTimeout(exec: Execution): { timeout: number; bound: "cpu" | "wall" } {
+    const cpuLeft = exec.limits.cpuTimeMs - exec.cpuUsedMs;
+    const wallLeft = exec.wallRemaining();
+    return cpuLeft < wallLeft ? { timeout: cpuLeft, bound: "cpu" } : { timeout: wallLeft, bound: "wall" };
+  }
+
+  /** Calls into the isolate for a value; on failure ends the execution and returns undefined. */
+  #callEntry(exec: Execution, call: (timeoutMs: number) => Primitive): string | undefined {
+    const { timeout, bound } = this.#entryTimeout(exec);
+    if (timeout <= 0) {
+      this.#fail(exec, this.#limitError(bound));
+      return undefined;
+    }
+    exec.inside = true;
+    try {
+      const value = call(timeout);
+      return typeof value === "string" ? value : "";
+    } catch (error) {
+      this.#failFromIsolate(exec, error, bound === "cpu");
+      return undefined;
+    } finally {
+      exec.inside = false;
+      this.#accountCpu(exec);
+      if (exec.deferredFailure && !exec.finished) this.#fail(exec, exec.deferredFailure);
+    }
+  }
+
+  /** Runs plug-in code (a start, a resumption, a timer) and then settles the execution if it can. */
+  #enter(exec: Execution, call: (timeoutMs: number) => Primitive): void {
+    if (exec.finished) return;
+    const value = this.#callEntry(exec, call);
+    if (exec.finished || value === undefined) return;
+    if (exec.cpuUsedMs > exec.limits.cpuTimeMs) return this.#fail(exec, this.#limitError("cpu"));
+    if (exec.result) return this.#finish(exec);
+    if (exec.pending.size === 0 && exec.timers.size === 0) {
+      this.#fail(
+        exec,
+        wireError("SANDBOX_STALLED", "execute() returned a promise that can never settle: no service call or timer is pending; await every promise your plug-in starts"),
+      );
+    }
+  }
+
+  #accountCpu(exec: Execution): void {
+    if (exec.sandbox) exec.cpuUsedMs = exec.sandbox.isolate.cpuTimeMs() - exec.cpuAtStart;
+  }
+
+  #limitError(bound: "cpu" | "wall"): WireError {
+    return bound === "cpu"
+      ? wireError("SANDBOX_CPU_LIMIT", "the plug-in used more CPU time than its limit allows (raise --cpu or limits.cpuTimeMs if this is expected)")
+      : wireError("SANDBOX_TIMEOUT", "the execution ran past its wall-clock limit (raise --timeout or limits.wallTimeMs if this is expected)");
+  }
+
+  #failFromIsolate(exec: Execution, error: unknown, cpuBound: boolean): void {
+    if (exec.finished) return;
+    if (exec.deferredFailure) return this.#fail(exec, exec.deferredFailure);
+    switch (classifyIsolateError(error)) {
+      case "timeout":
+        return this.#fail(exec, this.#limitError(cpuBound ? "cpu" : "wall"));
+      case "memory":
+        return this.#fail(exec, wireError("SANDBOX_MEMORY_LIMIT", `the plug-in ran out of memory: its isolate is limited to ${exec.limits.memoryMb} MB (raise --memory or limits.memoryMb if this is expected)`));
+      case "disposed":
+        return this.#fail(exec, wireError("SANDBOX_TIMEOUT", "the execution's isolate was disposed while it ran"));
+      default:
+        // An unhandled rejection inside the isolate surfaces as an exception of the current call.
+        return this.#fail(exec, wireError("PLUGIN_UNEXPECTED_ERROR", `unhandled error in the plug-in: ${truncate(errorText(error), MAX_ERROR_MESSAGE)}`));
+    }
+  }
+
+  #onWallClock(exec: Execution): void {
+    if (exec.finished) return;
+    this.#fail(exec, this.#limitError("wall"));
+  }
+
+  // Bridge callbacks: called synchronously from inside the isolate. They never throw. //////////
+
+  #active(sandbox: Sandbox | undefined, token: Primitive): Execution | undefined {
+    const exec = sandbox?.current;
+    if (!exec || exec.token !== token || exec.finished) return undefined;
+    return exec;
+  }
+
+  #onCall(sandbox: Sandbox | undefined, token: Primitive, callId: Primitive, service: Primitive, op: Primitive, json: Primitive): string {
+    try {
+      const exec = this.#active(sandbox, token);
+      if (!exec) return JSON.stringify(wireError("SANDBOX_CALL_AFTER_END", "a service was called after its execution had ended"));
+      if (exec.deferredFailure) return JSON.stringify(exec.deferredFailure);
+      if (typeof callId !== "number" || typeof service !== "string" || typeof op !== "string" || typeof json !== "string") {
+        return this.#refuse(exec, wireError("SANDBOX_ISOLATION_VIOLATION", "a malformed call reached the sandbox bridge"));
+      }
+      if (service === "timer") return this.#onTimer(exec, callId, op, json);
+      if (!isServiceOperation(service, op)) {
+        exec.violations.push(`unknown service operation ${service}.${op}`);
+        return this.#refuse(exec, wireError("SANDBOX_ISOLATION_VIOLATION", `${service}.${op} is not a service operation a plug-in can call`));
+      }
+      const { limits } = exec;
+      if (json.length > limits.maxHostCallBytes) {
+        return this.#refuse(exec, wireError("SANDBOX_HOST_CALL_TOO_LARGE", `the request of ${service}.${op} is ${json.length} bytes; the limit is ${limits.maxHostCallBytes} (limits.maxHostCallBytes)`));
+      }
+      if (exec.hostCalls >= limits.maxHostCalls) {
+        return this.#refuse(exec, wireError("SANDBOX_HOST_CALL_LIMIT", `the plug-in made more than ${limits.maxHostCalls} service calls (limits.maxHostCalls)`));
+      }
+      if (exec.pending.size >= limits.maxConcurrentHostCalls) {
+        return this.#refuse(exec, wireError("SANDBOX_HOST_CALL_LIMIT", `the plug-in had more than ${limits.maxConcurrentHostCalls} service calls in flight at once (limits.maxConcurrentHostCalls)`));
+      }
+      exec.hostCalls++;
+      exec.pending.add(callId);
+      this.#options.send({ type: "call", execId: exec.message.execId, callId, service, op, payload: json });
+      return "";
+    } catch (error) {
+      return JSON.stringify(wireError("SANDBOX_INTERNAL", `the bridge failed: ${errorText(error)}`));
+    }
+  }
+
+  /** Ends the execution once the current call into the isolate returns; the plug-in sees a rejection meanwhile. */
+  #refuse(exec: Execution, error: WireError): string {
+    exec.deferredFailure ??= error;
+    if (error.code === "SANDBOX_ISOLATION_VIOLATION") exec.violations.push(error.message);
+    return JSON.stringify(error);
+  }
+
+  #onTimer(exec: Execution, timerId: number, op: string, json: string): string {
+    const existing = exec.timers.get(timerId);
+    if (existing) {
+      clearTimeout(existing);
+      exec.timers.delete(timerId);
+    }
+    if (op === "clear") return "";
+    if (exec.timers.size >= MAX_TIMERS) {
+      return this.#refuse(exec, wireError("SANDBOX_HOST_CALL_LIMIT", `the plug-in had more than ${MAX_TIMERS} timers pending at once`));
+    }
+    const delay = Math.min(Math.max(0, Number(json) || 0), Math.max(0, exec.wallRemaining()) + 1);
+    const timer = setTimeout(() => {
+      exec.timers.delete(timerId);
+      const sandbox = exec.sandbox;
+      if (sandbox) this.#enter(exec, (timeout) => sandbox.api.fire.callSync([exec.token, timerId], timeout));
+    }, delay);
+    exec.timers.set(timerId, timer);
+    return "";
+  }
+
+  #onTrace(sandbox: Sandbox | undefined, token: Primitive, line: Primitive): void {
+    const exec = this.#active(sandbox, token);
+    if (!exec || typeof line !== "string") return;
+    const cap = exec.limits.traceBytes;
+    const text = line.length > cap ? line.slice(line.length - cap) : line;
+    exec.traceLines.push(text);
+    exec.traceSize += text.length + 1;
+    while (exec.traceSize > cap + 1 && exec.traceLines.length > 0) {
+      exec.traceSize -= exec.traceLines.shift()!.length + 1;
+    }
+  }
+
+  #onDone(sandbox: Sandbox | undefined, token: Primitive, ok: Primitive, json: Primitive): void {
+    const exec = this.#active(sandbox, token);
+    if (!exec || exec.result || typeof json !== "string") return;
+    if (ok === true) {
+      if (json.length > exec.limits.maxResultBytes) {
+        exec.deferredFailure ??= wireError("SANDBOX_RESULT_TOO_LARGE", `the changed context is ${json.length} bytes; the limit is ${exec.limits.maxResultBytes} (limits.maxResultBytes)`);
+        return;
+      }
+      exec.result = { ok: true, json };
+    } else {
+      exec.result = { ok: false, error: this.#readError(json, "PLUGIN_UNEXPECTED_ERROR") };
+    }
+  }
+
+  /** Reads an error description that came out of the isolate: untrusted, so bounded and checked. */
+  #readError(json: string, fallbackCode: string): WireError {
+    let parsed: Record<string, unknown> = {};
+    if (json.length <= MAX_ERROR_MESSAGE + MAX_ERROR_STACK + 1_024) {
+      try {
+        const value: unknown = JSON.parse(json);
+        if (value && typeof value === "object") parsed = value as Record<string, unknown>;
+      } catch {
+        /* use the fallback below */
+      }
+    }
+    const code = typeof parsed.code === "string" && PLUGIN_ERROR_CODES.has(parsed.code) ? parsed.code : fallbackCode;
+    const message = typeof parsed.message === "string" ? truncate(parsed.message, MAX_ERROR_MESSAGE) : "the plug-in failed with an error that could not be read";
+    const error: WireError = { code, message };
+    if (typeof parsed.stack === "string") error.stack = truncate(parsed.stack, MAX_ERROR_STACK);
+    if (typeof parsed.status === "number" && Number.isInteger(parsed.status)) error.status = parsed.status;
+    if (typeof parsed.errorCode === "number" && Number.isInteger(parsed.errorCode)) error.errorCode = parsed.errorCode;
+    return error;
+  }
+
+  // Replies and settlement //////////////////////////////////////////////////////////////////////
+
+  #reply(execId: number, callId: number, ok: boolean, payload: string): void {
+    const exec = this.#executions.get(execId);
+    if (!exec || exec.finished || !exec.pending.delete(callId)) return;
+    if (payload.length > exec.limits.maxHostCallBytes) {
+      return this.#fail(exec, wireError("SANDBOX_HOST_CALL_TOO_LARGE", `a service answered with ${payload.length} bytes; the limit is ${exec.limits.maxHostCallBytes} (limits.maxHostCallBytes)`));
+    }
+    const sandbox = exec.sandbox!;
+    this.#enter(exec, (timeout) => sandbox.api.resume.callSync([exec.token, callId, ok, payload], timeout));
+  }
+
+  #fail(exec: Execution, error: WireError): void {
+    if (exec.finished) return;
+    if (exec.inside) {
+      // Never dispose an isolate from inside one of its own callbacks.
+      exec.deferredFailure ??= error;
+      return;
+    }
+    exec.result = { ok: false, error };
+    exec.deferredFailure = undefined;
+    this.#finish(exec, true);
+  }
+
+  #finish(exec: Execution, fault = false): void {
+    if (exec.finished) return;
+    exec.finished = true;
+    clearTimeout(exec.watchdog);
+    for (const timer of exec.timers.values()) clearTimeout(timer);
+    exec.timers.clear();
+    this.#executions.delete(exec.message.execId);
+    const sandbox = exec.sandbox;
+    this.#accountCpu(exec);
+    const heap = sandbox?.isolate.heapUsage();
+    const result = exec.result!;
+    const stats = {
+      wallMs: performance.now() - exec.startedAt,
+      cpuMs: exec.cpuUsedMs,
+      heapUsedBytes: heap ? heap.usedBytes + heap.externalBytes : 0,
+      hostCalls: exec.hostCalls,
+      isolateReused: exec.reused,
+    };
+    const trace = exec.traceLines.join("\n");
+    const outcome: Outcome = result.ok
+      ? { ok: true, result: result.json, trace, stats, violations: exec.violations }
+      : { ok: false, error: result.error, trace, stats, violations: exec.violations };
+    const cache = this.#pendingCaches.get(exec.message.execId);
+    this.#pendingCaches.delete(exec.message.execId);
+    this.#options.send({ type: "done", execId: exec.message.execId, outcome, ...(cache ? { cachedData: cache } : {}), rssBytes: process.memoryUsage.rss() });
+    if (!sandbox) return;
+    const keep = exec.message.isolation === "reuse" && result.ok && !fault && exec.pending.size === 0 && !sandbox.isolate.isDisposed;
+    if (keep) {
+      try {
+        sandbox.api.end.callSync([exec.token], 50);
+      } catch {
+        return this.#drop(sandbox);
+      }
+      sandbox.current = undefined;
+      this.#release(sandbox);
+    } else {
+      this.#drop(sandbox);
+    }
+  }
+
+  #remember(key: string, entry: Promise<Sandbox>): void {
+    this.#reused.set(key, entry);
+    while (this.#reused.size > this.#options.maxReusedContexts) {
+      const [oldestKey, oldest] = this.#reused.entries().next().value as [string, Promise<Sandbox>];
+      this.#reused.delete(oldestKey);
+      void oldest.then((sandbox) => {
+        if (sandbox.busy || sandbox.waiting.length > 0) sandbox.evicted = true;
+        else sandbox.isolate.dispose();
+      });
+    }
+  }
+
+  #release(sandbox: Sandbox): void {
+    sandbox.busy = false;
+    if (sandbox.evicted && sandbox.waiting.length === 0) return sandbox.isolate.dispose();
+    sandbox.waiting.shift()?.();
+  }
+
+  #drop(sandbox: Sandbox): void {
+    sandbox.current = undefined;
+    if (sandbox.instanceOf !== undefined) {
+      const entry = this.#reused.get(sandbox.instanceOf);
+      void entry?.then((held) => {
+        if (held === sandbox && this.#reused.get(sandbox.instanceOf!) === entry) this.#reused.delete(sandbox.instanceOf!);
+      });
+    }
+    sandbox.isolate.dispose();
+    sandbox.busy = false;
+    // Anyone waiting for this instance starts again with a new one.
+    for (const wake of sandbox.waiting.splice(0)) wake();
+  }
+
+  #internalFailure(execId: number, error: unknown): void {
+    const exec = this.#executions.get(execId);
+    const wire = wireError("SANDBOX_INTERNAL", `the sandbox worker failed: ${errorText(error)}`);
+    if (exec) this.#fail(exec, wire);
+    else this.#options.send({ type: "done", execId, outcome: { ok: false, error: wire, trace: "", stats: emptyStats(), violations: [] }, rssBytes: process.memoryUsage.rss() });
+  }
+}
+
+function emptyStats() {
+  return { wallMs: 0, cpuMs: 0, heapUsedBytes: 0, hostCalls: 0, isolateReused: false };
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
+}
+
+export function readShimSource(): string {
+  return readFileSync(new URL("../shim/shim.bundle.js", import.meta.url), "utf8");
+}

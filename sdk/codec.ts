@@ -1,0 +1,183 @@
+/**
+ * plugbox JSON: how SDK values travel as text (across the sandbox bridge, in `--target` and
+ * `--shared` files, in journals). Plain JSON, except that typed values are objects with a
+ * `"$type"` member: `{"$type":"Money","value":10}`, `{"$type":"DateTime","value":"2024-01-31T00:00:00.000Z"}`,
+ * `{"$type":"EntityReference","logicalName":"account","id":"…","name":null}`.
+ *
+ * Intrinsics are captured when this module is evaluated: inside the sandbox that happens before any
+ * plug-in code runs, so a plug-in that replaces `JSON` or `Array.isArray` cannot change how the bridge
+ * reads or writes values.
+ */
+import {
+  ColumnSet,
+  ConditionExpression,
+  Entity,
+  EntityCollection,
+  EntityReference,
+  FetchExpression,
+  FilterExpression,
+  LinkEntity,
+  Money,
+  OptionSetValue,
+  OptionSetValueCollection,
+  OrderExpression,
+  QueryByAttribute,
+  QueryExpression,
+  Relationship,
+  typeOf,
+  type TypeName,
+} from "./model.js";
+
+const jsonParse = JSON.parse;
+const jsonStringify = JSON.stringify;
+const isArray = Array.isArray;
+const objectKeys = Object.keys;
+const objectCreate = Object.create;
+const getPrototypeOf = Object.getPrototypeOf;
+const hasOwn = Object.prototype.hasOwnProperty;
+const call = Function.prototype.call;
+const DateCtor = Date;
+const dateToISOString = Date.prototype.toISOString;
+const dateGetTime = Date.prototype.getTime;
+const isFiniteNumber = Number.isFinite;
+const TypeErrorCtor = TypeError;
+const ObjectProto = Object.prototype;
+const ArrayPush = Array.prototype.push;
+
+const constructors: Record<TypeName, { prototype: object }> = {
+  Entity,
+  EntityReference,
+  OptionSetValue,
+  OptionSetValueCollection,
+  Money,
+  EntityCollection,
+  ColumnSet,
+  QueryExpression,
+  FilterExpression,
+  ConditionExpression,
+  LinkEntity,
+  OrderExpression,
+  QueryByAttribute,
+  FetchExpression,
+  Relationship,
+};
+
+export const MAX_DEPTH = 64;
+
+function own(value: object, key: string): boolean {
+  return call.call(hasOwn, value, key) as boolean;
+}
+
+function isDate(value: object): value is Date {
+  try {
+    call.call(dateGetTime, value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function encodeValue(value: unknown, depth: number, seen: unknown[], path: string): unknown {
+  if (value === null) return null;
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      if (!isFiniteNumber(value)) throw new TypeErrorCtor(`${path} is ${String(value)}, which has no JSON form`);
+      return value;
+    case "undefined":
+      return undefined;
+    case "object":
+      break;
+    default:
+      throw new TypeErrorCtor(`${path} is a ${typeof value}, which cannot leave the sandbox (use strings, numbers, booleans, dates, arrays, plain objects and SDK types)`);
+  }
+  if (depth > MAX_DEPTH) throw new TypeErrorCtor(`${path} is nested more than ${MAX_DEPTH} levels deep`);
+  for (let i = 0; i < seen.length; i++) {
+    if (seen[i] === value) throw new TypeErrorCtor(`${path} refers to itself (a cycle)`);
+  }
+  seen.push(value);
+  try {
+    const obj = value as Record<string, unknown>;
+    if (isArray(obj)) {
+      const out: unknown[] = [];
+      for (let i = 0; i < obj.length; i++) {
+        const item = encodeValue(obj[i], depth + 1, seen, `${path}[${i}]`);
+        call.call(ArrayPush, out, item === undefined ? null : item);
+      }
+      return out;
+    }
+    if (isDate(obj)) {
+      const time = call.call(dateGetTime, obj) as number;
+      if (!isFiniteNumber(time)) throw new TypeErrorCtor(`${path} is an invalid Date`);
+      return { $type: "DateTime", value: call.call(dateToISOString, obj) };
+    }
+    const out: Record<string, unknown> = {};
+    const tag = typeOf(obj);
+    if (tag !== undefined) out.$type = tag;
+    const keys = objectKeys(obj);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      if (key === "$type" && tag !== undefined) continue;
+      const item = encodeValue(obj[key], depth + 1, seen, `${path}.${key}`);
+      if (item !== undefined) out[key] = item;
+    }
+    return out;
+  } finally {
+    seen.pop();
+  }
+}
+
+/** Turns a value into plugbox JSON. Throws a TypeError naming the path of a value with no JSON form. */
+export function encode(value: unknown, rootName = "value"): string {
+  const encoded = encodeValue(value, 0, [], rootName);
+  return encoded === undefined ? "null" : (jsonStringify(encoded) as string);
+}
+
+/** The JSON-ready form of a value (what `encode` stringifies). */
+export function toPlain(value: unknown, rootName = "value"): unknown {
+  const encoded = encodeValue(value, 0, [], rootName);
+  return encoded === undefined ? null : encoded;
+}
+
+function revive(this: unknown, _key: string, value: unknown): unknown {
+  if (value === null || typeof value !== "object" || isArray(value)) return value;
+  const obj = value as Record<string, unknown>;
+  if (!own(obj, "$type")) return value;
+  const type = obj.$type;
+  if (type === "DateTime") {
+    const date = new DateCtor(typeof obj.value === "string" ? obj.value : Number.NaN);
+    if (!isFiniteNumber(call.call(dateGetTime, date) as number)) {
+      throw new TypeErrorCtor(`"${String(obj.value)}" is not a valid DateTime`);
+    }
+    return date;
+  }
+  if (typeof type !== "string" || !own(constructors, type)) {
+    throw new TypeErrorCtor(`unknown $type ${jsonStringify(type)}`);
+  }
+  const instance = objectCreate(constructors[type as TypeName].prototype) as Record<string, unknown>;
+  const keys = objectKeys(obj);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    if (key !== "$type") instance[key] = obj[key];
+  }
+  return instance;
+}
+
+/** Reads plugbox JSON back into SDK values (class instances and Dates). */
+export function decode(text: string): unknown {
+  return jsonParse(text, revive);
+}
+
+/** Like `decode`, but for a value already parsed as plain JSON. */
+export function fromPlain(value: unknown): unknown {
+  return decode(jsonStringify(value) ?? "null");
+}
+
+/** True for a plain object (not an array, Date or SDK type). */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== "object" || isArray(value)) return false;
+  const proto = getPrototypeOf(value);
+  return proto === ObjectProto || proto === null;
+}
