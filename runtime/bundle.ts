@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { BundleError } from "./errors.js";
-import { createStackMapper, type StackMapper } from "./source-map.js";
+import { createStackMapper, withoutShimFrames, type StackMapper } from "./source-map.js";
 
 /** Dataverse accepts plug-in assemblies of up to 16 MB; plugbox holds bundles to the same. */
 export const MAX_BUNDLE_BYTES = 16 * 1024 * 1024;
@@ -19,33 +19,37 @@ export class Bundle {
   readonly filename: string;
   readonly source: string;
   readonly bytes: number;
+  /** The directory of the bundle file, against which its source map's paths resolve. */
+  readonly directory: string | undefined;
   /** V8 code cache made by a plugbox worker from this source. */
   cachedData: Uint8Array | undefined;
   #mapper: StackMapper | null | undefined;
 
-  constructor(source: string, filename: string) {
+  constructor(source: string, filename: string, directory?: string) {
     this.source = source;
     this.filename = filename;
+    this.directory = directory;
     this.bytes = Buffer.byteLength(source);
     this.id = createHash("sha256").update(source).digest("hex");
   }
 
   /** Rewrites a stack from the sandbox to the author's sources, where the bundle has a source map. */
   mapStack(stack: string): string {
-    if (this.#mapper === undefined) this.#mapper = createStackMapper(this.source, this.filename, BUNDLE_WRAPPER_PREFIX.length);
-    return this.#mapper ? this.#mapper(stack) : stack;
+    if (this.#mapper === undefined) this.#mapper = createStackMapper(this.source, this.filename, BUNDLE_WRAPPER_PREFIX.length, this.directory);
+    const clean = withoutShimFrames(stack);
+    return this.#mapper ? this.#mapper(clean) : clean;
   }
 }
 
 /** Makes a bundle from source text. */
-export function bundleFromSource(source: string, filename = "bundle.js"): Bundle {
+export function bundleFromSource(source: string, filename = "bundle.js", directory?: string): Bundle {
   if (typeof source !== "string") throw new BundleError("BUNDLE_INVALID", "a bundle's source must be a string of JavaScript");
   const bytes = Buffer.byteLength(source);
   if (bytes > MAX_BUNDLE_BYTES) {
     throw new BundleError("BUNDLE_TOO_LARGE", `the bundle ${filename} is ${bytes} bytes; bundles are limited to ${MAX_BUNDLE_BYTES} bytes (16 MB, as Dataverse limits assemblies)`);
   }
   if (source.includes("\u0000")) throw new BundleError("BUNDLE_INVALID", `${filename} is not a JavaScript bundle (it contains NUL bytes); build one with \`plugbox build <entry> -o <bundle.js>\``);
-  return new Bundle(source, path.basename(filename));
+  return new Bundle(source, path.basename(filename), directory);
 }
 
 /** Reads a bundle file. Errors name the file and what to do. */
@@ -63,5 +67,5 @@ export async function loadBundleFile(file: string): Promise<Bundle> {
     throw new BundleError("BUNDLE_TOO_LARGE", `the bundle ${file} is ${size} bytes; bundles are limited to ${MAX_BUNDLE_BYTES} bytes (16 MB, as Dataverse limits assemblies)`);
   }
   const source = await readFile(file, "utf8");
-  return bundleFromSource(source, file);
+  return bundleFromSource(source, file, path.dirname(path.resolve(file)));
 }

@@ -448,8 +448,15 @@ function describeError(error: unknown, fallbackCode: string): string {
 
 function finish(state: ExecutionState, ok: boolean, json: string): void {
   if (state.ended) return;
-  state.ended = true;
   hostDone(state.token, ok, json);
+  endState(state);
+}
+
+function endState(state: ExecutionState): void {
+  state.ended = true;
+  state.pending = objectCreate(null);
+  state.timers = objectCreate(null);
+  if (current === state) current = undefined;
 }
 
 function changes(context: Record<string, unknown>): string {
@@ -644,11 +651,7 @@ export function fire(token: number, timerId: number): void {
 /** Ends the current execution: its services refuse every later call. */
 export function end(token: number): void {
   const state = current;
-  if (state === undefined || state.token !== token) return;
-  state.ended = true;
-  state.pending = objectCreate(null);
-  state.timers = objectCreate(null);
-  current = undefined;
+  if (state !== undefined && state.token === token) endState(state);
 }
 
 // Referenced so the bundler keeps it: the SDK's EntityReference prototype is the one values decode into.

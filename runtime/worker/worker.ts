@@ -509,20 +509,28 @@ export class SandboxWorker {
       : { ok: false, error: result.error, trace, stats, violations: exec.violations };
     const cache = this.#pendingCaches.get(exec.message.execId);
     this.#pendingCaches.delete(exec.message.execId);
-    this.#options.send({ type: "done", execId: exec.message.execId, outcome, ...(cache ? { cachedData: cache } : {}), rssBytes: process.memoryUsage.rss() });
+    this.#options.send({ type: "done", execId: exec.message.execId, outcome, ...(cache ? { cachedData: cache } : {}), rssBytes: this.#rss() });
     if (!sandbox) return;
     const keep = exec.message.isolation === "reuse" && result.ok && !fault && exec.pending.size === 0 && !sandbox.isolate.isDisposed;
     if (keep) {
-      try {
-        sandbox.api.end.callSync([exec.token], 50);
-      } catch {
-        return this.#drop(sandbox);
-      }
+      // The shim ended its side of the execution when it reported done.
       sandbox.current = undefined;
       this.#release(sandbox);
     } else {
       this.#drop(sandbox);
     }
+  }
+
+  #rssAt = 0;
+  #rssBytes = 0;
+  /** Resident memory, read at most every 100 ms (reading it costs a system call). */
+  #rss(): number {
+    const now = performance.now();
+    if (now - this.#rssAt > 100) {
+      this.#rssAt = now;
+      this.#rssBytes = process.memoryUsage.rss();
+    }
+    return this.#rssBytes;
   }
 
   #remember(key: string, entry: Promise<Sandbox>): void {

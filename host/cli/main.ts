@@ -1,0 +1,219 @@
+#!/usr/bin/env node
+/**
+ * The `plugbox` command. Exit codes: 0 ok, 1 the plug-in failed, 2 usage or input error,
+ * 3 a limit was exceeded, 4 an isolation rule was broken.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { fromPlain, isPlainObject } from "../../sdk/codec.js";
+import { Entity, EntityReference, typeOf } from "../../sdk/model.js";
+import { sandboxLimitDefaults, type SandboxLimits } from "../../runtime/index.js";
+import { buildBundle } from "../build.js";
+import type { ContextInput, Mode, Stage } from "../context.js";
+import { exitCodeFor, PlugboxError, UsageError } from "../errors.js";
+import { runPlugin, type RunResult } from "../run.js";
+
+const { version } = createRequire(import.meta.url)("../../../package.json") as { version: string };
+
+/** Every sandbox limit has a flag: the mapped type makes a new limit without one a compile error. */
+const limitFlags: { [K in keyof SandboxLimits]: { flag: string; description: string } } = {
+  wallTimeMs: { flag: "--timeout <ms>", description: "wall-clock limit of the execution" },
+  cpuTimeMs: { flag: "--cpu <ms>", description: "CPU time the plug-in may use" },
+  memoryMb: { flag: "--memory <MB>", description: "heap limit of the plug-in's isolate" },
+  traceBytes: { flag: "--trace-bytes <n>", description: "trace text kept (newest kept)" },
+  maxHostCalls: { flag: "--max-calls <n>", description: "service calls allowed" },
+  maxConcurrentHostCalls: { flag: "--max-concurrent-calls <n>", description: "service calls in flight at once" },
+  maxHostCallBytes: { flag: "--max-call-bytes <n>", description: "size of one service call's request or response" },
+  maxResultBytes: { flag: "--max-result-bytes <n>", description: "size of the changed context" },
+};
+
+function integer(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError("expected a whole number");
+  return n;
+}
+
+function stage(value: string): Stage {
+  const n = Number(value);
+  if (n !== 10 && n !== 20 && n !== 40) throw new InvalidArgumentError("expected 10 (pre-validation), 20 (pre-operation) or 40 (post-operation)");
+  return n;
+}
+
+async function readJsonFile(file: string, what: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    throw new UsageError("INPUT_NOT_FOUND", `cannot read the ${what} file ${file}: it does not exist or is not readable`);
+  }
+  try {
+    return fromPlain(JSON.parse(text));
+  } catch (error) {
+    throw new UsageError("INPUT_INVALID_JSON", `the ${what} file ${file} is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+async function readTarget(file: string, messageName: string): Promise<Entity | EntityReference> {
+  const value = await readJsonFile(file, "target");
+  const tag = typeOf(value);
+  if (tag === "Entity" || tag === "EntityReference") return value as Entity | EntityReference;
+  if (!isPlainObject(value) || typeof value.logicalName !== "string") {
+    throw new UsageError("INPUT_INVALID_JSON", `the target file ${file} must hold an entity: { "logicalName": "account", "id"?: "<guid>", "attributes": { … } }`);
+  }
+  if (value.attributes !== undefined && !isPlainObject(value.attributes)) {
+    throw new UsageError("INPUT_INVALID_JSON", `the target file ${file}: "attributes" must be an object of column values`);
+  }
+  const id = typeof value.id === "string" ? value.id : undefined;
+  if (value.attributes === undefined && id !== undefined && messageName !== "Create" && messageName !== "Update") {
+    return new EntityReference(value.logicalName, id);
+  }
+  return new Entity(value.logicalName, id, (value.attributes ?? {}) as Entity["attributes"]);
+}
+
+interface RunFlags {
+  type: string;
+  message: string;
+  entity?: string;
+  target?: string;
+  stage: Stage;
+  mode: Mode;
+  unsecureConfig?: string;
+  secureConfig?: string;
+  shared?: string;
+  isolation: "fresh" | "reuse";
+  json?: boolean;
+  [limit: string]: unknown;
+}
+
+function indent(text: string, prefix = "  "): string {
+  return text.split("\n").map((line) => prefix + line).join("\n");
+}
+
+function printHuman(result: RunResult, flags: RunFlags, out: (text: string) => void): void {
+  const what = `${flags.type} on ${flags.message}${flags.entity ? ` of ${flags.entity}` : ""} (stage ${flags.stage}, ${flags.mode})`;
+  const took = `${result.durationMs.toFixed(1)} ms, cpu ${result.stats.cpuMs.toFixed(2)} ms, heap ${(result.stats.heapUsedBytes / 1048576).toFixed(1)} MB, ${result.stats.hostCalls} service call(s)`;
+  out(result.ok ? `ok: ${what} in ${took}` : `failed: ${what} after ${took}`);
+  if (result.error) {
+    out(`error [${result.error.code}]: ${result.error.message}`);
+    if (result.error.stack) out(indent(result.error.stack.split("\n").slice(1).join("\n").trim(), "    "));
+  }
+  out("trace:");
+  out(result.trace ? indent(result.trace) : "  (empty)");
+  if (result.changes) {
+    out("changes:");
+    out(`  target: ${JSON.stringify(result.changes.target)}`);
+    out(`  outputParameters: ${JSON.stringify(result.changes.outputParameters)}`);
+    out(`  sharedVariables: ${JSON.stringify(result.changes.sharedVariables)}`);
+  }
+  out(`service calls: ${result.calls.length === 0 ? "none" : ""}`);
+  for (const call of result.calls) {
+    const outcome = call.ok ? `→ ${JSON.stringify(call.result)}` : `✗ [${call.error?.code}] ${call.error?.message}`;
+    out(`  ${call.service}.${call.op}(${call.args.map((a) => JSON.stringify(a)).join(", ")}) ${outcome}`);
+  }
+  if (result.violations.length > 0) out(`isolation violations:\n${indent(result.violations.join("\n"))}`);
+}
+
+export function createProgram(io: { out: (text: string) => void; err: (text: string) => void; setExitCode: (code: number) => void }): Command {
+  const program = new Command("plugbox")
+    .description("Run Dataverse-style plug-ins in an isolated-vm sandbox")
+    .version(version)
+    .exitOverride()
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({ writeOut: (s) => io.out(s.replace(/\n$/, "")), writeErr: (s) => io.err(s.replace(/\n$/, "")) });
+
+  program
+    .command("build")
+    .description("bundle a plug-in module (TypeScript or JavaScript) into a bundle the sandbox loads")
+    .argument("<entry>", "the module whose exports are plug-in classes")
+    .requiredOption("-o, --outfile <bundle.js>", "where to write the bundle")
+    .option("--minify", "minify the bundle (the source map still maps stack traces)")
+    .action(async (entry: string, flags: { outfile: string; minify?: boolean }) => {
+      const result = await buildBundle({ entry, outfile: flags.outfile, minify: flags.minify ?? false });
+      for (const warning of result.warnings) io.err(`warning: ${warning}`);
+      io.out(`built ${result.outfile} (${(result.bytes / 1024).toFixed(1)} KB)`);
+    });
+
+  const run = program
+    .command("run")
+    .description("run one plug-in once, with an in-memory organization service; notification posts are recorded, not sent")
+    .argument("<bundle>", "a bundle made by `plugbox build`")
+    .requiredOption("-t, --type <ExportName>", "the exported plug-in class to run")
+    .option("--message <name>", "the message the step is registered on", "Create")
+    .option("--entity <logicalName>", "the primary entity (default: the target's logicalName)")
+    .option("--target <file.json>", "InputParameters.Target: { \"logicalName\", \"id\"?, \"attributes\" }")
+    .option("--stage <10|20|40>", "pipeline stage", stage, 40 as Stage)
+    .addOption(new Option("--mode <mode>", "execution mode").choices(["sync", "async"]).default("sync"))
+    .option("--unsecure-config <text>", "the step's unsecure configuration (first constructor argument)")
+    .option("--secure-config <text>", "the step's secure configuration (second constructor argument)")
+    .option("--shared <file.json>", "SharedVariables as a JSON object")
+    .addOption(new Option("--isolation <mode>", "fresh: a never-used isolate; reuse: a cached plug-in instance").choices(["fresh", "reuse"]).default("fresh"))
+    .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, … }");
+  for (const [key, { flag, description }] of Object.entries(limitFlags)) {
+    run.option(flag, `${description} (default ${sandboxLimitDefaults[key as keyof SandboxLimits]})`, integer);
+  }
+  run.action(async (bundlePath: string, flags: RunFlags) => {
+    const target = flags.target ? await readTarget(flags.target, flags.message) : undefined;
+    let sharedVariables: Record<string, unknown> | undefined;
+    if (flags.shared) {
+      const shared = await readJsonFile(flags.shared, "shared variables");
+      if (!isPlainObject(shared)) throw new UsageError("INPUT_INVALID_JSON", `the shared variables file ${flags.shared} must hold a JSON object of name → value`);
+      sharedVariables = shared;
+    }
+    const limits: Partial<SandboxLimits> = {};
+    for (const [key, { flag }] of Object.entries(limitFlags)) {
+      const name = flag.split(" ")[0]!.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+      if (flags[name] !== undefined) limits[key as keyof SandboxLimits] = flags[name] as number;
+    }
+    const context: ContextInput = {
+      messageName: flags.message,
+      stage: flags.stage,
+      mode: flags.mode,
+      ...(flags.entity ? { primaryEntityName: flags.entity } : {}),
+      ...(target ? { target } : {}),
+      ...(sharedVariables ? { sharedVariables } : {}),
+    };
+    const result = await runPlugin({
+      bundle: bundlePath,
+      typeName: flags.type,
+      context,
+      unsecureConfig: flags.unsecureConfig ?? null,
+      secureConfig: flags.secureConfig ?? null,
+      isolation: flags.isolation,
+      limits,
+    });
+    if (flags.json) io.out(JSON.stringify(result, null, 2));
+    else printHuman(result, { ...flags, entity: flags.entity ?? target?.logicalName }, result.ok ? io.out : io.err);
+    io.setExitCode(result.exitCode);
+  });
+  return program;
+}
+
+/** Runs the CLI; resolves with the exit code. */
+export async function main(argv: string[], io = { out: (t: string) => console.log(t), err: (t: string) => console.error(t) }): Promise<number> {
+  let exitCode = 0;
+  const wantsJson = argv.includes("--json");
+  const program = createProgram({ ...io, setExitCode: (code) => (exitCode = code) });
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help") return 0;
+      if (wantsJson) io.out(JSON.stringify({ ok: false, error: { code: "CLI_USAGE", message: error.message.replace(/^error: /, "") } }));
+      return 2;
+    }
+    if (error instanceof PlugboxError) {
+      if (wantsJson) io.out(JSON.stringify({ ok: false, error: { code: error.code, message: error.message } }, null, 2));
+      else io.err(`plugbox: error [${error.code}]: ${error.message}`);
+      return exitCodeFor(error.code);
+    }
+    io.err(`plugbox: internal error: ${error instanceof Error ? error.stack : String(error)}`);
+    return 1;
+  }
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url === new URL(`file://${(await import("node:fs")).realpathSync(process.argv[1])}`).href;
+if (invokedDirectly) {
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -1,0 +1,40 @@
+/**
+ * Host error codes, one per line with the family that sets the CLI exit status
+ * (usage → 2, plugin → 1, limit → 3, isolation → 4, internal → 1). The runtime's codes are in
+ * runtime/errors.ts; `exitCodeFor` reads both tables.
+ */
+import { EXIT_CODES, familyOf, PlugboxError, type ErrorFamily } from "../runtime/errors.js";
+
+export { PlugboxError } from "../runtime/errors.js";
+
+export const HOST_ERROR_CODES = {
+  CLI_USAGE: "usage", // an unknown command or option, a missing argument, a value of the wrong kind
+  INPUT_NOT_FOUND: "usage", // a file named on the command line does not exist or cannot be read
+  INPUT_INVALID_JSON: "usage", // a JSON input file does not parse or does not have the expected shape
+  BUILD_FAILED: "usage", // esbuild could not bundle the entry module
+  ORG_INVALID_ARGUMENT: "plugin", // a plug-in passed the organization service a value of the wrong shape
+  ORG_NOT_FOUND: "plugin", // the record asked for does not exist
+  ORG_DUPLICATE: "plugin", // a record with that id already exists
+  ORG_UNSUPPORTED: "plugin", // a message, query type or operator this organization service does not implement
+  NOTIFY_INVALID_ARGUMENT: "plugin", // the notification service was called with a value of the wrong shape
+  WEB_DISABLED: "isolation", // the outbound web client is switched off for this host
+  SERVICE_BAD_REQUEST: "isolation", // a service call's arguments could not be read
+  SERVICE_FAILED: "internal", // a host service failed for a reason the plug-in is not told
+} as const satisfies Record<string, ErrorFamily>;
+
+export type HostErrorCode = keyof typeof HOST_ERROR_CODES;
+
+export class HostError extends PlugboxError<HostErrorCode> {}
+export class UsageError extends HostError {}
+export class OrganizationError extends HostError {}
+
+const extraFamilies: Readonly<Record<string, ErrorFamily>> = Object.freeze({ ...HOST_ERROR_CODES });
+
+export function errorFamily(code: string): ErrorFamily {
+  return familyOf(code, extraFamilies);
+}
+
+/** The CLI exit status for an error code: 1 plug-in failed, 2 usage or input, 3 limit, 4 isolation. */
+export function exitCodeFor(code: string): number {
+  return EXIT_CODES[errorFamily(code)];
+}

@@ -1,0 +1,125 @@
+/**
+ * Runs one plug-in once: loads its bundle, builds the context, executes it in the sandbox with
+ * the host's services, and reports what happened. `plugbox run` and `plugbox/testing` use it.
+ */
+import { toPlain } from "../sdk/codec.js";
+import {
+  createSandboxRuntime,
+  loadBundleFile,
+  PluginExecutionError,
+  type Bundle,
+  type ExecutionStats,
+  type Isolation,
+  type SandboxLimits,
+  type SandboxRuntime,
+} from "../runtime/index.js";
+import { buildContext, type ContextInput } from "./context.js";
+import { errorFamily, exitCodeFor, HostError } from "./errors.js";
+import type { Clock, IdSource } from "./ids.js";
+import { createHostServices, InMemoryOrganizationService, RecordingNotificationService, type NotificationBackend, type OrganizationBackend, type RecordedCall, type WebBackend } from "./services/index.js";
+
+export interface RunOptions {
+  /** The bundle, or the path of a bundle file made by `plugbox build`. */
+  bundle: Bundle | string;
+  /** The exported plug-in class to run. */
+  typeName: string;
+  context?: ContextInput;
+  unsecureConfig?: string | null;
+  secureConfig?: string | null;
+  /** @default "fresh" */
+  isolation?: Isolation;
+  limits?: Partial<SandboxLimits>;
+  /** A runtime to run in; without one, a runtime with one worker is started and closed. */
+  runtime?: SandboxRuntime;
+  organization?: OrganizationBackend;
+  notification?: NotificationBackend;
+  web?: WebBackend;
+  clock?: Clock;
+  ids?: IdSource;
+  signal?: AbortSignal;
+}
+
+export interface RunError {
+  code: string;
+  message: string;
+  status?: number;
+  errorCode?: number;
+  stack?: string;
+}
+
+export interface RunResult {
+  ok: boolean;
+  error?: RunError;
+  /** 0 ok, 1 the plug-in failed, 2 usage or input error, 3 a limit was exceeded, 4 an isolation rule was broken. */
+  exitCode: number;
+  trace: string;
+  /** The writable parts of the context after execute(), as plain data (plugbox JSON). */
+  changes: { target: unknown; inputParameters: unknown; outputParameters: unknown; sharedVariables: unknown } | null;
+  calls: RecordedCall[];
+  /** Isolation rules the plug-in tried to break, even where it caught the error. */
+  violations: string[];
+  durationMs: number;
+  stats: ExecutionStats;
+  /** The context the plug-in received, as plain data. */
+  context: unknown;
+}
+
+/** The outbound web client when none is configured: every request is refused. */
+export const disabledWeb: WebBackend = {
+  fetch: async () => {
+    throw new HostError("WEB_DISABLED", "the outbound web client is not enabled in this host");
+  },
+};
+
+export async function runPlugin(options: RunOptions): Promise<RunResult> {
+  const started = performance.now();
+  const bundle = typeof options.bundle === "string" ? await loadBundleFile(options.bundle) : options.bundle;
+  const context = buildContext(options.context ?? {}, { ...(options.clock ? { clock: options.clock } : {}), ...(options.ids ? { ids: options.ids } : {}) });
+  const services = createHostServices({
+    organization: options.organization ?? new InMemoryOrganizationService(options.ids ? { ids: options.ids } : {}),
+    notification: options.notification ?? new RecordingNotificationService(),
+    web: options.web ?? disabledWeb,
+  });
+  const runtime = options.runtime ?? createSandboxRuntime({ workers: 1, prewarmIsolates: options.isolation === "reuse" ? 0 : 1 });
+  try {
+    const report = await runtime.execute(
+      {
+        bundle,
+        typeName: options.typeName,
+        isolation: options.isolation ?? "fresh",
+        unsecureConfig: options.unsecureConfig ?? null,
+        secureConfig: options.secureConfig ?? null,
+        context,
+        ...(options.limits ? { limits: options.limits } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      },
+      services,
+    );
+    // Refusals by a host service for an isolation rule (the web policy) count as attempts too.
+    const refused = services.calls.filter((c) => c.error && errorFamily(c.error.code) === "isolation").map((c) => `${c.service}.${c.op}: ${c.error!.message}`);
+    const violations = [...report.violations, ...refused];
+    const base = { trace: report.trace, calls: services.calls, violations, durationMs: performance.now() - started, stats: report.stats, context: toPlain(context) };
+    if (report.ok) {
+      const { inputParameters, outputParameters, sharedVariables } = report.changes;
+      const changes = { target: toPlain(inputParameters.Target ?? null), inputParameters: toPlain(inputParameters), outputParameters: toPlain(outputParameters), sharedVariables: toPlain(sharedVariables) };
+      if (violations.length > 0) {
+        const message = `the plug-in tried to break an isolation rule (and caught the error): ${violations.join("; ")}`;
+        return { ok: false, error: { code: "SANDBOX_ISOLATION_VIOLATION", message }, exitCode: 4, changes, ...base };
+      }
+      return { ok: true, exitCode: 0, changes, ...base };
+    }
+    const error = report.error;
+    const runError: RunError = { code: error.code, message: error.message };
+    if (error instanceof PluginExecutionError) {
+      runError.status = error.status;
+      runError.errorCode = error.errorCode;
+      if (error.pluginStack) runError.stack = error.pluginStack;
+    } else if (typeof error.details?.pluginStack === "string") {
+      runError.stack = error.details.pluginStack;
+    }
+    const exitCode = violations.length > 0 ? 4 : exitCodeFor(error.code);
+    return { ok: false, error: runError, exitCode, changes: null, ...base };
+  } finally {
+    if (!options.runtime) await runtime.close();
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * The services a host offers to sandboxed plug-ins, behind the runtime's one `call` entry point:
+ * the organization service, the notification service and the outbound web client. Every call is
+ * recorded with its outcome, for `plugbox run`'s report and for tests.
+ */
+import { toPlain } from "../../sdk/codec.js";
+import type { SandboxServices, ServiceCall } from "../../runtime/index.js";
+import { PlugboxError } from "../errors.js";
+import { serveNotification, type NotificationBackend } from "./notification.js";
+import { serveOrganization, type OrganizationBackend, type RecordedCall } from "./organization.js";
+
+export interface WebBackend {
+  fetch(request: unknown, signal: AbortSignal): Promise<unknown>;
+}
+
+export interface HostServiceBackends {
+  organization: OrganizationBackend;
+  notification: NotificationBackend;
+  web: WebBackend;
+}
+
+export interface RecordingServices extends SandboxServices {
+  readonly calls: RecordedCall[];
+}
+
+function plain(value: unknown): unknown {
+  try {
+    return toPlain(value);
+  } catch {
+    return "[unrepresentable]";
+  }
+}
+
+export function createHostServices(backends: HostServiceBackends): RecordingServices {
+  const calls: RecordedCall[] = [];
+  return {
+    calls,
+    async call(request: ServiceCall): Promise<unknown> {
+      const record: RecordedCall = { service: request.service, op: request.op, userId: request.userId, args: request.args.map(plain), ok: false };
+      calls.push(record);
+      try {
+        const result = await dispatch(backends, request);
+        record.ok = true;
+        record.result = plain(result);
+        return result;
+      } catch (error) {
+        record.error = error instanceof PlugboxError ? { code: error.code, message: error.message } : { code: "SERVICE_FAILED", message: `the ${request.service} service failed` };
+        throw error;
+      }
+    },
+  };
+}
+
+function dispatch(backends: HostServiceBackends, request: ServiceCall): Promise<unknown> {
+  switch (request.service) {
+    case "organization":
+      return serveOrganization(backends.organization, request.op, request.args, { userId: request.userId });
+    case "notification":
+      return serveNotification(backends.notification, request.op, request.args, request.signal);
+    case "web":
+      return backends.web.fetch(request.args[0], request.signal);
+  }
+}
+
+export { InMemoryOrganizationService, serveOrganization } from "./organization.js";
+export type { OrganizationBackend, RecordedCall, CallerIdentity } from "./organization.js";
+export { RecordingNotificationService } from "./notification.js";
+export type { NotificationBackend, RecordedPost } from "./notification.js";

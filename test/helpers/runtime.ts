@@ -1,0 +1,38 @@
+import { afterAll, beforeAll } from "vitest";
+import { bundleFromSource, createSandboxRuntime, type SandboxRuntime } from "../../dist/runtime/index.js";
+
+/** A runtime shared by the tests of one file: started before them, closed after. */
+export function useRuntime(options: Parameters<typeof createSandboxRuntime>[0] = {}): () => SandboxRuntime {
+  let runtime: SandboxRuntime | undefined;
+  beforeAll(async () => {
+    runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 1, ...options });
+    await runtime.ready;
+  });
+  afterAll(async () => {
+    await runtime?.close();
+  });
+  return () => runtime!;
+}
+
+/** A bundle from CommonJS source, the format `plugbox build` produces. */
+export function bundle(source: string, filename = "test-plugin.js") {
+  return bundleFromSource(source, filename);
+}
+
+/** A minimal execution context, with overrides. */
+export function context(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    messageName: "Create",
+    primaryEntityName: "account",
+    primaryEntityId: "00000000-0000-0000-0000-000000000000",
+    stage: 20,
+    mode: 0,
+    depth: 1,
+    inputParameters: {},
+    outputParameters: {},
+    sharedVariables: {},
+    preEntityImages: {},
+    postEntityImages: {},
+    ...overrides,
+  };
+}
