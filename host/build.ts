@@ -4,13 +4,16 @@
  * with an inline source map so stack traces point at the author's sources.
  */
 import { build, type Message } from "esbuild";
-import { stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { HostError, UsageError } from "./errors.js";
 
 export interface BuildOptions {
   entry: string;
+  /** Where the bundle is written; its source map's paths are relative to this file. */
   outfile: string;
+  /** @default true; false returns the bundle's text without writing it. */
+  write?: boolean;
   /** @default false */
   minify?: boolean;
 }
@@ -18,6 +21,7 @@ export interface BuildOptions {
 export interface BuildResult {
   outfile: string;
   bytes: number;
+  source: string;
   warnings: string[];
 }
 
@@ -67,9 +71,10 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
       banner: { js: "// plugbox bundle: load with `plugbox run <bundle> --type <ExportName>`" },
       plugins: [nodeBuiltins as never],
       absWorkingDir: process.cwd(),
+      write: options.write ?? true,
     });
-    const bytes = (await stat(options.outfile)).size;
-    return { outfile: path.resolve(options.outfile), bytes, warnings: result.warnings.length ? describe(result.warnings).split("\n") : [] };
+    const source = options.write === false ? result.outputFiles![0]!.text : await readFile(options.outfile, "utf8");
+    return { outfile: path.resolve(options.outfile), bytes: Buffer.byteLength(source), source, warnings: result.warnings.length ? describe(result.warnings).split("\n") : [] };
   } catch (error) {
     const errors = (error as { errors?: Message[] }).errors;
     if (errors?.length) throw new HostError("BUILD_FAILED", `cannot bundle ${options.entry}:\n${describe(errors)}`);

@@ -64,5 +64,6 @@ function dispatch(backends: HostServiceBackends, request: ServiceCall): Promise<
 
 export { InMemoryOrganizationService, serveOrganization } from "./organization.js";
 export type { OrganizationBackend, RecordedCall, CallerIdentity } from "./organization.js";
+
 export { RecordingNotificationService } from "./notification.js";
 export type { NotificationBackend, RecordedPost } from "./notification.js";
