@@ -4,6 +4,7 @@
  * runtime/errors.ts; `exitCodeFor` reads both tables.
  */
 import { EXIT_CODES, familyOf, PlugboxError, type ErrorFamily } from "../runtime/errors.js";
+import { WEB_ERROR_CODES } from "./web/errors.js";
 
 export { PlugboxError } from "../runtime/errors.js";
 
@@ -28,7 +29,7 @@ export class HostError extends PlugboxError<HostErrorCode> {}
 export class UsageError extends HostError {}
 export class OrganizationError extends HostError {}
 
-const extraFamilies: Readonly<Record<string, ErrorFamily>> = Object.freeze({ ...HOST_ERROR_CODES });
+const extraFamilies: Readonly<Record<string, ErrorFamily>> = Object.freeze({ ...HOST_ERROR_CODES, ...WEB_ERROR_CODES });
 
 export function errorFamily(code: string): ErrorFamily {
   return familyOf(code, extraFamilies);

@@ -16,6 +16,7 @@ import {
 import { buildContext, type ContextInput } from "./context.js";
 import { errorFamily, exitCodeFor, HostError } from "./errors.js";
 import type { Clock, IdSource } from "./ids.js";
+import { WebClient, type WebPolicyInput } from "./web/index.js";
 import { createHostServices, InMemoryOrganizationService, RecordingNotificationService, type NotificationBackend, type OrganizationBackend, type RecordedCall, type WebBackend } from "./services/index.js";
 
 export interface RunOptions {
@@ -33,7 +34,12 @@ export interface RunOptions {
   runtime?: SandboxRuntime;
   organization?: OrganizationBackend;
   notification?: NotificationBackend;
+  /** The outbound web client; without one, a client with Dataverse's default policy, widened by `webPolicy`. */
   web?: WebBackend;
+  /** Widens or tunes the default network policy (ignored when `web` is given). */
+  webPolicy?: WebPolicyInput;
+  /** Narrows the network policy to these hosts, as a bundle's manifest entry does. */
+  webAllowedHosts?: readonly string[] | null;
   clock?: Clock;
   ids?: IdSource;
   signal?: AbortSignal;
@@ -75,11 +81,15 @@ export async function runPlugin(options: RunOptions): Promise<RunResult> {
   const started = performance.now();
   const bundle = typeof options.bundle === "string" ? await loadBundleFile(options.bundle) : options.bundle;
   const context = buildContext(options.context ?? {}, { ...(options.clock ? { clock: options.clock } : {}), ...(options.ids ? { ids: options.ids } : {}) });
-  const services = createHostServices({
-    organization: options.organization ?? new InMemoryOrganizationService(options.ids ? { ids: options.ids } : {}),
-    notification: options.notification ?? new RecordingNotificationService(),
-    web: options.web ?? disabledWeb,
-  });
+  const ownWeb = options.web ? undefined : new WebClient(options.webPolicy);
+  const services = createHostServices(
+    {
+      organization: options.organization ?? new InMemoryOrganizationService(options.ids ? { ids: options.ids } : {}),
+      notification: options.notification ?? new RecordingNotificationService(),
+      web: options.web ?? ownWeb!,
+    },
+    { webAllowedHosts: options.webAllowedHosts ?? null },
+  );
   const runtime = options.runtime ?? createSandboxRuntime({ workers: 1, prewarmIsolates: options.isolation === "reuse" ? 0 : 1 });
   try {
     const report = await runtime.execute(
@@ -110,6 +120,10 @@ export async function runPlugin(options: RunOptions): Promise<RunResult> {
     }
     const error = report.error;
     const runError: RunError = { code: error.code, message: error.message };
+    if (error instanceof PluginExecutionError && error.serviceCode !== undefined) {
+      // The plug-in let a service's error escape: report the service's own code (WEB_LOOPBACK, ORG_NOT_FOUND, …).
+      runError.code = error.serviceCode;
+    }
     if (error instanceof PluginExecutionError) {
       runError.status = error.status;
       runError.errorCode = error.errorCode;
@@ -117,9 +131,10 @@ export async function runPlugin(options: RunOptions): Promise<RunResult> {
     } else if (typeof error.details?.pluginStack === "string") {
       runError.stack = error.details.pluginStack;
     }
-    const exitCode = violations.length > 0 ? 4 : exitCodeFor(error.code);
+    const exitCode = violations.length > 0 ? 4 : exitCodeFor(runError.code);
     return { ok: false, error: runError, exitCode, changes: null, ...base };
   } finally {
     if (!options.runtime) await runtime.close();
+    await ownWeb?.close();
   }
 }

@@ -76,15 +76,18 @@ export class PluginExecutionError extends SandboxError {
   readonly errorCode: number;
   /** The plug-in's stack, mapped to the author's sources where the bundle has a source map. */
   readonly pluginStack: string | undefined;
+  /** The code of a service error the plug-in did not catch (a web policy refusal, a failed organization call). */
+  readonly serviceCode: string | undefined;
   constructor(
     code: "PLUGIN_FAILED" | "PLUGIN_UNEXPECTED_ERROR" | "PLUGIN_RESULT_INVALID",
     message: string,
-    init: { status?: number; errorCode?: number; pluginStack?: string; details?: Record<string, unknown> } = {},
+    init: { status?: number; errorCode?: number; pluginStack?: string; serviceCode?: string; details?: Record<string, unknown> } = {},
   ) {
     super(code, message, { details: init.details });
     this.status = init.status ?? 0;
     this.errorCode = init.errorCode ?? -2147220891;
     this.pluginStack = init.pluginStack;
+    this.serviceCode = init.serviceCode;
   }
 }
 

@@ -88,6 +88,8 @@ export interface WireError {
   status?: number;
   errorCode?: number;
   stack?: string;
+  /** The code of a service error the plug-in let escape (e.g. WEB_LOOPBACK). */
+  serviceCode?: string;
   details?: Record<string, unknown>;
 }
 

@@ -43,6 +43,8 @@ export interface ServiceCall {
   executionId: number;
   /** Aborted when the execution ends before the call does. */
   signal: AbortSignal;
+  /** When the execution's wall-clock limit runs out (epoch ms). */
+  deadline: number;
 }
 
 export interface ExecutionRequest {
@@ -81,12 +83,14 @@ interface InFlight {
   request: ExecutionRequest;
   contextJson: string;
   timedOut: boolean;
+  /** When the execution's wall-clock limit runs out (epoch ms), set when it is dispatched. */
+  deadline: number;
   limits: SandboxLimits;
   services: SandboxServices;
   worker: WorkerHandle | undefined;
   calls: AbortController;
   resolve: (report: ExecutionReport) => void;
-  deadline: NodeJS.Timeout | undefined;
+  killTimer: NodeJS.Timeout | undefined;
   onAbort: (() => void) | undefined;
 }
 
@@ -152,12 +156,13 @@ export class SandboxRuntime {
         request,
         contextJson,
         timedOut: false,
+        deadline: 0,
         limits,
         services,
         worker: undefined,
         calls: new AbortController(),
         resolve,
-        deadline: undefined,
+        killTimer: undefined,
         onAbort: undefined,
       };
       const signal = request.signal;
@@ -328,7 +333,8 @@ export class SandboxRuntime {
     worker.bundles.add(bundle.id);
     f.worker = worker;
     worker.inflight.set(f.execId, f);
-    f.deadline = setTimeout(() => {
+    f.deadline = Date.now() + limits.wallTimeMs;
+    f.killTimer = setTimeout(() => {
       f.timedOut = true;
       worker.child.kill("SIGKILL");
     }, limits.wallTimeMs + this.options.killGraceMs);
@@ -402,7 +408,7 @@ export class SandboxRuntime {
     if (!isPlainObject(payload) || !Array.isArray(payload.args)) return refuse("SERVICE_BAD_REQUEST", "malformed service request");
     const userId = typeof payload.userId === "string" ? payload.userId : null;
     try {
-      const value = await f.services.call({ service: message.service, op: message.op, args: payload.args, userId, executionId: f.execId, signal: f.calls.signal });
+      const value = await f.services.call({ service: message.service, op: message.op, args: payload.args, userId, executionId: f.execId, signal: f.calls.signal, deadline: f.deadline });
       const json = encode(value ?? null, "result");
       if (json.length > f.limits.maxHostCallBytes) {
         return refuse("SANDBOX_HOST_CALL_TOO_LARGE", `the answer of ${message.service}.${message.op} is ${json.length} bytes; the limit is ${f.limits.maxHostCallBytes} (limits.maxHostCallBytes)`);
@@ -443,6 +449,7 @@ export class SandboxRuntime {
         ...(error.status !== undefined ? { status: error.status } : {}),
         ...(error.errorCode !== undefined ? { errorCode: error.errorCode } : {}),
         ...(error.stack !== undefined ? { pluginStack: bundle.mapStack(error.stack) } : {}),
+        ...(error.serviceCode !== undefined ? { serviceCode: error.serviceCode } : {}),
       });
     }
     const details = error.stack !== undefined ? { pluginStack: bundle.mapStack(error.stack) } : undefined;
@@ -460,7 +467,7 @@ export class SandboxRuntime {
   }
 
   #settle(f: InFlight, report: ExecutionReport): void {
-    clearTimeout(f.deadline);
+    clearTimeout(f.killTimer);
     f.calls.abort();
     if (f.onAbort) f.request.signal?.removeEventListener("abort", f.onAbort);
     f.resolve(report);

@@ -13,6 +13,7 @@ import { buildBundle } from "../build.js";
 import type { ContextInput, Mode, Stage } from "../context.js";
 import { exitCodeFor, PlugboxError, UsageError } from "../errors.js";
 import { runPlugin, type RunResult } from "../run.js";
+import type { WebPolicyInput } from "../web/index.js";
 
 const { version } = createRequire(import.meta.url)("../../../package.json") as { version: string };
 
@@ -82,6 +83,8 @@ interface RunFlags {
   secureConfig?: string;
   shared?: string;
   isolation: "fresh" | "reuse";
+  webPolicy?: string;
+  allowHost?: string[];
   json?: boolean;
   [limit: string]: unknown;
 }
@@ -148,6 +151,8 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .option("--secure-config <text>", "the step's secure configuration (second constructor argument)")
     .option("--shared <file.json>", "SharedVariables as a JSON object")
     .addOption(new Option("--isolation <mode>", "fresh: a never-used isolate; reuse: a cached plug-in instance").choices(["fresh", "reuse"]).default("fresh"))
+    .option("--web-policy <file.json>", "widen or tune the outbound web policy (allowed hosts, extra ports, resolver override, …)")
+    .option("--allow-host <host...>", "narrow outbound web requests to these hosts, as a bundle's manifest entry does")
     .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, … }");
   for (const [key, { flag, description }] of Object.entries(limitFlags)) {
     run.option(flag, `${description} (default ${sandboxLimitDefaults[key as keyof SandboxLimits]})`, integer);
@@ -173,8 +178,16 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
       ...(target ? { target } : {}),
       ...(sharedVariables ? { sharedVariables } : {}),
     };
+    let webPolicy: WebPolicyInput | undefined;
+    if (flags.webPolicy) {
+      const policy = await readJsonFile(flags.webPolicy, "web policy");
+      if (!isPlainObject(policy)) throw new UsageError("INPUT_INVALID_JSON", `the web policy file ${flags.webPolicy} must hold a JSON object; see the README's "Outbound web requests"`);
+      webPolicy = policy as WebPolicyInput;
+    }
     const result = await runPlugin({
       bundle: bundlePath,
+      ...(webPolicy ? { webPolicy } : {}),
+      ...(flags.allowHost ? { webAllowedHosts: flags.allowHost } : {}),
       typeName: flags.type,
       context,
       unsecureConfig: flags.unsecureConfig ?? null,

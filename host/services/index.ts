@@ -6,11 +6,12 @@
 import { toPlain } from "../../sdk/codec.js";
 import type { SandboxServices, ServiceCall } from "../../runtime/index.js";
 import { PlugboxError } from "../errors.js";
+import type { WebFetchOptions } from "../web/index.js";
 import { serveNotification, type NotificationBackend } from "./notification.js";
 import { serveOrganization, type OrganizationBackend, type RecordedCall } from "./organization.js";
 
 export interface WebBackend {
-  fetch(request: unknown, signal: AbortSignal): Promise<unknown>;
+  fetch(request: unknown, options: WebFetchOptions): Promise<unknown>;
 }
 
 export interface HostServiceBackends {
@@ -31,7 +32,12 @@ function plain(value: unknown): unknown {
   }
 }
 
-export function createHostServices(backends: HostServiceBackends): RecordingServices {
+export interface HostServiceOptions {
+  /** The bundle's allow-list of web hosts, which narrows the web policy; null for none. */
+  webAllowedHosts?: readonly string[] | null;
+}
+
+export function createHostServices(backends: HostServiceBackends, options: HostServiceOptions = {}): RecordingServices {
   const calls: RecordedCall[] = [];
   return {
     calls,
@@ -39,7 +45,7 @@ export function createHostServices(backends: HostServiceBackends): RecordingServ
       const record: RecordedCall = { service: request.service, op: request.op, userId: request.userId, args: request.args.map(plain), ok: false };
       calls.push(record);
       try {
-        const result = await dispatch(backends, request);
+        const result = await dispatch(backends, request, options);
         record.ok = true;
         record.result = plain(result);
         return result;
@@ -51,14 +57,19 @@ export function createHostServices(backends: HostServiceBackends): RecordingServ
   };
 }
 
-function dispatch(backends: HostServiceBackends, request: ServiceCall): Promise<unknown> {
+function dispatch(backends: HostServiceBackends, request: ServiceCall, options: HostServiceOptions): Promise<unknown> {
   switch (request.service) {
     case "organization":
       return serveOrganization(backends.organization, request.op, request.args, { userId: request.userId });
     case "notification":
       return serveNotification(backends.notification, request.op, request.args, request.signal);
     case "web":
-      return backends.web.fetch(request.args[0], request.signal);
+      return backends.web.fetch(request.args[0], {
+        executionId: request.executionId,
+        signal: request.signal,
+        deadline: request.deadline,
+        allowedHosts: options.webAllowedHosts ?? null,
+      });
   }
 }
 

@@ -16,12 +16,15 @@ import { buildBundle } from "../build.js";
 import { InMemoryOrganizationService, RecordingNotificationService } from "../services/index.js";
 import { runPlugin, type RunOptions, type RunResult } from "../run.js";
 import type { IdSource, Clock } from "../ids.js";
+import { WebClient, type WebPolicyInput } from "../web/index.js";
 
 export interface TestHostOptions {
   /** Sandbox worker processes. @default 1 */
   workers?: number;
   ids?: IdSource;
   clock?: Clock;
+  /** The outbound web policy, widened for tests (e.g. a resolver override to a local server and unsafeAllowLoopback). */
+  webPolicy?: WebPolicyInput;
 }
 
 /** A sandbox runtime plus in-memory services, shared by the runs of a test suite. */
@@ -31,6 +34,8 @@ export class TestHost {
   readonly organization: InMemoryOrganizationService;
   /** Every notification post, recorded rather than sent. */
   readonly notifications: RecordingNotificationService;
+  /** The outbound web client every run uses. */
+  readonly web: WebClient;
   readonly #options: TestHostOptions;
 
   protected constructor(runtime: SandboxRuntime, options: TestHostOptions) {
@@ -38,6 +43,7 @@ export class TestHost {
     this.#options = options;
     this.organization = new InMemoryOrganizationService(options.ids ? { ids: options.ids } : {});
     this.notifications = new RecordingNotificationService();
+    this.web = new WebClient(options.webPolicy);
   }
 
   static async create(options: TestHostOptions = {}): Promise<TestHost> {
@@ -58,6 +64,7 @@ export class TestHost {
     return runPlugin({
       organization: this.organization,
       notification: this.notifications,
+      web: this.web,
       ...(this.#options.ids ? { ids: this.#options.ids } : {}),
       ...(this.#options.clock ? { clock: this.#options.clock } : {}),
       ...options,
@@ -65,8 +72,8 @@ export class TestHost {
     });
   }
 
-  close(): Promise<void> {
-    return this.runtime.close();
+  async close(): Promise<void> {
+    await Promise.all([this.runtime.close(), this.web.close()]);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

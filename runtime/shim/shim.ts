@@ -360,7 +360,16 @@ function webFetch(url: unknown, init?: unknown): Promise<unknown> {
   } catch (error) {
     return promiseReject(error);
   }
-  return callHost(state, "web", "fetch", { args: [request] }, (json) => webResponse(jsonParse(json) as WireResponse));
+  return then(
+    callHost(state, "web", "fetch", { args: [request] }, (json) => webResponse(jsonParse(json) as WireResponse)),
+    (response) => response,
+    (error) => {
+      // A refusal by the network policy goes into the trace, whether or not the plug-in catches it.
+      const code = error instanceof PlugboxServiceError ? error.code : "";
+      if (code.startsWith("WEB_") && !state.ended) hostTrace(state.token, `plugbox: fetch ${StringCtor(request.url).slice(0, 200)} failed [${code}]: ${(error as PlugboxServiceError).message}`);
+      return promiseReject(error);
+    },
+  );
 }
 
 function endpointReference(ref: unknown): { logicalName: string; id: string } {
@@ -425,7 +434,9 @@ function describeError(error: unknown, fallbackCode: string): string {
   let stack: string | undefined;
   let status: number | undefined;
   let errorCode: number | undefined;
+  let serviceCode: string | undefined;
   try {
+    if (error instanceof PlugboxServiceError) serviceCode = error.code;
     if ((typeof error === "object" && error !== null) || typeof error === "function") {
       const isPluginError = safeGet(error, PLUGIN_ERROR_TAG) === true || safeGet(error, "name") === "InvalidPluginExecutionError";
       if (isPluginError && fallbackCode === "PLUGIN_UNEXPECTED_ERROR") code = "PLUGIN_FAILED";
@@ -442,8 +453,8 @@ function describeError(error: unknown, fallbackCode: string): string {
   } catch {
     /* keep the fallback message */
   }
-  if (code === "PLUGIN_UNEXPECTED_ERROR" && name !== undefined && name !== "Error") message = `${name}: ${message}`;
-  return jsonStringify({ code, message, name, stack, status, errorCode });
+  if (code === "PLUGIN_UNEXPECTED_ERROR" && name !== undefined && name !== "Error" && serviceCode === undefined) message = `${name}: ${message}`;
+  return jsonStringify({ code, message, name, stack, status, errorCode, serviceCode });
 }
 
 function finish(state: ExecutionState, ok: boolean, json: string): void {

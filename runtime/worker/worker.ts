@@ -458,6 +458,7 @@ export class SandboxWorker {
     if (typeof parsed.stack === "string") error.stack = truncate(parsed.stack, MAX_ERROR_STACK);
     if (typeof parsed.status === "number" && Number.isInteger(parsed.status)) error.status = parsed.status;
     if (typeof parsed.errorCode === "number" && Number.isInteger(parsed.errorCode)) error.errorCode = parsed.errorCode;
+    if (typeof parsed.serviceCode === "string" && /^[A-Z][A-Z0-9_]{0,63}$/.test(parsed.serviceCode)) error.serviceCode = parsed.serviceCode;
     return error;
   }
 
