@@ -1,0 +1,131 @@
+import { describe, expect, it } from "vitest";
+import { createSandboxRuntime, type SandboxServices } from "../dist/runtime/index.js";
+import { bundle, context } from "./helpers/runtime.js";
+
+const plugins = bundle(`
+  class Echo {
+    execute(sp) {
+      const ctx = sp.getService("IPluginExecutionContext");
+      ctx.outputParameters.n = ctx.sharedVariables.n;
+    }
+  }
+  class Waits {
+    async execute(sp) {
+      await sp.getService("IOrganizationServiceFactory").createOrganizationService(null).execute({ requestName: "WhoAmI", parameters: {} });
+    }
+  }
+  module.exports = { Echo, Waits };
+`);
+
+describe("sandbox runtime supervisor", () => {
+  it("recycling: replaces a worker after recycleAfterExecutions and keeps serving", async () => {
+    const runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, recycleAfterExecutions: 3 });
+    try {
+      await runtime.ready;
+      const [first] = runtime.workerPids;
+      for (let n = 0; n < 6; n++) {
+        const report = await runtime.execute({ bundle: plugins, typeName: "Echo", context: context({ sharedVariables: { n } }) });
+        expect(report.ok && report.changes.outputParameters.n).toBe(n);
+      }
+      expect(runtime.workerPids).not.toContain(first);
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("concurrency: runs executions from several callers at once and answers each its own", async () => {
+    const runtime = createSandboxRuntime({ workers: 2, prewarmIsolates: 1 });
+    try {
+      const reports = await Promise.all(
+        Array.from({ length: 20 }, (_, n) =>
+          runtime.execute({ bundle: plugins, typeName: "Echo", isolation: n % 2 ? "reuse" : "fresh", context: context({ sharedVariables: { n } }) }),
+        ),
+      );
+      expect(reports.map((r) => (r.ok ? r.changes.outputParameters.n : r.error.code))).toEqual(Array.from({ length: 20 }, (_, n) => n));
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("abort: an AbortSignal ends an execution that waits on a service with SANDBOX_ABORTED", async () => {
+    const runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0 });
+    try {
+      const controller = new AbortController();
+      let callSignal: AbortSignal | undefined;
+      const services: SandboxServices = {
+        call: (request) => {
+          callSignal = request.signal;
+          controller.abort("the caller gave up");
+          return new Promise(() => undefined);
+        },
+      };
+      const report = await runtime.execute({ bundle: plugins, typeName: "Waits", context: context(), signal: controller.signal }, services);
+      expect(report.ok).toBe(false);
+      if (!report.ok) {
+        expect(report.error.code).toBe("SANDBOX_ABORTED");
+        expect(report.error.message).toContain("the caller gave up");
+      }
+      expect(callSignal?.aborted).toBe(true);
+      const next = await runtime.execute({ bundle: plugins, typeName: "Echo", context: context({ sharedVariables: { n: 1 } }) });
+      expect(next.ok).toBe(true);
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("abort: a signal already aborted settles at once without running the plug-in", async () => {
+    const runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0 });
+    try {
+      const report = await runtime.execute({ bundle: plugins, typeName: "Echo", context: context(), signal: AbortSignal.abort("no") });
+      expect(!report.ok && report.error.code).toBe("SANDBOX_ABORTED");
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("close: lets in-flight executions finish, then refuses new ones with SANDBOX_CLOSED", async () => {
+    const runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0 });
+    await runtime.ready;
+    let release!: (value: unknown) => void;
+    const services: SandboxServices = { call: () => new Promise((resolve) => (release = resolve)) };
+    const inflight = runtime.execute({ bundle: plugins, typeName: "Waits", context: context() }, services);
+    await expect.poll(() => release !== undefined).toBe(true);
+    const closing = runtime.close();
+    release({ responseName: "WhoAmI", results: {} });
+    expect((await inflight).ok).toBe(true);
+    await closing;
+    await expect(runtime.execute({ bundle: plugins, typeName: "Echo", context: context() })).rejects.toMatchObject({ code: "SANDBOX_CLOSED" });
+  });
+
+  it("options: an invalid runtime option is refused with OPTIONS_INVALID naming it", () => {
+    expect(() => createSandboxRuntime({ workers: 0 })).toThrow(expect.objectContaining({ code: "OPTIONS_INVALID", message: expect.stringContaining("options.workers") }));
+    expect(() => createSandboxRuntime({ limits: { memoryMb: 4 } })).toThrow(expect.objectContaining({ code: "OPTIONS_INVALID", message: expect.stringContaining("options.limits.memoryMb") }));
+    expect(() => createSandboxRuntime({ bogus: 1 } as never)).toThrow(expect.objectContaining({ code: "OPTIONS_INVALID", message: expect.stringContaining("bogus") }));
+  });
+
+  it("services: a host service error reaches the plug-in as { code, message } only, and a non-plugbox error as a generic failure", async () => {
+    const runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0 });
+    try {
+      const probe = bundle(`
+        module.exports = { Probe: class { async execute(sp) {
+          const ctx = sp.getService("IPluginExecutionContext");
+          try { await sp.getService("IOrganizationServiceFactory").createOrganizationService(null).delete("account", "00000000-0000-0000-0000-000000000001"); }
+          catch (e) { ctx.outputParameters.code = e.code; ctx.outputParameters.message = e.message; ctx.outputParameters.keys = Object.keys(e).join(","); }
+        } } };
+      `);
+      const hostFailure: SandboxServices = {
+        call: async () => {
+          throw new Error("connection to /var/lib/secret.db failed at Store.open (/srv/host/store.js:10:5)");
+        },
+      };
+      const report = await runtime.execute({ bundle: probe, typeName: "Probe", context: context() }, hostFailure);
+      expect(report.ok).toBe(true);
+      if (report.ok) {
+        expect(report.changes.outputParameters).toMatchObject({ code: "SERVICE_FAILED", message: "the organization service failed" });
+        expect(JSON.stringify(report.changes)).not.toContain("/srv/host");
+      }
+    } finally {
+      await runtime.close();
+    }
+  });
+});
