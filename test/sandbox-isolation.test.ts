@@ -707,6 +707,32 @@ describe("sandbox isolation", () => {
   });
 
   describe("replaced intrinsics", () => {
+    const tamperingPlugin = (replace: string) =>
+      plugin(`
+        ${replace}
+        const account = await org.retrieve("account", "${ACCOUNT_ID}", { allColumns: true });
+        trace.trace("retrieved {0}", account.attributes.name);
+        out.name = account.attributes.name;
+        out.list = [1, 2, 3];
+        out.nested = { ok: true };
+      `);
+
+    /** Runs the tampering plug-in, then a healthy one; returns the tampering run's report and calls. */
+    async function tamper(replace: string) {
+      const services = accountServices();
+      const report = await run(runtime(), tamperingPlugin(replace), { services });
+      // Whatever the tampering did to its own isolate, the next execution is unaffected.
+      await expectStillServes(runtime());
+      return { report, calls: services.calls };
+    }
+
+    function expectBridgeWorked({ report, calls }: { report: ExecutionReport; calls: ServiceCall[] }): void {
+      expect(calls).toHaveLength(1);
+      expect(calls[0]).toMatchObject({ service: "organization", op: "retrieve", args: ["account", ACCOUNT_ID, { allColumns: true }], userId: null });
+      expect(outputsOf(report)).toEqual({ name: "Contoso", list: [1, 2, 3], nested: { ok: true } });
+      expect(report.trace).toBe("retrieved Contoso");
+    }
+
     const replacements: Array<[string, string]> = [
       ["JSON.stringify", `JSON.stringify = () => { throw new Error("hijacked stringify"); };`],
       ["JSON.parse", `JSON.parse = () => ({ hijacked: true });`],
@@ -715,35 +741,31 @@ describe("sandbox isolation", () => {
       ["Map.prototype.get", `Map.prototype.get = () => "hijacked";`],
       ["Array.isArray", `Array.isArray = () => true;`],
       ["Object.keys", `Object.keys = () => ["hijacked"];`],
-      ["Object.prototype setters", `Object.defineProperty(Object.prototype, "args", { set() { throw new Error("hijacked args"); }, configurable: true }); Object.defineProperty(Object.prototype, "outputParameters", { set() {}, configurable: true });`],
       ["String.prototype.replace", `String.prototype.replace = () => "hijacked";`],
-      ["Function.prototype.call and apply", `Function.prototype.call = () => "hijacked"; Function.prototype.apply = () => "hijacked"; Reflect.apply = () => "hijacked";`],
+      ["Reflect.apply and Function.prototype.apply", `Reflect.apply = () => "hijacked"; Function.prototype.apply = () => "hijacked";`],
       [
         "all of them at once",
-        `JSON.stringify = () => "{}"; JSON.parse = () => ({}); Map.prototype.get = () => 1; Array.isArray = () => false; Object.keys = () => []; Object.freeze = (o) => o; Symbol.for = () => Symbol("fake");`,
+        `JSON.stringify = () => "{}"; JSON.parse = () => ({}); Promise.prototype.then = function () { return this; }; Map.prototype.get = () => 1; Array.isArray = () => false; Object.keys = () => []; Object.freeze = (o) => o; Symbol.for = () => Symbol("fake");`,
       ],
     ];
 
     test.each(replacements)("replaced intrinsics: a plug-in that replaces %s still gets its service call and outputs through the bridge", async (_label, replace) => {
-      const services = accountServices();
-      const report = await run(
-        runtime(),
-        plugin(`
-          ${replace}
-          const account = await org.retrieve("account", "${ACCOUNT_ID}", { allColumns: true });
-          trace.trace("retrieved {0}", account.attributes.name);
-          out.name = account.attributes.name;
-          out.list = [1, 2, 3];
-          out.nested = { ok: true };
-        `),
-        { services },
-      );
       // The shim captured every intrinsic it relies on before plug-in code ran: the bridge must still work.
-      expect(services.calls).toHaveLength(1);
-      expect(services.calls[0]).toMatchObject({ service: "organization", op: "retrieve", args: ["account", ACCOUNT_ID, { allColumns: true }], userId: null });
-      expect(outputsOf(report)).toEqual({ name: "Contoso", list: [1, 2, 3], nested: { ok: true } });
-      expect(report.trace).toBe("retrieved Contoso");
-      await expectStillServes(runtime());
+      expectBridgeWorked(await tamper(replace));
+    });
+
+    // The codec (sdk/codec.ts) documents that a plug-in replacing intrinsics "cannot change how the bridge
+    // reads or writes values". These two reach parts of the codec that are not captured.
+    test("replaced intrinsics: a plug-in that replaces Function.prototype.call still gets its service call and outputs through the bridge", async () => {
+      expectBridgeWorked(await tamper(`Function.prototype.call = () => "hijacked";`));
+    });
+
+    test("replaced intrinsics: a plug-in that defines Object.prototype setters named like bridge fields still gets its service call and outputs through the bridge", async () => {
+      expectBridgeWorked(
+        await tamper(
+          `for (const key of ["args", "userId", "attributes", "outputParameters"]) Object.defineProperty(Object.prototype, key, { set() { throw new Error("hijacked " + key); }, configurable: true });`,
+        ),
+      );
     });
   });
 
@@ -868,12 +890,25 @@ describe("sandbox isolation: memory", () => {
     await expectStillServes(runtime());
   });
 
-  test("memory: growth by ArrayBuffers ends with SANDBOX_MEMORY_LIMIT", async () => {
+  test("memory: ArrayBuffer growth cannot pass the heap limit; the allocation fails inside the isolate", async () => {
+    const report = await run(
+      runtime(),
+      plugin(`let mb = 0; const keep = []; try { for (;;) { keep.push(new Uint8Array(1024 * 1024).fill(1)); mb++; } } catch (e) { out.error = String(e); } out.mb = mb;`),
+      { limits: { memoryMb: 32, cpuTimeMs: 20_000, wallTimeMs: 20_000 } },
+    );
+    await expectStillServes(runtime());
+    const out = outputsOf(report);
+    expect(out.error).toBe("RangeError: Array buffer allocation failed");
+    // isolated-vm's limit is soft; what matters is that it holds far below the process's memory.
+    expect(out.mb).toBeLessThan(3 * 32);
+  });
+
+  test("memory: uncaught ArrayBuffer exhaustion ends with SANDBOX_MEMORY_LIMIT", async () => {
     const report = await run(runtime(), plugin(`const keep = []; for (;;) keep.push(new Uint8Array(1024 * 1024).fill(1));`), {
       limits: { memoryMb: 32, cpuTimeMs: 20_000, wallTimeMs: 20_000 },
     });
-    expect(errorOf(report).code).toBe("SANDBOX_MEMORY_LIMIT");
     await expectStillServes(runtime());
+    expect(errorOf(report).code).toBe("SANDBOX_MEMORY_LIMIT");
   });
 
   test("memory: one huge allocation kills the worker process, ends with SANDBOX_MEMORY_LIMIT, and a new worker serves the next execution", async () => {

@@ -1,0 +1,87 @@
+/**
+ * The store's schema and its migrations. The version is a constant; each migration moves the
+ * database one version forward inside a transaction, so a half-migrated file cannot exist.
+ *
+ * Records keep their attributes as one JSON object per row, in plugbox JSON: plain JSON values, and
+ * typed values as `{"$type":"Money","value":…}`, `{"$type":"EntityReference","logicalName":…,"id":…}`,
+ * `{"$type":"OptionSetValue","value":…}`, `{"$type":"OptionSetValueCollection","values":[…]}`,
+ * `{"$type":"DateTime","value":"<ISO 8601 UTC>"}`. Guids are stored in lower case. Queries read
+ * them with SQLite's JSON functions (see host/organization/query).
+ */
+
+export const SCHEMA_VERSION = 1;
+
+export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE records (
+        entity TEXT NOT NULL,
+        id TEXT NOT NULL,
+        attributes TEXT NOT NULL CHECK (json_valid(attributes)),
+        version INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (entity, id)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE relationships (
+        relationship TEXT NOT NULL,
+        entity1 TEXT NOT NULL,
+        id1 TEXT NOT NULL,
+        entity2 TEXT NOT NULL,
+        id2 TEXT NOT NULL,
+        PRIMARY KEY (relationship, entity1, id1, entity2, id2)
+      ) WITHOUT ROWID;
+      CREATE INDEX relationships_reverse ON relationships (relationship, entity2, id2);
+
+      CREATE TABLE table_schemas (
+        entity TEXT PRIMARY KEY,
+        definition TEXT NOT NULL CHECK (json_valid(definition))
+      ) WITHOUT ROWID;
+
+      CREATE TABLE system_jobs (
+        id TEXT PRIMARY KEY,
+        sequence INTEGER NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        operation_type INTEGER NOT NULL,
+        state_code INTEGER NOT NULL,
+        status_code INTEGER NOT NULL,
+        owning_extension_id TEXT,
+        message_name TEXT,
+        primary_entity_type TEXT,
+        regarding_id TEXT,
+        data TEXT NOT NULL,
+        depth INTEGER NOT NULL DEFAULT 1,
+        retry_count INTEGER NOT NULL DEFAULT 0,
+        error_code INTEGER,
+        message TEXT,
+        friendly_message TEXT,
+        created_on TEXT NOT NULL,
+        started_on TEXT,
+        completed_on TEXT,
+        postpone_until TEXT,
+        lease_owner TEXT,
+        lease_until TEXT,
+        auto_delete INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX system_jobs_ready ON system_jobs (state_code, postpone_until, sequence);
+
+      CREATE TABLE trace_logs (
+        id TEXT PRIMARY KEY,
+        correlation_id TEXT,
+        request_id TEXT,
+        operation_id TEXT,
+        type_name TEXT,
+        message_name TEXT,
+        primary_entity TEXT,
+        stage INTEGER,
+        mode INTEGER,
+        depth INTEGER,
+        message_block TEXT NOT NULL,
+        exception_details TEXT,
+        performance_ms REAL,
+        created_on TEXT NOT NULL
+      );
+      CREATE INDEX trace_logs_correlation ON trace_logs (correlation_id);
+    `,
+  },
+];
