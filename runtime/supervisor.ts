@@ -143,7 +143,12 @@ export class SandboxRuntime {
    */
   execute(request: ExecutionRequest, services: SandboxServices = noServices): Promise<ExecutionReport> {
     if (this.#closing) return Promise.reject(new SandboxError("SANDBOX_CLOSED", "the sandbox runtime was closed; create a new one"));
-    const limits = resolveLimits(request.limits, this.options.limits);
+    let limits: SandboxLimits;
+    try {
+      limits = resolveLimits(request.limits, this.options.limits);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     let contextJson: string;
     try {
       contextJson = encode(request.context, "context");
@@ -241,17 +246,27 @@ export class SandboxRuntime {
         this.#onMessage(worker, message);
       }
     });
+    let stderrEnded = false;
+    child.stderr?.once("end", () => (stderrEnded = true));
     child.on("exit", (code, signal) => {
       const wasStarting = worker.state === "starting";
+      const wasReplaced = worker.state === "draining";
       worker.state = "dead";
       markFailed(new SandboxError("SANDBOX_INTERNAL", `a sandbox worker exited while starting (${signal ?? `exit code ${code}`}): ${worker.stderrTail.trim()}`));
-      this.#onExit(worker, code, signal, wasStarting);
+      // Read stderr to its end first (briefly): a fatal V8 message there says why the worker died.
+      const settle = () => this.#onExit(worker, code, signal, wasStarting, wasReplaced);
+      if (stderrEnded || !child.stderr) return settle();
+      const timer = setTimeout(settle, 200);
+      child.stderr.once("end", () => {
+        clearTimeout(timer);
+        settle();
+      });
     });
     child.on("error", () => undefined);
     return worker;
   }
 
-  #onExit(worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null, wasStarting: boolean): void {
+  #onExit(worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null, wasStarting: boolean, wasReplaced: boolean): void {
     const index = this.#workers.indexOf(worker);
     if (index >= 0) this.#workers.splice(index, 1);
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
@@ -272,7 +287,7 @@ export class SandboxRuntime {
         );
       }
     }
-    if (this.#closing) return;
+    if (this.#closing || wasReplaced) return;
     if (wasStarting && ++this.#startFailures >= MAX_START_FAILURES) {
       const error = sandboxError("SANDBOX_INTERNAL", `sandbox workers fail to start (${how}): ${worker.stderrTail.trim() || "no output"}`);
       for (const queued of this.#queue.splice(0)) this.#settle(queued, this.#failure(error));

@@ -35,7 +35,8 @@ const objectKeys = Object.keys;
 const objectCreate = Object.create;
 const getPrototypeOf = Object.getPrototypeOf;
 const hasOwn = Object.prototype.hasOwnProperty;
-const call = Function.prototype.call;
+const reflectApply = Reflect.apply;
+const defineProperty = Object.defineProperty;
 const DateCtor = Date;
 const dateToISOString = Date.prototype.toISOString;
 const dateGetTime = Date.prototype.getTime;
@@ -43,6 +44,11 @@ const isFiniteNumber = Number.isFinite;
 const TypeErrorCtor = TypeError;
 const ObjectProto = Object.prototype;
 const ArrayPush = Array.prototype.push;
+
+/** Writes a property without running setters a plug-in may have put on Object.prototype. */
+function put(target: Record<string, unknown>, key: string, value: unknown): void {
+  defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+}
 
 const constructors: Record<TypeName, { prototype: object }> = {
   Entity,
@@ -65,12 +71,12 @@ const constructors: Record<TypeName, { prototype: object }> = {
 export const MAX_DEPTH = 64;
 
 function own(value: object, key: string): boolean {
-  return call.call(hasOwn, value, key) as boolean;
+  return reflectApply(hasOwn, value, [key]) as boolean;
 }
 
 function isDate(value: object): value is Date {
   try {
-    call.call(dateGetTime, value);
+    reflectApply(dateGetTime, value, []);
     return true;
   } catch {
     return false;
@@ -104,24 +110,27 @@ function encodeValue(value: unknown, depth: number, seen: unknown[], path: strin
       const out: unknown[] = [];
       for (let i = 0; i < obj.length; i++) {
         const item = encodeValue(obj[i], depth + 1, seen, `${path}[${i}]`);
-        call.call(ArrayPush, out, item === undefined ? null : item);
+        reflectApply(ArrayPush, out, [item === undefined ? null : item]);
       }
       return out;
     }
     if (isDate(obj)) {
-      const time = call.call(dateGetTime, obj) as number;
+      const time = reflectApply(dateGetTime, obj, []) as number;
       if (!isFiniteNumber(time)) throw new TypeErrorCtor(`${path} is an invalid Date`);
-      return { $type: "DateTime", value: call.call(dateToISOString, obj) };
+      const out: Record<string, unknown> = {};
+      put(out, "$type", "DateTime");
+      put(out, "value", reflectApply(dateToISOString, obj, []));
+      return out;
     }
     const out: Record<string, unknown> = {};
     const tag = typeOf(obj);
-    if (tag !== undefined) out.$type = tag;
+    if (tag !== undefined) put(out, "$type", tag);
     const keys = objectKeys(obj);
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!;
       if (key === "$type" && tag !== undefined) continue;
       const item = encodeValue(obj[key], depth + 1, seen, `${path}.${key}`);
-      if (item !== undefined) out[key] = item;
+      if (item !== undefined) put(out, key, item);
     }
     return out;
   } finally {
@@ -148,7 +157,7 @@ function revive(this: unknown, _key: string, value: unknown): unknown {
   const type = obj.$type;
   if (type === "DateTime") {
     const date = new DateCtor(typeof obj.value === "string" ? obj.value : Number.NaN);
-    if (!isFiniteNumber(call.call(dateGetTime, date) as number)) {
+    if (!isFiniteNumber(reflectApply(dateGetTime, date, []) as number)) {
       throw new TypeErrorCtor(`"${String(obj.value)}" is not a valid DateTime`);
     }
     return date;
@@ -160,7 +169,7 @@ function revive(this: unknown, _key: string, value: unknown): unknown {
   const keys = objectKeys(obj);
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]!;
-    if (key !== "$type") instance[key] = obj[key];
+    if (key !== "$type") put(instance, key, obj[key]);
   }
   return instance;
 }

@@ -512,7 +512,7 @@ describe("sandbox runtime", () => {
       const error = errorOf(report) as PluginExecutionError;
       expect(error.code).toBe("PLUGIN_UNEXPECTED_ERROR");
       expect(error.pluginStack).toMatch(/^Error: no target\n/);
-      expect(error.pluginStack).toMatch(/at validateTarget \(test-plugin\.js:3:\d+\)/);
+      expect(error.pluginStack).toMatch(/at validateTarget \(test-plugin\.js:2:\d+\)/);
       expect(error.pluginStack).toMatch(/at Spec\.execute \(test-plugin\.js:\d+:\d+\)/);
     });
 
@@ -607,14 +607,28 @@ describe("sandbox runtime", () => {
       expect(invalid.map(([field]) => field).sort()).toEqual(Object.keys(sandboxLimitDefaults).sort());
     });
 
+    // `async () => exec(...)` turns a synchronous throw into a rejection: these tests are about which values are
+    // refused; how execute() reports misuse (a rejection, never a throw) has a test of its own below.
     test.each(invalid)("limits: an invalid limits.%s (%s) is rejected with OPTIONS_INVALID naming the path", async (field, value) => {
-      const attempt = exec(plugin(`out.ran = true;`), { limits: { [field]: value } as Partial<SandboxLimits> });
-      await expect(attempt).rejects.toMatchObject({ code: "OPTIONS_INVALID", message: expect.stringContaining(`limits.${field}`) });
+      const attempt = (async () => exec(plugin(`out.ran = true;`), { limits: { [field]: value } as Partial<SandboxLimits> }))();
+      await expect(attempt).rejects.toMatchObject({ code: "OPTIONS_INVALID", message: expect.stringContaining(`limits.${field} must be an integer`) });
     });
 
     test("limits: an unknown limit is rejected with OPTIONS_INVALID naming it", async () => {
-      const attempt = exec(plugin(`out.ran = true;`), { limits: { timeoutMs: 10 } as unknown as Partial<SandboxLimits> });
+      const attempt = (async () => exec(plugin(`out.ran = true;`), { limits: { timeoutMs: 10 } as unknown as Partial<SandboxLimits> }))();
       await expect(attempt).rejects.toMatchObject({ code: "OPTIONS_INVALID", message: expect.stringContaining("limits.timeoutMs is not an option") });
+    });
+
+    test("execute: misuse is reported as a rejected promise, never a synchronous throw (invalid limits, like an unencodable context)", async () => {
+      let thrown: unknown;
+      let attempt: Promise<ExecutionReport> | undefined;
+      try {
+        attempt = exec(plugin(`out.ran = true;`), { limits: { wallTimeMs: 0 } });
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toBeUndefined();
+      await expect(attempt).rejects.toMatchObject({ code: "OPTIONS_INVALID", message: expect.stringContaining("limits.wallTimeMs") });
     });
 
     test("limits: the smallest valid values are accepted (traceBytes 0 keeps no trace, maxHostCalls 0 refuses every call)", async () => {

@@ -453,6 +453,8 @@ function describeError(error: unknown, fallbackCode: string): string {
   } catch {
     /* keep the fallback message */
   }
+  // V8 reports an ArrayBuffer over the isolate's memory limit as a RangeError the plug-in could catch.
+  if (name === "RangeError" && message === "Array buffer allocation failed") code = "SANDBOX_MEMORY_LIMIT";
   if (code === "PLUGIN_UNEXPECTED_ERROR" && name !== undefined && name !== "Error" && serviceCode === undefined) message = `${name}: ${message}`;
   return jsonStringify({ code, message, name, stack, status, errorCode, serviceCode });
 }

@@ -25,6 +25,7 @@ const PLUGIN_ERROR_CODES = new Set([
   "PLUGIN_TYPE_NOT_FOUND",
   "PLUGIN_TYPE_INVALID",
   "PLUGIN_CONSTRUCTOR_FAILED",
+  "SANDBOX_MEMORY_LIMIT",
 ]);
 
 export interface WorkerOptions {
@@ -437,7 +438,12 @@ export class SandboxWorker {
       }
       exec.result = { ok: true, json };
     } else {
-      exec.result = { ok: false, error: this.#readError(json, "PLUGIN_UNEXPECTED_ERROR") };
+      const error = this.#readError(json, "PLUGIN_UNEXPECTED_ERROR");
+      if (error.code === "SANDBOX_MEMORY_LIMIT") {
+        exec.deferredFailure ??= wireError("SANDBOX_MEMORY_LIMIT", `the plug-in ran out of memory: an ArrayBuffer allocation passed its isolate's ${exec.limits.memoryMb} MB limit (raise --memory or limits.memoryMb if this is expected)`);
+        return;
+      }
+      exec.result = { ok: false, error };
     }
   }
 
