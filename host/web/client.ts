@@ -76,7 +76,7 @@ export class WebClient {
 
   /** Resolves a host name once, checks every address, and returns the one to connect to. */
   async #pin(hostname: string): Promise<string> {
-    const host = hostname.toLowerCase().replace(/\.$/, "").replace(/^\[|\]$/g, "");
+    const host = hostname.toLowerCase().replace(/\.+$/, "").replace(/^\[|\]$/g, "");
     let addresses = this.policy.resolve[host];
     if (!addresses) {
       try {
@@ -95,6 +95,9 @@ export class WebClient {
     if (this.#closed) throw new WebError("WEB_CONNECTION_FAILED", "the web client is closed");
     const request = readRequest(input, this.policy);
     this.#count(options);
+    if (options.deadline !== undefined && options.deadline <= Date.now()) {
+      throw new WebError("WEB_TIMEOUT", "the execution has no time left for a web request");
+    }
     const timeoutMs = Math.min(this.policy.requestTimeoutMs, options.deadline === undefined ? Infinity : Math.max(0, options.deadline - Date.now()));
     const timeout = AbortSignal.timeout(Math.max(1, timeoutMs));
     const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
@@ -106,11 +109,17 @@ export class WebClient {
       const response = await this.#send(url, method, headers, body, signal, timeoutMs);
       const location = response.headers.location;
       if (!REDIRECTS.has(response.statusCode) || typeof location !== "string") {
-        return { ...(await this.#read(response, signal, timeoutMs)), url: url.href, redirected: hop > 0 };
+        return { ...(await this.#read(response, method, signal, timeoutMs)), url: url.href, redirected: hop > 0 };
       }
       await response.body.dump().catch(() => undefined);
       if (hop >= this.policy.maxRedirects) throw new WebError("WEB_TOO_MANY_REDIRECTS", `more than ${this.policy.maxRedirects} redirects, the last to ${location.slice(0, 200)}`);
-      const next = checkUrl(new URL(location, url).href, this.policy, options.allowedHosts ?? null);
+      let target: string;
+      try {
+        target = new URL(location, url).href;
+      } catch {
+        throw new WebError("WEB_INVALID_URL", `the server redirected to ${JSON.stringify(location.slice(0, 200))}, which is not a URL`);
+      }
+      const next = checkUrl(target, this.policy, options.allowedHosts ?? null);
       if (next.origin !== url.origin) headers = headers.filter(([name]) => !["authorization", "cookie"].includes(name.toLowerCase()));
       if (response.statusCode === 303 || ((response.statusCode === 301 || response.statusCode === 302) && method === "POST")) {
         method = "GET";
@@ -149,11 +158,12 @@ export class WebClient {
     }
   }
 
-  async #read(response: Dispatcher.ResponseData, signal: AbortSignal, timeoutMs: number): Promise<Omit<WebResponseValue, "url" | "redirected">> {
+  async #read(response: Dispatcher.ResponseData, method: string, signal: AbortSignal, timeoutMs: number): Promise<Omit<WebResponseValue, "url" | "redirected">> {
     const limit = this.policy.maxResponseBytes;
     const declared = Number(response.headers["content-length"]);
-    if (Number.isFinite(declared) && declared > limit) {
-      response.body.destroy();
+    if (method !== "HEAD" && Number.isFinite(declared) && declared > limit) {
+      // Without a listener, undici's abort of the body would be an uncaught error in the host.
+      response.body.once("error", () => undefined).destroy();
       throw new WebError("WEB_TOO_LARGE", `the response body is ${declared} bytes; the limit is ${limit} (maxResponseBytes)`);
     }
     const chunks: Buffer[] = [];
@@ -162,7 +172,7 @@ export class WebClient {
       for await (const chunk of response.body) {
         size += (chunk as Buffer).length;
         if (size > limit) {
-          response.body.destroy();
+          response.body.once("error", () => undefined).destroy();
           throw new WebError("WEB_TOO_LARGE", `the response body is over ${limit} bytes (maxResponseBytes)`);
         }
         chunks.push(chunk as Buffer);

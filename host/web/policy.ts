@@ -114,7 +114,7 @@ function matchesHost(host: string, pattern: string): boolean {
 
 /** The host name a policy judges: lower case, no trailing dot, no brackets. */
 export function normalizedHost(url: URL): string {
-  return url.hostname.toLowerCase().replace(/\.$/, "");
+  return url.hostname.toLowerCase().replace(/\.+$/, "");
 }
 
 /**
