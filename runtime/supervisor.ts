@@ -205,7 +205,7 @@ export class SandboxRuntime {
   #spawn(): WorkerHandle {
     const child = fork(WORKER_MAIN, [], {
       execArgv: ["--no-node-snapshot"],
-      serialization: "advanced",
+      serialization: "json",
       stdio: ["ignore", "ignore", "pipe", "ipc"],
       env: {
         PLUGBOX_WORKER_CONFIG: JSON.stringify({
@@ -360,7 +360,7 @@ export class SandboxRuntime {
         id: bundle.id,
         filename: bundle.filename,
         ...(first ? { source: bundle.source } : {}),
-        ...(bundle.cachedData && first ? { cachedData: bundle.cachedData } : {}),
+        ...(bundle.cachedData && first ? { cachedData: Buffer.from(bundle.cachedData).toString("base64") } : {}),
       },
       typeName: request.typeName,
       isolation: request.isolation ?? "fresh",
@@ -439,7 +439,7 @@ export class SandboxRuntime {
     const f = worker.inflight.get(message.execId);
     if (message.cachedData) {
       const bundle = f?.request.bundle;
-      if (bundle && bundle.id === message.cachedData.bundleId && !bundle.cachedData) bundle.cachedData = message.cachedData.data;
+      if (bundle && bundle.id === message.cachedData.bundleId && !bundle.cachedData) bundle.cachedData = new Uint8Array(Buffer.from(message.cachedData.data, "base64"));
     }
     if (!f) return;
     worker.inflight.delete(message.execId);

@@ -91,7 +91,7 @@ export class SandboxWorker {
   readonly #pools = new Map<number, Sandbox[]>();
   readonly #filling = new Map<number, number>();
   readonly #reused = new Map<string, Promise<Sandbox>>();
-  readonly #pendingCaches = new Map<number, { bundleId: string; data: Uint8Array }>();
+  readonly #pendingCaches = new Map<number, { bundleId: string; data: string }>();
   readonly #executions = new Map<number, Execution>();
   #shimCachedData: Uint8Array | undefined;
   #closed = false;
@@ -184,10 +184,10 @@ export class SandboxWorker {
     let bundle = this.#bundles.get(ref.id);
     if (!bundle) {
       if (ref.source === undefined) throw new Error(`bundle ${ref.id} was never sent to this worker`);
-      bundle = { source: ref.source, filename: ref.filename, ...(ref.cachedData ? { cachedData: ref.cachedData } : {}) };
+      bundle = { source: ref.source, filename: ref.filename, ...(ref.cachedData ? { cachedData: fromBase64(ref.cachedData) } : {}) };
       this.#bundles.set(ref.id, bundle);
     } else if (!bundle.cachedData && ref.cachedData) {
-      bundle.cachedData = ref.cachedData;
+      bundle.cachedData = fromBase64(ref.cachedData);
     }
     return bundle;
   }
@@ -256,7 +256,7 @@ export class SandboxWorker {
         const produced = script.produceCachedData();
         if (produced) {
           bundle.cachedData = produced;
-          this.#pendingCaches.set(message.execId, { bundleId: message.bundle.id, data: produced });
+          this.#pendingCaches.set(message.execId, { bundleId: message.bundle.id, data: Buffer.from(produced).toString("base64") });
         }
       }
       factory = script.runForFunction(Math.max(1, exec.wallRemaining()));
@@ -578,6 +578,10 @@ export class SandboxWorker {
     if (exec) this.#fail(exec, wire);
     else this.#options.send({ type: "done", execId, outcome: { ok: false, error: wire, trace: "", stats: emptyStats(), violations: [] }, rssBytes: process.memoryUsage.rss() });
   }
+}
+
+function fromBase64(text: string): Uint8Array {
+  return new Uint8Array(Buffer.from(text, "base64"));
 }
 
 function emptyStats() {
