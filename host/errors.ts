@@ -4,6 +4,9 @@
  * runtime/errors.ts; `exitCodeFor` reads both tables.
  */
 import { EXIT_CODES, familyOf, PlugboxError, type ErrorFamily } from "../runtime/errors.js";
+import { PIPELINE_ERROR_CODES } from "./pipeline/errors.js";
+import { REGISTRY_ERROR_CODES } from "./registry/manifest.js";
+import { STORE_ERROR_CODES } from "./store/store.js";
 import { WEB_ERROR_CODES } from "./web/errors.js";
 
 export { PlugboxError } from "../runtime/errors.js";
@@ -29,7 +32,13 @@ export class HostError extends PlugboxError<HostErrorCode> {}
 export class UsageError extends HostError {}
 export class OrganizationError extends HostError {}
 
-const extraFamilies: Readonly<Record<string, ErrorFamily>> = Object.freeze({ ...HOST_ERROR_CODES, ...WEB_ERROR_CODES });
+const extraFamilies: Readonly<Record<string, ErrorFamily>> = Object.freeze({
+  ...HOST_ERROR_CODES,
+  ...WEB_ERROR_CODES,
+  ...PIPELINE_ERROR_CODES,
+  ...REGISTRY_ERROR_CODES,
+  ...STORE_ERROR_CODES,
+});
 
 export function errorFamily(code: string): ErrorFamily {
   return familyOf(code, extraFamilies);

@@ -13,6 +13,8 @@ import { buildBundle } from "../build.js";
 import type { ContextInput, Mode, Stage } from "../context.js";
 import { exitCodeFor, PlugboxError, UsageError } from "../errors.js";
 import { runPlugin, type RunResult } from "../run.js";
+import { createHost, type PlugboxHost } from "../host.js";
+import { importData, readJson, registerPipelineCommands } from "./pipeline-commands.js";
 import type { WebPolicyInput } from "../web/index.js";
 
 const { version } = createRequire(import.meta.url)("../../../package.json") as { version: string };
@@ -83,6 +85,8 @@ interface RunFlags {
   secureConfig?: string;
   shared?: string;
   isolation: "fresh" | "reuse";
+  db?: string;
+  data?: string;
   webPolicy?: string;
   allowHost?: string[];
   json?: boolean;
@@ -151,9 +155,12 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .option("--secure-config <text>", "the step's secure configuration (second constructor argument)")
     .option("--shared <file.json>", "SharedVariables as a JSON object")
     .addOption(new Option("--isolation <mode>", "fresh: a never-used isolate; reuse: a cached plug-in instance").choices(["fresh", "reuse"]).default("fresh"))
+    .option("--db <path>", "serve the organization service from this store (file), through the pipeline")
+    .option("--data <file.json>", "records to load into the store first (an in-memory store unless --db is given)")
     .option("--web-policy <file.json>", "widen or tune the outbound web policy (allowed hosts, extra ports, resolver override, …)")
     .option("--allow-host <host...>", "narrow outbound web requests to these hosts, as a bundle's manifest entry does")
     .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, … }");
+  registerPipelineCommands(program, io);
   for (const [key, { flag, description }] of Object.entries(limitFlags)) {
     run.option(flag, `${description} (default ${sandboxLimitDefaults[key as keyof SandboxLimits]})`, integer);
   }
@@ -184,7 +191,16 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
       if (!isPlainObject(policy)) throw new UsageError("INPUT_INVALID_JSON", `the web policy file ${flags.webPolicy} must hold a JSON object; see the README's "Outbound web requests"`);
       webPolicy = policy as WebPolicyInput;
     }
+    let host: PlugboxHost | undefined;
+    if (flags.db || flags.data) {
+      host = await createHost({ db: flags.db ?? ":memory:", runJobs: false, runtimeOptions: { workers: 1, prewarmIsolates: flags.isolation === "reuse" ? 0 : 1 } });
+      if (flags.data) await importData(host, await readJson(flags.data, "data"), flags.data).catch(async (error: unknown) => {
+        await host!.close();
+        throw error;
+      });
+    }
     const result = await runPlugin({
+      ...(host ? { runtime: host.runtime, organization: host.organization() } : {}),
       bundle: bundlePath,
       ...(webPolicy ? { webPolicy } : {}),
       ...(flags.allowHost ? { webAllowedHosts: flags.allowHost } : {}),
@@ -194,7 +210,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
       secureConfig: flags.secureConfig ?? null,
       isolation: flags.isolation,
       limits,
-    });
+    }).finally(() => host?.close());
     if (flags.json) io.out(JSON.stringify(result, null, 2));
     else printHuman(result, { ...flags, entity: flags.entity ?? target?.logicalName }, result.ok ? io.out : io.err);
     io.setExitCode(result.exitCode);

@@ -1,0 +1,190 @@
+/**
+ * A plugbox host: the store, the registry of steps, the sandbox runtime, the event pipeline and
+ * the job runner, put together and torn down in reverse.
+ *
+ * @example
+ * const host = await createHost({ manifest: "plugbox.json", db: "plugbox.db" });
+ * const { response, journal } = await host.execute({ requestName: "Create", parameters: { Target: account } });
+ * await host.close();
+ */
+import { createSandboxRuntime, type SandboxLimits, type SandboxRuntime, type SandboxRuntimeOptions } from "../runtime/index.js";
+import { randomIds, systemClock, type Clock, type IdSource } from "./ids.js";
+import { JobRunner, type JobOutcome, type JobRunnerOptions } from "./pipeline/job-runner.js";
+import { Pipeline, type Caller, type Identity, type RequestResult } from "./pipeline/pipeline.js";
+import { PipelineError } from "./pipeline/errors.js";
+import type { SystemJob } from "./pipeline/jobs-store.js";
+import type { TraceRow } from "./pipeline/trace-log.js";
+import { loadManifest, parseManifest, Registry, type Manifest } from "./registry/index.js";
+import { RecordingNotificationService, type NotificationBackend, type OrganizationBackend, type WebBackend } from "./services/index.js";
+import type { OrganizationRequestValue } from "./services/organization.js";
+import { Store } from "./store/store.js";
+import { WebClient, type WebPolicyInput } from "./web/index.js";
+import { Entity, EntityCollection, EntityReference, type ColumnSet } from "../sdk/model.js";
+
+export interface HostOptions {
+  /** A manifest file, or a parsed manifest, or nothing (register steps in code). */
+  manifest?: string | Manifest | Record<string, unknown>;
+  /** The store's file, or ":memory:". @default ":memory:" */
+  db?: string;
+  /** An existing sandbox runtime to share; otherwise the host starts and stops its own. */
+  runtime?: SandboxRuntime;
+  runtimeOptions?: Parameters<typeof createSandboxRuntime>[0];
+  webPolicy?: WebPolicyInput;
+  web?: WebBackend;
+  /** Where notification posts go. @default recorded, not sent */
+  notification?: NotificationBackend;
+  /** Run system jobs in the background as requests queue them. @default true */
+  runJobs?: boolean;
+  jobs?: JobRunnerOptions;
+  clock?: Clock;
+  ids?: IdSource;
+  identity?: Partial<Identity>;
+}
+
+export class PlugboxHost {
+  readonly store: Store;
+  readonly registry: Registry;
+  readonly runtime: SandboxRuntime;
+  readonly pipeline: Pipeline;
+  readonly jobRunner: JobRunner;
+  readonly notification: NotificationBackend;
+  readonly #ownRuntime: boolean;
+  readonly #ownWeb: WebClient | undefined;
+  #closing: Promise<void> | undefined;
+
+  protected constructor(parts: { store: Store; registry: Registry; runtime: SandboxRuntime; ownRuntime: boolean; web: WebBackend; ownWeb: WebClient | undefined; notification: NotificationBackend; options: HostOptions }) {
+    this.store = parts.store;
+    this.registry = parts.registry;
+    this.runtime = parts.runtime;
+    this.notification = parts.notification;
+    this.#ownRuntime = parts.ownRuntime;
+    this.#ownWeb = parts.ownWeb;
+    const { options } = parts;
+    let runner: JobRunner | undefined;
+    this.pipeline = new Pipeline({
+      store: this.store,
+      registry: this.registry,
+      runtime: this.runtime,
+      web: parts.web,
+      notification: parts.notification,
+      clock: options.clock ?? systemClock,
+      ids: options.ids ?? randomIds,
+      ...(options.identity ? { identity: options.identity } : {}),
+      onJobsQueued: () => runner?.wake(),
+    });
+    runner = new JobRunner(this.pipeline, options.jobs);
+    this.jobRunner = runner;
+    if (options.runJobs ?? true) runner.start();
+  }
+
+  static async create(options: HostOptions = {}): Promise<PlugboxHost> {
+    const manifest =
+      typeof options.manifest === "string"
+        ? await loadManifest(options.manifest)
+        : options.manifest === undefined || options.manifest.bundles instanceof Map
+          ? (options.manifest as Manifest | undefined)
+          : parseManifest(options.manifest, "manifest");
+    const registry = new Registry(manifest);
+    const store = Store.open({ path: options.db ?? ":memory:" });
+    const runtime = options.runtime ?? createSandboxRuntime(options.runtimeOptions ?? {});
+    try {
+      await runtime.ready;
+    } catch (error) {
+      store.close();
+      throw error;
+    }
+    const ownWeb = options.web ? undefined : new WebClient(options.webPolicy);
+    return new PlugboxHost({
+      store,
+      registry,
+      runtime,
+      ownRuntime: !options.runtime,
+      web: options.web ?? ownWeb!,
+      ownWeb,
+      notification: options.notification ?? new RecordingNotificationService(),
+      options,
+    });
+  }
+
+  #assertOpen(): void {
+    if (this.#closing) throw new PipelineError("PIPELINE_CLOSED", "the host was closed; create a new one");
+  }
+
+  /** Runs one request through the pipeline. Rejects with a typed error that carries the journal. */
+  execute(request: OrganizationRequestValue, caller?: Caller, options?: { signal?: AbortSignal }): Promise<RequestResult> {
+    this.#assertOpen();
+    return this.pipeline.execute(request, caller, options);
+  }
+
+  /** The organization service as a plain caller sees it (every call goes through the pipeline). */
+  organization(caller: Caller = {}): OrganizationBackend {
+    const run = async (request: OrganizationRequestValue) => (await this.execute(request, caller)).response;
+    return {
+      create: async (entity) => (await run({ requestName: "Create", parameters: { Target: entity } })).results.id as string,
+      retrieve: async (entityName: string, id: string, columns: ColumnSet) => (await run({ requestName: "Retrieve", parameters: { Target: new EntityReference(entityName, id), ColumnSet: columns } })).results.Entity as Entity,
+      update: async (entity) => void (await run({ requestName: "Update", parameters: { Target: entity } })),
+      delete: async (entityName, id) => void (await run({ requestName: "Delete", parameters: { Target: new EntityReference(entityName, id) } })),
+      associate: async (target, relationship, related) => void (await run({ requestName: "Associate", parameters: { Target: target, Relationship: relationship, RelatedEntities: related } })),
+      disassociate: async (target, relationship, related) => void (await run({ requestName: "Disassociate", parameters: { Target: target, Relationship: relationship, RelatedEntities: related } })),
+      retrieveMultiple: async (query) => (await run({ requestName: "RetrieveMultiple", parameters: { Query: query } })).results.EntityCollection as EntityCollection,
+      execute: (request) => run(request),
+    };
+  }
+
+  /** Runs every system job that is ready now (for callers that run jobs in the foreground). */
+  runJobs(): Promise<JobOutcome[]> {
+    this.#assertOpen();
+    return this.jobRunner.runReady();
+  }
+
+  async #locked<T>(fn: () => T): Promise<T> {
+    const release = await this.store.acquire();
+    try {
+      return fn();
+    } finally {
+      release();
+    }
+  }
+
+  listJobs(filter?: { stateCode?: number }): Promise<SystemJob[]> {
+    return this.#locked(() => this.pipeline.jobs.list(filter));
+  }
+
+  getJob(id: string): Promise<SystemJob | undefined> {
+    return this.#locked(() => this.pipeline.jobs.get(id));
+  }
+
+  retryJob(id: string): Promise<SystemJob> {
+    return this.#locked(() => this.pipeline.jobs.retry(id)).finally(() => this.jobRunner.wake());
+  }
+
+  cancelJob(id: string): Promise<SystemJob> {
+    return this.#locked(() => this.pipeline.jobs.cancel(id));
+  }
+
+  traceLogs(filter?: { correlationId?: string }): Promise<TraceRow[]> {
+    return this.#locked(() => this.pipeline.traceLog.list(filter));
+  }
+
+  /** Stops the job runner, then the runtime (if the host started it) and the store. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.jobRunner.stop();
+      const results = await Promise.allSettled([this.#ownRuntime ? this.runtime.close() : Promise.resolve(), this.#ownWeb?.close()]);
+      this.store.close();
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+    })();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+export function createHost(options?: HostOptions): Promise<PlugboxHost> {
+  return PlugboxHost.create(options);
+}
+
+export type { SandboxLimits, SandboxRuntimeOptions };

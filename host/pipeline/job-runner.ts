@@ -1,0 +1,164 @@
+/**
+ * Runs system jobs: the asynchronous steps queued by committed requests. It leases one job at a
+ * time, runs its plug-in outside any transaction (the plug-in's own calls are requests of their
+ * own), and records the outcome only while it still holds the lease. A plug-in that throws
+ * InvalidPluginExecutionError with OperationStatus.Retry is run again with exponential back-off,
+ * up to settings.maxAsyncAttempts attempts in all (4, as in Dataverse); any other failure fails the
+ * job with its reason. A job whose worker died is taken again when its lease runs out.
+ */
+import { randomUUID } from "node:crypto";
+import type { Clock } from "../ids.js";
+import type { Pipeline } from "./pipeline.js";
+
+export interface JobRunnerOptions {
+  /** How long a job is leased; past it, another runner may take the job over. @default 180000 */
+  leaseMs?: number;
+  /** How often to look for jobs when nothing wakes the runner, ms. @default 1000 */
+  pollMs?: number;
+  /** First retry delay; each further attempt doubles it. @default 1000 */
+  backoffBaseMs?: number;
+  clock?: Clock;
+}
+
+export const jobRunnerDefaults = Object.freeze({ leaseMs: 180_000, pollMs: 1_000, backoffBaseMs: 1_000 });
+
+const RETRY_STATUS = 2; // OperationStatus.Retry
+
+export interface JobOutcome {
+  id: string;
+  outcome: "succeeded" | "failed" | "retrying" | "lost";
+  message?: string;
+}
+
+export class JobRunner {
+  readonly owner = randomUUID();
+  readonly #pipeline: Pipeline;
+  readonly #options: Required<Omit<JobRunnerOptions, "clock">>;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<unknown> | undefined;
+  #started = false;
+  #stopped = false;
+  readonly #listeners = new Set<(outcome: JobOutcome) => void>();
+
+  constructor(pipeline: Pipeline, options: JobRunnerOptions = {}) {
+    this.#pipeline = pipeline;
+    this.#options = {
+      leaseMs: options.leaseMs ?? jobRunnerDefaults.leaseMs,
+      pollMs: options.pollMs ?? jobRunnerDefaults.pollMs,
+      backoffBaseMs: options.backoffBaseMs ?? jobRunnerDefaults.backoffBaseMs,
+    };
+  }
+
+  /** Calls back after each job attempt (for tests and the CLI). Returns a function that removes the listener. */
+  onOutcome(listener: (outcome: JobOutcome) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Starts running jobs in the background until stop(). */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.wake();
+  }
+
+  /** Looks for jobs now (called after a commit that queued some). */
+  wake(): void {
+    if (!this.#started || this.#stopped) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#loop(), 0);
+  }
+
+  async #loop(): Promise<void> {
+    if (this.#running || this.#stopped) return;
+    this.#running = this.runReady();
+    try {
+      await this.#running;
+    } finally {
+      this.#running = undefined;
+    }
+    if (this.#stopped) return;
+    const release = await this.#pipeline.store.acquire();
+    let due: Date | undefined;
+    try {
+      due = this.#pipeline.jobs.nextDue();
+    } finally {
+      release();
+    }
+    const wait = due ? Math.max(0, Math.min(this.#options.pollMs, due.getTime() - Date.now())) : this.#options.pollMs;
+    this.#timer = setTimeout(() => void this.#loop(), wait);
+  }
+
+  /** Runs every job that is ready now, one after another; resolves with what happened to each. */
+  async runReady(): Promise<JobOutcome[]> {
+    const outcomes: JobOutcome[] = [];
+    for (;;) {
+      if (this.#stopped) break;
+      const outcome = await this.runOne();
+      if (!outcome) break;
+      outcomes.push(outcome);
+    }
+    return outcomes;
+  }
+
+  /** Takes and runs the next ready job; undefined when none is ready. */
+  async runOne(): Promise<JobOutcome | undefined> {
+    const { store, jobs, registry } = this.#pipeline;
+    let release = await store.acquire();
+    let claimed;
+    try {
+      claimed = jobs.claim(this.owner, this.#options.leaseMs);
+    } finally {
+      release();
+    }
+    if (!claimed) return undefined;
+    const { job, data } = claimed;
+    const step = job.owningExtensionId ? registry.step(job.owningExtensionId) : undefined;
+    let outcome: JobOutcome;
+    if (!step) {
+      outcome = await this.#record(job.id, (owner) => jobs.fail(job.id, owner, { message: `the step ${job.owningExtensionId} of this job is no longer registered`, errorCode: null }), "failed");
+    } else {
+      const result = await this.#pipeline.executeStep(step, data, {});
+      release = await store.acquire();
+      try {
+        this.#pipeline.traceLog.write(result.traceRows, registry.settings.traceLogSetting);
+      } finally {
+        release();
+      }
+      if (result.ok) {
+        outcome = await this.#record(job.id, (owner) => jobs.succeed(job.id, owner, job.autoDelete), "succeeded");
+      } else {
+        const error = result.error!;
+        const attempts = job.retryCount + 1;
+        const wantsRetry = error.status === RETRY_STATUS || error.innerCode.startsWith("RELAY_");
+        const failure = { message: error.message, errorCode: typeof error.details?.errorCode === "number" ? error.details.errorCode : null };
+        if (wantsRetry && attempts < registry.settings.maxAsyncAttempts) {
+          const at = new Date(Date.now() + this.#options.backoffBaseMs * 2 ** job.retryCount);
+          outcome = await this.#record(job.id, (owner) => jobs.retryLater(job.id, owner, at, failure), "retrying", error.message);
+        } else {
+          const message = wantsRetry ? `${error.message} (gave up after ${attempts} attempts)` : error.message;
+          outcome = await this.#record(job.id, (owner) => jobs.fail(job.id, owner, { ...failure, message }), "failed", message);
+        }
+      }
+    }
+    for (const listener of this.#listeners) listener(outcome);
+    return outcome;
+  }
+
+  async #record(id: string, update: (owner: string) => boolean, outcome: JobOutcome["outcome"], message?: string): Promise<JobOutcome> {
+    const release = await this.#pipeline.store.acquire();
+    try {
+      const held = update(this.owner);
+      return { id, outcome: held ? outcome : "lost", ...(message ? { message } : {}) };
+    } finally {
+      release();
+    }
+  }
+
+  /** Stops taking jobs and waits for the one running. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#running;
+  }
+}

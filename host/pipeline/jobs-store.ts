@@ -1,0 +1,232 @@
+/**
+ * System jobs (Dataverse's asyncoperation) in the store, with Dataverse's states and status codes:
+ *
+ * | state | status |
+ * | 0 Ready | 0 Waiting For Resources, 10 Waiting (a retry waits for its time) |
+ * | 1 Suspended | 10 Waiting |
+ * | 2 Locked | 20 In Progress |
+ * | 3 Completed | 30 Succeeded, 31 Failed, 32 Canceled |
+ *
+ * A worker takes a job by leasing it (one UPDATE); it completes it only while it still holds the
+ * lease, so a job is never completed twice. A lease that runs out (its worker died) makes the job
+ * ready again: every job runs to completion at least once.
+ */
+import { toPlain, fromPlain } from "../../sdk/codec.js";
+import type { Clock } from "../ids.js";
+import type { Store } from "../store/store.js";
+import { PipelineError } from "./errors.js";
+
+export const JobState = Object.freeze({ Ready: 0, Suspended: 1, Locked: 2, Completed: 3 } as const);
+export const JobStatus = Object.freeze({ WaitingForResources: 0, Waiting: 10, InProgress: 20, Pausing: 21, Canceling: 22, Succeeded: 30, Failed: 31, Canceled: 32 } as const);
+
+export interface NewJob {
+  id: string;
+  name: string;
+  stepId: string;
+  messageName: string;
+  entity: string | null;
+  regardingId: string | null;
+  /** The execution context handed to the step (OperationId = the job's id). */
+  data: Record<string, unknown>;
+  depth: number;
+  createdOn: Date;
+  autoDelete: boolean;
+}
+
+export interface SystemJob {
+  id: string;
+  sequence: number;
+  name: string;
+  operationType: number;
+  stateCode: number;
+  statusCode: number;
+  owningExtensionId: string | null;
+  messageName: string | null;
+  primaryEntityType: string | null;
+  regardingObjectId: string | null;
+  depth: number;
+  retryCount: number;
+  errorCode: number | null;
+  message: string | null;
+  friendlyMessage: string | null;
+  createdOn: string;
+  startedOn: string | null;
+  completedOn: string | null;
+  postponeUntil: string | null;
+  autoDelete: boolean;
+}
+
+interface Row {
+  id: string;
+  sequence: number;
+  name: string;
+  operation_type: number;
+  state_code: number;
+  status_code: number;
+  owning_extension_id: string | null;
+  message_name: string | null;
+  primary_entity_type: string | null;
+  regarding_id: string | null;
+  data: string;
+  depth: number;
+  retry_count: number;
+  error_code: number | null;
+  message: string | null;
+  friendly_message: string | null;
+  created_on: string;
+  started_on: string | null;
+  completed_on: string | null;
+  postpone_until: string | null;
+  auto_delete: number;
+}
+
+function toJob(row: Row): SystemJob {
+  return {
+    id: row.id,
+    sequence: row.sequence,
+    name: row.name,
+    operationType: row.operation_type,
+    stateCode: row.state_code,
+    statusCode: row.status_code,
+    owningExtensionId: row.owning_extension_id,
+    messageName: row.message_name,
+    primaryEntityType: row.primary_entity_type,
+    regardingObjectId: row.regarding_id,
+    depth: row.depth,
+    retryCount: row.retry_count,
+    errorCode: row.error_code,
+    message: row.message,
+    friendlyMessage: row.friendly_message,
+    createdOn: row.created_on,
+    startedOn: row.started_on,
+    completedOn: row.completed_on,
+    postponeUntil: row.postpone_until,
+    autoDelete: row.auto_delete === 1,
+  };
+}
+
+export class JobQueue {
+  readonly #store: Store;
+  readonly #clock: Clock;
+  constructor(store: Store, clock: Clock) {
+    this.#store = store;
+    this.#clock = clock;
+  }
+
+  #now(): string {
+    return this.#clock.now().toISOString();
+  }
+
+  insert(job: NewJob): void {
+    this.#store.db
+      .prepare(
+        `INSERT INTO system_jobs (id, sequence, name, operation_type, state_code, status_code, owning_extension_id, message_name, primary_entity_type, regarding_id, data, depth, created_on, auto_delete)
+         VALUES (?, (SELECT coalesce(max(sequence), 0) + 1 FROM system_jobs), ?, 1, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(job.id, job.name, job.stepId, job.messageName, job.entity, job.regardingId, JSON.stringify(toPlain(job.data)), job.depth, job.createdOn.toISOString(), job.autoDelete ? 1 : 0);
+  }
+
+  /** Leases the next job that is ready (or whose worker's lease ran out), oldest first. */
+  claim(owner: string, leaseMs: number): { job: SystemJob; data: Record<string, unknown> } | undefined {
+    const now = this.#now();
+    const until = new Date(this.#clock.now().getTime() + leaseMs).toISOString();
+    const row = this.#store.db
+      .prepare<[string, string, string, string, string], Row>(
+        `UPDATE system_jobs SET state_code = 2, status_code = 20, lease_owner = ?, lease_until = ?, started_on = ?
+         WHERE id = (SELECT id FROM system_jobs
+                     WHERE (state_code = 0 AND (postpone_until IS NULL OR postpone_until <= ?)) OR (state_code = 2 AND lease_until < ?)
+                     ORDER BY sequence LIMIT 1)
+         RETURNING *`,
+      )
+      .get(owner, until, now, now, now);
+    return row ? { job: toJob(row), data: fromPlain(JSON.parse(row.data)) as Record<string, unknown> } : undefined;
+  }
+
+  /** When the next job becomes ready (now if one is), or undefined when none is waiting. */
+  nextDue(): Date | undefined {
+    const row = this.#store.db
+      .prepare<[], { due: string | null }>(
+        `SELECT min(CASE WHEN state_code = 0 THEN coalesce(postpone_until, created_on) ELSE lease_until END) AS due
+         FROM system_jobs WHERE state_code = 0 OR state_code = 2`,
+      )
+      .get();
+    return row?.due ? new Date(row.due) : undefined;
+  }
+
+  /** Completes a job the owner still holds; false when the lease was lost (another worker took over). */
+  succeed(id: string, owner: string, autoDelete: boolean): boolean {
+    if (autoDelete) return this.#store.db.prepare("DELETE FROM system_jobs WHERE id = ? AND lease_owner = ? AND state_code = 2").run(id, owner).changes > 0;
+    return (
+      this.#store.db
+        .prepare("UPDATE system_jobs SET state_code = 3, status_code = 30, completed_on = ?, lease_owner = NULL, lease_until = NULL, message = NULL WHERE id = ? AND lease_owner = ? AND state_code = 2")
+        .run(this.#now(), id, owner).changes > 0
+    );
+  }
+
+  fail(id: string, owner: string, failure: { message: string; errorCode: number | null }): boolean {
+    return (
+      this.#store.db
+        .prepare(
+          "UPDATE system_jobs SET state_code = 3, status_code = 31, completed_on = ?, lease_owner = NULL, lease_until = NULL, message = ?, friendly_message = ?, error_code = ? WHERE id = ? AND lease_owner = ? AND state_code = 2",
+        )
+        .run(this.#now(), failure.message, failure.message, failure.errorCode, id, owner).changes > 0
+    );
+  }
+
+  /** Puts the job back to wait until `at`, counting the attempt. */
+  retryLater(id: string, owner: string, at: Date, failure: { message: string; errorCode: number | null }): boolean {
+    return (
+      this.#store.db
+        .prepare(
+          "UPDATE system_jobs SET state_code = 0, status_code = 10, retry_count = retry_count + 1, postpone_until = ?, lease_owner = NULL, lease_until = NULL, message = ?, error_code = ? WHERE id = ? AND lease_owner = ? AND state_code = 2",
+        )
+        .run(at.toISOString(), failure.message, failure.errorCode, id, owner).changes > 0
+    );
+  }
+
+  get(id: string): SystemJob | undefined {
+    const row = this.#store.db.prepare<[string], Row>("SELECT * FROM system_jobs WHERE id = ?").get(id.toLowerCase());
+    return row ? toJob(row) : undefined;
+  }
+
+  data(id: string): Record<string, unknown> | undefined {
+    const row = this.#store.db.prepare<[string], { data: string }>("SELECT data FROM system_jobs WHERE id = ?").get(id.toLowerCase());
+    return row ? (fromPlain(JSON.parse(row.data)) as Record<string, unknown>) : undefined;
+  }
+
+  list(filter: { stateCode?: number } = {}): SystemJob[] {
+    const rows =
+      filter.stateCode === undefined
+        ? this.#store.db.prepare<[], Row>("SELECT * FROM system_jobs ORDER BY sequence").all()
+        : this.#store.db.prepare<[number], Row>("SELECT * FROM system_jobs WHERE state_code = ? ORDER BY sequence").all(filter.stateCode);
+    return rows.map(toJob);
+  }
+
+  /** Makes a failed or canceled job ready again (a fresh set of attempts). */
+  retry(id: string): SystemJob {
+    const job = this.get(id);
+    if (!job) throw new PipelineError("JOB_NOT_FOUND", `no system job has the id ${id}`);
+    if (job.stateCode !== JobState.Completed || job.statusCode === JobStatus.Succeeded) {
+      throw new PipelineError("JOB_INVALID_STATE", `job ${id} is ${describeState(job)}; only failed or canceled jobs can be retried`);
+    }
+    this.#store.db
+      .prepare("UPDATE system_jobs SET state_code = 0, status_code = 0, retry_count = 0, postpone_until = NULL, completed_on = NULL, message = NULL, friendly_message = NULL, error_code = NULL WHERE id = ?")
+      .run(job.id);
+    return this.get(id)!;
+  }
+
+  /** Cancels a job that has not completed (Ready, Suspended or Locked → Completed/Canceled). */
+  cancel(id: string): SystemJob {
+    const job = this.get(id);
+    if (!job) throw new PipelineError("JOB_NOT_FOUND", `no system job has the id ${id}`);
+    if (job.stateCode === JobState.Completed) throw new PipelineError("JOB_INVALID_STATE", `job ${id} is already ${describeState(job)}`);
+    this.#store.db.prepare("UPDATE system_jobs SET state_code = 3, status_code = 32, completed_on = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?").run(this.#now(), job.id);
+    return this.get(id)!;
+  }
+}
+
+export function describeState(job: Pick<SystemJob, "stateCode" | "statusCode">): string {
+  const state = ["Ready", "Suspended", "Locked", "Completed"][job.stateCode] ?? `state ${job.stateCode}`;
+  const status: Record<number, string> = { 0: "Waiting For Resources", 10: "Waiting", 20: "In Progress", 21: "Pausing", 22: "Canceling", 30: "Succeeded", 31: "Failed", 32: "Canceled" };
+  return `${state} (${status[job.statusCode] ?? job.statusCode})`;
+}
