@@ -117,6 +117,7 @@ export class SandboxRuntime {
   readonly #pending = new Set<Promise<ExecutionReport>>();
   #nextExecId = 1;
   #nextWorkerId = 1;
+  #turn = 0;
   #startFailures = 0;
   #closing: Promise<void> | undefined;
 
@@ -328,7 +329,11 @@ export class SandboxRuntime {
       const preferred = all[hash(key + inflight.request.bundle.id) % all.length];
       if (preferred && ready.includes(preferred)) return preferred;
     }
-    return ready.reduce((best, w) => (w.inflight.size < best.inflight.size ? w : best));
+    // Least loaded, and among equals the next in turn: a worker refilling its pool of fresh
+    // isolates after an execution is then not the one that gets the next.
+    const least = Math.min(...ready.map((w) => w.inflight.size));
+    const candidates = ready.filter((w) => w.inflight.size === least);
+    return candidates[this.#turn++ % candidates.length]!;
   }
 
   #dispatch(): void {

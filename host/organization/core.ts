@@ -5,7 +5,7 @@
  * declared, checks of every column and its type. The pipeline calls these inside its transaction.
  */
 import { toPlain, fromPlain } from "../../sdk/codec.js";
-import { ColumnSet, Entity, EntityReference, EMPTY_GUID, typeOf } from "../../sdk/model.js";
+import { ColumnSet, Entity, EntityReference, EMPTY_GUID, OptionSetValue, typeOf } from "../../sdk/model.js";
 import { OrganizationError } from "../errors.js";
 import { isGuid, type Clock, type IdSource } from "../ids.js";
 import type { Store } from "../store/store.js";
@@ -147,7 +147,6 @@ export class OrganizationCore {
     const fromColumn = target.attributes[idColumn];
     let id = target.id !== EMPTY_GUID ? target.id : isGuid(fromColumn) ? fromColumn : this.#deps.ids.newId();
     id = id.toLowerCase();
-    if (this.read(target.logicalName, id)) throw new OrganizationError("ORG_DUPLICATE", `${target.logicalName} with id ${id} already exists`);
     const now = this.#now();
     const platform: Record<string, unknown> = {
       [idColumn]: id,
@@ -156,11 +155,17 @@ export class OrganizationCore {
       createdby: this.#user(userId),
       modifiedby: this.#user(userId),
       ownerid: target.attributes.ownerid ?? this.#user(userId),
-      statecode: target.attributes.statecode ?? fromPlain({ $type: "OptionSetValue", value: 0 }),
-      statuscode: target.attributes.statuscode ?? fromPlain({ $type: "OptionSetValue", value: 1 }),
+      statecode: target.attributes.statecode ?? new OptionSetValue(0),
+      statuscode: target.attributes.statuscode ?? new OptionSetValue(1),
     };
     const attributes = { ...target.attributes, ...platform };
-    this.#deps.store.insertRecord(target.logicalName, id, storedAttributes(target.logicalName, attributes, schema));
+    try {
+      this.#deps.store.insertRecord(target.logicalName, id, storedAttributes(target.logicalName, attributes, schema));
+    } catch (error) {
+      // The primary key says what a read before the insert would have: the row exists.
+      if ((error as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") throw new OrganizationError("ORG_DUPLICATE", `${target.logicalName} with id ${id} already exists`);
+      throw error;
+    }
     target.id = id;
     Object.assign(target.attributes, platform);
     return id;

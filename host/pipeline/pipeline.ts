@@ -256,11 +256,13 @@ export class Pipeline {
         sharedVariables: MESSAGES_WITH_PARENT_SHARED.has(message) ? {} : stage10Shared,
         parentContext: MESSAGES_WITH_PARENT_SHARED.has(message) && stage10Context ? stage10Context : scope.parentContext,
       };
-      run.preImage = id && entity && ["Update", "Delete", "Assign", "SetState", "Upsert"].includes(message) ? this.#core.read(entity, id) : undefined;
+      // Images are read only when a step asks for one.
+      const images = this.#imagesWanted(message, entity);
+      run.preImage = images.pre && id && entity && ["Update", "Delete", "Assign", "SetState", "Upsert"].includes(message) ? this.#core.read(entity, id) : undefined;
       await this.#runSteps(20, run);
       this.#core30(message, run);
       journal.id = run.primaryId === EMPTY_GUID ? journal.id : run.primaryId;
-      run.postImage = entity && run.primaryId !== EMPTY_GUID && message !== "Delete" ? this.#core.read(entity, run.primaryId) : undefined;
+      run.postImage = images.post && entity && run.primaryId !== EMPTY_GUID && message !== "Delete" ? this.#core.read(entity, run.primaryId) : undefined;
       await this.#runSteps(40, run);
       this.#queueAsyncSteps(run);
       tx.commit();
@@ -269,6 +271,14 @@ export class Pipeline {
       tx.rollback();
       throw error;
     }
+  }
+
+  #imagesWanted(message: string, entity: string | null): { pre: boolean; post: boolean } {
+    const steps = [20, 40].flatMap((stage) => this.registry.stepsFor(message, entity, stage as StageNumber));
+    return {
+      pre: steps.some((s) => s.images.some((i) => i.type !== "post")),
+      post: steps.some((s) => s.stage === 40 && s.images.some((i) => i.type !== "pre")),
+    };
   }
 
   #prepareTarget(message: string, inputParameters: Record<string, unknown>): void {

@@ -23,6 +23,8 @@ export class Registry {
   readonly tables: Map<string, TableSchema>;
   readonly settings: ManifestSettings;
   #steps: StepRegistration[];
+  /** stepsFor's answers, by message, entity and stage; emptied whenever the steps change. */
+  readonly #index = new Map<string, StepRegistration[]>();
   readonly #baseDir: string;
 
   constructor(manifest?: Manifest, baseDir = process.cwd()) {
@@ -52,17 +54,29 @@ export class Registry {
     const registered = parsed.steps[0]!;
     if (this.#steps.some((s) => s.id === registered.id)) throw new Error(`a step with id ${registered.id} is already registered`);
     this.#steps = [...this.#steps, registered];
+    this.#index.clear();
     return registered;
   }
 
   removeStep(id: string): boolean {
     const before = this.#steps.length;
     this.#steps = this.#steps.filter((s) => s.id !== id);
+    this.#index.clear();
     return this.#steps.length < before;
   }
 
   /** Enabled steps for a message on a table at a stage, in execution order (rank, then registration order). */
   stepsFor(message: string, entity: string | null, stage: StageNumber): StepRegistration[] {
+    const key = `${message}|${entity}|${stage}`;
+    let steps = this.#index.get(key);
+    if (!steps) {
+      steps = this.#select(message, entity, stage);
+      this.#index.set(key, steps);
+    }
+    return steps;
+  }
+
+  #select(message: string, entity: string | null, stage: StageNumber): StepRegistration[] {
     return this.#steps
       .map((step, index) => ({ step, index }))
       .filter(({ step }) => step.enabled && step.message === message && step.stage === stage && (step.entity === null || step.entity === entity))

@@ -50,6 +50,9 @@ export class Store {
     this.path = path;
     this.db = db;
     this.#statements = {
+      begin: db.prepare("BEGIN IMMEDIATE"),
+      commit: db.prepare("COMMIT"),
+      rollback: db.prepare("ROLLBACK"),
       get: db.prepare<[string, string], { attributes: string; version: number }>("SELECT attributes, version FROM records WHERE entity = ? AND id = ?"),
       insert: db.prepare<[string, string, string]>("INSERT INTO records (entity, id, attributes, version) VALUES (?, ?, ?, 1)"),
       update: db.prepare<[string, string, string]>("UPDATE records SET attributes = ?3, version = version + 1 WHERE entity = ?1 AND id = ?2"),
@@ -110,17 +113,19 @@ export class Store {
     this.#assertOpen();
     const level = this.#depth++;
     const name = `sp${level}`;
-    this.db.exec(level === 0 ? "BEGIN IMMEDIATE" : `SAVEPOINT ${name}`);
+    if (level === 0) this.#statements.begin.run();
+    else this.db.exec(`SAVEPOINT ${name}`);
     let ended = false;
-    const end = (sql: string) => {
+    const end = (top: Database.Statement, nested: string) => {
       if (ended) return;
       ended = true;
       this.#depth--;
-      this.db.exec(sql);
+      if (level === 0) top.run();
+      else this.db.exec(nested);
     };
     return {
-      commit: () => end(level === 0 ? "COMMIT" : `RELEASE ${name}`),
-      rollback: () => end(level === 0 ? "ROLLBACK" : `ROLLBACK TO ${name}; RELEASE ${name}`),
+      commit: () => end(this.#statements.commit, `RELEASE ${name}`),
+      rollback: () => end(this.#statements.rollback, `ROLLBACK TO ${name}; RELEASE ${name}`),
     };
   }
 

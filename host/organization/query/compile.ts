@@ -402,7 +402,8 @@ class Compiler {
           } else if (item.groupBy) {
             const group = item.dateGrouping ? dateGroupExpression(key, item.dateGrouping) : key;
             const groupColumn = `g${groupBy.length}`;
-            groupBy.push(group);
+            // Text groups as Dataverse's case-insensitive collation does: "Seattle" and "seattle" are one group.
+            groupBy.push(item.dateGrouping ? group : `${group} COLLATE NOCASE`);
             selects.push(`${group} AS ${groupColumn}`);
             const outputKey = keyFor(scope, item.name, item.alias);
             if (item.dateGrouping) outputs.push({ kind: "group", column: groupColumn, key: outputKey, json: false });

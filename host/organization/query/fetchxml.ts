@@ -44,6 +44,8 @@ const parser = new XMLParser({
   trimValues: true,
   ignoreDeclaration: true,
   ignorePiTags: true,
+  // Also decodes numeric character references (&#65; &#x41;), which XML allows anywhere.
+  htmlEntities: true,
 });
 
 type Parsed = Array<Record<string, unknown>>;
@@ -220,8 +222,9 @@ function readCondition(node: XmlNode, where: string): ConditionModel {
   if (node.attrs.valueof !== undefined) throw unsupported(`${where}: valueof (comparing two columns) is not supported`);
   const operatorName = node.attrs.operator;
   if (operatorName === undefined || operatorName === "") throw invalid(`${where}: <condition attribute="${attribute}"> needs an operator attribute`);
-  const operator = FETCH_OPERATORS[operatorName.trim().toLowerCase()];
-  if (operator === undefined || !Object.prototype.hasOwnProperty.call(FETCH_OPERATORS, operatorName.trim().toLowerCase())) {
+  const key = operatorName.trim().toLowerCase();
+  const operator = Object.prototype.hasOwnProperty.call(FETCH_OPERATORS, key) ? FETCH_OPERATORS[key] : undefined;
+  if (operator === undefined) {
     throw unsupported(`the FetchXML condition operator ${show(operatorName)} (attribute ${attribute}) is not supported; supported operators: ${Object.keys(FETCH_OPERATORS).join(", ")}`);
   }
   const values: unknown[] = [];

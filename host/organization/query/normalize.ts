@@ -38,7 +38,7 @@ export function queryKind(query: unknown): QueryKind {
   if (!isObject(query)) throw invalid(`the query must be a QueryExpression, QueryByAttribute or FetchExpression, got ${show(query)}`);
   const tag = typeOf(query) ?? (typeof query.$type === "string" ? query.$type : undefined);
   if (tag === "QueryExpression" || tag === "QueryByAttribute" || tag === "FetchExpression") return tag;
-  if (tag !== undefined) throw invalid(`the query must be a QueryExpression, QueryByAttribute or FetchExpression, got a ${tag}`);
+  if (tag !== undefined) throw invalid(`the query must be a QueryExpression, QueryByAttribute or FetchExpression, got a value of type ${tag}`);
   if (query.query !== undefined) return "FetchExpression";
   if (query.attributes !== undefined && query.values !== undefined) return "QueryByAttribute";
   return "QueryExpression";
