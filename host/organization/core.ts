@@ -10,6 +10,7 @@ import { OrganizationError } from "../errors.js";
 import { isGuid, type Clock, type IdSource } from "../ids.js";
 import type { Store } from "../store/store.js";
 import type { ColumnType, SchemaLookup, TableSchema } from "../store/table-schema.js";
+import { SYSTEM_COLUMN_TYPES } from "./system-columns.js";
 
 export interface CoreDeps {
   store: Store;
@@ -18,17 +19,7 @@ export interface CoreDeps {
   schemaFor: SchemaLookup;
 }
 
-/** Columns the platform maintains; a table schema need not declare them. */
-const SYSTEM_COLUMNS: Record<string, ColumnType> = {
-  createdon: "datetime",
-  modifiedon: "datetime",
-  createdby: "lookup",
-  modifiedby: "lookup",
-  ownerid: "lookup",
-  statecode: "optionset",
-  statuscode: "optionset",
-  versionnumber: "number",
-};
+const SYSTEM_COLUMNS = SYSTEM_COLUMN_TYPES;
 
 function primaryIdAttribute(entity: string, schema: TableSchema | undefined): string {
   return schema?.primaryIdAttribute ?? `${entity}id`;
@@ -112,7 +103,9 @@ function toPlainSafe(value: unknown): unknown {
 
 export function toEntity(entity: string, id: string, stored: Record<string, unknown>, columns?: ColumnSet): Entity {
   const decoded = fromPlain(stored) as Record<string, unknown>;
-  const attributes = !columns || columns.allColumns ? decoded : Object.fromEntries(columns.columns.filter((c) => c in decoded).map((c) => [c, decoded[c]]));
+  // As in Dataverse (and RetrieveMultiple), a column holding null is left out of the entity.
+  const wanted = !columns || columns.allColumns ? Object.keys(decoded) : columns.columns;
+  const attributes = Object.fromEntries(wanted.filter((c) => decoded[c] !== undefined && decoded[c] !== null).map((c) => [c, decoded[c]]));
   return new Entity(entity, id, attributes as Entity["attributes"]);
 }
 

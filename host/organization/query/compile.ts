@@ -30,18 +30,10 @@ import {
   type PageModel,
   type QueryModel,
 } from "./model.js";
+import { SYSTEM_COLUMN_TYPES } from "../system-columns.js";
 
 /** Columns the platform maintains on every table; a table schema need not declare them. */
-export const SYSTEM_COLUMNS: ReadonlySet<string> = new Set([
-  "createdon",
-  "modifiedon",
-  "createdby",
-  "modifiedby",
-  "ownerid",
-  "statecode",
-  "statuscode",
-  "versionnumber",
-]);
+export const SYSTEM_COLUMNS: ReadonlySet<string> = new Set(Object.keys(SYSTEM_COLUMN_TYPES));
 
 /** How one column of a result row becomes attributes of an Entity. */
 export type Output =
