@@ -55,7 +55,7 @@ export class Store {
       rollback: db.prepare("ROLLBACK"),
       get: db.prepare<[string, string], { attributes: string; version: number }>("SELECT attributes, version FROM records WHERE entity = ? AND id = ?"),
       insert: db.prepare<[string, string, string]>("INSERT INTO records (entity, id, attributes, version) VALUES (?, ?, ?, 1)"),
-      update: db.prepare<[string, string, string]>("UPDATE records SET attributes = ?3, version = version + 1 WHERE entity = ?1 AND id = ?2"),
+      update: db.prepare<[string, string, string]>("UPDATE records SET attributes = ?, version = version + 1 WHERE entity = ? AND id = ?"),
       delete: db.prepare<[string, string]>("DELETE FROM records WHERE entity = ? AND id = ?"),
       all: db.prepare<[], { entity: string; id: string; attributes: string; version: number }>("SELECT entity, id, attributes, version FROM records ORDER BY entity, id"),
       link: db.prepare<[string, string, string, string, string]>("INSERT OR IGNORE INTO relationships (relationship, entity1, id1, entity2, id2) VALUES (?, ?, ?, ?, ?)"),
@@ -146,7 +146,7 @@ export class Store {
 
   /** Replaces a record's attributes; returns false when it does not exist. */
   replaceRecord(entity: string, id: string, attributes: Record<string, unknown>): boolean {
-    return this.#statements.update.run(entity, id, JSON.stringify(attributes)).changes > 0;
+    return this.#statements.update.run(JSON.stringify(attributes), entity, id).changes > 0;
   }
 
   deleteRecord(entity: string, id: string): boolean {
