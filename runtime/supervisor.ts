@@ -89,6 +89,7 @@ interface InFlight {
   services: SandboxServices;
   worker: WorkerHandle | undefined;
   calls: AbortController;
+  servedCalls: number;
   resolve: (report: ExecutionReport) => void;
   killTimer: NodeJS.Timeout | undefined;
   onAbort: (() => void) | undefined;
@@ -167,6 +168,7 @@ export class SandboxRuntime {
         services,
         worker: undefined,
         calls: new AbortController(),
+        servedCalls: 0,
         resolve,
         killTimer: undefined,
         onAbort: undefined,
@@ -427,6 +429,7 @@ export class SandboxRuntime {
     }
     if (!isPlainObject(payload) || !Array.isArray(payload.args)) return refuse("SERVICE_BAD_REQUEST", "malformed service request");
     const userId = typeof payload.userId === "string" ? payload.userId : null;
+    f.servedCalls++;
     try {
       const value = await f.services.call({ service: message.service, op: message.op, args: payload.args, userId, executionId: f.execId, signal: f.calls.signal, deadline: f.deadline });
       const json = encode(value ?? null, "result");
@@ -488,7 +491,8 @@ export class SandboxRuntime {
 
   #settle(f: InFlight, report: ExecutionReport): void {
     clearTimeout(f.killTimer);
-    f.calls.abort();
+    // Aborting builds a DOMException: do it only when a service call could still be listening.
+    if (f.servedCalls > 0) f.calls.abort();
     if (f.onAbort) f.request.signal?.removeEventListener("abort", f.onAbort);
     f.resolve(report);
   }
