@@ -215,8 +215,8 @@ export class Pipeline {
           { details: { chain } },
         );
       }
-      if (message === "ExecuteMultiple") return await this.#executeMultiple(inputParameters, scope, journal);
-      if (message === "ExecuteTransaction") return await this.#executeTransaction(inputParameters, scope, journal);
+      if (message === "ExecuteMultiple") return await this.#executeMultiple(inputParameters, scope);
+      if (message === "ExecuteTransaction") return await this.#executeTransaction(inputParameters, scope);
       return await this.#stages(message, entity, id, inputParameters, { ...scope, chain }, journal);
     } catch (error) {
       journal.outcome = "failed";
@@ -400,23 +400,20 @@ export class Pipeline {
     return list.map((r, i) => readRequest(r, `Requests[${i}]`));
   }
 
-  async #executeMultiple(p: Record<string, unknown>, scope: Scope, journal: JournalRequest): Promise<OrganizationResponseValue> {
+  /** Each request of the batch runs in its own transaction and appears in the journal beside the batch. */
+  async #executeMultiple(p: Record<string, unknown>, scope: Scope): Promise<OrganizationResponseValue> {
     const requests = this.#readRequests(p);
     const settings = (isPlainObject(p.Settings) ? p.Settings : {}) as { ContinueOnError?: unknown; ReturnResponses?: unknown };
     const responses: Array<Record<string, unknown>> = [];
     let isFaulted = false;
     for (const [index, request] of requests.entries()) {
-      const child: Scope = { ...scope, journal: journal.steps.length === 0 ? [] : [] };
       try {
-        const response = await this.#isolated(request, child);
+        const response = await this.#isolated(request, scope);
         if (settings.ReturnResponses === true) responses.push({ RequestIndex: index, Response: response });
       } catch (error) {
         isFaulted = true;
         responses.push({ RequestIndex: index, Fault: errorSummary(error) });
         if (settings.ContinueOnError !== true) break;
-      } finally {
-        journal.steps.push(...[]);
-        scope.journal.push(...child.journal);
       }
     }
     return { responseName: "ExecuteMultiple", results: { IsFaulted: isFaulted, Responses: responses } };
@@ -435,7 +432,7 @@ export class Pipeline {
     }
   }
 
-  async #executeTransaction(p: Record<string, unknown>, scope: Scope, journal: JournalRequest): Promise<OrganizationResponseValue> {
+  async #executeTransaction(p: Record<string, unknown>, scope: Scope): Promise<OrganizationResponseValue> {
     const requests = this.#readRequests(p);
     const tx = this.store.begin();
     const responses: OrganizationResponseValue[] = [];
@@ -451,7 +448,6 @@ export class Pipeline {
         }
       }
       tx.commit();
-      void journal;
       return { responseName: "ExecuteTransaction", results: { Responses: p.ReturnResponses === true ? responses : [] } };
     } catch (error) {
       tx.rollback();
@@ -607,14 +603,14 @@ export class Pipeline {
         await this.#notification.execute(step.handler.endpoint, toPlain(context) as Record<string, unknown>, options.signal ?? new AbortController().signal);
         return { ok: true, changes: { inputParameters: {}, outputParameters: {}, sharedVariables: context.sharedVariables as Record<string, unknown> }, trace: "", calls: [], durationMs: performance.now() - started, traceRows: [] };
       } catch (error) {
-        return this.#failed(step, context, error as PlugboxError, "", [], started, 0);
+        return this.#failed(step, context, error as PlugboxError, "", [], started);
       }
     }
     let bundle: Bundle;
     try {
       bundle = await this.bundle(step.handler.bundle);
     } catch (error) {
-      return this.#failed(step, context, error as PlugboxError, "", [], started, 0);
+      return this.#failed(step, context, error as PlugboxError, "", [], started);
     }
     const report = await this.runtime.execute(
       {
@@ -630,12 +626,12 @@ export class Pipeline {
       services,
     );
     const durationMs = performance.now() - started;
-    if (!report.ok) return this.#failed(step, context, report.error, report.trace, services.calls, started, report.stats.cpuMs);
+    if (!report.ok) return this.#failed(step, context, report.error, report.trace, services.calls, started);
     const row = this.#traceRow(step, context, report.trace, null, durationMs);
     return { ok: true, changes: report.changes, trace: report.trace, calls: services.calls, durationMs, traceRows: [row] };
   }
 
-  #failed(step: StepRegistration, context: Record<string, unknown>, error: PlugboxError, trace: string, calls: RecordedCall[], started: number, _cpuMs: number): StepOutcome {
+  #failed(step: StepRegistration, context: Record<string, unknown>, error: PlugboxError, trace: string, calls: RecordedCall[], started: number): StepOutcome {
     const durationMs = performance.now() - started;
     const innerCode = error instanceof PluginExecutionError && error.serviceCode ? error.serviceCode : error.code;
     const status = error instanceof PluginExecutionError ? error.status : 0;
