@@ -60,6 +60,11 @@ export interface ExecutionRequest {
   context: Record<string, unknown>;
   limits?: Partial<SandboxLimits>;
   signal?: AbortSignal;
+  /**
+   * Runs on behalf of another execution that waits for it (a plug-in's request re-entering the
+   * pipeline): it is not held back by maxConcurrentPerWorker, which the waiting execution already counts against.
+   */
+  nested?: boolean;
 }
 
 interface ReportBase {
@@ -322,7 +327,8 @@ export class SandboxRuntime {
   // Dispatch //////////////////////////////////////////////////////////////////////////////////
 
   #pickWorker(inflight: InFlight): WorkerHandle | undefined {
-    const ready = this.#workers.filter((w) => w.state === "ready" && w.inflight.size < this.options.maxConcurrentPerWorker);
+    const nested = inflight.request.nested === true;
+    const ready = this.#workers.filter((w) => w.state === "ready" && (nested || w.inflight.size < this.options.maxConcurrentPerWorker));
     if (ready.length === 0) return undefined;
     if (inflight.request.isolation === "reuse") {
       // Keep a step's executions on one worker, where its instance lives.

@@ -615,6 +615,7 @@ export class Pipeline {
     const report = await this.runtime.execute(
       {
         bundle,
+        nested: Number(context.depth) > 1,
         typeName: step.handler.type,
         isolation: step.isolation,
         instanceKey: step.id,

@@ -219,7 +219,7 @@ function readStep(r: Reader, at: string, raw: unknown, bundles: Map<string, Bund
   if (isolation !== "fresh" && isolation !== "reuse") r.fail(`${at}.isolation`, `must be "fresh" or "reuse"`);
   const name = s.name === undefined ? `${handler.kind === "plugin" ? handler.type : handler.endpoint}: ${message} of ${entity ?? "any table"}` : r.string(`${at}.name`, s.name);
   return {
-    id: s.id === undefined ? stableGuid(`${name}|${message}|${entity}|${stage}|${mode}|${JSON.stringify(handler)}`) : r.guid(`${at}.id`, s.id),
+    id: s.id === undefined ? stableGuid(JSON.stringify([name, message, entity, stage, mode, handler, s.rank, s.unsecureConfig, s.filteringAttributes, s.images])) : r.guid(`${at}.id`, s.id),
     name,
     handler,
     message,
@@ -298,6 +298,9 @@ export function parseManifest(value: unknown, file = "plugbox.json", baseDir = p
     if (!Array.isArray(root.steps)) r.fail("steps", "must be an array of step registrations");
     root.steps.forEach((raw, i) => {
       const step = readStep(r, `steps[${i}]`, raw, bundles, endpointKeys);
+      const explicitId = (raw as { id?: unknown }).id !== undefined;
+      // Two registrations alike in every way fire twice, as in Dataverse: a derived id then takes the position.
+      if (!explicitId && steps.some((s) => s.id === step.id)) step.id = stableGuid(`${step.id}|${i}`);
       if (steps.some((s) => s.id === step.id)) r.fail(`steps[${i}].id`, `the step id ${step.id} is used twice; give each step its own id or name`);
       steps.push(step);
     });

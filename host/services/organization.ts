@@ -79,7 +79,13 @@ export function readEntity(value: unknown, what = "entity", requireId = false): 
   for (const key of Object.keys(attributes)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(key)) throw invalid(`${what}.attributes has an invalid column name ${JSON.stringify(key)}`);
   }
-  return new Entity(logicalName, id, { ...(attributes as Record<string, AttributeValue>) });
+  const entity = new Entity(logicalName, id, { ...(attributes as Record<string, AttributeValue>) });
+  const keys = (value as { keyAttributes?: unknown }).keyAttributes;
+  if (keys !== undefined && keys !== null) {
+    if (!isPlainObject(keys)) throw invalid(`${what}.keyAttributes must be an object of column values`);
+    entity.keyAttributes = { ...(keys as Record<string, AttributeValue>) };
+  }
+  return entity;
 }
 
 export function readEntityReference(value: unknown, what: string): EntityReference {

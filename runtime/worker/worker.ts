@@ -50,7 +50,6 @@ interface Sandbox {
   /** Dropped from the reuse cache while busy: disposed when released. */
   evicted: boolean;
   busy: boolean;
-  waiting: Array<() => void>;
 }
 
 class Execution {
@@ -155,7 +154,7 @@ export class SandboxWorker {
       api: SHIM_API,
     });
     if (created.shimCachedData) this.#shimCachedData = created.shimCachedData;
-    const sandbox: Sandbox = { isolate: created.isolate, api: created.api as ShimApi, memoryMb, current: undefined, nextToken: 1, prepared: false, evicted: false, busy: false, waiting: [] };
+    const sandbox: Sandbox = { isolate: created.isolate, api: created.api as ShimApi, memoryMb, current: undefined, nextToken: 1, prepared: false, evicted: false, busy: false };
     holder.sandbox = sandbox;
     return sandbox;
   }
@@ -239,10 +238,18 @@ export class SandboxWorker {
         this.#reused.set(key, entry);
       }
       const sandbox = await entry;
-      while (sandbox.busy && !sandbox.isolate.isDisposed) await new Promise<void>((resolve) => sandbox.waiting.push(resolve));
       if (exec.finished) return undefined;
-      if (!sandbox.isolate.isDisposed) return sandbox;
-      if (this.#reused.get(key) === entry) this.#reused.delete(key);
+      if (sandbox.isolate.isDisposed) {
+        if (this.#reused.get(key) === entry) this.#reused.delete(key);
+        continue;
+      }
+      if (!sandbox.busy) {
+        sandbox.busy = true;
+        return sandbox;
+      }
+      // The instance is running another execution (another caller, or this very step re-entered by
+      // a nested request, which waiting would deadlock): this one gets an instance of its own, not kept.
+      return this.#freshSandbox(message.limits.memoryMb);
     }
   }
 
@@ -518,7 +525,7 @@ export class SandboxWorker {
     this.#pendingCaches.delete(exec.message.execId);
     this.#options.send({ type: "done", execId: exec.message.execId, outcome, ...(cache ? { cachedData: cache } : {}), rssBytes: this.#rss() });
     if (!sandbox) return;
-    const keep = exec.message.isolation === "reuse" && result.ok && !fault && exec.pending.size === 0 && !sandbox.isolate.isDisposed;
+    const keep = sandbox.instanceOf !== undefined && result.ok && !fault && exec.pending.size === 0 && !sandbox.isolate.isDisposed;
     if (keep) {
       // The shim ended its side of the execution when it reported done.
       sandbox.current = undefined;
@@ -546,7 +553,7 @@ export class SandboxWorker {
       const [oldestKey, oldest] = this.#reused.entries().next().value as [string, Promise<Sandbox>];
       this.#reused.delete(oldestKey);
       void oldest.then((sandbox) => {
-        if (sandbox.busy || sandbox.waiting.length > 0) sandbox.evicted = true;
+        if (sandbox.busy) sandbox.evicted = true;
         else sandbox.isolate.dispose();
       });
     }
@@ -554,8 +561,7 @@ export class SandboxWorker {
 
   #release(sandbox: Sandbox): void {
     sandbox.busy = false;
-    if (sandbox.evicted && sandbox.waiting.length === 0) return sandbox.isolate.dispose();
-    sandbox.waiting.shift()?.();
+    if (sandbox.evicted) sandbox.isolate.dispose();
   }
 
   #drop(sandbox: Sandbox): void {
@@ -568,8 +574,6 @@ export class SandboxWorker {
     }
     sandbox.isolate.dispose();
     sandbox.busy = false;
-    // Anyone waiting for this instance starts again with a new one.
-    for (const wake of sandbox.waiting.splice(0)) wake();
   }
 
   #internalFailure(execId: number, error: unknown): void {
