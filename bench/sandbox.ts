@@ -177,7 +177,7 @@ export async function runSandboxBench(): Promise<BenchRow[]> {
     await Promise.all(
       [0, 1].map(async () => {
         while (performance.now() < until) {
-          await runtime.execute({ bundle: trivialBundle, typeName: "Trivial", isolation, instanceKey: `caller-${count % 2}`, context: CONTEXT });
+          await runtime.execute({ bundle: trivialBundle, typeName: "Trivial", isolation, context: CONTEXT });
           count++;
         }
       }),

@@ -15,6 +15,7 @@ const SHIM_API = ["load", "instantiate", "start", "resume", "fire", "end"] as co
 type ShimApi = Record<(typeof SHIM_API)[number], IsolateFunction>;
 
 const MAX_TIMERS = 100;
+const MAX_INSTANCES_PER_STEP = 4;
 const MAX_ERROR_MESSAGE = 8_192;
 const MAX_ERROR_STACK = 16_384;
 const PLUGIN_ERROR_CODES = new Set([
@@ -47,8 +48,8 @@ interface Sandbox {
   instanceOf?: string;
   /** The bundle is evaluated and the plug-in constructed. */
   prepared: boolean;
-  /** Dropped from the reuse cache while busy: disposed when released. */
-  evicted: boolean;
+  /** When a reused instance last started an execution (for eviction). */
+  lastUsed: number;
   busy: boolean;
 }
 
@@ -89,7 +90,10 @@ export class SandboxWorker {
   readonly #bundles = new Map<string, { source: string; filename: string; cachedData?: Uint8Array }>();
   readonly #pools = new Map<number, Sandbox[]>();
   readonly #filling = new Map<number, number>();
-  readonly #reused = new Map<string, Promise<Sandbox>>();
+  /** Instances of reused steps, by step instance key; a key gets a second instance only while the first is busy. */
+  readonly #reused = new Map<string, Sandbox[]>();
+  #reusedCount = 0;
+  #useClock = 0;
   readonly #pendingCaches = new Map<number, { bundleId: string; data: string }>();
   readonly #executions = new Map<number, Execution>();
   #shimCachedData: Uint8Array | undefined;
@@ -125,14 +129,14 @@ export class SandboxWorker {
   stats(): { isolates: number; pooled: number } {
     let pooled = 0;
     for (const pool of this.#pools.values()) pooled += pool.length;
-    return { isolates: pooled + this.#reused.size + this.#executions.size, pooled };
+    return { isolates: pooled + this.#reusedCount + this.#executions.size, pooled };
   }
 
   close(): void {
     this.#closed = true;
     for (const exec of this.#executions.values()) this.#fail(exec, wireError("SANDBOX_CLOSED", "the sandbox worker is shutting down"));
     for (const pool of this.#pools.values()) for (const sandbox of pool) sandbox.isolate.dispose();
-    for (const entry of this.#reused.values()) void entry.then((sandbox) => sandbox.isolate.dispose());
+    for (const list of this.#reused.values()) for (const sandbox of list) sandbox.isolate.dispose();
     this.#pools.clear();
     this.#reused.clear();
   }
@@ -154,7 +158,7 @@ export class SandboxWorker {
       api: SHIM_API,
     });
     if (created.shimCachedData) this.#shimCachedData = created.shimCachedData;
-    const sandbox: Sandbox = { isolate: created.isolate, api: created.api as ShimApi, memoryMb, current: undefined, nextToken: 1, prepared: false, evicted: false, busy: false };
+    const sandbox: Sandbox = { isolate: created.isolate, api: created.api as ShimApi, memoryMb, current: undefined, nextToken: 1, prepared: false, lastUsed: 0, busy: false };
     holder.sandbox = sandbox;
     return sandbox;
   }
@@ -201,9 +205,9 @@ export class SandboxWorker {
     const sandbox = message.isolation === "reuse" ? await this.#reusedSandbox(exec) : await this.#freshSandbox(message.limits.memoryMb);
     if (!sandbox) return;
     if (exec.finished) {
-      // Aborted or timed out while an isolate was being made or was busy.
-      if (message.isolation === "fresh") sandbox.isolate.dispose();
-      else this.#release(sandbox);
+      // Aborted or timed out while an isolate was being made: a kept instance stays, any other goes.
+      if (sandbox.instanceOf !== undefined) this.#release(sandbox);
+      else sandbox.isolate.dispose();
       return;
     }
     sandbox.busy = true;
@@ -220,37 +224,53 @@ export class SandboxWorker {
     this.#enter(exec, (timeout) => sandbox.api.start.callSync([exec.token, message.context], timeout));
   }
 
-  /** The instance for this step, made on first use; waits while another execution uses it. */
+  /**
+   * An idle instance of this step, made on first use. While every instance is busy (another caller,
+   * or this very step re-entered by a nested request, which waiting would deadlock) another one is
+   * made, up to MAX_INSTANCES_PER_STEP; past that the execution gets an instance that is not kept.
+   */
   async #reusedSandbox(exec: Execution): Promise<Sandbox | undefined> {
     const { message } = exec;
     const key = JSON.stringify([message.instanceKey, message.bundle.id, message.typeName, message.unsecureConfig, message.secureConfig, message.limits.memoryMb]);
-    for (;;) {
-      let entry = this.#reused.get(key);
-      if (!entry) {
-        entry = this.#freshSandbox(message.limits.memoryMb).then((sandbox) => {
-          sandbox.instanceOf = key;
-          return sandbox;
-        });
-        this.#remember(key, entry);
-      } else {
-        // Most recently used last, for eviction.
-        this.#reused.delete(key);
-        this.#reused.set(key, entry);
-      }
-      const sandbox = await entry;
-      if (exec.finished) return undefined;
-      if (sandbox.isolate.isDisposed) {
-        if (this.#reused.get(key) === entry) this.#reused.delete(key);
-        continue;
-      }
-      if (!sandbox.busy) {
-        sandbox.busy = true;
-        return sandbox;
-      }
-      // The instance is running another execution (another caller, or this very step re-entered by
-      // a nested request, which waiting would deadlock): this one gets an instance of its own, not kept.
-      return this.#freshSandbox(message.limits.memoryMb);
+    const list = this.#reused.get(key) ?? [];
+    const idle = list.find((s) => !s.busy && !s.isolate.isDisposed);
+    if (idle) {
+      idle.busy = true;
+      idle.lastUsed = ++this.#useClock;
+      return idle;
     }
+    const sandbox = await this.#freshSandbox(message.limits.memoryMb);
+    sandbox.busy = true;
+    if (exec.finished) return sandbox;
+    if (list.length < MAX_INSTANCES_PER_STEP) {
+      sandbox.instanceOf = key;
+      sandbox.lastUsed = ++this.#useClock;
+      this.#reused.set(key, [...(this.#reused.get(key) ?? []), sandbox]);
+      this.#reusedCount++;
+      this.#evictBeyondLimit();
+    }
+    return sandbox;
+  }
+
+  /** Drops the least recently used idle instances past maxReusedContexts. */
+  #evictBeyondLimit(): void {
+    while (this.#reusedCount > this.#options.maxReusedContexts) {
+      let oldest: Sandbox | undefined;
+      for (const list of this.#reused.values()) for (const s of list) if (!s.busy && (!oldest || s.lastUsed < oldest.lastUsed)) oldest = s;
+      if (!oldest) return;
+      this.#forget(oldest);
+      oldest.isolate.dispose();
+    }
+  }
+
+  #forget(sandbox: Sandbox): void {
+    if (sandbox.instanceOf === undefined) return;
+    const list = this.#reused.get(sandbox.instanceOf);
+    if (!list?.includes(sandbox)) return;
+    const rest = list.filter((s) => s !== sandbox);
+    if (rest.length === 0) this.#reused.delete(sandbox.instanceOf);
+    else this.#reused.set(sandbox.instanceOf, rest);
+    this.#reusedCount--;
   }
 
   /** Compiles the bundle (keeping any code cache made on the way), evaluates it and constructs the plug-in. */
@@ -547,31 +567,13 @@ export class SandboxWorker {
     return this.#rssBytes;
   }
 
-  #remember(key: string, entry: Promise<Sandbox>): void {
-    this.#reused.set(key, entry);
-    while (this.#reused.size > this.#options.maxReusedContexts) {
-      const [oldestKey, oldest] = this.#reused.entries().next().value as [string, Promise<Sandbox>];
-      this.#reused.delete(oldestKey);
-      void oldest.then((sandbox) => {
-        if (sandbox.busy) sandbox.evicted = true;
-        else sandbox.isolate.dispose();
-      });
-    }
-  }
-
   #release(sandbox: Sandbox): void {
     sandbox.busy = false;
-    if (sandbox.evicted) sandbox.isolate.dispose();
   }
 
   #drop(sandbox: Sandbox): void {
     sandbox.current = undefined;
-    if (sandbox.instanceOf !== undefined) {
-      const entry = this.#reused.get(sandbox.instanceOf);
-      void entry?.then((held) => {
-        if (held === sandbox && this.#reused.get(sandbox.instanceOf!) === entry) this.#reused.delete(sandbox.instanceOf!);
-      });
-    }
+    this.#forget(sandbox);
     sandbox.isolate.dispose();
     sandbox.busy = false;
   }
