@@ -3,6 +3,7 @@
  * whole pipeline over an in-memory store, with the plug-in sandboxed (reuse and fresh isolation)
  * and called directly in Node, against a bare store insert; 1 and 4 concurrent callers.
  */
+import type { BenchRow } from "./row.js";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -11,13 +12,7 @@ import { createHost, type PlugboxHost } from "../host/host.js";
 import { Store } from "../host/store/store.js";
 import { Entity } from "../sdk/model.js";
 
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  baseline: string;
-  ratio: number;
-}
+export type { BenchRow };
 
 const PLUGIN_SOURCE = `
 class Numbering {

@@ -6,15 +6,9 @@
 import { runPipelineBench } from "./pipeline.js";
 import { runSandboxBench } from "./sandbox.js";
 import { runWebBench } from "./web.js";
+import type { BenchRow } from "./row.js";
 
-interface Row {
-  name: string;
-  value: number;
-  unit: string;
-  baseline: string;
-  ratio: number;
-  goal?: string;
-}
+type Row = BenchRow;
 
 const suites: Record<string, () => Promise<Row[]>> = {
   sandbox: runSandboxBench,

@@ -7,20 +7,14 @@
  * - resident memory of an idle worker and per pre-warmed isolate.
  * This process loads isolated-vm itself (the in-worker figures), so it runs with --no-node-snapshot.
  */
+import type { BenchRow } from "./row.js";
 import { readFileSync } from "node:fs";
 import { createSandboxRuntime, bundleFromSource } from "../runtime/index.js";
 import { sandboxLimitDefaults } from "../runtime/options.js";
 import type { DoneMessage, FromWorker } from "../runtime/protocol.js";
 import { SandboxWorker, readShimSource } from "../runtime/worker/worker.js";
 
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  baseline: string;
-  ratio: number;
-  goal?: string;
-}
+export type { BenchRow };
 
 const TRIVIAL = `class Trivial { execute(sp) { sp.getService("IPluginExecutionContext").outputParameters.x = 1; } }\nmodule.exports = { Trivial };\n`;
 

@@ -41,6 +41,11 @@ export interface HostOptions {
   identity?: Partial<Identity>;
 }
 
+type WithoutCaller<F> = F extends (...args: [...infer A, infer _Caller]) => infer R ? (...args: A) => R : never;
+
+/** IOrganizationService for code outside the sandbox: the backend's methods, the caller fixed. */
+export type OrganizationClient = { [K in keyof OrganizationBackend]: WithoutCaller<OrganizationBackend[K]> };
+
 export class PlugboxHost {
   readonly store: Store;
   readonly registry: Registry;
@@ -117,7 +122,7 @@ export class PlugboxHost {
   }
 
   /** The organization service as a plain caller sees it (every call goes through the pipeline). */
-  organization(caller: Caller = {}): OrganizationBackend {
+  organization(caller: Caller = {}): OrganizationClient {
     const run = async (request: OrganizationRequestValue) => (await this.execute(request, caller)).response;
     return {
       create: async (entity) => (await run({ requestName: "Create", parameters: { Target: entity } })).results.id as string,

@@ -312,21 +312,21 @@ describe("organization service messages", () => {
   it("SetState, Assign, Associate, Disassociate, Retrieve, RetrieveMultiple and WhoAmI go through the pipeline", async () => {
     const host = await hostWith([]);
     const org = host.organization();
-    const a = await org.create(new Entity("account", undefined, { name: "A" }) as never, { userId: null });
-    const c = await org.create(new Entity("contact", undefined, { lastname: "C" }) as never, { userId: null });
+    const a = await org.create(new Entity("account", undefined, { name: "A" }) as never);
+    const c = await org.create(new Entity("contact", undefined, { lastname: "C" }) as never);
     await host.execute({ requestName: "SetState", parameters: { EntityMoniker: new EntityReference("account", a), State: new OptionSetValue(1), Status: new OptionSetValue(2) } });
     await host.execute({ requestName: "Assign", parameters: { Target: new EntityReference("account", a), Assignee: new EntityReference("systemuser", "12345678-1234-1234-1234-123456789012") } });
-    await org.associate(new EntityReference("account", a), "account_contacts", [new EntityReference("contact", c)], { userId: null });
+    await org.associate(new EntityReference("account", a), "account_contacts", [new EntityReference("contact", c)]);
     expect(host.store.isLinked("account_contacts", "account", a, "contact", c)).toBe(true);
-    await org.disassociate(new EntityReference("account", a), "account_contacts", [new EntityReference("contact", c)], { userId: null });
+    await org.disassociate(new EntityReference("account", a), "account_contacts", [new EntityReference("contact", c)]);
     expect(host.store.isLinked("account_contacts", "account", a, "contact", c)).toBe(false);
-    const account = await org.retrieve("account", a, { allColumns: true } as never, { userId: null });
+    const account = await org.retrieve("account", a, { allColumns: true } as never);
     expect((account.attributes.statecode as OptionSetValue).value).toBe(1);
     expect((account.attributes.ownerid as EntityReference).id).toBe("12345678-1234-1234-1234-123456789012");
     const query = new QueryExpression("account");
     query.columnSet.allColumns = true;
     query.criteria.addCondition("name", "Equal", "A");
-    expect((await org.retrieveMultiple(query, { userId: null })).entities.map((e) => e.id)).toEqual([a]);
+    expect((await org.retrieveMultiple(query)).entities.map((e) => e.id)).toEqual([a]);
     const who = await host.execute({ requestName: "WhoAmI", parameters: {} }, { userId: "99999999-9999-9999-9999-999999999999" });
     expect(who.response.results.UserId).toBe("99999999-9999-9999-9999-999999999999");
     await host.close();

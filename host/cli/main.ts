@@ -4,7 +4,6 @@
  * 3 a limit was exceeded, 4 an isolation rule was broken.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { fromPlain, isPlainObject } from "../../sdk/codec.js";
 import { Entity, EntityReference, typeOf } from "../../sdk/model.js";
@@ -43,17 +42,13 @@ function stage(value: string): Stage {
   return n;
 }
 
+/** A JSON input file with plugbox JSON's typed values decoded. */
 async function readJsonFile(file: string, what: string): Promise<unknown> {
-  let text: string;
+  const value = await readJson(file, what);
   try {
-    text = await readFile(file, "utf8");
-  } catch {
-    throw new UsageError("INPUT_NOT_FOUND", `cannot read the ${what} file ${file}: it does not exist or is not readable`);
-  }
-  try {
-    return fromPlain(JSON.parse(text));
+    return fromPlain(value);
   } catch (error) {
-    throw new UsageError("INPUT_INVALID_JSON", `the ${what} file ${file} is not valid JSON: ${(error as Error).message}`);
+    throw new UsageError("INPUT_INVALID_JSON", `the ${what} file ${file} holds a value plugbox cannot read: ${(error as Error).message}`);
   }
 }
 

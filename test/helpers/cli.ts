@@ -1,0 +1,21 @@
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const repo = path.resolve(fileURLToPath(new URL("../..", import.meta.url)));
+const bin = path.join(repo, "dist/host/cli/main.js");
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `plugbox` bin in a child process. */
+export function plugbox(args: string[], cwd = repo): Promise<CliRun> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { cwd, timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
