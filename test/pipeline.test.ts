@@ -387,3 +387,33 @@ describe("registry", () => {
     await host.close();
   });
 });
+
+describe("pipeline: trace logs, unknown tables and the web allow-list of a bundle", () => {
+  it("traceLogSetting Exceptions keeps the trace of failed executions only, Off keeps none", async () => {
+    for (const [setting, expected] of [["Exceptions", 1], ["Off", 0]] as const) {
+      const host = await hostWith([{ type: "Async", message: "Create", stage: 20 }, { type: "Throw", message: "Update", stage: 20 }], { settings: { traceLogSetting: setting } });
+      const id = (await create(host)).response.results.id as string;
+      await host.execute({ requestName: "Update", parameters: { Target: new Entity("account", id, { name: "x" }) } }).catch(() => undefined);
+      const traces = await host.traceLogs();
+      expect(traces).toHaveLength(expected);
+      if (expected) expect(traces[0]!.exceptionDetails).toContain("PIPELINE_STEP_FAILED");
+      await host.close();
+    }
+  });
+
+  it("a query on a table the manifest does not declare and that holds nothing is ORG_INVALID_ARGUMENT naming it", async () => {
+    const host = await hostWith([], { tables: { account: { columns: { name: "string" } } } });
+    await expect(host.execute({ requestName: "RetrieveMultiple", parameters: { Query: new QueryExpression("acount") } })).rejects.toMatchObject({ code: "ORG_INVALID_ARGUMENT", message: expect.stringContaining("there is no table acount") });
+    await expect(host.execute({ requestName: "RetrieveMultiple", parameters: { Query: new QueryExpression("account") } })).resolves.toBeDefined();
+    await host.close();
+  });
+
+  it("a bundle's allowedHosts narrow its plug-ins' web requests: another host is refused with WEB_NOT_ALLOWED before any connection", async () => {
+    const file = plugin("fetcher", `module.exports = { Fetch: class { async execute(sp) { const c = sp.getService("IPluginExecutionContext"); try { await fetch("https://elsewhere.example/"); } catch (e) { c.outputParameters.code = e.code; } } } };`);
+    const host = await createHost({ manifest: { bundles: { f: { path: file, allowedHosts: ["api.contoso.com"] } }, steps: [{ bundle: "f", type: "Fetch", message: "Create", entity: "account", stage: 40 }] }, runtime, runJobs: false });
+    const { response, journal } = await create(host);
+    expect(response.results.code).toBe("WEB_NOT_ALLOWED");
+    expect(journal.steps[0]!.calls).toEqual([expect.objectContaining({ service: "web", ok: false, error: expect.objectContaining({ code: "WEB_NOT_ALLOWED" }) })]);
+    await host.close();
+  });
+});

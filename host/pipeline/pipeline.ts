@@ -337,6 +337,10 @@ export class Pipeline {
       }
       case "RetrieveMultiple": {
         if (typeof p.Query !== "object" || p.Query === null) throw new OrganizationError("ORG_INVALID_ARGUMENT", "RetrieveMultiple needs a Query: a QueryExpression, QueryByAttribute or FetchExpression");
+        // Where the manifest declares tables, a table it does not declare and that holds nothing is unknown.
+        if (run.entity && this.registry.tables.size > 0 && !this.registry.tables.has(run.entity) && !this.store.hasRecords(run.entity)) {
+          throw new OrganizationError("ORG_INVALID_ARGUMENT", `there is no table ${run.entity}: the manifest declares ${[...this.registry.tables.keys()].join(", ")} and no ${run.entity} record exists; declare it under tables`);
+        }
         out.BusinessEntityCollection = retrieveMultiple(this.store.db, p.Query, { schemaFor: (t) => this.registry.schemaFor(t) });
         return;
       }

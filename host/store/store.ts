@@ -58,6 +58,7 @@ export class Store {
       update: db.prepare<[string, string, string]>("UPDATE records SET attributes = ?, version = version + 1 WHERE entity = ? AND id = ?"),
       delete: db.prepare<[string, string]>("DELETE FROM records WHERE entity = ? AND id = ?"),
       all: db.prepare<[], { entity: string; id: string; attributes: string; version: number }>("SELECT entity, id, attributes, version FROM records ORDER BY entity, id"),
+      any: db.prepare<[string], { found: number }>("SELECT 1 AS found FROM records WHERE entity = ? LIMIT 1"),
       link: db.prepare<[string, string, string, string, string]>("INSERT OR IGNORE INTO relationships (relationship, entity1, id1, entity2, id2) VALUES (?, ?, ?, ?, ?)"),
       unlink: db.prepare<[string, string, string, string, string]>("DELETE FROM relationships WHERE relationship = ? AND entity1 = ? AND id1 = ? AND entity2 = ? AND id2 = ?"),
       unlinkRecord: db.prepare<[string, string, string, string]>("DELETE FROM relationships WHERE (entity1 = ? AND id1 = ?) OR (entity2 = ? AND id2 = ?)"),
@@ -153,6 +154,11 @@ export class Store {
     const deleted = this.#statements.delete.run(entity, id).changes > 0;
     if (deleted) this.#statements.unlinkRecord.run(entity, id, entity, id);
     return deleted;
+  }
+
+  /** True when the table holds at least one record. */
+  hasRecords(entity: string): boolean {
+    return this.#statements.any.get(entity) !== undefined;
   }
 
   allRecords(): RecordRow[] {

@@ -1,0 +1,65 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { Store, SCHEMA_VERSION } from "../dist/host/store/index.js";
+
+const dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-store-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("store", () => {
+  it("a file-backed store uses WAL, creates its schema, and keeps records across reopening", () => {
+    const file = path.join(dir, "a.db");
+    const store = Store.open({ path: file });
+    expect(store.db.pragma("journal_mode", { simple: true })).toBe("wal");
+    store.insertRecord("account", "6d81597f-0f9f-e711-8122-000d3aa2331c", { name: "Contoso" });
+    store.close();
+    const again = Store.open({ path: file });
+    expect(again.getRecord("account", "6d81597f-0f9f-e711-8122-000d3aa2331c")).toMatchObject({ attributes: { name: "Contoso" }, version: 1 });
+    expect(again.db.prepare("SELECT version FROM plugbox_schema").get()).toEqual({ version: SCHEMA_VERSION });
+    again.close();
+  });
+
+  it("a store written by a newer plugbox is refused with STORE_TOO_NEW, and a file that is not a database with STORE_OPEN_FAILED", async () => {
+    const file = path.join(dir, "new.db");
+    const store = Store.open({ path: file });
+    store.db.prepare("UPDATE plugbox_schema SET version = ?").run(SCHEMA_VERSION + 1);
+    store.close();
+    expect(() => Store.open({ path: file })).toThrow(expect.objectContaining({ code: "STORE_TOO_NEW", message: expect.stringContaining("upgrade plugbox") }));
+    const notADb = path.join(dir, "text.db");
+    (await import("node:fs")).writeFileSync(notADb, "this is not a database, just some text that is long enough to be read as a header".repeat(20));
+    expect(() => Store.open({ path: notADb })).toThrow(expect.objectContaining({ code: "STORE_OPEN_FAILED" }));
+  });
+
+  it("a transaction rolled back leaves nothing behind; a savepoint rolls back only its own writes", () => {
+    const store = Store.open();
+    const outer = store.begin();
+    store.insertRecord("account", "00000000-0000-4000-8000-000000000001", { name: "kept" });
+    const inner = store.begin();
+    store.insertRecord("account", "00000000-0000-4000-8000-000000000002", { name: "undone" });
+    inner.rollback();
+    outer.commit();
+    expect(store.allRecords().map((r) => r.attributes.name)).toEqual(["kept"]);
+    const again = store.begin();
+    store.insertRecord("account", "00000000-0000-4000-8000-000000000003", { name: "gone" });
+    again.rollback();
+    expect(store.allRecords()).toHaveLength(1);
+    store.close();
+  });
+
+  it("acquire: one holder at a time, in the order they asked", async () => {
+    const store = Store.open();
+    const order: string[] = [];
+    const first = await store.acquire();
+    const second = store.acquire().then((release) => {
+      order.push("second");
+      release();
+    });
+    order.push("first");
+    first();
+    await second;
+    expect(order).toEqual(["first", "second"]);
+    store.close();
+    await expect(store.acquire()).rejects.toMatchObject({ code: "STORE_CLOSED" });
+  });
+});
