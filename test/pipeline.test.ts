@@ -350,7 +350,7 @@ describe("organization service messages", () => {
 
   it("an unsupported message, a malformed request and a non-Guid id are typed errors naming the problem", async () => {
     const host = await hostWith([]);
-    await expect(host.execute({ requestName: "Merge", parameters: {} })).rejects.toMatchObject({ code: "PIPELINE_UNSUPPORTED_MESSAGE", message: expect.stringContaining("the Merge message is not implemented") });
+    await expect(host.execute({ requestName: "Merge", parameters: {} })).rejects.toMatchObject({ code: "PIPELINE_UNSUPPORTED_MESSAGE", message: expect.stringContaining("the Merge message is not supported") });
     await expect(host.execute({ requestName: "Retrieve", parameters: { Target: { logicalName: "account", id: "42" } } })).rejects.toMatchObject({ code: "ORG_INVALID_ARGUMENT", message: expect.stringContaining("must be a Guid") });
     await expect(host.execute({ requestName: "Create", parameters: { Target: "not an entity" } })).rejects.toMatchObject({ code: "ORG_INVALID_ARGUMENT" });
     await host.close();

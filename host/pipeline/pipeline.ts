@@ -390,7 +390,7 @@ export class Pipeline {
       default:
         throw new PipelineError(
           "PIPELINE_UNSUPPORTED_MESSAGE",
-          `the ${message} message is not implemented; plugbox implements Create, Retrieve, Update, Delete, Associate, Disassociate, RetrieveMultiple, Upsert, SetState, Assign, WhoAmI, ExecuteMultiple and ExecuteTransaction`,
+          `the ${message} message is not supported; plugbox supports Create, Retrieve, Update, Delete, Associate, Disassociate, RetrieveMultiple, Upsert, SetState, Assign, WhoAmI, ExecuteMultiple and ExecuteTransaction`,
         );
     }
   }
