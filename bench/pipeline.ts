@@ -4,6 +4,7 @@
  * and called directly in Node, against a bare store insert; 1 and 4 concurrent callers.
  */
 import type { BenchRow } from "./row.js";
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -61,30 +62,29 @@ function manifest(bundlePath: string, isolation: "fresh" | "reuse") {
   };
 }
 
-async function requestsPerSecond(run: (i: number) => Promise<unknown>, callers: number, durationMs: number): Promise<number> {
-  let done = 0;
+/**
+ * Runs `count` requests from `callers` concurrent callers and returns the rate. A fixed count,
+ * not a fixed time, so every variant writes the same number of rows into a table of the same size.
+ */
+async function requestsPerSecond(run: (i: number) => Promise<unknown>, callers: number, count: number): Promise<number> {
   let next = 0;
-  const until = performance.now() + durationMs;
   const started = performance.now();
   await Promise.all(
     Array.from({ length: callers }, async () => {
-      while (performance.now() < until) {
-        await run(next++);
-        done++;
-      }
+      while (next < count) await run(next++);
     }),
   );
-  return done / ((performance.now() - started) / 1000);
+  return count / ((performance.now() - started) / 1000);
 }
 
-async function createRate(host: PlugboxHost, callers: number, durationMs: number): Promise<number> {
+async function createRate(host: PlugboxHost, callers: number, count: number): Promise<number> {
   const make = (i: number) => host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: `Account ${i}` }) } });
-  await requestsPerSecond(make, callers, Math.min(500, durationMs / 4));
-  return requestsPerSecond(make, callers, durationMs);
+  await requestsPerSecond(make, callers, Math.ceil(count / 10));
+  return requestsPerSecond(make, callers, count);
 }
 
-export async function runPipelineBench(options: { durationMs?: number } = {}): Promise<BenchRow[]> {
-  const durationMs = options.durationMs ?? 3_000;
+export async function runPipelineBench(options: { count?: number } = {}): Promise<BenchRow[]> {
+  const count = options.count ?? 10_000;
   const dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-bench-"));
   const bundlePath = path.join(dir, "numbering.js");
   writeFileSync(bundlePath, PLUGIN_SOURCE);
@@ -97,7 +97,8 @@ export async function runPipelineBench(options: { durationMs?: number } = {}): P
   const bare = async () => {
     const release = await store.acquire();
     const tx = store.begin();
-    const id = `00000000-0000-4000-8000-${(n++).toString(16).padStart(12, "0")}`;
+    const id = randomUUID(); // as a Create makes it: random ids, not appends to the index
+    n++;
     const now = { $type: "DateTime", value: new Date().toISOString() };
     store.insertRecord("account", id, {
       name: `Account ${n}`,
@@ -116,8 +117,8 @@ export async function runPipelineBench(options: { durationMs?: number } = {}): P
   };
   const bareRate: Record<number, number> = {};
   for (const callers of [1, 4]) {
-    await requestsPerSecond(bare, callers, 300);
-    bareRate[callers] = await requestsPerSecond(bare, callers, durationMs);
+    await requestsPerSecond(bare, callers, Math.ceil(count / 10));
+    bareRate[callers] = await requestsPerSecond(bare, callers, count);
   }
   store.close();
 
@@ -126,7 +127,7 @@ export async function runPipelineBench(options: { durationMs?: number } = {}): P
   try {
     const direct = await createHost({ manifest: manifest(bundlePath, "reuse"), runtime: directRuntime(), runJobs: false });
     const directRate: Record<number, number> = {};
-    for (const callers of [1, 4]) directRate[callers] = await createRate(direct, callers, durationMs);
+    for (const callers of [1, 4]) directRate[callers] = await createRate(direct, callers, count);
     await direct.close();
     for (const callers of [1, 4]) {
       rows.push({ name: `bare store insert, ${callers} caller(s)`, value: bareRate[callers]!, unit: "req/s", baseline: "itself", ratio: 1 });
@@ -135,7 +136,7 @@ export async function runPipelineBench(options: { durationMs?: number } = {}): P
     for (const isolation of ["reuse", "fresh"] as const) {
       const host = await createHost({ manifest: manifest(bundlePath, isolation), runtime, runJobs: false });
       for (const callers of [1, 4]) {
-        const rate = await createRate(host, callers, durationMs);
+        const rate = await createRate(host, callers, isolation === "fresh" ? Math.ceil(count / 25) : count);
         rows.push({ name: `pipeline, sandboxed plug-in (${isolation}), ${callers} caller(s)`, value: rate, unit: "req/s", baseline: "direct pipeline", ratio: directRate[callers]! / rate });
       }
       await host.close();
