@@ -48,6 +48,7 @@ function directRuntime(): SandboxRuntime {
         trace: "",
         stats: { wallMs: 0, cpuMs: 0, heapUsedBytes: 0, hostCalls: 0, isolateReused: true },
         violations: [],
+        webCalls: [],
       };
     },
     close: async () => undefined,

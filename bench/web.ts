@@ -10,8 +10,7 @@
  * so 1.5 is the goal's edge. Rounds alternate between the measured path and the baseline, and the
  * median round is reported.
  */
-import http from "node:http";
-import type { AddressInfo } from "node:net";
+import { spawn } from "node:child_process";
 import { Agent, request } from "undici";
 import { bundleFromSource, createSandboxRuntime } from "../runtime/index.js";
 import { runPlugin } from "../host/run.js";
@@ -60,19 +59,27 @@ async function rate(count: number, action: () => Promise<void>): Promise<number>
   return count / ((performance.now() - started) / 1_000);
 }
 
+/** The web service, in a process of its own: the sandbox worker and the baseline both reach it across processes. */
+async function startServer(): Promise<{ port: number; stop: () => void }> {
+  const code = `const http = require("node:http");
+    const s = http.createServer((q, r) => { r.setHeader("content-type", "application/json"); r.end(${JSON.stringify(BODY)}); });
+    s.keepAliveTimeout = 60000;
+    s.listen(0, "127.0.0.1", () => process.send(s.address().port));
+    process.on("disconnect", () => process.exit(0));`;
+  const child = spawn(process.execPath, ["-e", code], { stdio: ["ignore", "ignore", "inherit", "ipc"] });
+  const port = await new Promise<number>((resolve) => child.once("message", (m) => resolve(Number(m))));
+  return { port, stop: () => child.kill() };
+}
+
 export async function runWebBench(): Promise<BenchResult[]> {
-  const server = http.createServer((_req, res) => {
-    res.setHeader("content-type", "application/json");
-    res.end(BODY);
-  });
-  server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
+  const server = await startServer();
+  const port = server.port;
   const n = REQUESTS_PER_EXECUTION;
   const url = `http://bench.test:${port}/weather`;
 
   const agent = new Agent({ keepAliveTimeout: 60_000 });
-  const web = new WebClient({ resolve: { "bench.test": ["127.0.0.1"] }, unsafeAllowLoopback: true, extraPorts: [port], maxRequestsPerExecution: n });
+  const webPolicy = { resolve: { "bench.test": ["127.0.0.1"] }, unsafeAllowLoopback: true, extraPorts: [port], maxRequestsPerExecution: n };
+  const web = new WebClient(webPolicy);
   const runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0 });
   const bundle = bundleFromSource(source, "web-bench.js");
   const config = JSON.stringify({ url, count: n });
@@ -92,7 +99,8 @@ export async function runWebBench(): Promise<BenchResult[]> {
     }
   };
   const sandboxed = async () => {
-    const result = await runPlugin({ bundle, typeName: "FetchLoop", isolation: "reuse", unsecureConfig: config, runtime, web });
+    // As plugbox runs it: the worker serves the plug-in's requests under the policy.
+    const result = await runPlugin({ bundle, typeName: "FetchLoop", isolation: "reuse", unsecureConfig: config, runtime, webPolicy });
     if (!result.ok) throw new Error(`the benchmark plug-in failed: ${result.error?.code}: ${result.error?.message}`);
   };
 
@@ -120,7 +128,6 @@ export async function runWebBench(): Promise<BenchResult[]> {
     await runtime.close();
     await web.close();
     await agent.close();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    server.stop();
   }
 }

@@ -7,7 +7,7 @@ import { EXIT_CODES, familyOf, PlugboxError, type ErrorFamily } from "../runtime
 import { PIPELINE_ERROR_CODES } from "./pipeline/errors.js";
 import { REGISTRY_ERROR_CODES } from "./registry/manifest.js";
 import { STORE_ERROR_CODES } from "./store/store.js";
-import { WEB_ERROR_CODES } from "./web/errors.js";
+import { WEB_ERROR_CODES } from "../runtime/web/errors.js";
 
 export { PlugboxError } from "../runtime/errors.js";
 

@@ -18,7 +18,7 @@ import { loadManifest, parseManifest, Registry, type Manifest } from "./registry
 import { RecordingNotificationService, type NotificationBackend, type OrganizationBackend, type WebBackend } from "./services/index.js";
 import type { OrganizationRequestValue } from "./services/organization.js";
 import { Store } from "./store/store.js";
-import { WebClient, type WebPolicyInput } from "./web/index.js";
+import type { WebPolicyInput } from "./web/index.js";
 import { Entity, EntityCollection, EntityReference, type ColumnSet } from "../sdk/model.js";
 
 export interface HostOptions {
@@ -54,23 +54,21 @@ export class PlugboxHost {
   readonly jobRunner: JobRunner;
   readonly notification: NotificationBackend;
   readonly #ownRuntime: boolean;
-  readonly #ownWeb: WebClient | undefined;
   #closing: Promise<void> | undefined;
 
-  protected constructor(parts: { store: Store; registry: Registry; runtime: SandboxRuntime; ownRuntime: boolean; web: WebBackend; ownWeb: WebClient | undefined; notification: NotificationBackend; options: HostOptions }) {
+  protected constructor(parts: { store: Store; registry: Registry; runtime: SandboxRuntime; ownRuntime: boolean; notification: NotificationBackend; options: HostOptions }) {
     this.store = parts.store;
     this.registry = parts.registry;
     this.runtime = parts.runtime;
     this.notification = parts.notification;
     this.#ownRuntime = parts.ownRuntime;
-    this.#ownWeb = parts.ownWeb;
     const { options } = parts;
     let runner: JobRunner | undefined;
     this.pipeline = new Pipeline({
       store: this.store,
       registry: this.registry,
       runtime: this.runtime,
-      web: parts.web,
+      ...(options.web ? { web: options.web } : { webPolicy: options.webPolicy ?? {} }),
       notification: parts.notification,
       clock: options.clock ?? systemClock,
       ids: options.ids ?? randomIds,
@@ -98,14 +96,11 @@ export class PlugboxHost {
       store.close();
       throw error;
     }
-    const ownWeb = options.web ? undefined : new WebClient(options.webPolicy);
     return new PlugboxHost({
       store,
       registry,
       runtime,
       ownRuntime: !options.runtime,
-      web: options.web ?? ownWeb!,
-      ownWeb,
       notification: options.notification ?? new RecordingNotificationService(),
       options,
     });
@@ -175,7 +170,7 @@ export class PlugboxHost {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.jobRunner.stop();
-      const results = await Promise.allSettled([this.#ownRuntime ? this.runtime.close() : Promise.resolve(), this.#ownWeb?.close()]);
+      const results = await Promise.allSettled([this.#ownRuntime ? this.runtime.close() : Promise.resolve()]);
       this.store.close();
       const failed = results.find((r) => r.status === "rejected");
       if (failed) throw (failed as PromiseRejectedResult).reason;

@@ -16,8 +16,8 @@ import {
 import { buildContext, type ContextInput } from "./context.js";
 import { errorFamily, exitCodeFor, HostError } from "./errors.js";
 import type { Clock, IdSource } from "./ids.js";
-import { WebClient, type WebPolicyInput } from "./web/index.js";
-import { createHostServices, InMemoryOrganizationService, RecordingNotificationService, type NotificationBackend, type OrganizationBackend, type RecordedCall, type WebBackend } from "./services/index.js";
+import type { WebPolicyInput } from "./web/index.js";
+import { createHostServices, webCallRecord, InMemoryOrganizationService, RecordingNotificationService, type NotificationBackend, type OrganizationBackend, type RecordedCall, type WebBackend } from "./services/index.js";
 
 export interface RunOptions {
   /** The bundle, or the path of a bundle file made by `plugbox build`. */
@@ -70,6 +70,13 @@ export interface RunResult {
   context: unknown;
 }
 
+/** Web requests reach the host only when a web backend is given; the worker serves them otherwise. */
+const unreachableWeb: WebBackend = {
+  fetch: async () => {
+    throw new HostError("SERVICE_FAILED", "no web backend is configured in this host");
+  },
+};
+
 /** The outbound web client when none is configured: every request is refused. */
 export const disabledWeb: WebBackend = {
   fetch: async () => {
@@ -81,15 +88,16 @@ export async function runPlugin(options: RunOptions): Promise<RunResult> {
   const started = performance.now();
   const bundle = typeof options.bundle === "string" ? await loadBundleFile(options.bundle) : options.bundle;
   const context = buildContext(options.context ?? {}, { ...(options.clock ? { clock: options.clock } : {}), ...(options.ids ? { ids: options.ids } : {}) });
-  const ownWeb = options.web ? undefined : new WebClient(options.webPolicy);
   const services = createHostServices(
     {
       organization: options.organization ?? new InMemoryOrganizationService(options.ids ? { ids: options.ids } : {}),
       notification: options.notification ?? new RecordingNotificationService(),
-      web: options.web ?? ownWeb!,
+      web: options.web ?? unreachableWeb,
     },
     { webAllowedHosts: options.webAllowedHosts ?? null },
   );
+  // Without a web backend of its own, the worker serves web requests under the policy.
+  const web = options.web ? undefined : { policy: options.webPolicy ?? {}, allowedHosts: options.webAllowedHosts ? [...options.webAllowedHosts] : null };
   const runtime = options.runtime ?? createSandboxRuntime({ workers: 1, prewarmIsolates: options.isolation === "reuse" ? 0 : 1 });
   try {
     const report = await runtime.execute(
@@ -102,11 +110,15 @@ export async function runPlugin(options: RunOptions): Promise<RunResult> {
         context,
         ...(options.limits ? { limits: options.limits } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
+        ...(web ? { web } : {}),
       },
       services,
     );
+
     // Refusals by a host service for an isolation rule (the web policy) count as attempts too.
+    // (Requests the worker served and refused are in report.violations already.)
     const refused = services.calls.filter((c) => c.error && errorFamily(c.error.code) === "isolation").map((c) => `${c.service}.${c.op}: ${c.error!.message}`);
+    services.calls.push(...report.webCalls.map(webCallRecord));
     const violations = [...report.violations, ...refused];
     const base = { trace: report.trace, calls: services.calls, violations, durationMs: performance.now() - started, stats: report.stats, context: toPlain(context) };
     if (report.ok) {
@@ -135,6 +147,5 @@ export async function runPlugin(options: RunOptions): Promise<RunResult> {
     return { ok: false, error: runError, exitCode, changes: null, ...base };
   } finally {
     if (!options.runtime) await runtime.close();
-    await ownWeb?.close();
   }
 }

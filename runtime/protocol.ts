@@ -6,6 +6,27 @@
  * check their length before it parses them.
  */
 import type { Isolation, SandboxLimits } from "./options.js";
+import type { WebPolicyInput } from "./web/policy.js";
+
+/**
+ * The outbound web client's configuration for one execution. When set, the worker serves the
+ * plug-in's web requests itself, under this policy, rather than sending them to the host: a
+ * request then costs no process hop.
+ */
+export interface WebConfig {
+  policy: WebPolicyInput;
+  /** The bundle's allow-list, which narrows the policy; null for none. */
+  allowedHosts: string[] | null;
+}
+
+/** A web request the worker served, as the host records it. */
+export interface WebCallRecord {
+  url: string;
+  method: string;
+  ok: boolean;
+  status?: number;
+  error?: { code: string; message: string };
+}
 
 /** The services a plug-in can reach, and the operations of each. Anything else is refused. */
 export const SERVICE_OPERATIONS = {
@@ -47,6 +68,7 @@ export interface ExecuteMessage {
   /** The execution context, plugbox JSON. */
   context: string;
   limits: SandboxLimits;
+  web?: WebConfig;
 }
 
 export interface ReplyMessage {
@@ -96,8 +118,8 @@ export interface WireError {
 }
 
 export type Outcome =
-  | { ok: true; result: string; trace: string; stats: ExecutionStats; violations: string[] }
-  | { ok: false; error: WireError; trace: string; stats: ExecutionStats; violations: string[] };
+  | { ok: true; result: string; trace: string; stats: ExecutionStats; violations: string[]; webCalls: WebCallRecord[] }
+  | { ok: false; error: WireError; trace: string; stats: ExecutionStats; violations: string[]; webCalls: WebCallRecord[] };
 
 export interface DoneMessage {
   type: "done";

@@ -21,6 +21,8 @@ import {
   type FromWorker,
   type ServiceName,
   type ToWorker,
+  type WebCallRecord,
+  type WebConfig,
   type WireError,
 } from "./protocol.js";
 
@@ -65,6 +67,8 @@ export interface ExecutionRequest {
    * pipeline): it is not held back by maxConcurrentPerWorker, which the waiting execution already counts against.
    */
   nested?: boolean;
+  /** Serve the plug-in's web requests in the worker, under this policy (faster: no process hop); without it they go to the host's services. */
+  web?: WebConfig;
 }
 
 interface ReportBase {
@@ -72,6 +76,8 @@ interface ReportBase {
   stats: ExecutionStats;
   /** Isolation rules the plug-in tried to break, even where it caught the error. */
   violations: string[];
+  /** Web requests the worker served (with `web` set on the request). */
+  webCalls: WebCallRecord[];
 }
 export type ExecutionReport =
   | (ReportBase & { ok: true; changes: ExecutionChanges })
@@ -382,6 +388,7 @@ export class SandboxRuntime {
       secureConfig: request.secureConfig ?? null,
       context: f.contextJson,
       limits,
+      ...(request.web ? { web: request.web } : {}),
     });
   }
 
@@ -459,7 +466,7 @@ export class SandboxRuntime {
     worker.inflight.delete(message.execId);
     worker.executions++;
     const { outcome } = message;
-    const base = { trace: outcome.trace, stats: outcome.stats, violations: outcome.violations };
+    const base = { trace: outcome.trace, stats: outcome.stats, violations: outcome.violations, webCalls: outcome.webCalls ?? [] };
     if (outcome.ok) {
       const changes = readChanges(outcome.result, f.limits.maxResultBytes);
       this.#settle(f, changes instanceof PlugboxError ? { ok: false, error: changes, ...base } : { ok: true, changes, ...base });
@@ -492,6 +499,7 @@ export class SandboxRuntime {
       trace: "",
       stats: { wallMs: 0, cpuMs: 0, heapUsedBytes: 0, hostCalls: 0, isolateReused: false },
       violations: [],
+      webCalls: [],
     };
   }
 

@@ -365,7 +365,6 @@ describe("a refused request inside the sandbox", () => {
     const server = await serve();
     const forbidden = await serve();
     const to = (location: string) => `http://api.test:${server.port}/to?to=${encodeURIComponent(location)}`;
-    const before = socketsOpened;
     const result = await run({
       bundle: plugin(`
         const urls = JSON.parse(this.config);
@@ -383,10 +382,8 @@ describe("a refused request inside the sandbox", () => {
     });
     expect(outputs(result).codes).toEqual(["WEB_PRIVATE_ADDRESS", "WEB_IP_LITERAL", "WEB_LOOPBACK", "WEB_PRIVATE_ADDRESS"]);
     expect(server.hits).toHaveLength(4);
-    const opened = socketsOpened - before;
-    // Every socket the host opened went to the allowed server; the forbidden one saw none.
-    expect(opened).toBeGreaterThan(0);
-    expect(await server.settledConnections()).toBe(opened);
+    // The allowed server was reached (from the sandbox worker, which serves web requests); the forbidden one saw nothing.
+    expect(await server.settledConnections()).toBeGreaterThan(0);
     expect(await forbidden.settledConnections()).toBe(0);
   });
 

@@ -16,7 +16,15 @@ import { isGuid, randomIds, systemClock, type Clock, type IdSource } from "../id
 import { OrganizationCore, toEntity } from "../organization/core.js";
 import { retrieveMultiple } from "../organization/query/index.js";
 import type { Registry, StepImage, StepRegistration, StageNumber } from "../registry/index.js";
-import { createHostServices, type NotificationBackend, type OrganizationBackend, type RecordedCall, type WebBackend } from "../services/index.js";
+import { createHostServices, webCallRecord, type NotificationBackend, type OrganizationBackend, type RecordedCall, type WebBackend } from "../services/index.js";
+import { HostError } from "../errors.js";
+import type { WebPolicyInput } from "../web/index.js";
+
+const unreachableWeb: WebBackend = {
+  fetch: async () => {
+    throw new HostError("SERVICE_FAILED", "no web backend is configured in this host");
+  },
+};
 import { readColumnSet, readEntity, readEntityReference, readLogicalName, type OrganizationRequestValue, type OrganizationResponseValue } from "../services/organization.js";
 import type { Store } from "../store/store.js";
 import { PipelineError, StepFailedError } from "./errors.js";
@@ -45,7 +53,9 @@ export interface PipelineOptions {
   store: Store;
   registry: Registry;
   runtime: SandboxRuntime;
-  web: WebBackend;
+  /** A web backend of the host's; without one, sandbox workers serve web requests under `webPolicy`. */
+  web?: WebBackend;
+  webPolicy?: WebPolicyInput;
   notification: NotificationBackend;
   clock?: Clock;
   ids?: IdSource;
@@ -143,6 +153,7 @@ export class Pipeline {
   readonly #clock: Clock;
   readonly #ids: IdSource;
   readonly #web: WebBackend;
+  readonly #webPolicy: WebPolicyInput | undefined;
   readonly #notification: NotificationBackend;
   readonly #bundles = new Map<string, Promise<Bundle>>();
   readonly #onJobsQueued: (() => void) | undefined;
@@ -153,7 +164,8 @@ export class Pipeline {
     this.runtime = options.runtime;
     this.#clock = options.clock ?? systemClock;
     this.#ids = options.ids ?? randomIds;
-    this.#web = options.web;
+    this.#web = options.web ?? unreachableWeb;
+    this.#webPolicy = options.web ? undefined : (options.webPolicy ?? {});
     this.#notification = options.notification;
     this.identity = { ...identityDefaults, ...options.identity };
     this.#onJobsQueued = options.onJobsQueued;
@@ -601,7 +613,8 @@ export class Pipeline {
     const started = performance.now();
     const contextUserId = String(context.userId);
     const organization = this.#organizationFor(options.nested, contextUserId, context);
-    const services = createHostServices({ organization, notification: this.#notification, web: this.#web }, { webAllowedHosts: step.handler.kind === "plugin" ? (this.registry.bundles.get(step.handler.bundle)?.allowedHosts ?? null) : null });
+    const allowedHosts = step.handler.kind === "plugin" ? (this.registry.bundles.get(step.handler.bundle)?.allowedHosts ?? null) : null;
+    const services = createHostServices({ organization, notification: this.#notification, web: this.#web }, { webAllowedHosts: allowedHosts });
     if (step.handler.kind === "serviceEndpoint") {
       try {
         await this.#notification.execute(step.handler.endpoint, toPlain(context) as Record<string, unknown>, options.signal ?? new AbortController().signal);
@@ -627,9 +640,11 @@ export class Pipeline {
         secureConfig: step.secureConfig,
         context,
         ...(options.signal ? { signal: options.signal } : {}),
+        ...(this.#webPolicy ? { web: { policy: this.#webPolicy, allowedHosts: allowedHosts ? [...allowedHosts] : null } } : {}),
       },
       services,
     );
+    services.calls.push(...report.webCalls.map(webCallRecord));
     const durationMs = performance.now() - started;
     if (!report.ok) return this.#failed(step, context, report.error, report.trace, services.calls, started);
     const row = this.#traceRow(step, context, report.trace, null, durationMs);

@@ -5,6 +5,7 @@
  */
 import { toPlain } from "../../sdk/codec.js";
 import type { SandboxServices, ServiceCall } from "../../runtime/index.js";
+import type { WebCallRecord } from "../../runtime/protocol.js";
 import { PlugboxError } from "../errors.js";
 import type { WebFetchOptions } from "../web/index.js";
 import { serveNotification, type NotificationBackend } from "./notification.js";
@@ -35,6 +36,19 @@ function plain(value: unknown): unknown {
 export interface HostServiceOptions {
   /** The bundle's allow-list of web hosts, which narrows the web policy; null for none. */
   webAllowedHosts?: readonly string[] | null;
+}
+
+/** How a web request the worker served appears among the run's service calls. */
+export function webCallRecord(call: WebCallRecord): RecordedCall {
+  return {
+    service: "web",
+    op: "fetch",
+    userId: null,
+    args: [{ url: call.url, method: call.method }],
+    ok: call.ok,
+    ...(call.status !== undefined ? { result: { status: call.status } } : {}),
+    ...(call.error ? { error: call.error } : {}),
+  };
 }
 
 export function createHostServices(backends: HostServiceBackends, options: HostServiceOptions = {}): RecordingServices {

@@ -16,7 +16,7 @@ import { buildBundle } from "../build.js";
 import { InMemoryOrganizationService, RecordingNotificationService } from "../services/index.js";
 import { runPlugin, type RunOptions, type RunResult } from "../run.js";
 import type { IdSource, Clock } from "../ids.js";
-import { WebClient, type WebPolicyInput } from "../web/index.js";
+import type { WebPolicyInput } from "../web/index.js";
 
 export interface TestHostOptions {
   /** Sandbox worker processes. @default 1 */
@@ -34,8 +34,6 @@ export class TestHost {
   readonly organization: InMemoryOrganizationService;
   /** Every notification post, recorded rather than sent. */
   readonly notifications: RecordingNotificationService;
-  /** The outbound web client every run uses. */
-  readonly web: WebClient;
   readonly #options: TestHostOptions;
 
   protected constructor(runtime: SandboxRuntime, options: TestHostOptions) {
@@ -43,7 +41,6 @@ export class TestHost {
     this.#options = options;
     this.organization = new InMemoryOrganizationService(options.ids ? { ids: options.ids } : {});
     this.notifications = new RecordingNotificationService();
-    this.web = new WebClient(options.webPolicy);
   }
 
   static async create(options: TestHostOptions = {}): Promise<TestHost> {
@@ -64,7 +61,7 @@ export class TestHost {
     return runPlugin({
       organization: this.organization,
       notification: this.notifications,
-      web: this.web,
+      ...(this.#options.webPolicy ? { webPolicy: this.#options.webPolicy } : {}),
       ...(this.#options.ids ? { ids: this.#options.ids } : {}),
       ...(this.#options.clock ? { clock: this.#options.clock } : {}),
       ...options,
@@ -73,7 +70,7 @@ export class TestHost {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.runtime.close(), this.web.close()]);
+    await this.runtime.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

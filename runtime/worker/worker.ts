@@ -7,7 +7,9 @@
  * constructor. Between calls a wall-clock watchdog can end the execution and dispose its isolate.
  */
 import { readFileSync } from "node:fs";
-import { isServiceOperation, type BundleRef, type ExecuteMessage, type FromWorker, type Outcome, type ToWorker, type WireError } from "../protocol.js";
+import { isServiceOperation, type BundleRef, type ExecuteMessage, type FromWorker, type Outcome, type ToWorker, type WebCallRecord, type WebConfig, type WireError } from "../protocol.js";
+import { WebClient } from "../web/client.js";
+import { WEB_ERROR_CODES, WebError } from "../web/errors.js";
 import type { SandboxLimits } from "../options.js";
 import { classifyIsolateError, SandboxIsolate, type IsolateFunction, type Primitive } from "./ivm.js";
 
@@ -65,6 +67,9 @@ class Execution {
   traceLines: string[] = [];
   traceSize = 0;
   violations: string[] = [];
+  webCalls: WebCallRecord[] = [];
+  /** Aborted when the execution ends: in-flight web requests stop with it. */
+  readonly ended = new AbortController();
   result: { ok: true; json: string } | { ok: false; error: WireError } | undefined;
   /** A failure decided inside a bridge callback, applied when the current call into the isolate returns. */
   deferredFailure: WireError | undefined;
@@ -95,6 +100,8 @@ export class SandboxWorker {
   #reusedCount = 0;
   #useClock = 0;
   readonly #pendingCaches = new Map<number, { bundleId: string; data: string }>();
+  /** Web clients by policy: each keeps its connections (and pinned addresses) between executions. */
+  readonly #webClients = new Map<string, WebClient>();
   readonly #executions = new Map<number, Execution>();
   #shimCachedData: Uint8Array | undefined;
   #closed = false;
@@ -134,6 +141,7 @@ export class SandboxWorker {
 
   close(): void {
     this.#closed = true;
+    for (const client of this.#webClients.values()) void client.close();
     for (const exec of this.#executions.values()) this.#fail(exec, wireError("SANDBOX_CLOSED", "the sandbox worker is shutting down"));
     for (const pool of this.#pools.values()) for (const sandbox of pool) sandbox.isolate.dispose();
     for (const list of this.#reused.values()) for (const sandbox of list) sandbox.isolate.dispose();
@@ -409,11 +417,48 @@ export class SandboxWorker {
       }
       exec.hostCalls++;
       exec.pending.add(callId);
-      this.#options.send({ type: "call", execId: exec.message.execId, callId, service, op, payload: json });
+      if (service === "web" && exec.message.web) this.#fetch(exec, callId, exec.message.web, json);
+      else this.#options.send({ type: "call", execId: exec.message.execId, callId, service, op, payload: json });
       return "";
     } catch (error) {
       return JSON.stringify(wireError("SANDBOX_INTERNAL", `the bridge failed: ${errorText(error)}`));
     }
+  }
+
+  /** Serves a web request here, under the execution's policy; the answer resumes the plug-in like a host's reply. */
+  #fetch(exec: Execution, callId: number, config: WebConfig, json: string): void {
+    const key = JSON.stringify(config.policy);
+    let client = this.#webClients.get(key);
+    let request: { url?: unknown; method?: unknown } = {};
+    const record: WebCallRecord = { url: "", method: "GET", ok: false };
+    exec.webCalls.push(record);
+    const settle = (ok: boolean, payload: string) => setImmediate(() => this.#reply(exec.message.execId, callId, ok, payload));
+    try {
+      if (!client) this.#webClients.set(key, (client = new WebClient(config.policy)));
+      request = ((JSON.parse(json) as { args?: unknown[] }).args?.[0] ?? {}) as typeof request;
+      record.url = typeof request.url === "string" ? request.url.slice(0, 2_048) : "";
+      record.method = typeof request.method === "string" ? request.method.slice(0, 16) : "GET";
+    } catch (error) {
+      const failure = error instanceof WebError ? { code: error.code, message: error.message } : { code: "WEB_INVALID_REQUEST", message: "the web request could not be read" };
+      record.error = failure;
+      settle(false, JSON.stringify(failure));
+      return;
+    }
+    client
+      .fetch(request, { executionId: exec.message.execId, signal: exec.ended.signal, deadline: Date.now() + Math.max(0, exec.wallRemaining()), allowedHosts: config.allowedHosts })
+      .then(
+        (response) => {
+          record.ok = true;
+          record.status = response.status;
+          settle(true, JSON.stringify(response));
+        },
+        (error: unknown) => {
+          const failure = error instanceof WebError ? { code: error.code, message: error.message } : { code: "WEB_CONNECTION_FAILED", message: "the web request failed" };
+          record.error = failure;
+          if (WEB_ERROR_CODES[failure.code as keyof typeof WEB_ERROR_CODES] === "isolation") exec.violations.push(`web.fetch: ${failure.message}`);
+          settle(false, JSON.stringify(failure));
+        },
+      );
   }
 
   /** Ends the execution once the current call into the isolate returns; the plug-in sees a rejection meanwhile. */
@@ -522,6 +567,7 @@ export class SandboxWorker {
   #finish(exec: Execution, fault = false): void {
     if (exec.finished) return;
     exec.finished = true;
+    exec.ended.abort();
     clearTimeout(exec.watchdog);
     for (const timer of exec.timers.values()) clearTimeout(timer);
     exec.timers.clear();
@@ -539,8 +585,8 @@ export class SandboxWorker {
     };
     const trace = exec.traceLines.join("\n");
     const outcome: Outcome = result.ok
-      ? { ok: true, result: result.json, trace, stats, violations: exec.violations }
-      : { ok: false, error: result.error, trace, stats, violations: exec.violations };
+      ? { ok: true, result: result.json, trace, stats, violations: exec.violations, webCalls: exec.webCalls }
+      : { ok: false, error: result.error, trace, stats, violations: exec.violations, webCalls: exec.webCalls };
     const cache = this.#pendingCaches.get(exec.message.execId);
     this.#pendingCaches.delete(exec.message.execId);
     this.#options.send({ type: "done", execId: exec.message.execId, outcome, ...(cache ? { cachedData: cache } : {}), rssBytes: this.#rss() });
@@ -582,7 +628,7 @@ export class SandboxWorker {
     const exec = this.#executions.get(execId);
     const wire = wireError("SANDBOX_INTERNAL", `the sandbox worker failed: ${errorText(error)}`);
     if (exec) this.#fail(exec, wire);
-    else this.#options.send({ type: "done", execId, outcome: { ok: false, error: wire, trace: "", stats: emptyStats(), violations: [] }, rssBytes: process.memoryUsage.rss() });
+    else this.#options.send({ type: "done", execId, outcome: { ok: false, error: wire, trace: "", stats: emptyStats(), violations: [], webCalls: [] }, rssBytes: process.memoryUsage.rss() });
   }
 }
 

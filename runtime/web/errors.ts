@@ -2,8 +2,8 @@
  * Web client error codes, one per line with the family that sets the CLI exit status. A refusal
  * by the network policy is an isolation violation (exit 4); a limit is a limit (exit 3).
  */
-import type { ErrorFamily } from "../../runtime/errors.js";
-import { PlugboxError } from "../../runtime/errors.js";
+import type { ErrorFamily } from "../errors.js";
+import { PlugboxError } from "../errors.js";
 
 export const WEB_ERROR_CODES = {
   WEB_INVALID_URL: "isolation", // the URL does not parse
