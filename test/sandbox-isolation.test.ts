@@ -7,7 +7,7 @@ import { describe, expect, test } from "vitest";
 import type { Bundle, ExecutionReport, PlugboxError, SandboxLimits, SandboxRuntime, SandboxServices, ServiceCall } from "../dist/runtime/index.js";
 import { SandboxError } from "../dist/runtime/index.js";
 import { Entity, Money } from "../dist/sdk/index.js";
-import { bundle, context, useRuntime } from "./helpers/runtime.js";
+import { bundle, context, recorder, useRuntime } from "./helpers/runtime.js";
 
 const ACCOUNT_ID = "6f1c3a52-0b7e-4f0e-9a55-3d2b1c0e9f11";
 /** Tight limits for the attacks that spin, so each ends within a second or two. */
@@ -35,17 +35,6 @@ module.exports = {
 };`);
 }
 
-/** A services handler that records every call and answers with `answer`. */
-function recorder(answer: (call: ServiceCall) => unknown = () => null): SandboxServices & { calls: ServiceCall[] } {
-  const calls: ServiceCall[] = [];
-  return {
-    calls,
-    call: async (request) => {
-      calls.push(request);
-      return answer(request);
-    },
-  };
-}
 
 /** Answers every retrieve with an account that carries typed attributes. */
 const accountServices = () =>

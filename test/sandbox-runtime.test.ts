@@ -28,7 +28,7 @@ import {
   QueryExpression,
   Relationship,
 } from "../dist/sdk/index.js";
-import { bundle, context, useRuntime } from "./helpers/runtime.js";
+import { bundle, context, recorder, useRuntime } from "./helpers/runtime.js";
 
 const ACCOUNT_ID = "0b9f4a1e-5a7d-4c1b-8f3e-2d6c9a7b1e01";
 const PARENT_ID = "7c2e8d4f-1b3a-4e5c-9d7f-6a8b0c2e4f10";
@@ -56,16 +56,6 @@ module.exports = {
 };`);
 }
 
-function recorder(answer: (call: ServiceCall) => unknown = () => null): SandboxServices & { calls: ServiceCall[] } {
-  const calls: ServiceCall[] = [];
-  return {
-    calls,
-    call: async (request) => {
-      calls.push(request);
-      return answer(request);
-    },
-  };
-}
 
 function outputsOf(report: ExecutionReport): Record<string, unknown> {
   if (!report.ok) throw new Error(`expected the execution to succeed; it failed with ${report.error.code}: ${report.error.message}`);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll } from "vitest";
-import { bundleFromSource, createSandboxRuntime, type SandboxRuntime } from "../../dist/runtime/index.js";
+import { bundleFromSource, createSandboxRuntime, type SandboxRuntime, type SandboxServices, type ServiceCall } from "../../dist/runtime/index.js";
 
 /** A runtime shared by the tests of one file: started before them, closed after. */
 export function useRuntime(options: Parameters<typeof createSandboxRuntime>[0] = {}): () => SandboxRuntime {
@@ -34,5 +34,17 @@ export function context(overrides: Record<string, unknown> = {}): Record<string,
     preEntityImages: {},
     postEntityImages: {},
     ...overrides,
+  };
+}
+
+/** A services handler that records every call and answers with `answer`. */
+export function recorder(answer: (call: ServiceCall) => unknown = () => null): SandboxServices & { calls: ServiceCall[] } {
+  const calls: ServiceCall[] = [];
+  return {
+    calls,
+    call: async (request) => {
+      calls.push(request);
+      return answer(request);
+    },
   };
 }
