@@ -63,3 +63,5 @@ export type {
   WebResponse,
 } from "./plugin.js";
 export { encode, decode, toPlain, fromPlain, isPlainObject } from "./codec.js";
+export { parseRemoteExecutionContext, serializeRemoteExecutionContext, withoutLargeParts, WireFormatError, CONTENT_TYPES } from "./wire/index.js";
+export type { RemoteExecutionContext, WireFormat } from "./wire/index.js";

@@ -1,0 +1,107 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import {
+  Entity,
+  EntityCollection,
+  EntityReference,
+  Money,
+  OptionSetValue,
+  OptionSetValueCollection,
+  parseRemoteExecutionContext,
+  serializeRemoteExecutionContext,
+  withoutLargeParts,
+} from "../dist/sdk/index.js";
+
+const exampleA = readFileSync(new URL("./fixtures/wire/example-a.json", import.meta.url), "utf8");
+
+describe("RemoteExecutionContext JSON", () => {
+  it("reads Dataverse's documented async webhook payload (Example A)", () => {
+    const context = parseRemoteExecutionContext(exampleA);
+    expect(context).toMatchObject({ messageName: "Update", mode: 1, depth: 1, stage: 40, primaryEntityName: "contact", operationId: "4af10637-4ea2-e711-8122-000d3aa2331c", requestId: null });
+    expect(context.operationCreatedOn?.toISOString()).toBe("2017-09-26T07:04:08.000Z"); // the milliseconds are UTC; the -0700 only says where
+    const target = context.inputParameters.Target as Entity;
+    expect(target).toBeInstanceOf(Entity);
+    expect(target.attributes.firstname).toBe("James");
+    expect(target.attributes.modifiedby).toBeInstanceOf(EntityReference);
+    expect((target.attributes.modifiedon as Date).toISOString()).toBe("2017-09-26T00:04:07.000Z");
+    expect(context.owningExtension).toMatchObject({ logicalName: "sdkmessageprocessingstep", id: "75417616-4ea2-e711-8122-000d3aa2331c" });
+    expect(context.parentContext?.stage).toBe(30);
+    const changed = context.parentContext!.sharedVariables.ChangedEntityTypes as Array<{ key: string; value: string }>;
+    expect(changed.map((p) => p.key)).toContain("salesorder");
+    expect(context.postEntityImages.AsynchronousStepPrimaryName!.attributes.fullname).toBe("James Glynn (sample)");
+  });
+
+  it("writes Example A back to the same JSON value, with \\/ escaping and the date's own offset", () => {
+    const text = serializeRemoteExecutionContext(parseRemoteExecutionContext(exampleA), "json");
+    expect(JSON.parse(text)).toEqual(JSON.parse(exampleA));
+    expect(text).toContain('"OperationCreatedOn":"\\/Date(1506409448000-0700)\\/"');
+    expect(text).toContain('"__type":"Entity:http:\\/\\/schemas.microsoft.com\\/xrm\\/2011\\/Contracts"');
+    expect(text).not.toMatch(/[^\\]\//);
+  });
+
+  it("writes a plugbox context as Dataverse does: alphabetical PascalCase members, {key,value} collections, __type first in object slots only", () => {
+    const target = new Entity("account", "6d81597f-0f9f-e711-8122-000d3aa2331c", {
+      name: "Contoso",
+      revenue: new Money(12.5),
+      industrycode: new OptionSetValue(7),
+      categories: new OptionSetValueCollection([1, 2]),
+      primarycontactid: new EntityReference("contact", "75c2dd85-e89e-e711-8122-000d3aa2331c"),
+      createdon: new Date(Date.UTC(2024, 0, 31, 9)),
+      employees: 42,
+      active: true,
+      fax: null,
+    });
+    const related = new EntityCollection([new Entity("contact", "75c2dd85-e89e-e711-8122-000d3aa2331c", { lastname: "Glynn" })], "contact");
+    const text = serializeRemoteExecutionContext({
+      messageName: "Create",
+      primaryEntityName: "account",
+      primaryEntityId: target.id,
+      stage: 40,
+      mode: 1,
+      depth: 1,
+      inputParameters: { Target: target, Related: related },
+      outputParameters: { id: target.id },
+      sharedVariables: {},
+      preEntityImages: {},
+      postEntityImages: { after: target },
+      owningExtension: new EntityReference("sdkmessageprocessingstep", "75417616-4ea2-e711-8122-000d3aa2331c"),
+      parentContext: null,
+      operationCreatedOn: new Date(Date.UTC(2024, 0, 31, 9)),
+      userId: "75c2dd85-e89e-e711-8122-000d3aa2331c",
+    });
+    const value = JSON.parse(text);
+    expect(Object.keys(value)).toEqual([...Object.keys(value)].sort());
+    const targetWire = value.InputParameters[0].value;
+    expect(Object.keys(targetWire)[0]).toBe("__type");
+    expect(Object.keys(targetWire).slice(1)).toEqual(["Attributes", "EntityState", "FormattedValues", "Id", "KeyAttributes", "LogicalName", "RelatedEntities", "RowVersion"]);
+    const attribute = (name: string) => targetWire.Attributes.find((a: { key: string }) => a.key === name).value;
+    expect(attribute("revenue")).toEqual({ __type: "Money:http://schemas.microsoft.com/xrm/2011/Contracts", Value: 12.5 });
+    expect(attribute("categories")).toHaveLength(2);
+    expect(attribute("createdon")).toBe("/Date(1706691600000)/");
+    expect(value.PostEntityImages[0].value.__type).toBeUndefined();
+    expect(value.OwningExtension.__type).toBeUndefined();
+    expect(value.InputParameters[1].value).toMatchObject({ __type: "EntityCollection:http://schemas.microsoft.com/xrm/2011/Contracts", EntityName: "contact", MoreRecords: false });
+    expect(value.OutputParameters).toEqual([{ key: "id", value: target.id }]);
+    // …and it reads back to the same values.
+    const back = parseRemoteExecutionContext(text);
+    const read = back.inputParameters.Target as Entity;
+    expect(read.attributes.revenue).toBeInstanceOf(Money);
+    expect((read.attributes.categories as OptionSetValueCollection).values).toEqual([1, 2]);
+    expect((read.attributes.createdon as Date).getTime()).toBe(Date.UTC(2024, 0, 31, 9));
+    expect(read.attributes.fax).toBeNull();
+    expect((back.inputParameters.Related as EntityCollection).entities[0]!.attributes.lastname).toBe("Glynn");
+  });
+
+  it("withoutLargeParts drops ParentContext, InputParameters and the images, as Dataverse does past its size limit", () => {
+    const context = parseRemoteExecutionContext(exampleA);
+    const reduced = JSON.parse(serializeRemoteExecutionContext(withoutLargeParts(context), "json"));
+    expect(reduced).toMatchObject({ ParentContext: null, InputParameters: [], PreEntityImages: [], PostEntityImages: [], PrimaryEntityId: "6d81597f-0f9f-e711-8122-000d3aa2331c" });
+  });
+
+  it("refuses Binary XML and Text XML with WIRE_FORMAT_UNSUPPORTED, and malformed JSON with WIRE_INVALID", () => {
+    expect(() => parseRemoteExecutionContext("\u0040\u0001binary", undefined)).toThrow(expect.objectContaining({ code: "WIRE_FORMAT_UNSUPPORTED", message: expect.stringContaining("Binary XML") }));
+    expect(() => parseRemoteExecutionContext("<RemoteExecutionContext/>")).toThrow(expect.objectContaining({ code: "WIRE_FORMAT_UNSUPPORTED", message: expect.stringContaining("MessageFormat Json (2)") }));
+    expect(() => parseRemoteExecutionContext("{ not json")).toThrow(expect.objectContaining({ code: "WIRE_INVALID" }));
+    expect(() => parseRemoteExecutionContext('{"InputParameters": {"Target": 1}}')).toThrow(expect.objectContaining({ code: "WIRE_INVALID", message: expect.stringContaining("InputParameters") }));
+  });
+});
