@@ -7,6 +7,7 @@ import { EXIT_CODES, familyOf, PlugboxError, type ErrorFamily } from "../runtime
 import { PIPELINE_ERROR_CODES } from "./pipeline/errors.js";
 import { REGISTRY_ERROR_CODES } from "./registry/manifest.js";
 import { STORE_ERROR_CODES } from "./store/store.js";
+import { RELAY_ERROR_CODES } from "./relay/errors.js";
 import { WEB_ERROR_CODES } from "../runtime/web/errors.js";
 
 export { PlugboxError } from "../runtime/errors.js";
@@ -38,6 +39,7 @@ const extraFamilies: Readonly<Record<string, ErrorFamily>> = Object.freeze({
   ...PIPELINE_ERROR_CODES,
   ...REGISTRY_ERROR_CODES,
   ...STORE_ERROR_CODES,
+  ...RELAY_ERROR_CODES,
 });
 
 export function errorFamily(code: string): ErrorFamily {

@@ -10,7 +10,8 @@
 import { createSandboxRuntime, type SandboxLimits, type SandboxRuntime, type SandboxRuntimeOptions } from "../runtime/index.js";
 import { randomIds, systemClock, type Clock, type IdSource } from "./ids.js";
 import { JobRunner, type JobOutcome, type JobRunnerOptions } from "./pipeline/job-runner.js";
-import { Pipeline, type Caller, type Identity, type RequestResult } from "./pipeline/pipeline.js";
+import { identityDefaults, Pipeline, type Caller, type Identity, type RequestResult } from "./pipeline/pipeline.js";
+import { Relay, type SecretSource } from "./relay/index.js";
 import { PipelineError } from "./pipeline/errors.js";
 import type { SystemJob } from "./pipeline/jobs-store.js";
 import type { TraceRow } from "./pipeline/trace-log.js";
@@ -31,8 +32,12 @@ export interface HostOptions {
   runtimeOptions?: Parameters<typeof createSandboxRuntime>[0];
   webPolicy?: WebPolicyInput;
   web?: WebBackend;
-  /** Where notification posts go. @default recorded, not sent */
+  /** Where notification posts go. @default the relay to the manifest's service endpoints; recorded, not sent, when it declares none */
   notification?: NotificationBackend;
+  /** Where service endpoints' secrets come from (`env:NAME`, `file:NAME`). @default the environment, no secrets file */
+  secrets?: SecretSource;
+  /** The organization's URL, sent as the Organization claim of posts. @default https://<organizationName>.plugbox.local */
+  organizationUrl?: string;
   /** Run system jobs in the background as requests queue them. @default true */
   runJobs?: boolean;
   jobs?: JobRunnerOptions;
@@ -96,12 +101,26 @@ export class PlugboxHost {
       store.close();
       throw error;
     }
+    let notification = options.notification;
+    if (!notification && registry.serviceEndpoints.length > 0) {
+      try {
+        notification = new Relay({
+          endpoints: registry.serviceEndpoints,
+          ...(options.secrets ? { secrets: options.secrets } : {}),
+          organizationUrl: options.organizationUrl ?? `https://${options.identity?.organizationName ?? identityDefaults.organizationName}.plugbox.local`,
+        });
+      } catch (error) {
+        store.close();
+        if (!options.runtime) await runtime.close();
+        throw error;
+      }
+    }
     return new PlugboxHost({
       store,
       registry,
       runtime,
       ownRuntime: !options.runtime,
-      notification: options.notification ?? new RecordingNotificationService(),
+      notification: notification ?? new RecordingNotificationService(),
       options,
     });
   }
@@ -170,7 +189,10 @@ export class PlugboxHost {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.jobRunner.stop();
-      const results = await Promise.allSettled([this.#ownRuntime ? this.runtime.close() : Promise.resolve()]);
+      const results = await Promise.allSettled([
+        this.#ownRuntime ? this.runtime.close() : Promise.resolve(),
+        this.notification instanceof Relay ? this.notification.close() : Promise.resolve(),
+      ]);
       this.store.close();
       const failed = results.find((r) => r.status === "rejected");
       if (failed) throw (failed as PromiseRejectedResult).reason;

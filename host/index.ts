@@ -37,3 +37,5 @@ export type { Manifest, StepRegistration, StepImage, BundleRegistration, Service
 export { Store, StoreError, STORE_ERROR_CODES } from "./store/index.js";
 export type { StoreOptions, RecordRow } from "./store/index.js";
 export type { TableSchema, ColumnType } from "./store/table-schema.js";
+export { Relay, RelayError, RELAY_ERROR_CODES, SIZE_LIMITS, readServiceEndpoint, SecretResolver, CONTRACTS, MESSAGE_FORMATS, USER_CLAIMS, AUTH_TYPES } from "./relay/index.js";
+export type { RelayOptions, ServiceEndpoint, SecretSource, Contract, MessageFormat, UserClaim, AuthType, RelayTransport, OutgoingPost } from "./relay/index.js";

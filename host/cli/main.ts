@@ -14,6 +14,7 @@ import { exitCodeFor, PlugboxError, UsageError } from "../errors.js";
 import { runPlugin, type RunResult } from "../run.js";
 import { createHost, type PlugboxHost } from "../host.js";
 import { importData, readJson, registerPipelineCommands } from "./pipeline-commands.js";
+import { registerListenCommand } from "./listen-command.js";
 import type { WebPolicyInput } from "../web/index.js";
 
 const { version } = createRequire(import.meta.url)("../../../package.json") as { version: string };
@@ -80,6 +81,8 @@ interface RunFlags {
   secureConfig?: string;
   shared?: string;
   isolation: "fresh" | "reuse";
+  manifest?: string;
+  secrets?: string;
   db?: string;
   data?: string;
   webPolicy?: string;
@@ -150,12 +153,15 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .option("--secure-config <text>", "the step's secure configuration (second constructor argument)")
     .option("--shared <file.json>", "SharedVariables as a JSON object")
     .addOption(new Option("--isolation <mode>", "fresh: a never-used isolate; reuse: a cached plug-in instance").choices(["fresh", "reuse"]).default("fresh"))
+    .option("--manifest <plugbox.json>", "relay notification posts to this manifest's service endpoints (and check its table schemas)")
+    .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
     .option("--db <path>", "serve the organization service from this store (file), through the pipeline")
     .option("--data <file.json>", "records to load into the store first (an in-memory store unless --db is given)")
     .option("--web-policy <file.json>", "widen or tune the outbound web policy (allowed hosts, extra ports, resolver override, …)")
     .option("--allow-host <host...>", "narrow outbound web requests to these hosts, as a bundle's manifest entry does")
     .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, … }");
   registerPipelineCommands(program, io);
+  registerListenCommand(program, io);
   for (const [key, { flag, description }] of Object.entries(limitFlags)) {
     run.option(flag, `${description} (default ${sandboxLimitDefaults[key as keyof SandboxLimits]})`, integer);
   }
@@ -187,15 +193,21 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
       webPolicy = policy as WebPolicyInput;
     }
     let host: PlugboxHost | undefined;
-    if (flags.db || flags.data) {
-      host = await createHost({ db: flags.db ?? ":memory:", runJobs: false, runtimeOptions: { workers: 1, prewarmIsolates: flags.isolation === "reuse" ? 0 : 1 } });
+    if (flags.db || flags.data || flags.manifest) {
+      host = await createHost({
+        db: flags.db ?? ":memory:",
+        runJobs: false,
+        runtimeOptions: { workers: 1, prewarmIsolates: flags.isolation === "reuse" ? 0 : 1 },
+        ...(flags.manifest ? { manifest: flags.manifest } : {}),
+        ...(flags.secrets ? { secrets: { file: flags.secrets } } : {}),
+      });
       if (flags.data) await importData(host, await readJson(flags.data, "data"), flags.data).catch(async (error: unknown) => {
         await host!.close();
         throw error;
       });
     }
     const result = await runPlugin({
-      ...(host ? { runtime: host.runtime, organization: host.organization() } : {}),
+      ...(host ? { runtime: host.runtime, organization: host.organization(), notification: host.notification } : {}),
       bundle: bundlePath,
       ...(webPolicy ? { webPolicy } : {}),
       ...(flags.allowHost ? { webAllowedHosts: flags.allowHost } : {}),

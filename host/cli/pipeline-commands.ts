@@ -49,7 +49,7 @@ function jobLine(job: SystemJob): string {
   return `${job.id}  #${job.sequence}  ${describeState(job).padEnd(30)} ${job.name}${job.retryCount ? `  (retries: ${job.retryCount})` : ""}${job.message ? `  — ${job.message}` : ""}`;
 }
 
-async function withHost<T>(options: { manifest?: string; db?: string; webPolicy?: string }, fn: (host: PlugboxHost) => Promise<T>): Promise<T> {
+async function withHost<T>(options: { manifest?: string; db?: string; webPolicy?: string; secrets?: string }, fn: (host: PlugboxHost) => Promise<T>): Promise<T> {
   let webPolicy: WebPolicyInput | undefined;
   if (options.webPolicy) {
     const policy = await readJson(options.webPolicy, "web policy");
@@ -62,6 +62,7 @@ async function withHost<T>(options: { manifest?: string; db?: string; webPolicy?
     runJobs: false,
     runtimeOptions: { workers: 1, prewarmIsolates: 1 },
     ...(webPolicy ? { webPolicy } : {}),
+    ...(options.secrets ? { secrets: { file: options.secrets } } : {}),
   });
   try {
     return await fn(host);
@@ -117,8 +118,9 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     .option("--data <file.json>", "records to load into the store first")
     .option("--run-jobs", "run the system jobs the request queued before exiting")
     .option("--web-policy <file.json>", "widen or tune the outbound web policy")
+    .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
     .option("--json", "print one JSON object { ok, error?, response, journal, jobs }")
-    .action(async (flags: { manifest: string; request: string; db?: string; data?: string; runJobs?: boolean; webPolicy?: string; json?: boolean }) => {
+    .action(async (flags: { manifest: string; request: string; db?: string; data?: string; runJobs?: boolean; webPolicy?: string; secrets?: string; json?: boolean }) => {
       const request = readRequest(fromPlain(await readJson(flags.request, "request")), flags.request);
       await withHost(flags, async (host) => {
         if (flags.data) await importData(host, await readJson(flags.data, "data"), flags.data);
@@ -192,7 +194,8 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     .requiredOption("--manifest <plugbox.json>", "the manifest whose steps the jobs belong to")
     .option("--db <path>", "the store", "plugbox.db")
     .option("--web-policy <file.json>", "widen or tune the outbound web policy")
-    .action(async (flags: { manifest: string; db: string; webPolicy?: string }) => {
+    .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
+    .action(async (flags: { manifest: string; db: string; webPolicy?: string; secrets?: string }) => {
       await withHost(flags, async (host) => {
         const outcomes = await host.runJobs();
         if (outcomes.length === 0) io.out("no system job was ready");

@@ -8,7 +8,9 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Clock } from "../ids.js";
-import type { Pipeline } from "./pipeline.js";
+import { RETRYABLE_RELAY_CODES } from "../relay/errors.js";
+import type { SystemJob } from "./jobs-store.js";
+import { OUTBOX_PREFIX, type Pipeline } from "./pipeline.js";
 
 export interface JobRunnerOptions {
   /** How long a job is leased; past it, another runner may take the job over. @default 180000 */
@@ -115,7 +117,9 @@ export class JobRunner {
     const { job, data } = claimed;
     const step = job.owningExtensionId ? registry.step(job.owningExtensionId) : undefined;
     let outcome: JobOutcome;
-    if (!step) {
+    if (job.owningExtensionId?.startsWith(OUTBOX_PREFIX)) {
+      outcome = await this.#post(job, job.owningExtensionId.slice(OUTBOX_PREFIX.length), data.context as Record<string, unknown>);
+    } else if (!step) {
       outcome = await this.#record(job.id, (owner) => jobs.fail(job.id, owner, { message: `the step ${job.owningExtensionId} of this job is no longer registered`, errorCode: null }), "failed");
     } else {
       const result = await this.#pipeline.executeStep(step, data, {});
@@ -130,9 +134,12 @@ export class JobRunner {
       } else {
         const error = result.error!;
         const attempts = job.retryCount + 1;
-        const wantsRetry = error.status === RETRY_STATUS || error.innerCode.startsWith("RELAY_");
+        // A post the relay could not deliver re-runs the whole plug-in, as in Dataverse, up to the endpoint's limit.
+        const failedPost = result.calls.find((c) => c.service === "notification" && c.error && RETRYABLE_RELAY_CODES.has(c.error.code));
+        const wantsRetry = error.status === RETRY_STATUS || failedPost !== undefined;
+        const limit = failedPost ? this.#attemptsFor(failedPost.args[0]) : registry.settings.maxAsyncAttempts;
         const failure = { message: error.message, errorCode: typeof error.details?.errorCode === "number" ? error.details.errorCode : null };
-        if (wantsRetry && attempts < registry.settings.maxAsyncAttempts) {
+        if (wantsRetry && attempts < limit) {
           const at = new Date(Date.now() + this.#options.backoffBaseMs * 2 ** job.retryCount);
           outcome = await this.#record(job.id, (owner) => jobs.retryLater(job.id, owner, at, failure), "retrying", error.message);
         } else {
@@ -143,6 +150,29 @@ export class JobRunner {
     }
     for (const listener of this.#listeners) listener(outcome);
     return outcome;
+  }
+
+  #attemptsFor(endpointRef: unknown): number {
+    const id = (endpointRef as { id?: unknown } | undefined)?.id;
+    return typeof id === "string" ? (this.#pipeline.notification.maxAttemptsFor?.(id) ?? this.#pipeline.registry.settings.maxAsyncAttempts) : this.#pipeline.registry.settings.maxAsyncAttempts;
+  }
+
+  /** Sends a post that waited in the outbox; a delivery failure is retried with back-off. */
+  async #post(job: SystemJob, endpointId: string, context: Record<string, unknown>): Promise<JobOutcome> {
+    const { jobs } = this.#pipeline;
+    try {
+      await this.#pipeline.notification.execute(endpointId, context, new AbortController().signal);
+      return this.#record(job.id, (owner) => jobs.succeed(job.id, owner, job.autoDelete), "succeeded");
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? "";
+      const message = (error as Error).message;
+      const attempts = job.retryCount + 1;
+      if (RETRYABLE_RELAY_CODES.has(code) && attempts < (this.#pipeline.notification.maxAttemptsFor?.(endpointId) ?? 1)) {
+        const at = new Date(Date.now() + this.#options.backoffBaseMs * 2 ** job.retryCount);
+        return this.#record(job.id, (owner) => jobs.retryLater(job.id, owner, at, { message, errorCode: null }), "retrying", message);
+      }
+      return this.#record(job.id, (owner) => jobs.fail(job.id, owner, { message, errorCode: null }), "failed", message);
+    }
   }
 
   async #record(id: string, update: (owner: string) => boolean, outcome: JobOutcome["outcome"], message?: string): Promise<JobOutcome> {

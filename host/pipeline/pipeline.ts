@@ -31,6 +31,9 @@ import { PipelineError, StepFailedError } from "./errors.js";
 import { JobQueue } from "./jobs-store.js";
 import { TraceLog, type TraceRow } from "./trace-log.js";
 
+/** The owning extension of an outbox job: the endpoint whose post waits for the commit. */
+export const OUTBOX_PREFIX = "serviceendpoint:";
+
 /** The SYSTEM user: what createOrganizationService(null) acts as. */
 export const SYSTEM_USER_ID = "00000000-0000-0000-0000-00000000000a";
 
@@ -155,6 +158,10 @@ export class Pipeline {
   readonly #web: WebBackend;
   readonly #webPolicy: WebPolicyInput | undefined;
   readonly #notification: NotificationBackend;
+  /** Where posts go: the relay, or a recorder where no endpoint is configured. */
+  get notification(): NotificationBackend {
+    return this.#notification;
+  }
   readonly #bundles = new Map<string, Promise<Bundle>>();
   readonly #onJobsQueued: (() => void) | undefined;
 
@@ -613,11 +620,12 @@ export class Pipeline {
     const started = performance.now();
     const contextUserId = String(context.userId);
     const organization = this.#organizationFor(options.nested, contextUserId, context);
+    const notification = this.#notificationFor(options.nested?.scope);
     const allowedHosts = step.handler.kind === "plugin" ? (this.registry.bundles.get(step.handler.bundle)?.allowedHosts ?? null) : null;
-    const services = createHostServices({ organization, notification: this.#notification, web: this.#web }, { webAllowedHosts: allowedHosts });
+    const services = createHostServices({ organization, notification, web: this.#web }, { webAllowedHosts: allowedHosts });
     if (step.handler.kind === "serviceEndpoint") {
       try {
-        await this.#notification.execute(step.handler.endpoint, toPlain(context) as Record<string, unknown>, options.signal ?? new AbortController().signal);
+        await notification.execute(step.handler.endpoint, context, options.signal ?? new AbortController().signal);
         return { ok: true, changes: { inputParameters: {}, outputParameters: {}, sharedVariables: context.sharedVariables as Record<string, unknown> }, trace: "", calls: [], durationMs: performance.now() - started, traceRows: [] };
       } catch (error) {
         return this.#failed(step, context, error as PlugboxError, "", [], started);
@@ -681,6 +689,35 @@ export class Pipeline {
       exceptionDetails: error ? `${error.code}: ${error.message}` : null,
       performanceMs: durationMs,
       createdOn: this.#clock.now().toISOString(),
+    };
+  }
+
+  /**
+   * The notification service a step gets: posts to an outbox endpoint from inside a transaction
+   * become system jobs of that transaction, sent after the commit (a rollback never posts).
+   */
+  #notificationFor(scope: Scope | undefined): NotificationBackend {
+    const relay = this.#notification;
+    if (!scope?.inTransaction) return relay;
+    return {
+      execute: async (endpointId, context, signal) => {
+        if (!relay.holdsForOutbox?.(endpointId)) return relay.execute(endpointId, context, signal);
+        const id = this.#ids.newId();
+        const primaryId = String(context.primaryEntityId ?? "");
+        this.jobs.insert({
+          id,
+          name: `Post to service endpoint ${endpointId}`,
+          stepId: `${OUTBOX_PREFIX}${endpointId}`,
+          messageName: String(context.messageName ?? ""),
+          entity: typeof context.primaryEntityName === "string" ? context.primaryEntityName : null,
+          regardingId: isGuid(primaryId) && primaryId !== EMPTY_GUID ? primaryId : null,
+          data: { context },
+          depth: scope.depth,
+          createdOn: this.#clock.now(),
+          autoDelete: false,
+        });
+        return null;
+      },
     };
   }
 

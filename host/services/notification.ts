@@ -9,6 +9,10 @@ import { isGuid } from "../ids.js";
 export interface NotificationBackend {
   /** Posts the context to the endpoint; a two-way, REST or webhook endpoint's reply, else null. */
   execute(endpointId: string, context: Record<string, unknown>, signal: AbortSignal): Promise<string | null>;
+  /** True when posts to this endpoint from inside a transaction wait in the outbox until it commits. */
+  holdsForOutbox?(endpointId: string): boolean;
+  /** How many times an asynchronous post to this endpoint is attempted before its job fails. */
+  maxAttemptsFor?(endpointId: string): number;
 }
 
 export interface RecordedPost {

@@ -1,0 +1,126 @@
+/**
+ * The relay: the notification service's backend. It serializes an execution context the way
+ * Dataverse does (RemoteExecutionContext, JSON or Text XML), applies Dataverse's size rule, adds
+ * the claim properties and headers, and hands the post to the endpoint's transport.
+ *
+ * Delivery: from a synchronous step a failed post throws into the plug-in; from an asynchronous
+ * step (a system job) the job runner retries it with back-off; an endpoint with `outbox: true`
+ * holds posts from synchronous steps in the store and sends them after the commit.
+ */
+import { serializeRemoteExecutionContext, withoutLargeParts, CONTENT_TYPES } from "../../sdk/wire/index.js";
+import type { ServiceEndpointRegistration } from "../registry/manifest.js";
+import type { NotificationBackend } from "../services/notification.js";
+import { readServiceEndpoint, SecretResolver, type SecretSource, type ServiceEndpoint } from "./endpoints.js";
+import { RelayError } from "./errors.js";
+import { createTransports, type OutgoingPost, type RelayTransport } from "./transports.js";
+import type { Transport } from "./endpoints.js";
+
+/** Dataverse's limits: above them ParentContext, InputParameters and the images are dropped. */
+export const SIZE_LIMITS: Readonly<Record<Transport, number>> = Object.freeze({ serviceBus: 192 * 1024, eventHub: 192 * 1024, webhook: 256 * 1024 });
+
+const CLAIMS = "http://schemas.microsoft.com/xrm/2011/Claims";
+
+export interface RelayOptions {
+  endpoints: readonly ServiceEndpointRegistration[];
+  secrets?: SecretSource;
+  /** The organization's URL: the Organization claim and the x-ms-dynamics-organization header. */
+  organizationUrl: string;
+  transports?: Record<Transport, RelayTransport>;
+}
+
+export interface PreparedPost extends Omit<OutgoingPost, "signal"> {
+  sizeExceeded: boolean;
+}
+
+export class Relay implements NotificationBackend {
+  readonly #endpoints = new Map<string, ServiceEndpoint>();
+  readonly #transports: Record<Transport, RelayTransport>;
+  readonly #organizationUrl: string;
+
+  constructor(options: RelayOptions) {
+    const secrets = new SecretResolver(options.secrets);
+    for (const raw of options.endpoints) {
+      const endpoint = readServiceEndpoint(raw, secrets);
+      this.#endpoints.set(endpoint.id, endpoint);
+      this.#endpoints.set(endpoint.name, endpoint);
+    }
+    this.#transports = options.transports ?? createTransports();
+    this.#organizationUrl = options.organizationUrl;
+  }
+
+  /** The endpoint with this id or name. */
+  endpoint(idOrName: string): ServiceEndpoint {
+    const endpoint = this.#endpoints.get(idOrName) ?? this.#endpoints.get(idOrName.toLowerCase());
+    if (!endpoint) {
+      const known = [...new Set([...this.#endpoints.values()].map((e) => `${e.name} (${e.id})`))];
+      throw new RelayError("RELAY_ENDPOINT_UNKNOWN", `no service endpoint ${idOrName} is declared; declared: ${known.join(", ") || "none"} (add it under serviceEndpoints in the manifest)`);
+    }
+    return endpoint;
+  }
+
+  holdsForOutbox(endpointId: string): boolean {
+    return this.has(endpointId) && this.endpoint(endpointId).outbox;
+  }
+
+  maxAttemptsFor(endpointId: string): number {
+    return this.has(endpointId) ? this.endpoint(endpointId).maxAttempts : 1;
+  }
+
+  has(idOrName: string): boolean {
+    return this.#endpoints.has(idOrName) || this.#endpoints.has(idOrName.toLowerCase());
+  }
+
+  /** Serializes the context for the endpoint, applying the size rule; throws RELAY_TOO_LARGE when even the reduced form is over. */
+  prepare(endpoint: ServiceEndpoint, context: Record<string, unknown>): PreparedPost {
+    const limit = SIZE_LIMITS[endpoint.transport];
+    let body = serializeRemoteExecutionContext(context as never, endpoint.messageFormat);
+    let sizeExceeded = false;
+    if (Buffer.byteLength(body) > limit) {
+      body = serializeRemoteExecutionContext(withoutLargeParts(context as never), endpoint.messageFormat);
+      sizeExceeded = true;
+      if (Buffer.byteLength(body) > limit) {
+        throw new RelayError(
+          "RELAY_TOO_LARGE",
+          `the context is ${Buffer.byteLength(body)} bytes even without ParentContext, InputParameters and images; endpoint "${endpoint.name}" takes at most ${limit} bytes`,
+        );
+      }
+    }
+    const str = (value: unknown) => (value === undefined || value === null ? "" : String(value));
+    const properties: Record<string, string | boolean> = {
+      [`${CLAIMS}/Organization`]: this.#organizationUrl,
+      [`${CLAIMS}/EntityLogicalName`]: str(context.primaryEntityName),
+      [`${CLAIMS}/RequestName`]: str(context.messageName),
+      [`${CLAIMS}/InitiatingUserAgent`]: str(context.initiatingUserAgent),
+    };
+    if (endpoint.userClaim !== "None") {
+      properties[`${CLAIMS}/User`] = str(context.userId);
+      properties[`${CLAIMS}/InitiatingUser`] = str(context.initiatingUserId);
+    }
+    if (sizeExceeded) properties.MessageMaxSizeExceeded = true;
+    const messageId = str(context.operationId) || str(context.requestId);
+    const headers: Record<string, string> = {
+      "x-request-id": messageId,
+      "x-ms-dynamics-organization": new URL(this.#organizationUrl).host.toLowerCase(),
+      "x-ms-dynamics-entity-name": str(context.primaryEntityName).toLowerCase(),
+      "x-ms-dynamics-request-name": str(context.messageName).toLowerCase(),
+      "x-ms-correlation-request-id": str(context.correlationId).toLowerCase(),
+    };
+    if (sizeExceeded) headers["x-ms-dynamics-msg-size-exceeded"] = "true";
+    return { endpoint, body, contentType: CONTENT_TYPES[endpoint.messageFormat], messageId, properties, headers, sizeExceeded };
+  }
+
+  /** Posts a prepared body (the outbox and retries send exactly what was prepared). */
+  send(post: PreparedPost, signal: AbortSignal): Promise<string | null> {
+    return this.#transports[post.endpoint.transport].post({ ...post, signal });
+  }
+
+  /** IServiceEndpointNotificationService.Execute: posts now and answers with the reply, if any. */
+  async execute(endpointId: string, context: Record<string, unknown>, signal: AbortSignal): Promise<string | null> {
+    const endpoint = this.endpoint(endpointId);
+    return this.send(this.prepare(endpoint, context), signal);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(Object.values(this.#transports).map((t) => t.close()));
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * How a post reaches its endpoint, one transport per kind behind one interface:
+ * Service Bus queues and topics (and the two-way contracts over a reply queue) with
+ * @azure/service-bus, Event Hubs with @azure/event-hubs, webhooks with undici.
+ *
+ * Posts that become ready in the same turn of the event loop go to Service Bus or Event Hubs as one
+ * batch. Errors never carry a connection string or key.
+ */
+import { EventHubProducerClient } from "@azure/event-hubs";
+import { ServiceBusClient, type ServiceBusMessage, type ServiceBusReceiver, type ServiceBusSender } from "@azure/service-bus";
+import { randomUUID } from "node:crypto";
+import { request } from "undici";
+import type { ServiceEndpoint, Transport } from "./endpoints.js";
+import { RelayError } from "./errors.js";
+
+export interface OutgoingPost {
+  endpoint: ServiceEndpoint;
+  /** The serialized RemoteExecutionContext. */
+  body: string;
+  contentType: string;
+  /** Derived from OperationId, so a retried post can be dropped as a duplicate. */
+  messageId: string;
+  /** Claim properties (reference 4.7), and MessageMaxSizeExceeded when parts were dropped. */
+  properties: Record<string, string | boolean>;
+  /** For webhooks: the x-ms-dynamics-* headers. */
+  headers: Record<string, string>;
+  signal: AbortSignal;
+}
+
+export interface RelayTransport {
+  /** Delivers the post; resolves with a two-way, REST or webhook reply, else null. */
+  post(post: OutgoingPost): Promise<string | null>;
+  close(): Promise<void>;
+}
+
+function describe(error: unknown): string {
+  const e = error as { code?: unknown; message?: unknown };
+  const text = typeof e.message === "string" ? e.message : String(error);
+  // Never let a key out, whatever the client put in its message.
+  return `${typeof e.code === "string" ? `${e.code}: ` : ""}${text.replace(/SharedAccessKey=[^;\s]*/gi, "SharedAccessKey=***").slice(0, 300)}`;
+}
+
+/** Sends posts that arrive in the same turn as one batch. */
+class Batcher<T> {
+  #pending: Array<{ item: T; resolve: () => void; reject: (e: unknown) => void }> = [];
+  #scheduled = false;
+  constructor(readonly flush: (items: T[]) => Promise<void>) {}
+  add(item: T): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push({ item, resolve, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => void this.#run());
+      }
+    });
+  }
+  async #run(): Promise<void> {
+    const batch = this.#pending.splice(0);
+    this.#scheduled = false;
+    try {
+      await this.flush(batch.map((b) => b.item));
+      for (const b of batch) b.resolve();
+    } catch (error) {
+      for (const b of batch) b.reject(error);
+    }
+  }
+}
+
+// Service Bus ///////////////////////////////////////////////////////////////////////////////////
+
+class ReplyListener {
+  readonly #waiters = new Map<string, (body: string) => void>();
+  readonly #receiver: ServiceBusReceiver;
+  constructor(client: ServiceBusClient, queue: string) {
+    this.#receiver = client.createReceiver(queue, { receiveMode: "receiveAndDelete" });
+    this.#receiver.subscribe(
+      {
+        processMessage: async (message) => {
+          const id = message.correlationId === undefined ? undefined : String(message.correlationId);
+          const waiter = id === undefined ? undefined : this.#waiters.get(id);
+          if (!waiter) return; // a reply nobody waits for any more (timed out): dropped
+          this.#waiters.delete(id!);
+          waiter(typeof message.body === "string" ? message.body : Buffer.isBuffer(message.body) ? message.body.toString("utf8") : JSON.stringify(message.body));
+        },
+        processError: async () => undefined,
+      },
+      { autoCompleteMessages: false },
+    );
+  }
+  wait(correlationId: string, timeoutMs: number, signal: AbortSignal): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.delete(correlationId);
+        reject(new RelayError("RELAY_TIMEOUT", `no reply came within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onAbort = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(correlationId);
+        reject(new RelayError("RELAY_TIMEOUT", "the execution ended before the reply came"));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#waiters.set(correlationId, (body) => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        resolve(body);
+      });
+    });
+  }
+  close(): Promise<void> {
+    return this.#receiver.close();
+  }
+}
+
+export class ServiceBusTransport implements RelayTransport {
+  readonly #clients = new Map<string, ServiceBusClient>();
+  readonly #senders = new Map<string, { sender: ServiceBusSender; batcher: Batcher<ServiceBusMessage> }>();
+  readonly #replies = new Map<string, ReplyListener>();
+
+  #client(endpoint: ServiceEndpoint): ServiceBusClient {
+    let client = this.#clients.get(endpoint.connectionString!);
+    if (!client) {
+      // Fail fast: a post that cannot be delivered is retried by the job runner, durably.
+      client = new ServiceBusClient(endpoint.connectionString!, { retryOptions: { maxRetries: 1, retryDelayInMs: 250, maxRetryDelayInMs: 1_000, timeoutInMs: endpoint.timeoutMs } });
+      this.#clients.set(endpoint.connectionString!, client);
+    }
+    return client;
+  }
+
+  #sender(endpoint: ServiceEndpoint) {
+    const key = `${endpoint.connectionString}\u0000${endpoint.path}`;
+    let entry = this.#senders.get(key);
+    if (!entry) {
+      const sender = this.#client(endpoint).createSender(endpoint.path!);
+      entry = { sender, batcher: new Batcher((messages) => sender.sendMessages(messages)) };
+      this.#senders.set(key, entry);
+    }
+    return entry;
+  }
+
+  async post(post: OutgoingPost): Promise<string | null> {
+    const { endpoint } = post;
+    const twoWay = endpoint.contract === "TwoWay" || endpoint.contract === "Rest";
+    const messageId = twoWay ? randomUUID() : post.messageId;
+    const message: ServiceBusMessage = {
+      body: post.body,
+      contentType: post.contentType,
+      messageId,
+      applicationProperties: post.properties,
+      ...(twoWay ? { replyTo: endpoint.replyQueue!, correlationId: post.messageId } : {}),
+    };
+    let reply: Promise<string> | undefined;
+    if (twoWay) {
+      const key = `${endpoint.connectionString}\u0000${endpoint.replyQueue}`;
+      let listener = this.#replies.get(key);
+      if (!listener) {
+        listener = new ReplyListener(this.#client(endpoint), endpoint.replyQueue!);
+        this.#replies.set(key, listener);
+      }
+      reply = listener.wait(messageId, endpoint.timeoutMs, post.signal);
+      reply.catch(() => undefined);
+    }
+    try {
+      await this.#sender(endpoint).batcher.add(message);
+    } catch (error) {
+      throw new RelayError("RELAY_UNREACHABLE", `the post to ${endpoint.contract} ${endpoint.path} of endpoint "${endpoint.name}" failed: ${describe(error)}`);
+    }
+    return reply ? await reply : null;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#replies.values()].map((r) => r.close()));
+    await Promise.allSettled([...this.#senders.values()].map((s) => s.sender.close()));
+    await Promise.allSettled([...this.#clients.values()].map((c) => c.close()));
+  }
+}
+
+// Event Hubs ////////////////////////////////////////////////////////////////////////////////////
+
+export class EventHubTransport implements RelayTransport {
+  readonly #producers = new Map<string, { producer: EventHubProducerClient; batcher: Batcher<OutgoingPost> }>();
+
+  #producer(endpoint: ServiceEndpoint) {
+    const key = `${endpoint.connectionString}\u0000${endpoint.path}`;
+    let entry = this.#producers.get(key);
+    if (!entry) {
+      const producer = new EventHubProducerClient(endpoint.connectionString!, endpoint.path!, { retryOptions: { maxRetries: 1, retryDelayInMs: 250, timeoutInMs: endpoint.timeoutMs } });
+      entry = {
+        producer,
+        batcher: new Batcher(async (posts) => {
+          await producer.sendBatch(posts.map((p) => ({ body: p.body, contentType: p.contentType, messageId: p.messageId, properties: p.properties })));
+        }),
+      };
+      this.#producers.set(key, entry);
+    }
+    return entry;
+  }
+
+  async post(post: OutgoingPost): Promise<string | null> {
+    try {
+      await this.#producer(post.endpoint).batcher.add(post);
+    } catch (error) {
+      throw new RelayError("RELAY_UNREACHABLE", `the post to event hub ${post.endpoint.path} of endpoint "${post.endpoint.name}" failed: ${describe(error)}`);
+    }
+    return null;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#producers.values()].map((p) => p.producer.close()));
+  }
+}
+
+// Webhooks //////////////////////////////////////////////////////////////////////////////////////
+
+const RETRY_ONCE = new Set([502, 503, 504]);
+
+export class WebhookTransport implements RelayTransport {
+  async post(post: OutgoingPost): Promise<string | null> {
+    const { endpoint } = post;
+    const url = new URL(endpoint.url!);
+    const headers: Record<string, string> = { "content-type": "application/json", ...post.headers };
+    if (endpoint.authType === "WebhookKey") url.searchParams.set("code", endpoint.authValues.code!);
+    if (endpoint.authType === "HttpQueryString") for (const [k, v] of Object.entries(endpoint.authValues)) url.searchParams.set(k, v);
+    if (endpoint.authType === "HttpHeader") Object.assign(headers, endpoint.authValues);
+    // Dataverse makes one more attempt on 502, 503 and 504 only; anything else non-2xx fails the post.
+    for (let attempt = 1; ; attempt++) {
+      let status: number;
+      let text: string;
+      try {
+        const response = await request(url, { method: "POST", headers, body: post.body, signal: AbortSignal.any([post.signal, AbortSignal.timeout(endpoint.timeoutMs)]), headersTimeout: endpoint.timeoutMs, bodyTimeout: endpoint.timeoutMs });
+        status = response.statusCode;
+        text = await response.body.text();
+      } catch (error) {
+        const timedOut = (error as { name?: string }).name === "TimeoutError" || /timeout/i.test(String((error as { code?: string }).code));
+        throw new RelayError(timedOut ? "RELAY_TIMEOUT" : "RELAY_UNREACHABLE", `the webhook of endpoint "${endpoint.name}" at ${url.origin}${url.pathname} ${timedOut ? `did not answer within ${endpoint.timeoutMs} ms` : `could not be reached: ${describe(error)}`}`);
+      }
+      if (status >= 200 && status < 300) return text === "" ? null : text;
+      if (attempt === 1 && RETRY_ONCE.has(status)) continue;
+      throw new RelayError(RETRY_ONCE.has(status) ? "RELAY_UNREACHABLE" : "RELAY_REJECTED", `the webhook of endpoint "${endpoint.name}" answered ${status}`);
+    }
+  }
+  async close(): Promise<void> {}
+}
+
+/** The registry of transports, by kind. */
+export function createTransports(): Record<Transport, RelayTransport> {
+  return { serviceBus: new ServiceBusTransport(), eventHub: new EventHubTransport(), webhook: new WebhookTransport() };
+}
