@@ -98,10 +98,67 @@ describe("RemoteExecutionContext JSON", () => {
     expect(reduced).toMatchObject({ ParentContext: null, InputParameters: [], PreEntityImages: [], PostEntityImages: [], PrimaryEntityId: "6d81597f-0f9f-e711-8122-000d3aa2331c" });
   });
 
-  it("refuses Binary XML and Text XML with WIRE_FORMAT_UNSUPPORTED, and malformed JSON with WIRE_INVALID", () => {
+  it("refuses Binary XML with WIRE_FORMAT_UNSUPPORTED, and malformed JSON or XML with WIRE_INVALID", () => {
     expect(() => parseRemoteExecutionContext("\u0040\u0001binary", undefined)).toThrow(expect.objectContaining({ code: "WIRE_FORMAT_UNSUPPORTED", message: expect.stringContaining("Binary XML") }));
-    expect(() => parseRemoteExecutionContext("<RemoteExecutionContext/>")).toThrow(expect.objectContaining({ code: "WIRE_FORMAT_UNSUPPORTED", message: expect.stringContaining("MessageFormat Json (2)") }));
+    expect(() => parseRemoteExecutionContext("<RemoteExecutionContext><Depth>1</Stage></RemoteExecutionContext>")).toThrow(expect.objectContaining({ code: "WIRE_INVALID", message: expect.stringContaining("</Depth> was expected") }));
+    expect(() => parseRemoteExecutionContext("<Other/>")).toThrow(expect.objectContaining({ code: "WIRE_INVALID", message: expect.stringContaining("not <RemoteExecutionContext>") }));
     expect(() => parseRemoteExecutionContext("{ not json")).toThrow(expect.objectContaining({ code: "WIRE_INVALID" }));
     expect(() => parseRemoteExecutionContext('{"InputParameters": {"Target": 1}}')).toThrow(expect.objectContaining({ code: "WIRE_INVALID", message: expect.stringContaining("InputParameters") }));
+  });
+
+  it("Text XML: a context written as DataContract XML reads back to the same values", () => {
+    const target = new Entity("account", "6d81597f-0f9f-e711-8122-000d3aa2331c", {
+      name: "Contoso & <Sons>",
+      revenue: new Money(12.5),
+      industrycode: new OptionSetValue(7),
+      categories: new OptionSetValueCollection([1, 2]),
+      primarycontactid: new EntityReference("contact", "75c2dd85-e89e-e711-8122-000d3aa2331c", "Jim"),
+      createdon: new Date(Date.UTC(2024, 0, 31, 9)),
+      employees: 42,
+      active: true,
+      fax: null,
+    });
+    const context = {
+      messageName: "Create", primaryEntityName: "account", primaryEntityId: target.id, stage: 40, mode: 1, depth: 2, isInTransaction: false,
+      inputParameters: { Target: target }, outputParameters: { id: target.id }, sharedVariables: { note: "a/b" },
+      preEntityImages: {}, postEntityImages: { after: target },
+      owningExtension: new EntityReference("sdkmessageprocessingstep", "75417616-4ea2-e711-8122-000d3aa2331c"),
+      parentContext: { messageName: "Create", stage: 30, depth: 1, parentContext: null },
+      operationCreatedOn: new Date(Date.UTC(2024, 0, 31, 9)),
+    };
+    const xml = serializeRemoteExecutionContext(context, "xml");
+    expect(xml).toMatch(/^<RemoteExecutionContext xmlns="http:\/\/schemas\.microsoft\.com\/xrm\/2011\/Contracts"/);
+    expect(xml).toContain('<a:value i:type="Money"><Value>12.5</Value></a:value>');
+    const back = parseRemoteExecutionContext(xml);
+    expect(back).toMatchObject({ messageName: "Create", stage: 40, mode: 1, depth: 2, isInTransaction: false });
+    expect(back.parentContext).toMatchObject({ stage: 30, depth: 1, parentContext: null });
+    const read = back.inputParameters.Target as Entity;
+    expect(read.attributes).toMatchObject({ name: "Contoso & <Sons>", employees: 42, active: true, fax: null });
+    expect(read.attributes.revenue).toEqual(new Money(12.5));
+    expect((read.attributes.industrycode as OptionSetValue).value).toBe(7);
+    expect((read.attributes.categories as OptionSetValueCollection).values).toEqual([1, 2]);
+    expect(read.attributes.primarycontactid).toMatchObject({ logicalName: "contact", name: "Jim" });
+    expect((read.attributes.createdon as Date).getTime()).toBe(Date.UTC(2024, 0, 31, 9));
+    expect(back.postEntityImages.after!.attributes.name).toBe("Contoso & <Sons>");
+    expect(back.operationCreatedOn?.getTime()).toBe(Date.UTC(2024, 0, 31, 9));
+  });
+
+  it("Text XML: reads documents written with other prefixes, comments, CDATA and character references", () => {
+    const xml = `<?xml version="1.0" encoding="utf-8"?>
+      <!-- from another serializer -->
+      <x:RemoteExecutionContext xmlns:x="http://schemas.microsoft.com/xrm/2011/Contracts" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:g="http://schemas.datacontract.org/2004/07/System.Collections.Generic" xmlns:s="http://www.w3.org/2001/XMLSchema">
+        <x:Depth>1</x:Depth>
+        <x:InputParameters>
+          <x:KeyValuePairOfstringanyType><g:key>Target</g:key><g:value xsi:type="x:Entity">
+            <x:Attributes><x:KeyValuePairOfstringanyType><g:key>name</g:key><g:value xsi:type="s:string"><![CDATA[A & B]]> &#x263A;</g:value></x:KeyValuePairOfstringanyType></x:Attributes>
+            <x:Id>6d81597f-0f9f-e711-8122-000d3aa2331c</x:Id><x:LogicalName>account</x:LogicalName>
+          </g:value></x:KeyValuePairOfstringanyType>
+        </x:InputParameters>
+        <x:MessageName>Update</x:MessageName>
+        <x:ParentContext xsi:nil="true"/>
+      </x:RemoteExecutionContext>`;
+    const context = parseRemoteExecutionContext(xml);
+    expect(context).toMatchObject({ depth: 1, messageName: "Update", parentContext: null });
+    expect((context.inputParameters.Target as Entity).attributes.name).toBe("A & B \u263A");
   });
 });

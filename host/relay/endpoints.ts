@@ -25,7 +25,7 @@ export interface ServiceEndpoint {
   name: string;
   contract: Contract;
   transport: Transport;
-  messageFormat: "json";
+  messageFormat: "json" | "xml";
   userClaim: UserClaim;
   /** Queue, topic or event hub. */
   path: string | null;
@@ -112,10 +112,7 @@ export function readServiceEndpoint(raw: ServiceEndpointRegistration, secrets: S
   const transport: Transport = contract === "Webhook" ? "webhook" : contract === "EventHub" ? "eventHub" : "serviceBus";
   const format = enumValue(MESSAGE_FORMATS, raw.messageFormat, `${at}.messageFormat`, "Json") as MessageFormat;
   if (format === "BinaryXml") {
-    throw new RelayError("RELAY_FORMAT_UNSUPPORTED", `${at}: Binary XML (MessageFormat 1) is .NET's binary encoding and is not supported; use Json (2)`);
-  }
-  if (format === "TextXml") {
-    throw new RelayError("RELAY_FORMAT_UNSUPPORTED", `${at}: Text XML (MessageFormat 3) is not written by this version of plugbox; use Json (2)`);
+    throw new RelayError("RELAY_FORMAT_UNSUPPORTED", `${at}: Binary XML (MessageFormat 1) is .NET's binary encoding and is not supported; use Json (2) or TextXml (3)`);
   }
   if (transport === "webhook" && format !== "Json") throw new RelayError("RELAY_CONFIG_INVALID", `${at}: webhooks always post JSON; remove messageFormat or set it to Json`);
   const userClaim = enumValue(USER_CLAIMS, raw.userClaim, `${at}.userClaim`, "UserId") as UserClaim;
@@ -124,7 +121,7 @@ export function readServiceEndpoint(raw: ServiceEndpointRegistration, secrets: S
   if (outbox && twoWay) throw new RelayError("RELAY_CONFIG_INVALID", `${at}: a ${contract} endpoint answers the plug-in, so its posts cannot wait in the outbox; remove outbox or use a Queue`);
   const timeoutMs = raw.timeoutMs === undefined ? 60_000 : positiveInteger(raw.timeoutMs, `${at}.timeoutMs`);
   const maxAttempts = raw.maxAttempts === undefined ? 10 : positiveInteger(raw.maxAttempts, `${at}.maxAttempts`);
-  const base = { id: raw.id, name: raw.name, contract, transport, messageFormat: "json" as const, userClaim, timeoutMs, outbox, maxAttempts };
+  const base = { id: raw.id, name: raw.name, contract, transport, messageFormat: format === "TextXml" ? ("xml" as const) : ("json" as const), userClaim, timeoutMs, outbox, maxAttempts };
 
   if (transport === "webhook") {
     if (typeof raw.url !== "string") throw new RelayError("RELAY_CONFIG_INVALID", `${at}: a Webhook endpoint needs a url`);

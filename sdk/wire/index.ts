@@ -10,10 +10,11 @@
  */
 import type { IPluginExecutionContext } from "../plugin.js";
 import { readContext, stringifyWire, WireFormatError, writeContext } from "./json.js";
+import { readContextFromXml, writeContextXml } from "./xml.js";
 
 export { WireFormatError, CONTRACTS_NAMESPACE, CONTEXT_MEMBERS } from "./json.js";
 
-export type WireFormat = "json";
+export type WireFormat = "json" | "xml";
 
 /** The content type of each message format (Dataverse's MessageFormat 1, 2, 3). */
 export const CONTENT_TYPES = Object.freeze({ json: "application/json", xml: "application/xml", binary: "application/msbin1" } as const);
@@ -22,19 +23,17 @@ export const CONTENT_TYPES = Object.freeze({ json: "application/json", xml: "app
 export type RemoteExecutionContext = Omit<IPluginExecutionContext, "parentContext"> & { parentContext: RemoteExecutionContext | null };
 
 /**
- * Reads a posted context. The format is taken from the text when not given. Binary XML
- * (MessageFormat 1) and Text XML (MessageFormat 3) are refused with WIRE_FORMAT_UNSUPPORTED.
+ * Reads a posted context: JSON (MessageFormat 2) or Text XML (3), taken from the text when not
+ * given. Binary XML (MessageFormat 1) is refused with WIRE_FORMAT_UNSUPPORTED.
  */
-export function parseRemoteExecutionContext(text: string, format?: WireFormat | "xml" | "binary"): RemoteExecutionContext {
+export function parseRemoteExecutionContext(text: string, format?: WireFormat | "binary"): RemoteExecutionContext {
   if (typeof text !== "string") throw new WireFormatError("WIRE_INVALID", "the context must be given as text (decode the message body as UTF-8 first)");
   const first = text.trimStart()[0];
   const kind = format ?? (first === "{" ? "json" : first === "<" ? "xml" : "binary");
   if (kind === "binary") {
     throw new WireFormatError("WIRE_FORMAT_UNSUPPORTED", "Binary XML (MessageFormat 1, application/msbin1) is .NET's binary encoding and cannot be read here; register the service endpoint with MessageFormat Json (2)");
   }
-  if (kind === "xml") {
-    throw new WireFormatError("WIRE_FORMAT_UNSUPPORTED", "Text XML (MessageFormat 3) cannot be read by this version of plugbox; register the service endpoint with MessageFormat Json (2)");
-  }
+  if (kind === "xml") return readContextFromXml(text) as unknown as RemoteExecutionContext;
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -46,7 +45,8 @@ export function parseRemoteExecutionContext(text: string, format?: WireFormat | 
 
 /** Writes a context (a plug-in's, or one parsed) as Dataverse does. */
 export function serializeRemoteExecutionContext(context: RemoteExecutionContext | IPluginExecutionContext | Record<string, unknown>, format: WireFormat = "json"): string {
-  if (format !== "json") throw new WireFormatError("WIRE_FORMAT_UNSUPPORTED", `${String(format)} is not a format this version of plugbox writes; use "json"`);
+  if (format === "xml") return writeContextXml(context as Record<string, unknown>);
+  if (format !== "json") throw new WireFormatError("WIRE_FORMAT_UNSUPPORTED", `${String(format)} is not a format plugbox writes; use "json" or "xml"`);
   return stringifyWire(writeContext(context as Record<string, unknown>));
 }
 
