@@ -8,6 +8,7 @@ import { PIPELINE_ERROR_CODES } from "./pipeline/errors.js";
 import { REGISTRY_ERROR_CODES } from "./registry/manifest.js";
 import { STORE_ERROR_CODES } from "./store/store.js";
 import { RELAY_ERROR_CODES } from "./relay/errors.js";
+import { BROKER_ERROR_CODES } from "./broker/broker.js";
 import { WEB_ERROR_CODES } from "../runtime/web/errors.js";
 
 export { PlugboxError } from "../runtime/errors.js";
@@ -40,6 +41,7 @@ const extraFamilies: Readonly<Record<string, ErrorFamily>> = Object.freeze({
   ...REGISTRY_ERROR_CODES,
   ...STORE_ERROR_CODES,
   ...RELAY_ERROR_CODES,
+  ...BROKER_ERROR_CODES,
 });
 
 export function errorFamily(code: string): ErrorFamily {

@@ -1,0 +1,6 @@
+/**
+ * `plugbox broker`: a local Service Bus for development and tests.
+ * @module
+ */
+export { Broker, BrokerError, BROKER_ERROR_CODES, startBroker } from "./broker.js";
+export type { BrokerOptions, BrokerTopology, EntityOptions, BrokerErrorCode } from "./broker.js";
