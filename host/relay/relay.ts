@@ -120,7 +120,16 @@ export class Relay implements NotificationBackend {
     return this.send(this.prepare(endpoint, context), signal);
   }
 
+  /** Closes every transport; a peer that vanished gets 2 s to answer before its connection is left. */
   async close(): Promise<void> {
-    await Promise.allSettled(Object.values(this.#transports).map((t) => t.close()));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(Object.values(this.#transports).map((t) => t.close())),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, 2_000);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
   }
 }

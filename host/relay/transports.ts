@@ -162,9 +162,29 @@ export class ServiceBusTransport implements RelayTransport {
     try {
       await this.#sender(endpoint).batcher.add(message);
     } catch (error) {
+      this.#forget(endpoint);
       throw new RelayError("RELAY_UNREACHABLE", `the post to ${endpoint.contract} ${endpoint.path} of endpoint "${endpoint.name}" failed: ${describe(error)}`);
     }
     return reply ? await reply : null;
+  }
+
+  /** After a failed send, the next attempt starts from a new connection rather than a broken one. */
+  #forget(endpoint: ServiceEndpoint): void {
+    const client = this.#clients.get(endpoint.connectionString!);
+    this.#clients.delete(endpoint.connectionString!);
+    for (const [key, entry] of this.#senders) {
+      if (key.startsWith(`${endpoint.connectionString}\u0000`)) {
+        this.#senders.delete(key);
+        void entry.sender.close().catch(() => undefined);
+      }
+    }
+    for (const [key, listener] of this.#replies) {
+      if (key.startsWith(`${endpoint.connectionString}\u0000`)) {
+        this.#replies.delete(key);
+        void listener.close().catch(() => undefined);
+      }
+    }
+    void client?.close().catch(() => undefined);
   }
 
   async close(): Promise<void> {

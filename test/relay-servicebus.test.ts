@@ -1,0 +1,118 @@
+/**
+ * The seed document's flow: an Azure-aware plug-in posts its context to a Service Bus queue; the
+ * listener receives it with the real ServiceBusReceiver. Against the local broker.
+ */
+import { ServiceBusClient } from "@azure/service-bus";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildBundle, createHost, startBroker, type Broker } from "../dist/host/index.js";
+import { createSandboxRuntime, type SandboxRuntime } from "../dist/runtime/index.js";
+import { Entity, parseRemoteExecutionContext } from "../dist/sdk/index.js";
+import { repo } from "./helpers/cli.js";
+
+const ENDPOINT = "c2c5d1a6-4f6f-4b71-9a0b-5b0c3d6e7f80";
+const CLAIMS = "http://schemas.microsoft.com/xrm/2011/Claims";
+let dir: string;
+let bundlePath: string;
+let runtime: SandboxRuntime;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-sb-"));
+  bundlePath = path.join(dir, "azure-aware.js");
+  await buildBundle({ entry: path.join(repo, "samples/azure-aware/plugin.ts"), outfile: bundlePath });
+  runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 1 });
+  await runtime.ready;
+});
+
+afterAll(async () => {
+  await runtime.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function manifest(connectionString: string, mode: "sync" | "async") {
+  return {
+    bundles: { azure: { path: bundlePath } },
+    serviceEndpoints: [{ id: ENDPOINT, name: "account-events", contract: "Queue", path: "account-events", connectionString, userClaim: "UserId" }],
+    steps: [{ bundle: "azure", type: "AzureAwarePlugin", message: "Create", entity: "account", stage: 40, mode, unsecureConfig: ENDPOINT }],
+  };
+}
+
+async function receiveOne(broker: Broker) {
+  const client = new ServiceBusClient(broker.connectionString);
+  const receiver = client.createReceiver("account-events", { receiveMode: "receiveAndDelete" });
+  const [message] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 2_000 });
+  await receiver.close();
+  await client.close();
+  return message;
+}
+
+describe("relay: Service Bus queues", () => {
+  it("the azure-aware sample posts its context from an async step; the listener gets Dataverse's JSON, the claims, the content type and MessageId = OperationId", async () => {
+    const broker = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
+    const host = await createHost({ manifest: manifest(broker.connectionString, "async"), runtime, runJobs: false, organizationUrl: "https://contoso.crm.example.com" });
+    try {
+      const { response, journal } = await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Contoso" }) } }, { userId: "75c2dd85-e89e-e711-8122-000d3aa2331c" });
+      const jobId = journal.jobs[0]!;
+      expect((await host.runJobs()).map((o) => o.outcome)).toEqual(["succeeded"]);
+      const message = (await receiveOne(broker))!;
+      expect(message.contentType).toBe("application/json");
+      expect(message.messageId).toBe(jobId);
+      expect(message.applicationProperties).toMatchObject({
+        [`${CLAIMS}/Organization`]: "https://contoso.crm.example.com",
+        [`${CLAIMS}/User`]: "75c2dd85-e89e-e711-8122-000d3aa2331c",
+        [`${CLAIMS}/EntityLogicalName`]: "account",
+        [`${CLAIMS}/RequestName`]: "Create",
+      });
+      const context = parseRemoteExecutionContext(String(message.body));
+      expect(context).toMatchObject({ messageName: "Create", mode: 1, stage: 40, operationId: jobId, primaryEntityId: response.results.id });
+      expect(context.sharedVariables.postedBy).toBe("AzureAwarePlugin");
+    } finally {
+      await host.close();
+      await broker.close();
+    }
+  });
+
+  it("nothing is lost while the broker is down: the job waits and retries, and the post arrives once the broker is back", async () => {
+    const first = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
+    const port = first.port;
+    const host = await createHost({ manifest: manifest(first.connectionString, "async"), runtime, runJobs: false, jobs: { backoffBaseMs: 200 } });
+    try {
+      await first.close();
+      const jobId = (await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Fabrikam" }) } })).journal.jobs[0]!;
+      expect((await host.runJobs()).map((o) => o.outcome)).toEqual(["retrying"]);
+      expect(await host.getJob(jobId)).toMatchObject({ stateCode: 0, statusCode: 10, retryCount: 1, message: expect.stringContaining("Failed to post the context to the service endpoint") });
+      const second = await startBroker({ port, topology: { queues: [{ name: "account-events" }] } });
+      try {
+        await expect.poll(async () => {
+          await host.runJobs();
+          return (await host.getJob(jobId))?.statusCode;
+        }, { timeout: 20_000 }).toBe(30);
+        const message = await receiveOne(second);
+        expect(message?.messageId).toBe(jobId);
+        expect(parseRemoteExecutionContext(String(message!.body)).primaryEntityName).toBe("account");
+      } finally {
+        await host.close();
+        await second.close();
+      }
+    } finally {
+      await host.close();
+    }
+  });
+
+  it("from a synchronous step a failed post throws into the plug-in, which fails the request with its message", async () => {
+    const broker = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
+    const host = await createHost({ manifest: manifest(broker.connectionString, "sync"), runtime, runJobs: false });
+    await broker.close();
+    try {
+      await expect(host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "x" }) } })).rejects.toMatchObject({
+        code: "PIPELINE_STEP_FAILED",
+        message: expect.stringContaining("Failed to post the context to the service endpoint"),
+      });
+      expect(host.store.allRecords()).toEqual([]);
+    } finally {
+      await host.close();
+    }
+  });
+});
