@@ -4,3 +4,4 @@
  */
 export { Broker, BrokerError, BROKER_ERROR_CODES, startBroker } from "./broker.js";
 export type { BrokerOptions, BrokerTopology, EntityOptions, BrokerErrorCode } from "./broker.js";
+export { parseEmulatorConfig, parseDuration, stripJsonComments } from "./config.js";

@@ -15,6 +15,7 @@ import { runPlugin, type RunResult } from "../run.js";
 import { createHost, type PlugboxHost } from "../host.js";
 import { importData, readJson, registerPipelineCommands } from "./pipeline-commands.js";
 import { registerListenCommand } from "./listen-command.js";
+import { registerBrokerCommand } from "./broker-command.js";
 import type { WebPolicyInput } from "../web/index.js";
 
 const { version } = createRequire(import.meta.url)("../../../package.json") as { version: string };
@@ -162,6 +163,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, … }");
   registerPipelineCommands(program, io);
   registerListenCommand(program, io);
+  registerBrokerCommand(program, io);
   for (const [key, { flag, description }] of Object.entries(limitFlags)) {
     run.option(flag, `${description} (default ${sandboxLimitDefaults[key as keyof SandboxLimits]})`, integer);
   }

@@ -12,10 +12,12 @@ export interface CliRun {
 }
 
 /** Runs the real `plugbox` bin in a child process. */
-export function plugbox(args: string[], cwd = repo): Promise<CliRun> {
+export function plugbox(args: string[], cwd = repo, env: Record<string, string> = {}): Promise<CliRun> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { cwd, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [bin, ...args], { cwd, timeout: 60_000, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
 }
+
+export { bin };

@@ -1,0 +1,83 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseDuration, parseEmulatorConfig } from "../dist/host/broker/index.js";
+import { bin, plugbox, repo } from "./helpers/cli.js";
+
+const configFile = path.join(repo, "test/fixtures/broker/Config.json");
+let dir: string;
+let broker: ChildProcess;
+let connectionString: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-cli-broker-"));
+  broker = spawn(process.execPath, [bin, "broker", "--config", configFile, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  connectionString = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    broker.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /ready: (\S+)/.exec(out);
+      if (match) resolve(match[1]!);
+    });
+    broker.once("exit", (code) => reject(new Error(`the broker exited with ${code}`)));
+  });
+  const built = await plugbox(["build", "samples/azure-aware/plugin.ts", "-o", path.join(dir, "azure-aware.bundle.js")]);
+  expect(built.code, built.stderr).toBe(0);
+  writeFileSync(path.join(dir, "plugbox.json"), readFileSync(path.join(repo, "samples/azure-aware/plugbox.json")));
+  writeFileSync(path.join(dir, "create-account.json"), readFileSync(path.join(repo, "samples/azure-aware/create-account.json")));
+});
+
+afterAll(async () => {
+  const exited = new Promise((resolve) => broker.once("exit", resolve));
+  broker.kill("SIGINT");
+  await exited;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("plugbox broker, exec and listen", () => {
+  it("the walkthrough: the broker prints its connection string, exec relays the azure-aware sample's context, listen prints it", async () => {
+    expect(connectionString).toMatch(/^Endpoint=sb:\/\/127\.0\.0\.1:\d+;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;$/);
+    const exec = await plugbox(["exec", "--manifest", "plugbox.json", "--request", "create-account.json", "--run-jobs"], dir, { PLUGBOX_SB_CONNECTION: connectionString });
+    expect(exec.code, exec.stderr).toBe(0);
+    const jobId = /job ([0-9a-f-]{36}): succeeded/.exec(exec.stdout)?.[1];
+    expect(jobId).toBeDefined();
+    const listen = await plugbox(["listen", "--connection-string", connectionString, "--queue", "account-events", "--max", "1", "--timeout", "5000", "--json"], dir);
+    expect(listen.code, listen.stderr).toBe(0);
+    const received = JSON.parse(listen.stdout.trim().split("\n")[0]!);
+    expect(received).toMatchObject({ messageId: jobId, contentType: "application/json", context: { messageName: "Create", primaryEntityName: "account", operationId: jobId } });
+    expect(received.properties["http://schemas.microsoft.com/xrm/2011/Claims/RequestName"]).toBe("Create");
+  });
+
+  it("exec without the endpoint's secret exits 2 naming the endpoint and the variable", async () => {
+    const exec = await plugbox(["exec", "--manifest", "plugbox.json", "--request", "create-account.json"], dir, { PLUGBOX_SB_CONNECTION: "" });
+    expect(exec.code).toBe(2);
+    expect(exec.stderr).toContain('RELAY_SECRET_MISSING]: serviceEndpoints "account-events".connectionString reads the environment variable PLUGBOX_SB_CONNECTION');
+  });
+
+  it("listen with a malformed connection string exits 2", async () => {
+    const listen = await plugbox(["listen", "--connection-string", "nonsense", "--queue", "q"], dir);
+    expect(listen.code).toBe(2);
+    expect(listen.stderr).toContain("--connection-string is malformed");
+  });
+});
+
+describe("the emulator's Config.json", () => {
+  it("reads the shipped shape with comments: queues, topics and subscriptions with their lock durations and delivery counts", () => {
+    const topology = parseEmulatorConfig(readFileSync(configFile, "utf8"), { strict: true });
+    expect(topology.queues).toEqual([{ name: "account-events", lockDurationMs: 60_000, maxDeliveryCount: 3 }]);
+    expect(topology.topics).toEqual([{ name: "topic.1", subscriptions: [{ name: "subscription.1", lockDurationMs: 30_000, maxDeliveryCount: 3 }] }]);
+  });
+
+  it("is lenient by default and strict on request, naming the path of what breaks the emulator's limits", () => {
+    const config = (queue: Record<string, unknown>, name = "mine") => JSON.stringify({ UserConfig: { Namespaces: [{ Name: name, Queues: [queue] }] } });
+    expect(parseEmulatorConfig(config({ Name: "q", Properties: { LockDuration: "PT0.5S", MaxDeliveryCount: 50 } })).queues).toEqual([{ name: "q", lockDurationMs: 500, maxDeliveryCount: 50 }]);
+    expect(() => parseEmulatorConfig(config({ Name: "q" }), { strict: true })).toThrow(/exactly one namespace named "sbemulatorns"/);
+    expect(() => parseEmulatorConfig(config({ Name: "q", Properties: { LockDuration: "PT1S" } }, "sbemulatorns"), { strict: true })).toThrow(/Queues\[0\]\.Properties\.LockDuration must be from PT5S to PT5M/);
+    expect(() => parseEmulatorConfig(config({ Name: "q", Properties: { LockDuration: "one minute" } }))).toThrow(/Queues\[0\]\.Properties\.LockDuration must be an ISO 8601 duration/);
+    expect(() => parseEmulatorConfig(config({ Properties: {} }))).toThrow(/Queues\[0\]\.Name must be a non-empty string/);
+    expect(() => parseEmulatorConfig("{ nope")).toThrow(/not valid JSON/);
+    expect(parseDuration("P1DT2H3M4.5S", "d")).toBe(((24 + 2) * 60 + 3) * 60_000 + 4_500);
+  });
+});
