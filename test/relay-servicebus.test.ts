@@ -115,4 +115,47 @@ describe("relay: Service Bus queues", () => {
       await host.close();
     }
   });
+
+  it("TwoWay: the post carries ReplyTo, the listener answers on the reply queue by CorrelationId, and the plug-in gets the answer", async () => {
+    const broker = await startBroker({ port: 0, autoCreate: true });
+    const { writeFileSync } = await import("node:fs");
+    const asker = path.join(dir, "asker.js");
+    writeFileSync(
+      asker,
+      `module.exports = { Ask: class { async execute(sp) {
+         const c = sp.getService("IPluginExecutionContext");
+         c.outputParameters.answer = await sp.getService("IServiceEndpointNotificationService").execute({ id: "${ENDPOINT}" }, c);
+       } } };`,
+    );
+    const host = await createHost({
+      manifest: {
+        bundles: { a: { path: asker } },
+        serviceEndpoints: [{ id: ENDPOINT, name: "credit-check", contract: "TwoWay", path: "credit-requests", replyQueue: "credit-replies", connectionString: broker.connectionString, timeoutMs: 10_000 }],
+        steps: [{ bundle: "a", type: "Ask", message: "Create", entity: "account", stage: 40 }],
+      },
+      runtime,
+      runJobs: false,
+    });
+    const client = new ServiceBusClient(broker.connectionString);
+    const requests = client.createReceiver("credit-requests");
+    const listener = (async () => {
+      const [request] = await requests.receiveMessages(1, { maxWaitTimeInMs: 10_000 });
+      const context = parseRemoteExecutionContext(String(request!.body));
+      const reply = client.createSender(request!.replyTo!);
+      await reply.sendMessages({ body: `approved ${context.primaryEntityName}`, correlationId: request!.messageId });
+      await requests.completeMessage(request!);
+      await reply.close();
+      return request!;
+    })();
+    try {
+      const { response } = await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Contoso" }) } });
+      expect(response.results.answer).toBe("approved account");
+      expect((await listener).replyTo).toBe("credit-replies");
+    } finally {
+      await requests.close();
+      await client.close();
+      await host.close();
+      await broker.close();
+    }
+  });
 });
