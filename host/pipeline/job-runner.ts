@@ -19,10 +19,12 @@ export interface JobRunnerOptions {
   pollMs?: number;
   /** First retry delay; each further attempt doubles it. @default 1000 */
   backoffBaseMs?: number;
+  /** Jobs run at once (their posts to one endpoint go out in batches). @default 8 */
+  concurrency?: number;
   clock?: Clock;
 }
 
-export const jobRunnerDefaults = Object.freeze({ leaseMs: 180_000, pollMs: 1_000, backoffBaseMs: 1_000 });
+export const jobRunnerDefaults = Object.freeze({ leaseMs: 180_000, pollMs: 1_000, backoffBaseMs: 1_000, concurrency: 8 });
 
 const RETRY_STATUS = 2; // OperationStatus.Retry
 
@@ -48,6 +50,7 @@ export class JobRunner {
       leaseMs: options.leaseMs ?? jobRunnerDefaults.leaseMs,
       pollMs: options.pollMs ?? jobRunnerDefaults.pollMs,
       backoffBaseMs: options.backoffBaseMs ?? jobRunnerDefaults.backoffBaseMs,
+      concurrency: Math.max(1, options.concurrency ?? jobRunnerDefaults.concurrency),
     };
   }
 
@@ -91,15 +94,18 @@ export class JobRunner {
     this.#timer = setTimeout(() => void this.#loop(), wait);
   }
 
-  /** Runs every job that is ready now, one after another; resolves with what happened to each. */
+  /** Runs every job that is ready now, `concurrency` at a time; resolves with what happened to each, in completion order. */
   async runReady(): Promise<JobOutcome[]> {
     const outcomes: JobOutcome[] = [];
-    for (;;) {
-      if (this.#stopped) break;
-      const outcome = await this.runOne();
-      if (!outcome) break;
-      outcomes.push(outcome);
-    }
+    const lane = async () => {
+      for (;;) {
+        if (this.#stopped) return;
+        const outcome = await this.runOne();
+        if (!outcome) return;
+        outcomes.push(outcome);
+      }
+    };
+    await Promise.all(Array.from({ length: this.#options.concurrency }, lane));
     return outcomes;
   }
 
