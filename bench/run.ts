@@ -6,6 +6,7 @@
 import { runPipelineBench } from "./pipeline.js";
 import { runSandboxBench } from "./sandbox.js";
 import { runWebBench } from "./web.js";
+import { runRelayBench } from "./relay.js";
 import type { BenchRow } from "./row.js";
 
 type Row = BenchRow;
@@ -13,6 +14,7 @@ type Row = BenchRow;
 const suites: Record<string, () => Promise<Row[]>> = {
   sandbox: runSandboxBench,
   pipeline: () => runPipelineBench(),
+  relay: () => runRelayBench(),
   web: async () =>
     (await runWebBench()).map((r) => ({ name: r.name, value: r.value, unit: r.unit, baseline: `${Math.round(r.baseline)} ${r.unit}`, ratio: r.ratio, goal: "ratio ≤ 1.5" })),
 };

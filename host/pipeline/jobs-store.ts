@@ -13,6 +13,7 @@
  */
 import { toPlain, fromPlain } from "../../sdk/codec.js";
 import type { Clock } from "../ids.js";
+import type { Statement } from "better-sqlite3";
 import type { Store } from "../store/store.js";
 import { PipelineError } from "./errors.js";
 
@@ -108,9 +109,17 @@ function toJob(row: Row): SystemJob {
 export class JobQueue {
   readonly #store: Store;
   readonly #clock: Clock;
+  readonly #statements = new Map<string, Statement<unknown[], unknown>>();
   constructor(store: Store, clock: Clock) {
     this.#store = store;
     this.#clock = clock;
+  }
+
+  /** Each statement is prepared once. */
+  #sql<Result = unknown>(sql: string): Statement<unknown[], Result> {
+    let statement = this.#statements.get(sql);
+    if (!statement) this.#statements.set(sql, (statement = this.#store.db.prepare(sql)));
+    return statement as Statement<unknown[], Result>;
   }
 
   #now(): string {
@@ -118,8 +127,7 @@ export class JobQueue {
   }
 
   insert(job: NewJob): void {
-    this.#store.db
-      .prepare(
+    this.#sql(
         `INSERT INTO system_jobs (id, sequence, name, operation_type, state_code, status_code, owning_extension_id, message_name, primary_entity_type, regarding_id, data, depth, created_on, auto_delete)
          VALUES (?, (SELECT coalesce(max(sequence), 0) + 1 FROM system_jobs), ?, 1, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
@@ -130,22 +138,19 @@ export class JobQueue {
   claim(owner: string, leaseMs: number): { job: SystemJob; data: Record<string, unknown> } | undefined {
     const now = this.#now();
     const until = new Date(this.#clock.now().getTime() + leaseMs).toISOString();
-    const row = this.#store.db
-      .prepare<[string, string, string, string, string], Row>(
-        `UPDATE system_jobs SET state_code = 2, status_code = 20, lease_owner = ?, lease_until = ?, started_on = ?
-         WHERE id = (SELECT id FROM system_jobs
-                     WHERE (state_code = 0 AND (postpone_until IS NULL OR postpone_until <= ?)) OR (state_code = 2 AND lease_until < ?)
-                     ORDER BY sequence LIMIT 1)
-         RETURNING *`,
-      )
-      .get(owner, until, now, now, now);
+    // Two indexed lookups rather than one OR that SQLite would answer with a scan.
+    const ready = this.#sql<{ id: string }>("SELECT id FROM system_jobs WHERE state_code = 0 AND (postpone_until IS NULL OR postpone_until <= ?) ORDER BY sequence LIMIT 1")
+      .get(now);
+    const id = ready?.id ?? this.#sql<{ id: string }>("SELECT id FROM system_jobs WHERE state_code = 2 AND lease_until < ? ORDER BY lease_until LIMIT 1").get(now)?.id;
+    if (id === undefined) return undefined;
+    const row = this.#sql<Row>("UPDATE system_jobs SET state_code = 2, status_code = 20, lease_owner = ?, lease_until = ?, started_on = ? WHERE id = ? RETURNING *")
+      .get(owner, until, now, id);
     return row ? { job: toJob(row), data: fromPlain(JSON.parse(row.data)) as Record<string, unknown> } : undefined;
   }
 
   /** When the next job becomes ready (now if one is), or undefined when none is waiting. */
   nextDue(): Date | undefined {
-    const row = this.#store.db
-      .prepare<[], { due: string | null }>(
+    const row = this.#sql<{ due: string | null }>(
         `SELECT min(CASE WHEN state_code = 0 THEN coalesce(postpone_until, created_on) ELSE lease_until END) AS due
          FROM system_jobs WHERE state_code = 0 OR state_code = 2`,
       )
@@ -155,18 +160,16 @@ export class JobQueue {
 
   /** Completes a job the owner still holds; false when the lease was lost (another worker took over). */
   succeed(id: string, owner: string, autoDelete: boolean): boolean {
-    if (autoDelete) return this.#store.db.prepare("DELETE FROM system_jobs WHERE id = ? AND lease_owner = ? AND state_code = 2").run(id, owner).changes > 0;
+    if (autoDelete) return this.#sql("DELETE FROM system_jobs WHERE id = ? AND lease_owner = ? AND state_code = 2").run(id, owner).changes > 0;
     return (
-      this.#store.db
-        .prepare("UPDATE system_jobs SET state_code = 3, status_code = 30, completed_on = ?, lease_owner = NULL, lease_until = NULL, message = NULL WHERE id = ? AND lease_owner = ? AND state_code = 2")
+      this.#sql("UPDATE system_jobs SET state_code = 3, status_code = 30, completed_on = ?, lease_owner = NULL, lease_until = NULL, message = NULL WHERE id = ? AND lease_owner = ? AND state_code = 2")
         .run(this.#now(), id, owner).changes > 0
     );
   }
 
   fail(id: string, owner: string, failure: { message: string; errorCode: number | null }): boolean {
     return (
-      this.#store.db
-        .prepare(
+      this.#sql(
           "UPDATE system_jobs SET state_code = 3, status_code = 31, completed_on = ?, lease_owner = NULL, lease_until = NULL, message = ?, friendly_message = ?, error_code = ? WHERE id = ? AND lease_owner = ? AND state_code = 2",
         )
         .run(this.#now(), failure.message, failure.message, failure.errorCode, id, owner).changes > 0
@@ -176,8 +179,7 @@ export class JobQueue {
   /** Puts the job back to wait until `at`, counting the attempt. */
   retryLater(id: string, owner: string, at: Date, failure: { message: string; errorCode: number | null }): boolean {
     return (
-      this.#store.db
-        .prepare(
+      this.#sql(
           "UPDATE system_jobs SET state_code = 0, status_code = 10, retry_count = retry_count + 1, postpone_until = ?, lease_owner = NULL, lease_until = NULL, message = ?, error_code = ? WHERE id = ? AND lease_owner = ? AND state_code = 2",
         )
         .run(at.toISOString(), failure.message, failure.errorCode, id, owner).changes > 0
@@ -185,20 +187,20 @@ export class JobQueue {
   }
 
   get(id: string): SystemJob | undefined {
-    const row = this.#store.db.prepare<[string], Row>("SELECT * FROM system_jobs WHERE id = ?").get(id.toLowerCase());
+    const row = this.#sql<Row>("SELECT * FROM system_jobs WHERE id = ?").get(id.toLowerCase());
     return row ? toJob(row) : undefined;
   }
 
   data(id: string): Record<string, unknown> | undefined {
-    const row = this.#store.db.prepare<[string], { data: string }>("SELECT data FROM system_jobs WHERE id = ?").get(id.toLowerCase());
+    const row = this.#sql<{ data: string }>("SELECT data FROM system_jobs WHERE id = ?").get(id.toLowerCase());
     return row ? (fromPlain(JSON.parse(row.data)) as Record<string, unknown>) : undefined;
   }
 
   list(filter: { stateCode?: number } = {}): SystemJob[] {
     const rows =
       filter.stateCode === undefined
-        ? this.#store.db.prepare<[], Row>("SELECT * FROM system_jobs ORDER BY sequence").all()
-        : this.#store.db.prepare<[number], Row>("SELECT * FROM system_jobs WHERE state_code = ? ORDER BY sequence").all(filter.stateCode);
+        ? this.#sql<Row>("SELECT * FROM system_jobs ORDER BY sequence").all()
+        : this.#sql<Row>("SELECT * FROM system_jobs WHERE state_code = ? ORDER BY sequence").all(filter.stateCode);
     return rows.map(toJob);
   }
 
@@ -209,8 +211,7 @@ export class JobQueue {
     if (job.stateCode !== JobState.Completed || job.statusCode === JobStatus.Succeeded) {
       throw new PipelineError("JOB_INVALID_STATE", `job ${id} is ${describeState(job)}; only failed or canceled jobs can be retried`);
     }
-    this.#store.db
-      .prepare("UPDATE system_jobs SET state_code = 0, status_code = 0, retry_count = 0, postpone_until = NULL, completed_on = NULL, message = NULL, friendly_message = NULL, error_code = NULL WHERE id = ?")
+    this.#sql("UPDATE system_jobs SET state_code = 0, status_code = 0, retry_count = 0, postpone_until = NULL, completed_on = NULL, message = NULL, friendly_message = NULL, error_code = NULL WHERE id = ?")
       .run(job.id);
     return this.get(id)!;
   }
@@ -220,7 +221,7 @@ export class JobQueue {
     const job = this.get(id);
     if (!job) throw new PipelineError("JOB_NOT_FOUND", `no system job has the id ${id}`);
     if (job.stateCode === JobState.Completed) throw new PipelineError("JOB_INVALID_STATE", `job ${id} is already ${describeState(job)}`);
-    this.#store.db.prepare("UPDATE system_jobs SET state_code = 3, status_code = 32, completed_on = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?").run(this.#now(), job.id);
+    this.#sql("UPDATE system_jobs SET state_code = 3, status_code = 32, completed_on = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?").run(this.#now(), job.id);
     return this.get(id)!;
   }
 }

@@ -9,7 +9,7 @@
  * them with SQLite's JSON functions (see host/organization/query).
  */
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
   {
@@ -82,6 +82,14 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
         created_on TEXT NOT NULL
       );
       CREATE INDEX trace_logs_correlation ON trace_logs (correlation_id);
+    `,
+  },
+  {
+    version: 2,
+    // Jobs are taken oldest first among the ready ones: an index in that order.
+    sql: `
+      CREATE INDEX system_jobs_state_sequence ON system_jobs (state_code, sequence);
+      CREATE INDEX system_jobs_lease ON system_jobs (state_code, lease_until);
     `,
   },
 ];

@@ -1,0 +1,95 @@
+/**
+ * Relay benchmark: contexts posted per second from asynchronous steps (the out-of-box posting step,
+ * one system job per context) to the local broker, against sending the same serialized bodies with
+ * @azure/service-bus directly; and what serializing a context of 1, 10 and 100 KB costs.
+ */
+import { ServiceBusClient } from "@azure/service-bus";
+import { createHost } from "../host/host.js";
+import { startBroker } from "../host/broker/broker.js";
+import { Relay } from "../host/relay/relay.js";
+import { Entity } from "../sdk/model.js";
+import { serializeRemoteExecutionContext } from "../sdk/wire/index.js";
+import type { BenchRow } from "./row.js";
+
+const ENDPOINT = "c2c5d1a6-4f6f-4b71-9a0b-5b0c3d6e7f80";
+
+function contextOf(bytes: number): Record<string, unknown> {
+  const target = new Entity("account", "6d81597f-0f9f-e711-8122-000d3aa2331c", { name: "Contoso", description: "x".repeat(Math.max(0, bytes - 1_500)) });
+  return {
+    messageName: "Create", primaryEntityName: "account", primaryEntityId: target.id, stage: 40, mode: 1, depth: 1,
+    inputParameters: { Target: target }, outputParameters: { id: target.id }, sharedVariables: {}, preEntityImages: {}, postEntityImages: {},
+    userId: "75c2dd85-e89e-e711-8122-000d3aa2331c", initiatingUserId: "75c2dd85-e89e-e711-8122-000d3aa2331c",
+    operationId: "4af10637-4ea2-e711-8122-000d3aa2331c", operationCreatedOn: new Date(), correlationId: "b374239d-4233-41a9-8b17-a86cb4f737b5",
+  };
+}
+
+export async function runRelayBench(options: { contexts?: number } = {}): Promise<BenchRow[]> {
+  const count = options.contexts ?? 2_000;
+  const rows: BenchRow[] = [];
+
+  // Serialization cost.
+  for (const kb of [1, 10, 100]) {
+    const context = contextOf(kb * 1024);
+    const n = kb === 100 ? 300 : 3_000;
+    for (let i = 0; i < 50; i++) serializeRemoteExecutionContext(context, "json");
+    const started = performance.now();
+    for (let i = 0; i < n; i++) serializeRemoteExecutionContext(context, "json");
+    const micros = ((performance.now() - started) / n) * 1000;
+    rows.push({ name: `serialize a ${kb} KB context (RemoteExecutionContext JSON)`, value: micros, unit: "µs", baseline: "JSON.stringify of the same context", ratio: micros / jsonMicros(context, n) });
+  }
+
+  const broker = await startBroker({ port: 0, autoCreate: true });
+  try {
+    // Baseline: the SDK sending the same bodies, as many at a time as the job runner posts.
+    const relay = new Relay({ endpoints: [{ id: ENDPOINT, name: "e", contract: "Queue", path: "direct", connectionString: broker.connectionString }], organizationUrl: "https://bench.example" });
+    const prepared = relay.prepare(relay.endpoint("e"), contextOf(1024));
+    await relay.close();
+    const client = new ServiceBusClient(broker.connectionString);
+    const sender = client.createSender("direct");
+    await sender.sendMessages({ body: prepared.body });
+    let started = performance.now();
+    for (let sent = 0; sent < count; sent += 64) {
+      await Promise.all(Array.from({ length: Math.min(64, count - sent) }, (_, i) => sender.sendMessages({ body: prepared.body, contentType: prepared.contentType, messageId: `${sent + i}`, applicationProperties: prepared.properties })));
+    }
+    const direct = count / ((performance.now() - started) / 1000);
+    started = performance.now();
+    for (let sent = 0; sent < count; sent += 100) {
+      const batch = await sender.createMessageBatch();
+      for (let i = 0; i < Math.min(100, count - sent); i++) batch.tryAddMessage({ body: prepared.body, contentType: prepared.contentType, applicationProperties: prepared.properties });
+      await sender.sendMessages(batch);
+    }
+    const directBatched = count / ((performance.now() - started) / 1000);
+    await sender.close();
+    await client.close();
+
+    // plugbox: Create requests whose async posting step becomes a system job each; then the jobs run.
+    const host = await createHost({
+      manifest: {
+        serviceEndpoints: [{ id: ENDPOINT, name: "e", contract: "Queue", path: "relayed", connectionString: broker.connectionString }],
+        steps: [{ serviceEndpoint: "e", message: "Create", entity: "account", stage: 40, mode: "async", asyncAutoDelete: true }],
+        settings: { traceLogSetting: "Off" },
+      },
+      runJobs: false,
+      jobs: { concurrency: 64 },
+      runtimeOptions: { workers: 1, prewarmIsolates: 0 },
+    });
+    for (let i = 0; i < count; i++) await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: `Account ${i}` }) } });
+    started = performance.now();
+    const outcomes = await host.runJobs();
+    const relayed = outcomes.filter((o) => o.outcome === "succeeded").length / ((performance.now() - started) / 1000);
+    await host.close();
+
+    rows.push({ name: "SDK sends of the same bodies, 64 at a time", value: direct, unit: "msg/s", baseline: "itself", ratio: 1 });
+    rows.push({ name: "SDK sends of the same bodies in batches of 100", value: directBatched, unit: "msg/s", baseline: "itself", ratio: 1 });
+    rows.push({ name: "contexts relayed from async steps (one system job each, 64 at a time)", value: relayed, unit: "ctx/s", baseline: "SDK sends, 64 at a time", ratio: relayed / direct, goal: "≥ 0.8x, > 5,000/s" });
+  } finally {
+    await broker.close();
+  }
+  return rows;
+}
+
+function jsonMicros(context: Record<string, unknown>, n: number): number {
+  const started = performance.now();
+  for (let i = 0; i < n; i++) JSON.stringify(context);
+  return ((performance.now() - started) / n) * 1000;
+}
