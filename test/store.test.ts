@@ -62,4 +62,19 @@ describe("store", () => {
     store.close();
     await expect(store.acquire()).rejects.toMatchObject({ code: "STORE_CLOSED" });
   });
+
+  it("a store of an older schema is migrated when it opens, keeping its data", () => {
+    const file = path.join(dir, "old.db");
+    const store = Store.open({ path: file });
+    store.insertRecord("account", "6d81597f-0f9f-e711-8122-000d3aa2331c", { name: "kept" });
+    // Back to version 1: without the indexes version 2 adds.
+    store.db.exec("DROP INDEX system_jobs_state_sequence; DROP INDEX system_jobs_lease; UPDATE plugbox_schema SET version = 1;");
+    store.close();
+    const migrated = Store.open({ path: file });
+    expect(migrated.db.prepare("SELECT version FROM plugbox_schema").get()).toEqual({ version: SCHEMA_VERSION });
+    const indexes = (migrated.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'system_jobs'").all() as Array<{ name: string }>).map((r) => r.name);
+    expect(indexes).toEqual(expect.arrayContaining(["system_jobs_state_sequence", "system_jobs_lease"]));
+    expect(migrated.getRecord("account", "6d81597f-0f9f-e711-8122-000d3aa2331c")?.attributes).toEqual({ name: "kept" });
+    migrated.close();
+  });
 });
