@@ -130,7 +130,7 @@ export class PlugboxHost {
   }
 
   /** Runs one request through the pipeline. Rejects with a typed error that carries the journal. */
-  execute(request: OrganizationRequestValue, caller?: Caller, options?: { signal?: AbortSignal }): Promise<RequestResult> {
+  async execute(request: OrganizationRequestValue, caller?: Caller, options?: { signal?: AbortSignal }): Promise<RequestResult> {
     this.#assertOpen();
     return this.pipeline.execute(request, caller, options);
   }
@@ -151,7 +151,7 @@ export class PlugboxHost {
   }
 
   /** Runs every system job that is ready now (for callers that run jobs in the foreground). */
-  runJobs(): Promise<JobOutcome[]> {
+  async runJobs(): Promise<JobOutcome[]> {
     this.#assertOpen();
     return this.jobRunner.runReady();
   }

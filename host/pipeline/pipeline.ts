@@ -184,6 +184,7 @@ export class Pipeline {
 
   /** Runs one request from outside (CLI, test host, async job): it waits for and holds the store. */
   async execute(request: OrganizationRequestValue, caller: Caller = {}, options: { signal?: AbortSignal; depth?: number; correlationId?: string; parentContext?: Record<string, unknown> | null } = {}): Promise<RequestResult> {
+    request = readRequest(request);
     const release = await this.store.acquire();
     const userId = caller.userId ?? this.identity.defaultUserId;
     const scope: Scope = {
@@ -263,6 +264,9 @@ export class Pipeline {
       postImage: undefined,
       journal,
     };
+    // Images are read only when a step asks for one; the pre-image before stage 10, which may want it too.
+    const images = this.#imagesWanted(message, entity);
+    base.preImage = images.pre && id && entity && ["Update", "Delete", "Assign", "SetState", "Upsert"].includes(message) ? this.#core.read(entity, id) : undefined;
     // Stage 10: outside the transaction unless a caller's is open.
     const stage10Context = await this.#runSteps(10, base);
     const tx = this.store.begin();
@@ -275,11 +279,10 @@ export class Pipeline {
         sharedVariables: MESSAGES_WITH_PARENT_SHARED.has(message) ? {} : stage10Shared,
         parentContext: MESSAGES_WITH_PARENT_SHARED.has(message) && stage10Context ? stage10Context : scope.parentContext,
       };
-      // Images are read only when a step asks for one.
-      const images = this.#imagesWanted(message, entity);
-      run.preImage = images.pre && id && entity && ["Update", "Delete", "Assign", "SetState", "Upsert"].includes(message) ? this.#core.read(entity, id) : undefined;
+      // The pre-image as the transaction sees the record (stage 10 may have changed it).
+      if (images.pre && id && entity && base.preImage !== undefined) run.preImage = this.#core.read(entity, id);
       await this.#runSteps(20, run);
-      this.#core30(message, run);
+      await this.#core30(message, run);
       journal.id = run.primaryId === EMPTY_GUID ? journal.id : run.primaryId;
       run.postImage = images.post && entity && run.primaryId !== EMPTY_GUID && message !== "Delete" ? this.#core.read(entity, run.primaryId) : undefined;
       await this.#runSteps(40, run);
@@ -293,7 +296,7 @@ export class Pipeline {
   }
 
   #imagesWanted(message: string, entity: string | null): { pre: boolean; post: boolean } {
-    const steps = [20, 40].flatMap((stage) => this.registry.stepsFor(message, entity, stage as StageNumber));
+    const steps = [10, 20, 40].flatMap((stage) => this.registry.stepsFor(message, entity, stage as StageNumber));
     return {
       pre: steps.some((s) => s.images.some((i) => i.type !== "post")),
       post: steps.some((s) => s.stage === 40 && s.images.some((i) => i.type !== "pre")),
@@ -325,7 +328,7 @@ export class Pipeline {
 
   // The core operation (stage 30) ////////////////////////////////////////////////////////////////
 
-  #core30(message: string, run: StepRun): void {
+  async #core30(message: string, run: StepRun): Promise<void> {
     const p = run.inputParameters;
     const out = run.outputParameters;
     const userId = run.scope.userId;
@@ -387,18 +390,21 @@ export class Pipeline {
         return;
       }
       case "Upsert": {
+        // An Upsert is a Create or an Update, with the steps of the one it performs (inside this transaction).
         const target = readEntity(p.Target, "Target");
         const existing = this.#core.findForUpsert(target);
+        const keys = target.keyAttributes ?? {};
         if (existing) {
           target.id = existing;
-          this.#core.update(target, userId);
-          out.RecordCreated = false;
+          for (const column of Object.keys(keys)) delete target.attributes[column]; // the key identifies the record; it does not change it
         } else {
-          this.#core.create(target, userId);
-          out.RecordCreated = true;
+          for (const [column, value] of Object.entries(keys)) if (!(column in target.attributes)) target.attributes[column] = value;
         }
-        run.primaryId = target.id;
-        out.Target = new EntityReference(target.logicalName, target.id);
+        const response = await this.#run({ requestName: existing ? "Update" : "Create", parameters: { Target: target } }, run.scope);
+        const id = existing ?? (response.results.id as string);
+        out.RecordCreated = !existing;
+        run.primaryId = id;
+        out.Target = new EntityReference(target.logicalName, id);
         return;
       }
       case "WhoAmI":
@@ -723,7 +729,15 @@ export class Pipeline {
 
   /** The organization service a plug-in of this step gets. */
   #organizationFor(nested: { scope: Scope; journal: JournalRequest[] } | undefined, contextUserId: string, context: Record<string, unknown>): OrganizationBackend {
-    const call = async (request: OrganizationRequestValue, userId: string | null): Promise<OrganizationResponseValue> => {
+    // One call at a time per execution: a nested request is a savepoint, and savepoints must close in
+    // the order they opened (Dataverse does not support parallel calls from a plug-in either).
+    let tail: Promise<unknown> = Promise.resolve();
+    const call = (request: OrganizationRequestValue, userId: string | null): Promise<OrganizationResponseValue> => {
+      const next = tail.then(() => callNow(request, userId));
+      tail = next.catch(() => undefined);
+      return next;
+    };
+    const callNow = async (request: OrganizationRequestValue, userId: string | null): Promise<OrganizationResponseValue> => {
       // createOrganizationService(null) acts as SYSTEM; the empty Guid as context.userId; any other id as that user.
       const effective = userId === null ? SYSTEM_USER_ID : userId === EMPTY_GUID ? contextUserId : userId;
       if (!nested) {
