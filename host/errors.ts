@@ -8,7 +8,7 @@ import { PIPELINE_ERROR_CODES } from "./pipeline/errors.js";
 import { REGISTRY_ERROR_CODES } from "./registry/manifest.js";
 import { STORE_ERROR_CODES } from "./store/store.js";
 import { RELAY_ERROR_CODES } from "./relay/errors.js";
-import { BROKER_ERROR_CODES } from "./broker/broker.js";
+import { BROKER_ERROR_CODES } from "./broker/errors.js";
 import { WEB_ERROR_CODES } from "../runtime/web/errors.js";
 
 export { PlugboxError } from "../runtime/errors.js";

@@ -1,148 +1,379 @@
 /**
  * The local broker, driven only by the real @azure/service-bus client over real AMQP.
+ *
+ * The parity cases run against `plugbox broker` and, when PLUGBOX_SB_CONNECTION is set, against
+ * that namespace too (real Azure or Microsoft's emulator), which must hold the queue
+ * `plugbox-parity` (MaxDeliveryCount 3) and the topic `plugbox-parity-topic` with the subscriptions
+ * `audit` and `billing`. Each case leaves the entities empty.
  */
-import { ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiverOptions } from "@azure/service-bus";
+import { ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiver, type ServiceBusReceiverOptions } from "@azure/service-bus";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBroker, type Broker } from "../dist/host/broker/index.js";
 
-let broker: Broker;
-let client: ServiceBusClient;
+const QUEUE = "plugbox-parity";
+const TOPIC = "plugbox-parity-topic";
 
-beforeAll(async () => {
-  broker = await startBroker({
-    port: 0,
-    autoCreate: true,
-    topology: {
-      queues: [{ name: "orders", maxDeliveryCount: 3 }, { name: "short-lock", lockDurationMs: 300 }],
-      topics: [{ name: "events", subscriptions: [{ name: "audit" }, { name: "billing" }] }],
+interface Target {
+  name: string;
+  open(): Promise<{ connectionString: string; close(): Promise<void> }>;
+}
+
+const targets: Target[] = [
+  {
+    name: "plugbox broker",
+    async open() {
+      const broker = await startBroker({
+        port: 0,
+        topology: { queues: [{ name: QUEUE, maxDeliveryCount: 3 }], topics: [{ name: TOPIC, subscriptions: [{ name: "audit" }, { name: "billing" }] }] },
+      });
+      return { connectionString: broker.connectionString, close: () => broker.close() };
     },
+  },
+];
+const realNamespace = process.env.PLUGBOX_SB_CONNECTION;
+if (realNamespace) targets.push({ name: "the namespace in PLUGBOX_SB_CONNECTION", open: async () => ({ connectionString: realNamespace, close: async () => undefined }) });
+
+const WAIT = { maxWaitTimeInMs: realNamespace ? 5_000 : 1_000 };
+
+describe.each(targets)("$name, with the real Service Bus client", (target) => {
+  let server: Awaited<ReturnType<Target["open"]>>;
+  let client: ServiceBusClient;
+  const open: Array<{ close(): Promise<void> }> = [];
+
+  beforeAll(async () => {
+    server = await target.open();
+    client = new ServiceBusClient(server.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 10_000 } });
+    await Promise.all([purge(QUEUE), purge(QUEUE, { subQueueType: "deadLetter" }), purge(TOPIC, { subscription: "audit" }), purge(TOPIC, { subscription: "billing" })]);
   });
-  client = new ServiceBusClient(broker.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 5_000 } });
-});
 
-afterAll(async () => {
-  await client.close();
-  await broker.close();
-});
-
-const receive = (queue: string, n = 1, options: ServiceBusReceiverOptions = {}) => {
-  const receiver = client.createReceiver(queue, options);
-  return { receiver, messages: () => receiver.receiveMessages(n, { maxWaitTimeInMs: 1_000 }) };
-};
-
-describe("plugbox broker with the real Service Bus client", () => {
-  it("prints a development connection string for 127.0.0.1 and the port it took", () => {
-    expect(broker.connectionString).toBe(`Endpoint=sb://127.0.0.1:${broker.port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;`);
+  afterAll(async () => {
+    await Promise.all(open.map((o) => o.close()));
+    await client.close();
+    await server.close();
   });
+
+  function receiver(options: ServiceBusReceiverOptions & { subscription?: string } = {}): ServiceBusReceiver {
+    const { subscription, ...rest } = options;
+    const r = subscription ? client.createReceiver(TOPIC, subscription, rest) : client.createReceiver(QUEUE, rest);
+    open.push(r);
+    return r;
+  }
+
+  async function purge(entity: string, options: ServiceBusReceiverOptions & { subscription?: string } = {}): Promise<void> {
+    const { subscription, ...rest } = options;
+    const r = subscription ? client.createReceiver(entity, subscription, { ...rest, receiveMode: "receiveAndDelete" }) : client.createReceiver(entity, { ...rest, receiveMode: "receiveAndDelete" });
+    while ((await r.receiveMessages(50, { maxWaitTimeInMs: 300 })).length > 0);
+    await r.close();
+  }
+
+  async function send(...messages: Array<Parameters<ReturnType<ServiceBusClient["createSender"]>["sendMessages"]>[0]>): Promise<void> {
+    const sender = client.createSender(QUEUE);
+    for (const m of messages) await sender.sendMessages(m);
+    await sender.close();
+  }
 
   it("send and peek-lock receive keep body, properties, message id, correlation id, subject and content type; complete removes the message", async () => {
-    const sender = client.createSender("orders");
-    await sender.sendMessages({ body: '{"n":1}', messageId: "m-1", correlationId: "c-1", subject: "new", contentType: "application/json", applicationProperties: { tenant: "contoso", n: 1 } });
-    const { receiver, messages } = receive("orders");
-    const [message] = await messages();
-    expect(message).toMatchObject({ body: '{"n":1}', messageId: "m-1", correlationId: "c-1", subject: "new", contentType: "application/json", applicationProperties: { tenant: "contoso", n: 1 }, deliveryCount: 0 });
+    await send({ body: '{"n":1}', messageId: "m-1", correlationId: "c-1", subject: "new", contentType: "application/json", applicationProperties: { tenant: "contoso", n: 1 } });
+    const r = receiver();
+    const [message] = await r.receiveMessages(1, WAIT);
+    expect(message).toMatchObject({ body: '{"n":1}', messageId: "m-1", correlationId: "c-1", subject: "new", contentType: "application/json", applicationProperties: { tenant: "contoso", n: 1 }, deliveryCount: 0, state: "active" });
     expect(message!.lockToken).toMatch(/^[0-9a-f-]{36}$/);
     expect(message!.enqueuedTimeUtc).toBeInstanceOf(Date);
     expect(message!.lockedUntilUtc!.getTime()).toBeGreaterThan(message!.enqueuedTimeUtc!.getTime());
-    await receiver.completeMessage(message!);
-    expect(await messages()).toEqual([]);
-    await receiver.close();
-    await sender.close();
+    await r.completeMessage(message!);
+    expect(await r.receiveMessages(1, { maxWaitTimeInMs: 300 })).toEqual([]);
   });
 
   it("an array and a message batch are unpacked into messages with increasing sequence numbers", async () => {
-    const sender = client.createSender("batch");
+    const sender = client.createSender(QUEUE);
     await sender.sendMessages([{ body: "a" }, { body: "b" }]);
     const batch = await sender.createMessageBatch();
     expect(batch.tryAddMessage({ body: "c" })).toBe(true);
     expect(batch.tryAddMessage({ body: "d" })).toBe(true);
     await sender.sendMessages(batch);
-    const { receiver, messages } = receive("batch", 10, { receiveMode: "receiveAndDelete" });
-    const got = await messages();
+    await sender.close();
+    const r = receiver({ receiveMode: "receiveAndDelete" });
+    const got: ServiceBusReceivedMessage[] = [];
+    while (got.length < 4) {
+      const more = await r.receiveMessages(10, WAIT);
+      if (more.length === 0) break;
+      got.push(...more);
+    }
     expect(got.map((m) => m.body)).toEqual(["a", "b", "c", "d"]);
     const sequences = got.map((m) => Number(m.sequenceNumber));
     expect(sequences).toEqual([...sequences].sort((x, y) => x - y));
     expect(new Set(sequences).size).toBe(4);
-    await receiver.close();
-    await sender.close();
   });
 
   it("abandon redelivers with the delivery count raised; past MaxDeliveryCount the message goes to the dead-letter queue", async () => {
-    const sender = client.createSender("orders");
-    await sender.sendMessages({ body: "poison", messageId: "p-1" });
-    const { receiver, messages } = receive("orders");
+    await send({ body: "poison", messageId: "p-1" });
+    const r = receiver();
     const counts: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const [m] = await messages();
+      const [m] = await r.receiveMessages(1, WAIT);
       counts.push(m!.deliveryCount!);
-      await receiver.abandonMessage(m!);
+      await r.abandonMessage(m!);
     }
     expect(counts).toEqual([0, 1, 2]);
-    expect(await messages()).toEqual([]);
-    const dlq = client.createReceiver("orders", { subQueueType: "deadLetter" });
-    const [dead] = await dlq.receiveMessages(1, { maxWaitTimeInMs: 1_000 });
-    expect(dead).toMatchObject({ body: "poison", messageId: "p-1", deadLetterReason: "MaxDeliveryCountExceeded" });
+    expect(await r.receiveMessages(1, { maxWaitTimeInMs: 300 })).toEqual([]);
+    const dlq = receiver({ subQueueType: "deadLetter" });
+    const [dead] = await dlq.receiveMessages(1, WAIT);
+    expect(dead).toMatchObject({ body: "poison", messageId: "p-1", deadLetterReason: "MaxDeliveryCountExceeded", deadLetterSource: QUEUE });
     await dlq.completeMessage(dead!);
-    await Promise.all([dlq.close(), receiver.close(), sender.close()]);
+  });
+
+  it("abandon with properties to modify sets them on the redelivered message", async () => {
+    await send({ body: "retry me" });
+    const r = receiver();
+    const [first] = await r.receiveMessages(1, WAIT);
+    await r.abandonMessage(first!, { attempt: 1 });
+    const [again] = await r.receiveMessages(1, WAIT);
+    expect(again).toMatchObject({ body: "retry me", deliveryCount: 1, applicationProperties: { attempt: 1 } });
+    await r.completeMessage(again!);
   });
 
   it("deadLetterMessage moves a message to the dead-letter queue with its reason and description", async () => {
-    const sender = client.createSender("orders");
-    await sender.sendMessages({ body: "bad order" });
-    const { receiver, messages } = receive("orders");
-    const [m] = await messages();
-    await receiver.deadLetterMessage(m!, { deadLetterReason: "Validation", deadLetterErrorDescription: "no customer" });
-    const dlq = client.createReceiver("orders", { subQueueType: "deadLetter" });
-    const [dead] = await dlq.receiveMessages(1, { maxWaitTimeInMs: 1_000 });
+    await send({ body: "bad order" });
+    const r = receiver();
+    const [m] = await r.receiveMessages(1, WAIT);
+    await r.deadLetterMessage(m!, { deadLetterReason: "Validation", deadLetterErrorDescription: "no customer" });
+    const dlq = receiver({ subQueueType: "deadLetter" });
+    const [dead] = await dlq.receiveMessages(1, WAIT);
     expect(dead).toMatchObject({ body: "bad order", deadLetterReason: "Validation", deadLetterErrorDescription: "no customer" });
     await dlq.completeMessage(dead!);
-    await Promise.all([dlq.close(), receiver.close(), sender.close()]);
   });
 
-  it("a lock that runs out makes the message available again", async () => {
-    const sender = client.createSender("short-lock");
-    await sender.sendMessages({ body: "slow" });
-    const { receiver, messages } = receive("short-lock", 1, { maxAutoLockRenewalDurationInMs: 0 });
-    const [first] = await messages();
-    expect(first!.deliveryCount).toBe(0);
-    let again: ServiceBusReceivedMessage[] = [];
-    await expect.poll(async () => (again = await messages()).length, { timeout: 5_000 }).toBe(1);
-    expect(again[0]).toMatchObject({ body: "slow", deliveryCount: 1 });
-    await receiver.completeMessage(again[0]!);
-    await receiver.close();
+  it("defer hides a message from receives; receiveDeferredMessages fetches it by sequence number, locked, to be settled", async () => {
+    await send({ body: "later" }, { body: "now" });
+    const r = receiver();
+    const [later] = await r.receiveMessages(1, WAIT);
+    expect(later!.body).toBe("later");
+    await r.deferMessage(later!);
+    const [now] = await r.receiveMessages(1, WAIT);
+    expect(now!.body).toBe("now");
+    await r.completeMessage(now!);
+    expect(await r.receiveMessages(1, { maxWaitTimeInMs: 300 })).toEqual([]);
+    const [deferred] = await r.receiveDeferredMessages(later!.sequenceNumber!);
+    expect(deferred).toMatchObject({ body: "later", state: "deferred" });
+    expect(deferred!.lockToken).toMatch(/^[0-9a-f-]{36}$/);
+    await r.completeMessage(deferred!);
+    await expect(r.receiveDeferredMessages(later!.sequenceNumber!)).rejects.toMatchObject({ code: "MessageNotFound" });
+  });
+
+  it("a deferred message that is abandoned stays deferred; dead-lettering it goes through the management link", async () => {
+    await send({ body: "deferred twice" });
+    const r = receiver();
+    const [m] = await r.receiveMessages(1, WAIT);
+    await r.deferMessage(m!);
+    const [first] = await r.receiveDeferredMessages(m!.sequenceNumber!);
+    await r.abandonMessage(first!);
+    const [second] = await r.receiveDeferredMessages(m!.sequenceNumber!);
+    expect(second).toMatchObject({ body: "deferred twice", deliveryCount: 1 });
+    await r.deadLetterMessage(second!, { deadLetterReason: "GaveUp", deadLetterErrorDescription: "twice is enough" });
+    const dlq = receiver({ subQueueType: "deadLetter", receiveMode: "receiveAndDelete" });
+    const [dead] = await dlq.receiveMessages(1, WAIT);
+    expect(dead).toMatchObject({ body: "deferred twice", deadLetterReason: "GaveUp" });
+  });
+
+  it("peek reads messages from a sequence number on without locking them; an empty peek returns nothing", async () => {
+    const r = receiver();
+    expect(await r.peekMessages(5)).toEqual([]);
+    await send([{ body: "p1" }, { body: "p2" }, { body: "p3" }]);
+    const peeked = await r.peekMessages(2);
+    expect(peeked.map((m) => m.body)).toEqual(["p1", "p2"]);
+    expect((await r.peekMessages(5)).map((m) => m.body)).toEqual(["p3"]);
+    const fromFirst = await r.peekMessages(10, { fromSequenceNumber: peeked[0]!.sequenceNumber });
+    expect(fromFirst.map((m) => m.body)).toEqual(["p1", "p2", "p3"]);
+    const received = await r.receiveMessages(3, WAIT);
+    expect(received.map((m) => [m.body, m.deliveryCount])).toEqual([["p1", 0], ["p2", 0], ["p3", 0]]);
+    await Promise.all(received.map((m) => r.completeMessage(m)));
+  });
+
+  it("scheduled messages are held until their time, show in peek as scheduled, and can be cancelled", async () => {
+    const sender = client.createSender(QUEUE);
+    const at = new Date(Date.now() + 1_500);
+    const [kept, cancelled] = await sender.scheduleMessages([{ body: "kept" }, { body: "cancelled" }], at);
+    await sender.cancelScheduledMessages(cancelled!);
     await sender.close();
+    const r = receiver();
+    const peeked = await r.peekMessages(10, { fromSequenceNumber: kept });
+    expect(peeked.map((m) => [m.body, m.state])).toEqual([["kept", "scheduled"]]);
+    expect(await r.receiveMessages(1, { maxWaitTimeInMs: 300 })).toEqual([]);
+    let got: ServiceBusReceivedMessage[] = [];
+    await expect.poll(async () => (got = await r.receiveMessages(1, { maxWaitTimeInMs: 500 })).length, { timeout: 10_000, interval: 0 }).toBe(1);
+    expect(got[0]).toMatchObject({ body: "kept" });
+    expect(Number(got[0]!.sequenceNumber)).toBe(Number(kept));
+    expect(got[0]!.enqueuedTimeUtc!.getTime()).toBeGreaterThanOrEqual(at.getTime() - 1_000);
+    await r.completeMessage(got[0]!);
+    expect(await r.receiveMessages(1, { maxWaitTimeInMs: 500 })).toEqual([]);
+  });
+
+  it("renewMessageLock moves lockedUntil later, and the message can still be completed", async () => {
+    await send({ body: "long job" });
+    const r = receiver({ maxAutoLockRenewalDurationInMs: 0 });
+    const [m] = await r.receiveMessages(1, WAIT);
+    const before = m!.lockedUntilUtc!.getTime();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const after = await r.renewMessageLock(m!);
+    expect(after.getTime()).toBeGreaterThan(before);
+    expect(m!.lockedUntilUtc!.getTime()).toBe(after.getTime());
+    await r.completeMessage(m!);
   });
 
   it("a topic fans each message out to every subscription", async () => {
-    const sender = client.createSender("events");
+    const sender = client.createSender(TOPIC);
     await sender.sendMessages({ body: "created" });
-    for (const subscription of ["audit", "billing"]) {
-      const receiver = client.createReceiver("events", subscription, { receiveMode: "receiveAndDelete" });
-      expect((await receiver.receiveMessages(1, { maxWaitTimeInMs: 1_000 })).map((m) => m.body)).toEqual(["created"]);
-      await receiver.close();
-    }
     await sender.close();
+    for (const subscription of ["audit", "billing"]) {
+      const r = receiver({ subscription, receiveMode: "receiveAndDelete" });
+      expect((await r.receiveMessages(1, WAIT)).map((m) => m.body)).toEqual(["created"]);
+    }
   });
 
   it("receiveMessages asks for more than there is and returns what there is when the wait ends (drain)", async () => {
-    const sender = client.createSender("drain");
-    await sender.sendMessages({ body: "only" });
-    const { receiver } = receive("drain");
-    const got = await receiver.receiveMessages(5, { maxWaitTimeInMs: 500 });
+    await send({ body: "only" });
+    const r = receiver();
+    const got = await r.receiveMessages(5, { maxWaitTimeInMs: 500 });
     expect(got.map((m) => m.body)).toEqual(["only"]);
-    expect(await receiver.receiveMessages(5, { maxWaitTimeInMs: 300 })).toEqual([]);
-    await receiver.close();
+    expect(await r.receiveMessages(5, { maxWaitTimeInMs: 300 })).toEqual([]);
+    await r.completeMessage(got[0]!);
+  });
+});
+
+describe("plugbox broker only", () => {
+  let broker: Broker;
+  let client: ServiceBusClient;
+
+  beforeAll(async () => {
+    broker = await startBroker({
+      port: 0,
+      autoCreate: true,
+      topology: {
+        queues: [
+          { name: "short-lock", lockDurationMs: 300 },
+          { name: "expiring", defaultMessageTtlMs: 200, deadLetteringOnMessageExpiration: true },
+          { name: "dedup", duplicateDetectionWindowMs: 60_000 },
+          { name: "inbox", forwardTo: "archive" },
+          { name: "archive" },
+        ],
+        topics: [
+          {
+            name: "orders",
+            subscriptions: [
+              { name: "everything" },
+              { name: "big", rules: [{ name: "amount", sql: "amount >= 1000 AND sys.Label IN ('new', 'changed')" }] },
+              { name: "contoso", rules: [{ name: "tenant", correlation: { properties: { tenant: "contoso" } } }] },
+              { name: "tagged", rules: [{ name: "tag", sql: "EXISTS(region)", action: "SET routed = 'yes'; REMOVE region" }] },
+            ],
+          },
+        ],
+      },
+    });
+    client = new ServiceBusClient(broker.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 5_000 } });
+  });
+
+  afterAll(async () => {
+    await client.close();
+    await broker.close();
+  });
+
+  async function drain(entity: string, subscription?: string, options: ServiceBusReceiverOptions = {}): Promise<ServiceBusReceivedMessage[]> {
+    const r = subscription ? client.createReceiver(entity, subscription, { receiveMode: "receiveAndDelete", ...options }) : client.createReceiver(entity, { receiveMode: "receiveAndDelete", ...options });
+    const got = await r.receiveMessages(20, { maxWaitTimeInMs: 300 });
+    await r.close();
+    return got;
+  }
+
+  it("prints a development connection string for 127.0.0.1 and the port it took", () => {
+    expect(broker.connectionString).toBe(`Endpoint=sb://127.0.0.1:${broker.port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;`);
+  });
+
+  it("a lock that runs out makes the message available again, and settling under the lost lock fails with MessageLockLost", async () => {
+    await client.createSender("short-lock").sendMessages({ body: "slow" });
+    const r = client.createReceiver("short-lock", { maxAutoLockRenewalDurationInMs: 0 });
+    const [first] = await r.receiveMessages(1, { maxWaitTimeInMs: 1_000 });
+    expect(first!.deliveryCount).toBe(0);
+    let again: ServiceBusReceivedMessage[] = [];
+    await expect.poll(async () => (again = await r.receiveMessages(1, { maxWaitTimeInMs: 500 })).length, { timeout: 5_000 }).toBe(1);
+    expect(again[0]).toMatchObject({ body: "slow", deliveryCount: 1 });
+    await expect(r.completeMessage(first!)).rejects.toMatchObject({ code: "MessageLockLost" });
+    await expect(r.renewMessageLock(first!)).rejects.toMatchObject({ code: "MessageLockLost" });
+    await r.completeMessage(again[0]!);
+    await r.close();
+  });
+
+  it("SQL and correlation rules choose the subscriptions a message reaches; a rule's action changes the copy it keeps", async () => {
+    const sender = client.createSender("orders");
+    await sender.sendMessages([
+      { body: "small", subject: "new", applicationProperties: { amount: 10, tenant: "contoso" } },
+      { body: "large", subject: "new", applicationProperties: { amount: 5000, tenant: "fabrikam", region: "eu" } },
+      { body: "large but deleted", subject: "deleted", applicationProperties: { amount: 5000 } },
+    ]);
     await sender.close();
+    expect((await drain("orders", "everything")).map((m) => m.body)).toEqual(["small", "large", "large but deleted"]);
+    expect((await drain("orders", "big")).map((m) => m.body)).toEqual(["large"]);
+    expect((await drain("orders", "contoso")).map((m) => m.body)).toEqual(["small"]);
+    const tagged = await drain("orders", "tagged");
+    expect(tagged.map((m) => [m.body, m.applicationProperties])).toEqual([["large", { amount: 5000, tenant: "fabrikam", routed: "yes" }]]);
+  });
+
+  it("a message past its time to live is dead-lettered with TTLExpiredException when the queue says so", async () => {
+    await client.createSender("expiring").sendMessages({ body: "stale" });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await drain("expiring")).toEqual([]);
+    const [dead] = await drain("expiring", undefined, { subQueueType: "deadLetter" });
+    expect(dead).toMatchObject({ body: "stale", deadLetterReason: "TTLExpiredException", deadLetterSource: "expiring" });
+  });
+
+  it("duplicate detection drops a second message with the same id inside the window", async () => {
+    const sender = client.createSender("dedup");
+    await sender.sendMessages({ body: "first", messageId: "op-1" });
+    await sender.sendMessages({ body: "retry", messageId: "op-1" });
+    await sender.sendMessages({ body: "other", messageId: "op-2" });
+    await sender.close();
+    expect((await drain("dedup")).map((m) => m.body)).toEqual(["first", "other"]);
+  });
+
+  it("ForwardTo moves every message on to the named queue", async () => {
+    await client.createSender("inbox").sendMessages({ body: "moved" });
+    expect(await drain("inbox")).toEqual([]);
+    expect((await drain("archive")).map((m) => m.body)).toEqual(["moved"]);
+  });
+
+  it("a message scheduled to a topic reaches the subscriptions at its time", async () => {
+    const sender = client.createSender("orders");
+    const [sequence] = await sender.scheduleMessages({ body: "soon", subject: "new", applicationProperties: { amount: 2000 } }, new Date(Date.now() + 300));
+    expect(Number(sequence)).toBeGreaterThan(0);
+    await sender.close();
+    await expect.poll(async () => (await drain("orders", "big")).map((m) => m.body), { timeout: 5_000 }).toEqual(["soon"]);
+    await drain("orders", "everything");
+  });
+
+  it("counts what each entity holds", async () => {
+    await client.createSender("archive").sendMessages({ body: "counted" });
+    expect(broker.entities()).toContainEqual({ path: "archive", active: 1, locked: 0, deferred: 0, scheduled: 0 });
+    await drain("archive");
   });
 
   it("an unknown topic or subscription is refused with MessagingEntityNotFound (queues are created on first use with autoCreate)", async () => {
-    const receiver = client.createReceiver("events", "nobody");
-    await expect(receiver.receiveMessages(1, { maxWaitTimeInMs: 500 })).rejects.toMatchObject({ code: "MessagingEntityNotFound" });
-    await receiver.close();
+    const r = client.createReceiver("orders", "nobody");
+    await expect(r.receiveMessages(1, { maxWaitTimeInMs: 500 })).rejects.toMatchObject({ code: "MessagingEntityNotFound" });
+    await r.close();
     const strict = await startBroker({ port: 0 });
     const strictClient = new ServiceBusClient(strict.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 5_000 } });
     await expect(strictClient.createSender("missing").sendMessages({ body: 1 })).rejects.toMatchObject({ code: "MessagingEntityNotFound" });
     await strictClient.close();
     await strict.close();
+  });
+
+  it("a SQL rule outside the supported subset fails at start, naming the rule and the position", async () => {
+    await expect(startBroker({ port: 0, topology: { topics: [{ name: "t", subscriptions: [{ name: "s", rules: [{ name: "odd", sql: "amount + 1 > 2" }] }] }] } })).rejects.toMatchObject({
+      code: "BROKER_CONFIG_INVALID",
+      message: expect.stringMatching(/rule "odd".*character 8/),
+    });
+  });
+
+  it("a queue that forwards to an entity that does not exist fails at start", async () => {
+    await expect(startBroker({ port: 0, topology: { queues: [{ name: "a", forwardTo: "nowhere" }] } })).rejects.toMatchObject({ code: "BROKER_CONFIG_INVALID", message: expect.stringContaining('"nowhere"') });
   });
 });

@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseDuration, parseEmulatorConfig } from "../dist/host/broker/index.js";
+import { ServiceBusClient } from "@azure/service-bus";
+import { parseDuration, parseEmulatorConfig, startBroker } from "../dist/host/broker/index.js";
 import { bin, plugbox, repo } from "./helpers/cli.js";
 
 const configFile = path.join(repo, "test/fixtures/broker/Config.json");
@@ -64,10 +65,58 @@ describe("plugbox broker, exec and listen", () => {
 });
 
 describe("the emulator's Config.json", () => {
-  it("reads the shipped shape with comments: queues, topics and subscriptions with their lock durations and delivery counts", () => {
+  it("reads the shipped shape with comments: every entity property, and correlation and SQL rules with actions", () => {
     const topology = parseEmulatorConfig(readFileSync(configFile, "utf8"), { strict: true });
-    expect(topology.queues).toEqual([{ name: "account-events", lockDurationMs: 60_000, maxDeliveryCount: 3 }]);
-    expect(topology.topics).toEqual([{ name: "topic.1", subscriptions: [{ name: "subscription.1", lockDurationMs: 30_000, maxDeliveryCount: 3 }] }]);
+    expect(topology.queues).toEqual([{ name: "account-events", lockDurationMs: 60_000, maxDeliveryCount: 3, deadLetteringOnMessageExpiration: false, defaultMessageTtlMs: 3_600_000, duplicateDetectionWindowMs: 20_000 }]);
+    expect(topology.topics).toEqual([
+      {
+        name: "topic.1",
+        defaultMessageTtlMs: 3_600_000,
+        subscriptions: [
+          { name: "subscription.1", lockDurationMs: 30_000, maxDeliveryCount: 3 },
+          { name: "subscription.2", maxDeliveryCount: 3, rules: [{ name: "user-prop-filter-1", correlation: { properties: { prop1: "value1" } } }] },
+          {
+            name: "subscription.3",
+            maxDeliveryCount: 3,
+            rules: [{ name: "sys-prop-filter-1", correlation: { contentType: "application/text", correlationId: "id1", subject: "subject1", messageId: "msgid1", replyTo: "someQueue", replyToSessionId: "sessionId", sessionId: "session1", to: "xyz" } }],
+          },
+          { name: "subscription.4", maxDeliveryCount: 3, rules: [{ name: "sql-filter-1", sql: "sys.MessageId = '123456' AND userProp1 = 'value1'", action: "SET sys.To = 'Entity'" }] },
+        ],
+      },
+    ]);
+  });
+
+  it("the shipped file's rules route messages as the emulator does", async () => {
+    const broker = await startBroker({ port: 0, topology: parseEmulatorConfig(readFileSync(configFile, "utf8")) });
+    const client = new ServiceBusClient(broker.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 5_000 } });
+    try {
+      const sender = client.createSender("topic.1");
+      await sender.sendMessages([
+        { body: "plain" },
+        { body: "prop1", applicationProperties: { prop1: "value1" } },
+        { body: "sql", messageId: "123456", applicationProperties: { userProp1: "value1" } },
+      ]);
+      const bodies = async (subscription: string) => {
+        const receiver = client.createReceiver("topic.1", subscription, { receiveMode: "receiveAndDelete" });
+        const got = await receiver.receiveMessages(10, { maxWaitTimeInMs: 500 });
+        await receiver.close();
+        return got.map((m) => [m.body, m.to]);
+      };
+      expect(await bodies("subscription.1")).toEqual([["plain", undefined], ["prop1", undefined], ["sql", undefined]]);
+      expect(await bodies("subscription.2")).toEqual([["prop1", undefined]]);
+      expect(await bodies("subscription.3")).toEqual([]);
+      expect(await bodies("subscription.4")).toEqual([["sql", "Entity"]]);
+    } finally {
+      await client.close();
+      await broker.close();
+    }
+  });
+
+  it("a rule the broker cannot apply fails naming its path", async () => {
+    const withRule = (rule: unknown) => JSON.stringify({ UserConfig: { Namespaces: [{ Name: "n", Topics: [{ Name: "t", Subscriptions: [{ Name: "s", Rules: [rule] }] }] }] } });
+    expect(() => parseEmulatorConfig(withRule({ Name: "r", Properties: { FilterType: "Boolean" } }))).toThrow(/Rules\[0\]\.Properties\.FilterType must be "Correlation" or "Sql"/);
+    expect(() => parseEmulatorConfig(withRule({ Name: "r", Properties: { FilterType: "Correlation", CorrelationFilter: { Subject: "x" } } }))).toThrow(/CorrelationFilter\.Subject is not a correlation filter property/);
+    await expect(startBroker({ port: 0, topology: parseEmulatorConfig(withRule({ Name: "r", Properties: { FilterType: "Sql", SqlFilter: { SqlExpression: "a = " } } })) })).rejects.toThrow(/subscription s, rule "r" SqlFilter: expected a value at the end/);
   });
 
   it("is lenient by default and strict on request, naming the path of what breaks the emulator's limits", () => {

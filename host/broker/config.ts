@@ -2,9 +2,12 @@
  * The official Service Bus emulator's Config.json, so a user's existing topology works unchanged:
  * parsed as JSONC (the shipped file has // comments), lenient by default; `strict` enforces the
  * emulator's own limits (one namespace named sbemulatorns, 50 entities, LockDuration PT5S–PT5M,
- * MaxDeliveryCount 1–10). Errors name the JSON path.
+ * MaxDeliveryCount 1–10, time to live PT5M–PT1H, no unknown keys). Rules map to correlation and SQL
+ * filters (rules.ts). Errors name the JSON path.
  */
-import { BrokerError, type BrokerTopology, type EntityOptions } from "./broker.js";
+import { BrokerError } from "./errors.js";
+import type { BrokerTopology, EntityOptions } from "./namespace.js";
+import type { CorrelationFilterSpec, RuleSpec } from "./rules.js";
 
 /** Removes // and /* *\/ comments outside strings. */
 export function stripJsonComments(text: string): string {
@@ -46,21 +49,93 @@ function list(value: unknown, at: string): unknown[] {
   return value;
 }
 
+function boolean(value: unknown, at: string): boolean {
+  if (typeof value !== "boolean") throw new BrokerError("BROKER_CONFIG_INVALID", `${at} must be true or false`);
+  return value;
+}
+
+function strictRange(strict: boolean, ms: number, min: number, max: number, at: string, range: string): void {
+  if (strict && (ms < min || ms > max)) throw new BrokerError("BROKER_CONFIG_INVALID", `${at} must be from ${range} in the emulator`);
+}
+
+/** Every entity property of §1.1; a key this broker does not know is ignored unless strict. */
 function entityOptions(value: unknown, at: string, strict: boolean): EntityOptions {
   if (value === undefined) return {};
   const p = object(value, at);
   const options: EntityOptions = {};
   if (p.LockDuration !== undefined) {
     options.lockDurationMs = parseDuration(p.LockDuration, `${at}.LockDuration`);
-    if (strict && (options.lockDurationMs < 5_000 || options.lockDurationMs > 300_000)) throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.LockDuration must be from PT5S to PT5M in the emulator`);
+    strictRange(strict, options.lockDurationMs, 5_000, 300_000, `${at}.LockDuration`, "PT5S to PT5M");
   }
   if (p.MaxDeliveryCount !== undefined) {
     if (typeof p.MaxDeliveryCount !== "number" || !Number.isInteger(p.MaxDeliveryCount) || p.MaxDeliveryCount < 1) throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.MaxDeliveryCount must be a positive integer`);
     if (strict && p.MaxDeliveryCount > 10) throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.MaxDeliveryCount must be from 1 to 10 in the emulator`);
     options.maxDeliveryCount = p.MaxDeliveryCount;
   }
+  if (p.DefaultMessageTimeToLive !== undefined) {
+    options.defaultMessageTtlMs = parseDuration(p.DefaultMessageTimeToLive, `${at}.DefaultMessageTimeToLive`);
+    strictRange(strict, options.defaultMessageTtlMs, 300_000, 3_600_000, `${at}.DefaultMessageTimeToLive`, "PT5M to PT1H");
+  }
+  if (p.DeadLetteringOnMessageExpiration !== undefined) options.deadLetteringOnMessageExpiration = boolean(p.DeadLetteringOnMessageExpiration, `${at}.DeadLetteringOnMessageExpiration`);
+  if (p.RequiresDuplicateDetection !== undefined && boolean(p.RequiresDuplicateDetection, `${at}.RequiresDuplicateDetection`)) {
+    const window = p.DuplicateDetectionHistoryTimeWindow ?? "PT20S";
+    options.duplicateDetectionWindowMs = parseDuration(window, `${at}.DuplicateDetectionHistoryTimeWindow`);
+    strictRange(strict, options.duplicateDetectionWindowMs, 5_000, 300_000, `${at}.DuplicateDetectionHistoryTimeWindow`, "PT5S to PT5M");
+  } else if (p.DuplicateDetectionHistoryTimeWindow !== undefined) {
+    parseDuration(p.DuplicateDetectionHistoryTimeWindow, `${at}.DuplicateDetectionHistoryTimeWindow`);
+  }
+  for (const [key, field] of [["ForwardTo", "forwardTo"], ["ForwardDeadLetteredMessagesTo", "forwardDeadLetteredMessagesTo"]] as const) {
+    if (p[key] === undefined || p[key] === "") continue;
+    if (typeof p[key] !== "string") throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.${key} must be an entity name or ""`);
+    options[field] = p[key];
+  }
   if (p.RequiresSession === true) throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.RequiresSession: sessions are not supported by plugbox broker yet`);
+  if (strict) {
+    const known = ["LockDuration", "MaxDeliveryCount", "DefaultMessageTimeToLive", "DeadLetteringOnMessageExpiration", "RequiresDuplicateDetection", "DuplicateDetectionHistoryTimeWindow", "ForwardTo", "ForwardDeadLetteredMessagesTo", "RequiresSession"];
+    const unknown = Object.keys(p).filter((k) => !known.includes(k));
+    if (unknown.length > 0) throw new BrokerError("BROKER_CONFIG_INVALID", `${at} has properties the emulator does not know: ${unknown.join(", ")}`);
+  }
   return options;
+}
+
+const CORRELATION_KEYS: Record<string, keyof CorrelationFilterSpec> = {
+  ContentType: "contentType",
+  CorrelationId: "correlationId",
+  Label: "subject",
+  MessageId: "messageId",
+  ReplyTo: "replyTo",
+  ReplyToSessionId: "replyToSessionId",
+  SessionId: "sessionId",
+  To: "to",
+};
+
+function rule(value: unknown, at: string): RuleSpec {
+  const r = object(value, at);
+  if (typeof r.Name !== "string" || r.Name === "") throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.Name must be a non-empty string`);
+  const p = object(r.Properties, `${at}.Properties`);
+  const spec: RuleSpec = { name: r.Name };
+  if (p.FilterType === "Correlation") {
+    const c = object(p.CorrelationFilter, `${at}.Properties.CorrelationFilter`);
+    const correlation: CorrelationFilterSpec = {};
+    for (const [key, v] of Object.entries(c)) {
+      if (key === "Properties") correlation.properties = object(v, `${at}.Properties.CorrelationFilter.Properties`);
+      else if (CORRELATION_KEYS[key] && typeof v === "string") correlation[CORRELATION_KEYS[key]] = v as never;
+      else throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.Properties.CorrelationFilter.${key} is not a correlation filter property (${[...Object.keys(CORRELATION_KEYS), "Properties"].join(", ")})`);
+    }
+    spec.correlation = correlation;
+  } else if (p.FilterType === "Sql") {
+    const sql = object(p.SqlFilter, `${at}.Properties.SqlFilter`).SqlExpression;
+    if (typeof sql !== "string") throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.Properties.SqlFilter.SqlExpression must be a string`);
+    spec.sql = sql;
+  } else {
+    throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.Properties.FilterType must be "Correlation" or "Sql", got ${JSON.stringify(p.FilterType)}`);
+  }
+  if (p.Action !== undefined) {
+    const action = object(p.Action, `${at}.Properties.Action`).SqlExpression;
+    if (typeof action !== "string") throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.Properties.Action.SqlExpression must be a string`);
+    spec.action = action;
+  }
+  return spec;
 }
 
 export function parseEmulatorConfig(text: string, options: { strict?: boolean; file?: string } = {}): BrokerTopology {
@@ -92,12 +167,11 @@ export function parseEmulatorConfig(text: string, options: { strict?: boolean; f
       const subscriptions = list(topic.Subscriptions, `${at}.Topics[${i}].Subscriptions`).map((s, j) => {
         const subscription = object(s, `${at}.Topics[${i}].Subscriptions[${j}]`);
         if (typeof subscription.Name !== "string" || subscription.Name === "") throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.Topics[${i}].Subscriptions[${j}].Name must be a non-empty string`);
-        if (list(subscription.Rules, `${at}.Topics[${i}].Subscriptions[${j}].Rules`).length > 0) {
-          throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.Topics[${i}].Subscriptions[${j}].Rules: filter rules are not supported by plugbox broker yet; remove them to receive every message`);
-        }
-        return { name: subscription.Name, ...entityOptions(subscription.Properties, `${at}.Topics[${i}].Subscriptions[${j}].Properties`, strict) };
+        const rules = list(subscription.Rules, `${at}.Topics[${i}].Subscriptions[${j}].Rules`).map((r, k) => rule(r, `${at}.Topics[${i}].Subscriptions[${j}].Rules[${k}]`));
+        return { name: subscription.Name, ...entityOptions(subscription.Properties, `${at}.Topics[${i}].Subscriptions[${j}].Properties`, strict), ...(rules.length > 0 ? { rules } : {}) };
       });
-      topology.topics.push({ name: topic.Name, subscriptions });
+      const { defaultMessageTtlMs, duplicateDetectionWindowMs } = entityOptions(topic.Properties, `${at}.Topics[${i}].Properties`, strict);
+      topology.topics.push({ name: topic.Name, subscriptions, ...(defaultMessageTtlMs !== undefined ? { defaultMessageTtlMs } : {}), ...(duplicateDetectionWindowMs !== undefined ? { duplicateDetectionWindowMs } : {}) });
     });
   });
   if (strict && topology.queues.length + topology.topics.length > 50) throw new BrokerError("BROKER_CONFIG_INVALID", `${file}: the emulator allows 50 queues and topics in all`);

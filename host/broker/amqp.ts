@@ -1,0 +1,123 @@
+/**
+ * The parts of rhea the broker uses, typed: rhea is CommonJS and its typings do not cover the
+ * server side. Also the few AMQP value helpers the Service Bus wire format needs.
+ */
+import { createRequire } from "node:module";
+import type { Server } from "node:net";
+
+const require = createRequire(import.meta.url);
+
+export interface Described {
+  described(): unknown;
+}
+export interface RheaContainer {
+  sasl_server_mechanisms: { enable_anonymous(): void; enable_plain(check: (user: string, password: string) => boolean): void };
+  on(event: string, handler: (context: RheaContext) => void): void;
+  listen(options: Record<string, unknown>): Server;
+}
+export interface AmqpMessage {
+  body?: unknown;
+  message_id?: unknown;
+  correlation_id?: unknown;
+  reply_to?: string;
+  to?: string;
+  subject?: string;
+  group_id?: string;
+  reply_to_group_id?: string;
+  content_type?: string;
+  ttl?: number;
+  application_properties?: Record<string, unknown>;
+  message_annotations?: Record<string, unknown>;
+  delivery_count?: number;
+  [key: string]: unknown;
+}
+export interface RheaLink {
+  name: string;
+  remote: {
+    attach: {
+      source?: { address?: string; filter?: Record<string, unknown> };
+      target?: { address?: string };
+      snd_settle_mode?: number;
+      rcv_settle_mode?: number;
+      properties?: Record<string, unknown>;
+    };
+  };
+  local: { attach: Record<string, unknown> };
+  sendable(): boolean;
+  send(message: AmqpMessage, tag?: Buffer, format?: number): RheaDelivery;
+  set_drained(drained: boolean): void;
+  is_closed(): boolean;
+  close(error?: { condition: string; description: string }): void;
+  [key: symbol]: unknown;
+}
+export interface RheaDelivery {
+  tag: Buffer;
+  format?: number;
+  remote_state?: {
+    delivery_failed?: boolean;
+    undeliverable_here?: boolean;
+    message_annotations?: Record<string, unknown>;
+    error?: { condition?: string; info?: Record<string, unknown> };
+    info?: Record<string, unknown>;
+  };
+  accept(): void;
+  reject(error?: { condition: string; description: string }): void;
+  update(settled: boolean, state?: unknown): void;
+}
+export interface RheaContext {
+  sender?: RheaLink;
+  receiver?: RheaLink;
+  message?: AmqpMessage | Buffer;
+  delivery?: RheaDelivery;
+}
+
+export const rhea = require("rhea") as {
+  create_container(options?: Record<string, unknown>): RheaContainer;
+  message: {
+    encode(message: AmqpMessage): Buffer;
+    decode(buffer: Buffer): AmqpMessage;
+    accepted(): Described;
+    released(): Described;
+    rejected(state?: unknown): Described;
+    modified(state?: unknown): Described;
+  };
+  types: {
+    wrap_long(n: number): unknown;
+    wrap_uuid(bytes: Buffer): unknown;
+    wrap_array(values: unknown[], code: number, descriptor?: unknown): unknown;
+    wrap_map(value: Record<string, unknown>): unknown;
+  };
+};
+
+/** The message format of a batch: each data section is one whole encoded message. */
+export const BATCH_FORMAT = 0x80013700;
+
+/**
+ * A lock token as the client sends it back to `$management`: the client reads the 16-byte delivery
+ * tag as a .NET GUID, swapping bytes 0–3, 4–5 and 6–7 (`reorderLockToken` in @azure/service-bus).
+ */
+export function lockKeyOfTag(tag: Buffer): string {
+  const t = tag;
+  return Buffer.from([t[3]!, t[2]!, t[1]!, t[0]!, t[5]!, t[4]!, t[7]!, t[6]!, ...t.subarray(8, 16)]).toString("hex");
+}
+
+/** An AMQP long as rhea decodes it: a number, or 8 big-endian bytes past 2^53. */
+export function longValue(value: unknown): number {
+  if (typeof value === "number") return value;
+  if (Buffer.isBuffer(value) && value.length === 8) return Number(value.readBigInt64BE(0));
+  if (value && typeof value === "object" && "value" in value) return longValue((value as { value: unknown }).value);
+  return Number.NaN;
+}
+
+/** A uuid as rhea decodes it (16 bytes) or as a string, in hex without dashes. */
+export function uuidKey(value: unknown): string {
+  if (Buffer.isBuffer(value)) return value.toString("hex");
+  if (typeof value === "string") return value.replace(/-/g, "").toLowerCase();
+  if (value && typeof value === "object" && "value" in value) return uuidKey((value as { value: unknown }).value);
+  return "";
+}
+
+/** The entity path of a link address: `sb://host:port/queue` → `queue`; `Subscriptions` keeps its case. */
+export function entityPath(address: string | undefined): string {
+  return (address ?? "").replace(/^(amqps?|sb):\/\/[^/]+\//i, "").replace(/^\//, "");
+}

@@ -1,0 +1,457 @@
+/**
+ * The broker's state, apart from AMQP: queues, topics with their subscriptions and rules,
+ * dead-letter queues, sequence numbers, locks keyed by the token the client sends back, deferral,
+ * scheduled messages, time to live, duplicate detection and auto-forwarding.
+ */
+import { randomUUID } from "node:crypto";
+import { BrokerError } from "./errors.js";
+import { rhea, type AmqpMessage } from "./amqp.js";
+import { compileRule, type Rule, type RuleSpec } from "./rules.js";
+
+export interface EntityOptions {
+  /** How long a peek-lock delivery stays locked, ms. @default 60000 */
+  lockDurationMs?: number;
+  /** Deliveries before a message goes to the dead-letter queue. @default 10 */
+  maxDeliveryCount?: number;
+  /** How long a message lives unless it says less, ms. @default unlimited */
+  defaultMessageTtlMs?: number;
+  /** Expired messages go to the dead-letter queue instead of vanishing. @default false */
+  deadLetteringOnMessageExpiration?: boolean;
+  /** When set, a message id seen within this window is accepted and dropped. @default off */
+  duplicateDetectionWindowMs?: number;
+  /** Every message sent here moves on to this queue or topic. */
+  forwardTo?: string;
+  /** Dead-lettered messages go to this queue or topic instead of the entity's own dead-letter queue. */
+  forwardDeadLetteredMessagesTo?: string;
+}
+
+export interface SubscriptionSpec extends EntityOptions {
+  name: string;
+  /** A message reaches the subscription when any rule matches; none means every message. */
+  rules?: RuleSpec[];
+}
+
+export interface TopicSpec {
+  name: string;
+  subscriptions: SubscriptionSpec[];
+  defaultMessageTtlMs?: number;
+  duplicateDetectionWindowMs?: number;
+}
+
+export interface BrokerTopology {
+  queues?: Array<{ name: string } & EntityOptions>;
+  topics?: TopicSpec[];
+}
+
+export type MessageState = "active" | "locked" | "deferred" | "scheduled";
+const STATE_ANNOTATION: Record<MessageState, number> = { active: 0, locked: 0, deferred: 1, scheduled: 2 };
+
+export interface Stored {
+  message: AmqpMessage;
+  sequence: number;
+  enqueuedAt: Date;
+  deliveryCount: number;
+  state: MessageState;
+  /** Deferred messages return to deferred when their lock ends. */
+  deferred: boolean;
+  lockKey?: string;
+  lockedUntil?: Date;
+  timer?: NodeJS.Timeout;
+  expiresAt?: number;
+}
+
+export class Entity {
+  readonly messages = new Map<number, Stored>();
+  /** Active messages, in the order they are handed out. */
+  ready = new Set<Stored>();
+  nextSequence = 1;
+  readonly duplicates = new Map<string, number>();
+  constructor(
+    readonly path: string,
+    readonly options: EntityOptions & { lockDurationMs: number; maxDeliveryCount: number },
+  ) {}
+}
+
+interface Subscription {
+  entity: Entity;
+  rules: Rule[];
+}
+
+class Topic {
+  readonly subscriptions: Subscription[] = [];
+  readonly scheduled = new Map<number, { message: AmqpMessage; timer: NodeJS.Timeout }>();
+  readonly duplicates = new Map<string, number>();
+  nextSequence = 1;
+  constructor(readonly spec: Omit<TopicSpec, "subscriptions">) {}
+}
+
+/** A management operation that failed the way Service Bus reports it. */
+export class ManagementFailure extends Error {
+  constructor(
+    readonly status: number,
+    readonly condition: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type Disposition =
+  | { kind: "complete" }
+  | { kind: "abandon"; properties?: Record<string, unknown> }
+  | { kind: "defer"; properties?: Record<string, unknown> }
+  | { kind: "deadLetter"; reason?: string; description?: string; properties?: Record<string, unknown> };
+
+const NAME = /^[A-Za-z0-9]$|^[A-Za-z0-9][\w.\-/]*[A-Za-z0-9]$/;
+
+export class Namespace {
+  readonly #entities = new Map<string, Entity>();
+  readonly #topics = new Map<string, Topic>();
+  readonly #locks = new Map<string, { entity: Entity; stored: Stored }>();
+  #closed = false;
+
+  constructor(
+    topology: BrokerTopology,
+    private readonly autoCreate: boolean,
+    /** Called when an entity has messages ready, so the broker can hand them to receivers. */
+    private readonly onReady: (entity: Entity) => void,
+  ) {
+    for (const q of topology.queues ?? []) this.#createQueue(q.name, q);
+    for (const t of topology.topics ?? []) this.#createTopic(t);
+    this.#checkForwards();
+  }
+
+  #createQueue(path: string, options: EntityOptions = {}): Entity {
+    if (!NAME.test(path)) throw new BrokerError("BROKER_CONFIG_INVALID", `${JSON.stringify(path)} is not an entity name: use letters, digits, ".", "-", "_" and "/", starting and ending with a letter or digit`);
+    if (this.#entities.has(path) || this.#topics.has(path)) throw new BrokerError("BROKER_CONFIG_INVALID", `${JSON.stringify(path)} is declared twice`);
+    const entity = new Entity(path, { ...options, lockDurationMs: options.lockDurationMs ?? 60_000, maxDeliveryCount: options.maxDeliveryCount ?? 10 });
+    this.#entities.set(path, entity);
+    const dlq = `${path}/$DeadLetterQueue`;
+    this.#entities.set(dlq, new Entity(dlq, { lockDurationMs: entity.options.lockDurationMs, maxDeliveryCount: Number.MAX_SAFE_INTEGER }));
+    return entity;
+  }
+
+  #createTopic(spec: TopicSpec): void {
+    if (!spec.name || !NAME.test(spec.name)) throw new BrokerError("BROKER_CONFIG_INVALID", `${JSON.stringify(spec.name)} is not a topic name`);
+    if (this.#entities.has(spec.name) || this.#topics.has(spec.name)) throw new BrokerError("BROKER_CONFIG_INVALID", `${JSON.stringify(spec.name)} is declared twice`);
+    const topic = new Topic(spec);
+    this.#topics.set(spec.name, topic);
+    for (const s of spec.subscriptions ?? []) {
+      const path = `${spec.name}/Subscriptions/${s.name}`;
+      const entity = this.#createQueue(path, { defaultMessageTtlMs: spec.defaultMessageTtlMs, ...s });
+      const rules = (s.rules ?? []).map((r, i) => compileRule(r, `topic ${spec.name}, subscription ${s.name}, rule ${JSON.stringify(r.name ?? i)}`));
+      topic.subscriptions.push({ entity, rules });
+    }
+  }
+
+  #checkForwards(): void {
+    for (const entity of this.#entities.values()) {
+      for (const target of [entity.options.forwardTo, entity.options.forwardDeadLetteredMessagesTo]) {
+        if (target && !this.#entities.has(target) && !this.#topics.has(target)) {
+          throw new BrokerError("BROKER_CONFIG_INVALID", `${entity.path} forwards to ${JSON.stringify(target)}, which is not a queue or topic here`);
+        }
+      }
+    }
+  }
+
+  /** Whether a link may attach to this path as a destination (queue, topic or subscription). */
+  isTarget(path: string): boolean {
+    return this.#topics.has(path) || this.entity(path) !== undefined;
+  }
+
+  /** The queue, subscription or dead-letter queue at a path (with autoCreate, a new queue). */
+  entity(path: string): Entity | undefined {
+    const found = this.#entities.get(path);
+    if (found || this.#topics.has(path)) return found;
+    return this.autoCreate && NAME.test(path) && !path.includes("/") ? this.#createQueue(path) : undefined;
+  }
+
+  // ---- sending ----------------------------------------------------------------------------------
+
+  /** Accepts messages sent to a queue or topic; a future `x-opt-scheduled-enqueue-time` holds them. */
+  send(path: string, messages: AmqpMessage[], hops = 0): void {
+    for (const message of messages) {
+      const at = message.message_annotations?.["x-opt-scheduled-enqueue-time"];
+      if (at instanceof Date && at.getTime() > Date.now()) this.schedule(path, [message]);
+      else this.#deliver(path, message, hops);
+    }
+  }
+
+  #deliver(path: string, message: AmqpMessage, hops: number): void {
+    const topic = this.#topics.get(path);
+    if (topic) {
+      if (this.#isDuplicate(topic.duplicates, topic.spec.duplicateDetectionWindowMs, message)) return;
+      for (const { entity, rules } of topic.subscriptions) {
+        const rule = rules.length === 0 ? undefined : rules.find((r) => r.matches(message));
+        if (rules.length > 0 && !rule) continue;
+        this.#enqueue(entity, rule ? rule.apply(message) : { ...message }, hops);
+      }
+      return;
+    }
+    const entity = this.entity(path);
+    if (!entity) throw new ManagementFailure(404, "amqp:not-found", `The messaging entity '${path}' could not be found.`);
+    if (this.#isDuplicate(entity.duplicates, entity.options.duplicateDetectionWindowMs, message)) return;
+    this.#enqueue(entity, { ...message }, hops);
+  }
+
+  #isDuplicate(seen: Map<string, number>, windowMs: number | undefined, message: AmqpMessage): boolean {
+    if (!windowMs || message.message_id === undefined || message.message_id === null) return false;
+    const now = Date.now();
+    for (const [id, at] of seen) {
+      if (now - at < windowMs) break;
+      seen.delete(id);
+    }
+    const id = String(message.message_id);
+    if (seen.has(id)) return true;
+    seen.set(id, now);
+    return false;
+  }
+
+  #enqueue(entity: Entity, message: AmqpMessage, hops: number, sequence?: number): Stored | undefined {
+    const forward = entity.options.forwardTo;
+    if (forward && hops < 4) {
+      this.#deliver(forward, message, hops + 1);
+      return undefined;
+    }
+    // Service Bus gives every message an id; the client tracks locks by it.
+    if (message.message_id === undefined || message.message_id === null) message.message_id = randomUUID().replace(/-/g, "");
+    const enqueuedAt = new Date();
+    const ttl = Math.min(typeof message.ttl === "number" && message.ttl > 0 ? message.ttl : Infinity, entity.options.defaultMessageTtlMs ?? Infinity);
+    const stored: Stored = { message, sequence: sequence ?? entity.nextSequence++, enqueuedAt, deliveryCount: 0, state: "active", deferred: false };
+    if (Number.isFinite(ttl)) stored.expiresAt = enqueuedAt.getTime() + ttl;
+    entity.messages.set(stored.sequence, stored);
+    entity.ready.add(stored);
+    this.onReady(entity);
+    return stored;
+  }
+
+  /** Holds messages until their scheduled time; returns their sequence numbers. */
+  schedule(path: string, messages: AmqpMessage[]): number[] {
+    const topic = this.#topics.get(path);
+    const entity = topic ? undefined : this.entity(path);
+    if (!topic && !entity) throw new ManagementFailure(404, "amqp:not-found", `The messaging entity '${path}' could not be found.`);
+    return messages.map((message) => {
+      const at = message.message_annotations?.["x-opt-scheduled-enqueue-time"];
+      const delay = at instanceof Date ? Math.max(0, at.getTime() - Date.now()) : 0;
+      if (topic) {
+        const sequence = topic.nextSequence++;
+        const timer = setTimeout(() => {
+          topic.scheduled.delete(sequence);
+          this.#deliver(path, message, 0);
+        }, delay);
+        timer.unref();
+        topic.scheduled.set(sequence, { message, timer });
+        return sequence;
+      }
+      const sequence = entity!.nextSequence++;
+      const stored: Stored = { message: { ...message }, sequence, enqueuedAt: at instanceof Date ? at : new Date(), deliveryCount: 0, state: "scheduled", deferred: false };
+      stored.timer = setTimeout(() => {
+        entity!.messages.delete(sequence);
+        this.#enqueue(entity!, stored.message, 0, sequence);
+      }, delay);
+      stored.timer.unref();
+      entity!.messages.set(sequence, stored);
+      return sequence;
+    });
+  }
+
+  /** Cancels scheduled messages; numbers that are not scheduled (any more) are ignored, as in Service Bus. */
+  cancelScheduled(path: string, sequences: number[]): void {
+    const topic = this.#topics.get(path);
+    const entity = topic ? undefined : this.entity(path);
+    for (const sequence of sequences) {
+      if (topic) {
+        clearTimeout(topic.scheduled.get(sequence)?.timer);
+        topic.scheduled.delete(sequence);
+        continue;
+      }
+      const stored = entity?.messages.get(sequence);
+      if (stored?.state === "scheduled") {
+        clearTimeout(stored.timer);
+        entity!.messages.delete(sequence);
+      }
+    }
+  }
+
+  // ---- receiving --------------------------------------------------------------------------------
+
+  /** The next active message of an entity, past any that expired. */
+  next(entity: Entity): Stored | undefined {
+    for (const stored of entity.ready) {
+      entity.ready.delete(stored);
+      if (this.#expire(entity, stored)) continue;
+      return stored;
+    }
+    return undefined;
+  }
+
+  /** Removes a message whose time to live has passed (to the dead-letter queue when the entity says so). */
+  #expire(entity: Entity, stored: Stored): boolean {
+    if (stored.expiresAt === undefined || stored.expiresAt > Date.now() || stored.state === "locked") return false;
+    this.#remove(entity, stored);
+    if (entity.options.deadLetteringOnMessageExpiration) this.#deadLetter(entity, stored.message, "TTLExpiredException", "The message expired and was dead lettered.");
+    return true;
+  }
+
+  /** Locks a message handed out in peek-lock under the key the client will send back. */
+  lock(entity: Entity, stored: Stored, lockKey: string): void {
+    stored.state = "locked";
+    stored.lockKey = lockKey;
+    this.#locks.set(lockKey, { entity, stored });
+    this.#startLockTimer(entity, stored);
+  }
+
+  #startLockTimer(entity: Entity, stored: Stored): void {
+    clearTimeout(stored.timer);
+    stored.lockedUntil = new Date(Date.now() + entity.options.lockDurationMs);
+    stored.timer = setTimeout(() => this.#unlock(entity, stored, {}), entity.options.lockDurationMs);
+    stored.timer.unref();
+  }
+
+  /** Hands out a message in receive-and-delete mode. */
+  take(entity: Entity, stored: Stored): void {
+    this.#remove(entity, stored);
+  }
+
+  /** The message as a receiver sees it, with the annotations Service Bus adds. */
+  outgoing(stored: Stored): AmqpMessage {
+    return {
+      ...stored.message,
+      message_annotations: {
+        ...(stored.message.message_annotations ?? {}),
+        "x-opt-sequence-number": rhea.types.wrap_long(stored.sequence),
+        "x-opt-enqueued-time": stored.enqueuedAt,
+        "x-opt-message-state": stored.deferred ? STATE_ANNOTATION.deferred : STATE_ANNOTATION[stored.state],
+        ...(stored.lockedUntil && stored.state === "locked" ? { "x-opt-locked-until": stored.lockedUntil } : {}),
+      },
+      delivery_count: stored.deliveryCount,
+    };
+  }
+
+  #locked(lockKey: string): { entity: Entity; stored: Stored } {
+    const found = this.#locks.get(lockKey);
+    if (!found || found.stored.state !== "locked" || found.stored.lockKey !== lockKey) {
+      throw new ManagementFailure(410, "com.microsoft:message-lock-lost", "The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.");
+    }
+    return found;
+  }
+
+  /** Settles a locked message. Throws a ManagementFailure (lock lost) when the lock is gone. */
+  settle(lockKey: string, disposition: Disposition): void {
+    const { entity, stored } = this.#locked(lockKey);
+    const properties = disposition.kind === "complete" ? undefined : disposition.properties;
+    if (properties) stored.message = { ...stored.message, application_properties: { ...(stored.message.application_properties ?? {}), ...properties } };
+    switch (disposition.kind) {
+      case "complete":
+        this.#remove(entity, stored);
+        break;
+      case "abandon":
+        this.#unlock(entity, stored, { countDelivery: true });
+        break;
+      case "defer":
+        this.#releaseLock(stored);
+        stored.state = "deferred";
+        stored.deferred = true;
+        break;
+      case "deadLetter":
+        this.#remove(entity, stored);
+        this.#deadLetter(entity, stored.message, disposition.reason ?? "", disposition.description ?? "");
+        break;
+    }
+  }
+
+  renewLock(lockKey: string): Date {
+    const { entity, stored } = this.#locked(lockKey);
+    this.#startLockTimer(entity, stored);
+    return stored.lockedUntil!;
+  }
+
+  #releaseLock(stored: Stored): void {
+    clearTimeout(stored.timer);
+    stored.timer = undefined;
+    if (stored.lockKey) this.#locks.delete(stored.lockKey);
+    stored.lockKey = undefined;
+    stored.lockedUntil = undefined;
+  }
+
+  /** Ends a lock (abandon or expiry): the message is handed out again, or dead-lettered past MaxDeliveryCount. */
+  #unlock(entity: Entity, stored: Stored, { countDelivery = true }: { countDelivery?: boolean }): void {
+    if (stored.state !== "locked") return;
+    this.#releaseLock(stored);
+    if (countDelivery) stored.deliveryCount++;
+    if (stored.deliveryCount >= entity.options.maxDeliveryCount) {
+      this.#remove(entity, stored);
+      this.#deadLetter(entity, stored.message, "MaxDeliveryCountExceeded", `Message could not be consumed after ${entity.options.maxDeliveryCount} delivery attempts.`);
+      return;
+    }
+    if (stored.deferred) {
+      stored.state = "deferred";
+      return;
+    }
+    stored.state = "active";
+    // An abandoned message keeps its place: it is handed out before later ones.
+    entity.ready = new Set([stored, ...entity.ready]);
+    this.onReady(entity);
+  }
+
+  #remove(entity: Entity, stored: Stored): void {
+    this.#releaseLock(stored);
+    entity.messages.delete(stored.sequence);
+    entity.ready.delete(stored);
+  }
+
+  #deadLetter(entity: Entity, message: AmqpMessage, reason: string, description: string): void {
+    const dead: AmqpMessage = {
+      ...message,
+      application_properties: { ...(message.application_properties ?? {}), DeadLetterReason: reason, DeadLetterErrorDescription: description },
+      message_annotations: { ...(message.message_annotations ?? {}), "x-opt-deadletter-source": entity.path },
+    };
+    const forward = entity.options.forwardDeadLetteredMessagesTo;
+    if (forward) return this.#deliver(forward, dead, 1);
+    const dlq = this.#entities.get(`${entity.path}/$DeadLetterQueue`);
+    if (dlq) this.#enqueue(dlq, dead, 0);
+  }
+
+  /** Messages from a sequence number on, without locking them: active, locked, deferred and scheduled. */
+  peek(entity: Entity, from: number, count: number): Stored[] {
+    const out: Stored[] = [];
+    const sequences = [...entity.messages.keys()].filter((s) => s >= from).sort((a, b) => a - b);
+    for (const sequence of sequences) {
+      if (out.length >= count) break;
+      const stored = entity.messages.get(sequence)!;
+      if (stored.state === "active" && this.#expire(entity, stored)) continue;
+      out.push(stored);
+    }
+    return out;
+  }
+
+  /** Deferred messages by sequence number; every number must name a deferred message. */
+  deferred(entity: Entity, sequences: number[]): Stored[] {
+    return sequences.map((sequence) => {
+      const stored = entity.messages.get(sequence);
+      if (!stored || stored.state !== "deferred") {
+        throw new ManagementFailure(410, "com.microsoft:message-not-found", `Failed to retrieve the deferred message with sequence number ${sequence} from ${entity.path}: it does not exist or is not deferred.`);
+      }
+      return stored;
+    });
+  }
+
+  /** Entities and their message counts (dead-letter queues included). */
+  counts(): Array<{ path: string; active: number; locked: number; deferred: number; scheduled: number }> {
+    return [...this.#entities.values()].map((entity) => {
+      const count = { path: entity.path, active: 0, locked: 0, deferred: 0, scheduled: 0 };
+      for (const stored of [...entity.messages.values()]) {
+        if (stored.state === "active" && this.#expire(entity, stored)) continue;
+        count[stored.state]++;
+      }
+      return count;
+    });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const entity of this.#entities.values()) for (const stored of entity.messages.values()) clearTimeout(stored.timer);
+    for (const topic of this.#topics.values()) for (const { timer } of topic.scheduled.values()) clearTimeout(timer);
+  }
+}
