@@ -2,6 +2,7 @@
  * The seed document's flow: an Azure-aware plug-in posts its context to a Service Bus queue; the
  * listener receives it with the real ServiceBusReceiver. Against the local broker.
  */
+import { EventHubConsumerClient, earliestEventPosition, type ReceivedEventData } from "@azure/event-hubs";
 import { ServiceBusClient } from "@azure/service-bus";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -154,6 +155,61 @@ describe("relay: Service Bus queues", () => {
     } finally {
       await requests.close();
       await client.close();
+      await host.close();
+      await broker.close();
+    }
+  });
+});
+
+describe("relay: topics and Event Hubs", () => {
+  const post = (contract: "Topic" | "EventHub", connectionString: string, path: string, messageFormat = "Json") => ({
+    bundles: { azure: { path: bundlePath } },
+    serviceEndpoints: [{ id: ENDPOINT, name: "account-events", contract, path, connectionString, messageFormat }],
+    steps: [{ bundle: "azure", type: "AzureAwarePlugin", message: "Create", entity: "account", stage: 40, mode: "async", unsecureConfig: ENDPOINT }],
+  });
+
+  it("a Topic endpoint's post reaches every subscription of the topic", async () => {
+    const broker = await startBroker({ port: 0, topology: { topics: [{ name: "account-topic", subscriptions: [{ name: "crm" }, { name: "erp" }] }] } });
+    const host = await createHost({ manifest: post("Topic", broker.connectionString, "account-topic"), runtime, runJobs: false });
+    const client = new ServiceBusClient(broker.connectionString);
+    try {
+      await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Topic Co" }) } });
+      expect((await host.runJobs()).map((o) => o.outcome)).toEqual(["succeeded"]);
+      for (const subscription of ["crm", "erp"]) {
+        const receiver = client.createReceiver("account-topic", subscription, { receiveMode: "receiveAndDelete" });
+        const [message] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 2_000 });
+        await receiver.close();
+        expect(parseRemoteExecutionContext(String(message!.body))).toMatchObject({ messageName: "Create", primaryEntityName: "account" });
+      }
+    } finally {
+      await client.close();
+      await host.close();
+      await broker.close();
+    }
+  });
+
+  it("an EventHub endpoint's post is read back by the real EventHubConsumerClient: the context as Text XML, its content type, MessageId and claims", async () => {
+    const broker = await startBroker({ port: 0, topology: { eventHubs: [{ name: "account-hub" }] } });
+    const host = await createHost({ manifest: post("EventHub", broker.connectionString, "account-hub", "TextXml"), runtime, runJobs: false });
+    const consumer = new EventHubConsumerClient("$Default", broker.connectionString, "account-hub");
+    try {
+      const { journal } = await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Hub Co" }) } });
+      expect((await host.runJobs()).map((o) => o.outcome)).toEqual(["succeeded"]);
+      const events = await new Promise<ReceivedEventData[]>((resolve, reject) => {
+        const subscription = consumer.subscribe(
+          "0",
+          { processEvents: async (batch) => void (batch.length > 0 && subscription.close().then(() => resolve(batch))), processError: async (error) => reject(error) },
+          { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 },
+        );
+      });
+      const [event] = events;
+      expect(event!.contentType).toBe("application/xml");
+      expect(event!.messageId).toBe(journal.jobs[0]);
+      expect(event!.properties).toMatchObject({ [`${CLAIMS}/EntityLogicalName`]: "account", [`${CLAIMS}/RequestName`]: "Create" });
+      const context = parseRemoteExecutionContext(String(event!.body), "xml");
+      expect(context).toMatchObject({ messageName: "Create", stage: 40, operationId: journal.jobs[0] });
+    } finally {
+      await consumer.close();
       await host.close();
       await broker.close();
     }

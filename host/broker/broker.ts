@@ -21,12 +21,14 @@ import { randomBytes } from "node:crypto";
 import type { AddressInfo, Server, Socket } from "node:net";
 import { BATCH_FORMAT, entityPath, lockKeyOfTag, rhea, type AmqpMessage, type Described, type RheaContext, type RheaLink } from "./amqp.js";
 import { BrokerError } from "./errors.js";
+import { EventHubs } from "./event-hubs.js";
 import { manage, replyTo } from "./management.js";
 import { ManagementFailure, Namespace, type BrokerTopology, type Disposition, type Entity } from "./namespace.js";
 
 export { BrokerError, BROKER_ERROR_CODES, type BrokerErrorCode } from "./errors.js";
 export type { BrokerTopology, EntityOptions, SubscriptionSpec, TopicSpec } from "./namespace.js";
 export type { RuleSpec, CorrelationFilterSpec } from "./rules.js";
+export type { EventHubSpec } from "./event-hubs.js";
 
 export interface BrokerOptions {
   /** 0 picks a free port. @default 5672 */
@@ -40,12 +42,14 @@ export interface BrokerOptions {
 
 const kEntity = Symbol("plugbox.broker.entity");
 const MANAGEMENT = "/$management";
+const isManagement = (address: string) => address === "$management" || address.endsWith(MANAGEMENT);
 
 export class Broker {
   readonly port: number;
   readonly connectionString: string;
   readonly #server: Server;
   readonly #namespace: Namespace;
+  readonly #eventHubs: EventHubs;
   readonly #receivers = new Map<Entity, Set<RheaLink>>();
   readonly #replyLinks = new Map<string, RheaLink>();
   readonly #sockets = new Set<Socket>();
@@ -58,11 +62,17 @@ export class Broker {
     this.connectionString = `Endpoint=sb://127.0.0.1:${this.port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;`;
     this.#maxMessageSize = options.maxMessageSize ?? 262_144;
     this.#namespace = new Namespace(options.topology ?? {}, options.autoCreate ?? false, (entity) => this.#pump(entity));
+    this.#eventHubs = new EventHubs(options.topology?.eventHubs ?? []);
   }
 
   static async start(options: BrokerOptions = {}): Promise<Broker> {
     // The topology is checked before the port is taken, so a bad file fails without side effects.
-    new Namespace(options.topology ?? {}, false, () => undefined).close();
+    const check = new Namespace(options.topology ?? {}, false, () => undefined);
+    check.close();
+    new EventHubs(options.topology?.eventHubs ?? []);
+    for (const hub of options.topology?.eventHubs ?? []) {
+      if (check.isTarget(hub.name)) throw new BrokerError("BROKER_CONFIG_INVALID", `${JSON.stringify(hub.name)} names both an event hub and a queue or topic; give them different names`);
+    }
     const container = rhea.create_container({ id: "plugbox-broker", autoaccept: false, autosettle: false, treat_modified_as_released: false });
     container.sasl_server_mechanisms.enable_anonymous();
     container.sasl_server_mechanisms.enable_plain(() => true);
@@ -82,10 +92,14 @@ export class Broker {
     container.on("sender_open", (c) => broker.#onSenderOpen(c.sender!));
     container.on("receiver_open", (c) => broker.#onReceiverOpen(c.receiver!));
     container.on("message", (c) => broker.#onMessage(c));
-    container.on("sendable", (c) => broker.#pump(c.sender![kEntity] as Entity | undefined));
+    container.on("sendable", (c) => {
+      if (broker.#eventHubs.isReader(c.sender!)) broker.#eventHubs.pump(c.sender!);
+      else broker.#pump(c.sender![kEntity] as Entity | undefined);
+    });
     container.on("sender_draining", (c) => {
       const entity = c.sender![kEntity] as Entity | undefined;
       if (entity) broker.#pump(entity);
+      broker.#eventHubs.pump(c.sender!);
       c.sender!.set_drained(true);
     });
     container.on("sender_close", (c) => broker.#onSenderClose(c.sender!));
@@ -106,12 +120,17 @@ export class Broker {
   #onSenderOpen(link: RheaLink): void {
     this.#prepareAttach(link);
     const source = link.remote.attach.source?.address ?? "";
-    if (source === "$cbs" || source.endsWith(MANAGEMENT)) {
+    if (source === "$cbs" || isManagement(source)) {
       this.#replyLinks.set(link.remote.attach.target?.address ?? link.name, link);
       this.#replyLinks.set(link.name, link);
       return;
     }
     const path = entityPath(source);
+    if (this.#eventHubs.owns(path)) {
+      const problem = this.#eventHubs.attachReader(link, path);
+      if (problem) link.close({ condition: "amqp:not-found", description: problem });
+      return;
+    }
     const entity = this.#namespace.entity(path);
     if (!entity) return link.close({ condition: "amqp:not-found", description: `The messaging entity '${path}' could not be found.` });
     link[kEntity] = entity;
@@ -123,6 +142,7 @@ export class Broker {
   #onSenderClose(link: RheaLink): void {
     const entity = link[kEntity] as Entity | undefined;
     if (entity) this.#receivers.get(entity)?.delete(link);
+    this.#eventHubs.detach(link);
     for (const [key, reply] of this.#replyLinks) if (reply === link) this.#replyLinks.delete(key);
   }
 
@@ -130,7 +150,11 @@ export class Broker {
   #onReceiverOpen(link: RheaLink): void {
     this.#prepareAttach(link);
     const target = entityPath(link.remote.attach.target?.address);
-    if (target === "$cbs" || target.endsWith(MANAGEMENT)) return;
+    if (target === "$cbs" || isManagement(target)) return;
+    if (this.#eventHubs.owns(target)) {
+      if (!this.#eventHubs.isSendTarget(target)) link.close({ condition: "amqp:not-found", description: `The messaging entity '${target}' could not be found.` });
+      return;
+    }
     if (!this.#namespace.isTarget(target)) link.close({ condition: "amqp:not-found", description: `The messaging entity '${target}' could not be found.` });
   }
 
@@ -146,9 +170,10 @@ export class Broker {
       this.#reply(request, { correlation_id: request.message_id, application_properties: { "status-code": 202, "status-description": "Accepted" }, body: "" });
       return delivery.accept();
     }
-    if (target.endsWith(MANAGEMENT)) {
+    if (isManagement(target)) {
       const request = context.message as AmqpMessage;
-      this.#reply(request, replyTo(request, manage(this.#namespace, target.slice(0, -MANAGEMENT.length), request)));
+      const reply = this.#eventHubs.read(request) ?? manage(this.#namespace, target.slice(0, -MANAGEMENT.length), request);
+      this.#reply(request, replyTo(request, reply));
       return delivery.accept();
     }
     let messages: AmqpMessage[];
@@ -158,6 +183,10 @@ export class Broker {
       messages = (body.multiple ? (body.content as Buffer[]) : [body.content as Buffer]).map((b) => rhea.message.decode(b));
     } else {
       messages = [context.message as AmqpMessage];
+    }
+    if (this.#eventHubs.isSendTarget(target)) {
+      this.#eventHubs.send(target, messages);
+      return delivery.accept();
     }
     try {
       this.#namespace.send(target, messages);
@@ -191,6 +220,7 @@ export class Broker {
 
   /** The client settled a peek-lock delivery: act on it, and always answer with a settled disposition. */
   #onOutcome(outcome: string, context: RheaContext): void {
+    if (context.sender && this.#eventHubs.isReader(context.sender)) return;
     const delivery = context.delivery!;
     const state = delivery.remote_state ?? {};
     const settle = (described: Described) => delivery.update(true, described.described());
@@ -222,6 +252,11 @@ export class Broker {
   /** Entities and their message counts (dead-letter queues included). */
   entities(): Array<{ path: string; active: number; locked: number; deferred: number; scheduled: number }> {
     return this.#namespace.counts();
+  }
+
+  /** Event hub partitions and the events each holds. */
+  eventHubPartitions(): Array<{ path: string; events: number }> {
+    return this.#eventHubs.counts();
   }
 
   /** Stops listening and drops every connection. Safe to call again. */

@@ -6,6 +6,7 @@
  * filters (rules.ts). Errors name the JSON path.
  */
 import { BrokerError } from "./errors.js";
+import type { EventHubSpec } from "./event-hubs.js";
 import type { BrokerTopology, EntityOptions } from "./namespace.js";
 import type { CorrelationFilterSpec, RuleSpec } from "./rules.js";
 
@@ -148,11 +149,15 @@ export function parseEmulatorConfig(text: string, options: { strict?: boolean; f
     throw new BrokerError("BROKER_CONFIG_INVALID", `${file} is not valid JSON (comments allowed): ${(error as Error).message}`);
   }
   const user = object(object(raw, file).UserConfig, `${file}: UserConfig`);
+  const eventHubs = user.NamespaceConfig !== undefined ? parseEventHubsConfig(user.NamespaceConfig, `${file}: UserConfig.NamespaceConfig`, strict) : [];
   const namespaces = list(user.Namespaces, `${file}: UserConfig.Namespaces`);
-  if (strict && (namespaces.length !== 1 || object(namespaces[0], `${file}: UserConfig.Namespaces[0]`).Name !== "sbemulatorns")) {
+  if (user.Namespaces === undefined && user.NamespaceConfig === undefined) {
+    throw new BrokerError("BROKER_CONFIG_INVALID", `${file}: UserConfig needs Namespaces (the Service Bus emulator's file) or NamespaceConfig (the Event Hubs emulator's file)`);
+  }
+  if (strict && user.Namespaces !== undefined && (namespaces.length !== 1 || object(namespaces[0], `${file}: UserConfig.Namespaces[0]`).Name !== "sbemulatorns")) {
     throw new BrokerError("BROKER_CONFIG_INVALID", `${file}: UserConfig.Namespaces must hold exactly one namespace named "sbemulatorns" in the emulator`);
   }
-  const topology: Required<BrokerTopology> = { queues: [], topics: [] };
+  const topology: Required<Omit<BrokerTopology, "eventHubs">> = { queues: [], topics: [] };
   namespaces.forEach((ns, n) => {
     const at = `${file}: UserConfig.Namespaces[${n}]`;
     const namespace = object(ns, at);
@@ -175,5 +180,29 @@ export function parseEmulatorConfig(text: string, options: { strict?: boolean; f
     });
   });
   if (strict && topology.queues.length + topology.topics.length > 50) throw new BrokerError("BROKER_CONFIG_INVALID", `${file}: the emulator allows 50 queues and topics in all`);
-  return topology;
+  return eventHubs.length > 0 ? { ...topology, eventHubs } : topology;
+}
+
+/** The Event Hubs emulator's file: NamespaceConfig[{ Type: "EventHub", Entities: [{ Name, PartitionCount, ConsumerGroups }] }]. */
+function parseEventHubsConfig(value: unknown, at: string, strict: boolean): EventHubSpec[] {
+  const hubs: EventHubSpec[] = [];
+  list(value, at).forEach((ns, n) => {
+    const namespace = object(ns, `${at}[${n}]`);
+    if (namespace.Type !== "EventHub") throw new BrokerError("BROKER_CONFIG_INVALID", `${at}[${n}].Type must be "EventHub", got ${JSON.stringify(namespace.Type)}`);
+    list(namespace.Entities, `${at}[${n}].Entities`).forEach((e, i) => {
+      const where = `${at}[${n}].Entities[${i}]`;
+      const entity = object(e, where);
+      if (typeof entity.Name !== "string" || entity.Name === "") throw new BrokerError("BROKER_CONFIG_INVALID", `${where}.Name must be a non-empty string`);
+      const partitionCount = entity.PartitionCount === undefined ? 1 : Number(entity.PartitionCount);
+      if (!Number.isInteger(partitionCount) || partitionCount < 1 || partitionCount > 32) throw new BrokerError("BROKER_CONFIG_INVALID", `${where}.PartitionCount must be a whole number from 1 to 32, got ${JSON.stringify(entity.PartitionCount)}`);
+      const consumerGroups = list(entity.ConsumerGroups, `${where}.ConsumerGroups`).map((g, j) => {
+        const name = object(g, `${where}.ConsumerGroups[${j}]`).Name;
+        if (typeof name !== "string" || name === "") throw new BrokerError("BROKER_CONFIG_INVALID", `${where}.ConsumerGroups[${j}].Name must be a non-empty string`);
+        return name;
+      });
+      if (strict && consumerGroups.length > 20) throw new BrokerError("BROKER_CONFIG_INVALID", `${where}.ConsumerGroups: the emulator allows 20`);
+      hubs.push({ name: entity.Name, partitionCount, consumerGroups });
+    });
+  });
+  return hubs;
 }

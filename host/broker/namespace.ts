@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { BrokerError } from "./errors.js";
 import { rhea, type AmqpMessage } from "./amqp.js";
+import type { EventHubSpec } from "./event-hubs.js";
 import { compileRule, type Rule, type RuleSpec } from "./rules.js";
 
 export interface EntityOptions {
@@ -41,6 +42,8 @@ export interface TopicSpec {
 export interface BrokerTopology {
   queues?: Array<{ name: string } & EntityOptions>;
   topics?: TopicSpec[];
+  /** Event hubs served on the same port (event-hubs.ts). */
+  eventHubs?: EventHubSpec[];
 }
 
 export type MessageState = "active" | "locked" | "deferred" | "scheduled";

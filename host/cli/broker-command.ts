@@ -4,7 +4,7 @@
  */
 import { InvalidArgumentError, type Command } from "commander";
 import { readFile } from "node:fs/promises";
-import { startBroker } from "../broker/broker.js";
+import { startBroker, type BrokerTopology, type EventHubSpec } from "../broker/broker.js";
 import { parseEmulatorConfig } from "../broker/config.js";
 import { UsageError } from "../errors.js";
 import type { CliIo } from "./pipeline-commands.js";
@@ -13,31 +13,44 @@ export function registerBrokerCommand(program: Command, io: CliIo): void {
   program
     .command("broker")
     .description("start a local Service Bus (AMQP 1.0 on 127.0.0.1) for the real @azure/service-bus client")
-    .option("--config <Config.json>", "the Service Bus emulator's topology file (JSON with comments)")
+    .option("--config <Config.json...>", "the Service Bus or Event Hubs emulator's topology file (JSON with comments); give both to serve both")
     .option("--port <n>", "the port, 0 for a free one", (v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("expected a port number from 0 to 65535");
       return n;
     }, 5672)
     .option("--auto-create", "create a queue the first time a client names it")
+    .option("--event-hub <name[:partitions]>", "serve an event hub (repeatable)", (v, all: EventHubSpec[] = []) => [...all, eventHubFlag(v)])
     .option("--strict", "enforce the emulator's limits on the config file")
-    .action(async (flags: { config?: string; port: number; autoCreate?: boolean; strict?: boolean }) => {
-      let topology;
-      if (flags.config) {
+    .action(async (flags: { config?: string[]; port: number; autoCreate?: boolean; strict?: boolean; eventHub?: EventHubSpec[] }) => {
+      const topology: Required<BrokerTopology> = { queues: [], topics: [], eventHubs: [...(flags.eventHub ?? [])] };
+      for (const file of flags.config ?? []) {
         let text: string;
         try {
-          text = await readFile(flags.config, "utf8");
+          text = await readFile(file, "utf8");
         } catch {
-          throw new UsageError("INPUT_NOT_FOUND", `cannot read the config file ${flags.config}`);
+          throw new UsageError("INPUT_NOT_FOUND", `cannot read the config file ${file}`);
         }
-        topology = parseEmulatorConfig(text, { strict: flags.strict ?? false, file: flags.config });
+        const parsed = parseEmulatorConfig(text, { strict: flags.strict ?? false, file });
+        topology.queues.push(...(parsed.queues ?? []));
+        topology.topics.push(...(parsed.topics ?? []));
+        topology.eventHubs.push(...(parsed.eventHubs ?? []));
       }
-      const broker = await startBroker({ port: flags.port, ...(topology ? { topology } : {}), autoCreate: flags.autoCreate ?? false });
+      const broker = await startBroker({ port: flags.port, topology, autoCreate: flags.autoCreate ?? false });
       io.out(`ready: ${broker.connectionString}`);
+      const entities = [...topology.queues.map((q) => `queue ${q.name}`), ...topology.topics.map((t) => `topic ${t.name} (${t.subscriptions.map((s) => s.name).join(", ")})`), ...topology.eventHubs.map((h) => `event hub ${h.name} (${h.partitionCount ?? 1} partitions)`)];
+      if (entities.length > 0) io.out(`serving: ${entities.join("; ")}`);
       await new Promise<void>((resolve) => {
         process.once("SIGINT", resolve);
         process.once("SIGTERM", resolve);
       });
       await broker.close();
     });
+}
+
+function eventHubFlag(value: string): EventHubSpec {
+  const [name, partitions] = value.split(":");
+  const partitionCount = partitions === undefined ? 1 : Number(partitions);
+  if (!name || !Number.isInteger(partitionCount) || partitionCount < 1) throw new InvalidArgumentError("expected a name, or name:partitions such as contexts:2");
+  return { name, partitionCount };
 }
