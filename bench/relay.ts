@@ -5,7 +5,9 @@
  */
 import { ServiceBusClient } from "@azure/service-bus";
 import { createHost } from "../host/host.js";
-import { startBroker } from "../host/broker/broker.js";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
 import { Relay } from "../host/relay/relay.js";
 import { Entity } from "../sdk/model.js";
 import { serializeRemoteExecutionContext } from "../sdk/wire/index.js";
@@ -38,7 +40,9 @@ export async function runRelayBench(options: { contexts?: number } = {}): Promis
     rows.push({ name: `serialize a ${kb} KB context (RemoteExecutionContext JSON)`, value: micros, unit: "µs", baseline: "JSON.stringify of the same context", ratio: micros / jsonMicros(context, n) });
   }
 
-  const broker = await startBroker({ port: 0, autoCreate: true });
+  // The broker runs in a process of its own, as Service Bus would be elsewhere: its work does not
+  // share this process's thread with the relay's (nor with the baseline's sends).
+  const broker = await startBrokerProcess();
   try {
     // Baseline: the SDK sending the same bodies, as many at a time as the job runner posts.
     const relay = new Relay({ endpoints: [{ id: ENDPOINT, name: "e", contract: "Queue", path: "direct", connectionString: broker.connectionString }], organizationUrl: "https://bench.example" });
@@ -86,6 +90,27 @@ export async function runRelayBench(options: { contexts?: number } = {}): Promis
     await broker.close();
   }
   return rows;
+}
+
+async function startBrokerProcess(): Promise<{ connectionString: string; close(): Promise<void> }> {
+  const cli = fileURLToPath(new URL("../host/cli/main.js", import.meta.url));
+  const child: ChildProcess = spawn(process.execPath, [cli, "broker", "--port", "0", "--auto-create"], { stdio: ["ignore", "pipe", "inherit"] });
+  let output = "";
+  const connectionString = await new Promise<string>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`the broker exited with ${code} before it was ready`)));
+    child.stdout!.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      const ready = /ready: (\S+)/.exec(output);
+      if (ready) resolve(ready[1]!);
+    });
+  });
+  return {
+    connectionString,
+    async close() {
+      child.kill("SIGTERM");
+      if (child.exitCode === null) await once(child, "exit");
+    },
+  };
 }
 
 function jsonMicros(context: Record<string, unknown>, n: number): number {

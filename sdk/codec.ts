@@ -148,10 +148,8 @@ export function toPlain(value: unknown, rootName = "value"): unknown {
   return encoded === undefined ? null : encoded;
 }
 
-function revive(this: unknown, _key: string, value: unknown): unknown {
-  if (value === null || typeof value !== "object" || isArray(value)) return value;
-  const obj = value as Record<string, unknown>;
-  if (!own(obj, "$type")) return value;
+/** The SDK value a `$type` object stands for (its members already revived). */
+function typed(obj: Record<string, unknown>): unknown {
   const type = obj.$type;
   if (type === "DateTime") {
     const date = new DateCtor(typeof obj.value === "string" ? obj.value : Number.NaN);
@@ -172,14 +170,58 @@ function revive(this: unknown, _key: string, value: unknown): unknown {
   return instance;
 }
 
-/** Reads plugbox JSON back into SDK values (class instances and Dates). */
-export function decode(text: string): unknown {
-  return jsonParse(text, revive);
+/**
+ * Revives `$type` objects bottom-up, as a JSON.parse reviver would, but by walking the tree (V8's
+ * reviver path is several times slower). `inPlace` is for trees fresh from JSON.parse; otherwise the
+ * walk copies, and gives values with no JSON form the treatment JSON.stringify gives them.
+ * Writes go through `put`, so setters a plug-in put on a prototype never run.
+ */
+function revivePlain(value: unknown, inPlace: boolean): unknown {
+  if (value === null) return null;
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      return isFiniteNumber(value) ? value : null;
+    case "object":
+      break;
+    case "bigint":
+      throw new TypeErrorCtor("a BigInt has no JSON form");
+    default:
+      return undefined;
+  }
+  if (isArray(value)) {
+    const out: unknown[] = inPlace ? value : [];
+    for (let i = 0; i < value.length; i++) {
+      const item = revivePlain(value[i], inPlace);
+      if (!inPlace || item !== value[i]) put(out as never, i as never, item === undefined ? null : item);
+    }
+    return out;
+  }
+  const proto = getPrototypeOf(value);
+  if (proto !== ObjectProto && proto !== null) return decode(jsonStringify(value) ?? "null");
+  const obj = value as Record<string, unknown>;
+  const out: Record<string, unknown> = inPlace ? obj : {};
+  const keys = objectKeys(obj);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const item = revivePlain(obj[key], inPlace);
+    if (item === undefined) continue;
+    if (!inPlace || item !== obj[key]) put(out, key, item);
+  }
+  return own(out, "$type") ? typed(out) : out;
 }
 
-/** Like `decode`, but for a value already parsed as plain JSON. */
+/** Reads plugbox JSON back into SDK values (class instances and Dates). */
+export function decode(text: string): unknown {
+  return revivePlain(jsonParse(text), true);
+}
+
+/** Like `decode`, but for a value already parsed as plain JSON (left as it is: the result is a copy). */
 export function fromPlain(value: unknown): unknown {
-  return decode(jsonStringify(value) ?? "null");
+  const revived = revivePlain(value, false);
+  return revived === undefined ? null : revived;
 }
 
 /** True for a plain object (not an array, Date or SDK type). */

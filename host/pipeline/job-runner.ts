@@ -34,6 +34,8 @@ export interface JobOutcome {
   message?: string;
 }
 
+type Claimed = { job: SystemJob; data: Record<string, unknown> };
+
 export class JobRunner {
   readonly owner = randomUUID();
   readonly #pipeline: Pipeline;
@@ -43,6 +45,10 @@ export class JobRunner {
   #started = false;
   #stopped = false;
   readonly #listeners = new Set<(outcome: JobOutcome) => void>();
+  readonly #claimed: Claimed[] = [];
+  #refill: Promise<void> | undefined;
+  readonly #writes: Array<{ write: () => JobOutcome; resolve: (outcome: JobOutcome) => void; reject: (error: unknown) => void }> = [];
+  #flushing: Promise<void> | undefined;
 
   constructor(pipeline: Pipeline, options: JobRunnerOptions = {}) {
     this.#pipeline = pipeline;
@@ -100,26 +106,71 @@ export class JobRunner {
     const lane = async () => {
       for (;;) {
         if (this.#stopped) return;
-        const outcome = await this.runOne();
-        if (!outcome) return;
-        outcomes.push(outcome);
+        const claimed = await this.#next();
+        if (!claimed) return;
+        outcomes.push(await this.#run(claimed));
       }
     };
-    await Promise.all(Array.from({ length: this.#options.concurrency }, lane));
+    try {
+      await Promise.all(Array.from({ length: this.#options.concurrency }, lane));
+    } finally {
+      await this.#releaseUnstarted();
+    }
     return outcomes;
+  }
+
+  /**
+   * The next job for a lane. Jobs are leased `concurrency` at a time in one statement, so lanes do
+   * not queue on the store one claim each; the lanes share one refill at a time.
+   */
+  async #next(): Promise<Claimed | undefined> {
+    for (;;) {
+      const next = this.#claimed.shift();
+      if (next) return next;
+      this.#refill ??= this.#claim(this.#options.concurrency).then(
+        (batch) => {
+          this.#claimed.push(...batch);
+          this.#refill = undefined;
+        },
+        (error: unknown) => {
+          this.#refill = undefined;
+          throw error;
+        },
+      );
+      await this.#refill;
+      if (this.#claimed.length === 0) return undefined;
+    }
+  }
+
+  async #claim(limit: number): Promise<Claimed[]> {
+    const release = await this.#pipeline.store.acquire();
+    try {
+      return this.#pipeline.jobs.claimBatch(this.owner, this.#options.leaseMs, limit);
+    } finally {
+      release();
+    }
+  }
+
+  /** Leased jobs that no lane started (the runner stopped) are made ready again rather than left to their lease. */
+  async #releaseUnstarted(): Promise<void> {
+    if (this.#claimed.length === 0) return;
+    const ids = this.#claimed.splice(0).map((c) => c.job.id);
+    const release = await this.#pipeline.store.acquire();
+    try {
+      this.#pipeline.jobs.release(ids, this.owner);
+    } finally {
+      release();
+    }
   }
 
   /** Takes and runs the next ready job; undefined when none is ready. */
   async runOne(): Promise<JobOutcome | undefined> {
-    const { store, jobs, registry } = this.#pipeline;
-    let release = await store.acquire();
-    let claimed;
-    try {
-      claimed = jobs.claim(this.owner, this.#options.leaseMs);
-    } finally {
-      release();
-    }
-    if (!claimed) return undefined;
+    const [claimed] = await this.#claim(1);
+    return claimed ? this.#run(claimed) : undefined;
+  }
+
+  async #run(claimed: Claimed): Promise<JobOutcome> {
+    const { jobs, registry } = this.#pipeline;
     const { job, data } = claimed;
     const step = job.owningExtensionId ? registry.step(job.owningExtensionId) : undefined;
     let outcome: JobOutcome;
@@ -129,14 +180,9 @@ export class JobRunner {
       outcome = await this.#record(job.id, (owner) => jobs.fail(job.id, owner, { message: `the step ${job.owningExtensionId} of this job is no longer registered`, errorCode: null }), "failed");
     } else {
       const result = await this.#pipeline.executeStep(step, data, {});
-      release = await store.acquire();
-      try {
-        this.#pipeline.traceLog.write(result.traceRows, registry.settings.traceLogSetting);
-      } finally {
-        release();
-      }
+      const trace = () => this.#pipeline.traceLog.write(result.traceRows, registry.settings.traceLogSetting);
       if (result.ok) {
-        outcome = await this.#record(job.id, (owner) => jobs.succeed(job.id, owner, job.autoDelete), "succeeded");
+        outcome = await this.#record(job.id, (owner) => (trace(), jobs.succeed(job.id, owner, job.autoDelete)), "succeeded");
       } else {
         const error = result.error!;
         const attempts = job.retryCount + 1;
@@ -147,10 +193,10 @@ export class JobRunner {
         const failure = { message: error.message, errorCode: typeof error.details?.errorCode === "number" ? error.details.errorCode : null };
         if (wantsRetry && attempts < limit) {
           const at = new Date(Date.now() + this.#options.backoffBaseMs * 2 ** job.retryCount);
-          outcome = await this.#record(job.id, (owner) => jobs.retryLater(job.id, owner, at, failure), "retrying", error.message);
+          outcome = await this.#record(job.id, (owner) => (trace(), jobs.retryLater(job.id, owner, at, failure)), "retrying", error.message);
         } else {
           const message = wantsRetry ? `${error.message} (gave up after ${attempts} attempts)` : error.message;
-          outcome = await this.#record(job.id, (owner) => jobs.fail(job.id, owner, { ...failure, message }), "failed", message);
+          outcome = await this.#record(job.id, (owner) => (trace(), jobs.fail(job.id, owner, { ...failure, message })), "failed", message);
         }
       }
     }
@@ -181,12 +227,52 @@ export class JobRunner {
     }
   }
 
-  async #record(id: string, update: (owner: string) => boolean, outcome: JobOutcome["outcome"], message?: string): Promise<JobOutcome> {
-    const release = await this.#pipeline.store.acquire();
+  /**
+   * Records an outcome while the runner still holds the lease. Outcomes that finish together are
+   * written in one transaction: one store turn and one commit for many jobs.
+   */
+  #record(id: string, update: (owner: string) => boolean, outcome: JobOutcome["outcome"], message?: string): Promise<JobOutcome> {
+    return new Promise<JobOutcome>((resolve, reject) => {
+      this.#writes.push({
+        write: () => ({ id, outcome: update(this.owner) ? outcome : "lost", ...(message ? { message } : {}) }),
+        resolve,
+        reject,
+      });
+      this.#flushing ??= this.#flush();
+    });
+  }
+
+  /** Writes the waiting outcomes, each batch in one transaction; callers learn theirs once it committed. */
+  async #flush(): Promise<void> {
+    const { store } = this.#pipeline;
+    const release = await store.acquire();
     try {
-      const held = update(this.owner);
-      return { id, outcome: held ? outcome : "lost", ...(message ? { message } : {}) };
+      while (this.#writes.length > 0) {
+        const batch = this.#writes.splice(0);
+        const results: Array<{ ok: true; value: JobOutcome } | { ok: false; error: unknown }> = [];
+        const transaction = store.begin();
+        try {
+          for (const { write } of batch) {
+            try {
+              results.push({ ok: true, value: write() });
+            } catch (error) {
+              results.push({ ok: false, error });
+            }
+          }
+          transaction.commit();
+        } catch (error) {
+          transaction.rollback();
+          for (const { reject } of batch) reject(error);
+          continue;
+        }
+        batch.forEach(({ resolve, reject }, i) => {
+          const result = results[i]!;
+          if (result.ok) resolve(result.value);
+          else reject(result.error);
+        });
+      }
     } finally {
+      this.#flushing = undefined;
       release();
     }
   }

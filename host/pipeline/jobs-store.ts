@@ -11,7 +11,7 @@
  * lease, so a job is never completed twice. A lease that runs out (its worker died) makes the job
  * ready again: every job runs to completion at least once.
  */
-import { toPlain, fromPlain } from "../../sdk/codec.js";
+import { toPlain, decode } from "../../sdk/codec.js";
 import type { Clock } from "../ids.js";
 import type { Statement } from "better-sqlite3";
 import type { Store } from "../store/store.js";
@@ -136,16 +136,26 @@ export class JobQueue {
 
   /** Leases the next job that is ready (or whose worker's lease ran out), oldest first. */
   claim(owner: string, leaseMs: number): { job: SystemJob; data: Record<string, unknown> } | undefined {
+    return this.claimBatch(owner, leaseMs, 1)[0];
+  }
+
+  /** Leases up to `limit` jobs at once: ready ones oldest first, then those whose lease ran out. */
+  claimBatch(owner: string, leaseMs: number, limit: number): Array<{ job: SystemJob; data: Record<string, unknown> }> {
     const now = this.#now();
     const until = new Date(this.#clock.now().getTime() + leaseMs).toISOString();
+    const lease = "UPDATE system_jobs SET state_code = 2, status_code = 20, lease_owner = ?, lease_until = ?, started_on = ? WHERE id IN";
     // Two indexed lookups rather than one OR that SQLite would answer with a scan.
-    const ready = this.#sql<{ id: string }>("SELECT id FROM system_jobs WHERE state_code = 0 AND (postpone_until IS NULL OR postpone_until <= ?) ORDER BY sequence LIMIT 1")
-      .get(now);
-    const id = ready?.id ?? this.#sql<{ id: string }>("SELECT id FROM system_jobs WHERE state_code = 2 AND lease_until < ? ORDER BY lease_until LIMIT 1").get(now)?.id;
-    if (id === undefined) return undefined;
-    const row = this.#sql<Row>("UPDATE system_jobs SET state_code = 2, status_code = 20, lease_owner = ?, lease_until = ?, started_on = ? WHERE id = ? RETURNING *")
-      .get(owner, until, now, id);
-    return row ? { job: toJob(row), data: fromPlain(JSON.parse(row.data)) as Record<string, unknown> } : undefined;
+    const rows = this.#sql<Row>(`${lease} (SELECT id FROM system_jobs WHERE state_code = 0 AND (postpone_until IS NULL OR postpone_until <= ?) ORDER BY sequence LIMIT ?) RETURNING *`).all(owner, until, now, now, limit);
+    if (rows.length < limit) {
+      rows.push(...this.#sql<Row>(`${lease} (SELECT id FROM system_jobs WHERE state_code = 2 AND lease_until < ? ORDER BY lease_until LIMIT ?) RETURNING *`).all(owner, until, now, now, limit - rows.length));
+    }
+    return rows.sort((a, b) => a.sequence - b.sequence).map((row) => ({ job: toJob(row), data: decode(row.data) as Record<string, unknown> }));
+  }
+
+  /** Gives back leased jobs that were not started (a runner that stops), so they are ready at once. */
+  release(ids: readonly string[], owner: string): void {
+    const statement = this.#sql("UPDATE system_jobs SET state_code = 0, status_code = 0, lease_owner = NULL, lease_until = NULL, started_on = NULL WHERE id = ? AND lease_owner = ? AND state_code = 2");
+    for (const id of ids) statement.run(id, owner);
   }
 
   /** When the next job becomes ready (now if one is), or undefined when none is waiting. */
@@ -193,7 +203,7 @@ export class JobQueue {
 
   data(id: string): Record<string, unknown> | undefined {
     const row = this.#sql<{ data: string }>("SELECT data FROM system_jobs WHERE id = ?").get(id.toLowerCase());
-    return row ? (fromPlain(JSON.parse(row.data)) as Record<string, unknown>) : undefined;
+    return row ? (decode(row.data) as Record<string, unknown>) : undefined;
   }
 
   list(filter: { stateCode?: number } = {}): SystemJob[] {

@@ -40,30 +40,61 @@ function describe(error: unknown): string {
   return `${typeof e.code === "string" ? `${e.code}: ` : ""}${text.replace(/SharedAccessKey=[^;\s]*/gi, "SharedAccessKey=***").slice(0, 300)}`;
 }
 
-/** Sends posts that arrive in the same turn as one batch. */
+/**
+ * Groups posts into batches: those that arrive while a batch is on its way wait and leave together
+ * in the next, so the busier the endpoint the larger its batches. At most `inFlight` batches are
+ * sent at once.
+ */
 class Batcher<T> {
-  #pending: Array<{ item: T; resolve: () => void; reject: (e: unknown) => void }> = [];
+  readonly #pending: Array<{ item: T; resolve: () => void; reject: (e: unknown) => void }> = [];
+  #sending = 0;
   #scheduled = false;
-  constructor(readonly flush: (items: T[]) => Promise<void>) {}
+  constructor(
+    readonly flush: (items: T[]) => Promise<void>,
+    readonly inFlight = 2,
+  ) {}
   add(item: T): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({ item, resolve, reject });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => void this.#run());
-      }
+      this.#kick();
+    });
+  }
+  #kick(): void {
+    if (this.#scheduled || this.#sending >= this.inFlight || this.#pending.length === 0) return;
+    this.#scheduled = true;
+    // After this turn, so posts made in the same turn join the batch.
+    setImmediate(() => {
+      this.#scheduled = false;
+      void this.#run();
     });
   }
   async #run(): Promise<void> {
+    if (this.#sending >= this.inFlight || this.#pending.length === 0) return;
     const batch = this.#pending.splice(0);
-    this.#scheduled = false;
+    this.#sending++;
     try {
       await this.flush(batch.map((b) => b.item));
       for (const b of batch) b.resolve();
     } catch (error) {
       for (const b of batch) b.reject(error);
+    } finally {
+      this.#sending--;
+      this.#kick();
     }
   }
+}
+
+/** Sends messages in as few batches as fit the link's maximum message size. */
+async function sendInBatches<M, B extends { readonly count: number; tryAdd(message: M): boolean }>(messages: M[], create: () => Promise<B>, send: (batch: B) => Promise<void>): Promise<void> {
+  let batch = await create();
+  for (const message of messages) {
+    if (batch.tryAdd(message)) continue;
+    if (batch.count === 0) throw new RelayError("RELAY_TOO_LARGE", "a message is larger than the endpoint accepts");
+    await send(batch);
+    batch = await create();
+    if (!batch.tryAdd(message)) throw new RelayError("RELAY_TOO_LARGE", "a message is larger than the endpoint accepts");
+  }
+  if (batch.count > 0) await send(batch);
 }
 
 // Service Bus ///////////////////////////////////////////////////////////////////////////////////
@@ -131,7 +162,11 @@ export class ServiceBusTransport implements RelayTransport {
     let entry = this.#senders.get(key);
     if (!entry) {
       const sender = this.#client(endpoint).createSender(endpoint.path!);
-      entry = { sender, batcher: new Batcher((messages) => sender.sendMessages(messages)) };
+      const create = async () => {
+        const batch = await sender.createMessageBatch();
+        return { get count() { return batch.count; }, tryAdd: (m: ServiceBusMessage) => batch.tryAddMessage(m), batch };
+      };
+      entry = { sender, batcher: new Batcher((messages) => sendInBatches(messages, create, (b) => sender.sendMessages(b.batch))) };
       this.#senders.set(key, entry);
     }
     return entry;
@@ -206,9 +241,13 @@ export class EventHubTransport implements RelayTransport {
       const producer = new EventHubProducerClient(endpoint.connectionString!, endpoint.path!, { retryOptions: { maxRetries: 1, retryDelayInMs: 250, timeoutInMs: endpoint.timeoutMs } });
       entry = {
         producer,
-        batcher: new Batcher(async (posts) => {
-          await producer.sendBatch(posts.map((p) => ({ body: p.body, contentType: p.contentType, messageId: p.messageId, properties: p.properties })));
-        }),
+        batcher: new Batcher((posts) =>
+          sendInBatches(
+            posts.map((p) => ({ body: p.body, contentType: p.contentType, messageId: p.messageId, properties: p.properties })),
+            () => producer.createBatch(),
+            (batch) => producer.sendBatch(batch),
+          ),
+        ),
       };
       this.#producers.set(key, entry);
     }

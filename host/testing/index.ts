@@ -81,3 +81,6 @@ export class TestHost {
 export { runPlugin } from "../run.js";
 export type { RunOptions, RunResult } from "../run.js";
 export { sequentialIds } from "../ids.js";
+/** The local Service Bus and Event Hubs broker, to start in a suite's beforeAll and close in its afterAll. */
+export { startBroker, Broker } from "../broker/broker.js";
+export type { BrokerOptions, BrokerTopology } from "../broker/broker.js";

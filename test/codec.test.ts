@@ -1,0 +1,61 @@
+/**
+ * plugbox JSON: SDK values as text and back.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { decode, encode, fromPlain, toPlain } from "../dist/sdk/codec.js";
+import { Entity, EntityReference, Money, OptionSetValue } from "../dist/sdk/index.js";
+
+describe("plugbox JSON", () => {
+  const account = new Entity("account", "6d81597f-0f9f-e711-8122-000d3aa2331c", {
+    name: "Contoso",
+    revenue: new Money(10.5),
+    industry: new OptionSetValue(3),
+    parent: new EntityReference("account", "0b3bd1d6-9f2d-4b1c-9a5e-000000000001"),
+    founded: new Date("2001-02-03T04:05:06.000Z"),
+    tags: ["a", new OptionSetValue(1)],
+  });
+
+  it("round-trips typed values, nested in objects and arrays, through encode and decode", () => {
+    const back = decode(encode({ target: account, list: [account.attributes.parent] })) as { target: Entity; list: EntityReference[] };
+    expect(back.target).toBeInstanceOf(Entity);
+    expect(back.target.attributes.revenue).toBeInstanceOf(Money);
+    expect(back.target.attributes.founded).toEqual(new Date("2001-02-03T04:05:06.000Z"));
+    expect((back.target.attributes.tags as unknown[])[1]).toBeInstanceOf(OptionSetValue);
+    expect(back.list[0]).toBeInstanceOf(EntityReference);
+    expect(back).toEqual({ target: account, list: [account.attributes.parent] });
+  });
+
+  it("fromPlain revives a parsed value without changing it", () => {
+    const plain = toPlain({ target: account }) as Record<string, unknown>;
+    const snapshot = JSON.stringify(plain);
+    const revived = fromPlain(plain) as { target: Entity };
+    expect(revived.target).toBeInstanceOf(Entity);
+    expect(JSON.stringify(plain)).toBe(snapshot);
+  });
+
+  it("fromPlain treats values with no JSON form as JSON.stringify does", () => {
+    expect(fromPlain({ a: undefined, b: () => 1, c: Number.NaN, d: [undefined, Infinity], e: new Date(0) })).toEqual({ c: null, d: [null, null], e: "1970-01-01T00:00:00.000Z" });
+    expect(fromPlain(undefined)).toBeNull();
+    expect(() => fromPlain({ big: 1n })).toThrow(TypeError);
+  });
+
+  it("refuses an unknown $type and an invalid DateTime", () => {
+    expect(() => decode('{"$type":"Nope"}')).toThrow(/unknown \$type "Nope"/);
+    expect(() => decode('{"$type":"DateTime","value":"yesterday"}')).toThrow(/"yesterday" is not a valid DateTime/);
+  });
+
+  describe("with a setter planted on Object.prototype", () => {
+    afterEach(() => {
+      delete (Object.prototype as Record<string, unknown>).planted;
+    });
+
+    it("decode never runs it and __proto__ stays an own member", () => {
+      let ran = false;
+      Object.defineProperty(Object.prototype, "planted", { set: () => void (ran = true), configurable: true });
+      const value = decode('{"$type":"Entity","logicalName":"a","attributes":{"planted":1},"planted":2,"__proto__":{"x":1}}') as Record<string, unknown>;
+      expect(ran).toBe(false);
+      expect(Object.getOwnPropertyNames(value)).toContain("__proto__");
+      expect(Object.getPrototypeOf(value)).toBe(Entity.prototype);
+    });
+  });
+});
