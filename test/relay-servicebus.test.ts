@@ -4,7 +4,8 @@
  */
 import { EventHubConsumerClient, earliestEventPosition, type ReceivedEventData } from "@azure/event-hubs";
 import { ServiceBusClient } from "@azure/service-bus";
-import { mkdtempSync, rmSync } from "node:fs";
+import { fork } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -102,6 +103,67 @@ describe("relay: Service Bus queues", () => {
     }
   });
 
+  it("a host killed with SIGKILL while its posts wait for an unreachable broker loses none: after a restart, every context arrives at least once", async () => {
+    const probe = await startBroker({ port: 0 });
+    const port = probe.port;
+    await probe.close();
+    const connectionString = probe.connectionString;
+    const db = path.join(dir, "killed.db");
+    const manifestFile = path.join(dir, "killed.json");
+    // Enough attempts that the posts are still waiting, not failed for good, when the host is killed.
+    const patient = manifest(connectionString, "async");
+    patient.serviceEndpoints = patient.serviceEndpoints.map((e) => ({ ...e, maxAttempts: 100 }));
+    writeFileSync(manifestFile, JSON.stringify(patient));
+    const script = path.join(dir, "killed-host.mjs");
+    writeFileSync(
+      script,
+      `import { createHost } from ${JSON.stringify(new URL("../dist/host/index.js", import.meta.url).href)};
+import { Entity } from ${JSON.stringify(new URL("../dist/sdk/index.js", import.meta.url).href)};
+const [manifest, db] = process.argv.slice(2);
+const host = await createHost({ manifest, db, runJobs: true, jobs: { backoffBaseMs: 50, pollMs: 20, leaseMs: 1000 }, runtimeOptions: { workers: 1, prewarmIsolates: 1 } });
+const ids = [];
+for (let i = 0; i < 3; i++) ids.push((await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Killed " + i }) } })).journal.jobs[0]);
+process.send({ ids });
+`,
+    );
+    const child = fork(script, [manifestFile, db], { execArgv: ["--no-node-snapshot"], stdio: ["ignore", "ignore", "pipe", "ipc"] });
+    let stderr = "";
+    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once("exit", (_code, signal) => resolve(signal)));
+    const { ids } = await new Promise<{ ids: string[] }>((resolve, reject) => {
+      child.once("message", (m) => resolve(m as { ids: string[] }));
+      child.once("exit", () => reject(new Error(`the host exited early: ${stderr}`)));
+    });
+    // Let the runner fail a few posts against the closed port, then kill it in the middle of that.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    child.kill("SIGKILL");
+    expect(await exited).toBe("SIGKILL");
+
+    const broker = await startBroker({ port, topology: { queues: [{ name: "account-events" }] } });
+    const host = await createHost({ manifest: patient, db, runtime, runJobs: false, jobs: { backoffBaseMs: 50, leaseMs: 1000 } });
+    try {
+      const pending = (await Promise.all(ids.map((id) => host.getJob(id)))).map((job) => job!.stateCode);
+      expect(pending.every((state) => state === 0 || state === 2)).toBe(true);
+      await expect
+        .poll(
+          async () => {
+            await host.runJobs();
+            return (await Promise.all(ids.map((id) => host.getJob(id)))).map((job) => job!.statusCode);
+          },
+          { timeout: 30_000, interval: 200 },
+        )
+        .toEqual([30, 30, 30]);
+      const client = new ServiceBusClient(broker.connectionString);
+      const receiver = client.createReceiver("account-events", { receiveMode: "receiveAndDelete" });
+      const received = await receiver.receiveMessages(10, { maxWaitTimeInMs: 1_000 });
+      await client.close();
+      expect(new Set(received.map((m) => m.messageId))).toEqual(new Set(ids));
+    } finally {
+      await host.close();
+      await broker.close();
+    }
+  });
+
   it("from a synchronous step a failed post throws into the plug-in, which fails the request with its message", async () => {
     const broker = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
     const host = await createHost({ manifest: manifest(broker.connectionString, "sync"), runtime, runJobs: false });
@@ -119,7 +181,6 @@ describe("relay: Service Bus queues", () => {
 
   it("TwoWay: the post carries ReplyTo, the listener answers on the reply queue by CorrelationId, and the plug-in gets the answer", async () => {
     const broker = await startBroker({ port: 0, autoCreate: true });
-    const { writeFileSync } = await import("node:fs");
     const asker = path.join(dir, "asker.js");
     writeFileSync(
       asker,
