@@ -7,6 +7,7 @@
  * `audit` and `billing`. Each case leaves the entities empty.
  */
 import { ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiver, type ServiceBusReceiverOptions } from "@azure/service-bus";
+import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBroker, type Broker } from "../dist/host/broker/index.js";
 
@@ -371,6 +372,20 @@ describe("plugbox broker only", () => {
       code: "BROKER_CONFIG_INVALID",
       message: expect.stringMatching(/rule "odd".*character 8/),
     });
+  });
+
+  it("answers the emulator's GET /health when asked to, for tooling that waits on it", async () => {
+    const withHealth = await startBroker({ port: 0, healthPort: 0 });
+    try {
+      const health = await request(`http://127.0.0.1:${withHealth.healthPort}/health`);
+      expect(health.statusCode).toBe(200);
+      expect(await health.body.json()).toEqual({ status: "healthy", message: "Service is healthy." });
+      const other = await request(`http://127.0.0.1:${withHealth.healthPort}/admin`);
+      expect(other.statusCode).toBe(404);
+      await other.body.dump();
+    } finally {
+      await withHealth.close();
+    }
   });
 
   it("a queue that forwards to an entity that does not exist fails at start", async () => {

@@ -18,6 +18,7 @@
  * AMQP wiring.
  */
 import { randomBytes } from "node:crypto";
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo, Server, Socket } from "node:net";
 import { BATCH_FORMAT, entityPath, lockKeyOfTag, rhea, type AmqpMessage, type Described, type RheaContext, type RheaLink } from "./amqp.js";
 import { BrokerError } from "./errors.js";
@@ -38,7 +39,14 @@ export interface BrokerOptions {
   autoCreate?: boolean;
   /** @default 262144 */
   maxMessageSize?: number;
+  /**
+   * Also serve the emulator's `GET /health` over HTTP on this port (the emulator uses 5300; 0 picks
+   * a free one), for tooling that waits on it. @default off
+   */
+  healthPort?: number;
 }
+
+const HEALTHY = JSON.stringify({ status: "healthy", message: "Service is healthy." });
 
 const kEntity = Symbol("plugbox.broker.entity");
 const MANAGEMENT = "/$management";
@@ -54,6 +62,9 @@ export class Broker {
   readonly #replyLinks = new Map<string, RheaLink>();
   readonly #sockets = new Set<Socket>();
   readonly #maxMessageSize: number;
+  #health: HttpServer | undefined;
+  /** The port of `GET /health`, when healthPort was given. */
+  healthPort: number | undefined;
   #closed = false;
 
   private constructor(server: Server, options: BrokerOptions) {
@@ -84,6 +95,14 @@ export class Broker {
       );
     });
     const broker = new Broker(server, options);
+    if (options.healthPort !== undefined) {
+      try {
+        await broker.#serveHealth(options.healthPort);
+      } catch (error) {
+        await broker.close();
+        throw error;
+      }
+    }
     server.on("connection", (socket: Socket) => {
       socket.setNoDelay(true);
       broker.#sockets.add(socket);
@@ -108,6 +127,23 @@ export class Broker {
     container.on("connection_error", () => undefined);
     container.on("disconnected", () => undefined);
     return broker;
+  }
+
+  async #serveHealth(port: number): Promise<void> {
+    const health = createHttpServer((request, response) => {
+      const found = request.method === "GET" && request.url?.split("?")[0] === "/health";
+      response.writeHead(found ? 200 : 404, { "content-type": "application/json" });
+      response.end(found ? HEALTHY : JSON.stringify({ status: "not found", message: "plugbox broker serves GET /health only" }));
+    });
+    this.#health = health;
+    await new Promise<void>((resolve, reject) => {
+      health.once("listening", resolve);
+      health.once("error", (error: NodeJS.ErrnoException) =>
+        reject(error.code === "EADDRINUSE" ? new BrokerError("BROKER_PORT_IN_USE", `the health port ${port} is in use; pick another with --health-port, or 0 for a free one`) : error),
+      );
+      health.listen(port, "127.0.0.1");
+    });
+    this.healthPort = (health.address() as AddressInfo).port;
   }
 
   #prepareAttach(link: RheaLink): void {
@@ -265,6 +301,11 @@ export class Broker {
     this.#closed = true;
     this.#namespace.close();
     for (const socket of this.#sockets) socket.destroy();
+    const health = this.#health;
+    if (health) {
+      health.closeAllConnections();
+      await new Promise<void>((resolve) => health.close(() => resolve()));
+    }
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 }

@@ -14,15 +14,12 @@ export function registerBrokerCommand(program: Command, io: CliIo): void {
     .command("broker")
     .description("start a local Service Bus (AMQP 1.0 on 127.0.0.1) for the real @azure/service-bus client")
     .option("--config <Config.json...>", "the Service Bus or Event Hubs emulator's topology file (JSON with comments); give both to serve both")
-    .option("--port <n>", "the port, 0 for a free one", (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("expected a port number from 0 to 65535");
-      return n;
-    }, 5672)
+    .option("--port <n>", "the port, 0 for a free one", portNumber, 5672)
+    .option("--health-port <n>", "also answer GET /health over HTTP on this port, as the emulator does on 5300", portNumber)
     .option("--auto-create", "create a queue the first time a client names it")
     .option("--event-hub <name[:partitions]>", "serve an event hub (repeatable)", (v, all: EventHubSpec[] = []) => [...all, eventHubFlag(v)])
     .option("--strict", "enforce the emulator's limits on the config file")
-    .action(async (flags: { config?: string[]; port: number; autoCreate?: boolean; strict?: boolean; eventHub?: EventHubSpec[] }) => {
+    .action(async (flags: { config?: string[]; port: number; autoCreate?: boolean; strict?: boolean; eventHub?: EventHubSpec[]; healthPort?: number }) => {
       const topology: Required<BrokerTopology> = { queues: [], topics: [], eventHubs: [...(flags.eventHub ?? [])] };
       for (const file of flags.config ?? []) {
         let text: string;
@@ -36,8 +33,9 @@ export function registerBrokerCommand(program: Command, io: CliIo): void {
         topology.topics.push(...(parsed.topics ?? []));
         topology.eventHubs.push(...(parsed.eventHubs ?? []));
       }
-      const broker = await startBroker({ port: flags.port, topology, autoCreate: flags.autoCreate ?? false });
+      const broker = await startBroker({ port: flags.port, topology, autoCreate: flags.autoCreate ?? false, ...(flags.healthPort !== undefined ? { healthPort: flags.healthPort } : {}) });
       io.out(`ready: ${broker.connectionString}`);
+      if (broker.healthPort !== undefined) io.out(`health: http://127.0.0.1:${broker.healthPort}/health`);
       const entities = [...topology.queues.map((q) => `queue ${q.name}`), ...topology.topics.map((t) => `topic ${t.name} (${t.subscriptions.map((s) => s.name).join(", ")})`), ...topology.eventHubs.map((h) => `event hub ${h.name} (${h.partitionCount ?? 1} partitions)`)];
       if (entities.length > 0) io.out(`serving: ${entities.join("; ")}`);
       await new Promise<void>((resolve) => {
@@ -53,4 +51,10 @@ function eventHubFlag(value: string): EventHubSpec {
   const partitionCount = partitions === undefined ? 1 : Number(partitions);
   if (!name || !Number.isInteger(partitionCount) || partitionCount < 1) throw new InvalidArgumentError("expected a name, or name:partitions such as contexts:2");
   return { name, partitionCount };
+}
+
+function portNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("expected a port number from 0 to 65535");
+  return n;
 }
