@@ -7,6 +7,7 @@
  * `audit` and `billing`. Each case leaves the entities empty.
  */
 import { ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiver, type ServiceBusReceiverOptions } from "@azure/service-bus";
+import { createRequire } from "node:module";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBroker, type Broker } from "../dist/host/broker/index.js";
@@ -372,6 +373,22 @@ describe("plugbox broker only", () => {
       code: "BROKER_CONFIG_INVALID",
       message: expect.stringMatching(/rule "odd".*character 8/),
     });
+  });
+
+  it("a message over the link's maximum size is refused: by the client before it leaves, and by the broker from a peer that sends it anyway", async () => {
+    await expect(client.createSender("archive").sendMessages({ body: Buffer.alloc(300_000) })).rejects.toMatchObject({ code: "MessageSizeExceeded" });
+    const amqp = createRequire(import.meta.url)("rhea") as typeof import("rhea");
+    const connection = amqp.create_container().connect({ host: "127.0.0.1", port: broker.port });
+    try {
+      const sender = connection.open_sender("archive");
+      await new Promise((resolve) => sender.once("sendable", resolve));
+      sender.send({ body: amqp.message.data_section(Buffer.alloc(300_000)) });
+      const error = await new Promise<{ condition?: string }>((resolve) => sender.once("rejected", (context) => resolve((context.delivery!.remote_state as { error: { condition?: string } }).error)));
+      expect(error.condition).toBe("amqp:link:message-size-exceeded");
+      expect(broker.entities()).toContainEqual(expect.objectContaining({ path: "archive", active: 0 }));
+    } finally {
+      connection.close();
+    }
   });
 
   it("answers the emulator's GET /health when asked to, for tooling that waits on it", async () => {

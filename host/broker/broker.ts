@@ -212,6 +212,9 @@ export class Broker {
       this.#reply(request, replyTo(request, reply));
       return delivery.accept();
     }
+    if (this.#tooLarge(context.message!)) {
+      return delivery.reject({ condition: "amqp:link:message-size-exceeded", description: `The received message exceeds the limit for the link: ${this.#maxMessageSize} bytes.` });
+    }
     let messages: AmqpMessage[];
     if (delivery.format === BATCH_FORMAT) {
       const envelope = rhea.message.decode(context.message as Buffer);
@@ -231,6 +234,18 @@ export class Broker {
       const failure = error instanceof ManagementFailure ? error : new ManagementFailure(500, "amqp:internal-error", (error as Error).message);
       delivery.reject({ condition: failure.condition, description: failure.message });
     }
+  }
+
+  /**
+   * Whether a transfer is over the size the attach announced. rhea hands over a decoded message, so
+   * one is encoded again to be measured, but only when its body alone comes near the limit.
+   */
+  #tooLarge(message: AmqpMessage | Buffer): boolean {
+    if (Buffer.isBuffer(message)) return message.length > this.#maxMessageSize;
+    const body = message.body as { content?: unknown } | string | Buffer | undefined;
+    const content = typeof body === "object" && body !== null && !Buffer.isBuffer(body) ? body.content : body;
+    const rough = typeof content === "string" ? content.length : Buffer.isBuffer(content) ? content.length : 0;
+    return rough > this.#maxMessageSize / 2 && rhea.message.encode(message).length > this.#maxMessageSize;
   }
 
   /** Hands ready messages to the entity's receivers while they have credit. */
