@@ -14,7 +14,7 @@ let connectionString: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-cli-broker-"));
-  broker = spawn(process.execPath, [bin, "broker", "--config", configFile, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  broker = spawn(process.execPath, [bin, "broker", "--config", configFile, "--port", "0", "--event-hub", "account-hub:2"], { stdio: ["ignore", "pipe", "pipe"] });
   connectionString = await new Promise<string>((resolve, reject) => {
     let out = "";
     broker.stdout!.on("data", (chunk: Buffer) => {
@@ -49,6 +49,37 @@ describe("plugbox broker, exec and listen", () => {
     const received = JSON.parse(listen.stdout.trim().split("\n")[0]!);
     expect(received).toMatchObject({ messageId: jobId, contentType: "application/json", context: { messageName: "Create", primaryEntityName: "account", operationId: jobId } });
     expect(received.properties["http://schemas.microsoft.com/xrm/2011/Claims/RequestName"]).toBe("Create");
+  });
+
+  it("an EventHub endpoint: exec posts the context to the event hub, and listen --event-hub prints it", async () => {
+    const sample = JSON.parse(readFileSync(path.join(dir, "plugbox.json"), "utf8"));
+    sample.serviceEndpoints[0] = { ...sample.serviceEndpoints[0], contract: "EventHub", path: "account-hub" };
+    writeFileSync(path.join(dir, "event-hub.json"), JSON.stringify(sample));
+    const exec = await plugbox(["exec", "--manifest", "event-hub.json", "--request", "create-account.json", "--db", path.join(dir, "event-hub.db"), "--run-jobs"], dir, { PLUGBOX_SB_CONNECTION: connectionString });
+    expect(exec.code, exec.stderr).toBe(0);
+    const jobId = /job ([0-9a-f-]{36}): succeeded/.exec(exec.stdout)?.[1];
+    const listen = await plugbox(["listen", "--connection-string", connectionString, "--event-hub", "account-hub", "--max", "1", "--timeout", "3000", "--json"], dir);
+    expect(listen.code, listen.stderr).toBe(0);
+    expect(JSON.parse(listen.stdout.trim().split("\n")[0]!)).toMatchObject({ messageId: jobId, contentType: "application/json", context: { messageName: "Create", operationId: jobId } });
+  });
+
+  it("listen reports a message that is not an execution context, dead-letters it, prints the rest and exits 1", async () => {
+    const client = new ServiceBusClient(connectionString);
+    try {
+      await client.createSender("account-events").sendMessages([{ body: "hello", messageId: "not-a-context" }]);
+      const exec = await plugbox(["exec", "--manifest", "plugbox.json", "--request", "create-account.json", "--db", path.join(dir, "bad.db"), "--run-jobs"], dir, { PLUGBOX_SB_CONNECTION: connectionString });
+      expect(exec.code, exec.stderr).toBe(0);
+      const listen = await plugbox(["listen", "--connection-string", connectionString, "--queue", "account-events", "--max", "1", "--timeout", "3000"], dir);
+      expect(listen.code).toBe(1);
+      expect(listen.stderr).toContain("not-a-context: not an execution context");
+      expect(listen.stderr).toContain("1 message(s) were not execution contexts (moved to the dead-letter queue)");
+      expect(listen.stdout).toMatch(/: Create of account /);
+      const dlq = client.createReceiver("account-events", { subQueueType: "deadLetter", receiveMode: "receiveAndDelete" });
+      const [dead] = await dlq.receiveMessages(1, { maxWaitTimeInMs: 2_000 });
+      expect(dead).toMatchObject({ messageId: "not-a-context", deadLetterReason: "NotAnExecutionContext" });
+    } finally {
+      await client.close();
+    }
   });
 
   it("exec without the endpoint's secret exits 2 naming the endpoint and the variable", async () => {
