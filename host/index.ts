@@ -40,4 +40,4 @@ export type { TableSchema, ColumnType } from "./store/table-schema.js";
 export { Relay, RelayError, RELAY_ERROR_CODES, SIZE_LIMITS, readServiceEndpoint, SecretResolver, CONTRACTS, MESSAGE_FORMATS, USER_CLAIMS, AUTH_TYPES } from "./relay/index.js";
 export type { RelayOptions, ServiceEndpoint, SecretSource, Contract, MessageFormat, UserClaim, AuthType, RelayTransport, OutgoingPost } from "./relay/index.js";
 export { startBroker, Broker, BrokerError, BROKER_ERROR_CODES } from "./broker/index.js";
-export type { BrokerOptions, BrokerTopology } from "./broker/index.js";
+export type { BrokerOptions, BrokerTopology, EntityOptions, SubscriptionSpec, TopicSpec, RuleSpec, CorrelationFilterSpec, EventHubSpec } from "./broker/index.js";

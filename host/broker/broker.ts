@@ -12,10 +12,10 @@
  * MaxDeliveryCount; lock expiry as an abandon; receive-and-delete; drain; topics fanned out to
  * their subscriptions through correlation and SQL rules; the `$management` operations (renew-lock,
  * peek, schedule and cancel, receive-by-sequence-number, update-disposition); time to live,
- * duplicate detection and auto-forwarding. Not yet: sessions.
+ * duplicate detection and auto-forwarding; Event Hubs on the same port. Not yet: sessions.
  *
- * The state lives in namespace.ts, the management operations in management.ts; this module is the
- * AMQP wiring.
+ * The Service Bus state lives in namespace.ts, its management operations in management.ts, Event
+ * Hubs in event-hubs.ts; this module is the AMQP wiring.
  */
 import { randomBytes } from "node:crypto";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";

@@ -1,7 +1,7 @@
 /**
- * `plugbox broker`: a local Service Bus for development and tests.
+ * `plugbox broker`: a local Service Bus and Event Hubs for development and tests.
  * @module
  */
 export { Broker, BrokerError, BROKER_ERROR_CODES, startBroker } from "./broker.js";
-export type { BrokerOptions, BrokerTopology, EntityOptions, BrokerErrorCode } from "./broker.js";
+export type { BrokerOptions, BrokerTopology, EntityOptions, BrokerErrorCode, SubscriptionSpec, TopicSpec, RuleSpec, CorrelationFilterSpec, EventHubSpec } from "./broker.js";
 export { parseEmulatorConfig, parseDuration, stripJsonComments } from "./config.js";
