@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { Relay } from "../host/relay/relay.js";
 import { Entity } from "../sdk/model.js";
 import { serializeRemoteExecutionContext } from "../sdk/wire/index.js";
+import { decode, encode } from "../sdk/codec.js";
 import type { BenchRow } from "./row.js";
 
 const ENDPOINT = "c2c5d1a6-4f6f-4b71-9a0b-5b0c3d6e7f80";
@@ -39,6 +40,11 @@ export async function runRelayBench(options: { contexts?: number } = {}): Promis
     const micros = ((performance.now() - started) / n) * 1000;
     rows.push({ name: `serialize a ${kb} KB context (RemoteExecutionContext JSON)`, value: micros, unit: "µs", baseline: "JSON.stringify of the same context", ratio: micros / jsonMicros(context, n) });
   }
+
+  // Reading a job's context back (plugbox JSON, revived into SDK values), as the job runner does.
+  const stored = encode(contextOf(1024));
+  const decodeMicros = perCall(() => decode(stored), 20_000);
+  rows.push({ name: `read back a job's context (plugbox JSON, ${stored.length} bytes)`, value: decodeMicros, unit: "µs", baseline: "JSON.parse of the same text", ratio: decodeMicros / perCall(() => JSON.parse(stored), 20_000) });
 
   // The broker runs in a process of its own, as Service Bus would be elsewhere: its work does not
   // share this process's thread with the relay's (nor with the baseline's sends).
@@ -111,6 +117,13 @@ async function startBrokerProcess(): Promise<{ connectionString: string; close()
       if (child.exitCode === null) await once(child, "exit");
     },
   };
+}
+
+function perCall(f: () => unknown, n: number): number {
+  for (let i = 0; i < n / 10; i++) f();
+  const started = performance.now();
+  for (let i = 0; i < n; i++) f();
+  return ((performance.now() - started) / n) * 1000;
 }
 
 function jsonMicros(context: Record<string, unknown>, n: number): number {
