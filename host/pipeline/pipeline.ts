@@ -624,11 +624,7 @@ export class Pipeline {
     options: { nested?: { scope: Scope; journal: JournalRequest[] }; signal?: AbortSignal },
   ): Promise<StepOutcome> {
     const started = performance.now();
-    const contextUserId = String(context.userId);
-    const organization = this.#organizationFor(options.nested, contextUserId, context);
     const notification = this.#notificationFor(options.nested?.scope);
-    const allowedHosts = step.handler.kind === "plugin" ? (this.registry.bundles.get(step.handler.bundle)?.allowedHosts ?? null) : null;
-    const services = createHostServices({ organization, notification, web: this.#web }, { webAllowedHosts: allowedHosts });
     if (step.handler.kind === "serviceEndpoint") {
       try {
         await notification.execute(step.handler.endpoint, context, options.signal ?? new AbortController().signal);
@@ -637,6 +633,9 @@ export class Pipeline {
         return this.#failed(step, context, error as PlugboxError, "", [], started);
       }
     }
+    const organization = this.#organizationFor(options.nested, String(context.userId), context);
+    const allowedHosts = this.registry.bundles.get(step.handler.bundle)?.allowedHosts ?? null;
+    const services = createHostServices({ organization, notification, web: this.#web }, { webAllowedHosts: allowedHosts });
     let bundle: Bundle;
     try {
       bundle = await this.bundle(step.handler.bundle);
