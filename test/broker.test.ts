@@ -3,8 +3,9 @@
  *
  * The parity cases run against `plugbox broker` and, when PLUGBOX_SB_CONNECTION is set, against
  * that namespace too (real Azure or Microsoft's emulator), which must hold the queue
- * `plugbox-parity` (MaxDeliveryCount 3) and the topic `plugbox-parity-topic` with the subscriptions
- * `audit` and `billing`. Each case leaves the entities empty.
+ * `plugbox-parity` (MaxDeliveryCount 3), the session-enabled queue `plugbox-parity-sessions`, and the
+ * topic `plugbox-parity-topic` with the subscriptions `audit` and `billing`. Each case leaves the
+ * entities empty.
  */
 import { ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiver, type ServiceBusReceiverOptions } from "@azure/service-bus";
 import { createRequire } from "node:module";
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBroker, type Broker } from "../dist/host/broker/index.js";
 
 const QUEUE = "plugbox-parity";
+const SESSIONS = "plugbox-parity-sessions";
 const TOPIC = "plugbox-parity-topic";
 
 interface Target {
@@ -26,7 +28,7 @@ const targets: Target[] = [
     async open() {
       const broker = await startBroker({
         port: 0,
-        topology: { queues: [{ name: QUEUE, maxDeliveryCount: 3 }], topics: [{ name: TOPIC, subscriptions: [{ name: "audit" }, { name: "billing" }] }] },
+        topology: { queues: [{ name: QUEUE, maxDeliveryCount: 3 }, { name: SESSIONS, requiresSession: true }], topics: [{ name: TOPIC, subscriptions: [{ name: "audit" }, { name: "billing" }] }] },
       });
       return { connectionString: broker.connectionString, close: () => broker.close() };
     },
@@ -46,6 +48,12 @@ describe.each(targets)("$name, with the real Service Bus client", (target) => {
     server = await target.open();
     client = new ServiceBusClient(server.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 10_000 } });
     await Promise.all([purge(QUEUE), purge(QUEUE, { subQueueType: "deadLetter" }), purge(TOPIC, { subscription: "audit" }), purge(TOPIC, { subscription: "billing" })]);
+    for (;;) {
+      const session = await client.acceptNextSession(SESSIONS, { receiveMode: "receiveAndDelete" }).catch(() => undefined);
+      if (!session) break;
+      while ((await session.receiveMessages(50, { maxWaitTimeInMs: 300 })).length > 0);
+      await session.close();
+    }
   });
 
   afterAll(async () => {
@@ -232,6 +240,37 @@ describe.each(targets)("$name, with the real Service Bus client", (target) => {
     }
   });
 
+  it("sessions: a session receiver gets only its session's messages, in order; a second one cannot lock the same session; state and lock renewal work", async () => {
+    const sender = client.createSender(SESSIONS);
+    await sender.sendMessages([
+      { body: "a1", sessionId: "a" },
+      { body: "b1", sessionId: "b" },
+      { body: "a2", sessionId: "a" },
+    ]);
+    await expect(sender.sendMessages({ body: "no session" })).rejects.toThrow();
+    await sender.close();
+    const a = await client.acceptSession(SESSIONS, "a");
+    open.push(a);
+    expect(a.sessionId).toBe("a");
+    expect(a.sessionLockedUntilUtc!.getTime()).toBeGreaterThan(Date.now());
+    await expect(client.acceptSession(SESSIONS, "a")).rejects.toMatchObject({ code: "SessionCannotBeLocked" });
+    const got = await a.receiveMessages(5, WAIT);
+    expect(got.map((m) => [m.body, m.sessionId])).toEqual([["a1", "a"], ["a2", "a"]]);
+    await Promise.all(got.map((m) => a.completeMessage(m)));
+    await a.setSessionState({ step: 2 });
+    expect(await a.getSessionState()).toEqual({ step: 2 });
+    const before = a.sessionLockedUntilUtc!.getTime();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await a.renewSessionLock();
+    expect(a.sessionLockedUntilUtc!.getTime()).toBeGreaterThan(before);
+    const next = await client.acceptNextSession(SESSIONS);
+    open.push(next);
+    expect(next.sessionId).toBe("b");
+    const [b1] = await next.receiveMessages(1, WAIT);
+    expect(b1!.body).toBe("b1");
+    await next.completeMessage(b1!);
+  });
+
   it("receiveMessages asks for more than there is and returns what there is when the wait ends (drain)", async () => {
     await send({ body: "only" });
     const r = receiver();
@@ -366,6 +405,25 @@ describe("plugbox broker only", () => {
     await expect(strictClient.createSender("missing").sendMessages({ body: 1 })).rejects.toMatchObject({ code: "MessagingEntityNotFound" });
     await strictClient.close();
     await strict.close();
+  });
+
+  it("a session-enabled queue refuses a receiver without a session, and a session receiver on a plain queue; an expired session lock detaches the receiver", async () => {
+    const local = await startBroker({ port: 0, topology: { queues: [{ name: "plain" }, { name: "sessions", requiresSession: true, lockDurationMs: 300 }] } });
+    const localClient = new ServiceBusClient(local.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 5_000 } });
+    try {
+      const plain = localClient.createReceiver("sessions");
+      await expect(plain.receiveMessages(1, { maxWaitTimeInMs: 500 })).rejects.toThrow(/requires sessions/);
+      await plain.close();
+      // The client reports any refused session attach as SessionCannotBeLocked.
+      await expect(localClient.acceptSession("plain", "x")).rejects.toMatchObject({ code: "SessionCannotBeLocked" });
+      await expect(localClient.acceptNextSession("sessions")).rejects.toThrow();
+      const held = await localClient.acceptSession("sessions", "s", { maxAutoLockRenewalDurationInMs: 0 });
+      await expect.poll(async () => (await localClient.acceptSession("sessions", "s").then((r) => r.close().then(() => "locked again"), (e: Error) => e.message)), { timeout: 5_000 }).toBe("locked again");
+      await held.close();
+    } finally {
+      await localClient.close();
+      await local.close();
+    }
   });
 
   it("a SQL rule outside the supported subset fails at start, naming the rule and the position", async () => {

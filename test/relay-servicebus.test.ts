@@ -179,46 +179,101 @@ process.send({ ids });
     }
   });
 
-  it("TwoWay: the post carries ReplyTo, the listener answers on the reply queue by CorrelationId, and the plug-in gets the answer", async () => {
-    const broker = await startBroker({ port: 0, autoCreate: true });
-    const asker = path.join(dir, "asker.js");
-    writeFileSync(
-      asker,
-      `module.exports = { Ask: class { async execute(sp) {
-         const c = sp.getService("IPluginExecutionContext");
-         c.outputParameters.answer = await sp.getService("IServiceEndpointNotificationService").execute({ id: "${ENDPOINT}" }, c);
-       } } };`,
-    );
-    const host = await createHost({
-      manifest: {
-        bundles: { a: { path: asker } },
-        serviceEndpoints: [{ id: ENDPOINT, name: "credit-check", contract: "TwoWay", path: "credit-requests", replyQueue: "credit-replies", connectionString: broker.connectionString, timeoutMs: 10_000 }],
-        steps: [{ bundle: "a", type: "Ask", message: "Create", entity: "account", stage: 40 }],
-      },
-      runtime,
-      runJobs: false,
+  describe("TwoWay", () => {
+    let asker: string;
+    beforeAll(() => {
+      asker = path.join(dir, "asker.js");
+      writeFileSync(
+        asker,
+        `module.exports = { Ask: class { async execute(sp) {
+           const c = sp.getService("IPluginExecutionContext");
+           c.outputParameters.answer = await sp.getService("IServiceEndpointNotificationService").execute({ id: "${ENDPOINT}" }, c);
+         } } };`,
+      );
     });
-    const client = new ServiceBusClient(broker.connectionString);
-    const requests = client.createReceiver("credit-requests");
-    const listener = (async () => {
-      const [request] = await requests.receiveMessages(1, { maxWaitTimeInMs: 10_000 });
-      const context = parseRemoteExecutionContext(String(request!.body));
-      const reply = client.createSender(request!.replyTo!);
-      await reply.sendMessages({ body: `approved ${context.primaryEntityName}`, correlationId: request!.messageId });
-      await requests.completeMessage(request!);
-      await reply.close();
-      return request!;
-    })();
-    try {
-      const { response } = await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Contoso" }) } });
-      expect(response.results.answer).toBe("approved account");
-      expect((await listener).replyTo).toBe("credit-replies");
-    } finally {
-      await requests.close();
-      await client.close();
-      await host.close();
-      await broker.close();
+
+    const twoWayHost = (connectionString: string, extra: Record<string, unknown> = {}) =>
+      createHost({
+        manifest: {
+          bundles: { a: { path: asker } },
+          serviceEndpoints: [{ id: ENDPOINT, name: "credit-check", contract: "TwoWay", path: "credit-requests", replyQueue: "credit-replies", connectionString, timeoutMs: 10_000, ...extra }],
+          steps: [{ bundle: "a", type: "Ask", message: "Create", entity: "account", stage: 40 }],
+        },
+        runtime,
+        runJobs: false,
+      });
+
+    /** A listener that answers each request with its account's name, on the reply queue and session the request names. */
+    function answer(client: ServiceBusClient, count: number) {
+      const requests = client.createReceiver("credit-requests");
+      return (async () => {
+        const seen = [];
+        while (seen.length < count) {
+          const [request] = await requests.receiveMessages(1, { maxWaitTimeInMs: 10_000 });
+          if (!request) break;
+          const context = parseRemoteExecutionContext(String(request.body));
+          const reply = client.createSender(request.replyTo!);
+          await reply.sendMessages({ body: `approved ${String((context.inputParameters.Target as Entity).attributes.name)}`, correlationId: request.messageId, sessionId: request.replyToSessionId });
+          await reply.close();
+          await requests.completeMessage(request);
+          seen.push(request);
+        }
+        await requests.close();
+        return seen;
+      })();
     }
+
+    it("two hosts share one session-enabled reply queue: each request names its host's session in ReplyToSessionId, and each plug-in gets its own answer", async () => {
+      const broker = await startBroker({ port: 0, topology: { queues: [{ name: "credit-requests" }, { name: "credit-replies", requiresSession: true }] } });
+      const [first, second] = await Promise.all([twoWayHost(broker.connectionString), twoWayHost(broker.connectionString)]);
+      const client = new ServiceBusClient(broker.connectionString);
+      const listener = answer(client, 4);
+      try {
+        const ask = (host: typeof first, name: string) => host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name }) } }).then((r) => r.response.results.answer);
+        expect(await Promise.all([ask(first, "Contoso"), ask(second, "Fabrikam"), ask(first, "Litware"), ask(second, "Northwind")])).toEqual([
+          "approved Contoso",
+          "approved Fabrikam",
+          "approved Litware",
+          "approved Northwind",
+        ]);
+        const requests = await listener;
+        expect(requests.every((r) => r.replyTo === "credit-replies")).toBe(true);
+        expect(new Set(requests.map((r) => r.replyToSessionId)).size).toBe(2);
+      } finally {
+        await client.close();
+        await Promise.all([first.close(), second.close()]);
+        await broker.close();
+      }
+    });
+
+    it("with replySessions: false the reply queue is a plain queue, correlated by CorrelationId alone", async () => {
+      const broker = await startBroker({ port: 0, autoCreate: true });
+      const host = await twoWayHost(broker.connectionString, { replySessions: false });
+      const client = new ServiceBusClient(broker.connectionString);
+      const listener = answer(client, 1);
+      try {
+        const { response } = await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Contoso" }) } });
+        expect(response.results.answer).toBe("approved Contoso");
+        expect((await listener)[0]!.replyToSessionId).toBeUndefined();
+      } finally {
+        await client.close();
+        await host.close();
+        await broker.close();
+      }
+    });
+
+    it("a reply queue that is not session-enabled fails the post with a message that says so", async () => {
+      const broker = await startBroker({ port: 0, topology: { queues: [{ name: "credit-requests" }, { name: "credit-replies" }] } });
+      const host = await twoWayHost(broker.connectionString);
+      try {
+        await expect(host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "x" }) } })).rejects.toMatchObject({
+          message: expect.stringContaining("set replySessions: false for a plain queue"),
+        });
+      } finally {
+        await host.close();
+        await broker.close();
+      }
+    });
   });
 });
 

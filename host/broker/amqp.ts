@@ -43,6 +43,8 @@ export interface RheaLink {
     };
   };
   local: { attach: Record<string, unknown> };
+  /** Sets our attach's source, encoded as a terminus (plain assignment to local.attach.source is not). */
+  set_source(fields: Record<string, unknown>): void;
   sendable(): boolean;
   send(message: AmqpMessage, tag?: Buffer, format?: number): RheaDelivery;
   set_drained(drained: boolean): void;
@@ -82,7 +84,7 @@ export const rhea = require("rhea") as {
     modified(state?: unknown): Described;
   };
   types: {
-    wrap_long(n: number): unknown;
+    wrap_long(n: number | Buffer): unknown;
     wrap_uuid(bytes: Buffer): unknown;
     wrap_array(values: unknown[], code: number, descriptor?: unknown): unknown;
     wrap_map(value: Record<string, unknown>): unknown;

@@ -49,6 +49,14 @@ export interface BrokerOptions {
 const HEALTHY = JSON.stringify({ status: "healthy", message: "Service is healthy." });
 
 const kEntity = Symbol("plugbox.broker.entity");
+const kSession = Symbol("plugbox.broker.session");
+const SESSION_FILTER = "com.microsoft:session-filter";
+/** .NET ticks (100 ns since 0001-01-01) as the 8 bytes of an AMQP long, as the client reads a session's locked-until. */
+function dotNetTicks(date: Date): Buffer {
+  const bytes = Buffer.alloc(8);
+  bytes.writeBigInt64BE(BigInt(date.getTime()) * 10_000n + 621_355_968_000_000_000n);
+  return bytes;
+}
 const MANAGEMENT = "/$management";
 const isManagement = (address: string) => address === "$management" || address.endsWith(MANAGEMENT);
 
@@ -167,17 +175,51 @@ export class Broker {
       if (problem) link.close({ condition: "amqp:not-found", description: problem });
       return;
     }
-    const entity = this.#namespace.entity(path);
+    const filter = link.remote.attach.source?.filter;
+    const sessionful = filter !== undefined && filter !== null && SESSION_FILTER in filter;
+    const entity = this.#namespace.entity(path, { requiresSession: sessionful });
     if (!entity) return link.close({ condition: "amqp:not-found", description: `The messaging entity '${path}' could not be found.` });
+    if (sessionful !== (entity.options.requiresSession ?? false)) {
+      return link.close({
+        condition: "amqp:not-allowed",
+        description: sessionful ? `${path} is not session-enabled: receive without a session, or create it with RequiresSession` : `${path} requires sessions: receive with acceptSession() or acceptNextSession()`,
+      });
+    }
+    if (sessionful && !this.#lockSession(link, entity, filter![SESSION_FILTER])) return;
     link[kEntity] = entity;
     let links = this.#receivers.get(entity);
     if (!links) this.#receivers.set(entity, (links = new Set()));
     links.add(link);
   }
 
+  /** Locks the session a receiver asked for (a string) or the next available one (null); false when it cannot. */
+  #lockSession(link: RheaLink, entity: Entity, requested: unknown): boolean {
+    const sessionId = typeof requested === "string" ? requested : this.#namespace.availableSession(entity);
+    if (sessionId === undefined) {
+      link.close({ condition: "com.microsoft:timeout", description: `No unlocked session with messages is available in ${entity.path}.` });
+      return false;
+    }
+    let lockedUntil: Date;
+    try {
+      lockedUntil = this.#namespace.lockSession(entity, sessionId, link, () =>
+        link.close({ condition: "com.microsoft:session-lock-lost", description: `The lock on session '${sessionId}' of ${entity.path} ran out.` }),
+      );
+    } catch (error) {
+      if (!(error instanceof ManagementFailure)) throw error;
+      link.close({ condition: error.condition, description: error.message });
+      return false;
+    }
+    link[kSession] = sessionId;
+    // The client checks that the attach names the session it locked.
+    link.set_source({ address: link.remote.attach.source?.address, filter: { [SESSION_FILTER]: sessionId } });
+    link.local.attach.properties = { ...(link.remote.attach.properties ?? {}), "com.microsoft:locked-until-utc": rhea.types.wrap_long(dotNetTicks(lockedUntil)) };
+    return true;
+  }
+
   #onSenderClose(link: RheaLink): void {
     const entity = link[kEntity] as Entity | undefined;
     if (entity) this.#receivers.get(entity)?.delete(link);
+    if (entity && link[kSession] !== undefined) this.#namespace.releaseSession(entity, link[kSession] as string, link);
     this.#eventHubs.detach(link);
     for (const [key, reply] of this.#replyLinks) if (reply === link) this.#replyLinks.delete(key);
   }
@@ -254,9 +296,10 @@ export class Broker {
     for (const link of this.#receivers.get(entity) ?? []) {
       if (link.is_closed()) continue;
       const receiveAndDelete = link.remote.attach.snd_settle_mode === 1;
+      const sessionId = link[kSession] as string | undefined;
       while (link.sendable()) {
-        const stored = this.#namespace.next(entity);
-        if (!stored) return;
+        const stored = this.#namespace.next(entity, sessionId);
+        if (!stored) break;
         const tag = randomBytes(16);
         if (receiveAndDelete) {
           this.#namespace.take(entity, stored);

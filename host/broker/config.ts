@@ -90,7 +90,7 @@ function entityOptions(value: unknown, at: string, strict: boolean): EntityOptio
     if (typeof p[key] !== "string") throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.${key} must be an entity name or ""`);
     options[field] = p[key];
   }
-  if (p.RequiresSession === true) throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.RequiresSession: sessions are not supported by plugbox broker yet`);
+  if (p.RequiresSession !== undefined && boolean(p.RequiresSession, `${at}.RequiresSession`)) options.requiresSession = true;
   if (strict) {
     const known = ["LockDuration", "MaxDeliveryCount", "DefaultMessageTimeToLive", "DeadLetteringOnMessageExpiration", "RequiresDuplicateDetection", "DuplicateDetectionHistoryTimeWindow", "ForwardTo", "ForwardDeadLetteredMessagesTo", "RequiresSession"];
     const unknown = Object.keys(p).filter((k) => !known.includes(k));

@@ -54,7 +54,8 @@ const OPERATIONS: Record<string, Operation> = {
     const from = longValue(body["from-sequence-number"]);
     const count = Number(body["message-count"] ?? 1);
     const omitBody = body["omit-message-body"] === true;
-    const found = ns.peek(entityAt(ns, path), Number.isFinite(from) ? from : 1, count);
+    const session = typeof body["session-id"] === "string" ? body["session-id"] : undefined;
+    const found = ns.peek(entityAt(ns, path), Number.isFinite(from) ? from : 1, count, session);
     if (found.length === 0) return { status: 204, body: {}, description: "No messages to peek" };
     return ok({
       messages: found.map((stored) => {
@@ -94,6 +95,16 @@ const OPERATIONS: Record<string, Operation> = {
     });
   },
 
+  "com.microsoft:renew-session-lock": (ns, path, body) => ok({ expiration: ns.renewSessionLock(entityAt(ns, path), String(body["session-id"] ?? "")) }),
+
+  "com.microsoft:set-session-state": (ns, path, body) => {
+    const state = body["session-state"];
+    ns.sessionState(entityAt(ns, path), String(body["session-id"] ?? ""), Buffer.isBuffer(state) ? state : null);
+    return ok();
+  },
+
+  "com.microsoft:get-session-state": (ns, path, body) => ok({ "session-state": ns.sessionState(entityAt(ns, path), String(body["session-id"] ?? "")) }),
+
   "com.microsoft:update-disposition": (ns, _path, body) => {
     const status = String(body["disposition-status"] ?? "");
     const disposition = DISPOSITIONS[status];
@@ -107,7 +118,7 @@ export function manage(ns: Namespace, path: string, request: AmqpMessage): Manag
   const operation = String(request.application_properties?.operation ?? "");
   const handler = OPERATIONS[operation];
   if (!handler) {
-    return { status: 501, body: {}, condition: "amqp:not-implemented", description: `plugbox broker does not implement the management operation ${JSON.stringify(operation)} (sessions and rule management are not supported)` };
+    return { status: 501, body: {}, condition: "amqp:not-implemented", description: `plugbox broker does not implement the management operation ${JSON.stringify(operation)} (listing sessions and rule management are not supported)` };
   }
   try {
     return handler(ns, path, (request.body ?? {}) as Body);

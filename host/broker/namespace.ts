@@ -24,6 +24,8 @@ export interface EntityOptions {
   forwardTo?: string;
   /** Dead-lettered messages go to this queue or topic instead of the entity's own dead-letter queue. */
   forwardDeadLetteredMessagesTo?: string;
+  /** Messages carry a session id and are received through session receivers only. @default false */
+  requiresSession?: boolean;
 }
 
 export interface SubscriptionSpec extends EntityOptions {
@@ -63,12 +65,23 @@ export interface Stored {
   expiresAt?: number;
 }
 
+/** A session of a session-enabled entity: its state, and the receiver holding its lock. */
+interface Session {
+  state: Buffer | null;
+  holder?: unknown;
+  lockedUntil?: Date;
+  timer?: NodeJS.Timeout;
+  /** What to do when the lock runs out (the broker detaches the holder's link). */
+  onLost?: () => void;
+}
+
 export class Entity {
   readonly messages = new Map<number, Stored>();
   /** Active messages, in the order they are handed out. */
   ready = new Set<Stored>();
   nextSequence = 1;
   readonly duplicates = new Map<string, number>();
+  readonly sessions = new Map<string, Session>();
   constructor(
     readonly path: string,
     readonly options: EntityOptions & { lockDurationMs: number; maxDeliveryCount: number },
@@ -162,11 +175,11 @@ export class Namespace {
     return this.#topics.has(path) || this.entity(path) !== undefined;
   }
 
-  /** The queue, subscription or dead-letter queue at a path (with autoCreate, a new queue). */
-  entity(path: string): Entity | undefined {
+  /** The queue, subscription or dead-letter queue at a path (with autoCreate, a new queue: session-enabled when asked for by a session receiver). */
+  entity(path: string, create: EntityOptions = {}): Entity | undefined {
     const found = this.#entities.get(path);
     if (found || this.#topics.has(path)) return found;
-    return this.autoCreate && NAME.test(path) && !path.includes("/") ? this.#createQueue(path) : undefined;
+    return this.autoCreate && NAME.test(path) && !path.includes("/") ? this.#createQueue(path, create) : undefined;
   }
 
   // ---- sending ----------------------------------------------------------------------------------
@@ -193,6 +206,9 @@ export class Namespace {
     }
     const entity = this.entity(path);
     if (!entity) throw new ManagementFailure(404, "amqp:not-found", `The messaging entity '${path}' could not be found.`);
+    if (entity.options.requiresSession && sessionOf(message) === undefined) {
+      throw new ManagementFailure(400, "amqp:not-allowed", `${path} requires sessions: set sessionId on the message`);
+    }
     if (this.#isDuplicate(entity.duplicates, entity.options.duplicateDetectionWindowMs, message)) return;
     this.#enqueue(entity, { ...message }, hops);
   }
@@ -279,13 +295,77 @@ export class Namespace {
   // ---- receiving --------------------------------------------------------------------------------
 
   /** The next active message of an entity, past any that expired. */
-  next(entity: Entity): Stored | undefined {
+  next(entity: Entity, sessionId?: string): Stored | undefined {
     for (const stored of entity.ready) {
+      if (sessionId !== undefined && sessionOf(stored.message) !== sessionId) continue;
       entity.ready.delete(stored);
       if (this.#expire(entity, stored)) continue;
       return stored;
     }
     return undefined;
+  }
+
+  // ---- sessions ---------------------------------------------------------------------------------
+
+  /** The session of the oldest ready message that no receiver holds, for "next available session". */
+  availableSession(entity: Entity): string | undefined {
+    for (const stored of entity.ready) {
+      const id = sessionOf(stored.message);
+      if (id !== undefined && entity.sessions.get(id)?.holder === undefined) return id;
+    }
+    return undefined;
+  }
+
+  /** Locks a session for a receiver; `onLost` runs if the lock runs out without being renewed. */
+  lockSession(entity: Entity, sessionId: string, holder: unknown, onLost: () => void): Date {
+    const session = this.#session(entity, sessionId);
+    if (session.holder !== undefined && session.holder !== holder) {
+      throw new ManagementFailure(410, "com.microsoft:session-cannot-be-locked", `The session '${sessionId}' of ${entity.path} is locked by another receiver.`);
+    }
+    session.holder = holder;
+    this.#startSessionTimer(entity, session, onLost);
+    return session.lockedUntil!;
+  }
+
+  renewSessionLock(entity: Entity, sessionId: string): Date {
+    const session = entity.sessions.get(sessionId);
+    if (!session?.holder || !session.timer) throw new ManagementFailure(410, "com.microsoft:session-lock-lost", `The session lock of '${sessionId}' on ${entity.path} was lost; accept the session again.`);
+    this.#startSessionTimer(entity, session, session.onLost!);
+    return session.lockedUntil!;
+  }
+
+  #startSessionTimer(entity: Entity, session: Session, onLost: () => void): void {
+    clearTimeout(session.timer);
+    session.onLost = onLost;
+    session.lockedUntil = new Date(Date.now() + entity.options.lockDurationMs);
+    session.timer = setTimeout(() => {
+      session.holder = undefined;
+      session.timer = undefined;
+      onLost();
+    }, entity.options.lockDurationMs);
+    session.timer.unref();
+  }
+
+  releaseSession(entity: Entity, sessionId: string, holder: unknown): void {
+    const session = entity.sessions.get(sessionId);
+    if (!session || session.holder !== holder) return;
+    clearTimeout(session.timer);
+    session.holder = undefined;
+    session.timer = undefined;
+    this.onReady(entity);
+  }
+
+  sessionState(entity: Entity, sessionId: string, state?: Buffer | null): Buffer | null {
+    const session = this.#session(entity, sessionId);
+    if (state !== undefined) session.state = state;
+    return session.state;
+  }
+
+  #session(entity: Entity, sessionId: string): Session {
+    if (!entity.options.requiresSession) throw new ManagementFailure(400, "amqp:not-allowed", `${entity.path} is not session-enabled: create it with RequiresSession, or receive without a session`);
+    let session = entity.sessions.get(sessionId);
+    if (!session) entity.sessions.set(sessionId, (session = { state: null }));
+    return session;
   }
 
   /** Removes a message whose time to live has passed (to the dead-letter queue when the entity says so). */
@@ -416,12 +496,13 @@ export class Namespace {
   }
 
   /** Messages from a sequence number on, without locking them: active, locked, deferred and scheduled. */
-  peek(entity: Entity, from: number, count: number): Stored[] {
+  peek(entity: Entity, from: number, count: number, sessionId?: string): Stored[] {
     const out: Stored[] = [];
     const sequences = [...entity.messages.keys()].filter((s) => s >= from).sort((a, b) => a - b);
     for (const sequence of sequences) {
       if (out.length >= count) break;
       const stored = entity.messages.get(sequence)!;
+      if (sessionId !== undefined && sessionOf(stored.message) !== sessionId) continue;
       if (stored.state === "active" && this.#expire(entity, stored)) continue;
       out.push(stored);
     }
@@ -454,7 +535,15 @@ export class Namespace {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const entity of this.#entities.values()) for (const stored of entity.messages.values()) clearTimeout(stored.timer);
+    for (const entity of this.#entities.values()) {
+      for (const stored of entity.messages.values()) clearTimeout(stored.timer);
+      for (const session of entity.sessions.values()) clearTimeout(session.timer);
+    }
     for (const topic of this.#topics.values()) for (const { timer } of topic.scheduled.values()) clearTimeout(timer);
   }
+}
+
+/** A message's session id (its AMQP group-id), or undefined when it has none. */
+export function sessionOf(message: AmqpMessage): string | undefined {
+  return message.group_id === undefined || message.group_id === null ? undefined : String(message.group_id);
 }

@@ -129,7 +129,7 @@ async function listenToServiceBus(flags: ListenFlags, printer: Printer): Promise
       if (flags.reply !== undefined && message.replyTo) {
         let sender = replySenders.get(message.replyTo);
         if (!sender) replySenders.set(message.replyTo, (sender = client.createSender(message.replyTo)));
-        await sender.sendMessages({ body: flags.reply, correlationId: message.messageId });
+        await sender.sendMessages({ body: flags.reply, correlationId: message.messageId, ...(message.replyToSessionId ? { sessionId: message.replyToSessionId } : {}) });
       }
       await receiver.completeMessage(message);
     }

@@ -38,6 +38,11 @@ export interface ServiceEndpoint {
   authValues: Record<string, string>;
   /** TwoWay and Rest: where listeners send replies, correlated by the request's MessageId. */
   replyQueue: string | null;
+  /**
+   * TwoWay and Rest: the reply queue is session-enabled, and each relay receives the replies to its
+   * own requests only (ReplyToSessionId), so hosts can share one reply queue. @default true
+   */
+  replySessions: boolean;
   /** How long a post may take, and a two-way reply. Webhooks: 60 s, as in Dataverse. */
   timeoutMs: number;
   /** Synchronous posts wait in the outbox and are sent after the request commits. */
@@ -106,7 +111,7 @@ function isDevelopmentConnection(value: string): boolean {
 
 export function readServiceEndpoint(raw: ServiceEndpointRegistration, secrets: SecretResolver): ServiceEndpoint {
   const at = `serviceEndpoints "${raw.name}"`;
-  const known = ["id", "name", "description", "contract", "messageFormat", "userClaim", "path", "connectionString", "namespaceAddress", "sasKeyName", "sasKey", "url", "authType", "authValue", "replyQueue", "timeoutMs", "outbox", "maxAttempts"];
+  const known = ["id", "name", "description", "contract", "messageFormat", "userClaim", "path", "connectionString", "namespaceAddress", "sasKeyName", "sasKey", "url", "authType", "authValue", "replyQueue", "replySessions", "timeoutMs", "outbox", "maxAttempts"];
   for (const key of Object.keys(raw)) if (!known.includes(key)) throw new RelayError("RELAY_CONFIG_INVALID", `${at}: ${key} is not a known key; known keys are ${known.join(", ")}`);
   const contract = enumValue(CONTRACTS, raw.contract, `${at}.contract`) as Contract;
   const transport: Transport = contract === "Webhook" ? "webhook" : contract === "EventHub" ? "eventHub" : "serviceBus";
@@ -145,7 +150,7 @@ export function readServiceEndpoint(raw: ServiceEndpointRegistration, secrets: S
       }
       for (const [name, ref] of Object.entries(raw.authValue)) authValues[name] = secrets.resolve(ref, `${at}.authValue.${name}`);
     }
-    return { ...base, path: null, connectionString: null, url: url.href, authType, authValues, replyQueue: null };
+    return { ...base, path: null, connectionString: null, url: url.href, authType, authValues, replyQueue: null, replySessions: false };
   }
 
   if (typeof raw.path !== "string" || raw.path === "") throw new RelayError("RELAY_CONFIG_INVALID", `${at}: a ${contract} endpoint needs a path (the queue, topic or event hub)`);
@@ -164,7 +169,9 @@ export function readServiceEndpoint(raw: ServiceEndpointRegistration, secrets: S
     throw new RelayError("RELAY_CONFIG_INVALID", `${at}: the connection string is malformed: it needs Endpoint=sb://<namespace>;SharedAccessKeyName=…;SharedAccessKey=…`);
   }
   const replyQueue = twoWay ? (typeof raw.replyQueue === "string" && raw.replyQueue !== "" ? raw.replyQueue : `${raw.path}-replies`) : null;
-  return { ...base, path: raw.path, connectionString, url: null, authType: raw.namespaceAddress !== undefined ? "SASKey" : "ConnectionString", authValues: {}, replyQueue };
+  const replySessions = raw.replySessions === undefined ? twoWay : raw.replySessions === true ? true : raw.replySessions === false ? false : fail(`${at}.replySessions must be true or false`);
+  if (replySessions && !twoWay) throw new RelayError("RELAY_CONFIG_INVALID", `${at}: replySessions is for TwoWay and Rest endpoints; a ${contract} endpoint gets no reply`);
+  return { ...base, path: raw.path, connectionString, url: null, authType: raw.namespaceAddress !== undefined ? "SASKey" : "ConnectionString", authValues: {}, replyQueue, replySessions };
 }
 
 function positiveInteger(value: unknown, at: string): number {

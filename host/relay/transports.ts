@@ -99,12 +99,17 @@ async function sendInBatches<M, B extends { readonly count: number; tryAdd(messa
 
 // Service Bus ///////////////////////////////////////////////////////////////////////////////////
 
+/**
+ * Receives the replies to two-way posts from the endpoint's reply queue and hands each to the post
+ * that waits for it, by CorrelationId. With reply sessions, it holds the session named by its
+ * requests' ReplyToSessionId, so several hosts can share the queue without taking each other's replies.
+ */
 class ReplyListener {
   readonly #waiters = new Map<string, (body: string) => void>();
   readonly #receiver: ServiceBusReceiver;
-  constructor(client: ServiceBusClient, queue: string) {
-    this.#receiver = client.createReceiver(queue, { receiveMode: "receiveAndDelete" });
-    this.#receiver.subscribe(
+  private constructor(receiver: ServiceBusReceiver) {
+    this.#receiver = receiver;
+    receiver.subscribe(
       {
         processMessage: async (message) => {
           const id = message.correlationId === undefined ? undefined : String(message.correlationId);
@@ -118,6 +123,12 @@ class ReplyListener {
       { autoCompleteMessages: false },
     );
   }
+
+  static async open(client: ServiceBusClient, queue: string, sessionId: string | undefined): Promise<ReplyListener> {
+    const receiver = sessionId === undefined ? client.createReceiver(queue, { receiveMode: "receiveAndDelete" }) : await client.acceptSession(queue, sessionId, { receiveMode: "receiveAndDelete" });
+    return new ReplyListener(receiver);
+  }
+
   wait(correlationId: string, timeoutMs: number, signal: AbortSignal): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -145,7 +156,9 @@ class ReplyListener {
 export class ServiceBusTransport implements RelayTransport {
   readonly #clients = new Map<string, ServiceBusClient>();
   readonly #senders = new Map<string, { sender: ServiceBusSender; batcher: Batcher<ServiceBusMessage> }>();
-  readonly #replies = new Map<string, ReplyListener>();
+  readonly #replies = new Map<string, Promise<ReplyListener>>();
+  /** This relay's reply session: two-way requests name it as ReplyToSessionId. */
+  readonly replySessionId = randomUUID();
 
   #client(endpoint: ServiceEndpoint): ServiceBusClient {
     let client = this.#clients.get(endpoint.connectionString!);
@@ -176,22 +189,32 @@ export class ServiceBusTransport implements RelayTransport {
     const { endpoint } = post;
     const twoWay = endpoint.contract === "TwoWay" || endpoint.contract === "Rest";
     const messageId = twoWay ? randomUUID() : post.messageId;
+    const replySession = twoWay && endpoint.replySessions ? this.replySessionId : undefined;
     const message: ServiceBusMessage = {
       body: post.body,
       contentType: post.contentType,
       messageId,
       applicationProperties: post.properties,
       ...(twoWay ? { replyTo: endpoint.replyQueue!, correlationId: post.messageId } : {}),
+      ...(replySession ? { replyToSessionId: replySession } : {}),
     };
     let reply: Promise<string> | undefined;
     if (twoWay) {
-      const key = `${endpoint.connectionString}\u0000${endpoint.replyQueue}`;
+      const key = `${endpoint.connectionString}\u0000${endpoint.replyQueue}\u0000${replySession ?? ""}`;
       let listener = this.#replies.get(key);
       if (!listener) {
-        listener = new ReplyListener(this.#client(endpoint), endpoint.replyQueue!);
+        listener = ReplyListener.open(this.#client(endpoint), endpoint.replyQueue!, replySession);
         this.#replies.set(key, listener);
+        listener.catch(() => this.#replies.delete(key));
       }
-      reply = listener.wait(messageId, endpoint.timeoutMs, post.signal);
+      try {
+        reply = (await listener).wait(messageId, endpoint.timeoutMs, post.signal);
+      } catch (error) {
+        throw new RelayError(
+          "RELAY_UNREACHABLE",
+          `the reply queue ${endpoint.replyQueue} of endpoint "${endpoint.name}" could not be received from${replySession ? " with a session (is it session-enabled? set replySessions: false for a plain queue)" : ""}: ${describe(error)}`,
+        );
+      }
       reply.catch(() => undefined);
     }
     try {
@@ -216,14 +239,14 @@ export class ServiceBusTransport implements RelayTransport {
     for (const [key, listener] of this.#replies) {
       if (key.startsWith(`${endpoint.connectionString}\u0000`)) {
         this.#replies.delete(key);
-        void listener.close().catch(() => undefined);
+        void listener.then((l) => l.close()).catch(() => undefined);
       }
     }
     void client?.close().catch(() => undefined);
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.#replies.values()].map((r) => r.close()));
+    await Promise.allSettled([...this.#replies.values()].map((r) => r.then((l) => l.close())));
     await Promise.allSettled([...this.#senders.values()].map((s) => s.sender.close()));
     await Promise.allSettled([...this.#clients.values()].map((c) => c.close()));
   }
