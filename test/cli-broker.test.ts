@@ -12,18 +12,37 @@ let dir: string;
 let broker: ChildProcess;
 let connectionString: string;
 
-beforeAll(async () => {
-  dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-cli-broker-"));
-  broker = spawn(process.execPath, [bin, "broker", "--config", configFile, "--port", "0", "--event-hub", "account-hub:2"], { stdio: ["ignore", "pipe", "pipe"] });
-  connectionString = await new Promise<string>((resolve, reject) => {
+/** Starts `plugbox broker` in a process of its own; resolves once it printed its connection string. */
+async function spawnBroker(args: string[]): Promise<{ process: ChildProcess; connectionString: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [bin, "broker", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const ready = await new Promise<string>((resolve, reject) => {
     let out = "";
-    broker.stdout!.on("data", (chunk: Buffer) => {
+    child.stdout!.on("data", (chunk: Buffer) => {
       out += chunk.toString();
       const match = /ready: (\S+)/.exec(out);
       if (match) resolve(match[1]!);
     });
-    broker.once("exit", (code) => reject(new Error(`the broker exited with ${code}`)));
+    child.once("exit", (code) => reject(new Error(`the broker exited with ${code}`)));
   });
+  return {
+    process: child,
+    connectionString: ready,
+    async stop() {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGINT");
+      await exited;
+    },
+  };
+}
+
+let stopBroker: () => Promise<void>;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-cli-broker-"));
+  const started = await spawnBroker(["--config", configFile, "--port", "0", "--event-hub", "account-hub:2"]);
+  broker = started.process;
+  connectionString = started.connectionString;
+  stopBroker = started.stop;
   const built = await plugbox(["build", "samples/azure-aware/plugin.ts", "-o", path.join(dir, "azure-aware.bundle.js")]);
   expect(built.code, built.stderr).toBe(0);
   writeFileSync(path.join(dir, "plugbox.json"), readFileSync(path.join(repo, "samples/azure-aware/plugbox.json")));
@@ -31,9 +50,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const exited = new Promise((resolve) => broker.once("exit", resolve));
-  broker.kill("SIGINT");
-  await exited;
+  await stopBroker();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -79,6 +96,30 @@ describe("plugbox broker, exec and listen", () => {
       expect(dead).toMatchObject({ messageId: "not-a-context", deadLetterReason: "NotAnExecutionContext" });
     } finally {
       await client.close();
+    }
+  });
+
+  it("the walkthrough's second half: with the broker stopped the post waits as a job, and once the broker is back `jobs run` delivers it", async () => {
+    const first = await spawnBroker(["--config", configFile, "--port", "0"]);
+    const port = /127\.0\.0\.1:(\d+)/.exec(first.connectionString)![1]!;
+    await first.stop();
+    const db = path.join(dir, "walkthrough.db");
+    const env = { PLUGBOX_SB_CONNECTION: first.connectionString };
+    const exec = await plugbox(["exec", "--manifest", "plugbox.json", "--request", "create-account.json", "--db", db, "--run-jobs"], dir, env);
+    expect(exec.code, exec.stderr).toBe(0);
+    const jobId = /job ([0-9a-f-]{36}): retrying/.exec(exec.stdout)?.[1];
+    expect(jobId, exec.stdout).toBeDefined();
+    expect((await plugbox(["jobs", "list", "--db", db], dir)).stdout).toMatch(new RegExp(`${jobId}.*Ready \\(Waiting\\).*retries: 1`));
+    const second = await spawnBroker(["--config", configFile, "--port", port]);
+    try {
+      await expect
+        .poll(async () => (await plugbox(["jobs", "run", "--manifest", "plugbox.json", "--db", db], dir, env)).stdout, { timeout: 20_000, interval: 500 })
+        .toContain(`job ${jobId}: succeeded`);
+      const listen = await plugbox(["listen", "--connection-string", second.connectionString, "--queue", "account-events", "--max", "1", "--timeout", "5000"], dir);
+      expect(listen.code, listen.stderr).toBe(0);
+      expect(listen.stdout).toContain(`${jobId}: Create of account`);
+    } finally {
+      await second.stop();
     }
   });
 
