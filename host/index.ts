@@ -29,6 +29,8 @@ export { PipelineError, StepFailedError, PIPELINE_ERROR_CODES } from "./pipeline
 export type { PipelineErrorCode } from "./pipeline/errors.js";
 export { JobRunner, jobRunnerDefaults } from "./pipeline/job-runner.js";
 export type { JobRunnerOptions, JobOutcome } from "./pipeline/job-runner.js";
+export { runJobsInProcesses } from "./job-processes.js";
+export type { JobProcessesOptions, JobProcessesResult } from "./job-processes.js";
 export { JobState, JobStatus, describeState } from "./pipeline/jobs-store.js";
 export type { SystemJob } from "./pipeline/jobs-store.js";
 export type { TraceRow } from "./pipeline/trace-log.js";

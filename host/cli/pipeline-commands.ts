@@ -1,11 +1,14 @@
 /**
  * CLI commands over the pipeline and the store: `exec`, `jobs`, `data`.
  */
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { fromPlain, isPlainObject, toPlain } from "../../sdk/codec.js";
 import { UsageError, exitCodeFor, PlugboxError } from "../errors.js";
 import { createHost, type PlugboxHost } from "../host.js";
+import { runJobsInProcesses } from "../job-processes.js";
+import type { JobOutcome } from "../pipeline/job-runner.js";
 import { describeState, type SystemJob } from "../pipeline/jobs-store.js";
 import { readRequest, type JournalRequest } from "../pipeline/pipeline.js";
 import { storedAttributes } from "../organization/core.js";
@@ -49,13 +52,14 @@ function jobLine(job: SystemJob): string {
   return `${job.id}  #${job.sequence}  ${describeState(job).padEnd(30)} ${job.name}${job.retryCount ? `  (retries: ${job.retryCount})` : ""}${job.message ? `  — ${job.message}` : ""}`;
 }
 
+async function readWebPolicy(file: string): Promise<WebPolicyInput> {
+  const policy = await readJson(file, "web policy");
+  if (!isPlainObject(policy)) throw new UsageError("INPUT_INVALID_JSON", `the web policy file ${file} must hold a JSON object`);
+  return policy as WebPolicyInput;
+}
+
 async function withHost<T>(options: { manifest?: string; db?: string; webPolicy?: string; secrets?: string }, fn: (host: PlugboxHost) => Promise<T>): Promise<T> {
-  let webPolicy: WebPolicyInput | undefined;
-  if (options.webPolicy) {
-    const policy = await readJson(options.webPolicy, "web policy");
-    if (!isPlainObject(policy)) throw new UsageError("INPUT_INVALID_JSON", `the web policy file ${options.webPolicy} must hold a JSON object`);
-    webPolicy = policy as WebPolicyInput;
-  }
+  const webPolicy = options.webPolicy ? await readWebPolicy(options.webPolicy) : undefined;
   const host = await createHost({
     ...(options.manifest ? { manifest: options.manifest } : {}),
     db: options.db ?? ":memory:",
@@ -195,13 +199,31 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     .option("--db <path>", "the store", "plugbox.db")
     .option("--web-policy <file.json>", "widen or tune the outbound web policy")
     .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
-    .action(async (flags: { manifest: string; db: string; webPolicy?: string; secrets?: string }) => {
-      await withHost(flags, async (host) => {
-        const outcomes = await host.runJobs();
+    .option("--processes <n>", "run the jobs in this many processes at once, sharing the store file", (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError("expected a whole number from 1 to 64");
+      return n;
+    }, 1)
+    .action(async (flags: { manifest: string; db: string; webPolicy?: string; secrets?: string; processes: number }) => {
+      const report = (outcomes: JobOutcome[]) => {
         if (outcomes.length === 0) io.out("no system job was ready");
         for (const o of outcomes) io.out(`job ${o.id}: ${o.outcome}${o.message ? ` — ${o.message}` : ""}`);
         if (outcomes.some((o) => o.outcome === "failed")) io.setExitCode(1);
-      });
+      };
+      if (flags.processes > 1) {
+        const webPolicy = flags.webPolicy ? await readWebPolicy(flags.webPolicy) : undefined;
+        const result = await runJobsInProcesses({
+          manifest: path.resolve(flags.manifest),
+          db: path.resolve(flags.db),
+          processes: flags.processes,
+          ...(webPolicy ? { webPolicy } : {}),
+          ...(flags.secrets ? { secrets: { file: path.resolve(flags.secrets) } } : {}),
+        });
+        report(result.outcomes);
+        io.out(`${result.processes.length} processes ran ${result.processes.map((p) => p.jobs).join(" + ")} jobs`);
+        return;
+      }
+      await withHost(flags, async (host) => report(await host.runJobs()));
     });
 
   const data = program.command("data").description("import and export records as JSON");

@@ -1,0 +1,39 @@
+/**
+ * A job process (job-processes.ts): receives its task, opens a host on the shared store, says it is
+ * ready, and on "run" runs the jobs that are ready, reports their outcomes and exits.
+ */
+import { createHost } from "./host.js";
+import type { JobProcessReport, JobProcessTask } from "./job-processes.js";
+
+process.once("message", (task: JobProcessTask) => void work(task));
+
+async function work(task: JobProcessTask): Promise<void> {
+  let report: JobProcessReport;
+  try {
+    const host = await createHost({
+      manifest: task.manifest,
+      db: task.db,
+      runJobs: false,
+      runtimeOptions: { workers: 1, prewarmIsolates: 0 },
+      ...(task.jobs ? { jobs: task.jobs } : {}),
+      ...(task.secrets ? { secrets: task.secrets } : {}),
+      ...(task.webPolicy ? { webPolicy: task.webPolicy } : {}),
+      ...(task.organizationUrl ? { organizationUrl: task.organizationUrl } : {}),
+    });
+    try {
+      await new Promise<void>((resolve) => {
+        process.once("message", () => resolve());
+        process.send!({ ready: true });
+      });
+      const startedAt = Date.now();
+      const outcomes = await host.runJobs();
+      report = { ok: true, outcomes, startedAt, finishedAt: Date.now() };
+    } finally {
+      await host.close();
+    }
+  } catch (error) {
+    const e = error as { code?: unknown; message?: unknown };
+    report = { ok: false, code: typeof e.code === "string" ? e.code : "JOB_PROCESS_FAILED", message: String(e.message ?? error) };
+  }
+  process.send!(report, () => process.disconnect());
+}
