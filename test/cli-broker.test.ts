@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ServiceBusClient } from "@azure/service-bus";
-import { parseDuration, parseEmulatorConfig, startBroker } from "../dist/host/broker/index.js";
+import { formatDuration, parseDuration, parseEmulatorConfig, startBroker } from "../dist/host/broker/index.js";
 import { bin, plugbox, repo } from "./helpers/cli.js";
 
 const configFile = path.join(repo, "test/fixtures/broker/Config.json");
@@ -182,6 +182,18 @@ describe("the emulator's Config.json", () => {
       await client.close();
       await broker.close();
     }
+  });
+
+  it("--print-config writes the topology back in the emulators' formats, so it loads the same", async () => {
+    const original = parseEmulatorConfig(readFileSync(configFile, "utf8"), { strict: true });
+    const printed = await plugbox(["broker", "--config", configFile, "--print-config"]);
+    expect(printed.code, printed.stderr).toBe(0);
+    expect(parseEmulatorConfig(printed.stdout, { strict: true })).toEqual(original);
+    const hubs = await plugbox(["broker", "--event-hub", "contexts:4", "--print-config", "eventhubs"]);
+    expect(parseEmulatorConfig(hubs.stdout, { strict: true }).eventHubs).toEqual([{ name: "contexts", partitionCount: 4, consumerGroups: [] }]);
+    expect((await plugbox(["broker", "--print-config", "eventhubs"])).code).toBe(2);
+    expect(formatDuration(90_500)).toBe("PT1M30.5S");
+    expect(parseDuration(formatDuration(3_600_000), "d")).toBe(3_600_000);
   });
 
   it("a rule the broker cannot apply fails naming its path", async () => {

@@ -206,3 +206,73 @@ function parseEventHubsConfig(value: unknown, at: string, strict: boolean): Even
   });
   return hubs;
 }
+
+/** ISO 8601 duration of a number of milliseconds, as the emulator writes them (PT1M, PT30S, PT0.5S). */
+export function formatDuration(ms: number): string {
+  const hours = Math.floor(ms / 3_600_000);
+  const minutes = Math.floor((ms % 3_600_000) / 60_000);
+  const seconds = (ms % 60_000) / 1000;
+  return `PT${hours ? `${hours}H` : ""}${minutes ? `${minutes}M` : ""}${seconds || (!hours && !minutes) ? `${seconds}S` : ""}`;
+}
+
+function entityProperties(options: EntityOptions): Record<string, unknown> {
+  const p: Record<string, unknown> = {};
+  if (options.deadLetteringOnMessageExpiration !== undefined) p.DeadLetteringOnMessageExpiration = options.deadLetteringOnMessageExpiration;
+  if (options.defaultMessageTtlMs !== undefined) p.DefaultMessageTimeToLive = formatDuration(options.defaultMessageTtlMs);
+  if (options.duplicateDetectionWindowMs !== undefined) Object.assign(p, { RequiresDuplicateDetection: true, DuplicateDetectionHistoryTimeWindow: formatDuration(options.duplicateDetectionWindowMs) });
+  if (options.forwardDeadLetteredMessagesTo) p.ForwardDeadLetteredMessagesTo = options.forwardDeadLetteredMessagesTo;
+  if (options.forwardTo) p.ForwardTo = options.forwardTo;
+  if (options.lockDurationMs !== undefined) p.LockDuration = formatDuration(options.lockDurationMs);
+  if (options.maxDeliveryCount !== undefined) p.MaxDeliveryCount = options.maxDeliveryCount;
+  if (options.requiresSession) p.RequiresSession = true;
+  return p;
+}
+
+const CORRELATION_NAMES = Object.fromEntries(Object.entries(CORRELATION_KEYS).map(([name, key]) => [key, name])) as Record<keyof CorrelationFilterSpec, string>;
+
+function ruleConfig(rule: RuleSpec): Record<string, unknown> {
+  const properties: Record<string, unknown> = {};
+  if (rule.correlation) {
+    const filter: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(rule.correlation)) filter[key === "properties" ? "Properties" : CORRELATION_NAMES[key as keyof CorrelationFilterSpec]] = value;
+    Object.assign(properties, { FilterType: "Correlation", CorrelationFilter: filter });
+  } else {
+    Object.assign(properties, { FilterType: "Sql", SqlFilter: { SqlExpression: rule.sql ?? "1=1" } });
+  }
+  if (rule.action !== undefined) properties.Action = { SqlExpression: rule.action };
+  return { Name: rule.name, Properties: properties };
+}
+
+/**
+ * The topology as the Service Bus emulator's Config.json (and, when it has event hubs, the Event
+ * Hubs emulator's), so the same entities can be loaded into Microsoft's emulators as a cross-check.
+ */
+export function toEmulatorConfig(topology: BrokerTopology): { serviceBus: Record<string, unknown>; eventHubs?: Record<string, unknown> } {
+  const serviceBus = {
+    UserConfig: {
+      Namespaces: [
+        {
+          Name: "sbemulatorns",
+          Queues: (topology.queues ?? []).map(({ name, ...options }) => ({ Name: name, Properties: entityProperties(options) })),
+          Topics: (topology.topics ?? []).map((topic) => ({
+            Name: topic.name,
+            Properties: entityProperties({ defaultMessageTtlMs: topic.defaultMessageTtlMs, duplicateDetectionWindowMs: topic.duplicateDetectionWindowMs }),
+            Subscriptions: topic.subscriptions.map(({ name, rules, ...options }) => ({ Name: name, Properties: entityProperties(options), ...(rules?.length ? { Rules: rules.map(ruleConfig) } : {}) })),
+          })),
+        },
+      ],
+      Logging: { Type: "File" },
+    },
+  };
+  const hubs = topology.eventHubs ?? [];
+  if (hubs.length === 0) return { serviceBus };
+  return {
+    serviceBus,
+    eventHubs: {
+      UserConfig: {
+        NamespaceConfig: [{ Type: "EventHub", Name: "emulatorNs1", Entities: hubs.map((h) => ({ Name: h.name, PartitionCount: String(h.partitionCount ?? 1), ConsumerGroups: (h.consumerGroups ?? []).map((g) => ({ Name: g })) })) }],
+        LoggingConfig: { Type: "File" },
+      },
+    },
+  };
+}

@@ -5,7 +5,7 @@
 import { InvalidArgumentError, type Command } from "commander";
 import { readFile } from "node:fs/promises";
 import { startBroker, type BrokerTopology, type EventHubSpec } from "../broker/broker.js";
-import { parseEmulatorConfig } from "../broker/config.js";
+import { parseEmulatorConfig, toEmulatorConfig } from "../broker/config.js";
 import { UsageError } from "../errors.js";
 import type { CliIo } from "./pipeline-commands.js";
 
@@ -19,7 +19,8 @@ export function registerBrokerCommand(program: Command, io: CliIo): void {
     .option("--auto-create", "create a queue the first time a client names it")
     .option("--event-hub <name[:partitions]>", "serve an event hub (repeatable)", (v, all: EventHubSpec[] = []) => [...all, eventHubFlag(v)])
     .option("--strict", "enforce the emulator's limits on the config file")
-    .action(async (flags: { config?: string[]; port: number; autoCreate?: boolean; strict?: boolean; eventHub?: EventHubSpec[]; healthPort?: number }) => {
+    .option("--print-config [which]", "print the topology as the Service Bus emulator's Config.json (or, with `eventhubs`, the Event Hubs emulator's) and exit")
+    .action(async (flags: { config?: string[]; port: number; autoCreate?: boolean; strict?: boolean; eventHub?: EventHubSpec[]; healthPort?: number; printConfig?: true | string }) => {
       const topology: Required<BrokerTopology> = { queues: [], topics: [], eventHubs: [...(flags.eventHub ?? [])] };
       for (const file of flags.config ?? []) {
         let text: string;
@@ -32,6 +33,15 @@ export function registerBrokerCommand(program: Command, io: CliIo): void {
         topology.queues.push(...(parsed.queues ?? []));
         topology.topics.push(...(parsed.topics ?? []));
         topology.eventHubs.push(...(parsed.eventHubs ?? []));
+      }
+      if (flags.printConfig !== undefined) {
+        const which = flags.printConfig === true ? "servicebus" : flags.printConfig.toLowerCase();
+        if (which !== "servicebus" && which !== "eventhubs") throw new UsageError("CLI_USAGE", `--print-config takes servicebus (the default) or eventhubs, got ${JSON.stringify(flags.printConfig)}`);
+        const files = toEmulatorConfig(topology);
+        const file = which === "servicebus" ? files.serviceBus : files.eventHubs;
+        if (!file) throw new UsageError("CLI_USAGE", "--print-config eventhubs: no event hub is configured");
+        io.out(JSON.stringify(file, null, 2));
+        return;
       }
       const broker = await startBroker({ port: flags.port, topology, autoCreate: flags.autoCreate ?? false, ...(flags.healthPort !== undefined ? { healthPort: flags.healthPort } : {}) });
       io.out(`ready: ${broker.connectionString}`);
