@@ -390,10 +390,20 @@ describe("plugbox broker only", () => {
     await drain("orders", "everything");
   });
 
-  it("counts what each entity holds", async () => {
-    await client.createSender("archive").sendMessages({ body: "counted" });
+  it("counts what each entity holds, and shows its messages (dead-letter queues too) without locking them", async () => {
+    await client.createSender("archive").sendMessages({ body: "counted", messageId: "c-1", contentType: "text/plain", applicationProperties: { n: 1 } });
     expect(broker.entities()).toContainEqual({ path: "archive", active: 1, locked: 0, deferred: 0, scheduled: 0 });
-    await drain("archive");
+    // The JavaScript client writes a string body as a JSON string literal; the broker shows the text on the wire.
+    expect(broker.messages("archive")).toEqual([expect.objectContaining({ state: "active", deliveryCount: 0, messageId: "c-1", body: '"counted"', contentType: "text/plain", applicationProperties: { n: 1 } })]);
+    const r = client.createReceiver("archive");
+    const [m] = await r.receiveMessages(1, { maxWaitTimeInMs: 1_000 });
+    expect(broker.messages("archive").map((x) => x.state)).toEqual(["locked"]);
+    await r.deadLetterMessage(m!, { deadLetterReason: "Inspected", deadLetterErrorDescription: "seen" });
+    await r.close();
+    expect(broker.messages("archive")).toEqual([]);
+    expect(broker.messages("archive/$DeadLetterQueue")).toEqual([expect.objectContaining({ body: '"counted"', applicationProperties: { n: 1, DeadLetterReason: "Inspected", DeadLetterErrorDescription: "seen" } })]);
+    expect(() => broker.messages("nowhere")).toThrow(expect.objectContaining({ code: "BROKER_ENTITY_NOT_FOUND" }));
+    await drain("archive", undefined, { subQueueType: "deadLetter" });
   });
 
   it("an unknown topic or subscription is refused with MessagingEntityNotFound (queues are created on first use with autoCreate)", async () => {

@@ -43,7 +43,8 @@ function manifest(connectionString: string, mode: "sync" | "async") {
 
 async function receiveOne(broker: Broker) {
   const client = new ServiceBusClient(broker.connectionString);
-  const receiver = client.createReceiver("account-events", { receiveMode: "receiveAndDelete" });
+  // As a .NET listener reads it: the body's bytes, not parsed by the client.
+  const receiver = client.createReceiver("account-events", { receiveMode: "receiveAndDelete", skipParsingBodyAsJson: true });
   const [message] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 2_000 });
   await receiver.close();
   await client.close();
@@ -67,6 +68,9 @@ describe("relay: Service Bus queues", () => {
         [`${CLAIMS}/EntityLogicalName`]: "account",
         [`${CLAIMS}/RequestName`]: "Create",
       });
+      // The context's JSON text is the body itself, as Dataverse sends it (not a JSON string literal).
+      expect(Buffer.isBuffer(message.body)).toBe(true);
+      expect(String(message.body)).toMatch(/^\{"BusinessUnitId":/);
       const context = parseRemoteExecutionContext(String(message.body));
       expect(context).toMatchObject({ messageName: "Create", mode: 1, stage: 40, operationId: jobId, primaryEntityId: response.results.id });
       expect(context.sharedVariables.postedBy).toBe("AzureAwarePlugin");
@@ -204,8 +208,8 @@ process.send({ ids });
       });
 
     /** A listener that answers each request with its account's name, on the reply queue and session the request names. */
-    function answer(client: ServiceBusClient, count: number) {
-      const requests = client.createReceiver("credit-requests");
+    function answer(client: ServiceBusClient, count: number, { raw = false } = {}) {
+      const requests = client.createReceiver("credit-requests", { skipParsingBodyAsJson: true });
       return (async () => {
         const seen = [];
         while (seen.length < count) {
@@ -213,7 +217,9 @@ process.send({ ids });
           if (!request) break;
           const context = parseRemoteExecutionContext(String(request.body));
           const reply = client.createSender(request.replyTo!);
-          await reply.sendMessages({ body: `approved ${String((context.inputParameters.Target as Entity).attributes.name)}`, correlationId: request.messageId, sessionId: request.replyToSessionId });
+          const text = `approved ${String((context.inputParameters.Target as Entity).attributes.name)}`;
+          // A JavaScript listener's string body travels as a JSON string literal; a .NET one's as the bytes of the text.
+          await reply.sendMessages({ body: raw ? Buffer.from(text) : text, correlationId: request.messageId, sessionId: request.replyToSessionId });
           await reply.close();
           await requests.completeMessage(request);
           seen.push(request);
@@ -250,7 +256,7 @@ process.send({ ids });
       const broker = await startBroker({ port: 0, autoCreate: true });
       const host = await twoWayHost(broker.connectionString, { replySessions: false });
       const client = new ServiceBusClient(broker.connectionString);
-      const listener = answer(client, 1);
+      const listener = answer(client, 1, { raw: true });
       try {
         const { response } = await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Contoso" }) } });
         expect(response.results.answer).toBe("approved Contoso");
@@ -292,7 +298,7 @@ describe("relay: topics and Event Hubs", () => {
       await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Topic Co" }) } });
       expect((await host.runJobs()).map((o) => o.outcome)).toEqual(["succeeded"]);
       for (const subscription of ["crm", "erp"]) {
-        const receiver = client.createReceiver("account-topic", subscription, { receiveMode: "receiveAndDelete" });
+        const receiver = client.createReceiver("account-topic", subscription, { receiveMode: "receiveAndDelete", skipParsingBodyAsJson: true });
         const [message] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 2_000 });
         await receiver.close();
         expect(parseRemoteExecutionContext(String(message!.body))).toMatchObject({ messageName: "Create", primaryEntityName: "account" });
@@ -315,13 +321,14 @@ describe("relay: topics and Event Hubs", () => {
         const subscription = consumer.subscribe(
           "0",
           { processEvents: async (batch) => void (batch.length > 0 && subscription.close().then(() => resolve(batch))), processError: async (error) => reject(error) },
-          { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 },
+          { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1, skipParsingBodyAsJson: true },
         );
       });
       const [event] = events;
       expect(event!.contentType).toBe("application/xml");
       expect(event!.messageId).toBe(journal.jobs[0]);
       expect(event!.properties).toMatchObject({ [`${CLAIMS}/EntityLogicalName`]: "account", [`${CLAIMS}/RequestName`]: "Create" });
+      expect(String(event!.body)).toMatch(/^<RemoteExecutionContext /);
       const context = parseRemoteExecutionContext(String(event!.body), "xml");
       expect(context).toMatchObject({ messageName: "Create", stage: 40, operationId: journal.jobs[0] });
     } finally {

@@ -48,6 +48,13 @@ export interface BrokerOptions {
 
 const HEALTHY = JSON.stringify({ status: "healthy", message: "Service is healthy." });
 
+/** A message's body as the sender gave it: a data section's bytes as text, an AMQP value as it is. */
+function bodyOf(message: AmqpMessage): unknown {
+  const body = message.body as { typecode?: number; content?: unknown } | undefined;
+  if (body && typeof body === "object" && !Buffer.isBuffer(body) && body.typecode === 0x75 && Buffer.isBuffer(body.content)) return body.content.toString("utf8");
+  return body;
+}
+
 const kEntity = Symbol("plugbox.broker.entity");
 const kSession = Symbol("plugbox.broker.session");
 const SESSION_FILTER = "com.microsoft:session-filter";
@@ -346,6 +353,23 @@ export class Broker {
   /** Entities and their message counts (dead-letter queues included). */
   entities(): Array<{ path: string; active: number; locked: number; deferred: number; scheduled: number }> {
     return this.#namespace.counts();
+  }
+
+  /**
+   * The messages a queue, subscription or dead-letter queue (`<path>/$DeadLetterQueue`) holds, oldest
+   * first, read without locking them: for tests that assert on what arrived. A data section's body
+   * is its UTF-8 text as on the wire (the JavaScript clients write a string body as a JSON string literal).
+   */
+  messages(path: string): Array<{ sequence: number; state: string; deliveryCount: number; enqueuedAt: Date; messageId: unknown; body: unknown; contentType?: string; applicationProperties: Record<string, unknown> }> {
+    const contents = this.#namespace.contents(path);
+    if (!contents) throw new BrokerError("BROKER_ENTITY_NOT_FOUND", `the broker has no queue or subscription ${JSON.stringify(path)}`);
+    return contents.map(({ message, ...rest }) => ({
+      ...rest,
+      messageId: message.message_id,
+      body: bodyOf(message),
+      ...(message.content_type ? { contentType: message.content_type } : {}),
+      applicationProperties: { ...(message.application_properties ?? {}) },
+    }));
   }
 
   /** Event hub partitions and the events each holds. */

@@ -3,6 +3,7 @@ import { PlugboxError } from "../../runtime/errors.js";
 export const BROKER_ERROR_CODES = {
   BROKER_CONFIG_INVALID: "usage", // the broker's topology is malformed
   BROKER_PORT_IN_USE: "usage", // the port is taken by another program
+  BROKER_ENTITY_NOT_FOUND: "usage", // an inspection named a queue or subscription the broker does not have
 } as const;
 export type BrokerErrorCode = keyof typeof BROKER_ERROR_CODES;
 export class BrokerError extends PlugboxError<BrokerErrorCode> {}

@@ -520,6 +520,15 @@ export class Namespace {
     });
   }
 
+  /** What an entity holds, oldest first, without locking anything (for tests and inspection). */
+  contents(path: string): Array<{ sequence: number; state: MessageState; deliveryCount: number; enqueuedAt: Date; message: AmqpMessage }> | undefined {
+    const entity = this.#entities.get(path);
+    if (!entity) return undefined;
+    return [...entity.messages.values()]
+      .sort((a, b) => a.sequence - b.sequence)
+      .map((stored) => ({ sequence: stored.sequence, state: stored.state, deliveryCount: stored.deliveryCount, enqueuedAt: stored.enqueuedAt, message: stored.message }));
+  }
+
   /** Entities and their message counts (dead-letter queues included). */
   counts(): Array<{ path: string; active: number; locked: number; deferred: number; scheduled: number }> {
     return [...this.#entities.values()].map((entity) => {

@@ -11,6 +11,7 @@ import type { Command } from "commander";
 import { parseRemoteExecutionContext, type RemoteExecutionContext } from "../../sdk/wire/index.js";
 import { toPlain } from "../../sdk/codec.js";
 import { UsageError } from "../errors.js";
+import { messageText, textBody } from "../relay/body.js";
 import type { CliIo } from "./pipeline-commands.js";
 
 const CLAIMS = "http://schemas.microsoft.com/xrm/2011/Claims";
@@ -36,12 +37,6 @@ interface Received {
   body: unknown;
 }
 
-function bodyText(body: unknown): string {
-  if (typeof body === "string") return body;
-  if (body instanceof Uint8Array) return Buffer.from(body).toString("utf8");
-  return JSON.stringify(body);
-}
-
 class Printer {
   received = 0;
   rejected = 0;
@@ -54,7 +49,7 @@ class Printer {
   print(message: Received): RemoteExecutionContext | undefined {
     let context: RemoteExecutionContext;
     try {
-      context = parseRemoteExecutionContext(bodyText(message.body), message.contentType === "application/xml" ? "xml" : "json");
+      context = parseRemoteExecutionContext(messageText(message.body), message.contentType === "application/xml" ? "xml" : "json");
     } catch (error) {
       this.rejected++;
       this.io.err(`${String(message.messageId)}: not an execution context (${(error as Error).message})`);
@@ -112,7 +107,8 @@ export function registerListenCommand(program: Command, io: CliIo): void {
 
 async function listenToServiceBus(flags: ListenFlags, printer: Printer): Promise<void> {
   const client = new ServiceBusClient(flags.connectionString);
-  const receiver = flags.queue ? client.createReceiver(flags.queue) : client.createReceiver(flags.topic!, flags.subscription!);
+  // The body's bytes as they came (Dataverse sends the context's text as bytes), not parsed by the client.
+  const receiver = flags.queue ? client.createReceiver(flags.queue, { skipParsingBodyAsJson: true }) : client.createReceiver(flags.topic!, flags.subscription!, { skipParsingBodyAsJson: true });
   const replySenders = new Map<string, ReturnType<ServiceBusClient["createSender"]>>();
   try {
     while (!printer.done) {
@@ -129,7 +125,7 @@ async function listenToServiceBus(flags: ListenFlags, printer: Printer): Promise
       if (flags.reply !== undefined && message.replyTo) {
         let sender = replySenders.get(message.replyTo);
         if (!sender) replySenders.set(message.replyTo, (sender = client.createSender(message.replyTo)));
-        await sender.sendMessages({ body: flags.reply, correlationId: message.messageId, ...(message.replyToSessionId ? { sessionId: message.replyToSessionId } : {}) });
+        await sender.sendMessages({ body: textBody(flags.reply), correlationId: message.messageId, ...(message.replyToSessionId ? { sessionId: message.replyToSessionId } : {}) });
       }
       await receiver.completeMessage(message);
     }
@@ -173,7 +169,7 @@ async function listenToEventHub(flags: ListenFlags, printer: Printer): Promise<v
             reject(error);
           },
         },
-        { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 },
+        { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1, skipParsingBodyAsJson: true },
       );
     });
   } finally {

@@ -11,6 +11,7 @@ import { ServiceBusClient, type ServiceBusMessage, type ServiceBusReceiver, type
 import { randomUUID } from "node:crypto";
 import { request } from "undici";
 import type { ServiceEndpoint, Transport } from "./endpoints.js";
+import { messageText, textBody } from "./body.js";
 import { RelayError } from "./errors.js";
 
 export interface OutgoingPost {
@@ -116,7 +117,7 @@ class ReplyListener {
           const waiter = id === undefined ? undefined : this.#waiters.get(id);
           if (!waiter) return; // a reply nobody waits for any more (timed out): dropped
           this.#waiters.delete(id!);
-          waiter(typeof message.body === "string" ? message.body : Buffer.isBuffer(message.body) ? message.body.toString("utf8") : JSON.stringify(message.body));
+          waiter(messageText(message.body));
         },
         processError: async () => undefined,
       },
@@ -125,7 +126,8 @@ class ReplyListener {
   }
 
   static async open(client: ServiceBusClient, queue: string, sessionId: string | undefined): Promise<ReplyListener> {
-    const receiver = sessionId === undefined ? client.createReceiver(queue, { receiveMode: "receiveAndDelete" }) : await client.acceptSession(queue, sessionId, { receiveMode: "receiveAndDelete" });
+    const options = { receiveMode: "receiveAndDelete", skipParsingBodyAsJson: true } as const;
+    const receiver = sessionId === undefined ? client.createReceiver(queue, options) : await client.acceptSession(queue, sessionId, options);
     return new ReplyListener(receiver);
   }
 
@@ -191,7 +193,7 @@ export class ServiceBusTransport implements RelayTransport {
     const messageId = twoWay ? randomUUID() : post.messageId;
     const replySession = twoWay && endpoint.replySessions ? this.replySessionId : undefined;
     const message: ServiceBusMessage = {
-      body: post.body,
+      body: textBody(post.body),
       contentType: post.contentType,
       messageId,
       applicationProperties: post.properties,
@@ -266,7 +268,7 @@ export class EventHubTransport implements RelayTransport {
         producer,
         batcher: new Batcher((posts) =>
           sendInBatches(
-            posts.map((p) => ({ body: p.body, contentType: p.contentType, messageId: p.messageId, properties: p.properties })),
+            posts.map((p) => ({ body: textBody(p.body), contentType: p.contentType, messageId: p.messageId, properties: p.properties })),
             () => producer.createBatch(),
             (batch) => producer.sendBatch(batch),
           ),

@@ -13,7 +13,8 @@ const ORGANIZATION_CLAIM = "http://schemas.microsoft.com/xrm/2011/Claims/Organiz
 
 export async function listen(connectionString: string, queue: string, onContext: (summary: string) => void, signal: AbortSignal): Promise<void> {
   const client = new ServiceBusClient(connectionString);
-  const receiver = client.createReceiver(queue);
+  // Dataverse sends the context's text as the body's bytes: take them as they are.
+  const receiver = client.createReceiver(queue, { skipParsingBodyAsJson: true });
   const seen = new Set<string>();
   receiver.subscribe({
     async processMessage(message) {
@@ -22,7 +23,7 @@ export async function listen(connectionString: string, queue: string, onContext:
       seen.add(id);
       if (!message.applicationProperties?.[ORGANIZATION_CLAIM]) return; // not from an organization
       const format = message.contentType === "application/xml" ? "xml" : "json";
-      const body = typeof message.body === "string" ? message.body : Buffer.from(message.body as Uint8Array).toString("utf8");
+      const body = Buffer.from(message.body as Uint8Array).toString("utf8");
       const context = parseRemoteExecutionContext(body, format);
       onContext(`${context.messageName} of ${context.primaryEntityName} ${context.primaryEntityId} (operation ${context.operationId}, depth ${context.depth})`);
     },
