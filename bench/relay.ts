@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { createHost } from "../host/host.js";
 import { runJobsInProcesses } from "../host/job-processes.js";
+import { textBody } from "../host/relay/body.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
@@ -57,19 +58,20 @@ export async function runRelayBench(options: { contexts?: number } = {}): Promis
     // Baseline: the SDK sending the same bodies, as many at a time as the job runner posts.
     const relay = new Relay({ endpoints: [{ id: ENDPOINT, name: "e", contract: "Queue", path: "direct", connectionString: broker.connectionString }], organizationUrl: "https://bench.example" });
     const prepared = relay.prepare(relay.endpoint("e"), contextOf(1024));
+    const wireBody = textBody(prepared.body);
     await relay.close();
     const client = new ServiceBusClient(broker.connectionString);
     const sender = client.createSender("direct");
-    await sender.sendMessages({ body: prepared.body });
+    await sender.sendMessages({ body: wireBody });
     let started = performance.now();
     for (let sent = 0; sent < count; sent += 64) {
-      await Promise.all(Array.from({ length: Math.min(64, count - sent) }, (_, i) => sender.sendMessages({ body: prepared.body, contentType: prepared.contentType, messageId: `${sent + i}`, applicationProperties: prepared.properties })));
+      await Promise.all(Array.from({ length: Math.min(64, count - sent) }, (_, i) => sender.sendMessages({ body: wireBody, contentType: prepared.contentType, messageId: `${sent + i}`, applicationProperties: prepared.properties })));
     }
     const direct = count / ((performance.now() - started) / 1000);
     started = performance.now();
     for (let sent = 0; sent < count; sent += 100) {
       const batch = await sender.createMessageBatch();
-      for (let i = 0; i < Math.min(100, count - sent); i++) batch.tryAddMessage({ body: prepared.body, contentType: prepared.contentType, applicationProperties: prepared.properties });
+      for (let i = 0; i < Math.min(100, count - sent); i++) batch.tryAddMessage({ body: wireBody, contentType: prepared.contentType, applicationProperties: prepared.properties });
       await sender.sendMessages(batch);
     }
     const directBatched = count / ((performance.now() - started) / 1000);
