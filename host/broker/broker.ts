@@ -82,22 +82,24 @@ export class Broker {
   healthPort: number | undefined;
   #closed = false;
 
-  private constructor(server: Server, options: BrokerOptions) {
+  private constructor(server: Server, options: BrokerOptions, namespace: Namespace, eventHubs: EventHubs) {
     this.#server = server;
     this.port = (server.address() as AddressInfo).port;
     this.connectionString = `Endpoint=sb://127.0.0.1:${this.port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;`;
     this.#maxMessageSize = options.maxMessageSize ?? 262_144;
-    this.#namespace = new Namespace(options.topology ?? {}, options.autoCreate ?? false, (entity) => this.#pump(entity));
-    this.#eventHubs = new EventHubs(options.topology?.eventHubs ?? []);
+    this.#namespace = namespace;
+    this.#eventHubs = eventHubs;
   }
 
   static async start(options: BrokerOptions = {}): Promise<Broker> {
-    // The topology is checked before the port is taken, so a bad file fails without side effects.
-    const check = new Namespace(options.topology ?? {}, false, () => undefined);
-    check.close();
-    new EventHubs(options.topology?.eventHubs ?? []);
-    for (const hub of options.topology?.eventHubs ?? []) {
-      if (check.isTarget(hub.name)) throw new BrokerError("BROKER_CONFIG_INVALID", `${JSON.stringify(hub.name)} names both an event hub and a queue or topic; give them different names`);
+    // The topology is read before the port is taken, so a bad file fails without side effects.
+    const topology = options.topology ?? {};
+    let pump: (entity: Entity) => void = () => undefined;
+    const namespace = new Namespace(topology, options.autoCreate ?? false, (entity) => pump(entity));
+    const eventHubs = new EventHubs(topology.eventHubs ?? []);
+    const declared = new Set([...(topology.queues ?? []), ...(topology.topics ?? [])].map((e) => e.name));
+    for (const hub of topology.eventHubs ?? []) {
+      if (declared.has(hub.name)) throw new BrokerError("BROKER_CONFIG_INVALID", `${JSON.stringify(hub.name)} names both an event hub and a queue or topic; give them different names`);
     }
     const container = rhea.create_container({ id: "plugbox-broker", autoaccept: false, autosettle: false, treat_modified_as_released: false });
     container.sasl_server_mechanisms.enable_anonymous();
@@ -109,7 +111,8 @@ export class Broker {
         reject(error.code === "EADDRINUSE" ? new BrokerError("BROKER_PORT_IN_USE", `port ${options.port} is in use; pick another with --port, or --port 0 for a free one`) : error),
       );
     });
-    const broker = new Broker(server, options);
+    const broker = new Broker(server, options, namespace, eventHubs);
+    pump = (entity) => broker.#pump(entity);
     if (options.healthPort !== undefined) {
       try {
         await broker.#serveHealth(options.healthPort);

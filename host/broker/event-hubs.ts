@@ -9,6 +9,7 @@
  */
 import { BrokerError } from "./errors.js";
 import { rhea, type AmqpMessage, type RheaLink } from "./amqp.js";
+import type { ManagementReply } from "./management.js";
 
 export interface EventHubSpec {
   name: string;
@@ -138,7 +139,7 @@ export class EventHubs {
   }
 
   /** The namespace `$management` READ of a hub or a partition; undefined when the request is not for Event Hubs. */
-  read(request: AmqpMessage): { status: number; body: unknown; condition?: string; description?: string } | undefined {
+  read(request: AmqpMessage): ManagementReply | undefined {
     const properties = request.application_properties ?? {};
     const type = String(properties.type ?? "");
     if (properties.operation !== "READ" || !type.startsWith("com.microsoft:")) return undefined;

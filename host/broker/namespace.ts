@@ -198,7 +198,7 @@ export class Namespace {
     if (topic) {
       if (this.#isDuplicate(topic.duplicates, topic.spec.duplicateDetectionWindowMs, message)) return;
       for (const { entity, rules } of topic.subscriptions) {
-        const rule = rules.length === 0 ? undefined : rules.find((r) => r.matches(message));
+        const rule = rules.find((r) => r.matches(message));
         if (rules.length > 0 && !rule) continue;
         this.#enqueue(entity, rule ? rule.apply(message) : { ...message }, hops);
       }
@@ -226,12 +226,9 @@ export class Namespace {
     return false;
   }
 
-  #enqueue(entity: Entity, message: AmqpMessage, hops: number, sequence?: number): Stored | undefined {
+  #enqueue(entity: Entity, message: AmqpMessage, hops: number, sequence?: number): void {
     const forward = entity.options.forwardTo;
-    if (forward && hops < 4) {
-      this.#deliver(forward, message, hops + 1);
-      return undefined;
-    }
+    if (forward && hops < 4) return this.#deliver(forward, message, hops + 1);
     // Service Bus gives every message an id; the client tracks locks by it.
     if (message.message_id === undefined || message.message_id === null) message.message_id = randomUUID().replace(/-/g, "");
     const enqueuedAt = new Date();
@@ -241,7 +238,6 @@ export class Namespace {
     entity.messages.set(stored.sequence, stored);
     entity.ready.add(stored);
     this.onReady(entity);
-    return stored;
   }
 
   /** Holds messages until their scheduled time; returns their sequence numbers. */

@@ -121,7 +121,7 @@ export function readServiceEndpoint(raw: ServiceEndpointRegistration, secrets: S
   }
   if (transport === "webhook" && format !== "Json") throw new RelayError("RELAY_CONFIG_INVALID", `${at}: webhooks always post JSON; remove messageFormat or set it to Json`);
   const userClaim = enumValue(USER_CLAIMS, raw.userClaim, `${at}.userClaim`, "UserId") as UserClaim;
-  const outbox = raw.outbox === undefined ? false : raw.outbox === true ? true : raw.outbox === false ? false : fail(`${at}.outbox must be true or false`);
+  const outbox = optionalBoolean(raw.outbox, false, `${at}.outbox`);
   const twoWay = contract === "TwoWay" || contract === "Rest";
   if (outbox && twoWay) throw new RelayError("RELAY_CONFIG_INVALID", `${at}: a ${contract} endpoint answers the plug-in, so its posts cannot wait in the outbox; remove outbox or use a Queue`);
   const timeoutMs = raw.timeoutMs === undefined ? 60_000 : positiveInteger(raw.timeoutMs, `${at}.timeoutMs`);
@@ -169,7 +169,7 @@ export function readServiceEndpoint(raw: ServiceEndpointRegistration, secrets: S
     throw new RelayError("RELAY_CONFIG_INVALID", `${at}: the connection string is malformed: it needs Endpoint=sb://<namespace>;SharedAccessKeyName=…;SharedAccessKey=…`);
   }
   const replyQueue = twoWay ? (typeof raw.replyQueue === "string" && raw.replyQueue !== "" ? raw.replyQueue : `${raw.path}-replies`) : null;
-  const replySessions = raw.replySessions === undefined ? twoWay : raw.replySessions === true ? true : raw.replySessions === false ? false : fail(`${at}.replySessions must be true or false`);
+  const replySessions = optionalBoolean(raw.replySessions, twoWay, `${at}.replySessions`);
   if (replySessions && !twoWay) throw new RelayError("RELAY_CONFIG_INVALID", `${at}: replySessions is for TwoWay and Rest endpoints; a ${contract} endpoint gets no reply`);
   return { ...base, path: raw.path, connectionString, url: null, authType: raw.namespaceAddress !== undefined ? "SASKey" : "ConnectionString", authValues: {}, replyQueue, replySessions };
 }
@@ -179,6 +179,8 @@ function positiveInteger(value: unknown, at: string): number {
   return value;
 }
 
-function fail(message: string): never {
-  throw new RelayError("RELAY_CONFIG_INVALID", message);
+function optionalBoolean(value: unknown, fallback: boolean, at: string): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean") throw new RelayError("RELAY_CONFIG_INVALID", `${at} must be true or false`);
+  return value;
 }

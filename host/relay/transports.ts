@@ -86,14 +86,14 @@ class Batcher<T> {
 }
 
 /** Sends messages in as few batches as fit the link's maximum message size. */
-async function sendInBatches<M, B extends { readonly count: number; tryAdd(message: M): boolean }>(messages: M[], create: () => Promise<B>, send: (batch: B) => Promise<void>): Promise<void> {
+async function sendInBatches<M, B extends { readonly count: number }>(messages: M[], create: () => Promise<B>, add: (batch: B, message: M) => boolean, send: (batch: B) => Promise<void>): Promise<void> {
   let batch = await create();
   for (const message of messages) {
-    if (batch.tryAdd(message)) continue;
+    if (add(batch, message)) continue;
     if (batch.count === 0) throw new RelayError("RELAY_TOO_LARGE", "a message is larger than the endpoint accepts");
     await send(batch);
     batch = await create();
-    if (!batch.tryAdd(message)) throw new RelayError("RELAY_TOO_LARGE", "a message is larger than the endpoint accepts");
+    if (!add(batch, message)) throw new RelayError("RELAY_TOO_LARGE", "a message is larger than the endpoint accepts");
   }
   if (batch.count > 0) await send(batch);
 }
@@ -177,11 +177,10 @@ export class ServiceBusTransport implements RelayTransport {
     let entry = this.#senders.get(key);
     if (!entry) {
       const sender = this.#client(endpoint).createSender(endpoint.path!);
-      const create = async () => {
-        const batch = await sender.createMessageBatch();
-        return { get count() { return batch.count; }, tryAdd: (m: ServiceBusMessage) => batch.tryAddMessage(m), batch };
-      };
-      entry = { sender, batcher: new Batcher((messages) => sendInBatches(messages, create, (b) => sender.sendMessages(b.batch))) };
+      const batcher = new Batcher<ServiceBusMessage>((messages) =>
+        sendInBatches(messages, () => sender.createMessageBatch(), (batch, message) => batch.tryAddMessage(message), (batch) => sender.sendMessages(batch)),
+      );
+      entry = { sender, batcher };
       this.#senders.set(key, entry);
     }
     return entry;
@@ -270,6 +269,7 @@ export class EventHubTransport implements RelayTransport {
           sendInBatches(
             posts.map((p) => ({ body: textBody(p.body), contentType: p.contentType, messageId: p.messageId, properties: p.properties })),
             () => producer.createBatch(),
+            (batch, event) => batch.tryAdd(event),
             (batch) => producer.sendBatch(batch),
           ),
         ),
