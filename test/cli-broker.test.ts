@@ -123,6 +123,20 @@ describe("plugbox broker, exec and listen", () => {
     }
   });
 
+  it("run --manifest relays the plug-in's post for real", async () => {
+    writeFileSync(path.join(dir, "target.json"), JSON.stringify({ logicalName: "account", attributes: { name: "Run Co" } }));
+    const run = await plugbox(
+      ["run", "azure-aware.bundle.js", "--type", "AzureAwarePlugin", "--manifest", "plugbox.json", "--target", "target.json", "--unsecure-config", "c2c5d1a6-4f6f-4b71-9a0b-5b0c3d6e7f80"],
+      dir,
+      { PLUGBOX_SB_CONNECTION: connectionString },
+    );
+    expect(run.code, run.stderr).toBe(0);
+    const listen = await plugbox(["listen", "--connection-string", connectionString, "--queue", "account-events", "--max", "1", "--timeout", "5000", "--json"], dir);
+    expect(listen.code, listen.stderr).toBe(0);
+    const received = JSON.parse(listen.stdout.trim().split("\n")[0]!);
+    expect(received.context).toMatchObject({ messageName: "Create", primaryEntityName: "account", inputParameters: { Target: { attributes: { name: "Run Co" } } }, sharedVariables: { postedBy: "AzureAwarePlugin" } });
+  });
+
   it("exec without the endpoint's secret exits 2 naming the endpoint and the variable", async () => {
     const exec = await plugbox(["exec", "--manifest", "plugbox.json", "--request", "create-account.json"], dir, { PLUGBOX_SB_CONNECTION: "" });
     expect(exec.code).toBe(2);

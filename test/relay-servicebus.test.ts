@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBundle, createHost, startBroker, type Broker } from "../dist/host/index.js";
+import { Relay } from "../dist/host/relay/relay.js";
 import { createSandboxRuntime, type SandboxRuntime } from "../dist/runtime/index.js";
 import { Entity, parseRemoteExecutionContext } from "../dist/sdk/index.js";
 import { repo } from "./helpers/cli.js";
@@ -334,6 +335,84 @@ describe("relay: topics and Event Hubs", () => {
     } finally {
       await consumer.close();
       await host.close();
+      await broker.close();
+    }
+  });
+});
+
+describe("relay: SAS authentication and size", () => {
+  const context = (extra: Record<string, unknown> = {}) => ({
+    messageName: "Create",
+    primaryEntityName: "account",
+    primaryEntityId: "6d81597f-0f9f-e711-8122-000d3aa2331c",
+    stage: 40,
+    mode: 1,
+    depth: 1,
+    inputParameters: { Target: new Entity("account", "6d81597f-0f9f-e711-8122-000d3aa2331c", { name: "Contoso" }) },
+    outputParameters: {},
+    sharedVariables: {},
+    preEntityImages: {},
+    postEntityImages: {},
+    userId: "75c2dd85-e89e-e711-8122-000d3aa2331c",
+    initiatingUserId: "75c2dd85-e89e-e711-8122-000d3aa2331c",
+    operationId: "4af10637-4ea2-e711-8122-000d3aa2331c",
+    ...extra,
+  });
+
+  it("an endpoint with namespaceAddress, sasKeyName and a sasKey from the environment posts; the key appears in no error", async () => {
+    const sasRelay = (port: number) =>
+      new Relay({
+        endpoints: [{ id: ENDPOINT, name: "sas-endpoint", contract: "Queue", path: "sas", namespaceAddress: `sb://127.0.0.1:${port}`, sasKeyName: "RootManageSharedAccessKey", sasKey: "env:PLUGBOX_TEST_SAS_KEY", timeoutMs: 5_000 }],
+        secrets: { env: { PLUGBOX_TEST_SAS_KEY: "sekrit-key-value" } },
+        organizationUrl: "https://contoso.example",
+      });
+    const signal = new AbortController().signal;
+    const gone = await startBroker({ port: 0 });
+    await gone.close();
+    const unreachable = sasRelay(gone.port);
+    try {
+      const failure = await unreachable.execute("sas-endpoint", context(), signal).then(() => undefined, (error: Error) => error);
+      expect(failure).toMatchObject({ code: "RELAY_UNREACHABLE", message: expect.stringContaining('endpoint "sas-endpoint"') });
+      expect(JSON.stringify({ message: failure!.message, stack: failure!.stack })).not.toContain("sekrit-key-value");
+    } finally {
+      await unreachable.close();
+    }
+    const broker = await startBroker({ port: 0, topology: { queues: [{ name: "sas" }] } });
+    const relay = sasRelay(broker.port);
+    try {
+      expect(relay.endpoint("sas-endpoint").authType).toBe("SASKey");
+      await relay.execute("sas-endpoint", context(), signal);
+      const client = new ServiceBusClient(broker.connectionString);
+      const [message] = await client.createReceiver("sas", { receiveMode: "receiveAndDelete", skipParsingBodyAsJson: true }).receiveMessages(1, { maxWaitTimeInMs: 2_000 });
+      await client.close();
+      expect(parseRemoteExecutionContext(String(message!.body))).toMatchObject({ operationId: "4af10637-4ea2-e711-8122-000d3aa2331c" });
+    } finally {
+      await relay.close();
+      await broker.close();
+    }
+  });
+
+  it("past 192 KB a Service Bus post drops ParentContext, InputParameters and images and says so in MessageMaxSizeExceeded; still too big is RELAY_TOO_LARGE naming the endpoint", async () => {
+    const broker = await startBroker({ port: 0, topology: { queues: [{ name: "big" }] } });
+    const relay = new Relay({ endpoints: [{ id: ENDPOINT, name: "big-endpoint", contract: "Queue", path: "big", connectionString: broker.connectionString }], organizationUrl: "https://contoso.example" });
+    const signal = new AbortController().signal;
+    const large = new Entity("account", "6d81597f-0f9f-e711-8122-000d3aa2331c", { description: "x".repeat(200 * 1024) });
+    try {
+      await relay.execute("big-endpoint", context({ inputParameters: { Target: large }, postEntityImages: { Image: large } }), signal);
+      const client = new ServiceBusClient(broker.connectionString);
+      const [message] = await client.createReceiver("big", { receiveMode: "receiveAndDelete", skipParsingBodyAsJson: true }).receiveMessages(1, { maxWaitTimeInMs: 2_000 });
+      await client.close();
+      expect(message!.applicationProperties).toMatchObject({ MessageMaxSizeExceeded: true });
+      const posted = parseRemoteExecutionContext(String(message!.body));
+      expect(posted.inputParameters).toEqual({});
+      expect(posted.postEntityImages).toEqual({});
+      expect(posted.operationId).toBe("4af10637-4ea2-e711-8122-000d3aa2331c");
+      await expect(relay.execute("big-endpoint", context({ sharedVariables: { blob: "y".repeat(200 * 1024) } }), signal)).rejects.toMatchObject({
+        code: "RELAY_TOO_LARGE",
+        message: expect.stringContaining("big-endpoint"),
+      });
+    } finally {
+      await relay.close();
       await broker.close();
     }
   });

@@ -162,6 +162,8 @@ export function readServiceEndpoint(raw: ServiceEndpointRegistration, secrets: S
       throw new RelayError("RELAY_CONFIG_INVALID", `${at}: SAS authentication needs namespaceAddress, sasKeyName and sasKey`);
     }
     connectionString = `Endpoint=${raw.namespaceAddress};SharedAccessKeyName=${raw.sasKeyName};SharedAccessKey=${secrets.resolve(raw.sasKey, `${at}.sasKey`)}`;
+    // The clients speak plain AMQP (no TLS) only to a development namespace, such as plugbox broker on this machine.
+    if (/^sb:\/\/(127\.0\.0\.1|localhost)(:\d+)?\/?$/i.test(raw.namespaceAddress)) connectionString += ";UseDevelopmentEmulator=true";
   } else {
     throw new RelayError("RELAY_CONFIG_INVALID", `${at}: a ${contract} endpoint needs a connectionString (env:NAME) or namespaceAddress, sasKeyName and sasKey`);
   }
