@@ -26,8 +26,10 @@ async function work(task: JobProcessTask): Promise<void> {
         process.send!({ ready: true });
       });
       const startedAt = Date.now();
+      const cpuBefore = process.cpuUsage();
       const outcomes = await host.runJobs();
-      report = { ok: true, outcomes, startedAt, finishedAt: Date.now() };
+      const cpu = process.cpuUsage(cpuBefore);
+      report = { ok: true, outcomes, startedAt, finishedAt: Date.now(), cpuMs: (cpu.user + cpu.system) / 1000 };
     } finally {
       await host.close();
     }

@@ -29,13 +29,13 @@ export interface JobProcessesOptions {
 /** What the parent sends a job process. */
 export type JobProcessTask = Omit<JobProcessesOptions, "processes" | "signal">;
 /** What a job process answers; times are epoch milliseconds. */
-export type JobProcessReport = { ok: true; outcomes: JobOutcome[]; startedAt: number; finishedAt: number } | { ok: false; code: string; message: string };
+export type JobProcessReport = { ok: true; outcomes: JobOutcome[]; startedAt: number; finishedAt: number; cpuMs: number } | { ok: false; code: string; message: string };
 
 export interface JobProcessesResult {
   /** Every job's outcome, process by process. */
   outcomes: JobOutcome[];
-  /** When each process had its host up and began taking jobs, when it ran out of them, and how many it ran. */
-  processes: Array<{ pid: number; jobs: number; startedAt: number; finishedAt: number }>;
+  /** When each process had its host up and began taking jobs, when it ran out of them, how many it ran, and the CPU time it spent running them. */
+  processes: Array<{ pid: number; jobs: number; startedAt: number; finishedAt: number; cpuMs: number }>;
 }
 
 const ENTRY = fileURLToPath(new URL("./job-process-main.js", import.meta.url));
@@ -66,7 +66,7 @@ function summarize(children: ChildProcess[], reports: JobProcessReport[]): JobPr
   const done = reports as Array<Extract<JobProcessReport, { ok: true }>>;
   return {
     outcomes: done.flatMap((r) => r.outcomes),
-    processes: done.map((r, i) => ({ pid: children[i]!.pid!, jobs: r.outcomes.length, startedAt: r.startedAt, finishedAt: r.finishedAt })),
+    processes: done.map((r, i) => ({ pid: children[i]!.pid!, jobs: r.outcomes.length, startedAt: r.startedAt, finishedAt: r.finishedAt, cpuMs: r.cpuMs })),
   };
 }
 

@@ -57,5 +57,22 @@ describe("plugbox JSON", () => {
       expect(Object.getOwnPropertyNames(value)).toContain("__proto__");
       expect(Object.getPrototypeOf(value)).toBe(Entity.prototype);
     });
+
+    it("encode, fromPlain and decode write around setters on a class prototype too", () => {
+      let ran = 0;
+      Object.defineProperty(Object.prototype, "planted", { set: () => void ran++, configurable: true });
+      Object.defineProperty(Entity.prototype, "planted", { set: () => void ran++, configurable: true });
+      try {
+        const decoded = decode('{"$type":"Entity","logicalName":"a","id":"1","attributes":{},"planted":2}') as Record<string, unknown>;
+        const copied = fromPlain({ $type: "Entity", logicalName: "a", id: "1", attributes: {}, planted: 3 }) as Record<string, unknown>;
+        const encoded = JSON.parse(encode({ planted: 4, inner: [{ planted: 5 }] })) as Record<string, unknown>;
+        expect(ran).toBe(0);
+        expect(Object.getOwnPropertyDescriptor(decoded, "planted")?.value).toBe(2);
+        expect(Object.getOwnPropertyDescriptor(copied, "planted")?.value).toBe(3);
+        expect(encoded).toEqual({ planted: 4, inner: [{ planted: 5 }] });
+      } finally {
+        delete (Entity.prototype as unknown as Record<string, unknown>).planted;
+      }
+    });
   });
 });

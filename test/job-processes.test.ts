@@ -55,6 +55,7 @@ describe("jobs in several processes", () => {
     const { outcomes, processes } = await runJobsInProcesses({ manifest: manifest(), db, processes: 3, webPolicy: { unsafeAllowLoopback: true, extraPorts: [(server.address() as AddressInfo).port] } });
     expect(processes).toHaveLength(3);
     expect(processes.reduce((sum, p) => sum + p.jobs, 0)).toBe(60);
+    for (const p of processes) expect(p.cpuMs).toBeGreaterThan(0);
     expect(outcomes.map((o) => o.outcome)).toEqual(ids.map(() => "succeeded"));
     expect(new Set(outcomes.map((o) => o.id))).toEqual(new Set(ids));
     expect(posts).toHaveLength(60);
@@ -87,7 +88,7 @@ describe("jobs in several processes", () => {
     const run = await plugbox(["jobs", "run", "--manifest", "plugbox.json", "--db", db, "--processes", "2", "--web-policy", "web.json"], dir);
     expect(run.code, run.stderr).toBe(0);
     for (const id of ids) expect(run.stdout).toContain(`job ${id}: succeeded`);
-    expect(run.stdout).toMatch(/2 processes ran \d+ \+ \d+ jobs/);
+    expect(run.stdout).toMatch(/2 processes ran \d+ \+ \d+ jobs in [\d.]+ s, using [\d.]+ s of CPU/);
     const bad = await plugbox(["jobs", "run", "--manifest", "plugbox.json", "--processes", "zero"], dir);
     expect(bad.code).toBe(2);
   });

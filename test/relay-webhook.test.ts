@@ -210,5 +210,9 @@ describe("relay: webhooks", () => {
     await expect(start({ contract: "Queue", messageFormat: "BinaryXml", path: "q", connectionString: "env:X" })).rejects.toMatchObject({ code: "RELAY_FORMAT_UNSUPPORTED" });
     await expect(start({ authType: "SASKey" })).rejects.toMatchObject({ code: "RELAY_CONFIG_INVALID", message: expect.stringContaining("a Webhook takes authType WebhookKey, HttpHeader or HttpQueryString") });
     await expect(start({ contract: "Queue", path: "q", connectionString: "Endpoint=nowhere;UseDevelopmentEmulator=true" })).rejects.toMatchObject({ code: "RELAY_CONFIG_INVALID", message: expect.stringContaining("malformed") });
+    await expect(createHost({ manifest: { serviceEndpoints: [endpoint({})] }, runtime, runJobs: false, secrets: { env: { PLUGBOX_TEST_HOOK_KEY: "k" } }, organizationUrl: "contoso" })).rejects.toMatchObject({
+      code: "RELAY_CONFIG_INVALID",
+      message: expect.stringContaining('the organization URL "contoso" is not a URL'),
+    });
   });
 });

@@ -213,7 +213,7 @@ export class JobRunner {
   async #post(job: SystemJob, endpointId: string, context: Record<string, unknown>): Promise<JobOutcome> {
     const { jobs } = this.#pipeline;
     try {
-      await this.#pipeline.notification.execute(endpointId, context, new AbortController().signal);
+      await this.#pipeline.notification.execute(endpointId, context);
       return this.#record(job.id, (owner) => jobs.succeed(job.id, owner, job.autoDelete), "succeeded");
     } catch (error) {
       const code = (error as { code?: string }).code ?? "";

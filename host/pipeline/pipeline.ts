@@ -627,7 +627,7 @@ export class Pipeline {
     const notification = this.#notificationFor(options.nested?.scope);
     if (step.handler.kind === "serviceEndpoint") {
       try {
-        await notification.execute(step.handler.endpoint, context, options.signal ?? new AbortController().signal);
+        await notification.execute(step.handler.endpoint, context, options.signal);
         return { ok: true, changes: { inputParameters: {}, outputParameters: {}, sharedVariables: context.sharedVariables as Record<string, unknown> }, trace: "", calls: [], durationMs: performance.now() - started, traceRows: [] };
       } catch (error) {
         return this.#failed(step, context, error as PlugboxError, "", [], started);

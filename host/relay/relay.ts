@@ -32,10 +32,19 @@ export interface PreparedPost extends Omit<OutgoingPost, "signal"> {
   sizeExceeded: boolean;
 }
 
+function organizationHost(url: string): string {
+  try {
+    return new URL(url).host.toLowerCase();
+  } catch {
+    throw new RelayError("RELAY_CONFIG_INVALID", `the organization URL ${JSON.stringify(url)} is not a URL (give one like https://contoso.crm.dynamics.com)`);
+  }
+}
+
 export class Relay implements NotificationBackend {
   readonly #endpoints = new Map<string, ServiceEndpoint>();
   readonly #transports: Record<Transport, RelayTransport>;
   readonly #organizationUrl: string;
+  readonly #organizationHost: string;
 
   constructor(options: RelayOptions) {
     const secrets = new SecretResolver(options.secrets);
@@ -46,6 +55,7 @@ export class Relay implements NotificationBackend {
     }
     this.#transports = options.transports ?? createTransports();
     this.#organizationUrl = options.organizationUrl;
+    this.#organizationHost = organizationHost(options.organizationUrl);
   }
 
   /** The endpoint with this id or name. */
@@ -100,7 +110,7 @@ export class Relay implements NotificationBackend {
     const messageId = str(context.operationId) || str(context.requestId);
     const headers: Record<string, string> = {
       "x-request-id": messageId,
-      "x-ms-dynamics-organization": new URL(this.#organizationUrl).host.toLowerCase(),
+      "x-ms-dynamics-organization": this.#organizationHost,
       "x-ms-dynamics-entity-name": str(context.primaryEntityName).toLowerCase(),
       "x-ms-dynamics-request-name": str(context.messageName).toLowerCase(),
       "x-ms-correlation-request-id": str(context.correlationId).toLowerCase(),
@@ -110,12 +120,12 @@ export class Relay implements NotificationBackend {
   }
 
   /** Posts a prepared body (the outbox and retries send exactly what was prepared). */
-  send(post: PreparedPost, signal: AbortSignal): Promise<string | null> {
-    return this.#transports[post.endpoint.transport].post({ ...post, signal });
+  send(post: PreparedPost, signal?: AbortSignal): Promise<string | null> {
+    return this.#transports[post.endpoint.transport].post(signal ? { ...post, signal } : post);
   }
 
   /** IServiceEndpointNotificationService.Execute: posts now and answers with the reply, if any. */
-  async execute(endpointId: string, context: Record<string, unknown>, signal: AbortSignal): Promise<string | null> {
+  async execute(endpointId: string, context: Record<string, unknown>, signal?: AbortSignal): Promise<string | null> {
     const endpoint = this.endpoint(endpointId);
     return this.send(this.prepare(endpoint, context), signal);
   }

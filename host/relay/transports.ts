@@ -25,7 +25,8 @@ export interface OutgoingPost {
   properties: Record<string, string | boolean>;
   /** For webhooks: the x-ms-dynamics-* headers. */
   headers: Record<string, string>;
-  signal: AbortSignal;
+  /** Stops waiting for a reply (a system job's post has none to wait for, and no signal). */
+  signal?: AbortSignal;
 }
 
 export interface RelayTransport {
@@ -131,21 +132,24 @@ class ReplyListener {
     return new ReplyListener(receiver);
   }
 
-  wait(correlationId: string, timeoutMs: number, signal: AbortSignal): Promise<string> {
+  wait(correlationId: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<string> {
     return new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const settle = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
         this.#waiters.delete(correlationId);
+      };
+      const timer = setTimeout(() => {
+        settle();
         reject(new RelayError("RELAY_TIMEOUT", `no reply came within ${timeoutMs} ms`));
       }, timeoutMs);
       const onAbort = () => {
-        clearTimeout(timer);
-        this.#waiters.delete(correlationId);
+        settle();
         reject(new RelayError("RELAY_TIMEOUT", "the execution ended before the reply came"));
       };
-      signal.addEventListener("abort", onAbort, { once: true });
+      signal?.addEventListener("abort", onAbort, { once: true });
       this.#waiters.set(correlationId, (body) => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", onAbort);
+        settle();
         resolve(body);
       });
     });
@@ -310,7 +314,7 @@ export class WebhookTransport implements RelayTransport {
       let status: number;
       let text: string;
       try {
-        const response = await request(url, { method: "POST", headers, body: post.body, signal: AbortSignal.any([post.signal, AbortSignal.timeout(endpoint.timeoutMs)]), headersTimeout: endpoint.timeoutMs, bodyTimeout: endpoint.timeoutMs });
+        const response = await request(url, { method: "POST", headers, body: post.body, signal: post.signal ? AbortSignal.any([post.signal, AbortSignal.timeout(endpoint.timeoutMs)]) : AbortSignal.timeout(endpoint.timeoutMs), headersTimeout: endpoint.timeoutMs, bodyTimeout: endpoint.timeoutMs });
         status = response.statusCode;
         text = await response.body.text();
       } catch (error) {

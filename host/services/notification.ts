@@ -7,8 +7,8 @@ import { HostError } from "../errors.js";
 import { isGuid } from "../ids.js";
 
 export interface NotificationBackend {
-  /** Posts the context to the endpoint; a two-way, REST or webhook endpoint's reply, else null. */
-  execute(endpointId: string, context: Record<string, unknown>, signal: AbortSignal): Promise<string | null>;
+  /** Posts the context to the endpoint; a two-way, REST or webhook endpoint's reply, else null. Aborting `signal` stops waiting for a reply. */
+  execute(endpointId: string, context: Record<string, unknown>, signal?: AbortSignal): Promise<string | null>;
   /** True when posts to this endpoint from inside a transaction wait in the outbox until it commits. */
   holdsForOutbox?(endpointId: string): boolean;
   /** How many times an asynchronous post to this endpoint is attempted before its job fails. */
