@@ -27,6 +27,8 @@ export interface HostOptions {
   manifest?: string | Manifest | Record<string, unknown>;
   /** The store's file, or ":memory:". @default ":memory:" */
   db?: string;
+  /** How long a write waits while another process holds the store file, ms. @default 5000 */
+  busyTimeoutMs?: number;
   /** An existing sandbox runtime to share; otherwise the host starts and stops its own. */
   runtime?: SandboxRuntime;
   runtimeOptions?: Parameters<typeof createSandboxRuntime>[0];
@@ -93,10 +95,10 @@ export class PlugboxHost {
           ? (options.manifest as Manifest | undefined)
           : parseManifest(options.manifest, "manifest");
     const registry = new Registry(manifest);
-    const store = Store.open({ path: options.db ?? ":memory:" });
+    const store = Store.open({ path: options.db ?? ":memory:", ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }) });
     const runtime = options.runtime ?? createSandboxRuntime(options.runtimeOptions ?? {});
     try {
-      await runtime.ready;
+      if (!runtime.options.startOnFirstExecution) await runtime.ready;
     } catch (error) {
       store.close();
       throw error;
@@ -148,6 +150,15 @@ export class PlugboxHost {
       retrieveMultiple: async (query) => (await run({ requestName: "RetrieveMultiple", parameters: { Query: query } })).results.EntityCollection as EntityCollection,
       execute: (request) => run(request),
     };
+  }
+
+  /**
+   * Opens the links of the manifest's Service Bus and Event Hubs endpoints now rather than at their
+   * first post. Resolves with those that could not be reached within `timeoutMs` (10 s); never rejects.
+   */
+  async connectServiceEndpoints(options: { timeoutMs?: number } = {}): Promise<Array<{ endpoint: string; message: string }>> {
+    this.#assertOpen();
+    return this.notification instanceof Relay ? this.notification.connect(options) : [];
   }
 
   /** Runs every system job that is ready now (for callers that run jobs in the foreground). */

@@ -14,13 +14,16 @@ async function work(task: JobProcessTask): Promise<void> {
       manifest: task.manifest,
       db: task.db,
       runJobs: false,
-      runtimeOptions: { workers: 1, prewarmIsolates: 0 },
+      // Its sandbox worker starts only if a job runs a plug-in: jobs that only post never need one.
+      runtimeOptions: { workers: 1, prewarmIsolates: 0, startOnFirstExecution: true },
       ...(task.jobs ? { jobs: task.jobs } : {}),
       ...(task.secrets ? { secrets: task.secrets } : {}),
       ...(task.webPolicy ? { webPolicy: task.webPolicy } : {}),
       ...(task.organizationUrl ? { organizationUrl: task.organizationUrl } : {}),
     });
     try {
+      // Up means connected: the first jobs do not wait for the clients to load and the links to open.
+      await host.connectServiceEndpoints({ timeoutMs: 5_000 });
       await new Promise<void>((resolve) => {
         process.once("message", () => resolve());
         process.send!({ ready: true });

@@ -65,6 +65,11 @@ export interface SandboxRuntimeOptions {
   maxReusedContexts: number;
   /** Extra time the supervisor grants past the wall limit before it kills a worker that did not answer, ms. @default 2000 */
   killGraceMs: number;
+  /**
+   * Start the workers at the first execution rather than at once: for a host that may never run a
+   * plug-in (a job process whose steps only post to service endpoints). @default false
+   */
+  startOnFirstExecution: boolean;
   /** Limits applied when an execution does not set its own. */
   limits: SandboxLimits;
 }
@@ -77,9 +82,10 @@ export const sandboxRuntimeDefaults: Readonly<Omit<SandboxRuntimeOptions, "limit
   recycleAboveRssMb: 768,
   maxReusedContexts: 64,
   killGraceMs: 2_000,
+  startOnFirstExecution: false,
 });
 
-const runtimeRanges: Record<keyof Omit<SandboxRuntimeOptions, "limits">, [number, number]> = {
+const runtimeRanges: Record<keyof Omit<SandboxRuntimeOptions, "limits" | "startOnFirstExecution">, [number, number]> = {
   workers: [1, 64],
   prewarmIsolates: [0, 64],
   maxConcurrentPerWorker: [1, 256],
@@ -121,11 +127,15 @@ export function resolveLimits(input: Partial<SandboxLimits> | undefined, base: S
 
 export function resolveRuntimeOptions(input: Partial<Omit<SandboxRuntimeOptions, "limits"> & { limits: Partial<SandboxLimits> }> = {}): SandboxRuntimeOptions {
   if (typeof input !== "object" || input === null) throw new OptionsError("OPTIONS_INVALID", "runtime options must be an object");
-  checkKnownKeys("options", input, [...Object.keys(runtimeRanges), "limits"]);
+  checkKnownKeys("options", input, [...Object.keys(runtimeRanges), "startOnFirstExecution", "limits"]);
   const out: Record<string, unknown> = { ...sandboxRuntimeDefaults };
   for (const key of Object.keys(runtimeRanges) as Array<keyof typeof runtimeRanges>) {
     const value = input[key];
     if (value !== undefined) out[key] = checkInteger(`options.${key}`, value, runtimeRanges[key]);
+  }
+  if (input.startOnFirstExecution !== undefined) {
+    if (typeof input.startOnFirstExecution !== "boolean") throw new OptionsError("OPTIONS_INVALID", `options.startOnFirstExecution must be true or false; got ${JSON.stringify(input.startOnFirstExecution) ?? String(input.startOnFirstExecution)}`);
+    out.startOnFirstExecution = input.startOnFirstExecution;
   }
   out.limits = resolveLimits(input.limits, sandboxLimitDefaults, "options.limits");
   return Object.freeze(out) as unknown as SandboxRuntimeOptions;

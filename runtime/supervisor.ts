@@ -125,24 +125,35 @@ export class SandboxRuntime {
   readonly options: SandboxRuntimeOptions;
   readonly #workers: WorkerHandle[] = [];
   readonly #queue: InFlight[] = [];
-  readonly #ready: Promise<void>;
+  #ready: Promise<void> | undefined;
   readonly #pending = new Set<Promise<ExecutionReport>>();
   #nextExecId = 1;
   #nextWorkerId = 1;
   #turn = 0;
   #startFailures = 0;
+  /** Set when workers failed to start too many times in a row: every execution fails with it. */
+  #startError: SandboxError | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: Parameters<typeof resolveRuntimeOptions>[0] = {}) {
     this.options = resolveRuntimeOptions(options);
-    for (let i = 0; i < this.options.workers; i++) this.#workers.push(this.#spawn());
-    this.#ready = Promise.all(this.#workers.map((w) => w.ready)).then(() => undefined);
-    this.#ready.catch(() => undefined);
+    if (!this.options.startOnFirstExecution) this.#start();
   }
 
-  /** Resolves when every worker has started; rejects if they cannot. */
-  get ready(): Promise<void> {
+  /** Starts the workers, once. */
+  #start(): Promise<void> {
+    if (!this.#ready) {
+      for (let i = 0; i < this.options.workers; i++) this.#workers.push(this.#spawn());
+      this.#ready = Promise.all(this.#workers.map((w) => w.ready)).then(() => undefined);
+      this.#ready.catch(() => undefined);
+    }
     return this.#ready;
+  }
+
+  /** Resolves when every worker has started (starting them if they wait for the first execution); rejects if they cannot. */
+  get ready(): Promise<void> {
+    if (this.#closing) return this.#ready ?? Promise.resolve();
+    return this.#start();
   }
 
   /** Worker process ids, for diagnostics and tests. */
@@ -185,11 +196,13 @@ export class SandboxRuntime {
         onAbort: undefined,
       };
       const signal = request.signal;
+      if (this.#startError) return resolve(this.#failure(this.#startError));
       if (signal?.aborted) return resolve(this.#failure(sandboxError("SANDBOX_ABORTED", `the execution was aborted: ${String(signal.reason)}`)));
       if (signal) {
         inflight.onAbort = () => this.#abort(inflight, `the execution was aborted: ${String(signal.reason)}`);
         signal.addEventListener("abort", inflight.onAbort, { once: true });
       }
+      void this.#start();
       this.#queue.push(inflight);
       this.#dispatch();
     });
@@ -303,8 +316,8 @@ export class SandboxRuntime {
     }
     if (this.#closing || wasReplaced) return;
     if (wasStarting && ++this.#startFailures >= MAX_START_FAILURES) {
-      const error = sandboxError("SANDBOX_INTERNAL", `sandbox workers fail to start (${how}): ${worker.stderrTail.trim() || "no output"}`);
-      for (const queued of this.#queue.splice(0)) this.#settle(queued, this.#failure(error));
+      this.#startError = sandboxError("SANDBOX_INTERNAL", `sandbox workers fail to start (${how}): ${worker.stderrTail.trim() || "no output"}`);
+      for (const queued of this.#queue.splice(0)) this.#settle(queued, this.#failure(this.#startError));
       return;
     }
     this.#workers.push(this.#spawn());

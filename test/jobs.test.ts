@@ -4,6 +4,7 @@
  * with exponential back-off on OperationStatus.Retry, auto-deleted, retried and cancelled by hand,
  * taken over when a runner's lease runs out, and completed once across a SIGKILL of the runner.
  */
+import Database from "better-sqlite3";
 import { fork } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -349,6 +350,60 @@ describe("the background job runner", () => {
   });
 });
 
+describe("jobs on a store file another process is writing", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-jobs-busy-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const jobState = (db: Database.Database, id: string) => (db.prepare("SELECT state_code FROM system_jobs WHERE id = ?").get(id) as { state_code: number }).state_code;
+
+  it("the runner waits for the other process's write lock with its event loop free, then runs the job", async () => {
+    const db = path.join(dir, "wait.db");
+    const host = await hostWith(plugins.bundle, { steps: [step("AsyncProbe", "Create", "bg", 40, { mode: "async" })] }, { db, runJobs: false });
+    const other = new Database(db);
+    try {
+      const { jobId } = await queued(host, "bg", { name: "Waits" });
+      other.exec("BEGIN IMMEDIATE");
+      let ticks = 0;
+      const ticking = setInterval(() => ticks++, 1);
+      const running = host.runJobs();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      clearInterval(ticking);
+      expect(ticks).toBeGreaterThan(10);
+      expect(jobState(other, jobId)).toBe(0);
+      other.exec("COMMIT");
+      expect(await running).toEqual([{ id: jobId, outcome: "succeeded" }]);
+    } finally {
+      other.close();
+      await host.close();
+    }
+  });
+
+  it("a lock held past busyTimeoutMs fails runJobs with STORE_BUSY and leaves the job Ready; the background runner keeps trying and runs it once the lock goes", async () => {
+    const db = path.join(dir, "busy.db");
+    const host = await hostWith(plugins.bundle, { steps: [step("AsyncProbe", "Create", "bg", 40, { mode: "async" })] }, { db, runJobs: false, busyTimeoutMs: 50, jobs: { pollMs: 20 } });
+    const other = new Database(db);
+    try {
+      const { jobId } = await queued(host, "bg", { name: "Held" });
+      other.exec("BEGIN IMMEDIATE");
+      await expect(host.runJobs()).rejects.toMatchObject({ code: "STORE_BUSY", message: expect.stringContaining(db) });
+      expect(jobState(other, jobId)).toBe(0);
+      const outcomes: JobOutcome[] = [];
+      host.jobRunner.onOutcome((o) => outcomes.push(o));
+      host.jobRunner.start();
+      await new Promise((resolve) => setTimeout(resolve, 200)); // several rounds fail while the lock is held
+      expect(outcomes).toEqual([]);
+      other.exec("COMMIT");
+      await expect.poll(() => outcomes).toEqual([{ id: jobId, outcome: "succeeded" }]);
+    } finally {
+      other.close();
+      await host.close();
+    }
+  });
+});
+
 describe("a job whose runner stops mid-job", () => {
   let dir: string;
   let server: http.Server;
@@ -394,6 +449,32 @@ describe("a job whose runner stops mid-job", () => {
       expect(await running).toEqual([{ id: jobId, outcome: "lost" }]);
       expect(await host.getJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 32 });
     } finally {
+      await host.close();
+    }
+  });
+
+  it("an outcome that cannot be written (another process holds the store past busyTimeoutMs) comes back lost, and the job runs again once its lease runs out", async () => {
+    answering = false;
+    const db = path.join(dir, "held.db");
+    const host = await hostWith(plugins.bundle, { steps: [step("CallOut", "Create", "remote", 40, { mode: "async", config: { port } })] }, { webPolicy: webPolicy(), db, runJobs: false, busyTimeoutMs: 50, jobs: { leaseMs: 300 } });
+    const other = new Database(db);
+    try {
+      const { jobId } = await queued(host, "remote", { name: "Unrecorded" });
+      const outcomes: JobOutcome[] = [];
+      host.jobRunner.onOutcome((o) => outcomes.push(o));
+      const running = host.runJobs();
+      await expect.poll(() => seen.includes(`/${jobId}`), { timeout: 30_000 }).toBe(true);
+      other.exec("BEGIN IMMEDIATE");
+      answerAll();
+      // The round ends when the next lease cannot be taken either.
+      await expect(running).rejects.toMatchObject({ code: "STORE_BUSY" });
+      expect(outcomes).toEqual([{ id: jobId, outcome: "lost", message: expect.stringContaining("its outcome could not be recorded, so it runs again when its lease runs out") }]);
+      other.exec("COMMIT");
+      expect(await host.getJob(jobId)).toMatchObject({ stateCode: 2 });
+      await new Promise((resolve) => setTimeout(resolve, 350));
+      expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "succeeded" }]);
+    } finally {
+      other.close();
       await host.close();
     }
   });

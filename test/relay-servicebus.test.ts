@@ -81,6 +81,25 @@ describe("relay: Service Bus queues", () => {
     }
   });
 
+  it("connectServiceEndpoints opens the endpoints' links before the first post, and names, within its timeout, an endpoint it cannot reach", async () => {
+    const broker = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
+    const host = await createHost({ manifest: manifest(broker.connectionString, "async"), runtime, runJobs: false });
+    try {
+      // [] means the sender's link is attached: the client sizes a batch only from an open link.
+      expect(await host.connectServiceEndpoints()).toEqual([]);
+    } finally {
+      await host.close();
+    }
+    const port = broker.port;
+    await broker.close();
+    const unreachable = await createHost({ manifest: manifest(`Endpoint=sb://127.0.0.1:${port};SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true`, "async"), runtime, runJobs: false });
+    try {
+      expect(await unreachable.connectServiceEndpoints({ timeoutMs: 500 })).toEqual([{ endpoint: "account-events", message: expect.any(String) }]);
+    } finally {
+      await unreachable.close();
+    }
+  });
+
   it("nothing is lost while the broker is down: the job waits and retries, and the post arrives once the broker is back", async () => {
     const first = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
     const port = first.port;

@@ -47,6 +47,47 @@ describe("store", () => {
     store.close();
   });
 
+  it("beginWrite: while another process holds the write lock it waits with the event loop free, and begins once the lock is let go", async () => {
+    const file = path.join(dir, "shared.db");
+    const holder = Store.open({ path: file });
+    const waiter = Store.open({ path: file, busyTimeoutMs: 5_000 });
+    try {
+      const held = holder.begin();
+      let ticks = 0;
+      const ticking = setInterval(() => ticks++, 1);
+      const begun = waiter.beginWrite();
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      expect(ticks).toBeGreaterThan(5); // the event loop ran while the write lock was taken
+      held.commit();
+      const transaction = await begun;
+      clearInterval(ticking);
+      waiter.insertRecord("account", "00000000-0000-4000-8000-000000000009", { name: "after the wait" });
+      transaction.commit();
+      expect(holder.getRecord("account", "00000000-0000-4000-8000-000000000009")?.attributes).toEqual({ name: "after the wait" });
+      expect(waiter.inTransaction).toBe(false);
+    } finally {
+      holder.close();
+      waiter.close();
+    }
+  });
+
+  it("beginWrite: a write lock held past busyTimeoutMs fails with STORE_BUSY naming the file, and leaves no transaction open", async () => {
+    const file = path.join(dir, "held.db");
+    const holder = Store.open({ path: file });
+    const waiter = Store.open({ path: file, busyTimeoutMs: 50 });
+    try {
+      const held = holder.begin();
+      await expect(waiter.beginWrite()).rejects.toMatchObject({ code: "STORE_BUSY", message: expect.stringContaining(`write lock of ${file}`) });
+      expect(waiter.inTransaction).toBe(false);
+      held.rollback();
+      const transaction = await waiter.beginWrite();
+      transaction.commit();
+    } finally {
+      holder.close();
+      waiter.close();
+    }
+  });
+
   it("acquire: one holder at a time, in the order they asked", async () => {
     const store = Store.open();
     const order: string[] = [];
@@ -67,13 +108,14 @@ describe("store", () => {
     const file = path.join(dir, "old.db");
     const store = Store.open({ path: file });
     store.insertRecord("account", "6d81597f-0f9f-e711-8122-000d3aa2331c", { name: "kept" });
-    // Back to version 1: without the indexes version 2 adds.
-    store.db.exec("DROP INDEX system_jobs_state_sequence; DROP INDEX system_jobs_lease; UPDATE plugbox_schema SET version = 1;");
+    // Back to version 1: without the indexes version 2 adds, with the one version 3 drops.
+    store.db.exec("DROP INDEX system_jobs_state_sequence; DROP INDEX system_jobs_lease; CREATE INDEX system_jobs_ready ON system_jobs (state_code, postpone_until, sequence); UPDATE plugbox_schema SET version = 1;");
     store.close();
     const migrated = Store.open({ path: file });
     expect(migrated.db.prepare("SELECT version FROM plugbox_schema").get()).toEqual({ version: SCHEMA_VERSION });
     const indexes = (migrated.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'system_jobs'").all() as Array<{ name: string }>).map((r) => r.name);
     expect(indexes).toEqual(expect.arrayContaining(["system_jobs_state_sequence", "system_jobs_lease"]));
+    expect(indexes).not.toContain("system_jobs_ready");
     expect(migrated.getRecord("account", "6d81597f-0f9f-e711-8122-000d3aa2331c")?.attributes).toEqual({ name: "kept" });
     migrated.close();
   });

@@ -97,7 +97,27 @@ describe("sandbox runtime supervisor", () => {
     await expect(runtime.execute({ bundle: plugins, typeName: "Echo", context: context() })).rejects.toMatchObject({ code: "SANDBOX_CLOSED" });
   });
 
+  it("startOnFirstExecution: no worker runs until the first execution, which starts one and runs", async () => {
+    const runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, startOnFirstExecution: true });
+    try {
+      expect(runtime.workerPids).toEqual([]);
+      const report = await runtime.execute({ bundle: plugins, typeName: "Echo", context: context({ sharedVariables: { n: 7 } }) });
+      expect(report.ok && report.changes.outputParameters).toEqual({ n: 7 });
+      expect(runtime.workerPids).toHaveLength(1);
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("startOnFirstExecution: a runtime closed before any execution started no worker", async () => {
+    const runtime = createSandboxRuntime({ workers: 2, startOnFirstExecution: true });
+    await runtime.close();
+    await runtime.ready;
+    expect(runtime.workerPids).toEqual([]);
+  });
+
   it("options: an invalid runtime option is refused with OPTIONS_INVALID naming it", () => {
+    expect(() => createSandboxRuntime({ startOnFirstExecution: "yes" } as never)).toThrow(expect.objectContaining({ code: "OPTIONS_INVALID", message: expect.stringContaining("options.startOnFirstExecution must be true or false") }));
     expect(() => createSandboxRuntime({ workers: 0 })).toThrow(expect.objectContaining({ code: "OPTIONS_INVALID", message: expect.stringContaining("options.workers") }));
     expect(() => createSandboxRuntime({ limits: { memoryMb: 4 } })).toThrow(expect.objectContaining({ code: "OPTIONS_INVALID", message: expect.stringContaining("options.limits.memoryMb") }));
     expect(() => createSandboxRuntime({ bogus: 1 } as never)).toThrow(expect.objectContaining({ code: "OPTIONS_INVALID", message: expect.stringContaining("bogus") }));

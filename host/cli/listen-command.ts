@@ -5,8 +5,8 @@
  * context is reported and dead-lettered (Service Bus) or skipped (Event Hubs), never dropped
  * silently, and makes the command end with exit code 1.
  */
-import { EventHubConsumerClient, earliestEventPosition, type ReceivedEventData } from "@azure/event-hubs";
-import { ServiceBusClient, type ServiceBusReceivedMessage } from "@azure/service-bus";
+import type { ReceivedEventData } from "@azure/event-hubs";
+import type { ServiceBusClient, ServiceBusReceivedMessage } from "@azure/service-bus";
 import type { Command } from "commander";
 import { parseRemoteExecutionContext, type RemoteExecutionContext } from "../../sdk/wire/index.js";
 import { toPlain } from "../../sdk/codec.js";
@@ -105,7 +105,9 @@ export function registerListenCommand(program: Command, io: CliIo): void {
     });
 }
 
+// The Azure clients load only for the command that uses them: other commands start without them.
 async function listenToServiceBus(flags: ListenFlags, printer: Printer): Promise<void> {
+  const { ServiceBusClient } = await import("@azure/service-bus");
   const client = new ServiceBusClient(flags.connectionString);
   // The body's bytes as they came (Dataverse sends the context's text as bytes), not parsed by the client.
   const receiver = flags.queue ? client.createReceiver(flags.queue, { skipParsingBodyAsJson: true }) : client.createReceiver(flags.topic!, flags.subscription!, { skipParsingBodyAsJson: true });
@@ -141,6 +143,7 @@ function toReceived(message: ServiceBusReceivedMessage): Received {
 }
 
 async function listenToEventHub(flags: ListenFlags, printer: Printer): Promise<void> {
+  const { EventHubConsumerClient, earliestEventPosition } = await import("@azure/event-hubs");
   const consumer = new EventHubConsumerClient(flags.consumerGroup, flags.connectionString, flags.eventHub!);
   try {
     await new Promise<void>((resolve, reject) => {

@@ -1,7 +1,9 @@
 /**
- * Runs system jobs: the asynchronous steps queued by committed requests. It leases one job at a
- * time, runs its plug-in outside any transaction (the plug-in's own calls are requests of their
- * own), and records the outcome only while it still holds the lease. A plug-in that throws
+ * Runs system jobs: the asynchronous steps queued by committed requests. It leases jobs a batch at
+ * a time, runs each plug-in outside any transaction (the plug-in's own calls are requests of their
+ * own), and records the outcome only while it still holds the lease. When another process holds
+ * the store file, the runner waits with its event loop free; an outcome it cannot write in time
+ * comes back "lost", and the job runs again when its lease runs out. A plug-in that throws
  * InvalidPluginExecutionError with OperationStatus.Retry is run again with exponential back-off,
  * up to settings.maxAsyncAttempts attempts in all (4, as in Dataverse); any other failure fails the
  * job with its reason. A job whose worker died is taken again when its lease runs out.
@@ -9,6 +11,7 @@
 import { randomUUID } from "node:crypto";
 import type { Clock } from "../ids.js";
 import { RETRYABLE_RELAY_CODES } from "../relay/errors.js";
+import { decode } from "../../sdk/codec.js";
 import type { SystemJob } from "./jobs-store.js";
 import { OUTBOX_PREFIX, type Pipeline } from "./pipeline.js";
 
@@ -82,31 +85,49 @@ export class JobRunner {
 
   async #loop(): Promise<void> {
     if (this.#running || this.#stopped) return;
+    let wait = this.#options.pollMs;
     this.#running = this.runReady();
     try {
       await this.#running;
+      if (this.#stopped) return;
+      const due = await this.#nextDue();
+      if (due) wait = Math.max(0, Math.min(this.#options.pollMs, due.getTime() - Date.now()));
+    } catch {
+      // The store could not be written (another process held it too long): the jobs stay where they
+      // are, and the next round tries again.
     } finally {
       this.#running = undefined;
     }
     if (this.#stopped) return;
-    const release = await this.#pipeline.store.acquire();
-    let due: Date | undefined;
-    try {
-      due = this.#pipeline.jobs.nextDue();
-    } finally {
-      release();
-    }
-    const wait = due ? Math.max(0, Math.min(this.#options.pollMs, due.getTime() - Date.now())) : this.#options.pollMs;
     this.#timer = setTimeout(() => void this.#loop(), wait);
   }
 
-  /** Runs every job that is ready now, `concurrency` at a time; resolves with what happened to each, in completion order. */
+  async #nextDue(): Promise<Date | undefined> {
+    const release = await this.#pipeline.store.acquire();
+    try {
+      return this.#pipeline.jobs.nextDue();
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Runs every job that is ready now, `concurrency` at a time; resolves with what happened to each,
+   * in completion order. Rejects (STORE_BUSY) when no job could be leased because another process
+   * held the store too long; the jobs started before that still run to their end first.
+   */
   async runReady(): Promise<JobOutcome[]> {
     const outcomes: JobOutcome[] = [];
+    let failure: { error: unknown } | undefined;
     const lane = async () => {
-      for (;;) {
-        if (this.#stopped) return;
-        const claimed = await this.#next();
+      while (!this.#stopped && !failure) {
+        let claimed: Claimed | undefined;
+        try {
+          claimed = await this.#next();
+        } catch (error) {
+          failure ??= { error };
+          return;
+        }
         if (!claimed) return;
         outcomes.push(await this.#run(claimed));
       }
@@ -116,6 +137,7 @@ export class JobRunner {
     } finally {
       await this.#releaseUnstarted();
     }
+    if (failure) throw failure.error;
     return outcomes;
   }
 
@@ -143,12 +165,23 @@ export class JobRunner {
   }
 
   async #claim(limit: number): Promise<Claimed[]> {
-    const release = await this.#pipeline.store.acquire();
+    const { store, jobs } = this.#pipeline;
+    const release = await store.acquire();
+    let leased: Array<{ job: SystemJob; data: string }>;
     try {
-      return this.#pipeline.jobs.claimBatch(this.owner, this.#options.leaseMs, limit);
+      const transaction = await store.beginWrite();
+      try {
+        leased = jobs.claimBatch(this.owner, this.#options.leaseMs, limit);
+        transaction.commit();
+      } catch (error) {
+        transaction.rollback();
+        throw error;
+      }
     } finally {
       release();
     }
+    // Read after the commit: the write lock is held for the lease only.
+    return leased.map(({ job, data }) => ({ job, data: decode(data) as Record<string, unknown> }));
   }
 
   /** Leased jobs that no lane started (the runner stopped) are made ready again rather than left to their lease. */
@@ -169,7 +202,20 @@ export class JobRunner {
     return claimed ? this.#run(claimed) : undefined;
   }
 
+  /** Runs a leased job and records its outcome; never rejects. */
   async #run(claimed: Claimed): Promise<JobOutcome> {
+    let outcome: JobOutcome;
+    try {
+      outcome = await this.#attempt(claimed);
+    } catch (error) {
+      // The outcome could not be written: the lease runs out and the job runs again, as after a crash.
+      outcome = { id: claimed.job.id, outcome: "lost", message: `its outcome could not be recorded, so it runs again when its lease runs out: ${(error as Error).message}` };
+    }
+    for (const listener of this.#listeners) listener(outcome);
+    return outcome;
+  }
+
+  async #attempt(claimed: Claimed): Promise<JobOutcome> {
     const { jobs, registry } = this.#pipeline;
     const { job, data } = claimed;
     const step = job.owningExtensionId ? registry.step(job.owningExtensionId) : undefined;
@@ -200,7 +246,6 @@ export class JobRunner {
         }
       }
     }
-    for (const listener of this.#listeners) listener(outcome);
     return outcome;
   }
 
@@ -250,7 +295,13 @@ export class JobRunner {
       while (this.#writes.length > 0) {
         const batch = this.#writes.splice(0);
         const results: Array<{ ok: true; value: JobOutcome } | { ok: false; error: unknown }> = [];
-        const transaction = store.begin();
+        let transaction: { commit(): void; rollback(): void };
+        try {
+          transaction = await store.beginWrite();
+        } catch (error) {
+          for (const { reject } of batch) reject(error);
+          continue;
+        }
         try {
           for (const { write } of batch) {
             try {

@@ -135,12 +135,15 @@ export class JobQueue {
   }
 
   /** Leases the next job that is ready (or whose worker's lease ran out), oldest first. */
-  claim(owner: string, leaseMs: number): { job: SystemJob; data: Record<string, unknown> } | undefined {
+  claim(owner: string, leaseMs: number): { job: SystemJob; data: string } | undefined {
     return this.claimBatch(owner, leaseMs, 1)[0];
   }
 
-  /** Leases up to `limit` jobs at once: ready ones oldest first, then those whose lease ran out. */
-  claimBatch(owner: string, leaseMs: number, limit: number): Array<{ job: SystemJob; data: Record<string, unknown> }> {
+  /**
+   * Leases up to `limit` jobs at once: ready ones oldest first, then those whose lease ran out.
+   * Their data comes as plugbox JSON, to be read (`decode`) after the lease commits.
+   */
+  claimBatch(owner: string, leaseMs: number, limit: number): Array<{ job: SystemJob; data: string }> {
     const now = this.#now();
     const until = new Date(this.#clock.now().getTime() + leaseMs).toISOString();
     const lease = "UPDATE system_jobs SET state_code = 2, status_code = 20, lease_owner = ?, lease_until = ?, started_on = ? WHERE id IN";
@@ -149,7 +152,7 @@ export class JobQueue {
     if (rows.length < limit) {
       rows.push(...this.#sql<Row>(`${lease} (SELECT id FROM system_jobs WHERE state_code = 2 AND lease_until < ? ORDER BY lease_until LIMIT ?) RETURNING *`).all(owner, until, now, now, limit - rows.length));
     }
-    return rows.sort((a, b) => a.sequence - b.sequence).map((row) => ({ job: toJob(row), data: decode(row.data) as Record<string, unknown> }));
+    return rows.sort((a, b) => a.sequence - b.sequence).map((row) => ({ job: toJob(row), data: row.data }));
   }
 
   /** Gives back leased jobs that were not started (a runner that stops), so they are ready at once. */

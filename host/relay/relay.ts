@@ -12,7 +12,7 @@ import type { ServiceEndpointRegistration } from "../registry/manifest.js";
 import type { NotificationBackend } from "../services/notification.js";
 import { readServiceEndpoint, SecretResolver, type SecretSource, type ServiceEndpoint } from "./endpoints.js";
 import { RelayError } from "./errors.js";
-import { createTransports, type OutgoingPost, type RelayTransport } from "./transports.js";
+import { createTransports, describeError, type OutgoingPost, type RelayTransport } from "./transports.js";
 import type { Transport } from "./endpoints.js";
 
 /** Dataverse's limits: above them ParentContext, InputParameters and the images are dropped. */
@@ -128,6 +128,24 @@ export class Relay implements NotificationBackend {
   async execute(endpointId: string, context: Record<string, unknown>, signal?: AbortSignal): Promise<string | null> {
     const endpoint = this.endpoint(endpointId);
     return this.send(this.prepare(endpoint, context), signal);
+  }
+
+  /**
+   * Loads the clients and opens the links of every Service Bus and Event Hubs endpoint, so the first
+   * posts do not wait for them. Resolves within `timeoutMs` with the endpoints that could not be
+   * reached by then (their posts fail or are retried as usual); it never rejects.
+   */
+  async connect(options: { timeoutMs?: number } = {}): Promise<Array<{ endpoint: string; message: string }>> {
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const endpoints = [...new Set(this.#endpoints.values())];
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`not connected within ${timeoutMs} ms`)), timeoutMs);
+    });
+    late.catch(() => undefined);
+    const results = await Promise.allSettled(endpoints.map((e) => Promise.race([Promise.resolve(this.#transports[e.transport].connect?.(e)), late])));
+    clearTimeout(timer);
+    return results.flatMap((r, i) => (r.status === "rejected" ? [{ endpoint: endpoints[i]!.name, message: describeError(r.reason) }] : []));
   }
 
   /** Closes every transport; a peer that vanished gets 2 s to answer before its connection is left. */

@@ -4,10 +4,12 @@
  * @azure/service-bus, Event Hubs with @azure/event-hubs, webhooks with undici.
  *
  * Posts that become ready in the same turn of the event loop go to Service Bus or Event Hubs as one
- * batch. Errors never carry a connection string or key.
+ * batch. Errors never carry a connection string or key. The Azure clients are loaded at the first
+ * post that needs them (together they take about half a second to load): a host, a job process or a
+ * command that posts nowhere, or only to webhooks, never loads them.
  */
-import { EventHubProducerClient } from "@azure/event-hubs";
-import { ServiceBusClient, type ServiceBusMessage, type ServiceBusReceiver, type ServiceBusSender } from "@azure/service-bus";
+import type { EventHubProducerClient } from "@azure/event-hubs";
+import type { ServiceBusClient, ServiceBusMessage, ServiceBusReceiver, ServiceBusSender } from "@azure/service-bus";
 import { randomUUID } from "node:crypto";
 import { request } from "undici";
 import type { ServiceEndpoint, Transport } from "./endpoints.js";
@@ -32,10 +34,13 @@ export interface OutgoingPost {
 export interface RelayTransport {
   /** Delivers the post; resolves with a two-way, REST or webhook reply, else null. */
   post(post: OutgoingPost): Promise<string | null>;
+  /** Loads the client and opens the link the endpoint's posts will use; rejects when it cannot. */
+  connect?(endpoint: ServiceEndpoint): Promise<void>;
   close(): Promise<void>;
 }
 
-function describe(error: unknown): string {
+/** An error's code and message, with any key masked. */
+export function describeError(error: unknown): string {
   const e = error as { code?: unknown; message?: unknown };
   const text = typeof e.message === "string" ? e.message : String(error);
   // Never let a key out, whatever the client put in its message.
@@ -166,7 +171,10 @@ export class ServiceBusTransport implements RelayTransport {
   /** This relay's reply session: two-way requests name it as ReplyToSessionId. */
   readonly replySessionId = randomUUID();
 
-  #client(endpoint: ServiceEndpoint): ServiceBusClient {
+  #sdk: Promise<typeof import("@azure/service-bus")> | undefined;
+
+  async #client(endpoint: ServiceEndpoint): Promise<ServiceBusClient> {
+    const { ServiceBusClient } = await (this.#sdk ??= import("@azure/service-bus"));
     let client = this.#clients.get(endpoint.connectionString!);
     if (!client) {
       // Fail fast: a post that cannot be delivered is retried by the job runner, durably.
@@ -176,11 +184,12 @@ export class ServiceBusTransport implements RelayTransport {
     return client;
   }
 
-  #sender(endpoint: ServiceEndpoint) {
+  async #sender(endpoint: ServiceEndpoint) {
     const key = `${endpoint.connectionString}\u0000${endpoint.path}`;
+    const client = await this.#client(endpoint);
     let entry = this.#senders.get(key);
     if (!entry) {
-      const sender = this.#client(endpoint).createSender(endpoint.path!);
+      const sender = client.createSender(endpoint.path!);
       const batcher = new Batcher<ServiceBusMessage>((messages) =>
         sendInBatches(messages, () => sender.createMessageBatch(), (batch, message) => batch.tryAddMessage(message), (batch) => sender.sendMessages(batch)),
       );
@@ -188,6 +197,12 @@ export class ServiceBusTransport implements RelayTransport {
       this.#senders.set(key, entry);
     }
     return entry;
+  }
+
+  async connect(endpoint: ServiceEndpoint): Promise<void> {
+    const { sender } = await this.#sender(endpoint);
+    // The client opens a sender's link on first use; a batch needs the link's maximum message size.
+    await sender.createMessageBatch();
   }
 
   async post(post: OutgoingPost): Promise<string | null> {
@@ -208,7 +223,7 @@ export class ServiceBusTransport implements RelayTransport {
       const key = `${endpoint.connectionString}\u0000${endpoint.replyQueue}\u0000${replySession ?? ""}`;
       let listener = this.#replies.get(key);
       if (!listener) {
-        listener = ReplyListener.open(this.#client(endpoint), endpoint.replyQueue!, replySession);
+        listener = this.#client(endpoint).then((client) => ReplyListener.open(client, endpoint.replyQueue!, replySession));
         this.#replies.set(key, listener);
         listener.catch(() => this.#replies.delete(key));
       }
@@ -217,16 +232,16 @@ export class ServiceBusTransport implements RelayTransport {
       } catch (error) {
         throw new RelayError(
           "RELAY_UNREACHABLE",
-          `the reply queue ${endpoint.replyQueue} of endpoint "${endpoint.name}" could not be received from${replySession ? " with a session (is it session-enabled? set replySessions: false for a plain queue)" : ""}: ${describe(error)}`,
+          `the reply queue ${endpoint.replyQueue} of endpoint "${endpoint.name}" could not be received from${replySession ? " with a session (is it session-enabled? set replySessions: false for a plain queue)" : ""}: ${describeError(error)}`,
         );
       }
       reply.catch(() => undefined);
     }
     try {
-      await this.#sender(endpoint).batcher.add(message);
+      await (await this.#sender(endpoint)).batcher.add(message);
     } catch (error) {
       this.#forget(endpoint);
-      throw new RelayError("RELAY_UNREACHABLE", `the post to ${endpoint.contract} ${endpoint.path} of endpoint "${endpoint.name}" failed: ${describe(error)}`);
+      throw new RelayError("RELAY_UNREACHABLE", `the post to ${endpoint.contract} ${endpoint.path} of endpoint "${endpoint.name}" failed: ${describeError(error)}`);
     }
     return reply ? await reply : null;
   }
@@ -262,7 +277,10 @@ export class ServiceBusTransport implements RelayTransport {
 export class EventHubTransport implements RelayTransport {
   readonly #producers = new Map<string, { producer: EventHubProducerClient; batcher: Batcher<OutgoingPost> }>();
 
-  #producer(endpoint: ServiceEndpoint) {
+  #sdk: Promise<typeof import("@azure/event-hubs")> | undefined;
+
+  async #producer(endpoint: ServiceEndpoint) {
+    const { EventHubProducerClient } = await (this.#sdk ??= import("@azure/event-hubs"));
     const key = `${endpoint.connectionString}\u0000${endpoint.path}`;
     let entry = this.#producers.get(key);
     if (!entry) {
@@ -283,11 +301,16 @@ export class EventHubTransport implements RelayTransport {
     return entry;
   }
 
+  async connect(endpoint: ServiceEndpoint): Promise<void> {
+    const { producer } = await this.#producer(endpoint);
+    await producer.createBatch();
+  }
+
   async post(post: OutgoingPost): Promise<string | null> {
     try {
-      await this.#producer(post.endpoint).batcher.add(post);
+      await (await this.#producer(post.endpoint)).batcher.add(post);
     } catch (error) {
-      throw new RelayError("RELAY_UNREACHABLE", `the post to event hub ${post.endpoint.path} of endpoint "${post.endpoint.name}" failed: ${describe(error)}`);
+      throw new RelayError("RELAY_UNREACHABLE", `the post to event hub ${post.endpoint.path} of endpoint "${post.endpoint.name}" failed: ${describeError(error)}`);
     }
     return null;
   }
@@ -319,13 +342,14 @@ export class WebhookTransport implements RelayTransport {
         text = await response.body.text();
       } catch (error) {
         const timedOut = (error as { name?: string }).name === "TimeoutError" || /timeout/i.test(String((error as { code?: string }).code));
-        throw new RelayError(timedOut ? "RELAY_TIMEOUT" : "RELAY_UNREACHABLE", `the webhook of endpoint "${endpoint.name}" at ${url.origin}${url.pathname} ${timedOut ? `did not answer within ${endpoint.timeoutMs} ms` : `could not be reached: ${describe(error)}`}`);
+        throw new RelayError(timedOut ? "RELAY_TIMEOUT" : "RELAY_UNREACHABLE", `the webhook of endpoint "${endpoint.name}" at ${url.origin}${url.pathname} ${timedOut ? `did not answer within ${endpoint.timeoutMs} ms` : `could not be reached: ${describeError(error)}`}`);
       }
       if (status >= 200 && status < 300) return text === "" ? null : text;
       if (attempt === 1 && RETRY_ONCE.has(status)) continue;
       throw new RelayError(RETRY_ONCE.has(status) ? "RELAY_UNREACHABLE" : "RELAY_REJECTED", `the webhook of endpoint "${endpoint.name}" answered ${status}`);
     }
   }
+  async connect(): Promise<void> {}
   async close(): Promise<void> {}
 }
 

@@ -9,7 +9,7 @@
  * them with SQLite's JSON functions (see host/organization/query).
  */
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
   {
@@ -91,5 +91,10 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
       CREATE INDEX system_jobs_state_sequence ON system_jobs (state_code, sequence);
       CREATE INDEX system_jobs_lease ON system_jobs (state_code, lease_until);
     `,
+  },
+  {
+    version: 3,
+    // Superseded by system_jobs_state_sequence: no query used it, and every lease and completion paid to update it.
+    sql: `DROP INDEX system_jobs_ready;`,
   },
 ];

@@ -6,7 +6,8 @@
  * transaction stays open across awaited sandbox executions; the nested requests its plug-ins make
  * run inside it as savepoints, without acquiring again. Requests from other callers, async jobs
  * and CLI invocations queue behind it, so no request ever sees, or rolls back, another's
- * uncommitted writes. Another process opening the same file waits on SQLite's busy timeout.
+ * uncommitted writes. Another process opening the same file waits on SQLite's busy timeout; the
+ * job runner's writes (`beginWrite`) wait without blocking the event loop.
  */
 import Database from "better-sqlite3";
 import { PlugboxError } from "../../runtime/errors.js";
@@ -17,6 +18,7 @@ export const STORE_ERROR_CODES = {
   STORE_TOO_NEW: "usage", // the file was written by a newer plugbox
   STORE_CLOSED: "usage", // the store was used after close()
   STORE_CORRUPT_VALUE: "internal", // a stored value cannot be read back
+  STORE_BUSY: "internal", // another process held the file's write lock for longer than busyTimeoutMs
 } as const;
 export type StoreErrorCode = keyof typeof STORE_ERROR_CODES;
 export class StoreError extends PlugboxError<StoreErrorCode> {}
@@ -44,11 +46,13 @@ export class Store {
   #queue: Promise<void> = Promise.resolve();
   #depth = 0;
   #closed = false;
+  readonly #busyTimeoutMs: number;
   readonly #statements;
 
-  private constructor(path: string, db: Database.Database) {
+  private constructor(path: string, db: Database.Database, busyTimeoutMs: number) {
     this.path = path;
     this.db = db;
+    this.#busyTimeoutMs = busyTimeoutMs;
     this.#statements = {
       begin: db.prepare("BEGIN IMMEDIATE"),
       commit: db.prepare("COMMIT"),
@@ -71,9 +75,10 @@ export class Store {
   /** Opens (and creates or migrates) a store. */
   static open(options: StoreOptions = {}): Store {
     const path = options.path ?? ":memory:";
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
     let db: Database.Database;
     try {
-      db = new Database(path, { timeout: options.busyTimeoutMs ?? 5_000 });
+      db = new Database(path, { timeout: busyTimeoutMs });
     } catch (error) {
       throw new StoreError("STORE_OPEN_FAILED", `cannot open the store ${path}: ${(error as Error).message}`);
     }
@@ -82,7 +87,7 @@ export class Store {
       db.pragma("synchronous = NORMAL");
       db.pragma("foreign_keys = ON");
       migrate(db, path);
-      return new Store(path, db);
+      return new Store(path, db, busyTimeoutMs);
     } catch (error) {
       db.close();
       if (error instanceof StoreError) throw error;
@@ -112,10 +117,11 @@ export class Store {
   /** Starts a transaction, or a savepoint inside the open one. Returns how to end it. */
   begin(): { commit(): void; rollback(): void } {
     this.#assertOpen();
-    const level = this.#depth++;
+    const level = this.#depth;
     const name = `sp${level}`;
     if (level === 0) this.#statements.begin.run();
     else this.db.exec(`SAVEPOINT ${name}`);
+    this.#depth++;
     let ended = false;
     const end = (top: Database.Statement, nested: string) => {
       if (ended) return;
@@ -128,6 +134,30 @@ export class Store {
       commit: () => end(this.#statements.commit, `RELEASE ${name}`),
       rollback: () => end(this.#statements.rollback, `ROLLBACK TO ${name}; RELEASE ${name}`),
     };
+  }
+
+  /**
+   * Starts a transaction like `begin`, but while another process holds the file's write lock it
+   * waits between attempts with the event loop free (a synchronous wait would stall this process's
+   * sockets and timers), for up to busyTimeoutMs; then throws STORE_BUSY. For callers that hold the
+   * store and no transaction.
+   */
+  async beginWrite(): Promise<{ commit(): void; rollback(): void }> {
+    const deadline = Date.now() + this.#busyTimeoutMs;
+    for (let delayMs = 1; ; delayMs = Math.min(delayMs * 2, 32)) {
+      this.#assertOpen();
+      // Set at prepare time (SQLite applies this pragma while compiling it), so run each time.
+      this.db.pragma("busy_timeout = 0");
+      try {
+        return this.begin();
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== "SQLITE_BUSY") throw error;
+        if (Date.now() >= deadline) throw new StoreError("STORE_BUSY", `another process held the write lock of ${this.path} for more than ${this.#busyTimeoutMs} ms`, { cause: error });
+      } finally {
+        this.db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, delayMs * (0.5 + Math.random())));
+    }
   }
 
   get inTransaction(): boolean {
