@@ -8,10 +8,11 @@ const dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-store-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("store", () => {
-  it("a file-backed store uses WAL, creates its schema, and keeps records across reopening", () => {
+  it("a file-backed store uses WAL and 8 KB pages, creates its schema, and keeps records across reopening", () => {
     const file = path.join(dir, "a.db");
     const store = Store.open({ path: file });
     expect(store.db.pragma("journal_mode", { simple: true })).toBe("wal");
+    expect(store.db.pragma("page_size", { simple: true })).toBe(8192);
     store.insertRecord("account", "6d81597f-0f9f-e711-8122-000d3aa2331c", { name: "Contoso" });
     store.close();
     const again = Store.open({ path: file });
