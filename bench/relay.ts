@@ -4,7 +4,7 @@
  * @azure/service-bus directly; and what serializing a context of 1, 10 and 100 KB costs.
  */
 import { ServiceBusClient } from "@azure/service-bus";
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createHost } from "../host/host.js";
@@ -20,6 +20,12 @@ import { decode, encode } from "../sdk/codec.js";
 import type { BenchRow } from "./row.js";
 
 const ENDPOINT = "c2c5d1a6-4f6f-4b71-9a0b-5b0c3d6e7f80";
+const PROCESS_ROUNDS = 3;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
 
 function contextOf(bytes: number): Record<string, unknown> {
   const target = new Entity("account", "6d81597f-0f9f-e711-8122-000d3aa2331c", { name: "Contoso", description: "x".repeat(Math.max(0, bytes - 1_500)) });
@@ -95,38 +101,49 @@ export async function runRelayBench(options: { contexts?: number } = {}): Promis
     const relayed = outcomes.filter((o) => o.outcome === "succeeded").length / ((performance.now() - started) / 1000);
     await host.close();
 
-    // The same, with the jobs run by two processes sharing a store file, against a broker of its own.
+    // The same, with the jobs run by two processes sharing a store file, each round against a broker
+    // of its own. Jobs are queued once; each round runs a copy of that store. The median of the
+    // rounds is reported: on a small machine one round can be a quarter off the next.
     const dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-bench-relay-"));
-    const freshBroker = await startBrokerProcess();
-    let relayedByTwo = 0;
-    let relayedByTwoWithStart = 0;
+    const up: number[] = [];
+    const withStart: number[] = [];
+    const many = count * 4;
     try {
-      const db = path.join(dir, "jobs.db");
-      const manifest = {
-        serviceEndpoints: [{ id: ENDPOINT, name: "e", contract: "Queue", path: "relayed", connectionString: freshBroker.connectionString }],
+      const queuedDb = path.join(dir, "queued.db");
+      const manifestFor = (connectionString: string) => ({
+        serviceEndpoints: [{ id: ENDPOINT, name: "e", contract: "Queue", path: "relayed", connectionString }],
         steps: [{ serviceEndpoint: "e", message: "Create", entity: "account", stage: 40, mode: "async", asyncAutoDelete: true }],
         settings: { traceLogSetting: "Off" },
-      };
-      const queued = await createHost({ manifest, db, runJobs: false, runtimeOptions: { workers: 1, prewarmIsolates: 0 } });
-      const many = count * 2;
+      });
+      const queued = await createHost({ manifest: manifestFor(broker.connectionString), db: queuedDb, runJobs: false, runtimeOptions: { workers: 1, prewarmIsolates: 0, startOnFirstExecution: true } });
       for (let i = 0; i < many; i++) await queued.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: `Account ${i}` }) } });
       await queued.close();
-      started = performance.now();
-      const result = await runJobsInProcesses({ manifest, db, processes: 2, jobs: { concurrency: 64 } });
-      const succeeded = result.outcomes.filter((o) => o.outcome === "succeeded").length;
-      relayedByTwoWithStart = succeeded / ((performance.now() - started) / 1000);
-      const running = Math.max(...result.processes.map((p) => p.finishedAt)) - Math.min(...result.processes.map((p) => p.startedAt));
-      relayedByTwo = succeeded / (running / 1000);
+      for (let round = 0; round < PROCESS_ROUNDS; round++) {
+        const db = path.join(dir, `round-${round}.db`);
+        copyFileSync(queuedDb, db);
+        const freshBroker = await startBrokerProcess();
+        try {
+          started = performance.now();
+          const result = await runJobsInProcesses({ manifest: manifestFor(freshBroker.connectionString), db, processes: 2, jobs: { concurrency: 64 } });
+          const succeeded = result.outcomes.filter((o) => o.outcome === "succeeded").length;
+          withStart.push(succeeded / ((performance.now() - started) / 1000));
+          const running = Math.max(...result.processes.map((p) => p.finishedAt)) - Math.min(...result.processes.map((p) => p.startedAt));
+          up.push(succeeded / (running / 1000));
+        } finally {
+          await freshBroker.close();
+        }
+      }
     } finally {
-      await freshBroker.close();
       rmSync(dir, { recursive: true, force: true });
     }
+    const relayedByTwo = median(up);
+    const relayedByTwoWithStart = median(withStart);
 
     rows.push({ name: "SDK sends of the same bodies, 64 at a time", value: direct, unit: "msg/s", baseline: "itself", ratio: 1 });
     rows.push({ name: "SDK sends of the same bodies in batches of 100", value: directBatched, unit: "msg/s", baseline: "itself", ratio: 1 });
     rows.push({ name: "contexts relayed from async steps (one system job each, 64 at a time)", value: relayed, unit: "ctx/s", baseline: "SDK sends, 64 at a time", ratio: relayed / direct, goal: "≥ 0.8x" });
-    rows.push({ name: "… twice as many jobs run by 2 processes sharing a store file, once they are up", value: relayedByTwo, unit: "ctx/s", baseline: "SDK sends, 64 at a time", ratio: relayedByTwo / direct, goal: "> 5,000/s" });
-    rows.push({ name: "… the same, counting the start of the 2 processes", value: relayedByTwoWithStart, unit: "ctx/s", baseline: "SDK sends, 64 at a time", ratio: relayedByTwoWithStart / direct });
+    rows.push({ name: `… ${many.toLocaleString("en-US")} jobs run by 2 processes sharing a store file, once they are up (median of ${PROCESS_ROUNDS} rounds: ${up.map((v) => Math.round(v).toLocaleString("en-US")).join(", ")})`, value: relayedByTwo, unit: "ctx/s", baseline: "SDK sends, 64 at a time", ratio: relayedByTwo / direct, goal: "> 5,000/s" });
+    rows.push({ name: `… the same, counting the start of the 2 processes (median of ${PROCESS_ROUNDS} rounds)`, value: relayedByTwoWithStart, unit: "ctx/s", baseline: "SDK sends, 64 at a time", ratio: relayedByTwoWithStart / direct });
   } finally {
     await broker.close();
   }

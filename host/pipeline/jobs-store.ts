@@ -57,52 +57,36 @@ export interface SystemJob {
   autoDelete: boolean;
 }
 
-interface Row {
-  id: string;
-  sequence: number;
-  name: string;
-  operation_type: number;
-  state_code: number;
-  status_code: number;
-  owning_extension_id: string | null;
-  message_name: string | null;
-  primary_entity_type: string | null;
-  regarding_id: string | null;
-  data: string;
-  depth: number;
-  retry_count: number;
-  error_code: number | null;
-  message: string | null;
-  friendly_message: string | null;
-  created_on: string;
-  started_on: string | null;
-  completed_on: string | null;
-  postpone_until: string | null;
-  auto_delete: number;
-}
+/**
+ * The columns a SystemJob is read from, in the order `toJob` takes them. Rows are read as arrays:
+ * better-sqlite3 builds an object per row at several times the cost.
+ */
+const JOB_COLUMNS =
+  "id, sequence, name, operation_type, state_code, status_code, owning_extension_id, message_name, primary_entity_type, regarding_id, depth, retry_count, error_code, message, friendly_message, created_on, started_on, completed_on, postpone_until, auto_delete";
+type Column = string | number | null;
 
-function toJob(row: Row): SystemJob {
+function toJob(v: Column[]): SystemJob {
   return {
-    id: row.id,
-    sequence: row.sequence,
-    name: row.name,
-    operationType: row.operation_type,
-    stateCode: row.state_code,
-    statusCode: row.status_code,
-    owningExtensionId: row.owning_extension_id,
-    messageName: row.message_name,
-    primaryEntityType: row.primary_entity_type,
-    regardingObjectId: row.regarding_id,
-    depth: row.depth,
-    retryCount: row.retry_count,
-    errorCode: row.error_code,
-    message: row.message,
-    friendlyMessage: row.friendly_message,
-    createdOn: row.created_on,
-    startedOn: row.started_on,
-    completedOn: row.completed_on,
-    postponeUntil: row.postpone_until,
-    autoDelete: row.auto_delete === 1,
+    id: v[0] as string,
+    sequence: v[1] as number,
+    name: v[2] as string,
+    operationType: v[3] as number,
+    stateCode: v[4] as number,
+    statusCode: v[5] as number,
+    owningExtensionId: v[6] as string | null,
+    messageName: v[7] as string | null,
+    primaryEntityType: v[8] as string | null,
+    regardingObjectId: v[9] as string | null,
+    depth: v[10] as number,
+    retryCount: v[11] as number,
+    errorCode: v[12] as number | null,
+    message: v[13] as string | null,
+    friendlyMessage: v[14] as string | null,
+    createdOn: v[15] as string,
+    startedOn: v[16] as string | null,
+    completedOn: v[17] as string | null,
+    postponeUntil: v[18] as string | null,
+    autoDelete: v[19] === 1,
   };
 }
 
@@ -120,6 +104,13 @@ export class JobQueue {
     let statement = this.#statements.get(sql);
     if (!statement) this.#statements.set(sql, (statement = this.#store.db.prepare(sql)));
     return statement as Statement<unknown[], Result>;
+  }
+
+  /** A query whose rows come as arrays of columns. */
+  #rows(sql: string): Statement<unknown[], Column[]> {
+    let statement = this.#statements.get(sql);
+    if (!statement) this.#statements.set(sql, (statement = this.#store.db.prepare(sql).raw()));
+    return statement as Statement<unknown[], Column[]>;
   }
 
   #now(): string {
@@ -141,18 +132,36 @@ export class JobQueue {
 
   /**
    * Leases up to `limit` jobs at once: ready ones oldest first, then those whose lease ran out.
-   * Their data comes as plugbox JSON, to be read (`decode`) after the lease commits.
+   * Their data comes as plugbox JSON, to be read (`decode`) after the lease commits. Runs in the
+   * caller's transaction, or in one of its own.
    */
   claimBatch(owner: string, leaseMs: number, limit: number): Array<{ job: SystemJob; data: string }> {
+    if (this.#store.inTransaction) return this.#lease(owner, leaseMs, limit);
+    const transaction = this.#store.begin();
+    try {
+      const leased = this.#lease(owner, leaseMs, limit);
+      transaction.commit();
+      return leased;
+    } catch (error) {
+      transaction.rollback();
+      throw error;
+    }
+  }
+
+  // Read, then lease by rowid: an UPDATE … RETURNING of whole rows costs SQLite half as much again.
+  #lease(owner: string, leaseMs: number, limit: number): Array<{ job: SystemJob; data: string }> {
     const now = this.#now();
     const until = new Date(this.#clock.now().getTime() + leaseMs).toISOString();
-    const lease = "UPDATE system_jobs SET state_code = 2, status_code = 20, lease_owner = ?, lease_until = ?, started_on = ? WHERE id IN";
+    const columns = `${JOB_COLUMNS}, data, rowid`;
     // Two indexed lookups rather than one OR that SQLite would answer with a scan.
-    const rows = this.#sql<Row>(`${lease} (SELECT id FROM system_jobs WHERE state_code = 0 AND (postpone_until IS NULL OR postpone_until <= ?) ORDER BY sequence LIMIT ?) RETURNING *`).all(owner, until, now, now, limit);
-    if (rows.length < limit) {
-      rows.push(...this.#sql<Row>(`${lease} (SELECT id FROM system_jobs WHERE state_code = 2 AND lease_until < ? ORDER BY lease_until LIMIT ?) RETURNING *`).all(owner, until, now, now, limit - rows.length));
-    }
-    return rows.sort((a, b) => a.sequence - b.sequence).map((row) => ({ job: toJob(row), data: row.data }));
+    const rows = this.#rows(`SELECT ${columns} FROM system_jobs WHERE state_code = 0 AND (postpone_until IS NULL OR postpone_until <= ?) ORDER BY sequence LIMIT ?`).all(now, limit);
+    if (rows.length < limit) rows.push(...this.#rows(`SELECT ${columns} FROM system_jobs WHERE state_code = 2 AND lease_until < ? ORDER BY lease_until LIMIT ?`).all(now, limit - rows.length));
+    if (rows.length === 0) return [];
+    const rowids = JSON.stringify(rows.map((v) => v[21]));
+    this.#sql("UPDATE system_jobs SET state_code = 2, status_code = 20, lease_owner = ?, lease_until = ?, started_on = ? WHERE rowid IN (SELECT value FROM json_each(?))").run(owner, until, now, rowids);
+    return rows
+      .sort((a, b) => (a[1] as number) - (b[1] as number))
+      .map((v) => ({ job: { ...toJob(v), stateCode: JobState.Locked, statusCode: JobStatus.InProgress, startedOn: now }, data: v[20] as string }));
   }
 
   /** Gives back leased jobs that were not started (a runner that stops), so they are ready at once. */
@@ -200,7 +209,7 @@ export class JobQueue {
   }
 
   get(id: string): SystemJob | undefined {
-    const row = this.#sql<Row>("SELECT * FROM system_jobs WHERE id = ?").get(id.toLowerCase());
+    const row = this.#rows(`SELECT ${JOB_COLUMNS} FROM system_jobs WHERE id = ?`).get(id.toLowerCase());
     return row ? toJob(row) : undefined;
   }
 
@@ -212,8 +221,8 @@ export class JobQueue {
   list(filter: { stateCode?: number } = {}): SystemJob[] {
     const rows =
       filter.stateCode === undefined
-        ? this.#sql<Row>("SELECT * FROM system_jobs ORDER BY sequence").all()
-        : this.#sql<Row>("SELECT * FROM system_jobs WHERE state_code = ? ORDER BY sequence").all(filter.stateCode);
+        ? this.#rows(`SELECT ${JOB_COLUMNS} FROM system_jobs ORDER BY sequence`).all()
+        : this.#rows(`SELECT ${JOB_COLUMNS} FROM system_jobs WHERE state_code = ? ORDER BY sequence`).all(filter.stateCode);
     return rows.map(toJob);
   }
 
