@@ -19,6 +19,18 @@ import type { Transport } from "./endpoints.js";
 export const SIZE_LIMITS: Readonly<Record<Transport, number>> = Object.freeze({ serviceBus: 192 * 1024, eventHub: 192 * 1024, webhook: 256 * 1024 });
 
 const CLAIMS = "http://schemas.microsoft.com/xrm/2011/Claims";
+const CLAIM = Object.freeze({
+  organization: `${CLAIMS}/Organization`,
+  entityLogicalName: `${CLAIMS}/EntityLogicalName`,
+  requestName: `${CLAIMS}/RequestName`,
+  initiatingUserAgent: `${CLAIMS}/InitiatingUserAgent`,
+  user: `${CLAIMS}/User`,
+  initiatingUser: `${CLAIMS}/InitiatingUser`,
+});
+
+function text(value: unknown): string {
+  return value === undefined || value === null ? "" : String(value);
+}
 
 export interface RelayOptions {
   endpoints: readonly ServiceEndpointRegistration[];
@@ -85,7 +97,8 @@ export class Relay implements NotificationBackend {
     const limit = SIZE_LIMITS[endpoint.transport];
     let body = serializeRemoteExecutionContext(context as never, endpoint.messageFormat);
     let sizeExceeded = false;
-    if (Buffer.byteLength(body) > limit) {
+    // A UTF-16 unit is at most 3 UTF-8 bytes: only a body that might be over the limit is measured.
+    if (body.length * 3 > limit && Buffer.byteLength(body) > limit) {
       body = serializeRemoteExecutionContext(withoutLargeParts(context as never), endpoint.messageFormat);
       sizeExceeded = true;
       if (Buffer.byteLength(body) > limit) {
@@ -95,28 +108,41 @@ export class Relay implements NotificationBackend {
         );
       }
     }
-    const str = (value: unknown) => (value === undefined || value === null ? "" : String(value));
+    const messageId = text(context.operationId) || text(context.requestId);
+    // Each transport reads its own: Service Bus and Event Hubs the claim properties, webhooks the headers.
+    const webhook = endpoint.transport === "webhook";
+    const properties = webhook ? {} : this.#claims(endpoint, context, sizeExceeded);
+    const headers = webhook ? this.#headers(context, messageId, sizeExceeded) : {};
+    return { endpoint, body, contentType: CONTENT_TYPES[endpoint.messageFormat], messageId, properties, headers, sizeExceeded };
+  }
+
+  /** The claim properties of a Service Bus or Event Hubs post (reference 4.7). */
+  #claims(endpoint: ServiceEndpoint, context: Record<string, unknown>, sizeExceeded: boolean): Record<string, string | boolean> {
     const properties: Record<string, string | boolean> = {
-      [`${CLAIMS}/Organization`]: this.#organizationUrl,
-      [`${CLAIMS}/EntityLogicalName`]: str(context.primaryEntityName),
-      [`${CLAIMS}/RequestName`]: str(context.messageName),
-      [`${CLAIMS}/InitiatingUserAgent`]: str(context.initiatingUserAgent),
+      [CLAIM.organization]: this.#organizationUrl,
+      [CLAIM.entityLogicalName]: text(context.primaryEntityName),
+      [CLAIM.requestName]: text(context.messageName),
+      [CLAIM.initiatingUserAgent]: text(context.initiatingUserAgent),
     };
     if (endpoint.userClaim !== "None") {
-      properties[`${CLAIMS}/User`] = str(context.userId);
-      properties[`${CLAIMS}/InitiatingUser`] = str(context.initiatingUserId);
+      properties[CLAIM.user] = text(context.userId);
+      properties[CLAIM.initiatingUser] = text(context.initiatingUserId);
     }
     if (sizeExceeded) properties.MessageMaxSizeExceeded = true;
-    const messageId = str(context.operationId) || str(context.requestId);
+    return properties;
+  }
+
+  /** The x-ms-dynamics-* headers of a webhook post (reference 4.8). */
+  #headers(context: Record<string, unknown>, messageId: string, sizeExceeded: boolean): Record<string, string> {
     const headers: Record<string, string> = {
       "x-request-id": messageId,
       "x-ms-dynamics-organization": this.#organizationHost,
-      "x-ms-dynamics-entity-name": str(context.primaryEntityName).toLowerCase(),
-      "x-ms-dynamics-request-name": str(context.messageName).toLowerCase(),
-      "x-ms-correlation-request-id": str(context.correlationId).toLowerCase(),
+      "x-ms-dynamics-entity-name": text(context.primaryEntityName).toLowerCase(),
+      "x-ms-dynamics-request-name": text(context.messageName).toLowerCase(),
+      "x-ms-correlation-request-id": text(context.correlationId).toLowerCase(),
     };
     if (sizeExceeded) headers["x-ms-dynamics-msg-size-exceeded"] = "true";
-    return { endpoint, body, contentType: CONTENT_TYPES[endpoint.messageFormat], messageId, properties, headers, sizeExceeded };
+    return headers;
   }
 
   /** Posts a prepared body (the outbox and retries send exactly what was prepared). */
