@@ -98,7 +98,8 @@ export class PlugboxHost {
     const store = Store.open({ path: options.db ?? ":memory:", ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }) });
     const runtime = options.runtime ?? createSandboxRuntime(options.runtimeOptions ?? {});
     try {
-      if (!runtime.options.startOnFirstExecution) await runtime.ready;
+      // A runtime of its own that starts at the first execution is not waited for.
+      if (options.runtime || options.runtimeOptions?.startOnFirstExecution !== true) await runtime.ready;
     } catch (error) {
       store.close();
       throw error;
