@@ -200,11 +200,13 @@ export class PlugboxHost {
   /** Stops the job runner, then the runtime (if the host started it) and the store. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await this.jobRunner.stop();
-      const results = await Promise.allSettled([
-        this.#ownRuntime ? this.runtime.close() : Promise.resolve(),
-        this.notification instanceof Relay ? this.notification.close() : Promise.resolve(),
-      ]);
+      const results = await Promise.allSettled([this.jobRunner.stop()]);
+      results.push(
+        ...(await Promise.allSettled([
+          this.#ownRuntime ? this.runtime.close() : Promise.resolve(),
+          this.notification instanceof Relay ? this.notification.close() : Promise.resolve(),
+        ])),
+      );
       this.store.close();
       const failed = results.find((r) => r.status === "rejected");
       if (failed) throw (failed as PromiseRejectedResult).reason;

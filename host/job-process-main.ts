@@ -20,10 +20,13 @@ async function work(task: JobProcessTask): Promise<void> {
       ...(task.secrets ? { secrets: task.secrets } : {}),
       ...(task.webPolicy ? { webPolicy: task.webPolicy } : {}),
       ...(task.organizationUrl ? { organizationUrl: task.organizationUrl } : {}),
+      ...(task.busyTimeoutMs !== undefined ? { busyTimeoutMs: task.busyTimeoutMs } : {}),
     });
     try {
       // Up means connected: the first jobs do not wait for the clients to load and the links to open.
-      await host.connectServiceEndpoints({ timeoutMs: 5_000 });
+      for (const { endpoint, message } of await host.connectServiceEndpoints({ timeoutMs: 5_000 })) {
+        process.stderr.write(`job process ${process.pid}: service endpoint "${endpoint}" is not reachable yet (its posts will be retried): ${message}\n`);
+      }
       await new Promise<void>((resolve) => {
         process.once("message", () => resolve());
         process.send!({ ready: true });

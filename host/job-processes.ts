@@ -16,6 +16,8 @@ export interface JobProcessesOptions {
   manifest: string | Record<string, unknown>;
   /** The store file the processes share. */
   db: string;
+  /** How long a process waits for another holding the store's write lock, ms. @default 5000 */
+  busyTimeoutMs?: number;
   /** @default 2 */
   processes?: number;
   secrets?: SecretSource;

@@ -120,6 +120,8 @@ interface WorkerHandle {
 
 const WORKER_MAIN = fileURLToPath(new URL("./worker/main.js", import.meta.url));
 const MAX_START_FAILURES = 3;
+/** How long a new worker may take to load before it is killed as failing to start. */
+const WORKER_START_TIMEOUT_MS = 30_000;
 
 export class SandboxRuntime {
   readonly options: SandboxRuntimeOptions;
@@ -263,8 +265,12 @@ export class SandboxRuntime {
     child.stderr?.on("data", (chunk: string) => {
       worker.stderrTail = (worker.stderrTail + chunk).slice(-4_096);
     });
+    // A worker that never says it is ready (hung while loading) is killed, and counts as failing to start.
+    const startTimer = setTimeout(() => child.kill("SIGKILL"), WORKER_START_TIMEOUT_MS);
+    startTimer.unref();
     child.on("message", (message: FromWorker) => {
       if (message.type === "ready") {
+        clearTimeout(startTimer);
         worker.state = "ready";
         this.#startFailures = 0;
         markReady();
@@ -275,7 +281,9 @@ export class SandboxRuntime {
     });
     let stderrEnded = false;
     child.stderr?.once("end", () => (stderrEnded = true));
-    child.on("exit", (code, signal) => {
+    const gone = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (worker.state === "dead") return;
+      clearTimeout(startTimer);
       const wasStarting = worker.state === "starting";
       const wasReplaced = worker.state === "draining";
       worker.state = "dead";
@@ -288,8 +296,14 @@ export class SandboxRuntime {
         clearTimeout(timer);
         settle();
       });
+    };
+    child.on("exit", gone);
+    child.on("error", (error) => {
+      // A process that could not be spawned at all (EMFILE, EAGAIN) emits no "exit": it fails here.
+      if (child.pid !== undefined) return;
+      worker.stderrTail += error.message;
+      gone(null, null);
     });
-    child.on("error", () => undefined);
     return worker;
   }
 

@@ -32,7 +32,7 @@ const jsonParse = JSON.parse;
 const jsonStringify = JSON.stringify;
 const isArray = Array.isArray;
 const objectKeys = Object.keys;
-const objectCreate = Object.create;
+const setPrototypeOf = Object.setPrototypeOf;
 const getPrototypeOf = Object.getPrototypeOf;
 const hasOwn = Object.prototype.hasOwnProperty;
 const reflectApply = Reflect.apply;
@@ -46,13 +46,13 @@ const ObjectProto = Object.prototype;
 const ArrayPush = Array.prototype.push;
 
 /**
- * Writes a property of a fresh object without running setters a plug-in may have put on a
- * prototype. Assigning is several times faster than defining, and runs no setter when no prototype
- * has the key (the key is not an own property of a fresh object); a key some prototype has is defined.
+ * Writes a property of a fresh object without running code a plug-in may have put on a prototype.
+ * A plain object's prototype is Object.prototype, whose own prototype cannot be changed: when it
+ * does not have the key, assigning runs nothing and is several times faster than defining. Any
+ * other prototype (a class's, Array's) may have a Proxy above it, so the property is defined.
  */
 function put(target: Record<string, unknown>, key: string, value: unknown): void {
-  const proto = getPrototypeOf(target) as object | null;
-  if (proto === null || !(key in proto)) target[key] = value;
+  if (getPrototypeOf(target) === ObjectProto && !(key in ObjectProto)) target[key] = value;
   else defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
 }
 
@@ -167,20 +167,23 @@ function typed(obj: Record<string, unknown>): unknown {
   if (typeof type !== "string" || !own(constructors, type)) {
     throw new TypeErrorCtor(`unknown $type ${jsonStringify(type)}`);
   }
-  const instance = objectCreate(constructors[type as TypeName].prototype) as Record<string, unknown>;
+  // Filled as a plain object, then given the class's prototype: setting a prototype runs no
+  // plug-in code, and the instance keeps fast properties.
+  const instance: Record<string, unknown> = {};
   const keys = objectKeys(obj);
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]!;
     if (key !== "$type") put(instance, key, obj[key]);
   }
-  return instance;
+  return setPrototypeOf(instance, constructors[type as TypeName].prototype);
 }
 
 /**
  * Revives `$type` objects bottom-up, as a JSON.parse reviver would, but by walking the tree (V8's
  * reviver path is several times slower). `inPlace` is for trees fresh from JSON.parse; otherwise the
  * walk copies, and gives values with no JSON form the treatment JSON.stringify gives them.
- * Writes go through `put`, so setters a plug-in put on a prototype never run.
+ * No write runs plug-in code: in place, each key is an own data property already; a copy is
+ * written through `put`.
  */
 function revivePlain(value: unknown, inPlace: boolean): unknown {
   if (value === null) return null;

@@ -58,6 +58,33 @@ describe("plugbox JSON", () => {
       expect(Object.getPrototypeOf(value)).toBe(Entity.prototype);
     });
 
+    it("a Proxy put above a class's or Array's prototype is never asked anything while values are read or written", () => {
+      let asked = 0;
+      const spy = (target: object) =>
+        new Proxy(target, {
+          has: (t, k) => (asked++, Reflect.has(t, k)),
+          set: (t, k, v, r) => (asked++, Reflect.set(t, k, v, r)),
+          get: (t, k, r) => (typeof k === "string" && k !== "constructor" ? asked++ : 0, Reflect.get(t, k, r)),
+        });
+      const entityProto = Object.getPrototypeOf(EntityReference.prototype) as object;
+      const arrayProto = Object.getPrototypeOf(Array.prototype) as object;
+      Object.setPrototypeOf(EntityReference.prototype, spy(entityProto));
+      Object.setPrototypeOf(Array.prototype, spy(arrayProto));
+      try {
+        asked = 0;
+        const decoded = decode('{"$type":"EntityReference","logicalName":"account","id":"1","name":null,"list":[1,[2]]}') as EntityReference & { list: unknown };
+        const copied = fromPlain({ ref: { $type: "EntityReference", logicalName: "contact", id: "2", name: "N" }, list: [1, [2]] }) as { ref: EntityReference; list: unknown };
+        expect(asked).toBe(0);
+        expect(Object.getOwnPropertyNames(decoded)).toEqual(expect.arrayContaining(["logicalName", "id", "name", "list"]));
+        expect(decoded.id).toBe("1");
+        expect(copied.ref.logicalName).toBe("contact");
+        expect(copied.list).toEqual([1, [2]]);
+      } finally {
+        Object.setPrototypeOf(EntityReference.prototype, entityProto);
+        Object.setPrototypeOf(Array.prototype, arrayProto);
+      }
+    });
+
     it("encode, fromPlain and decode write around setters on a class prototype too", () => {
       let ran = 0;
       Object.defineProperty(Object.prototype, "planted", { set: () => void ran++, configurable: true });

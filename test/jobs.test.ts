@@ -404,6 +404,46 @@ describe("jobs on a store file another process is writing", () => {
   });
 });
 
+describe("jobs that cannot run as stored", () => {
+  it("a job whose stored context cannot be read fails alone, with the reason; the others of its batch run", async () => {
+    const host = await hostWith(plugins.bundle, { steps: [step("AsyncProbe", "Create", "bg", 40, { mode: "async" })] }, { runJobs: false });
+    try {
+      const broken = await queued(host, "bg", { name: "Broken" });
+      const fine = await queued(host, "bg", { name: "Fine" });
+      host.store.db.prepare("UPDATE system_jobs SET data = ? WHERE id = ?").run("{not json", broken.jobId);
+      const outcomes = await host.runJobs();
+      expect(outcomes).toEqual(
+        expect.arrayContaining([
+          { id: broken.jobId, outcome: "failed", message: expect.stringContaining("the job's stored context cannot be read") },
+          { id: fine.jobId, outcome: "succeeded" },
+        ]),
+      );
+      expect(await host.getJob(broken.jobId)).toMatchObject({ stateCode: 3, statusCode: 31 });
+    } finally {
+      await host.close();
+    }
+  });
+
+  it("closing the host while its background rounds fail on a store another process holds closes everything", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-jobs-close-"));
+    const db = path.join(dir, "close.db");
+    const host = await hostWith(plugins.bundle, { steps: [step("AsyncProbe", "Create", "bg", 40, { mode: "async" })] }, { db, runJobs: false, busyTimeoutMs: 30, jobs: { pollMs: 10 } });
+    const other = new Database(db);
+    try {
+      await queued(host, "bg", { name: "Held" });
+      other.exec("BEGIN IMMEDIATE");
+      host.jobRunner.start();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await expect(host.close()).resolves.toBeUndefined();
+      expect(host.runtime.workerPids).toEqual([]);
+      expect(() => host.store.db.prepare("SELECT 1")).toThrow(/not open/);
+    } finally {
+      other.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("a job whose runner stops mid-job", () => {
   let dir: string;
   let server: http.Server;

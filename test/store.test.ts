@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { fork } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -30,6 +31,7 @@ describe("store", () => {
     const notADb = path.join(dir, "text.db");
     (await import("node:fs")).writeFileSync(notADb, "this is not a database, just some text that is long enough to be read as a header".repeat(20));
     expect(() => Store.open({ path: notADb })).toThrow(expect.objectContaining({ code: "STORE_OPEN_FAILED" }));
+    expect(() => Store.open({ busyTimeoutMs: 2.5 })).toThrow(expect.objectContaining({ code: "STORE_OPEN_FAILED", message: expect.stringContaining("busyTimeoutMs must be a whole number of milliseconds") }));
   });
 
   it("a transaction rolled back leaves nothing behind; a savepoint rolls back only its own writes", () => {
@@ -80,6 +82,7 @@ describe("store", () => {
       const held = holder.begin();
       await expect(waiter.beginWrite()).rejects.toMatchObject({ code: "STORE_BUSY", message: expect.stringContaining(`write lock of ${file}`) });
       expect(waiter.inTransaction).toBe(false);
+      expect(waiter.db.pragma("busy_timeout", { simple: true })).toBe(50); // the store's own wait is back for other writes
       held.rollback();
       const transaction = await waiter.beginWrite();
       transaction.commit();
@@ -103,6 +106,37 @@ describe("store", () => {
     expect(order).toEqual(["first", "second"]);
     store.close();
     await expect(store.acquire()).rejects.toMatchObject({ code: "STORE_CLOSED" });
+  });
+
+  it("two processes opening a store of an older schema at the same moment: it is migrated once, and both open it", async () => {
+    const file = path.join(dir, "race.db");
+    const store = Store.open({ path: file });
+    store.db.exec("CREATE INDEX system_jobs_ready ON system_jobs (state_code, postpone_until, sequence); UPDATE plugbox_schema SET version = 2;");
+    store.close();
+    const opener = path.join(dir, "open.mjs");
+    writeFileSync(
+      opener,
+      `import { Store } from ${JSON.stringify(new URL("../dist/host/store/index.js", import.meta.url).href)};
+process.send("loaded");
+process.once("message", () => {
+  try { Store.open({ path: process.argv[2] }).close(); process.send("opened"); }
+  catch (error) { process.send(\`failed: \${error.code} \${error.message}\`); }
+  process.disconnect();
+});`,
+    );
+    const children = [0, 1].map(() => fork(opener, [file], { stdio: ["ignore", "ignore", "inherit", "ipc"] }));
+    const said = children.map((child) => {
+      const messages: unknown[] = [];
+      child.on("message", (m) => messages.push(m));
+      return messages;
+    });
+    await expect.poll(() => said.every((m) => m.includes("loaded"))).toBe(true);
+    for (const child of children) child.send("go");
+    await Promise.all(children.map((child) => new Promise((resolve) => child.once("exit", resolve))));
+    expect(said.map((m) => m.at(-1))).toEqual(["opened", "opened"]);
+    const migrated = Store.open({ path: file });
+    expect(migrated.db.prepare("SELECT version FROM plugbox_schema").all()).toEqual([{ version: SCHEMA_VERSION }]);
+    migrated.close();
   });
 
   it("a store of an older schema is migrated when it opens, keeping its data", () => {

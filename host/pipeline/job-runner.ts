@@ -37,7 +37,8 @@ export interface JobOutcome {
   message?: string;
 }
 
-type Claimed = { job: SystemJob; data: Record<string, unknown> };
+/** A leased job with its context, or why its stored context cannot be read. */
+type Claimed = { job: SystemJob; data: Record<string, unknown>; unreadable?: undefined } | { job: SystemJob; data?: undefined; unreadable: string };
 
 export class JobRunner {
   readonly owner = randomUUID();
@@ -93,8 +94,8 @@ export class JobRunner {
       const due = await this.#nextDue();
       if (due) wait = Math.max(0, Math.min(this.#options.pollMs, due.getTime() - Date.now()));
     } catch {
-      // The store could not be written (another process held it too long): the jobs stay where they
-      // are, and the next round tries again.
+      // No job could be leased (another process held the store too long, or it is closing): the
+      // jobs stay where they are, and the next round tries again.
     } finally {
       this.#running = undefined;
     }
@@ -113,8 +114,9 @@ export class JobRunner {
 
   /**
    * Runs every job that is ready now, `concurrency` at a time; resolves with what happened to each,
-   * in completion order. Rejects (STORE_BUSY) when no job could be leased because another process
-   * held the store too long; the jobs started before that still run to their end first.
+   * in completion order (`onOutcome` hears each as it happens). Rejects when the next jobs could not
+   * be leased, with STORE_BUSY when another process held the store too long; the jobs started
+   * before that still run to their end first.
    */
   async runReady(): Promise<JobOutcome[]> {
     const outcomes: JobOutcome[] = [];
@@ -142,7 +144,7 @@ export class JobRunner {
   }
 
   /**
-   * The next job for a lane. Jobs are leased `concurrency` at a time in one statement, so lanes do
+   * The next job for a lane. Jobs are leased `concurrency` at a time in one transaction, so lanes do
    * not queue on the store one claim each; the lanes share one refill at a time.
    */
   async #next(): Promise<Claimed | undefined> {
@@ -180,19 +182,40 @@ export class JobRunner {
     } finally {
       release();
     }
-    // Read after the commit: the write lock is held for the lease only.
-    return leased.map(({ job, data }) => ({ job, data: decode(data) as Record<string, unknown> }));
+    // Read after the commit: the write lock is held for the lease only. A context that cannot be
+    // read fails its own job, not the batch.
+    return leased.map(({ job, data }): Claimed => {
+      try {
+        return { job, data: decode(data) as Record<string, unknown> };
+      } catch (error) {
+        return { job, unreadable: (error as Error).message };
+      }
+    });
   }
 
-  /** Leased jobs that no lane started (the runner stopped) are made ready again rather than left to their lease. */
+  /**
+   * Leased jobs that no lane started (the runner stopped) are made ready again rather than left to
+   * their lease. Best effort: if the store cannot be written, the leases run out as after a crash.
+   */
   async #releaseUnstarted(): Promise<void> {
     if (this.#claimed.length === 0) return;
     const ids = this.#claimed.splice(0).map((c) => c.job.id);
-    const release = await this.#pipeline.store.acquire();
+    const { store, jobs } = this.#pipeline;
+    let release: (() => void) | undefined;
     try {
-      this.#pipeline.jobs.release(ids, this.owner);
+      release = await store.acquire();
+      const transaction = await store.beginWrite();
+      try {
+        jobs.release(ids, this.owner);
+        transaction.commit();
+      } catch (error) {
+        transaction.rollback();
+        throw error;
+      }
+    } catch {
+      // left to their leases
     } finally {
-      release();
+      release?.();
     }
   }
 
@@ -217,6 +240,10 @@ export class JobRunner {
 
   async #attempt(claimed: Claimed): Promise<JobOutcome> {
     const { jobs, registry } = this.#pipeline;
+    if (claimed.unreadable !== undefined) {
+      const message = `the job's stored context cannot be read: ${claimed.unreadable}`;
+      return this.#record(claimed.job.id, (owner) => jobs.fail(claimed.job.id, owner, { message, errorCode: null }), "failed", message);
+    }
     const { job, data } = claimed;
     const step = job.owningExtensionId ? registry.step(job.owningExtensionId) : undefined;
     let outcome: JobOutcome;
@@ -290,7 +317,15 @@ export class JobRunner {
   /** Writes the waiting outcomes, each batch in one transaction; callers learn theirs once it committed. */
   async #flush(): Promise<void> {
     const { store } = this.#pipeline;
-    const release = await store.acquire();
+    let release: () => void;
+    try {
+      release = await store.acquire();
+    } catch (error) {
+      // The store is closed: nothing can be written, and every caller learns it.
+      this.#flushing = undefined;
+      for (const { reject } of this.#writes.splice(0)) reject(error);
+      return;
+    }
     try {
       while (this.#writes.length > 0) {
         const batch = this.#writes.splice(0);
@@ -332,6 +367,7 @@ export class JobRunner {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    await this.#running;
+    // The round's own failure was the loop's to handle; stopping waits for it, nothing more.
+    await this.#running?.catch(() => undefined);
   }
 }

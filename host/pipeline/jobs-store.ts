@@ -7,8 +7,8 @@
  * | 2 Locked | 20 In Progress |
  * | 3 Completed | 30 Succeeded, 31 Failed, 32 Canceled |
  *
- * A worker takes a job by leasing it (one UPDATE); it completes it only while it still holds the
- * lease, so a job is never completed twice. A lease that runs out (its worker died) makes the job
+ * A worker takes jobs by leasing them (in one write transaction); it completes a job only while it
+ * still holds the lease, so a job is never completed twice. A lease that runs out (its worker died) makes the job
  * ready again: every job runs to completion at least once.
  */
 import { toPlain, decode } from "../../sdk/codec.js";
@@ -63,6 +63,7 @@ export interface SystemJob {
  */
 const JOB_COLUMNS =
   "id, sequence, name, operation_type, state_code, status_code, owning_extension_id, message_name, primary_entity_type, regarding_id, depth, retry_count, error_code, message, friendly_message, created_on, started_on, completed_on, postpone_until, auto_delete";
+const JOB_COLUMN_COUNT = JOB_COLUMNS.split(",").length;
 type Column = string | number | null;
 
 function toJob(v: Column[]): SystemJob {
@@ -94,6 +95,7 @@ export class JobQueue {
   readonly #store: Store;
   readonly #clock: Clock;
   readonly #statements = new Map<string, Statement<unknown[], unknown>>();
+  readonly #rowStatements = new Map<string, Statement<unknown[], Column[]>>();
   constructor(store: Store, clock: Clock) {
     this.#store = store;
     this.#clock = clock;
@@ -106,11 +108,11 @@ export class JobQueue {
     return statement as Statement<unknown[], Result>;
   }
 
-  /** A query whose rows come as arrays of columns. */
+  /** A query whose rows come as arrays of columns (prepared once, apart from `#sql`'s: `raw()` changes a statement). */
   #rows(sql: string): Statement<unknown[], Column[]> {
-    let statement = this.#statements.get(sql);
-    if (!statement) this.#statements.set(sql, (statement = this.#store.db.prepare(sql).raw()));
-    return statement as Statement<unknown[], Column[]>;
+    let statement = this.#rowStatements.get(sql);
+    if (!statement) this.#rowStatements.set(sql, (statement = this.#store.db.prepare<unknown[], Column[]>(sql).raw()));
+    return statement;
   }
 
   #now(): string {
@@ -153,15 +155,16 @@ export class JobQueue {
     const now = this.#now();
     const until = new Date(this.#clock.now().getTime() + leaseMs).toISOString();
     const columns = `${JOB_COLUMNS}, data, rowid`;
+    const [DATA, ROWID] = [JOB_COLUMN_COUNT, JOB_COLUMN_COUNT + 1];
     // Two indexed lookups rather than one OR that SQLite would answer with a scan.
     const rows = this.#rows(`SELECT ${columns} FROM system_jobs WHERE state_code = 0 AND (postpone_until IS NULL OR postpone_until <= ?) ORDER BY sequence LIMIT ?`).all(now, limit);
     if (rows.length < limit) rows.push(...this.#rows(`SELECT ${columns} FROM system_jobs WHERE state_code = 2 AND lease_until < ? ORDER BY lease_until LIMIT ?`).all(now, limit - rows.length));
     if (rows.length === 0) return [];
-    const rowids = JSON.stringify(rows.map((v) => v[21]));
+    const rowids = JSON.stringify(rows.map((v) => v[ROWID]));
     this.#sql("UPDATE system_jobs SET state_code = 2, status_code = 20, lease_owner = ?, lease_until = ?, started_on = ? WHERE rowid IN (SELECT value FROM json_each(?))").run(owner, until, now, rowids);
     return rows
       .sort((a, b) => (a[1] as number) - (b[1] as number))
-      .map((v) => ({ job: { ...toJob(v), stateCode: JobState.Locked, statusCode: JobStatus.InProgress, startedOn: now }, data: v[20] as string }));
+      .map((v) => ({ job: { ...toJob(v), stateCode: JobState.Locked, statusCode: JobStatus.InProgress, startedOn: now }, data: v[DATA] as string }));
   }
 
   /** Gives back leased jobs that were not started (a runner that stops), so they are ready at once. */

@@ -169,7 +169,8 @@ export class Relay implements NotificationBackend {
       timer = setTimeout(() => reject(new Error(`not connected within ${timeoutMs} ms`)), timeoutMs);
     });
     late.catch(() => undefined);
-    const results = await Promise.allSettled(endpoints.map((e) => Promise.race([Promise.resolve(this.#transports[e.transport].connect?.(e)), late])));
+    const connect = async (endpoint: ServiceEndpoint) => this.#transports[endpoint.transport].connect?.(endpoint);
+    const results = await Promise.allSettled(endpoints.map((e) => Promise.race([connect(e), late])));
     clearTimeout(timer);
     return results.flatMap((r, i) => (r.status === "rejected" ? [{ endpoint: endpoints[i]!.name, message: describeError(r.reason) }] : []));
   }

@@ -201,8 +201,13 @@ export class ServiceBusTransport implements RelayTransport {
 
   async connect(endpoint: ServiceEndpoint): Promise<void> {
     const { sender } = await this.#sender(endpoint);
-    // The client opens a sender's link on first use; a batch needs the link's maximum message size.
-    await sender.createMessageBatch();
+    try {
+      // The client opens a sender's link on first use; a batch needs the link's maximum message size.
+      await sender.createMessageBatch();
+    } catch (error) {
+      this.#forget(endpoint); // the first post starts from a new connection
+      throw error;
+    }
   }
 
   async post(post: OutgoingPost): Promise<string | null> {

@@ -1,6 +1,7 @@
 /**
- * The store's schema and its migrations. The version is a constant; each migration moves the
- * database one version forward inside a transaction, so a half-migrated file cannot exist.
+ * The store's schema and its migrations. The version is a constant; the migrations move the
+ * database forward inside one write transaction, so a half-migrated file cannot exist and two
+ * processes opening the same file at once migrate it once.
  *
  * Records keep their attributes as one JSON object per row, in plugbox JSON: plain JSON values, and
  * typed values as `{"$type":"Money","value":…}`, `{"$type":"EntityReference","logicalName":…,"id":…}`,
@@ -95,6 +96,6 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
   {
     version: 3,
     // Superseded by system_jobs_state_sequence: no query used it, and every lease and completion paid to update it.
-    sql: `DROP INDEX system_jobs_ready;`,
+    sql: `DROP INDEX IF EXISTS system_jobs_ready;`,
   },
 ];

@@ -7,7 +7,7 @@
  * run inside it as savepoints, without acquiring again. Requests from other callers, async jobs
  * and CLI invocations queue behind it, so no request ever sees, or rolls back, another's
  * uncommitted writes. Another process opening the same file waits on SQLite's busy timeout; the
- * job runner's writes (`beginWrite`) wait without blocking the event loop.
+ * job runner's leases and outcomes (`beginWrite`) wait without blocking the event loop.
  */
 import Database from "better-sqlite3";
 import { PlugboxError } from "../../runtime/errors.js";
@@ -76,6 +76,9 @@ export class Store {
   static open(options: StoreOptions = {}): Store {
     const path = options.path ?? ":memory:";
     const busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
+    if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+      throw new StoreError("STORE_OPEN_FAILED", `busyTimeoutMs must be a whole number of milliseconds, 0 or more; got ${JSON.stringify(busyTimeoutMs) ?? String(busyTimeoutMs)}`);
+    }
     let db: Database.Database;
     try {
       db = new Database(path, { timeout: busyTimeoutMs });
@@ -129,10 +132,11 @@ export class Store {
     let ended = false;
     const end = (top: Database.Statement, nested: string) => {
       if (ended) return;
-      ended = true;
-      this.#depth--;
+      // Ended only once it ran: a COMMIT that fails leaves the transaction open for the caller's rollback.
       if (level === 0) top.run();
       else this.db.exec(nested);
+      ended = true;
+      this.#depth--;
     };
     return {
       commit: () => end(this.#statements.commit, `RELEASE ${name}`),
@@ -155,7 +159,8 @@ export class Store {
       try {
         return this.begin();
       } catch (error) {
-        if ((error as { code?: unknown }).code !== "SQLITE_BUSY") throw error;
+        // SQLITE_BUSY, or an extended code such as SQLITE_BUSY_RECOVERY after another process died.
+        if (!String((error as { code?: unknown }).code).startsWith("SQLITE_BUSY")) throw error;
         if (Date.now() >= deadline) throw new StoreError("STORE_BUSY", `another process held the write lock of ${this.path} for more than ${this.#busyTimeoutMs} ms`, { cause: error });
       } finally {
         this.db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`);
@@ -232,17 +237,20 @@ function parseAttributes(text: string): Record<string, unknown> {
 
 function migrate(db: Database.Database, path: string): void {
   db.exec("CREATE TABLE IF NOT EXISTS plugbox_schema (version INTEGER NOT NULL)");
-  const row = db.prepare<[], { version: number }>("SELECT version FROM plugbox_schema").get();
-  const current = row?.version ?? 0;
-  if (current > SCHEMA_VERSION) {
-    throw new StoreError("STORE_TOO_NEW", `${path} has schema version ${current}; this plugbox reads up to ${SCHEMA_VERSION}: upgrade plugbox`);
-  }
-  for (const migration of MIGRATIONS) {
-    if (migration.version <= current) continue;
-    db.transaction(() => {
-      db.exec(migration.sql);
+  const version = () => db.prepare<[], { version: number }>("SELECT version FROM plugbox_schema").get()?.version ?? 0;
+  const tooNew = (current: number) => new StoreError("STORE_TOO_NEW", `${path} has schema version ${current}; this plugbox reads up to ${SCHEMA_VERSION}: upgrade plugbox`);
+  const found = version();
+  if (found > SCHEMA_VERSION) throw tooNew(found);
+  if (found === SCHEMA_VERSION) return;
+  // Under the write lock, from the version found under it: another process opening the same file
+  // at the same moment migrates it once, and the other finds it done.
+  db.transaction(() => {
+    const current = version();
+    if (current > SCHEMA_VERSION) throw tooNew(current);
+    for (const migration of MIGRATIONS) if (migration.version > current) db.exec(migration.sql);
+    if (current < SCHEMA_VERSION) {
       db.prepare("DELETE FROM plugbox_schema").run();
-      db.prepare("INSERT INTO plugbox_schema (version) VALUES (?)").run(migration.version);
-    })();
-  }
+      db.prepare("INSERT INTO plugbox_schema (version) VALUES (?)").run(SCHEMA_VERSION);
+    }
+  }).immediate();
 }
