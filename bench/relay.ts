@@ -127,8 +127,7 @@ export async function runRelayBench(options: { contexts?: number } = {}): Promis
           const result = await runJobsInProcesses({ manifest: manifestFor(freshBroker.connectionString), db, processes: 2, jobs: { concurrency: 64 } });
           const succeeded = result.outcomes.filter((o) => o.outcome === "succeeded").length;
           withStart.push(succeeded / ((performance.now() - started) / 1000));
-          const running = Math.max(...result.processes.map((p) => p.finishedAt)) - Math.min(...result.processes.map((p) => p.startedAt));
-          up.push(succeeded / (running / 1000));
+          up.push(succeeded / (result.runningMs / 1000));
         } finally {
           await freshBroker.close();
         }

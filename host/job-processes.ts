@@ -38,6 +38,8 @@ export interface JobProcessesResult {
   outcomes: JobOutcome[];
   /** When each process had its host up and began taking jobs, when it ran out of them, how many it ran, and the CPU time it spent running them. */
   processes: Array<{ pid: number; jobs: number; startedAt: number; finishedAt: number; cpuMs: number }>;
+  /** From the first process taking jobs to the last one running out of them, ms. */
+  runningMs: number;
 }
 
 const ENTRY = fileURLToPath(new URL("./job-process-main.js", import.meta.url));
@@ -69,6 +71,7 @@ function summarize(children: ChildProcess[], reports: JobProcessReport[]): JobPr
   return {
     outcomes: done.flatMap((r) => r.outcomes),
     processes: done.map((r, i) => ({ pid: children[i]!.pid!, jobs: r.outcomes.length, startedAt: r.startedAt, finishedAt: r.finishedAt, cpuMs: r.cpuMs })),
+    runningMs: Math.max(...done.map((r) => r.finishedAt)) - Math.min(...done.map((r) => r.startedAt)),
   };
 }
 

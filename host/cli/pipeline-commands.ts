@@ -220,7 +220,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
           ...(flags.secrets ? { secrets: { file: path.resolve(flags.secrets) } } : {}),
         });
         report(result.outcomes);
-        const seconds = (Math.max(...result.processes.map((p) => p.finishedAt)) - Math.min(...result.processes.map((p) => p.startedAt))) / 1000;
+        const seconds = result.runningMs / 1000;
         const cpuSeconds = result.processes.reduce((sum, p) => sum + p.cpuMs, 0) / 1000;
         io.out(`${result.processes.length} processes ran ${result.processes.map((p) => p.jobs).join(" + ")} jobs in ${seconds.toFixed(2)} s, using ${cpuSeconds.toFixed(2)} s of CPU`);
         return;

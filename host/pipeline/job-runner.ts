@@ -168,20 +168,7 @@ export class JobRunner {
 
   async #claim(limit: number): Promise<Claimed[]> {
     const { store, jobs } = this.#pipeline;
-    const release = await store.acquire();
-    let leased: Array<{ job: SystemJob; data: string }>;
-    try {
-      const transaction = await store.beginWrite();
-      try {
-        leased = jobs.claimBatch(this.owner, this.#options.leaseMs, limit);
-        transaction.commit();
-      } catch (error) {
-        transaction.rollback();
-        throw error;
-      }
-    } finally {
-      release();
-    }
+    const leased = await store.write(() => jobs.claimBatch(this.owner, this.#options.leaseMs, limit));
     // Read after the commit: the write lock is held for the lease only. A context that cannot be
     // read fails its own job, not the batch.
     return leased.map(({ job, data }): Claimed => {
@@ -201,22 +188,7 @@ export class JobRunner {
     if (this.#claimed.length === 0) return;
     const ids = this.#claimed.splice(0).map((c) => c.job.id);
     const { store, jobs } = this.#pipeline;
-    let release: (() => void) | undefined;
-    try {
-      release = await store.acquire();
-      const transaction = await store.beginWrite();
-      try {
-        jobs.release(ids, this.owner);
-        transaction.commit();
-      } catch (error) {
-        transaction.rollback();
-        throw error;
-      }
-    } catch {
-      // left to their leases
-    } finally {
-      release?.();
-    }
+    await store.write(() => jobs.release(ids, this.owner)).catch(() => undefined); // else left to their leases
   }
 
   /** Takes and runs the next ready job; undefined when none is ready. */
@@ -316,38 +288,22 @@ export class JobRunner {
 
   /** Writes the waiting outcomes, each batch in one transaction; callers learn theirs once it committed. */
   async #flush(): Promise<void> {
-    const { store } = this.#pipeline;
-    let release: () => void;
-    try {
-      release = await store.acquire();
-    } catch (error) {
-      // The store is closed: nothing can be written, and every caller learns it.
-      this.#flushing = undefined;
-      for (const { reject } of this.#writes.splice(0)) reject(error);
-      return;
-    }
     try {
       while (this.#writes.length > 0) {
         const batch = this.#writes.splice(0);
-        const results: Array<{ ok: true; value: JobOutcome } | { ok: false; error: unknown }> = [];
-        let transaction: { commit(): void; rollback(): void };
+        let results: Array<{ ok: true; value: JobOutcome } | { ok: false; error: unknown }>;
         try {
-          transaction = await store.beginWrite();
+          // One job's failed write fails that job only; the store failing (busy, closed) fails the batch.
+          results = await this.#pipeline.store.write(() =>
+            batch.map(({ write }) => {
+              try {
+                return { ok: true as const, value: write() };
+              } catch (error) {
+                return { ok: false as const, error };
+              }
+            }),
+          );
         } catch (error) {
-          for (const { reject } of batch) reject(error);
-          continue;
-        }
-        try {
-          for (const { write } of batch) {
-            try {
-              results.push({ ok: true, value: write() });
-            } catch (error) {
-              results.push({ ok: false, error });
-            }
-          }
-          transaction.commit();
-        } catch (error) {
-          transaction.rollback();
           for (const { reject } of batch) reject(error);
           continue;
         }
@@ -359,7 +315,6 @@ export class JobRunner {
       }
     } finally {
       this.#flushing = undefined;
-      release();
     }
   }
 

@@ -134,20 +134,11 @@ export class JobQueue {
 
   /**
    * Leases up to `limit` jobs at once: ready ones oldest first, then those whose lease ran out.
-   * Their data comes as plugbox JSON, to be read (`decode`) after the lease commits. Runs in the
-   * caller's transaction, or in one of its own.
+   * Their data comes as plugbox JSON, to be read (`decode`) after the lease commits. The reads and
+   * the update are one transaction (a savepoint of the caller's, if it has one open).
    */
   claimBatch(owner: string, leaseMs: number, limit: number): Array<{ job: SystemJob; data: string }> {
-    if (this.#store.inTransaction) return this.#lease(owner, leaseMs, limit);
-    const transaction = this.#store.begin();
-    try {
-      const leased = this.#lease(owner, leaseMs, limit);
-      transaction.commit();
-      return leased;
-    } catch (error) {
-      transaction.rollback();
-      throw error;
-    }
+    return this.#store.transaction(() => this.#lease(owner, leaseMs, limit));
   }
 
   // Read, then lease by rowid: an UPDATE … RETURNING of whole rows costs SQLite half as much again.

@@ -36,14 +36,9 @@ export class TraceLog {
       `INSERT INTO trace_logs (id, correlation_id, request_id, operation_id, type_name, message_name, primary_entity, stage, mode, depth, message_block, exception_details, performance_ms, created_on)
        VALUES (@id, @correlationId, @requestId, @operationId, @typeName, @messageName, @primaryEntity, @stage, @mode, @depth, @messageBlock, @exceptionDetails, @performanceMs, @createdOn)`,
     );
-    const tx = this.#store.begin();
-    try {
+    this.#store.transaction(() => {
       for (const row of kept) insert.run(row);
-      tx.commit();
-    } catch (error) {
-      tx.rollback();
-      throw error;
-    }
+    });
   }
 
   list(filter: { correlationId?: string } = {}): TraceRow[] {

@@ -28,6 +28,26 @@ const CLAIM = Object.freeze({
   initiatingUser: `${CLAIMS}/InitiatingUser`,
 });
 
+/** Settles as `work` does, or as `late` does once `ms` have passed without `work` settling. */
+async function within<T>(work: Promise<T>, ms: number, late: () => T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<T>((resolve, reject) => {
+    timer = setTimeout(() => {
+      try {
+        resolve(late());
+      } catch (error) {
+        reject(error);
+      }
+    }, ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function text(value: unknown): string {
   return value === undefined || value === null ? "" : String(value);
 }
@@ -164,27 +184,20 @@ export class Relay implements NotificationBackend {
   async connect(options: { timeoutMs?: number } = {}): Promise<Array<{ endpoint: string; message: string }>> {
     const timeoutMs = options.timeoutMs ?? 10_000;
     const endpoints = [...new Set(this.#endpoints.values())];
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`not connected within ${timeoutMs} ms`)), timeoutMs);
-    });
-    late.catch(() => undefined);
     const connect = async (endpoint: ServiceEndpoint) => this.#transports[endpoint.transport].connect?.(endpoint);
-    const results = await Promise.allSettled(endpoints.map((e) => Promise.race([connect(e), late])));
-    clearTimeout(timer);
+    const notInTime = (): never => {
+      throw new Error(`not connected within ${timeoutMs} ms`);
+    };
+    const results = await Promise.allSettled(endpoints.map((e) => within(connect(e), timeoutMs, notInTime)));
     return results.flatMap((r, i) => (r.status === "rejected" ? [{ endpoint: endpoints[i]!.name, message: describeError(r.reason) }] : []));
   }
 
   /** Closes every transport; a peer that vanished gets 2 s to answer before its connection is left. */
   async close(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
+    await within(
       Promise.allSettled(Object.values(this.#transports).map((t) => t.close())),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, 2_000);
-        timer.unref();
-      }),
-    ]);
-    clearTimeout(timer);
+      2_000,
+      () => undefined,
+    );
   }
 }

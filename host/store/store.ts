@@ -169,6 +169,24 @@ export class Store {
     }
   }
 
+  /** Runs `fn` in a transaction (a savepoint inside an open one): committed if it returns, rolled back if it throws. */
+  transaction<T>(fn: () => T): T {
+    return settle(this.begin(), fn);
+  }
+
+  /**
+   * Holds the store, and runs `fn` in a transaction started with `beginWrite` (the event loop stays
+   * free while another process holds the file); committed if it returns, rolled back if it throws.
+   */
+  async write<T>(fn: () => T): Promise<T> {
+    const release = await this.acquire();
+    try {
+      return settle(await this.beginWrite(), fn);
+    } finally {
+      release();
+    }
+  }
+
   get inTransaction(): boolean {
     return this.#depth > 0;
   }
@@ -224,6 +242,17 @@ export class Store {
 
   #assertOpen(): void {
     if (this.#closed) throw new StoreError("STORE_CLOSED", "the store was closed");
+  }
+}
+
+function settle<T>(transaction: { commit(): void; rollback(): void }, fn: () => T): T {
+  try {
+    const result = fn();
+    transaction.commit();
+    return result;
+  } catch (error) {
+    transaction.rollback();
+    throw error;
   }
 }
 
