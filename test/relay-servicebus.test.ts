@@ -127,6 +127,59 @@ describe("relay: Service Bus queues", () => {
     }
   });
 
+  it("an asynchronous posting step (the endpoint is the step's handler) is retried while the broker is down, and its post arrives once it is back", async () => {
+    const first = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
+    const port = first.port;
+    const posting = {
+      serviceEndpoints: [{ id: ENDPOINT, name: "account-events", contract: "Queue", path: "account-events", connectionString: first.connectionString, maxAttempts: 5 }],
+      steps: [{ serviceEndpoint: "account-events", message: "Create", entity: "account", stage: 40, mode: "async" }],
+    };
+    const host = await createHost({ manifest: posting, runtime, runJobs: false, jobs: { backoffBaseMs: 100 } });
+    try {
+      await first.close();
+      const jobId = (await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Fabrikam" }) } })).journal.jobs[0]!;
+      expect((await host.runJobs()).map((o) => o.outcome)).toEqual(["retrying"]);
+      expect(await host.getJob(jobId)).toMatchObject({ stateCode: 0, statusCode: 10, retryCount: 1 });
+      const second = await startBroker({ port, topology: { queues: [{ name: "account-events" }] } });
+      try {
+        await expect.poll(async () => {
+          await host.runJobs();
+          return (await host.getJob(jobId))?.statusCode;
+        }, { timeout: 20_000 }).toBe(30);
+        const message = await receiveOne(second);
+        expect(message?.messageId).toBe(jobId);
+        expect(parseRemoteExecutionContext(String(message!.body))).toMatchObject({ primaryEntityName: "account", operationId: jobId, stage: 40, mode: 1 });
+      } finally {
+        await host.close();
+        await second.close();
+      }
+    } finally {
+      await host.close();
+    }
+  });
+
+  it("a posting step gives up after its endpoint's maxAttempts and the job fails with the reason", async () => {
+    const probe = await startBroker({ port: 0 });
+    await probe.close();
+    const posting = {
+      serviceEndpoints: [{ id: ENDPOINT, name: "account-events", contract: "Queue", path: "account-events", connectionString: probe.connectionString, maxAttempts: 2 }],
+      steps: [{ serviceEndpoint: "account-events", message: "Create", entity: "account", stage: 40, mode: "async" }],
+    };
+    const host = await createHost({ manifest: posting, runtime, runJobs: false, jobs: { backoffBaseMs: 1 } });
+    try {
+      const jobId = (await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Fabrikam" }) } })).journal.jobs[0]!;
+      const outcomes: string[] = [];
+      await expect.poll(async () => {
+        outcomes.push(...(await host.runJobs()).map((o) => o.outcome));
+        return (await host.getJob(jobId))?.stateCode;
+      }).toBe(3);
+      expect(outcomes).toEqual(["retrying", "failed"]);
+      expect(await host.getJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 31, message: expect.stringContaining("gave up after 2 attempts") });
+    } finally {
+      await host.close();
+    }
+  });
+
   it("a host killed with SIGKILL while its posts wait for an unreachable broker loses none: after a restart, every context arrives at least once", async () => {
     const probe = await startBroker({ port: 0 });
     const port = probe.port;

@@ -231,10 +231,12 @@ export class JobRunner {
       } else {
         const error = result.error!;
         const attempts = job.retryCount + 1;
-        // A post the relay could not deliver re-runs the whole plug-in, as in Dataverse, up to the endpoint's limit.
+        // A post the relay could not deliver re-runs the whole plug-in, as in Dataverse, up to the
+        // endpoint's limit; a posting step (the endpoint is its handler) is retried the same way.
         const failedPost = result.calls.find((c) => c.service === "notification" && c.error && RETRYABLE_RELAY_CODES.has(c.error.code));
-        const wantsRetry = error.status === RETRY_STATUS || failedPost !== undefined;
-        const limit = failedPost ? this.#attemptsFor(failedPost.args[0]) : registry.settings.maxAsyncAttempts;
+        const failedEndpoint = step.handler.kind === "serviceEndpoint" && RETRYABLE_RELAY_CODES.has(error.innerCode) ? step.handler.endpoint : undefined;
+        const wantsRetry = error.status === RETRY_STATUS || failedPost !== undefined || failedEndpoint !== undefined;
+        const limit = failedEndpoint !== undefined ? this.#attemptsFor({ id: failedEndpoint }) : failedPost ? this.#attemptsFor(failedPost.args[0]) : registry.settings.maxAsyncAttempts;
         const failure = { message: error.message, errorCode: typeof error.details?.errorCode === "number" ? error.details.errorCode : null };
         if (wantsRetry && attempts < limit) {
           const at = new Date(Date.now() + this.#options.backoffBaseMs * 2 ** job.retryCount);
