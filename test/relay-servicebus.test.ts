@@ -489,3 +489,87 @@ describe("relay: SAS authentication and size", () => {
     }
   });
 });
+
+describe("relay: asynchronous posting steps keep their context serialized", () => {
+  const postingManifest = (connectionString: string, endpoint: Record<string, unknown> = {}) => ({
+    serviceEndpoints: [{ id: ENDPOINT, name: "account-events", contract: "Queue", path: "account-events", connectionString, ...endpoint }],
+    steps: [{ serviceEndpoint: "account-events", message: "Create", entity: "account", stage: 40, mode: "async" }],
+  });
+  const create = (host: Awaited<ReturnType<typeof createHost>>, target: Entity) => host.execute({ requestName: "Create", parameters: { Target: target } }).then((r) => r.journal.jobs[0]!);
+
+  it("the job keeps the body serialized when it is queued; the listener gets exactly that body, with the claims and MessageId = OperationId, and the job's context reads back from it", async () => {
+    const broker = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
+    const host = await createHost({ manifest: postingManifest(broker.connectionString, { userClaim: "UserId" }), runtime, runJobs: false, organizationUrl: "https://contoso.crm.example.com" });
+    try {
+      const jobId = await create(host, new Entity("account", undefined, { name: "Serialized" }));
+      const row = host.store.db.prepare("SELECT data, post FROM system_jobs WHERE id = ?").get(jobId) as { data: string; post: string };
+      expect(row.data).toMatch(/^\{"BusinessUnitId":/);
+      expect(JSON.parse(row.post)).toMatchObject({ format: "json", fields: { operationId: jobId, messageName: "Create", initiatingUserAgent: "plugbox" } });
+      expect(host.pipeline.jobs.data(jobId)).toMatchObject({ operationId: jobId, messageName: "Create", initiatingUserAgent: "plugbox", inputParameters: { Target: expect.any(Entity) } });
+      expect((await host.runJobs()).map((o) => o.outcome)).toEqual(["succeeded"]);
+      const message = (await receiveOne(broker))!;
+      expect(String(message.body)).toBe(row.data);
+      expect(message.messageId).toBe(jobId);
+      expect(message.contentType).toBe("application/json");
+      expect(message.applicationProperties).toMatchObject({
+        [`${CLAIMS}/Organization`]: "https://contoso.crm.example.com",
+        [`${CLAIMS}/EntityLogicalName`]: "account",
+        [`${CLAIMS}/RequestName`]: "Create",
+        [`${CLAIMS}/InitiatingUserAgent`]: "plugbox",
+        [`${CLAIMS}/User`]: expect.any(String),
+      });
+    } finally {
+      await host.close();
+      await broker.close();
+    }
+  });
+
+  it("an endpoint whose message format changed to Text XML after the job was queued gets the context as Text XML", async () => {
+    const broker = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
+    const db = path.join(dir, "format-changed.db");
+    const queuing = await createHost({ manifest: postingManifest(broker.connectionString), db, runtime, runJobs: false });
+    const jobId = await create(queuing, new Entity("account", undefined, { name: "Changed" })).finally(() => queuing.close());
+    const host = await createHost({ manifest: postingManifest(broker.connectionString, { messageFormat: "TextXml" }), db, runtime, runJobs: false });
+    try {
+      expect((await host.runJobs()).map((o) => o.outcome)).toEqual(["succeeded"]);
+      const message = (await receiveOne(broker))!;
+      expect(message.contentType).toBe("application/xml");
+      expect(parseRemoteExecutionContext(String(message.body), "xml")).toMatchObject({ operationId: jobId, messageName: "Create", inputParameters: { Target: expect.objectContaining({ logicalName: "account" }) } });
+    } finally {
+      await host.close();
+      await broker.close();
+    }
+  });
+
+  it("a queued context over the endpoint's limit goes out without InputParameters and images, flagged MessageMaxSizeExceeded", async () => {
+    const broker = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
+    const host = await createHost({ manifest: postingManifest(broker.connectionString), runtime, runJobs: false });
+    try {
+      const jobId = await create(host, new Entity("account", undefined, { name: "Big", description: "x".repeat(200 * 1024) }));
+      expect((await host.runJobs()).map((o) => o.outcome)).toEqual(["succeeded"]);
+      const message = (await receiveOne(broker))!;
+      expect(message.applicationProperties).toMatchObject({ MessageMaxSizeExceeded: true });
+      expect(parseRemoteExecutionContext(String(message.body))).toMatchObject({ operationId: jobId, inputParameters: {} });
+    } finally {
+      await host.close();
+      await broker.close();
+    }
+  });
+
+  it("a job whose stored post cannot be read fails alone with the reason; the other posts go out", async () => {
+    const broker = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
+    const host = await createHost({ manifest: postingManifest(broker.connectionString), runtime, runJobs: false });
+    try {
+      const broken = await create(host, new Entity("account", undefined, { name: "Broken" }));
+      const fine = await create(host, new Entity("account", undefined, { name: "Fine" }));
+      host.store.db.prepare("UPDATE system_jobs SET post = ? WHERE id = ?").run('{"format":"binary"}', broken);
+      const outcomes = await host.runJobs();
+      expect(Object.fromEntries(outcomes.map((o) => [o.id, o.outcome]))).toEqual({ [broken]: "failed", [fine]: "succeeded" });
+      expect(await host.getJob(broken)).toMatchObject({ statusCode: 31, message: expect.stringContaining("cannot be read") });
+      expect((await receiveOne(broker))?.messageId).toBe(fine);
+    } finally {
+      await host.close();
+      await broker.close();
+    }
+  });
+});

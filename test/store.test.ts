@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { systemClock } from "../dist/host/ids.js";
+import { JobQueue } from "../dist/host/pipeline/jobs-store.js";
 import { Store, SCHEMA_VERSION } from "../dist/host/store/index.js";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-store-"));
@@ -111,7 +113,7 @@ describe("store", () => {
   it("two processes opening a store of an older schema at the same moment: it is migrated once, and both open it", async () => {
     const file = path.join(dir, "race.db");
     const store = Store.open({ path: file });
-    store.db.exec("CREATE INDEX system_jobs_ready ON system_jobs (state_code, postpone_until, sequence); UPDATE plugbox_schema SET version = 2;");
+    store.db.exec("CREATE INDEX system_jobs_ready ON system_jobs (state_code, postpone_until, sequence); ALTER TABLE system_jobs DROP COLUMN post; UPDATE plugbox_schema SET version = 2;");
     store.close();
     const opener = path.join(dir, "open.mjs");
     writeFileSync(
@@ -143,10 +145,15 @@ process.once("message", () => {
     const file = path.join(dir, "old.db");
     const store = Store.open({ path: file });
     store.insertRecord("account", "6d81597f-0f9f-e711-8122-000d3aa2331c", { name: "kept" });
-    // Back to version 1: without the indexes version 2 adds, with the one version 3 drops.
-    store.db.exec("DROP INDEX system_jobs_state_sequence; DROP INDEX system_jobs_lease; CREATE INDEX system_jobs_ready ON system_jobs (state_code, postpone_until, sequence); UPDATE plugbox_schema SET version = 1;");
+    // Back to version 1: without the indexes version 2 adds, with the one version 3 drops, without the column version 4 adds.
+    store.db.exec("DROP INDEX system_jobs_state_sequence; DROP INDEX system_jobs_lease; CREATE INDEX system_jobs_ready ON system_jobs (state_code, postpone_until, sequence); ALTER TABLE system_jobs DROP COLUMN post; UPDATE plugbox_schema SET version = 1;");
+    // A job queued then: its context in plugbox JSON.
+    store.db
+      .prepare("INSERT INTO system_jobs (id, sequence, name, operation_type, state_code, status_code, data, created_on) VALUES (?, 1, 'old', 1, 0, 0, ?, ?)")
+      .run("0b5ed3a4-4d3c-4ad2-9a8f-2f0c6a0d6f11", JSON.stringify({ messageName: "Create", operationCreatedOn: { $type: "DateTime", value: "2026-01-02T03:04:05.000Z" } }), "2026-01-02T03:04:05.000Z");
     store.close();
     const migrated = Store.open({ path: file });
+    expect(new JobQueue(migrated, systemClock).data("0b5ed3a4-4d3c-4ad2-9a8f-2f0c6a0d6f11")).toEqual({ messageName: "Create", operationCreatedOn: new Date("2026-01-02T03:04:05.000Z") });
     expect(migrated.db.prepare("SELECT version FROM plugbox_schema").get()).toEqual({ version: SCHEMA_VERSION });
     const indexes = (migrated.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'system_jobs'").all() as Array<{ name: string }>).map((r) => r.name);
     expect(indexes).toEqual(expect.arrayContaining(["system_jobs_state_sequence", "system_jobs_lease"]));

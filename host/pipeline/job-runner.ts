@@ -12,7 +12,8 @@ import { randomUUID } from "node:crypto";
 import type { Clock } from "../ids.js";
 import { RETRYABLE_RELAY_CODES } from "../relay/errors.js";
 import { decode } from "../../sdk/codec.js";
-import type { SystemJob } from "./jobs-store.js";
+import type { SerializedContext } from "../services/notification.js";
+import { serializedContextOf, type SystemJob } from "./jobs-store.js";
 import { OUTBOX_PREFIX, type Pipeline } from "./pipeline.js";
 
 export interface JobRunnerOptions {
@@ -37,8 +38,14 @@ export interface JobOutcome {
   message?: string;
 }
 
-/** A leased job with its context, or why its stored context cannot be read. */
-type Claimed = { job: SystemJob; data: Record<string, unknown>; unreadable?: undefined } | { job: SystemJob; data?: undefined; unreadable: string };
+/**
+ * A leased job with its context (a posting step's job: serialized for its endpoint), or why its
+ * stored context cannot be read.
+ */
+type Claimed =
+  | { job: SystemJob; data: Record<string, unknown>; serialized?: undefined; unreadable?: undefined }
+  | { job: SystemJob; data?: undefined; serialized: SerializedContext; unreadable?: undefined }
+  | { job: SystemJob; data?: undefined; serialized?: undefined; unreadable: string };
 
 export class JobRunner {
   readonly owner = randomUUID();
@@ -171,9 +178,9 @@ export class JobRunner {
     const leased = await store.write(() => jobs.claimBatch(this.owner, this.#options.leaseMs, limit));
     // Read after the commit: the write lock is held for the lease only. A context that cannot be
     // read fails its own job, not the batch.
-    return leased.map(({ job, data }): Claimed => {
+    return leased.map(({ job, data, post }): Claimed => {
       try {
-        return { job, data: decode(data) as Record<string, unknown> };
+        return post === null ? { job, data: decode(data) as Record<string, unknown> } : { job, serialized: serializedContextOf(data, post) };
       } catch (error) {
         return { job, unreadable: (error as Error).message };
       }
@@ -216,15 +223,15 @@ export class JobRunner {
       const message = `the job's stored context cannot be read: ${claimed.unreadable}`;
       return this.#record(claimed.job.id, (owner) => jobs.fail(claimed.job.id, owner, { message, errorCode: null }), "failed", message);
     }
-    const { job, data } = claimed;
+    const { job, data, serialized } = claimed;
     const step = job.owningExtensionId ? registry.step(job.owningExtensionId) : undefined;
     let outcome: JobOutcome;
-    if (job.owningExtensionId?.startsWith(OUTBOX_PREFIX)) {
+    if (job.owningExtensionId?.startsWith(OUTBOX_PREFIX) && data) {
       outcome = await this.#post(job, job.owningExtensionId.slice(OUTBOX_PREFIX.length), data.context as Record<string, unknown>);
     } else if (!step) {
       outcome = await this.#record(job.id, (owner) => jobs.fail(job.id, owner, { message: `the step ${job.owningExtensionId} of this job is no longer registered`, errorCode: null }), "failed");
     } else {
-      const result = await this.#pipeline.executeStep(step, data, {});
+      const result = serialized ? await this.#pipeline.executeSerializedStep(step, serialized) : await this.#pipeline.executeStep(step, data!, {});
       const trace = () => this.#pipeline.traceLog.write(result.traceRows, registry.settings.traceLogSetting);
       if (result.ok) {
         outcome = await this.#record(job.id, (owner) => (trace(), jobs.succeed(job.id, owner, job.autoDelete)), "succeeded");

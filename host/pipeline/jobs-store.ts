@@ -13,6 +13,7 @@
  */
 import { toPlain, decode } from "../../sdk/codec.js";
 import type { Clock } from "../ids.js";
+import { readSerializedContext, type SerializedContext } from "../services/notification.js";
 import type { Statement } from "better-sqlite3";
 import type { Store } from "../store/store.js";
 import { PipelineError } from "./errors.js";
@@ -29,6 +30,8 @@ export interface NewJob {
   regardingId: string | null;
   /** The execution context handed to the step (OperationId = the job's id). */
   data: Record<string, unknown>;
+  /** For a posting step: the context serialized for its endpoint, kept instead of `data`. */
+  serialized?: SerializedContext;
   depth: number;
   createdOn: Date;
   autoDelete: boolean;
@@ -91,6 +94,23 @@ function toJob(v: Column[]): SystemJob {
   };
 }
 
+/**
+ * A leased job's stored context: `data` is plugbox JSON, or, when `post` is set (a posting step's
+ * job), the serialized RemoteExecutionContext, with `post` the JSON of its format and fields.
+ */
+export interface LeasedJob {
+  job: SystemJob;
+  data: string;
+  post: string | null;
+}
+
+/** The SerializedContext of a posting step's job, from its data and post columns. */
+export function serializedContextOf(data: string, post: string): SerializedContext {
+  const { format, fields } = JSON.parse(post) as Omit<SerializedContext, "body">;
+  if ((format !== "json" && format !== "xml") || typeof fields !== "object" || fields === null) throw new PipelineError("JOB_DATA_INVALID", "the job's post header names no format and fields");
+  return { format, fields, body: data };
+}
+
 export class JobQueue {
   readonly #store: Store;
   readonly #clock: Clock;
@@ -121,32 +141,44 @@ export class JobQueue {
 
   insert(job: NewJob): void {
     this.#sql(
-        `INSERT INTO system_jobs (id, sequence, name, operation_type, state_code, status_code, owning_extension_id, message_name, primary_entity_type, regarding_id, data, depth, created_on, auto_delete)
-         VALUES (?, (SELECT coalesce(max(sequence), 0) + 1 FROM system_jobs), ?, 1, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO system_jobs (id, sequence, name, operation_type, state_code, status_code, owning_extension_id, message_name, primary_entity_type, regarding_id, data, post, depth, created_on, auto_delete)
+         VALUES (?, (SELECT coalesce(max(sequence), 0) + 1 FROM system_jobs), ?, 1, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(job.id, job.name, job.stepId, job.messageName, job.entity, job.regardingId, JSON.stringify(toPlain(job.data)), job.depth, job.createdOn.toISOString(), job.autoDelete ? 1 : 0);
+      .run(
+        job.id,
+        job.name,
+        job.stepId,
+        job.messageName,
+        job.entity,
+        job.regardingId,
+        job.serialized ? job.serialized.body : JSON.stringify(toPlain(job.data)),
+        job.serialized ? JSON.stringify({ format: job.serialized.format, fields: job.serialized.fields }) : null,
+        job.depth,
+        job.createdOn.toISOString(),
+        job.autoDelete ? 1 : 0,
+      );
   }
 
   /** Leases the next job that is ready (or whose worker's lease ran out), oldest first. */
-  claim(owner: string, leaseMs: number): { job: SystemJob; data: string } | undefined {
+  claim(owner: string, leaseMs: number): LeasedJob | undefined {
     return this.claimBatch(owner, leaseMs, 1)[0];
   }
 
   /**
    * Leases up to `limit` jobs at once: ready ones oldest first, then those whose lease ran out.
-   * Their data comes as plugbox JSON, to be read (`decode`) after the lease commits. The reads and
-   * the update are one transaction (a savepoint of the caller's, if it has one open).
+   * Their data comes as text, to be read after the lease commits. The reads and the update are one
+   * transaction (a savepoint of the caller's, if it has one open).
    */
-  claimBatch(owner: string, leaseMs: number, limit: number): Array<{ job: SystemJob; data: string }> {
+  claimBatch(owner: string, leaseMs: number, limit: number): LeasedJob[] {
     return this.#store.transaction(() => this.#lease(owner, leaseMs, limit));
   }
 
   // Read, then lease by rowid: an UPDATE … RETURNING of whole rows costs SQLite half as much again.
-  #lease(owner: string, leaseMs: number, limit: number): Array<{ job: SystemJob; data: string }> {
+  #lease(owner: string, leaseMs: number, limit: number): LeasedJob[] {
     const now = this.#now();
     const until = new Date(this.#clock.now().getTime() + leaseMs).toISOString();
-    const columns = `${JOB_COLUMNS}, data, rowid`;
-    const [DATA, ROWID] = [JOB_COLUMN_COUNT, JOB_COLUMN_COUNT + 1];
+    const columns = `${JOB_COLUMNS}, data, post, rowid`;
+    const [DATA, POST, ROWID] = [JOB_COLUMN_COUNT, JOB_COLUMN_COUNT + 1, JOB_COLUMN_COUNT + 2];
     // Two indexed lookups rather than one OR that SQLite would answer with a scan.
     const rows = this.#rows(`SELECT ${columns} FROM system_jobs WHERE state_code = 0 AND (postpone_until IS NULL OR postpone_until <= ?) ORDER BY sequence LIMIT ?`).all(now, limit);
     if (rows.length < limit) rows.push(...this.#rows(`SELECT ${columns} FROM system_jobs WHERE state_code = 2 AND lease_until < ? ORDER BY lease_until LIMIT ?`).all(now, limit - rows.length));
@@ -155,7 +187,7 @@ export class JobQueue {
     this.#sql("UPDATE system_jobs SET state_code = 2, status_code = 20, lease_owner = ?, lease_until = ?, started_on = ? WHERE rowid IN (SELECT value FROM json_each(?))").run(owner, until, now, rowids);
     return rows
       .sort((a, b) => (a[1] as number) - (b[1] as number))
-      .map((v) => ({ job: { ...toJob(v), stateCode: JobState.Locked, statusCode: JobStatus.InProgress, startedOn: now }, data: v[DATA] as string }));
+      .map((v) => ({ job: { ...toJob(v), stateCode: JobState.Locked, statusCode: JobStatus.InProgress, startedOn: now }, data: v[DATA] as string, post: v[POST] as string | null }));
   }
 
   /** Gives back leased jobs that were not started (a runner that stops), so they are ready at once. */
@@ -207,9 +239,11 @@ export class JobQueue {
     return row ? toJob(row) : undefined;
   }
 
+  /** The job's context. */
   data(id: string): Record<string, unknown> | undefined {
-    const row = this.#sql<{ data: string }>("SELECT data FROM system_jobs WHERE id = ?").get(id.toLowerCase());
-    return row ? (decode(row.data) as Record<string, unknown>) : undefined;
+    const row = this.#sql<{ data: string; post: string | null }>("SELECT data, post FROM system_jobs WHERE id = ?").get(id.toLowerCase());
+    if (!row) return undefined;
+    return row.post === null ? (decode(row.data) as Record<string, unknown>) : readSerializedContext(serializedContextOf(row.data, row.post));
   }
 
   list(filter: { stateCode?: number } = {}): SystemJob[] {

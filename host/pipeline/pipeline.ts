@@ -17,6 +17,7 @@ import { OrganizationCore, toEntity } from "../organization/core.js";
 import { retrieveMultiple } from "../organization/query/index.js";
 import type { Registry, StepImage, StepRegistration, StageNumber } from "../registry/index.js";
 import { createHostServices, webCallRecord, type NotificationBackend, type OrganizationBackend, type RecordedCall, type WebBackend } from "../services/index.js";
+import { readSerializedContext, type SerializedContext } from "../services/notification.js";
 import { HostError } from "../errors.js";
 import type { WebPolicyInput } from "../web/index.js";
 
@@ -626,12 +627,8 @@ export class Pipeline {
     const started = performance.now();
     const notification = this.#notificationFor(options.nested?.scope);
     if (step.handler.kind === "serviceEndpoint") {
-      try {
-        await notification.execute(step.handler.endpoint, context, options.signal);
-        return { ok: true, changes: { inputParameters: {}, outputParameters: {}, sharedVariables: context.sharedVariables as Record<string, unknown> }, trace: "", calls: [], durationMs: performance.now() - started, traceRows: [] };
-      } catch (error) {
-        return this.#failed(step, context, error as PlugboxError, "", [], started);
-      }
+      const endpoint = step.handler.endpoint;
+      return this.#posted(step, context, started, () => notification.execute(endpoint, context, options.signal));
     }
     const organization = this.#organizationFor(options.nested, String(context.userId), context);
     const allowedHosts = this.registry.bundles.get(step.handler.bundle)?.allowedHosts ?? null;
@@ -662,6 +659,50 @@ export class Pipeline {
     if (!report.ok) return this.#failed(step, context, report.error, report.trace, services.calls, started);
     const row = this.#traceRow(step, context, report.trace, null, durationMs);
     return { ok: true, changes: report.changes, trace: report.trace, calls: services.calls, durationMs, traceRows: [row] };
+  }
+
+  /**
+   * Posts a context that a posting step's job keeps serialized (`serializeForJob`), without
+   * reading it back; a step that no longer posts to an endpoint runs on the context read back.
+   */
+  async executeSerializedStep(step: StepRegistration, serialized: SerializedContext): Promise<StepOutcome> {
+    const started = performance.now();
+    const notification = this.#notification;
+    if (step.handler.kind !== "serviceEndpoint" || !notification.executeSerialized) {
+      let context: Record<string, unknown>;
+      try {
+        context = readSerializedContext(serialized);
+      } catch (error) {
+        return this.#failed(step, serialized.fields, error as PlugboxError, "", [], started);
+      }
+      return this.executeStep(step, context, {});
+    }
+    const endpoint = step.handler.endpoint;
+    return this.#posted(step, serialized.fields, started, () => notification.executeSerialized!(endpoint, serialized));
+  }
+
+  /** The outcome of a posting step: its post, and the step's context (or the fields of it kept with a serialized one). */
+  async #posted(step: StepRegistration, context: Record<string, unknown>, started: number, post: () => Promise<unknown>): Promise<StepOutcome> {
+    try {
+      await post();
+      return { ok: true, changes: { inputParameters: {}, outputParameters: {}, sharedVariables: (context.sharedVariables ?? {}) as Record<string, unknown> }, trace: "", calls: [], durationMs: performance.now() - started, traceRows: [] };
+    } catch (error) {
+      return this.#failed(step, context, error as PlugboxError, "", [], started);
+    }
+  }
+
+  /**
+   * A posting step's context serialized for its endpoint when its job is queued, so that running
+   * the job neither reads the context back nor serializes it; undefined when the notification
+   * backend cannot, or the context cannot be serialized (the job then fails with the reason when it runs).
+   */
+  #serializeForJob(step: StepRegistration, context: Record<string, unknown>): SerializedContext | undefined {
+    if (step.handler.kind !== "serviceEndpoint" || !this.#notification.serialize) return undefined;
+    try {
+      return this.#notification.serialize(step.handler.endpoint, context);
+    } catch {
+      return undefined;
+    }
   }
 
   #failed(step: StepRegistration, context: Record<string, unknown>, error: PlugboxError, trace: string, calls: RecordedCall[], started: number): StepOutcome {
@@ -783,6 +824,7 @@ export class Pipeline {
         entity: run.entity,
         regardingId: run.primaryId === EMPTY_GUID ? null : run.primaryId,
         data: context,
+        serialized: this.#serializeForJob(step, context),
         depth: run.scope.depth,
         createdOn,
         autoDelete: step.asyncAutoDelete,

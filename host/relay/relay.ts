@@ -9,7 +9,7 @@
  */
 import { serializeRemoteExecutionContext, withoutLargeParts, CONTENT_TYPES } from "../../sdk/wire/index.js";
 import type { ServiceEndpointRegistration } from "../registry/manifest.js";
-import type { NotificationBackend } from "../services/notification.js";
+import { readSerializedContext, serializedFields, type NotificationBackend, type SerializedContext } from "../services/notification.js";
 import { readServiceEndpoint, SecretResolver, type SecretSource, type ServiceEndpoint } from "./endpoints.js";
 import { RelayError } from "./errors.js";
 import { createTransports, describeError, type OutgoingPost, type RelayTransport } from "./transports.js";
@@ -46,6 +46,11 @@ async function within<T>(work: Promise<T>, ms: number, late: () => T): Promise<T
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Whether a body is within `limit` bytes; a UTF-16 unit is at most 3 UTF-8 bytes, so only a body that might be over is measured. */
+function fits(body: string, limit: number): boolean {
+  return body.length * 3 <= limit || Buffer.byteLength(body) <= limit;
 }
 
 function text(value: unknown): string {
@@ -117,8 +122,7 @@ export class Relay implements NotificationBackend {
     const limit = SIZE_LIMITS[endpoint.transport];
     let body = serializeRemoteExecutionContext(context as never, endpoint.messageFormat);
     let sizeExceeded = false;
-    // A UTF-16 unit is at most 3 UTF-8 bytes: only a body that might be over the limit is measured.
-    if (body.length * 3 > limit && Buffer.byteLength(body) > limit) {
+    if (!fits(body, limit)) {
       body = serializeRemoteExecutionContext(withoutLargeParts(context as never), endpoint.messageFormat);
       sizeExceeded = true;
       if (Buffer.byteLength(body) > limit) {
@@ -128,6 +132,29 @@ export class Relay implements NotificationBackend {
         );
       }
     }
+    return this.#post(endpoint, body, context, sizeExceeded);
+  }
+
+  /**
+   * Serializes a context for a post that a system job makes later (an asynchronous posting step):
+   * the job keeps the body, so the post needs no reading back and no serializing when it runs.
+   */
+  serialize(endpointId: string, context: Record<string, unknown>): SerializedContext {
+    const endpoint = this.endpoint(endpointId);
+    return { format: endpoint.messageFormat, body: serializeRemoteExecutionContext(context as never, endpoint.messageFormat), fields: serializedFields(context) };
+  }
+
+  /**
+   * The post of a context that `serialize` made: its body as it is, unless the endpoint's format
+   * changed since or the body is over the endpoint's limit (then from the context, read back).
+   */
+  prepareSerialized(endpoint: ServiceEndpoint, serialized: SerializedContext): PreparedPost {
+    if (serialized.format !== endpoint.messageFormat || !fits(serialized.body, SIZE_LIMITS[endpoint.transport])) return this.prepare(endpoint, readSerializedContext(serialized));
+    return this.#post(endpoint, serialized.body, serialized.fields, false);
+  }
+
+  /** The post of a body; `context` gives the MessageId and the claims or headers. */
+  #post(endpoint: ServiceEndpoint, body: string, context: Record<string, unknown>, sizeExceeded: boolean): PreparedPost {
     const messageId = text(context.operationId) || text(context.requestId);
     // Each transport reads its own: Service Bus and Event Hubs the claim properties, webhooks the headers.
     const webhook = endpoint.transport === "webhook";
@@ -174,6 +201,11 @@ export class Relay implements NotificationBackend {
   async execute(endpointId: string, context: Record<string, unknown>, signal?: AbortSignal): Promise<string | null> {
     const endpoint = this.endpoint(endpointId);
     return this.send(this.prepare(endpoint, context), signal);
+  }
+
+  /** Posts a context that `serialize` made. */
+  async executeSerialized(endpointId: string, serialized: SerializedContext, signal?: AbortSignal): Promise<string | null> {
+    return this.send(this.prepareSerialized(this.endpoint(endpointId), serialized), signal);
   }
 
   /**

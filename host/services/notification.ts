@@ -3,8 +3,39 @@
  * rather than sent: `plugbox run` shows them, and tests read them.
  */
 import { isPlainObject } from "../../sdk/codec.js";
+import { parseRemoteExecutionContext, type WireFormat } from "../../sdk/wire/index.js";
 import { HostError } from "../errors.js";
 import { isGuid } from "../ids.js";
+
+/**
+ * A context serialized for its endpoint when an asynchronous posting step's job was queued: the
+ * body in the endpoint's format, and the members the claims, headers and trace read, which the body
+ * either does not carry (initiatingUserAgent) or would have to be parsed for.
+ */
+export interface SerializedContext {
+  format: WireFormat;
+  body: string;
+  fields: Record<string, string | number>;
+}
+
+/** The members a SerializedContext keeps beside its body. */
+const SERIALIZED_FIELDS = ["operationId", "requestId", "correlationId", "messageName", "primaryEntityName", "userId", "initiatingUserId", "initiatingUserAgent", "stage", "mode", "depth"] as const;
+
+export function serializedFields(context: Record<string, unknown>): Record<string, string | number> {
+  const fields: Record<string, string | number> = {};
+  for (const name of SERIALIZED_FIELDS) {
+    const value = context[name];
+    if (typeof value === "string" || typeof value === "number") fields[name] = value;
+  }
+  return fields;
+}
+
+/** The context a SerializedContext was made from, read back from its body. */
+export function readSerializedContext(serialized: SerializedContext): Record<string, unknown> {
+  const context = parseRemoteExecutionContext(serialized.body, serialized.format) as unknown as Record<string, unknown>;
+  for (const [name, value] of Object.entries(serialized.fields)) if (context[name] === undefined) context[name] = value;
+  return context;
+}
 
 export interface NotificationBackend {
   /** Posts the context to the endpoint; a two-way, REST or webhook endpoint's reply, else null. Aborting `signal` stops waiting for a reply. */
@@ -13,6 +44,13 @@ export interface NotificationBackend {
   holdsForOutbox?(endpointId: string): boolean;
   /** How many times an asynchronous post to this endpoint is attempted before its job fails. */
   maxAttemptsFor?(endpointId: string): number;
+  /**
+   * Serializes a context for a post to this endpoint made later, by a system job: the job keeps the
+   * body, and its post is sent by `executeSerialized` without reading the context back.
+   */
+  serialize?(endpointId: string, context: Record<string, unknown>): SerializedContext;
+  /** Posts a context that `serialize` made. */
+  executeSerialized?(endpointId: string, serialized: SerializedContext, signal?: AbortSignal): Promise<string | null>;
 }
 
 export interface RecordedPost {

@@ -10,7 +10,7 @@
  * them with SQLite's JSON functions (see host/organization/query).
  */
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
   {
@@ -97,5 +97,11 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
     version: 3,
     // Superseded by system_jobs_state_sequence: no query used it, and every lease and completion paid to update it.
     sql: `DROP INDEX IF EXISTS system_jobs_ready;`,
+  },
+  {
+    version: 4,
+    // A posting step's job keeps its context serialized for the endpoint in data, and in post the
+    // JSON of its format and the fields its claims read; NULL for every other job (data is plugbox JSON).
+    sql: `ALTER TABLE system_jobs ADD COLUMN post TEXT;`,
   },
 ];
