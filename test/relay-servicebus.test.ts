@@ -100,62 +100,49 @@ describe("relay: Service Bus queues", () => {
     }
   });
 
-  it("nothing is lost while the broker is down: the job waits and retries, and the post arrives once the broker is back", async () => {
+  /**
+   * Queues a Create while the broker is down and runs its job once (it must wait to retry), then
+   * starts the broker again on the same port and runs the jobs until the post is delivered.
+   */
+  async function deliveredOnceTheBrokerIsBack(manifestFor: (connectionString: string) => Record<string, unknown>) {
     const first = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
     const port = first.port;
-    const host = await createHost({ manifest: manifest(first.connectionString, "async"), runtime, runJobs: false, jobs: { backoffBaseMs: 200 } });
+    const host = await createHost({ manifest: manifestFor(first.connectionString), runtime, runJobs: false, jobs: { backoffBaseMs: 100 } });
     try {
       await first.close();
       const jobId = (await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Fabrikam" }) } })).journal.jobs[0]!;
       expect((await host.runJobs()).map((o) => o.outcome)).toEqual(["retrying"]);
-      expect(await host.getJob(jobId)).toMatchObject({ stateCode: 0, statusCode: 10, retryCount: 1, message: expect.stringContaining("Failed to post the context to the service endpoint") });
+      const waiting = await host.getJob(jobId);
       const second = await startBroker({ port, topology: { queues: [{ name: "account-events" }] } });
       try {
         await expect.poll(async () => {
           await host.runJobs();
           return (await host.getJob(jobId))?.statusCode;
         }, { timeout: 20_000 }).toBe(30);
-        const message = await receiveOne(second);
-        expect(message?.messageId).toBe(jobId);
-        expect(parseRemoteExecutionContext(String(message!.body)).primaryEntityName).toBe("account");
+        return { jobId, waiting, message: (await receiveOne(second))! };
       } finally {
-        await host.close();
         await second.close();
       }
     } finally {
       await host.close();
     }
+  }
+
+  it("nothing is lost while the broker is down: the job waits and retries, and the post arrives once the broker is back", async () => {
+    const { jobId, waiting, message } = await deliveredOnceTheBrokerIsBack((connectionString) => manifest(connectionString, "async"));
+    expect(waiting).toMatchObject({ stateCode: 0, statusCode: 10, retryCount: 1, message: expect.stringContaining("Failed to post the context to the service endpoint") });
+    expect(message.messageId).toBe(jobId);
+    expect(parseRemoteExecutionContext(String(message.body)).primaryEntityName).toBe("account");
   });
 
   it("an asynchronous posting step (the endpoint is the step's handler) is retried while the broker is down, and its post arrives once it is back", async () => {
-    const first = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
-    const port = first.port;
-    const posting = {
-      serviceEndpoints: [{ id: ENDPOINT, name: "account-events", contract: "Queue", path: "account-events", connectionString: first.connectionString, maxAttempts: 5 }],
+    const { jobId, waiting, message } = await deliveredOnceTheBrokerIsBack((connectionString) => ({
+      serviceEndpoints: [{ id: ENDPOINT, name: "account-events", contract: "Queue", path: "account-events", connectionString, maxAttempts: 5 }],
       steps: [{ serviceEndpoint: "account-events", message: "Create", entity: "account", stage: 40, mode: "async" }],
-    };
-    const host = await createHost({ manifest: posting, runtime, runJobs: false, jobs: { backoffBaseMs: 100 } });
-    try {
-      await first.close();
-      const jobId = (await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Fabrikam" }) } })).journal.jobs[0]!;
-      expect((await host.runJobs()).map((o) => o.outcome)).toEqual(["retrying"]);
-      expect(await host.getJob(jobId)).toMatchObject({ stateCode: 0, statusCode: 10, retryCount: 1 });
-      const second = await startBroker({ port, topology: { queues: [{ name: "account-events" }] } });
-      try {
-        await expect.poll(async () => {
-          await host.runJobs();
-          return (await host.getJob(jobId))?.statusCode;
-        }, { timeout: 20_000 }).toBe(30);
-        const message = await receiveOne(second);
-        expect(message?.messageId).toBe(jobId);
-        expect(parseRemoteExecutionContext(String(message!.body))).toMatchObject({ primaryEntityName: "account", operationId: jobId, stage: 40, mode: 1 });
-      } finally {
-        await host.close();
-        await second.close();
-      }
-    } finally {
-      await host.close();
-    }
+    }));
+    expect(waiting).toMatchObject({ stateCode: 0, statusCode: 10, retryCount: 1 });
+    expect(message.messageId).toBe(jobId);
+    expect(parseRemoteExecutionContext(String(message.body))).toMatchObject({ primaryEntityName: "account", operationId: jobId, stage: 40, mode: 1 });
   });
 
   it("a posting step gives up after its endpoint's maxAttempts and the job fails with the reason", async () => {
