@@ -459,6 +459,35 @@ describe("plugbox broker only", () => {
     }
   });
 
+  it("a batch holding a message that cannot be decoded is rejected with amqp:decode-error and stores nothing; the connection stays up", async () => {
+    const amqp = createRequire(import.meta.url)("rhea") as typeof import("rhea");
+    const connection = amqp.create_container().connect({ host: "127.0.0.1", port: broker.port });
+    try {
+      const sender = connection.open_sender("malformed");
+      await new Promise((resolve) => sender.once("sendable", resolve));
+      const settled = () =>
+        new Promise<{ outcome: string; condition?: string; description?: string }>((resolve) => {
+          sender.once("accepted", () => resolve({ outcome: "accepted" }));
+          sender.once("rejected", (context) => {
+            const { condition, description } = (context.delivery!.remote_state as { error: { condition?: string; description?: string } }).error;
+            resolve({ outcome: "rejected", condition, description });
+          });
+        });
+      const good = amqp.message.encode({ body: amqp.message.data_section(Buffer.from("fine")) });
+      const truncated = Buffer.from([0x00, 0x53, 0x75, 0xb0, 0xff, 0xff, 0xff, 0xff, 1, 2]); // a data section that claims 4 GB
+      const batchOf = (messages: Buffer[]) => amqp.message.encode({ body: amqp.message.data_sections(messages) });
+      let answer = settled();
+      sender.send(batchOf([good, truncated]), undefined, 0x80013700);
+      expect(await answer).toMatchObject({ outcome: "rejected", condition: "amqp:decode-error", description: expect.stringContaining("cannot be decoded") });
+      answer = settled();
+      sender.send(batchOf([good]), undefined, 0x80013700);
+      expect(await answer).toEqual({ outcome: "accepted" });
+      expect(broker.entities()).toContainEqual(expect.objectContaining({ path: "malformed", active: 1 }));
+    } finally {
+      connection.close();
+    }
+  });
+
   it("answers the emulator's GET /health when asked to, for tooling that waits on it", async () => {
     const withHealth = await startBroker({ port: 0, healthPort: 0 });
     try {

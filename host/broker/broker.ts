@@ -268,12 +268,10 @@ export class Broker {
       return delivery.reject({ condition: "amqp:link:message-size-exceeded", description: `The received message exceeds the limit for the link: ${this.#maxMessageSize} bytes.` });
     }
     let messages: AmqpMessage[];
-    if (delivery.format === BATCH_FORMAT) {
-      const envelope = rhea.message.decode(context.message as Buffer);
-      const body = envelope.body as { multiple?: boolean; content: Buffer | Buffer[] };
-      messages = (body.multiple ? (body.content as Buffer[]) : [body.content as Buffer]).map((b) => rhea.message.decode(b));
-    } else {
-      messages = [context.message as AmqpMessage];
+    try {
+      messages = delivery.format === BATCH_FORMAT ? unpackBatch(context.message as Buffer) : [context.message as AmqpMessage];
+    } catch (error) {
+      return delivery.reject({ condition: "amqp:decode-error", description: `The batch holds a message that cannot be decoded: ${(error as Error).message}` });
     }
     if (this.#eventHubs.isSendTarget(target)) {
       this.#eventHubs.send(target, messages);
@@ -397,4 +395,14 @@ export class Broker {
 
 export function startBroker(options?: BrokerOptions): Promise<Broker> {
   return Broker.start(options);
+}
+
+/** The messages of a batch (format 0x80013700): its body's data sections, each an encoded message. */
+function unpackBatch(encoded: Buffer): AmqpMessage[] {
+  const body = rhea.message.decode(encoded).body as { multiple?: boolean; content?: Buffer | Buffer[] } | undefined;
+  const parts = body?.multiple ? (body.content as Buffer[]) : [body?.content];
+  return parts.map((part) => {
+    if (!Buffer.isBuffer(part)) throw new Error("a batch's body must be data sections, one encoded message each");
+    return rhea.message.decode(part);
+  });
 }
