@@ -52,10 +52,11 @@ export async function runRelayBench(options: { contexts?: number } = {}): Promis
     rows.push({ name: `serialize a ${kb} KB context (RemoteExecutionContext JSON)`, value: micros, unit: "µs", baseline: "JSON.stringify of the same context", ratio: micros / jsonMicros(context, n) });
   }
 
-  // Reading a job's context back (plugbox JSON, revived into SDK values), as the job runner does.
+  // Reading a job's context back (plugbox JSON, revived into SDK values), as the job runner does for
+  // a plug-in's job (a posting step's job keeps its body serialized and reads nothing back).
   const stored = encode(contextOf(1024));
   const decodeMicros = perCall(() => decode(stored), 20_000);
-  rows.push({ name: `read back a job's context (plugbox JSON, ${stored.length} bytes)`, value: decodeMicros, unit: "µs", baseline: "JSON.parse of the same text", ratio: decodeMicros / perCall(() => JSON.parse(stored), 20_000) });
+  rows.push({ name: `read back a plug-in job's context (plugbox JSON, ${stored.length} bytes)`, value: decodeMicros, unit: "µs", baseline: "JSON.parse of the same text", ratio: decodeMicros / perCall(() => JSON.parse(stored), 20_000) });
 
   // The broker runs in a process of its own, as Service Bus would be elsewhere: its work does not
   // share this process's thread with the relay's (nor with the baseline's sends).

@@ -662,7 +662,7 @@ export class Pipeline {
   }
 
   /**
-   * Posts a context that a posting step's job keeps serialized (`serializeForJob`), without
+   * Posts a context that a posting step's job keeps serialized (`#serializeForJob`), without
    * reading it back; a step that no longer posts to an endpoint runs on the context read back.
    */
   async executeSerializedStep(step: StepRegistration, serialized: SerializedContext): Promise<StepOutcome> {
