@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBundle, createHost, startBroker, type Broker } from "../dist/host/index.js";
 import { Relay } from "../dist/host/relay/relay.js";
 import { createSandboxRuntime, type SandboxRuntime } from "../dist/runtime/index.js";
-import { Entity, parseRemoteExecutionContext } from "../dist/sdk/index.js";
+import { decode } from "../dist/sdk/codec.js";
+import { Entity, Money, OptionSetValue, parseRemoteExecutionContext } from "../dist/sdk/index.js";
 import { repo } from "./helpers/cli.js";
 
 const ENDPOINT = "c2c5d1a6-4f6f-4b71-9a0b-5b0c3d6e7f80";
@@ -478,36 +479,79 @@ describe("relay: SAS authentication and size", () => {
 });
 
 describe("relay: asynchronous posting steps keep their context serialized", () => {
+  const USER = "75c2dd85-e89e-e711-8122-000d3aa2331c";
+  const STEP_ID = "1d7c0b8e-5a3f-4c55-9a61-0f2b6c3d4e5f";
   const postingManifest = (connectionString: string, endpoint: Record<string, unknown> = {}) => ({
     serviceEndpoints: [{ id: ENDPOINT, name: "account-events", contract: "Queue", path: "account-events", connectionString, ...endpoint }],
-    steps: [{ serviceEndpoint: "account-events", message: "Create", entity: "account", stage: 40, mode: "async" }],
+    steps: [{ id: STEP_ID, serviceEndpoint: "account-events", message: "Create", entity: "account", stage: 40, mode: "async" }],
   });
-  const create = (host: Awaited<ReturnType<typeof createHost>>, target: Entity) => host.execute({ requestName: "Create", parameters: { Target: target } }).then((r) => r.journal.jobs[0]!);
+  const create = (host: Awaited<ReturnType<typeof createHost>>, target: Entity) =>
+    host.execute({ requestName: "Create", parameters: { Target: target } }, { userId: USER }).then((r) => r.journal.jobs[0]!);
+  const stored = (host: Awaited<ReturnType<typeof createHost>>, jobId: string) => host.store.db.prepare("SELECT data, post FROM system_jobs WHERE id = ?").get(jobId) as { data: string; post: string };
 
   it("the job keeps the body serialized when it is queued; the listener gets exactly that body, with the claims and MessageId = OperationId, and the job's context reads back from it", async () => {
     const broker = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
     const host = await createHost({ manifest: postingManifest(broker.connectionString, { userClaim: "UserId" }), runtime, runJobs: false, organizationUrl: "https://contoso.crm.example.com" });
     try {
       const jobId = await create(host, new Entity("account", undefined, { name: "Serialized" }));
-      const row = host.store.db.prepare("SELECT data, post FROM system_jobs WHERE id = ?").get(jobId) as { data: string; post: string };
-      expect(row.data).toMatch(/^\{"BusinessUnitId":/);
-      expect(JSON.parse(row.post)).toMatchObject({ format: "json", fields: { operationId: jobId, messageName: "Create", initiatingUserAgent: "plugbox" } });
+      const row = stored(host, jobId);
+      expect(row.post).toMatch(/^\{"BusinessUnitId":/);
+      expect(JSON.parse(row.data)).toEqual({
+        $type: "SerializedContext",
+        format: "json",
+        sizeExceeded: false,
+        length: row.post.length,
+        fields: expect.objectContaining({ operationId: jobId, messageName: "Create", userId: USER, initiatingUserAgent: "plugbox", stage: 40, mode: 1 }),
+      });
+      // A plugbox from before this layout, still running on the store, cannot read the job: it fails it (to be retried) rather than post nothing.
+      expect(() => decode(row.data)).toThrow(/unknown \$type "SerializedContext"/);
       expect(host.pipeline.jobs.data(jobId)).toMatchObject({ operationId: jobId, messageName: "Create", initiatingUserAgent: "plugbox", inputParameters: { Target: expect.any(Entity) } });
       expect((await host.runJobs()).map((o) => o.outcome)).toEqual(["succeeded"]);
       const message = (await receiveOne(broker))!;
-      expect(String(message.body)).toBe(row.data);
+      expect(String(message.body)).toBe(row.post);
       expect(message.messageId).toBe(jobId);
       expect(message.contentType).toBe("application/json");
-      expect(message.applicationProperties).toMatchObject({
+      expect(message.applicationProperties).toEqual({
         [`${CLAIMS}/Organization`]: "https://contoso.crm.example.com",
         [`${CLAIMS}/EntityLogicalName`]: "account",
         [`${CLAIMS}/RequestName`]: "Create",
         [`${CLAIMS}/InitiatingUserAgent`]: "plugbox",
-        [`${CLAIMS}/User`]: expect.any(String),
+        [`${CLAIMS}/User`]: USER,
+        [`${CLAIMS}/InitiatingUser`]: USER,
       });
     } finally {
       await host.close();
       await broker.close();
+    }
+  });
+
+  it("a serialized context's post is the post of the context itself, for every kind of endpoint and format, whole or over the limit", () => {
+    const relay = new Relay({
+      endpoints: [
+        { id: ENDPOINT, name: "json", contract: "Queue", path: "q", connectionString: "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true" },
+        { id: "0d2f4c1e-0000-4000-8000-000000000002", name: "xml", contract: "Topic", path: "t", messageFormat: "TextXml", userClaim: "None", connectionString: "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true" },
+        { id: "0d2f4c1e-0000-4000-8000-000000000003", name: "hub", contract: "EventHub", path: "h", messageFormat: "TextXml", connectionString: "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true" },
+        { id: "0d2f4c1e-0000-4000-8000-000000000004", name: "hook", contract: "Webhook", url: "http://127.0.0.1:1/hook", authType: "HttpHeader", authValue: { "x-key": "env:PLUGBOX_TEST_KEY" } },
+      ],
+      secrets: { env: { PLUGBOX_TEST_KEY: "k" } },
+      organizationUrl: "https://contoso.example",
+    });
+    const target = new Entity("account", "6d81597f-0f9f-e711-8122-000d3aa2331c", { name: "Contoso", revenue: new Money(12.5), industrycode: new OptionSetValue(3), createdon: new Date("2026-12-01T04:00:00Z") });
+    const parent = { messageName: "Create", primaryEntityName: "account", stage: 30, mode: 0, depth: 1, inputParameters: { Target: target }, operationId: "4af10637-4ea2-e711-8122-000d3aa2331c" };
+    const context = (description: string) => ({
+      messageName: "Create", primaryEntityName: "account", primaryEntityId: target.id, stage: 40, mode: 1, depth: 1,
+      inputParameters: { Target: new Entity("account", target.id, { ...target.attributes, description }) },
+      outputParameters: { id: target.id }, sharedVariables: { seen: true }, preEntityImages: {}, postEntityImages: { Image: target },
+      userId: USER, initiatingUserId: USER, initiatingUserAgent: "plugbox-test", correlationId: "b374239d-4233-41a9-8b17-a86cb4f737b5",
+      operationId: "4af10637-4ea2-e711-8122-000d3aa2331c", operationCreatedOn: new Date("2026-12-01T04:00:01Z"), parentContext: parent,
+    });
+    for (const name of ["json", "xml", "hub", "hook"]) {
+      for (const description of ["small", "x".repeat(300 * 1024)]) {
+        const endpoint = relay.endpoint(name);
+        const direct = relay.prepare(endpoint, context(description));
+        expect(relay.prepareSerialized(endpoint, relay.serialize(name, context(description))), `${name}, ${description.length} characters`).toEqual(direct);
+        expect(direct.sizeExceeded).toBe(description.length > 100);
+      }
     }
   });
 
@@ -528,11 +572,12 @@ describe("relay: asynchronous posting steps keep their context serialized", () =
     }
   });
 
-  it("a queued context over the endpoint's limit goes out without InputParameters and images, flagged MessageMaxSizeExceeded", async () => {
+  it("a context over the endpoint's limit is kept reduced from the start, and goes out without InputParameters and images, flagged MessageMaxSizeExceeded", async () => {
     const broker = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
     const host = await createHost({ manifest: postingManifest(broker.connectionString), runtime, runJobs: false });
     try {
       const jobId = await create(host, new Entity("account", undefined, { name: "Big", description: "x".repeat(200 * 1024) }));
+      expect(JSON.parse(stored(host, jobId).data)).toMatchObject({ sizeExceeded: true });
       expect((await host.runJobs()).map((o) => o.outcome)).toEqual(["succeeded"]);
       const message = (await receiveOne(broker))!;
       expect(message.applicationProperties).toMatchObject({ MessageMaxSizeExceeded: true });
@@ -543,17 +588,69 @@ describe("relay: asynchronous posting steps keep their context serialized", () =
     }
   });
 
-  it("a job whose stored post cannot be read fails alone with the reason; the other posts go out", async () => {
+  it("a job whose stored header or body was damaged fails alone with JOB_DATA_INVALID's reason, and jobs show says so; the other posts go out", async () => {
     const broker = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
     const host = await createHost({ manifest: postingManifest(broker.connectionString), runtime, runJobs: false });
     try {
-      const broken = await create(host, new Entity("account", undefined, { name: "Broken" }));
+      const badHeader = await create(host, new Entity("account", undefined, { name: "Bad header" }));
+      const cutBody = await create(host, new Entity("account", undefined, { name: "Cut body" }));
       const fine = await create(host, new Entity("account", undefined, { name: "Fine" }));
-      host.store.db.prepare("UPDATE system_jobs SET post = ? WHERE id = ?").run('{"format":"binary"}', broken);
+      host.store.db.prepare("UPDATE system_jobs SET data = ? WHERE id = ?").run('{"$type":"SerializedContext","format":"binary"}', badHeader);
+      host.store.db.prepare("UPDATE system_jobs SET post = substr(post, 1, 100) WHERE id = ?").run(cutBody);
+      expect(() => host.pipeline.jobs.data(cutBody)).toThrow(expect.objectContaining({ code: "JOB_DATA_INVALID", message: expect.stringContaining("is not the") }));
       const outcomes = await host.runJobs();
-      expect(Object.fromEntries(outcomes.map((o) => [o.id, o.outcome]))).toEqual({ [broken]: "failed", [fine]: "succeeded" });
-      expect(await host.getJob(broken)).toMatchObject({ statusCode: 31, message: expect.stringContaining("cannot be read") });
+      expect(Object.fromEntries(outcomes.map((o) => [o.id, o.outcome]))).toEqual({ [badHeader]: "failed", [cutBody]: "failed", [fine]: "succeeded" });
+      expect(await host.getJob(badHeader)).toMatchObject({ statusCode: 31, message: expect.stringContaining("does not describe a serialized context") });
+      expect(await host.getJob(cutBody)).toMatchObject({ statusCode: 31, message: expect.stringContaining("is not the") });
       expect((await receiveOne(broker))?.messageId).toBe(fine);
+    } finally {
+      await host.close();
+      await broker.close();
+    }
+  });
+
+  it("a job queued by a posting step whose step runs a plug-in by the time the job runs fails with the reason, and does not run the plug-in on a partial context", async () => {
+    const broker = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
+    const db = path.join(dir, "step-changed.db");
+    const queuing = await createHost({ manifest: postingManifest(broker.connectionString), db, runtime, runJobs: false });
+    const jobId = await create(queuing, new Entity("account", undefined, { name: "Changed step" })).finally(() => queuing.close());
+    const changed = { ...manifest(broker.connectionString, "async"), steps: [{ ...manifest(broker.connectionString, "async").steps[0], id: STEP_ID }] };
+    const host = await createHost({ manifest: changed, db, runtime, runJobs: false });
+    try {
+      expect((await host.runJobs()).map((o) => o.outcome)).toEqual(["failed"]);
+      expect(await host.getJob(jobId)).toMatchObject({ statusCode: 31, message: expect.stringContaining("runs a plug-in now") });
+      expect(await receiveOne(broker)).toBeUndefined();
+    } finally {
+      await host.close();
+      await broker.close();
+    }
+  });
+});
+
+describe("relay: one post that cannot go does not fail the others sent with it", () => {
+  it("a post larger than the link's maximum message size fails its own job with RELAY_TOO_LARGE (not retried); the posts batched with it arrive", async () => {
+    const broker = await startBroker({ port: 0, maxMessageSize: 64 * 1024, topology: { queues: [{ name: "account-events" }] } });
+    const host = await createHost({
+      manifest: {
+        serviceEndpoints: [{ id: ENDPOINT, name: "account-events", contract: "Queue", path: "account-events", connectionString: broker.connectionString, maxAttempts: 5 }],
+        steps: [{ serviceEndpoint: "account-events", message: "Create", entity: "account", stage: 40, mode: "async" }],
+      },
+      runtime,
+      runJobs: false,
+      jobs: { concurrency: 8 },
+    });
+    try {
+      const ids: string[] = [];
+      for (const description of ["small", "x".repeat(100 * 1024), "small too"]) {
+        ids.push((await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Batched", description }) } })).journal.jobs[0]!);
+      }
+      const outcomes = await host.runJobs();
+      expect(Object.fromEntries(outcomes.map((o) => [o.id, o.outcome]))).toEqual({ [ids[0]!]: "succeeded", [ids[1]!]: "failed", [ids[2]!]: "succeeded" });
+      expect(await host.getJob(ids[1]!)).toMatchObject({ statusCode: 31, retryCount: 0, message: expect.stringContaining("too large") });
+      const client = new ServiceBusClient(broker.connectionString);
+      const received = await client.createReceiver("account-events", { receiveMode: "receiveAndDelete" }).receiveMessages(10, { maxWaitTimeInMs: 1_000 });
+      await client.close();
+      expect(received.map((m) => m.messageId).sort()).toEqual([ids[0], ids[2]].sort());
     } finally {
       await host.close();
       await broker.close();

@@ -161,6 +161,28 @@ describe("relay: webhooks", () => {
     await host.close();
   });
 
+  it("a synchronous posting step posts during the request and changes nothing in it: the Create at stages 20 and 40 still creates its record and returns its id", async () => {
+    const host = await createHost({
+      manifest: {
+        serviceEndpoints: [endpoint()],
+        steps: [20, 40].map((stage) => ({ serviceEndpoint: "hook", message: "Create", entity: "account", stage })),
+      },
+      runtime,
+      runJobs: false,
+      secrets: { env: { PLUGBOX_TEST_HOOK_KEY: "s3cret" } },
+    });
+    try {
+      const { response } = await create(host, "Posted in sync");
+      const id = response.results.id as string;
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(hits.map((h) => parseRemoteExecutionContext(h.body)).map((c) => [c.stage, c.mode])).toEqual([[20, 0], [40, 0]]);
+      expect(parseRemoteExecutionContext(hits[1]!.body).outputParameters.id).toBe(id);
+      expect(host.store.getRecord("account", id)?.attributes).toMatchObject({ name: "Posted in sync" });
+    } finally {
+      await host.close();
+    }
+  });
+
   it("outbox: a post from a synchronous step waits for the commit; a rolled-back request never posts", async () => {
     const host = await createHost({
       manifest: {
@@ -180,6 +202,10 @@ describe("relay: webhooks", () => {
     await host.runJobs();
     expect(hits).toHaveLength(1);
     expect(parseRemoteExecutionContext(hits[0]!.body).primaryEntityName).toBe("account");
+    // The post was serialized when it was queued, and sent exactly so.
+    const held = host.store.db.prepare("SELECT data, post FROM system_jobs WHERE owning_extension_id = ?").get(`serviceendpoint:${ENDPOINT}`) as { data: string; post: string };
+    expect(hits[0]!.body).toBe(held.post);
+    expect(JSON.parse(held.data)).toMatchObject({ $type: "SerializedContext", format: "json", fields: { messageName: "Create", primaryEntityName: "account" } });
     // An Update of a record that does not exist fails after its stage-20 post was queued: nothing is sent.
     await expect(host.execute({ requestName: "Update", parameters: { Target: new Entity("account", "00000000-0000-0000-0000-0000000000aa", { name: "x" }) } })).rejects.toBeDefined();
     await host.runJobs();

@@ -12,7 +12,7 @@ import { randomUUID } from "node:crypto";
 import type { Clock } from "../ids.js";
 import { RETRYABLE_RELAY_CODES } from "../relay/errors.js";
 import { decode } from "../../sdk/codec.js";
-import type { SerializedContext } from "../services/notification.js";
+import { executeSerialized, type SerializedContext } from "../services/notification.js";
 import { serializedContextOf, type SystemJob } from "./jobs-store.js";
 import { OUTBOX_PREFIX, type Pipeline } from "./pipeline.js";
 
@@ -226,8 +226,10 @@ export class JobRunner {
     const { job, data, serialized } = claimed;
     const step = job.owningExtensionId ? registry.step(job.owningExtensionId) : undefined;
     let outcome: JobOutcome;
-    if (job.owningExtensionId?.startsWith(OUTBOX_PREFIX) && data) {
-      outcome = await this.#post(job, job.owningExtensionId.slice(OUTBOX_PREFIX.length), data.context as Record<string, unknown>);
+    if (job.owningExtensionId?.startsWith(OUTBOX_PREFIX)) {
+      const endpointId = job.owningExtensionId.slice(OUTBOX_PREFIX.length);
+      const { notification } = this.#pipeline;
+      outcome = await this.#post(job, endpointId, serialized ? () => executeSerialized(notification, endpointId, serialized) : () => notification.execute(endpointId, data!.context as Record<string, unknown>));
     } else if (!step) {
       outcome = await this.#record(job.id, (owner) => jobs.fail(job.id, owner, { message: `the step ${job.owningExtensionId} of this job is no longer registered`, errorCode: null }), "failed");
     } else {
@@ -262,11 +264,11 @@ export class JobRunner {
     return typeof id === "string" ? (this.#pipeline.notification.maxAttemptsFor?.(id) ?? this.#pipeline.registry.settings.maxAsyncAttempts) : this.#pipeline.registry.settings.maxAsyncAttempts;
   }
 
-  /** Sends a post that waited in the outbox; a delivery failure is retried with back-off. */
-  async #post(job: SystemJob, endpointId: string, context: Record<string, unknown>): Promise<JobOutcome> {
+  /** Sends a post that waited in the outbox (serialized when it was queued); a delivery failure is retried with back-off. */
+  async #post(job: SystemJob, endpointId: string, send: () => Promise<unknown>): Promise<JobOutcome> {
     const { jobs } = this.#pipeline;
     try {
-      await this.#pipeline.notification.execute(endpointId, context);
+      await send();
       return this.#record(job.id, (owner) => jobs.succeed(job.id, owner, job.autoDelete), "succeeded");
     } catch (error) {
       const code = (error as { code?: string }).code ?? "";

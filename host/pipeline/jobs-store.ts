@@ -13,7 +13,7 @@
  */
 import { toPlain, decode } from "../../sdk/codec.js";
 import type { Clock } from "../ids.js";
-import { readSerializedContext, type SerializedContext } from "../services/notification.js";
+import { readSerializedContext, readSerializedHeader, serializedHeader, type SerializedContext } from "../services/notification.js";
 import type { Statement } from "better-sqlite3";
 import type { Store } from "../store/store.js";
 import { PipelineError } from "./errors.js";
@@ -95,8 +95,9 @@ function toJob(v: Column[]): SystemJob {
 }
 
 /**
- * A leased job's stored context: `data` is plugbox JSON, or, when `post` is set (a posting step's
- * job), the serialized RemoteExecutionContext, with `post` the JSON of its format and fields.
+ * A leased job's stored context: `data` is plugbox JSON; or, when `post` is set (the job of a
+ * posting step or an outbox post), `post` is the context serialized for the endpoint and `data` its
+ * header (see `serializedHeader`).
  */
 export interface LeasedJob {
   job: SystemJob;
@@ -104,11 +105,13 @@ export interface LeasedJob {
   post: string | null;
 }
 
-/** The SerializedContext of a posting step's job, from its data and post columns. */
+/** The SerializedContext a job keeps, from its data and post columns; JOB_DATA_INVALID when they were damaged. */
 export function serializedContextOf(data: string, post: string): SerializedContext {
-  const { format, fields } = JSON.parse(post) as Omit<SerializedContext, "body">;
-  if ((format !== "json" && format !== "xml") || typeof fields !== "object" || fields === null) throw new PipelineError("JOB_DATA_INVALID", "the job's post header names no format and fields");
-  return { format, fields, body: data };
+  try {
+    return readSerializedHeader(data, post);
+  } catch (error) {
+    throw new PipelineError("JOB_DATA_INVALID", `the job's serialized context cannot be read: ${(error as Error).message}`);
+  }
 }
 
 export class JobQueue {
@@ -151,8 +154,8 @@ export class JobQueue {
         job.messageName,
         job.entity,
         job.regardingId,
-        job.serialized ? job.serialized.body : JSON.stringify(toPlain(job.data)),
-        job.serialized ? JSON.stringify({ format: job.serialized.format, fields: job.serialized.fields }) : null,
+        job.serialized ? serializedHeader(job.serialized) : JSON.stringify(toPlain(job.data)),
+        job.serialized ? job.serialized.body : null,
         job.depth,
         job.createdOn.toISOString(),
         job.autoDelete ? 1 : 0,
@@ -243,7 +246,12 @@ export class JobQueue {
   data(id: string): Record<string, unknown> | undefined {
     const row = this.#sql<{ data: string; post: string | null }>("SELECT data, post FROM system_jobs WHERE id = ?").get(id.toLowerCase());
     if (!row) return undefined;
-    return row.post === null ? (decode(row.data) as Record<string, unknown>) : readSerializedContext(serializedContextOf(row.data, row.post));
+    try {
+      return (row.post === null ? decode(row.data) : readSerializedContext(serializedContextOf(row.data, row.post))) as Record<string, unknown>;
+    } catch (error) {
+      if (error instanceof PipelineError) throw error;
+      throw new PipelineError("JOB_DATA_INVALID", `the job's stored context cannot be read: ${(error as Error).message}`);
+    }
   }
 
   list(filter: { stateCode?: number } = {}): SystemJob[] {

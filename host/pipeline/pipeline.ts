@@ -17,7 +17,7 @@ import { OrganizationCore, toEntity } from "../organization/core.js";
 import { retrieveMultiple } from "../organization/query/index.js";
 import type { Registry, StepImage, StepRegistration, StageNumber } from "../registry/index.js";
 import { createHostServices, webCallRecord, type NotificationBackend, type OrganizationBackend, type RecordedCall, type WebBackend } from "../services/index.js";
-import { readSerializedContext, type SerializedContext } from "../services/notification.js";
+import { executeSerialized, type SerializedContext } from "../services/notification.js";
 import { HostError } from "../errors.js";
 import type { WebPolicyInput } from "../web/index.js";
 
@@ -662,44 +662,48 @@ export class Pipeline {
   }
 
   /**
-   * Posts a context that a posting step's job keeps serialized (`#serializeForJob`), without
-   * reading it back; a step that no longer posts to an endpoint runs on the context read back.
+   * Posts a context that a posting step's job keeps serialized (`#serializeForLater`), without
+   * reading it back. A step that runs a plug-in now fails the job: the job holds only the context
+   * as it was posted, which is not the whole of what its plug-in would get.
    */
   async executeSerializedStep(step: StepRegistration, serialized: SerializedContext): Promise<StepOutcome> {
     const started = performance.now();
-    const notification = this.#notification;
-    if (step.handler.kind !== "serviceEndpoint" || !notification.executeSerialized) {
-      let context: Record<string, unknown>;
-      try {
-        context = readSerializedContext(serialized);
-      } catch (error) {
-        return this.#failed(step, serialized.fields, error as PlugboxError, "", [], started);
-      }
-      return this.executeStep(step, context, {});
+    if (step.handler.kind !== "serviceEndpoint") {
+      const error = new PipelineError(
+        "JOB_DATA_INVALID",
+        `step ${step.name} posted to a service endpoint when this job was queued and runs a plug-in now; the job holds only the posted context, so its plug-in cannot run: send the request again`,
+      );
+      return this.#failed(step, serialized.fields, error, "", [], started);
     }
     const endpoint = step.handler.endpoint;
-    return this.#posted(step, serialized.fields, started, () => notification.executeSerialized!(endpoint, serialized));
+    return this.#posted(step, serialized.fields, started, () => executeSerialized(this.#notification, endpoint, serialized));
   }
 
-  /** The outcome of a posting step: its post, and the step's context (or the fields of it kept with a serialized one). */
+  /**
+   * The outcome of a posting step: its post, and the step's context (or the fields of it kept with a
+   * serialized one). A post changes nothing: the changes are the context's own parameters.
+   */
   async #posted(step: StepRegistration, context: Record<string, unknown>, started: number, post: () => Promise<unknown>): Promise<StepOutcome> {
     try {
       await post();
-      return { ok: true, changes: { inputParameters: {}, outputParameters: {}, sharedVariables: (context.sharedVariables ?? {}) as Record<string, unknown> }, trace: "", calls: [], durationMs: performance.now() - started, traceRows: [] };
+      const own = (name: string) => (context[name] ?? {}) as Record<string, unknown>;
+      const changes = { inputParameters: own("inputParameters"), outputParameters: own("outputParameters"), sharedVariables: own("sharedVariables") };
+      return { ok: true, changes, trace: "", calls: [], durationMs: performance.now() - started, traceRows: [] };
     } catch (error) {
       return this.#failed(step, context, error as PlugboxError, "", [], started);
     }
   }
 
   /**
-   * A posting step's context serialized for its endpoint when its job is queued, so that running
-   * the job neither reads the context back nor serializes it; undefined when the notification
-   * backend cannot, or the context cannot be serialized (the job then fails with the reason when it runs).
+   * A context serialized for its endpoint when the job that posts it is queued (a posting step's,
+   * or an outbox post's), so that running the job neither reads the context back nor serializes it;
+   * undefined when the notification backend cannot, or the context cannot be serialized (the job
+   * then fails with the reason when it runs).
    */
-  #serializeForJob(step: StepRegistration, context: Record<string, unknown>): SerializedContext | undefined {
-    if (step.handler.kind !== "serviceEndpoint" || !this.#notification.serialize) return undefined;
+  #serializeForLater(endpointId: string, context: Record<string, unknown>): SerializedContext | undefined {
+    if (!this.#notification.serialize) return undefined;
     try {
-      return this.#notification.serialize(step.handler.endpoint, context);
+      return this.#notification.serialize(endpointId, context);
     } catch {
       return undefined;
     }
@@ -758,6 +762,7 @@ export class Pipeline {
           entity: typeof context.primaryEntityName === "string" ? context.primaryEntityName : null,
           regardingId: isGuid(primaryId) && primaryId !== EMPTY_GUID ? primaryId : null,
           data: { context },
+          serialized: this.#serializeForLater(endpointId, context),
           depth: scope.depth,
           createdOn: this.#clock.now(),
           autoDelete: false,
@@ -824,7 +829,7 @@ export class Pipeline {
         entity: run.entity,
         regardingId: run.primaryId === EMPTY_GUID ? null : run.primaryId,
         data: context,
-        serialized: this.#serializeForJob(step, context),
+        serialized: step.handler.kind === "serviceEndpoint" ? this.#serializeForLater(step.handler.endpoint, context) : undefined,
         depth: run.scope.depth,
         createdOn,
         autoDelete: step.asyncAutoDelete,

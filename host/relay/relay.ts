@@ -119,38 +119,45 @@ export class Relay implements NotificationBackend {
 
   /** Serializes the context for the endpoint, applying the size rule; throws RELAY_TOO_LARGE when even the reduced form is over. */
   prepare(endpoint: ServiceEndpoint, context: Record<string, unknown>): PreparedPost {
-    const limit = SIZE_LIMITS[endpoint.transport];
-    let body = serializeRemoteExecutionContext(context as never, endpoint.messageFormat);
-    let sizeExceeded = false;
-    if (!fits(body, limit)) {
-      body = serializeRemoteExecutionContext(withoutLargeParts(context as never), endpoint.messageFormat);
-      sizeExceeded = true;
-      if (Buffer.byteLength(body) > limit) {
-        throw new RelayError(
-          "RELAY_TOO_LARGE",
-          `the context is ${Buffer.byteLength(body)} bytes even without ParentContext, InputParameters and images; endpoint "${endpoint.name}" takes at most ${limit} bytes`,
-        );
-      }
-    }
+    const { body, sizeExceeded } = this.#body(endpoint, context);
     return this.#post(endpoint, body, context, sizeExceeded);
   }
 
+  /** The context's body for the endpoint: whole, or past the endpoint's limit without ParentContext, InputParameters and images. */
+  #body(endpoint: ServiceEndpoint, context: Record<string, unknown>): { body: string; sizeExceeded: boolean } {
+    const limit = SIZE_LIMITS[endpoint.transport];
+    const body = serializeRemoteExecutionContext(context as never, endpoint.messageFormat);
+    if (fits(body, limit)) return { body, sizeExceeded: false };
+    const reduced = serializeRemoteExecutionContext(withoutLargeParts(context as never), endpoint.messageFormat);
+    if (!fits(reduced, limit)) {
+      throw new RelayError(
+        "RELAY_TOO_LARGE",
+        `the context is ${Buffer.byteLength(reduced)} bytes even without ParentContext, InputParameters and images; endpoint "${endpoint.name}" takes at most ${limit} bytes`,
+      );
+    }
+    return { body: reduced, sizeExceeded: true };
+  }
+
   /**
-   * Serializes a context for a post that a system job makes later (an asynchronous posting step):
-   * the job keeps the body, so the post needs no reading back and no serializing when it runs.
+   * Serializes a context for a post that a system job makes later (an asynchronous posting step's,
+   * an outbox post's), applying the size rule while the whole context is at hand: the job keeps the
+   * body, so the post needs no reading back and no serializing when it runs.
    */
   serialize(endpointId: string, context: Record<string, unknown>): SerializedContext {
     const endpoint = this.endpoint(endpointId);
-    return { format: endpoint.messageFormat, body: serializeRemoteExecutionContext(context as never, endpoint.messageFormat), fields: serializedFields(context) };
+    return { format: endpoint.messageFormat, ...this.#body(endpoint, context), fields: serializedFields(context) };
   }
 
   /**
    * The post of a context that `serialize` made: its body as it is, unless the endpoint's format
-   * changed since or the body is over the endpoint's limit (then from the context, read back).
+   * changed since or the body is over the endpoint's limit now (then from the context read back
+   * from it, still flagged if it was reduced).
    */
   prepareSerialized(endpoint: ServiceEndpoint, serialized: SerializedContext): PreparedPost {
-    if (serialized.format !== endpoint.messageFormat || !fits(serialized.body, SIZE_LIMITS[endpoint.transport])) return this.prepare(endpoint, readSerializedContext(serialized));
-    return this.#post(endpoint, serialized.body, serialized.fields, false);
+    if (serialized.format === endpoint.messageFormat && fits(serialized.body, SIZE_LIMITS[endpoint.transport])) return this.#post(endpoint, serialized.body, serialized.fields, serialized.sizeExceeded);
+    const context = readSerializedContext(serialized);
+    const { body, sizeExceeded } = this.#body(endpoint, context);
+    return this.#post(endpoint, body, context, sizeExceeded || serialized.sizeExceeded);
   }
 
   /** The post of a body; `context` gives the MessageId and the claims or headers. */

@@ -50,14 +50,15 @@ export function describeError(error: unknown): string {
 /**
  * Groups posts into batches: those that arrive while a batch is on its way wait and leave together
  * in the next, so the busier the endpoint the larger its batches. At most `inFlight` batches are
- * sent at once.
+ * sent at once. `flush` answers each item's failure (undefined when it was sent), so one message
+ * that cannot go fails only its own post.
  */
 class Batcher<T> {
   readonly #pending: Array<{ item: T; resolve: () => void; reject: (e: unknown) => void }> = [];
   #sending = 0;
   #scheduled = false;
   constructor(
-    readonly flush: (items: T[]) => Promise<void>,
+    readonly flush: (items: T[]) => Promise<unknown[]>,
     readonly inFlight = 2,
   ) {}
   add(item: T): Promise<void> {
@@ -80,8 +81,8 @@ class Batcher<T> {
     const batch = this.#pending.splice(0);
     this.#sending++;
     try {
-      await this.flush(batch.map((b) => b.item));
-      for (const b of batch) b.resolve();
+      const failures = await this.flush(batch.map((b) => b.item));
+      batch.forEach((b, i) => (failures[i] === undefined ? b.resolve() : b.reject(failures[i])));
     } catch (error) {
       for (const b of batch) b.reject(error);
     } finally {
@@ -91,17 +92,52 @@ class Batcher<T> {
   }
 }
 
-/** Sends messages in as few batches as fit the link's maximum message size. */
-async function sendInBatches<M, B extends { readonly count: number }>(messages: M[], create: () => Promise<B>, add: (batch: B, message: M) => boolean, send: (batch: B) => Promise<void>): Promise<void> {
-  let batch = await create();
-  for (const message of messages) {
-    if (add(batch, message)) continue;
-    if (batch.count === 0) throw new RelayError("RELAY_TOO_LARGE", "a message is larger than the endpoint accepts");
-    await send(batch);
-    batch = await create();
-    if (!add(batch, message)) throw new RelayError("RELAY_TOO_LARGE", "a message is larger than the endpoint accepts");
+/** A message that does not fit the link's maximum message size even alone. */
+class TooLargeForLink extends Error {
+  readonly code = "MessageSizeExceeded";
+  constructor() {
+    super("the message is larger than the link's maximum message size");
   }
-  if (batch.count > 0) await send(batch);
+}
+
+/**
+ * Sends messages in as few batches as fit the link's maximum message size; answers each message's
+ * failure (undefined when it was sent): a batch that fails fails its own messages.
+ */
+async function sendInBatches<M, B extends { readonly count: number }>(messages: M[], create: () => Promise<B>, add: (batch: B, message: M) => boolean, send: (batch: B) => Promise<void>): Promise<unknown[]> {
+  const failures: unknown[] = new Array(messages.length).fill(undefined);
+  let batch = await create();
+  let members: number[] = [];
+  const sendMembers = async () => {
+    if (batch.count === 0) return;
+    try {
+      await send(batch);
+    } catch (error) {
+      for (const i of members) failures[i] = error;
+    }
+    batch = await create();
+    members = [];
+  };
+  for (let i = 0; i < messages.length; i++) {
+    if (add(batch, messages[i]!)) {
+      members.push(i);
+      continue;
+    }
+    await sendMembers();
+    if (add(batch, messages[i]!)) members.push(i);
+    else failures[i] = new TooLargeForLink();
+  }
+  await sendMembers();
+  return failures;
+}
+
+/**
+ * The relay error for a send that failed: RELAY_TOO_LARGE for a message over the link's or the
+ * namespace's size (sending it again cannot help), else RELAY_UNREACHABLE (retried by a system job).
+ */
+function sendFailure(error: unknown, what: string): RelayError {
+  if ((error as { code?: unknown }).code === "MessageSizeExceeded") return new RelayError("RELAY_TOO_LARGE", `${what} was refused as too large: ${describeError(error)}`);
+  return new RelayError("RELAY_UNREACHABLE", `${what} failed: ${describeError(error)}`);
 }
 
 // Service Bus ///////////////////////////////////////////////////////////////////////////////////
@@ -245,8 +281,9 @@ export class ServiceBusTransport implements RelayTransport {
     try {
       await (await this.#sender(endpoint)).batcher.add(message);
     } catch (error) {
-      this.#forget(endpoint);
-      throw new RelayError("RELAY_UNREACHABLE", `the post to ${endpoint.contract} ${endpoint.path} of endpoint "${endpoint.name}" failed: ${describeError(error)}`);
+      const failure = sendFailure(error, `the post to ${endpoint.contract} ${endpoint.path} of endpoint "${endpoint.name}"`);
+      if (failure.code === "RELAY_UNREACHABLE") this.#forget(endpoint);
+      throw failure;
     }
     return reply ? await reply : null;
   }
@@ -315,7 +352,7 @@ export class EventHubTransport implements RelayTransport {
     try {
       await (await this.#producer(post.endpoint)).batcher.add(post);
     } catch (error) {
-      throw new RelayError("RELAY_UNREACHABLE", `the post to event hub ${post.endpoint.path} of endpoint "${post.endpoint.name}" failed: ${describeError(error)}`);
+      throw sendFailure(error, `the post to event hub ${post.endpoint.path} of endpoint "${post.endpoint.name}"`);
     }
     return null;
   }

@@ -8,13 +8,17 @@ import { HostError } from "../errors.js";
 import { isGuid } from "../ids.js";
 
 /**
- * A context serialized for its endpoint when an asynchronous posting step's job was queued: the
- * body in the endpoint's format, and the members the claims, headers and trace read, which the body
- * either does not carry (initiatingUserAgent) or would have to be parsed for.
+ * A context serialized for its endpoint when the job that posts it was queued (an asynchronous
+ * posting step's, or an outbox post's): the body in the endpoint's format (already without
+ * ParentContext, InputParameters and images when the whole was over the endpoint's limit), and the
+ * members the claims, headers and trace read, which the body either does not carry
+ * (initiatingUserAgent) or would have to be parsed for.
  */
 export interface SerializedContext {
   format: WireFormat;
   body: string;
+  /** True when the body is the reduced form (Dataverse's MessageMaxSizeExceeded). */
+  sizeExceeded: boolean;
   fields: Record<string, string | number>;
 }
 
@@ -25,7 +29,7 @@ export function serializedFields(context: Record<string, unknown>): Record<strin
   const fields: Record<string, string | number> = {};
   for (const name of SERIALIZED_FIELDS) {
     const value = context[name];
-    if (typeof value === "string" || typeof value === "number") fields[name] = value;
+    if (value !== undefined && value !== null) fields[name] = typeof value === "number" ? value : String(value);
   }
   return fields;
 }
@@ -35,6 +39,43 @@ export function readSerializedContext(serialized: SerializedContext): Record<str
   const context = parseRemoteExecutionContext(serialized.body, serialized.format) as unknown as Record<string, unknown>;
   for (const [name, value] of Object.entries(serialized.fields)) if (context[name] === undefined) context[name] = value;
   return context;
+}
+
+/**
+ * How a job keeps a SerializedContext: the body as it is, and a header in plugbox JSON whose `$type`
+ * versions of plugbox before it do not know, so that one of them still running on the same store
+ * fails such a job (to be retried) rather than post what it cannot read.
+ */
+export const SERIALIZED_HEADER_TYPE = "SerializedContext";
+
+export function serializedHeader(serialized: SerializedContext): string {
+  const { format, sizeExceeded, fields, body } = serialized;
+  return JSON.stringify({ $type: SERIALIZED_HEADER_TYPE, format, sizeExceeded, length: body.length, fields });
+}
+
+/** The SerializedContext a job keeps, checked: a header or body that was damaged throws with what is wrong. */
+export function readSerializedHeader(header: string, body: string): SerializedContext {
+  let parsed: { $type?: unknown; format?: unknown; sizeExceeded?: unknown; length?: unknown; fields?: unknown };
+  try {
+    parsed = JSON.parse(header) as typeof parsed;
+  } catch (error) {
+    throw new Error(`its header is not JSON: ${(error as Error).message}`);
+  }
+  const { $type, format, sizeExceeded, length, fields } = parsed ?? {};
+  if ($type !== SERIALIZED_HEADER_TYPE || (format !== "json" && format !== "xml") || typeof sizeExceeded !== "boolean" || !isPlainObject(fields)) {
+    throw new Error("its header does not describe a serialized context");
+  }
+  for (const [name, value] of Object.entries(fields)) {
+    if (typeof value !== "string" && typeof value !== "number") throw new Error(`its header's field ${name} is not a string or a number`);
+  }
+  if (length !== body.length || body.trimStart()[0] !== (format === "json" ? "{" : "<")) throw new Error(`its ${format === "json" ? "JSON" : "XML"} body is not the ${String(length)} characters that were stored`);
+  return { format, sizeExceeded, fields: fields as Record<string, string | number>, body };
+}
+
+/** Posts a serialized context: as it is, or read back for a backend that only takes contexts. */
+export async function executeSerialized(backend: NotificationBackend, endpointId: string, serialized: SerializedContext, signal?: AbortSignal): Promise<string | null> {
+  if (backend.executeSerialized) return backend.executeSerialized(endpointId, serialized, signal);
+  return backend.execute(endpointId, readSerializedContext(serialized), signal);
 }
 
 export interface NotificationBackend {

@@ -100,8 +100,9 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
   },
   {
     version: 4,
-    // A posting step's job keeps its context serialized for the endpoint in data, and in post the
-    // JSON of its format and the fields its claims read; NULL for every other job (data is plugbox JSON).
+    // The job of a posting step or an outbox post keeps in post its context serialized for the
+    // endpoint, and in data the header of it (format, size flag, length, the fields its claims read)
+    // with a $type that versions before this one refuse to read. NULL for every other job.
     sql: `ALTER TABLE system_jobs ADD COLUMN post TEXT;`,
   },
 ];
