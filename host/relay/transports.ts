@@ -100,34 +100,83 @@ class TooLargeForLink extends Error {
   }
 }
 
+/** A refusal for size: Service Bus's MessageSizeExceeded, Event Hubs' MessageTooLargeError. */
+function isSizeError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === "MessageSizeExceeded" || code === "MessageTooLargeError";
+}
+
 /**
- * Sends messages in as few batches as fit the link's maximum message size; answers each message's
- * failure (undefined when it was sent): a batch that fails fails its own messages.
+ * Sends messages in as few batches as fit the link's maximum message size, and answers each
+ * message's failure (undefined when it was sent). A message too large even alone fails by itself;
+ * a batch refused for size is sent again a message at a time; any other failure (the link or the
+ * connection) fails that batch's messages and those not yet sent, which are not tried on it.
+ * Exported for its tests; the transports below are its users.
  */
-async function sendInBatches<M, B extends { readonly count: number }>(messages: M[], create: () => Promise<B>, add: (batch: B, message: M) => boolean, send: (batch: B) => Promise<void>): Promise<unknown[]> {
+export async function sendInBatches<M, B extends { readonly count: number }>(messages: M[], create: () => Promise<B>, add: (batch: B, message: M) => boolean, send: (batch: B) => Promise<void>): Promise<unknown[]> {
   const failures: unknown[] = new Array(messages.length).fill(undefined);
-  let batch = await create();
-  let members: number[] = [];
-  const sendMembers = async () => {
-    if (batch.count === 0) return;
-    try {
-      await send(batch);
-    } catch (error) {
-      for (const i of members) failures[i] = error;
+  let broken: unknown;
+  const sendEach = async (indexes: number[]) => {
+    for (const i of indexes) {
+      try {
+        const single = await create();
+        if (!add(single, messages[i]!)) throw new TooLargeForLink();
+        await send(single);
+      } catch (error) {
+        failures[i] = error ?? new Error("the send failed");
+        if (!isSizeError(error)) broken ??= failures[i];
+      }
     }
-    batch = await create();
-    members = [];
+  };
+  let batch: B | undefined;
+  let members: number[] = [];
+  const sendBatch = async () => {
+    const [sending, indexes] = [batch, members];
+    [batch, members] = [undefined, []];
+    if (!sending || indexes.length === 0) return;
+    try {
+      await send(sending);
+    } catch (error) {
+      if (isSizeError(error) && indexes.length > 1) return sendEach(indexes);
+      for (const i of indexes) failures[i] = error ?? new Error("the send failed");
+      if (!isSizeError(error)) broken = failures[indexes[0]!];
+    }
+  };
+  /** Adds message i to the batch; false when it does not fit. A message the client refuses (invalid) fails alone. */
+  const addTo = async (i: number): Promise<boolean> => {
+    batch ??= await create();
+    try {
+      return add(batch, messages[i]!);
+    } catch (error) {
+      failures[i] = error ?? new Error("the message was refused");
+      return true;
+    }
   };
   for (let i = 0; i < messages.length; i++) {
-    if (add(batch, messages[i]!)) {
-      members.push(i);
+    if (broken !== undefined) {
+      failures[i] = broken;
       continue;
     }
-    await sendMembers();
-    if (add(batch, messages[i]!)) members.push(i);
-    else failures[i] = new TooLargeForLink();
+    try {
+      let fits = await addTo(i);
+      if (!fits && batch!.count > 0) {
+        // The batch is full: it goes, and the message tries a fresh one.
+        await sendBatch();
+        if (broken !== undefined) {
+          failures[i] = broken;
+          continue;
+        }
+        fits = await addTo(i);
+      }
+      if (!fits) failures[i] = new TooLargeForLink();
+      else if (failures[i] === undefined) members.push(i);
+    } catch (error) {
+      // The batch could not be created: the link or the connection is broken.
+      failures[i] = error ?? new Error("the link could not be opened");
+      broken = failures[i];
+    }
   }
-  await sendMembers();
+  await sendBatch();
   return failures;
 }
 
@@ -136,7 +185,7 @@ async function sendInBatches<M, B extends { readonly count: number }>(messages: 
  * namespace's size (sending it again cannot help), else RELAY_UNREACHABLE (retried by a system job).
  */
 function sendFailure(error: unknown, what: string): RelayError {
-  if ((error as { code?: unknown }).code === "MessageSizeExceeded") return new RelayError("RELAY_TOO_LARGE", `${what} was refused as too large: ${describeError(error)}`);
+  if (isSizeError(error)) return new RelayError("RELAY_TOO_LARGE", `${what} was refused as too large: ${describeError(error)}`);
   return new RelayError("RELAY_UNREACHABLE", `${what} failed: ${describeError(error)}`);
 }
 
