@@ -21,6 +21,7 @@ class Budgeted {
 }
 
 const sizeError = Object.assign(new Error("too large for the namespace"), { code: "MessageSizeExceeded" });
+const eventHubsSizeError = Object.assign(new Error("the event is too large"), { code: "MessageTooLargeError" });
 const linkError = Object.assign(new Error("the connection was lost"), { code: "ServiceCommunicationProblem" });
 
 /** Sends `sizes` with a budget of 10 per batch; `outcome` decides each send. Resolves with the failures and the batches sent. */
@@ -60,7 +61,7 @@ describe("relay batches", () => {
 
   it("a message the client refuses fails by itself", async () => {
     const { failures, sent } = await run([3, -1, 3]);
-    expect(failures).toEqual(["sent", "TypeError", "sent"]);
+    expect(failures).toEqual(["sent", "MessageRefused", "sent"]);
     expect(sent).toEqual([[3, 3]]);
   });
 
@@ -68,6 +69,20 @@ describe("relay batches", () => {
     const { failures, sent } = await run([3, 3, 9], (batch) => (batch.length > 1 ? sizeError : undefined));
     expect(failures).toEqual(["sent", "sent", "sent"]);
     expect(sent).toEqual([[3], [3], [9]]);
+  });
+
+  it("Event Hubs' refusal for size fails only the message refused; the link is not taken for broken", async () => {
+    const { failures, sent } = await run([6, 6, 6], (batch, n) => (n === 2 ? eventHubsSizeError : undefined));
+    expect(failures).toEqual(["sent", "MessageTooLargeError", "sent"]);
+    expect(sent).toEqual([[6], [6]]);
+  });
+
+  it("when the link is lost while a batch refused for size goes a message at a time, the rest fail without being tried", async () => {
+    let singles = 0;
+    const { failures, sent } = await run([3, 3, 3], (batch) => (batch.length > 1 ? sizeError : ++singles === 2 ? linkError : undefined));
+    expect(failures).toEqual(["sent", "ServiceCommunicationProblem", "ServiceCommunicationProblem"]);
+    expect(sent).toEqual([[3]]);
+    expect(singles).toBe(2);
   });
 
   it("a batch lost with its link fails its own messages and those not yet sent, without trying the broken link again", async () => {

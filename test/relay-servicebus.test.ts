@@ -632,6 +632,20 @@ describe("relay: asynchronous posting steps keep their context serialized", () =
 });
 
 describe("relay: one post that cannot go does not fail the others sent with it", () => {
+  it("a message the Service Bus client refuses fails with RELAY_REJECTED, which a system job does not retry", async () => {
+    const broker = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
+    const relay = new Relay({ endpoints: [{ id: ENDPOINT, name: "account-events", contract: "Queue", path: "account-events", connectionString: broker.connectionString }], organizationUrl: "https://contoso.example" });
+    try {
+      const prepared = relay.prepare(relay.endpoint("account-events"), { messageName: "Create", primaryEntityName: "account", operationId: "4af10637-4ea2-e711-8122-000d3aa2331c" });
+      await expect(relay.send({ ...prepared, messageId: "x".repeat(200) })).rejects.toMatchObject({ code: "RELAY_REJECTED", message: expect.stringContaining("messageId") });
+      // The client was not taken for broken: the next post goes out on it.
+      await expect(relay.send(prepared)).resolves.toBeNull();
+    } finally {
+      await relay.close();
+      await broker.close();
+    }
+  });
+
   it("a post larger than the link's maximum message size fails its own job with RELAY_TOO_LARGE (not retried); the posts sent with it arrive", async () => {
     const broker = await startBroker({ port: 0, maxMessageSize: 64 * 1024, topology: { queues: [{ name: "account-events" }] } });
     const host = await createHost({

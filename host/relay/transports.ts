@@ -9,7 +9,7 @@
  * command that posts nowhere, or only to webhooks, never loads them.
  */
 import type { EventHubProducerClient } from "@azure/event-hubs";
-import type { ServiceBusClient, ServiceBusMessage, ServiceBusReceiver, ServiceBusSender } from "@azure/service-bus";
+import type { ServiceBusClient, ServiceBusMessage, ServiceBusMessageBatch, ServiceBusReceiver, ServiceBusSender } from "@azure/service-bus";
 import { randomUUID } from "node:crypto";
 import { request } from "undici";
 import type { ServiceEndpoint, Transport } from "./endpoints.js";
@@ -100,6 +100,14 @@ class TooLargeForLink extends Error {
   }
 }
 
+/** A message the client refused to add to a batch (it failed the client's own checks). */
+class RefusedByClient extends Error {
+  readonly code = "MessageRefused";
+  constructor(cause: unknown) {
+    super(`the client refused the message: ${describeError(cause)}`);
+  }
+}
+
 /** A refusal for size: Service Bus's MessageSizeExceeded, Event Hubs' MessageTooLargeError. */
 function isSizeError(error: unknown): boolean {
   const code = (error as { code?: unknown } | undefined)?.code;
@@ -118,9 +126,20 @@ export async function sendInBatches<M, B extends { readonly count: number }>(mes
   let broken: unknown;
   const sendEach = async (indexes: number[]) => {
     for (const i of indexes) {
+      if (broken !== undefined) {
+        failures[i] = broken;
+        continue;
+      }
       try {
         const single = await create();
-        if (!add(single, messages[i]!)) throw new TooLargeForLink();
+        let fits: boolean;
+        try {
+          fits = add(single, messages[i]!);
+        } catch (error) {
+          failures[i] = new RefusedByClient(error);
+          continue;
+        }
+        if (!fits) throw new TooLargeForLink();
         await send(single);
       } catch (error) {
         failures[i] = error ?? new Error("the send failed");
@@ -148,7 +167,7 @@ export async function sendInBatches<M, B extends { readonly count: number }>(mes
     try {
       return add(batch, messages[i]!);
     } catch (error) {
-      failures[i] = error ?? new Error("the message was refused");
+      failures[i] = new RefusedByClient(error);
       return true;
     }
   };
@@ -182,10 +201,12 @@ export async function sendInBatches<M, B extends { readonly count: number }>(mes
 
 /**
  * The relay error for a send that failed: RELAY_TOO_LARGE for a message over the link's or the
- * namespace's size (sending it again cannot help), else RELAY_UNREACHABLE (retried by a system job).
+ * namespace's size and RELAY_REJECTED for one the client refused (sending either again cannot
+ * help), else RELAY_UNREACHABLE (retried by a system job).
  */
 function sendFailure(error: unknown, what: string): RelayError {
   if (isSizeError(error)) return new RelayError("RELAY_TOO_LARGE", `${what} was refused as too large: ${describeError(error)}`);
+  if (error instanceof RefusedByClient) return new RelayError("RELAY_REJECTED", `${what} was refused: ${error.message}`);
   return new RelayError("RELAY_UNREACHABLE", `${what} failed: ${describeError(error)}`);
 }
 
@@ -249,9 +270,20 @@ class ReplyListener {
   }
 }
 
+/**
+ * A batch of at most the link's maximum message size and 1 MB: a Premium namespace's link takes
+ * messages of up to 100 MB, but the service refuses a batch over 1 MB (and by detaching the link,
+ * not as too large).
+ */
+async function createBatch(sender: ServiceBusSender): Promise<ServiceBusMessageBatch> {
+  const batch = await sender.createMessageBatch();
+  return batch.maxSizeInBytes > MAX_BATCH_BYTES ? sender.createMessageBatch({ maxSizeInBytes: MAX_BATCH_BYTES }) : batch;
+}
+const MAX_BATCH_BYTES = 1024 * 1024;
+
 export class ServiceBusTransport implements RelayTransport {
   readonly #clients = new Map<string, ServiceBusClient>();
-  readonly #senders = new Map<string, { sender: ServiceBusSender; batcher: Batcher<ServiceBusMessage> }>();
+  readonly #senders = new Map<string, { client: ServiceBusClient; sender: ServiceBusSender; batcher: Batcher<ServiceBusMessage> }>();
   readonly #replies = new Map<string, Promise<ReplyListener>>();
   /** This relay's reply session: two-way requests name it as ReplyToSessionId. */
   readonly replySessionId = randomUUID();
@@ -276,21 +308,21 @@ export class ServiceBusTransport implements RelayTransport {
     if (!entry) {
       const sender = client.createSender(endpoint.path!);
       const batcher = new Batcher<ServiceBusMessage>((messages) =>
-        sendInBatches(messages, () => sender.createMessageBatch(), (batch, message) => batch.tryAddMessage(message), (batch) => sender.sendMessages(batch)),
+        sendInBatches(messages, () => createBatch(sender), (batch, message) => batch.tryAddMessage(message), (batch) => sender.sendMessages(batch)),
       );
-      entry = { sender, batcher };
+      entry = { client, sender, batcher };
       this.#senders.set(key, entry);
     }
     return entry;
   }
 
   async connect(endpoint: ServiceEndpoint): Promise<void> {
-    const { sender } = await this.#sender(endpoint);
+    const { client, sender } = await this.#sender(endpoint);
     try {
       // The client opens a sender's link on first use; a batch needs the link's maximum message size.
       await sender.createMessageBatch();
     } catch (error) {
-      this.#forget(endpoint); // the first post starts from a new connection
+      this.#forget(endpoint, client); // the first post starts from a new connection
       throw error;
     }
   }
@@ -327,19 +359,26 @@ export class ServiceBusTransport implements RelayTransport {
       }
       reply.catch(() => undefined);
     }
+    let client: ServiceBusClient | undefined;
     try {
-      await (await this.#sender(endpoint)).batcher.add(message);
+      const entry = await this.#sender(endpoint);
+      client = entry.client;
+      await entry.batcher.add(message);
     } catch (error) {
       const failure = sendFailure(error, `the post to ${endpoint.contract} ${endpoint.path} of endpoint "${endpoint.name}"`);
-      if (failure.code === "RELAY_UNREACHABLE") this.#forget(endpoint);
+      if (failure.code === "RELAY_UNREACHABLE" && client) this.#forget(endpoint, client);
       throw failure;
     }
     return reply ? await reply : null;
   }
 
-  /** After a failed send, the next attempt starts from a new connection rather than a broken one. */
-  #forget(endpoint: ServiceEndpoint): void {
+  /**
+   * After a failed send, the next attempt starts from a new connection rather than a broken one.
+   * Only the client that failed is forgotten: one made since, for later posts, is kept.
+   */
+  #forget(endpoint: ServiceEndpoint, failed: ServiceBusClient): void {
     const client = this.#clients.get(endpoint.connectionString!);
+    if (client !== failed) return;
     this.#clients.delete(endpoint.connectionString!);
     for (const [key, entry] of this.#senders) {
       if (key.startsWith(`${endpoint.connectionString}\u0000`)) {
