@@ -12,8 +12,8 @@ import { randomUUID } from "node:crypto";
 import type { Clock } from "../ids.js";
 import { RETRYABLE_RELAY_CODES } from "../relay/errors.js";
 import { decode } from "../../sdk/codec.js";
-import { executeSerialized, type SerializedContext } from "../services/notification.js";
-import { serializedContextOf, type SystemJob } from "./jobs-store.js";
+import { executeSerialized, readSerializedHeader, type SerializedContext } from "../services/notification.js";
+import type { SystemJob } from "./jobs-store.js";
 import { OUTBOX_PREFIX, type Pipeline } from "./pipeline.js";
 
 export interface JobRunnerOptions {
@@ -180,7 +180,7 @@ export class JobRunner {
     // read fails its own job, not the batch.
     return leased.map(({ job, data, post }): Claimed => {
       try {
-        return post === null ? { job, data: decode(data) as Record<string, unknown> } : { job, serialized: serializedContextOf(data, post) };
+        return post === null ? { job, data: decode(data) as Record<string, unknown> } : { job, serialized: readSerializedHeader(data, post) };
       } catch (error) {
         return { job, unreadable: (error as Error).message };
       }
@@ -245,10 +245,10 @@ export class JobRunner {
         const failedPost = result.calls.find((c) => c.service === "notification" && c.error && RETRYABLE_RELAY_CODES.has(c.error.code));
         const failedEndpoint = step.handler.kind === "serviceEndpoint" && RETRYABLE_RELAY_CODES.has(error.innerCode) ? step.handler.endpoint : undefined;
         const wantsRetry = error.status === RETRY_STATUS || failedPost !== undefined || failedEndpoint !== undefined;
-        const limit = failedEndpoint !== undefined ? this.#attemptsFor({ id: failedEndpoint }) : failedPost ? this.#attemptsFor(failedPost.args[0]) : registry.settings.maxAsyncAttempts;
+        const limit = this.#attemptsFor(failedEndpoint ?? (failedPost?.args[0] as { id?: unknown } | undefined)?.id);
         const failure = { message: error.message, errorCode: typeof error.details?.errorCode === "number" ? error.details.errorCode : null };
         if (wantsRetry && attempts < limit) {
-          const at = new Date(Date.now() + this.#options.backoffBaseMs * 2 ** job.retryCount);
+          const at = this.#retryAt(job);
           outcome = await this.#record(job.id, (owner) => (trace(), jobs.retryLater(job.id, owner, at, failure)), "retrying", error.message);
         } else {
           const message = wantsRetry ? `${error.message} (gave up after ${attempts} attempts)` : error.message;
@@ -259,9 +259,15 @@ export class JobRunner {
     return outcome;
   }
 
-  #attemptsFor(endpointRef: unknown): number {
-    const id = (endpointRef as { id?: unknown } | undefined)?.id;
-    return typeof id === "string" ? (this.#pipeline.notification.maxAttemptsFor?.(id) ?? this.#pipeline.registry.settings.maxAsyncAttempts) : this.#pipeline.registry.settings.maxAsyncAttempts;
+  /** The attempts a job gets in all: its endpoint's maxAttempts when a post failed, else settings.maxAsyncAttempts. */
+  #attemptsFor(endpointId: unknown): number {
+    const { notification, registry } = this.#pipeline;
+    return (typeof endpointId === "string" ? notification.maxAttemptsFor?.(endpointId) : undefined) ?? registry.settings.maxAsyncAttempts;
+  }
+
+  /** When a failed job's next attempt is due: the back-off doubles with each attempt. */
+  #retryAt(job: SystemJob): Date {
+    return new Date(Date.now() + this.#options.backoffBaseMs * 2 ** job.retryCount);
   }
 
   /** Sends a post that waited in the outbox (serialized when it was queued); a delivery failure is retried with back-off. */
@@ -275,7 +281,7 @@ export class JobRunner {
       const message = (error as Error).message;
       const attempts = job.retryCount + 1;
       if (RETRYABLE_RELAY_CODES.has(code) && attempts < (this.#pipeline.notification.maxAttemptsFor?.(endpointId) ?? 1)) {
-        const at = new Date(Date.now() + this.#options.backoffBaseMs * 2 ** job.retryCount);
+        const at = this.#retryAt(job);
         return this.#record(job.id, (owner) => jobs.retryLater(job.id, owner, at, { message, errorCode: null }), "retrying", message);
       }
       return this.#record(job.id, (owner) => jobs.fail(job.id, owner, { message, errorCode: null }), "failed", message);

@@ -105,15 +105,6 @@ export interface LeasedJob {
   post: string | null;
 }
 
-/** The SerializedContext a job keeps, from its data and post columns; JOB_DATA_INVALID when they were damaged. */
-export function serializedContextOf(data: string, post: string): SerializedContext {
-  try {
-    return readSerializedHeader(data, post);
-  } catch (error) {
-    throw new PipelineError("JOB_DATA_INVALID", `the job's serialized context cannot be read: ${(error as Error).message}`);
-  }
-}
-
 export class JobQueue {
   readonly #store: Store;
   readonly #clock: Clock;
@@ -242,14 +233,13 @@ export class JobQueue {
     return row ? toJob(row) : undefined;
   }
 
-  /** The job's context. */
+  /** The job's context; JOB_DATA_INVALID when what the store holds was damaged. */
   data(id: string): Record<string, unknown> | undefined {
     const row = this.#sql<{ data: string; post: string | null }>("SELECT data, post FROM system_jobs WHERE id = ?").get(id.toLowerCase());
     if (!row) return undefined;
     try {
-      return (row.post === null ? decode(row.data) : readSerializedContext(serializedContextOf(row.data, row.post))) as Record<string, unknown>;
+      return (row.post === null ? decode(row.data) : readSerializedContext(readSerializedHeader(row.data, row.post))) as Record<string, unknown>;
     } catch (error) {
-      if (error instanceof PipelineError) throw error;
       throw new PipelineError("JOB_DATA_INVALID", `the job's stored context cannot be read: ${(error as Error).message}`);
     }
   }

@@ -124,6 +124,15 @@ function isSizeError(error: unknown): boolean {
 export async function sendInBatches<M, B extends { readonly count: number }>(messages: M[], create: () => Promise<B>, add: (batch: B, message: M) => boolean, send: (batch: B) => Promise<void>): Promise<unknown[]> {
   const failures: unknown[] = new Array(messages.length).fill(undefined);
   let broken: unknown;
+  /** Adds message i: whether it fits; a message the client refuses (invalid) fails alone and counts as placed. */
+  const tryAdd = (target: B, i: number): boolean => {
+    try {
+      return add(target, messages[i]!);
+    } catch (error) {
+      failures[i] = new RefusedByClient(error);
+      return true;
+    }
+  };
   const sendEach = async (indexes: number[]) => {
     for (const i of indexes) {
       if (broken !== undefined) {
@@ -132,15 +141,8 @@ export async function sendInBatches<M, B extends { readonly count: number }>(mes
       }
       try {
         const single = await create();
-        let fits: boolean;
-        try {
-          fits = add(single, messages[i]!);
-        } catch (error) {
-          failures[i] = new RefusedByClient(error);
-          continue;
-        }
-        if (!fits) throw new TooLargeForLink();
-        await send(single);
+        if (!tryAdd(single, i)) throw new TooLargeForLink();
+        if (failures[i] === undefined) await send(single);
       } catch (error) {
         failures[i] = error ?? new Error("the send failed");
         if (!isSizeError(error)) broken ??= failures[i];
@@ -161,16 +163,7 @@ export async function sendInBatches<M, B extends { readonly count: number }>(mes
       if (!isSizeError(error)) broken = failures[indexes[0]!];
     }
   };
-  /** Adds message i to the batch; false when it does not fit. A message the client refuses (invalid) fails alone. */
-  const addTo = async (i: number): Promise<boolean> => {
-    batch ??= await create();
-    try {
-      return add(batch, messages[i]!);
-    } catch (error) {
-      failures[i] = new RefusedByClient(error);
-      return true;
-    }
-  };
+  const addTo = async (i: number): Promise<boolean> => tryAdd((batch ??= await create()), i);
   for (let i = 0; i < messages.length; i++) {
     if (broken !== undefined) {
       failures[i] = broken;

@@ -46,7 +46,7 @@ export function readSerializedContext(serialized: SerializedContext): Record<str
  * versions of plugbox before it do not know, so that one of them still running on the same store
  * fails such a job (to be retried) rather than post what it cannot read.
  */
-export const SERIALIZED_HEADER_TYPE = "SerializedContext";
+const SERIALIZED_HEADER_TYPE = "SerializedContext";
 
 export function serializedHeader(serialized: SerializedContext): string {
   const { format, sizeExceeded, fields, body } = serialized;
