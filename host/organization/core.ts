@@ -61,10 +61,27 @@ function coerce(type: ColumnType | undefined, value: unknown): unknown {
   return value;
 }
 
+const COLUMN_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+/**
+ * Names no column may have: every JavaScript object has them, and `__proto__` in particular would
+ * replace a record's prototype where an assignment stores it (and stay data where a copy does).
+ * One rule for every write path: they are refused.
+ */
+const RESERVED_COLUMN_NAMES: ReadonlySet<string> = new Set(Object.getOwnPropertyNames(Object.prototype));
+
+/** Refuses a column name that is not a logical name, or that every object already has. */
+export function checkColumnName(column: string, where: string): void {
+  if (!COLUMN_NAME.test(column)) throw new OrganizationError("ORG_INVALID_ARGUMENT", `${where} has an invalid column name ${JSON.stringify(column)} (letters, digits and _)`);
+  if (RESERVED_COLUMN_NAMES.has(column)) {
+    throw new OrganizationError("ORG_INVALID_ARGUMENT", `${where} cannot have a column named ${JSON.stringify(column)}: every JavaScript object has that name, so plugbox refuses it on every write`);
+  }
+}
+
 /** Checks (against a declared schema) and converts attributes to what the store keeps. */
 export function storedAttributes(entity: string, attributes: Record<string, unknown>, schema: TableSchema | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [column, raw] of Object.entries(attributes)) {
+    checkColumnName(column, entity);
     if (raw === undefined) continue;
     let value: unknown = raw;
     if (schema) {

@@ -17,6 +17,7 @@ import {
 } from "../../sdk/model.js";
 import { isPlainObject } from "../../sdk/codec.js";
 import { OrganizationError } from "../errors.js";
+import { checkColumnName } from "../organization/core.js";
 import { isGuid, randomIds, type IdSource } from "../ids.js";
 
 export interface CallerIdentity {
@@ -76,13 +77,12 @@ export function readEntity(value: unknown, what = "entity", requireId = false): 
   const id = emptyId ? "00000000-0000-0000-0000-000000000000" : readGuid(raw.id, `${what}.id`);
   const attributes = raw.attributes === undefined ? {} : raw.attributes;
   if (!isPlainObject(attributes)) throw invalid(`${what}.attributes must be an object of column values`);
-  for (const key of Object.keys(attributes)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(key)) throw invalid(`${what}.attributes has an invalid column name ${JSON.stringify(key)}`);
-  }
+  for (const key of Object.keys(attributes)) checkColumnName(key, `${what}.attributes`);
   const entity = new Entity(logicalName, id, { ...(attributes as Record<string, AttributeValue>) });
   const keys = (value as { keyAttributes?: unknown }).keyAttributes;
   if (keys !== undefined && keys !== null) {
     if (!isPlainObject(keys)) throw invalid(`${what}.keyAttributes must be an object of column values`);
+    for (const key of Object.keys(keys)) checkColumnName(key, `${what}.keyAttributes`);
     entity.keyAttributes = { ...(keys as Record<string, AttributeValue>) };
   }
   return entity;
