@@ -43,7 +43,6 @@ const dateGetTime = Date.prototype.getTime;
 const isFiniteNumber = Number.isFinite;
 const TypeErrorCtor = TypeError;
 const ObjectProto = Object.prototype;
-const ArrayPush = Array.prototype.push;
 
 /**
  * Writes a property of a fresh object without running code a plug-in may have put on a prototype.
@@ -53,7 +52,20 @@ const ArrayPush = Array.prototype.push;
  */
 function put(target: Record<string, unknown>, key: string, value: unknown): void {
   if (getPrototypeOf(target) === ObjectProto && !(key in ObjectProto)) target[key] = value;
-  else defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+  else defineProperty(target, key, ownData(value));
+}
+
+/** A data property's descriptor with no prototype: reading it consults no getter a plug-in put on Object.prototype. */
+function ownData(value: unknown): PropertyDescriptor {
+  return { __proto__: null, value, writable: true, enumerable: true, configurable: true } as PropertyDescriptor;
+}
+
+/**
+ * Adds an element to a fresh array as an own property. `push` and index assignment would call a
+ * setter a plug-in defined for that index on Array.prototype or Object.prototype.
+ */
+function append(target: unknown[], value: unknown): void {
+  defineProperty(target, target.length, ownData(value));
 }
 
 const constructors: Record<TypeName, { prototype: object }> = {
@@ -107,14 +119,14 @@ function encodeValue(value: unknown, depth: number, seen: unknown[], path: strin
   for (let i = 0; i < seen.length; i++) {
     if (seen[i] === value) throw new TypeErrorCtor(`${path} refers to itself (a cycle)`);
   }
-  seen.push(value);
+  append(seen, value);
   try {
     const obj = value as Record<string, unknown>;
     if (isArray(obj)) {
       const out: unknown[] = [];
       for (let i = 0; i < obj.length; i++) {
         const item = encodeValue(obj[i], depth + 1, seen, `${path}[${i}]`);
-        reflectApply(ArrayPush, out, [item === undefined ? null : item]);
+        append(out, item === undefined ? null : item);
       }
       return out;
     }
@@ -138,7 +150,7 @@ function encodeValue(value: unknown, depth: number, seen: unknown[], path: strin
     }
     return out;
   } finally {
-    seen.pop();
+    seen.length--;
   }
 }
 

@@ -7,34 +7,13 @@ import { describe, expect, test } from "vitest";
 import type { Bundle, ExecutionReport, PlugboxError, SandboxLimits, SandboxRuntime, SandboxServices, ServiceCall } from "../dist/runtime/index.js";
 import { SandboxError } from "../dist/runtime/index.js";
 import { Entity, Money } from "../dist/sdk/index.js";
-import { bundle, context, recorder, useRuntime } from "./helpers/runtime.js";
+import { attackPlugin as plugin, bundle, context, recorder, useRuntime } from "./helpers/runtime.js";
 
 const ACCOUNT_ID = "6f1c3a52-0b7e-4f0e-9a55-3d2b1c0e9f11";
 /** Tight limits for the attacks that spin, so each ends within a second or two. */
 const SPIN: Partial<SandboxLimits> = { cpuTimeMs: 300, wallTimeMs: 1_500 };
 /** Host-side strings that must never be seen inside the sandbox or in what comes back from it. */
 const HOST_MARKERS = ["/work/", "node_modules", "node:", "supervisor", "worker.js", "dist/runtime", "isolated-vm"];
-
-/**
- * A plug-in whose execute() body is `body`. In scope: `sp` (the service provider), `ctx` (the
- * execution context), `out` (its output parameters), `trace` (the tracing service) and `org`
- * (an organization service as SYSTEM). Module-level code goes in `prelude`.
- */
-function plugin(body: string, prelude = ""): Bundle {
-  return bundle(`${prelude}
-module.exports = {
-  Attack: class {
-    async execute(sp) {
-      const ctx = sp.getService("IPluginExecutionContext");
-      const out = ctx.outputParameters;
-      const trace = sp.getService("ITracingService");
-      const org = sp.getService("IOrganizationServiceFactory").createOrganizationService(null);
-      ${body}
-    }
-  }
-};`);
-}
-
 
 /** Answers every retrieve with an account that carries typed attributes. */
 const accountServices = () =>
@@ -641,14 +620,13 @@ describe("sandbox isolation", () => {
   });
 
   describe("calls after the end of an execution", () => {
-    test("call after end: a service stashed by execution 1 and called in execution 2 (reuse) is refused with SANDBOX_CALL_AFTER_END", async () => {
+    test("call after end: a service stashed by execution 1 and called in execution 2 (reuse) is refused, recorded, and fails execution 2 with SANDBOX_CALL_AFTER_END", async () => {
       const stash = plugin(
         `
           if (stashed === undefined) { stashed = { org, trace }; out.phase = "stashed"; return; }
           stashed.trace.trace("ghost line from execution 1");
-          out.phase = "replayed";
-          out.result = ${probe(`stashed.org.retrieve("account", "${ACCOUNT_ID}", null)`)};
-          try { await stashed.org.create({ logicalName: "account" }); } catch (err) { out.code = err.code; }
+          trace.trace("execution 2 saw: " + ${probe(`stashed.org.retrieve("account", "${ACCOUNT_ID}", null)`)});
+          try { await stashed.org.create({ logicalName: "account" }); } catch (err) { trace.trace("and caught " + err.code); }
         `,
         `let stashed;`,
       );
@@ -657,30 +635,28 @@ describe("sandbox isolation", () => {
       expect(outputsOf(first).phase).toBe("stashed");
       const second = await run(runtime(), stash, { isolation: "reuse", instanceKey: "stash", services });
       expect(second.stats.isolateReused).toBe(true);
-      const out = outputsOf(second);
-      expect(out).toMatchObject({ phase: "replayed", result: "threw PlugboxServiceError", code: "SANDBOX_CALL_AFTER_END" });
+      expect(errorOf(second).code).toBe("SANDBOX_CALL_AFTER_END");
+      expect(second.violations.join("\n")).toContain("organization.retrieve was called outside its own execution");
+      // The plug-in saw the refusal, and catching it does not undo the failure.
+      expect(second.trace).toContain("execution 2 saw: threw PlugboxServiceError");
       expect(second.trace).not.toContain("ghost line");
       expect(services.calls).toEqual([]);
       await expectStillServes(runtime());
     });
 
-    test("call after end: a call made by a promise chain that outlives execute() is refused with SANDBOX_CALL_AFTER_END", async () => {
+    test("call after end: a call made by a promise chain that outlives execute() is refused, and fails that execution with SANDBOX_CALL_AFTER_END", async () => {
       const late = plugin(
         `
-          if (pending === undefined) {
-            let chain = Promise.resolve();
-            for (let i = 0; i < 50; i++) chain = chain.then(() => null);
-            pending = chain.then(() => org.retrieve("account", "${ACCOUNT_ID}", null)).then(() => "served", (err) => err.code);
-            return; // without awaiting the chain
-          }
-          out.late = await pending;
+          let chain = Promise.resolve();
+          for (let i = 0; i < 50; i++) chain = chain.then(() => null);
+          chain.then(() => org.retrieve("account", "${ACCOUNT_ID}", null)).catch(() => undefined);
+          return; // without awaiting the chain
         `,
-        `let pending;`,
       );
       const services = accountServices();
-      outputsOf(await run(runtime(), late, { isolation: "reuse", instanceKey: "late", services }));
-      const second = await run(runtime(), late, { isolation: "reuse", instanceKey: "late", services });
-      expect(outputsOf(second).late).toBe("SANDBOX_CALL_AFTER_END");
+      const report = await run(runtime(), late, { isolation: "reuse", instanceKey: "late", services });
+      expect(errorOf(report).code).toBe("SANDBOX_CALL_AFTER_END");
+      expect(report.violations.join("\n")).toContain("organization.retrieve was called after its execution had ended");
       expect(services.calls).toEqual([]);
       await expectStillServes(runtime());
     });
@@ -809,6 +785,10 @@ describe("sandbox isolation", () => {
       ["a rejected promise of a proxy function", `return Promise.reject(new Proxy(function () {}, { get() { throw 1; } }));`, "the plug-in threw a value that could not be read"],
       ["a thenable that rejects", `return { then(_, reject) { reject(new TypeError("from a thenable")); } };`, "TypeError: from a thenable"],
       ["a long message", `throw new Error("m".repeat(10000));`, /^m{8192}…$/],
+      // Only own data properties are read: a getter is never called, whatever it would return.
+      ["an object whose message getter loops", `throw { get message() { for (;;) {} } };`, "the plug-in threw a value that could not be read"],
+      ["a proxy whose get trap loops", `throw new Proxy(new Error("behind a proxy"), { get() { for (;;) {} } });`, "behind a proxy"],
+      ["an Error whose message getter returns a string", `const e = new Error("x"); Object.defineProperty(e, "message", { get() { return "from a getter"; } }); throw e;`, "the plug-in threw a value that could not be read"],
     ];
 
     test.each(thrown)("thrown values: throwing %s gives PLUGIN_UNEXPECTED_ERROR with a readable message", async (_label, body, message) => {
@@ -820,9 +800,10 @@ describe("sandbox isolation", () => {
       await expectStillServes(runtime());
     });
 
+    // What does run while a failure is described runs inside the timed call.
     const spinning: Array<[string, string]> = [
-      ["an object whose message getter loops", `throw { get message() { for (;;) {} } };`],
-      ["a proxy whose get trap loops", `throw new Proxy({}, { get() { for (;;) {} } });`],
+      ["a proxy whose getOwnPropertyDescriptor trap loops", `throw new Proxy({}, { getOwnPropertyDescriptor() { for (;;) {} } });`],
+      ["a proxy whose getPrototypeOf trap loops", `throw new Proxy({}, { getPrototypeOf() { for (;;) {} } });`],
       ["a thenable whose then loops", `return { then() { for (;;) {} } };`],
       ["an Error whose lazily formatted stack loops", `const e = new Error("x"); Object.defineProperty(e, "message", { get() { return { toString() { for (;;) {} } }; } }); throw e;`],
     ];

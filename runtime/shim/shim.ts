@@ -1,11 +1,19 @@
 /**
  * The trusted shim: evaluated in every sandbox context before any plug-in code. It captures the
- * worker's four bridge functions (synchronous callbacks that take and return only strings and
- * numbers), deletes them from the global object, hardens the global scope and builds the services
- * the SDK promises. It is bundled with the SDK's codec into one script (scripts/bundle-shim.mjs).
+ * worker's bridge functions (synchronous callbacks that take and return only strings and numbers),
+ * deletes them from the global object, hardens the global scope and builds the services the SDK
+ * promises. It is bundled with the SDK's codec into one script (scripts/bundle-shim.mjs).
  *
  * No isolated-vm object (Reference, ExternalCopy, Callback) is ever reachable from plug-in code:
  * the callbacks live only in this module's closure, and what they return is a primitive.
+ *
+ * Three rules keep plug-in code inside the worker's timed calls (runtime/worker/ivm.ts says why):
+ * - every entry function catches whatever the plug-in throws and answers by *throwing a string it
+ *   built*, so isolated-vm never copies a plug-in value out of the isolate;
+ * - errors are described from own data properties read through captured intrinsics: no plug-in
+ *   getter runs on the way out, and a Proxy's traps run only inside the timed call;
+ * - the shim decides nothing about codes or permissions: it reports what happened (which call a
+ *   service error came from, whether the execution is still running) and the worker decides.
  */
 import { decode, encode } from "../../sdk/codec.js";
 import { EntityReference } from "../../sdk/model.js";
@@ -15,34 +23,45 @@ declare const globalThis: Record<string, unknown>;
 type HostCall = (token: number, callId: number, service: string, op: string, json: string) => string;
 type HostTrace = (token: number, line: string) => void;
 type HostDone = (token: number, ok: boolean, json: string) => void;
+type HostEnding = (token: number) => void;
 
 // Capture the bridge and the intrinsics the bridge relies on, before plug-in code can replace them.
 const hostCall = globalThis.__pb_call as HostCall;
 const hostTrace = globalThis.__pb_trace as HostTrace;
 const hostDone = globalThis.__pb_done as HostDone;
+const hostEnding = globalThis.__pb_ending as HostEnding;
 delete globalThis.__pb_call;
 delete globalThis.__pb_trace;
 delete globalThis.__pb_done;
+delete globalThis.__pb_ending;
 
 const PromiseCtor = Promise;
 const promiseThen = Promise.prototype.then;
 const promiseResolve = Promise.resolve.bind(Promise);
 const promiseReject = Promise.reject.bind(Promise);
 const reflectApply = Reflect.apply;
+const reflectConstruct = Reflect.construct;
+const getOwnPropertyDescriptor = Reflect.getOwnPropertyDescriptor;
+const getPrototypeOf = Reflect.getPrototypeOf;
 const jsonParse = JSON.parse;
 const jsonStringify = JSON.stringify;
 const StringCtor = String;
+const FunctionCtor = Function;
 const ErrorCtor = Error;
 const TypeErrorCtor = TypeError;
+const ProxyCtor = Proxy;
+const WeakMapCtor = WeakMap;
+const weakMapGet = WeakMap.prototype.get;
+const weakMapSet = WeakMap.prototype.set;
 const objectCreate = Object.create;
 const objectFreeze = Object.freeze;
 const objectKeys = Object.keys;
 const defineProperty = Object.defineProperty;
 const isArray = Array.isArray;
 const arrayJoin = Array.prototype.join;
-const arrayPush = Array.prototype.push;
 const arraySlice = Array.prototype.slice;
 const stringReplace = String.prototype.replace;
+const stringSlice = String.prototype.slice;
 const stringCharCodeAt = String.prototype.charCodeAt;
 const fromCharCode = String.fromCharCode;
 const Uint8ArrayCtor = Uint8Array;
@@ -51,16 +70,26 @@ const isView = ArrayBuffer.isView;
 const DateCtor = Date;
 const dateToISOString = Date.prototype.toISOString;
 const PLUGIN_ERROR_TAG = Symbol.for("plugbox.InvalidPluginExecutionError");
+/** V8's own formatter of `error.stack`, where this V8 makes it an accessor (newer V8s); undefined where it is a data property. */
+const intrinsicStackGetter = (getOwnPropertyDescriptor(new ErrorCtor(), "stack") ?? getOwnPropertyDescriptor(ErrorCtor.prototype, "stack"))?.get;
+
+/**
+ * Adds an element as an own property: `push` or an index assignment would call a setter a plug-in
+ * put on Array.prototype or Object.prototype for that index.
+ */
+function append<T>(array: T[], value: T): void {
+  defineProperty(array, array.length, { __proto__: null, value, writable: true, enumerable: true, configurable: true } as PropertyDescriptor);
+}
 
 function then<T, R>(promise: Promise<T>, onOk: (value: T) => R, onError: (error: unknown) => unknown): Promise<R> {
   return reflectApply(promiseThen, promise, [onOk, onError]) as Promise<R>;
 }
 
 // Hardening. WebAssembly memory escapes the isolate's heap limit; SharedArrayBuffer and Atomics
-// give plug-ins a high-resolution timer and nothing a plug-in needs.
-delete globalThis.WebAssembly;
-delete globalThis.SharedArrayBuffer;
-delete globalThis.Atomics;
+// give plug-ins a high-resolution timer and nothing a plug-in needs; FinalizationRegistry's
+// callbacks run when the garbage collector decides, outside any call the worker times.
+const REMOVED_GLOBALS = ["WebAssembly", "SharedArrayBuffer", "Atomics", "FinalizationRegistry"] as const;
+for (let i = 0; i < REMOVED_GLOBALS.length; i++) delete globalThis[REMOVED_GLOBALS[i]!];
 
 /** An error the host answered with; its `code` says which rule or service failed. */
 class PlugboxServiceError extends ErrorCtor {
@@ -72,15 +101,40 @@ class PlugboxServiceError extends ErrorCtor {
   }
 }
 
+/**
+ * The call each service error the shim made answers, by identity: a plug-in can change an error's
+ * `code` or build a look-alike, but only the shim's own errors are in here, and the worker keeps
+ * its own record of what it answered each call.
+ */
+const serviceErrorCalls = new WeakMapCtor<object, number>();
+
+function serviceError(callId: number | undefined, json: string): PlugboxServiceError {
+  let parsed: { code?: unknown; message?: unknown } = {};
+  try {
+    parsed = jsonParse(json) as typeof parsed;
+  } catch {
+    parsed = { code: "SANDBOX_INTERNAL", message: "the host sent an unreadable error" };
+  }
+  const error = new PlugboxServiceError(StringCtor(parsed.code), StringCtor(parsed.message));
+  if (callId !== undefined) reflectApply(weakMapSet, serviceErrorCalls, [error, callId]);
+  return error;
+}
+
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
   decodeResult: (json: string) => unknown;
 }
 
+/** Running: execute() has not settled; ending: its outcome is being described; ended: reported. */
+const RUNNING = 0;
+const ENDING = 1;
+const ENDED = 2;
+type Phase = typeof RUNNING | typeof ENDING | typeof ENDED;
+
 interface ExecutionState {
   token: number;
-  ended: boolean;
+  phase: Phase;
   nextCallId: number;
   pending: Record<number, Pending>;
   timers: Record<number, { fn: unknown; args: unknown[]; repeat: number }>;
@@ -89,32 +143,27 @@ interface ExecutionState {
 let moduleExports: Record<string, unknown> | undefined;
 let pluginInstance: { execute: (sp: unknown) => unknown } | undefined;
 let current: ExecutionState | undefined;
+/** Who calls when no execution runs (module code, a constructor): the worker refuses every such call. */
+const NO_EXECUTION: ExecutionState = { token: 0, phase: ENDED, nextCallId: 1, pending: objectCreate(null), timers: objectCreate(null) };
 
-function hostError(json: string): PlugboxServiceError {
-  let parsed: { code?: unknown; message?: unknown } = {};
-  try {
-    parsed = jsonParse(json) as typeof parsed;
-  } catch {
-    parsed = { code: "SANDBOX_INTERNAL", message: "the host sent an unreadable error" };
-  }
-  return new PlugboxServiceError(StringCtor(parsed.code), StringCtor(parsed.message));
+/** True while this execution may use its services: it is the one running, and execute() has not settled. */
+function mayCall(state: ExecutionState): boolean {
+  return state.phase === RUNNING && current === state;
 }
 
 function callHost(state: ExecutionState, service: string, op: string, payload: unknown, decodeResult: (json: string) => unknown = decode): Promise<unknown> {
-  if (state.ended || current !== state) {
-    return promiseReject(
-      new PlugboxServiceError("SANDBOX_CALL_AFTER_END", `${service}.${op} was called after its execution had ended; a plug-in may use its services only while execute() runs`),
-    );
-  }
-  let json: string;
-  try {
-    json = encode(payload, op);
-  } catch (error) {
-    return promiseReject(new TypeErrorCtor(`the arguments of ${service}.${op} cannot be sent: ${(error as Error).message}`));
-  }
   const callId = state.nextCallId++;
+  // A call at any other moment still goes to the worker, which refuses it and records the attempt.
+  let json = "";
+  if (mayCall(state)) {
+    try {
+      json = encode(payload, op);
+    } catch (error) {
+      return promiseReject(new TypeErrorCtor(`the arguments of ${service}.${op} cannot be sent: ${(error as Error).message}`));
+    }
+  }
   const refusal = hostCall(state.token, callId, service, op, json);
-  if (refusal !== "") return promiseReject(hostError(refusal));
+  if (refusal !== "") return promiseReject(serviceError(callId, refusal));
   return new PromiseCtor((resolve, reject) => {
     state.pending[callId] = { resolve, reject, decodeResult };
   });
@@ -173,7 +222,7 @@ export function formatTrace(format: unknown, args: unknown[]): string {
   const rest = reflectApply(arraySlice, args, [next]) as unknown[];
   if (!used || rest.length > 0) {
     const parts: string[] = [out];
-    for (let i = 0; i < rest.length; i++) reflectApply(arrayPush, parts, [display(rest[i])]);
+    for (let i = 0; i < rest.length; i++) append(parts, display(rest[i]));
     out = reflectApply(arrayJoin, parts, [" "]) as string;
   }
   return out;
@@ -181,7 +230,7 @@ export function formatTrace(format: unknown, args: unknown[]): string {
 
 function traceLine(line: string): void {
   const state = current;
-  if (state !== undefined && !state.ended) hostTrace(state.token, line);
+  if (state !== undefined && mayCall(state)) hostTrace(state.token, line);
 }
 
 // Byte helpers: a bare V8 isolate has no TextEncoder, TextDecoder, atob or btoa.
@@ -189,7 +238,9 @@ function traceLine(line: string): void {
 const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 function utf8Encode(text: string): Uint8Array {
-  const out: number[] = [];
+  // A typed array's elements are written without consulting any prototype.
+  const out = new Uint8ArrayCtor(text.length * 3);
+  let n = 0;
   for (let i = 0; i < text.length; i++) {
     let code = reflectApply(stringCharCodeAt, text, [i]) as number;
     if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
@@ -199,12 +250,22 @@ function utf8Encode(text: string): Uint8Array {
         i++;
       }
     }
-    if (code < 0x80) out.push(code);
-    else if (code < 0x800) out.push(0xc0 | (code >> 6), 0x80 | (code & 63));
-    else if (code < 0x10000) out.push(0xe0 | (code >> 12), 0x80 | ((code >> 6) & 63), 0x80 | (code & 63));
-    else out.push(0xf0 | (code >> 18), 0x80 | ((code >> 12) & 63), 0x80 | ((code >> 6) & 63), 0x80 | (code & 63));
+    if (code < 0x80) out[n++] = code;
+    else if (code < 0x800) {
+      out[n++] = 0xc0 | (code >> 6);
+      out[n++] = 0x80 | (code & 63);
+    } else if (code < 0x10000) {
+      out[n++] = 0xe0 | (code >> 12);
+      out[n++] = 0x80 | ((code >> 6) & 63);
+      out[n++] = 0x80 | (code & 63);
+    } else {
+      out[n++] = 0xf0 | (code >> 18);
+      out[n++] = 0x80 | ((code >> 12) & 63);
+      out[n++] = 0x80 | ((code >> 6) & 63);
+      out[n++] = 0x80 | (code & 63);
+    }
   }
-  return new Uint8ArrayCtor(out);
+  return new Uint8ArrayCtor(out.buffer, 0, n);
 }
 
 function utf8Decode(bytes: Uint8Array): string {
@@ -251,7 +312,7 @@ function base64Decode(text: string): Uint8Array {
       out[j++] = (value >> bits) & 255;
     }
   }
-  return out.subarray(0, j);
+  return new Uint8ArrayCtor(out.buffer, 0, j);
 }
 
 // The services.
@@ -278,18 +339,18 @@ function headerList(headers: unknown): Array<[string, string]> {
   if (isArray(headers)) {
     for (let i = 0; i < headers.length; i++) {
       const pair = headers[i] as unknown[];
-      out.push([StringCtor(pair[0]), StringCtor(pair[1])]);
+      append(out, [StringCtor(pair[0]), StringCtor(pair[1])]);
     }
     return out;
   }
   if (typeof headers === "object") {
     const entries = (headers as { entries?: unknown }).entries;
     if (typeof entries === "function") {
-      for (const [k, v] of reflectApply(entries, headers, []) as Iterable<[unknown, unknown]>) out.push([StringCtor(k), StringCtor(v)]);
+      for (const [k, v] of reflectApply(entries, headers, []) as Iterable<[unknown, unknown]>) append(out, [StringCtor(k), StringCtor(v)]);
       return out;
     }
     const keys = objectKeys(headers);
-    for (let i = 0; i < keys.length; i++) out.push([keys[i]!, StringCtor((headers as Record<string, unknown>)[keys[i]!])]);
+    for (let i = 0; i < keys.length; i++) append(out, [keys[i]!, StringCtor((headers as Record<string, unknown>)[keys[i]!])]);
   }
   return out;
 }
@@ -346,8 +407,7 @@ function webResponse(wire: WireResponse) {
 }
 
 function webFetch(url: unknown, init?: unknown): Promise<unknown> {
-  const state = current;
-  if (state === undefined) return promiseReject(new PlugboxServiceError("SANDBOX_CALL_AFTER_END", "fetch was called outside an execution"));
+  const state = current ?? NO_EXECUTION;
   let request: Record<string, unknown>;
   try {
     const options = (init ?? {}) as { method?: unknown; headers?: unknown; body?: unknown };
@@ -365,8 +425,11 @@ function webFetch(url: unknown, init?: unknown): Promise<unknown> {
     (response) => response,
     (error) => {
       // A refusal by the network policy goes into the trace, whether or not the plug-in catches it.
-      const code = error instanceof PlugboxServiceError ? error.code : "";
-      if (code.startsWith("WEB_") && !state.ended) hostTrace(state.token, `plugbox: fetch ${StringCtor(request.url).slice(0, 200)} failed [${code}]: ${(error as PlugboxServiceError).message}`);
+      const code = reflectApply(weakMapGet, serviceErrorCalls, [error]) === undefined ? undefined : readData(error, "code");
+      if (typeof code === "string" && reflectApply(stringSlice, code, [0, 4]) === "WEB_" && mayCall(state)) {
+        const shown = reflectApply(stringSlice, StringCtor(request.url), [0, 200]) as string;
+        hostTrace(state.token, `plugbox: fetch ${shown} failed [${code}]: ${StringCtor(readData(error, "message"))}`);
+      }
       return promiseReject(error);
     },
   );
@@ -381,8 +444,7 @@ function endpointReference(ref: unknown): { logicalName: string; id: string } {
 function serviceProvider(state: ExecutionState, context: Record<string, unknown>) {
   const tracing = objectFreeze({
     trace: (format: unknown, ...args: unknown[]) => {
-      if (state.ended) return;
-      hostTrace(state.token, formatTrace(format, args));
+      if (mayCall(state)) hostTrace(state.token, formatTrace(format, args));
     },
   });
   const factory = objectFreeze({
@@ -412,75 +474,148 @@ function serviceProvider(state: ExecutionState, context: Record<string, unknown>
   });
 }
 
-// Errors that leave the sandbox: read defensively (getters and proxies are plug-in code).
+// Describing what a plug-in threw. Only own data properties are read (walking up to a few
+// prototypes), through captured intrinsics: a getter is never called, a Proxy's traps run inside
+// the timed call, and nothing the plug-in controls decides a code.
 
-function safeGet(value: unknown, key: PropertyKey): unknown {
-  try {
-    return (value as Record<PropertyKey, unknown>)[key];
-  } catch {
-    return undefined;
-  }
+const MAX_MESSAGE = 8_192;
+const MAX_STACK = 16_384;
+const MAX_PROTOTYPES = 8;
+const UNREADABLE = "the plug-in threw a value that could not be read";
+/** The answer of an entry whose own description failed (a stack overflow or memory exhaustion while describing). */
+const UNDESCRIBABLE = '{"kind":"unexpected","message":"the plug-in threw a value that could not be read"}';
+
+function isObjectLike(value: unknown): value is object {
+  return (typeof value === "object" && value !== null) || typeof value === "function";
 }
 
-function safeString(value: unknown): string | undefined {
-  if (typeof value === "string") return value;
+/** The value of a data property, own or inherited; undefined for an accessor (never called) or anything unreadable. */
+function readData(value: unknown, key: PropertyKey): unknown {
+  let holder: unknown = value;
+  for (let depth = 0; depth < MAX_PROTOTYPES && isObjectLike(holder); depth++) {
+    const descriptor = getOwnPropertyDescriptor(holder, key);
+    if (descriptor !== undefined) return "value" in descriptor ? descriptor.value : undefined;
+    holder = getPrototypeOf(holder);
+  }
   return undefined;
 }
 
-function describeError(error: unknown, fallbackCode: string): string {
-  let code = fallbackCode;
-  let message = "the plug-in threw a value that could not be read";
-  let name: string | undefined;
-  let stack: string | undefined;
-  let status: number | undefined;
-  let errorCode: number | undefined;
-  let serviceCode: string | undefined;
-  try {
-    if (error instanceof PlugboxServiceError) serviceCode = error.code;
-    if ((typeof error === "object" && error !== null) || typeof error === "function") {
-      const isPluginError = safeGet(error, PLUGIN_ERROR_TAG) === true || safeGet(error, "name") === "InvalidPluginExecutionError";
-      if (isPluginError && fallbackCode === "PLUGIN_UNEXPECTED_ERROR") code = "PLUGIN_FAILED";
-      message = safeString(safeGet(error, "message")) ?? message;
-      name = safeString(safeGet(error, "name"));
-      stack = safeString(safeGet(error, "stack"));
-      const s = safeGet(error, "status");
-      const c = safeGet(error, "errorCode");
-      if (typeof s === "number") status = s;
-      if (typeof c === "number") errorCode = c;
-    } else {
-      message = StringCtor(error);
+/** An error's stack: V8's own (formatted lazily, through Error.prepareStackTrace if the plug-in set one) or a string the plug-in stored. */
+function readStack(error: object): string | undefined {
+  let holder: unknown = error;
+  for (let depth = 0; depth < MAX_PROTOTYPES && isObjectLike(holder); depth++) {
+    const descriptor = getOwnPropertyDescriptor(holder, "stack");
+    if (descriptor !== undefined) {
+      if ("value" in descriptor) return typeof descriptor.value === "string" ? descriptor.value : undefined;
+      if (intrinsicStackGetter !== undefined && descriptor.get === intrinsicStackGetter) {
+        const stack = reflectApply(intrinsicStackGetter, error, []);
+        return typeof stack === "string" ? stack : undefined;
+      }
+      return undefined;
     }
-  } catch {
-    /* keep the fallback message */
+    holder = getPrototypeOf(holder);
   }
-  // V8 reports an ArrayBuffer over the isolate's memory limit as a RangeError the plug-in could catch.
-  if (name === "RangeError" && message === "Array buffer allocation failed") code = "SANDBOX_MEMORY_LIMIT";
-  if (code === "PLUGIN_UNEXPECTED_ERROR" && name !== undefined && name !== "Error" && serviceCode === undefined) message = `${name}: ${message}`;
-  return jsonStringify({ code, message, name, stack, status, errorCode, serviceCode });
+  return undefined;
 }
 
-function finish(state: ExecutionState, ok: boolean, json: string): void {
-  if (state.ended) return;
-  hostDone(state.token, ok, json);
-  endState(state);
+function capped(text: string, max: number): string {
+  return text.length <= max ? text : (reflectApply(stringSlice, text, [0, max]) as string);
 }
 
-function endState(state: ExecutionState): void {
-  state.ended = true;
+/**
+ * What the worker reads of a failure. `kind` says which rule the shim saw broken; the worker maps
+ * it to a code. `serviceCallId` names the call whose error escaped; `allocationFailure` asks the
+ * worker to check the heap before it calls the failure a memory limit.
+ */
+interface FailureDescription {
+  kind: string;
+  message: string;
+  name?: string;
+  stack?: string;
+  status?: number;
+  errorCode?: number;
+  serviceCallId?: number;
+  allocationFailure?: boolean;
+}
+
+function describe(kind: string, thrown: unknown): string {
+  const failure: FailureDescription = { kind, message: UNREADABLE };
+  if (isObjectLike(thrown)) {
+    const message = readData(thrown, "message");
+    const name = readData(thrown, "name");
+    const stack = readStack(thrown);
+    const status = readData(thrown, "status");
+    const errorCode = readData(thrown, "errorCode");
+    // One character past each cap, so the worker knows to mark the cut.
+    if (typeof message === "string") failure.message = capped(message, MAX_MESSAGE + 1);
+    if (typeof name === "string" && name !== "" && typeof message === "string") failure.name = capped(name, 200);
+    if (stack !== undefined) failure.stack = capped(stack, MAX_STACK + 1);
+    if (typeof status === "number") failure.status = status;
+    if (typeof errorCode === "number") failure.errorCode = errorCode;
+    if (kind === "unexpected" && (readData(thrown, PLUGIN_ERROR_TAG) === true || name === "InvalidPluginExecutionError")) failure.kind = "pluginError";
+    const callId = reflectApply(weakMapGet, serviceErrorCalls, [thrown]);
+    if (typeof callId === "number") failure.serviceCallId = callId;
+    failure.allocationFailure = name === "RangeError" && message === "Array buffer allocation failed";
+  } else {
+    // String() of a primitive (a symbol included) runs no plug-in code.
+    failure.message = capped(StringCtor(thrown), MAX_MESSAGE + 1);
+  }
+  return jsonStringify(failure);
+}
+
+function report(kind: string, message: string): string {
+  return jsonStringify({ kind, message });
+}
+
+/**
+ * Wraps an entry's body: whatever happens, the answer leaves as a thrown string (see ivm.ts), and
+ * anything the plug-in threw is described here, inside the timed call.
+ */
+function entry<A extends unknown[]>(body: (...args: A) => string, kindOfThrow: string): (...args: A) => never {
+  return function (this: unknown) {
+    let answer: string;
+    try {
+      answer = reflectApply(body, undefined, arguments as unknown as A);
+    } catch (thrown) {
+      try {
+        answer = describe(kindOfThrow, thrown);
+      } catch {
+        answer = UNDESCRIBABLE;
+      }
+    }
+    throw answer;
+  } as (...args: A) => never;
+}
+
+// Execution lifetime.
+
+/** The outcome is being described: from here on no call of this execution is its own. */
+function settle(state: ExecutionState, describeOutcome: () => { ok: boolean; json: string }): void {
+  if (state.phase !== RUNNING) return;
+  state.phase = ENDING;
+  hostEnding(state.token);
+  let outcome: { ok: boolean; json: string };
+  try {
+    outcome = describeOutcome();
+  } catch {
+    outcome = { ok: false, json: UNDESCRIBABLE };
+  }
+  state.phase = ENDED;
   state.pending = objectCreate(null);
   state.timers = objectCreate(null);
   if (current === state) current = undefined;
+  hostDone(state.token, outcome.ok, outcome.json);
 }
 
-function changes(context: Record<string, unknown>): string {
-  return encode(
-    {
-      inputParameters: context.inputParameters,
-      outputParameters: context.outputParameters,
-      sharedVariables: context.sharedVariables,
-    },
-    "context",
-  );
+function changes(context: Record<string, unknown>): { ok: boolean; json: string } {
+  try {
+    return {
+      ok: true,
+      json: encode({ inputParameters: context.inputParameters, outputParameters: context.outputParameters, sharedVariables: context.sharedVariables }, "context"),
+    };
+  } catch (error) {
+    return { ok: false, json: report("resultInvalid", `the changed context cannot leave the sandbox: ${StringCtor(readData(error, "message"))}`) };
+  }
 }
 
 function defineGlobal(name: string, value: unknown): void {
@@ -491,19 +626,18 @@ function defineGlobal(name: string, value: unknown): void {
 
 let nextTimerId = 1;
 function setTimer(fn: unknown, ms: unknown, args: unknown[], repeat: boolean): number {
-  const state = current;
-  if (state === undefined || state.ended) throw new PlugboxServiceError("SANDBOX_CALL_AFTER_END", "a timer was set after its execution had ended");
   if (typeof fn !== "function") throw new TypeErrorCtor("setTimeout: the callback must be a function");
+  const state = current ?? NO_EXECUTION;
   const delay = Math.max(0, Math.floor(+(ms as number) || 0));
   const id = nextTimerId++;
-  const refusal = hostCall(state.token, id, "timer", "set", StringCtor(delay));
-  if (refusal !== "") throw hostError(refusal);
+  const refusal = hostCall(state.token, id, "timer", "set", mayCall(state) ? StringCtor(delay) : "");
+  if (refusal !== "") throw serviceError(undefined, refusal);
   state.timers[id] = { fn, args, repeat: repeat ? Math.max(1, delay) : -1 };
   return id;
 }
 function clearTimer(id: unknown): void {
   const state = current;
-  if (state === undefined || typeof id !== "number" || !(id in state.timers)) return;
+  if (state === undefined || !mayCall(state) || typeof id !== "number" || !(id in state.timers)) return;
   delete state.timers[id];
   hostCall(state.token, id, "timer", "clear", "");
 }
@@ -527,144 +661,155 @@ defineGlobal(
 );
 defineGlobal("globalThis", globalThis);
 
-// The fixed API the worker calls. Each function takes and returns primitives only.
+// The default realm: the context isolated-vm enters to copy values out of the isolate. No plug-in
+// value is ever copied (every entry throws a string), so plug-in code cannot get there; it is
+// hardened anyway, the one time the shim itself lets isolated-vm copy a value out.
 
-/** Evaluates the bundle's factory `(exports, module) => void`. Returns "" or an error description. */
-export function load(factory: unknown): string {
-  if (typeof factory !== "function") return jsonStringify({ code: "BUNDLE_INVALID", message: "the bundle did not evaluate to a module factory" });
+let defaultRealm: "hardened" | "unreachable" = "unreachable";
+const HARDEN_DEFAULT_REALM = `${REMOVED_GLOBALS.map((name) => `delete globalThis.${name};`).join(" ")} return ${REMOVED_GLOBALS.map((name) => `typeof ${name} === "undefined"`).join(" && ")};`;
+
+/**
+ * Throws a value whose `message` isolated-vm turns into a string while the default context is
+ * current: the arguments array V8 builds for the Proxy's apply trap belongs to that realm, and a
+ * function made by that realm's Function constructor runs there.
+ */
+function setup(): never {
+  const reach = new ProxyCtor(function () {}, {
+    apply(_target: unknown, _this: unknown, args: unknown[]) {
+      try {
+        const RealmFunction = (args as unknown as { constructor: { constructor: FunctionConstructor } }).constructor.constructor;
+        if (RealmFunction !== FunctionCtor && RealmFunction(HARDEN_DEFAULT_REALM)() === true) defaultRealm = "hardened";
+      } catch {
+        /* no second realm here: nothing to harden */
+      }
+      return "";
+    },
+  });
+  throw { message: { toString: reach } };
+}
+
+// The fixed API the worker calls. Each entry takes primitives and answers with a thrown string.
+
+/** Evaluates the bundle's factory `(exports, module) => void`. Answers "" or a failure description. */
+function load(factory: unknown): string {
+  if (typeof factory !== "function") return report("bundleNotModule", "the bundle did not evaluate to a module factory");
   const module = { exports: {} as Record<string, unknown> };
   try {
     reflectApply(factory, undefined, [module.exports, module]);
-  } catch (error) {
-    const described = jsonParse(describeError(error, "BUNDLE_INVALID")) as { message: string; stack?: string };
-    return jsonStringify({ code: "BUNDLE_INVALID", message: `the bundle threw while it was loaded: ${described.message}`, stack: described.stack });
+  } catch (thrown) {
+    return describe("bundleThrew", thrown);
   }
   const exported = module.exports;
-  if ((typeof exported !== "object" && typeof exported !== "function") || exported === null) {
-    return jsonStringify({ code: "BUNDLE_INVALID", message: "the bundle's module.exports is not an object of plug-in classes" });
-  }
-  moduleExports = exported;
+  if (!isObjectLike(exported)) return report("bundleNotModule", "the bundle's module.exports is not an object of plug-in classes");
+  moduleExports = exported as Record<string, unknown>;
   return "";
+}
+
+function readProperty(value: unknown, key: string): unknown {
+  try {
+    return (value as Record<string, unknown>)[key];
+  } catch {
+    return undefined;
+  }
 }
 
 function exportNames(): string {
   try {
     const names = objectKeys(moduleExports ?? {});
-    return names.length === 0 ? "none" : reflectApply(arrayJoin, names, [", "]) as string;
+    return names.length === 0 ? "none" : (reflectApply(arrayJoin, names, [", "]) as string);
   } catch {
     return "unknown";
   }
 }
 
-/** Constructs the plug-in type with its configuration. Returns "" or an error description. */
-export function instantiate(typeName: string, unsecureConfig: string | null, secureConfig: string | null): string {
-  let Type: unknown;
-  try {
-    Type = (moduleExports as Record<string, unknown>)[typeName];
-  } catch {
-    Type = undefined;
-  }
+/** Constructs the plug-in type with its configuration. Answers "" or a failure description. */
+function instantiate(typeName: string, unsecureConfig: string | null, secureConfig: string | null): string {
+  // Plain reads: bundlers export through getters, and this is the plug-in's own load, inside a timed call.
+  let Type = readProperty(moduleExports, typeName);
   if (Type === undefined && typeName === "default") Type = moduleExports;
-  if (typeof Type !== "function") {
-    const code = Type === undefined ? "PLUGIN_TYPE_NOT_FOUND" : "PLUGIN_TYPE_INVALID";
-    const message =
-      Type === undefined
-        ? `the bundle exports no plug-in type named "${typeName}"; it exports: ${exportNames()}`
-        : `the export "${typeName}" is not a class; export a class with an execute(serviceProvider) method`;
-    return jsonStringify({ code, message });
-  }
+  if (Type === undefined) return report("typeNotFound", `the bundle exports no plug-in type named "${typeName}"; it exports: ${exportNames()}`);
+  if (typeof Type !== "function") return report("typeNotClass", `the export "${typeName}" is not a class; export a class with an execute(serviceProvider) method`);
   let instance: unknown;
   try {
-    instance = reflectApply(Reflect.construct, undefined, [Type, [unsecureConfig, secureConfig]]);
-  } catch (error) {
-    const described = jsonParse(describeError(error, "PLUGIN_CONSTRUCTOR_FAILED")) as { message: string; stack?: string };
-    return jsonStringify({
-      code: "PLUGIN_CONSTRUCTOR_FAILED",
-      message: `the constructor of "${typeName}" threw: ${described.message}`,
-      stack: described.stack,
-    });
+    instance = reflectConstruct(Type, [unsecureConfig, secureConfig]);
+  } catch (thrown) {
+    return describe("constructorThrew", thrown);
   }
-  if (typeof safeGet(instance, "execute") !== "function") {
-    return jsonStringify({
-      code: "PLUGIN_TYPE_INVALID",
-      message: `"${typeName}" has no execute(serviceProvider) method; a plug-in class must implement IPlugin`,
-    });
+  if (typeof readProperty(instance, "execute") !== "function") {
+    return report("noExecute", `"${typeName}" has no execute(serviceProvider) method; a plug-in class must implement IPlugin`);
   }
   pluginInstance = instance as { execute: (sp: unknown) => unknown };
   return "";
 }
 
 /** Starts one execution. Its outcome arrives through the done bridge function. */
-export function start(token: number, contextJson: string): void {
-  const state: ExecutionState = { token, ended: false, nextCallId: 1, pending: objectCreate(null), timers: objectCreate(null) };
+function start(token: number, contextJson: string): string {
+  const state: ExecutionState = { token, phase: RUNNING, nextCallId: 1, pending: objectCreate(null), timers: objectCreate(null) };
   current = state;
   let context: Record<string, unknown>;
   try {
     context = decode(contextJson) as Record<string, unknown>;
   } catch (error) {
-    finish(state, false, jsonStringify({ code: "SANDBOX_INTERNAL", message: `the context could not be read: ${(error as Error).message}` }));
-    return;
+    settle(state, () => ({ ok: false, json: report("contextUnreadable", `the context could not be read: ${StringCtor(readData(error, "message"))}`) }));
+    return "";
   }
   const instance = pluginInstance!;
   let result: unknown;
   try {
     result = reflectApply(instance.execute, instance, [serviceProvider(state, context)]);
-  } catch (error) {
-    finish(state, false, describeError(error, "PLUGIN_UNEXPECTED_ERROR"));
-    return;
+  } catch (thrown) {
+    settle(state, () => ({ ok: false, json: describe("unexpected", thrown) }));
+    return "";
   }
   then(
     promiseResolve(result),
-    () => {
-      let json: string;
-      try {
-        json = changes(context);
-      } catch (error) {
-        finish(state, false, jsonStringify({ code: "PLUGIN_RESULT_INVALID", message: `the changed context cannot leave the sandbox: ${(error as Error).message}` }));
-        return;
-      }
-      finish(state, true, json);
-    },
-    (error) => finish(state, false, describeError(error, "PLUGIN_UNEXPECTED_ERROR")),
+    () => settle(state, () => changes(context)),
+    (thrown) => settle(state, () => ({ ok: false, json: describe("unexpected", thrown) })),
   );
+  return "";
 }
 
 /** Settles a service call. */
-export function resume(token: number, callId: number, ok: boolean, json: string): void {
+function resume(token: number, callId: number, ok: boolean, json: string): string {
   const state = current;
-  if (state === undefined || state.token !== token) return;
+  if (state === undefined || state.token !== token) return "";
   const pending = state.pending[callId];
-  if (pending === undefined) return;
+  if (pending === undefined) return "";
   delete state.pending[callId];
   if (!ok) {
-    pending.reject(hostError(json));
-    return;
+    pending.reject(serviceError(callId, json));
+    return "";
   }
   let value: unknown;
   try {
     value = pending.decodeResult(json);
   } catch (error) {
-    pending.reject(new PlugboxServiceError("SANDBOX_INTERNAL", `the service's answer could not be read: ${(error as Error).message}`));
-    return;
+    pending.reject(serviceError(callId, jsonStringify({ code: "SANDBOX_INTERNAL", message: `the service's answer could not be read: ${StringCtor(readData(error, "message"))}` })));
+    return "";
   }
   pending.resolve(value);
+  return "";
 }
 
-/** Runs a timer's callback. */
-export function fire(token: number, timerId: number): void {
+/** Runs a timer's callback; one that throws fails its execution, as an uncaught exception would. */
+function fire(token: number, timerId: number): string {
   const state = current;
-  if (state === undefined || state.token !== token || state.ended) return;
+  if (state === undefined || state.token !== token || !mayCall(state)) return "";
   const timer = state.timers[timerId];
-  if (timer === undefined) return;
+  if (timer === undefined) return "";
   if (timer.repeat < 0) delete state.timers[timerId];
   else hostCall(state.token, timerId, "timer", "set", StringCtor(timer.repeat));
-  reflectApply(timer.fn as (...a: unknown[]) => unknown, undefined, timer.args);
+  try {
+    reflectApply(timer.fn as (...a: unknown[]) => unknown, undefined, timer.args);
+  } catch (thrown) {
+    settle(state, () => ({ ok: false, json: describe("unexpected", thrown) }));
+  }
+  return "";
 }
 
-/** Ends the current execution: its services refuse every later call. */
-export function end(token: number): void {
-  const state = current;
-  if (state !== undefined && state.token === token) endState(state);
+/** Answers what setup found of the default realm. */
+function realm(): string {
+  return defaultRealm;
 }
 
 // Referenced so the bundler keeps it: the SDK's EntityReference prototype is the one values decode into.
@@ -672,7 +817,15 @@ void EntityReference;
 
 // Handed to the worker, which takes a reference to each function and deletes this global.
 defineProperty(globalThis, "__pb_api", {
-  value: objectFreeze({ load, instantiate, start, resume, fire, end }),
+  value: objectFreeze({
+    setup,
+    realm: entry(realm, "unexpected"),
+    load: entry(load, "bundleThrew"),
+    instantiate: entry(instantiate, "constructorThrew"),
+    start: entry(start, "unexpected"),
+    resume: entry(resume, "unexpected"),
+    fire: entry(fire, "unexpected"),
+  }),
   configurable: true,
   enumerable: false,
   writable: false,

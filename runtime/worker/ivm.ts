@@ -1,9 +1,32 @@
 /**
  * The only module that imports isolated-vm. Everything else in the runtime talks to V8 through
- * this facade, so moving to isolated-vm 6 (Node 22) is a change here and a version bump.
+ * this facade, so moving to another isolated-vm major is a change here and a version bump.
  *
  * Only strings, numbers and booleans are passed through `callSync`; no Reference, ExternalCopy or
  * Callback object ever becomes reachable from code inside the isolate.
+ *
+ * ## Why every entry leaves the isolate by throwing a string
+ *
+ * When a synchronous call into an isolate returns normally, isolated-vm runs its task epilogue
+ * (`IsolateEnvironment::TaskEpilogue`, src/isolate/environment.cc, the same in 5.0.4 and 7.0.x):
+ * for the first promise rejected with no handler it copies the rejection's reason out, reading
+ * `message`, `stack` and `name` (and calling `toString`) with the isolate's *default* context
+ * current and no timeout armed. A throw that escapes a call is copied the same way
+ * (`FunctorRunners::RunCatchExternal`, src/isolate/functor_runners.h). Both would run plug-in
+ * getters and Proxy traps after the timed call ended, in a second realm whose globals the shim
+ * never saw.
+ *
+ * So the shim's entry functions catch everything themselves, inside the timed call, and end by
+ * throwing a string they built. `ThreePhaseTask::RunSync` (src/isolate/three_phase_task.cc) skips
+ * the task epilogue when the call throws, and copying a thrown primitive runs no JavaScript.
+ * Microtasks still run first, inside the timed call (V8's kAuto policy drains them when the
+ * outermost call returns). Pending rejections are never copied: the list is dropped with the
+ * isolate. The price is about 20 µs per entry for the C++ exception isolated-vm raises.
+ *
+ * Any *other* synchronous isolated-vm operation on an isolate where plug-in code has run would
+ * run that epilogue, so this facade refuses them (`#assertNoPluginCodeRan`); heap statistics are
+ * read only from inside a bridge callback, where isolated-vm runs the task without an epilogue
+ * (the isolate is already entered: `is_recursive` in RunSync).
  */
 import { createRequire } from "node:module";
 import type IvmModule from "isolated-vm";
@@ -16,9 +39,9 @@ export const ISOLATED_VM_VERSION: string = (require("isolated-vm/package.json") 
 export type Primitive = string | number | boolean | null | undefined;
 export type BridgeFunction = (...args: Primitive[]) => Primitive | void;
 
-/** A function inside the isolate that the worker may call synchronously, with a timeout. */
+/** A shim entry function inside the isolate, called synchronously with a timeout; it answers with a string. */
 export interface IsolateFunction {
-  callSync(args: Array<Primitive | IsolateValueHandle>, timeoutMs: number): Primitive;
+  callSync(args: Array<Primitive | IsolateValueHandle>, timeoutMs: number): string;
 }
 
 export interface CompiledScript {
@@ -39,21 +62,37 @@ export interface HeapUsage {
   externalBytes: number;
 }
 
+/**
+ * What the shim found of the isolate's default context (the realm isolated-vm enters to copy
+ * values out): `hardened` when it could reach it and removed what it removes from the plug-in's
+ * own realm; `unreachable` when no route led there.
+ */
+export type DefaultRealm = "hardened" | "unreachable";
+
+/** Thrown when the facade is asked for something that would let plug-in code run outside a timed entry. */
+export class UnsafeIsolateOperationError extends Error {}
+
 /** One V8 isolate with one context. */
 export class SandboxIsolate {
   readonly #isolate: IvmModule.Isolate;
   readonly #context: IvmModule.Context;
+  readonly defaultRealm: DefaultRealm;
   #disposed = false;
   #lastCpuNs = 0n;
+  /** How many entry calls are running (a bridge callback can make a nested one). */
+  #entered = 0;
+  #pluginCodeRan = false;
 
-  private constructor(isolate: IvmModule.Isolate, context: IvmModule.Context) {
+  private constructor(isolate: IvmModule.Isolate, context: IvmModule.Context, defaultRealm: DefaultRealm) {
     this.#isolate = isolate;
     this.#context = context;
+    this.defaultRealm = defaultRealm;
   }
 
   /**
    * Creates an isolate and its context, installs the bridge callbacks as globals and evaluates
-   * the shim, which captures and deletes them. Returns the shim's API functions.
+   * the shim, which captures and deletes them. Calls the shim's `setup` entry (which hardens the
+   * default realm) and returns the shim's API functions.
    */
   static async create(options: {
     memoryMb: number;
@@ -68,7 +107,6 @@ export class SandboxIsolate {
     const isolate = new ivm.Isolate({ memoryLimit: options.memoryMb });
     try {
       const context = await isolate.createContext();
-      const sandbox = new SandboxIsolate(isolate, context);
       const global = context.global;
       for (const [name, fn] of Object.entries(options.bridge)) {
         global.setSync(name, new ivm.Callback(fn));
@@ -83,12 +121,22 @@ export class SandboxIsolate {
       script.release();
       const apiRef = global.getSync("__pb_api", { reference: true }) as IvmModule.Reference<Record<string, unknown>>;
       global.deleteSync("__pb_api");
+      const entry = (name: string): IvmModule.Reference<(...a: unknown[]) => unknown> =>
+        apiRef.getSync(name, { reference: true }) as IvmModule.Reference<(...a: unknown[]) => unknown>;
+      // Trusted shim code only, before any plug-in code: the one place a value leaves the isolate
+      // the ordinary way (the realm it finds is reported through the setup entry's answer).
+      const setup = entry("setup");
+      try {
+        setup.applySync(undefined, [], { timeout: 5_000 });
+      } catch {
+        /* the setup entry throws by design; its answer is read below */
+      }
+      const defaultRealm = callEntry(entry("realm"), [], 5_000) === "hardened" ? "hardened" : "unreachable";
+      const sandbox = new SandboxIsolate(isolate, context, defaultRealm);
       const api: Record<string, IsolateFunction> = {};
       for (const name of options.api) {
-        const fn = apiRef.getSync(name, { reference: true }) as IvmModule.Reference<(...a: unknown[]) => unknown>;
-        api[name] = {
-          callSync: (args, timeoutMs) => fn.applySync(undefined, args as never[], { timeout: Math.max(1, Math.ceil(timeoutMs)) }) as Primitive,
-        };
+        const fn = entry(name);
+        api[name] = { callSync: (args, timeoutMs) => sandbox.#enter(fn, args, timeoutMs) };
       }
       apiRef.release();
       return { isolate: sandbox, api, ...(shimCachedData ? { shimCachedData } : {}) };
@@ -98,7 +146,24 @@ export class SandboxIsolate {
     }
   }
 
+  #enter(fn: IvmModule.Reference<(...a: unknown[]) => unknown>, args: Array<Primitive | IsolateValueHandle>, timeoutMs: number): string {
+    this.#pluginCodeRan = true;
+    this.#entered++;
+    try {
+      return callEntry(fn, args, timeoutMs);
+    } finally {
+      this.#entered--;
+    }
+  }
+
+  #assertNoPluginCodeRan(operation: string): void {
+    if (this.#pluginCodeRan) {
+      throw new UnsafeIsolateOperationError(`${operation} on an isolate where plug-in code has run would let isolated-vm copy a pending rejection out untimed`);
+    }
+  }
+
   compile(source: string, filename: string, cachedData: Uint8Array | undefined): CompiledScript {
+    this.#assertNoPluginCodeRan("compiling a script");
     const script: ScriptWithCache = this.#isolate.compileScriptSync(source, {
       filename,
       ...(cachedData ? { cachedData: new ivm.ExternalCopy(toArrayBuffer(cachedData)) } : { produceCachedData: true }),
@@ -108,6 +173,7 @@ export class SandboxIsolate {
       cachedDataRejected: script.cachedDataRejected === true,
       produceCachedData: () => (script.cachedData ? new Uint8Array(script.cachedData.copy()) : undefined),
       runForFunction: (timeoutMs) => {
+        this.#assertNoPluginCodeRan("running a script");
         const ref = script.runSync(context, { reference: true, timeout: Math.max(1, Math.ceil(timeoutMs)) }) as IvmModule.Reference<unknown>;
         script.release();
         return ref.derefInto({ release: true }) as unknown as IsolateValueHandle;
@@ -127,8 +193,12 @@ export class SandboxIsolate {
     return Number(this.#lastCpuNs) / 1e6;
   }
 
+  /**
+   * The isolate's heap, read only while an entry call is running (from a bridge callback): there
+   * isolated-vm reads it without a task epilogue. Undefined anywhere else.
+   */
   heapUsage(): HeapUsage | undefined {
-    if (this.isDisposed) return undefined;
+    if (this.isDisposed || this.#entered === 0) return undefined;
     try {
       const stats = this.#isolate.getHeapStatisticsSync();
       return { usedBytes: stats.used_heap_size, externalBytes: stats.externally_allocated_size };
@@ -151,6 +221,17 @@ export class SandboxIsolate {
       /* already disposed by V8 (memory limit): nothing left to free */
     }
   }
+}
+
+/** Calls a shim entry: its answer arrives as the string it throws; anything else thrown is the isolate's own error. */
+function callEntry(fn: IvmModule.Reference<(...a: unknown[]) => unknown>, args: Array<Primitive | IsolateValueHandle>, timeoutMs: number): string {
+  try {
+    fn.applySync(undefined, args as never[], { timeout: Math.max(1, Math.ceil(timeoutMs)) });
+  } catch (thrown) {
+    if (typeof thrown === "string") return thrown;
+    throw thrown;
+  }
+  throw new UnsafeIsolateOperationError("a shim entry returned instead of throwing its answer");
 }
 
 type ScriptWithCache = IvmModule.Script & { cachedData?: IvmModule.ExternalCopy<ArrayBuffer>; cachedDataRejected?: boolean };

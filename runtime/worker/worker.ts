@@ -11,25 +11,33 @@ import { isServiceOperation, type BundleRef, type ExecuteMessage, type FromWorke
 import { WebClient } from "../web/client.js";
 import { WEB_ERROR_CODES, WebError } from "../web/errors.js";
 import type { SandboxLimits } from "../options.js";
-import { classifyIsolateError, SandboxIsolate, type IsolateFunction, type Primitive } from "./ivm.js";
+import { classifyIsolateError, SandboxIsolate, type HeapUsage, type IsolateFunction, type Primitive } from "./ivm.js";
 
-const SHIM_API = ["load", "instantiate", "start", "resume", "fire", "end"] as const;
+const SHIM_API = ["load", "instantiate", "start", "resume", "fire"] as const;
 type ShimApi = Record<(typeof SHIM_API)[number], IsolateFunction>;
 
 const MAX_TIMERS = 100;
 const MAX_INSTANCES_PER_STEP = 4;
 const MAX_ERROR_MESSAGE = 8_192;
 const MAX_ERROR_STACK = 16_384;
-const PLUGIN_ERROR_CODES = new Set([
-  "PLUGIN_FAILED",
-  "PLUGIN_UNEXPECTED_ERROR",
-  "PLUGIN_RESULT_INVALID",
-  "BUNDLE_INVALID",
-  "PLUGIN_TYPE_NOT_FOUND",
-  "PLUGIN_TYPE_INVALID",
-  "PLUGIN_CONSTRUCTOR_FAILED",
-  "SANDBOX_MEMORY_LIMIT",
-]);
+/**
+ * A RangeError "Array buffer allocation failed" counts as the memory limit only when the isolate's
+ * heap and buffers together hold at least this share of the limit: a plug-in can throw that error
+ * itself, but it cannot fake the memory it holds.
+ */
+const ALLOCATION_FAILURE_SHARE = 0.5;
+
+/**
+ * The shim's words for what went wrong, and the code each stands for, by the entry that may say it.
+ * The shim reports what it saw; only these tables (and the worker's own records) decide a code.
+ */
+const FAILURE_CODES = {
+  load: { bundleThrew: "BUNDLE_INVALID", bundleNotModule: "BUNDLE_INVALID" },
+  instantiate: { typeNotFound: "PLUGIN_TYPE_NOT_FOUND", typeNotClass: "PLUGIN_TYPE_INVALID", noExecute: "PLUGIN_TYPE_INVALID", constructorThrew: "PLUGIN_CONSTRUCTOR_FAILED" },
+  execution: { pluginError: "PLUGIN_FAILED", unexpected: "PLUGIN_UNEXPECTED_ERROR", resultInvalid: "PLUGIN_RESULT_INVALID", contextUnreadable: "SANDBOX_INTERNAL" },
+} as const satisfies Record<string, Record<string, string>>;
+type FailureEntry = keyof typeof FAILURE_CODES;
+const FALLBACK_CODES: Record<FailureEntry, string> = { load: "BUNDLE_INVALID", instantiate: "PLUGIN_CONSTRUCTOR_FAILED", execution: "PLUGIN_UNEXPECTED_ERROR" };
 
 export interface WorkerOptions {
   send: (message: FromWorker) => void;
@@ -64,12 +72,18 @@ class Execution {
   cpuAtStart = 0;
   cpuUsedMs = 0;
   hostCalls = 0;
+  /** running: execute() has not settled; ending: the shim is describing its outcome (no call is legitimate any more). */
+  phase: "running" | "ending" = "running";
+  /** The code of every service error this execution was answered with, by call: the only source of a failure's serviceCode. */
+  readonly failedCalls = new Map<number, string>();
+  /** The heap, read while the shim reported the outcome (from inside the isolate, where reading it is safe). */
+  heap: HeapUsage | undefined;
   traceLines: string[] = [];
   traceSize = 0;
   violations: string[] = [];
   webCalls: WebCallRecord[] = [];
-  /** Aborted when the execution ends: in-flight web requests stop with it. */
-  readonly ended = new AbortController();
+  /** Made for the first web request and aborted when the execution ends, so in-flight requests stop with it (an abort costs a stack trace: not for every execution). */
+  webAbort: AbortController | undefined;
   result: { ok: true; json: string } | { ok: false; error: WireError } | undefined;
   /** A failure decided inside a bridge callback, applied when the current call into the isolate returns. */
   deferredFailure: WireError | undefined;
@@ -158,6 +172,7 @@ export class SandboxWorker {
         this.#onCall(holder.sandbox, token, callId, service, op, json),
       __pb_trace: (token: Primitive, line: Primitive) => this.#onTrace(holder.sandbox, token, line),
       __pb_done: (token: Primitive, ok: Primitive, json: Primitive) => this.#onDone(holder.sandbox, token, ok, json),
+      __pb_ending: (token: Primitive) => this.#onEnding(holder.sandbox, token),
     };
     const created = await SandboxIsolate.create({
       memoryMb,
@@ -306,9 +321,9 @@ export class SandboxWorker {
     }
     const loaded = this.#callEntry(exec, (timeout) => sandbox.api.load.callSync([factory], timeout));
     if (loaded === undefined) return;
-    if (loaded !== "") return this.#fail(exec, this.#readError(loaded, "BUNDLE_INVALID"));
+    if (loaded !== "") return this.#fail(exec, this.#failure(exec, "load", loaded));
     const made = this.#callEntry(exec, (timeout) => sandbox.api.instantiate.callSync([message.typeName, message.unsecureConfig, message.secureConfig], timeout));
-    if (made !== undefined && made !== "") this.#fail(exec, this.#readError(made, "PLUGIN_CONSTRUCTOR_FAILED"));
+    if (made !== undefined && made !== "") this.#fail(exec, this.#failure(exec, "instantiate", made));
   }
 
   #entryTimeout(exec: Execution): { timeout: number; bound: "cpu" | "wall" } {
@@ -317,8 +332,8 @@ export class SandboxWorker {
     return cpuLeft < wallLeft ? { timeout: cpuLeft, bound: "cpu" } : { timeout: wallLeft, bound: "wall" };
   }
 
-  /** Calls into the isolate for a value; on failure ends the execution and returns undefined. */
-  #callEntry(exec: Execution, call: (timeoutMs: number) => Primitive): string | undefined {
+  /** Calls a shim entry for its answer; on failure ends the execution and returns undefined. */
+  #callEntry(exec: Execution, call: (timeoutMs: number) => string): string | undefined {
     const { timeout, bound } = this.#entryTimeout(exec);
     if (timeout <= 0) {
       this.#fail(exec, this.#limitError(bound));
@@ -326,8 +341,7 @@ export class SandboxWorker {
     }
     exec.inside = true;
     try {
-      const value = call(timeout);
-      return typeof value === "string" ? value : "";
+      return call(timeout);
     } catch (error) {
       this.#failFromIsolate(exec, error, bound === "cpu");
       return undefined;
@@ -339,10 +353,12 @@ export class SandboxWorker {
   }
 
   /** Runs plug-in code (a start, a resumption, a timer) and then settles the execution if it can. */
-  #enter(exec: Execution, call: (timeoutMs: number) => Primitive): void {
+  #enter(exec: Execution, call: (timeoutMs: number) => string): void {
     if (exec.finished) return;
-    const value = this.#callEntry(exec, call);
-    if (exec.finished || value === undefined) return;
+    const answer = this.#callEntry(exec, call);
+    if (exec.finished || answer === undefined) return;
+    // These entries report outcomes through the done callback; an answer is the shim failing to.
+    if (answer !== "") return this.#fail(exec, this.#failure(exec, "execution", answer));
     if (exec.cpuUsedMs > exec.limits.cpuTimeMs) return this.#fail(exec, this.#limitError("cpu"));
     if (exec.result) return this.#finish(exec);
     if (exec.pending.size === 0 && exec.timers.size === 0) {
@@ -374,8 +390,8 @@ export class SandboxWorker {
       case "disposed":
         return this.#fail(exec, wireError("SANDBOX_TIMEOUT", "the execution's isolate was disposed while it ran"));
       default:
-        // An unhandled rejection inside the isolate surfaces as an exception of the current call.
-        return this.#fail(exec, wireError("PLUGIN_UNEXPECTED_ERROR", `unhandled error in the plug-in: ${truncate(errorText(error), MAX_ERROR_MESSAGE)}`));
+        // Entries answer by throwing a string; anything else thrown is isolated-vm's own error.
+        return this.#fail(exec, wireError("SANDBOX_INTERNAL", `the sandbox failed: ${truncate(errorText(error), MAX_ERROR_MESSAGE)}`));
     }
   }
 
@@ -386,6 +402,7 @@ export class SandboxWorker {
 
   // Bridge callbacks: called synchronously from inside the isolate. They never throw. //////////
 
+  /** The execution a callback of this isolate belongs to, if its token is the one running and it has not ended. */
   #active(sandbox: Sandbox | undefined, token: Primitive): Execution | undefined {
     const exec = sandbox?.current;
     if (!exec || exec.token !== token || exec.finished) return undefined;
@@ -394,26 +411,28 @@ export class SandboxWorker {
 
   #onCall(sandbox: Sandbox | undefined, token: Primitive, callId: Primitive, service: Primitive, op: Primitive, json: Primitive): string {
     try {
-      const exec = this.#active(sandbox, token);
-      if (!exec) return JSON.stringify(wireError("SANDBOX_CALL_AFTER_END", "a service was called after its execution had ended"));
-      if (exec.deferredFailure) return JSON.stringify(exec.deferredFailure);
+      const exec = sandbox?.current;
+      if (!exec || exec.finished) return JSON.stringify(wireError("SANDBOX_CALL_AFTER_END", "a service was called after its execution had ended"));
       if (typeof callId !== "number" || typeof service !== "string" || typeof op !== "string" || typeof json !== "string") {
         return this.#refuse(exec, wireError("SANDBOX_ISOLATION_VIOLATION", "a malformed call reached the sandbox bridge"));
       }
+      const late = this.#lateCall(exec, token, `${service}.${op}`);
+      if (late) return this.#refuse(exec, late, callId);
+      if (exec.deferredFailure) return JSON.stringify(exec.deferredFailure);
       if (service === "timer") return this.#onTimer(exec, callId, op, json);
       if (!isServiceOperation(service, op)) {
         exec.violations.push(`unknown service operation ${service}.${op}`);
-        return this.#refuse(exec, wireError("SANDBOX_ISOLATION_VIOLATION", `${service}.${op} is not a service operation a plug-in can call`));
+        return this.#refuse(exec, wireError("SANDBOX_ISOLATION_VIOLATION", `${service}.${op} is not a service operation a plug-in can call`), callId);
       }
       const { limits } = exec;
       if (json.length > limits.maxHostCallBytes) {
-        return this.#refuse(exec, wireError("SANDBOX_HOST_CALL_TOO_LARGE", `the request of ${service}.${op} is ${json.length} bytes; the limit is ${limits.maxHostCallBytes} (limits.maxHostCallBytes)`));
+        return this.#refuse(exec, wireError("SANDBOX_HOST_CALL_TOO_LARGE", `the request of ${service}.${op} is ${json.length} bytes; the limit is ${limits.maxHostCallBytes} (limits.maxHostCallBytes)`), callId);
       }
       if (exec.hostCalls >= limits.maxHostCalls) {
-        return this.#refuse(exec, wireError("SANDBOX_HOST_CALL_LIMIT", `the plug-in made more than ${limits.maxHostCalls} service calls (limits.maxHostCalls)`));
+        return this.#refuse(exec, wireError("SANDBOX_HOST_CALL_LIMIT", `the plug-in made more than ${limits.maxHostCalls} service calls (limits.maxHostCalls)`), callId);
       }
       if (exec.pending.size >= limits.maxConcurrentHostCalls) {
-        return this.#refuse(exec, wireError("SANDBOX_HOST_CALL_LIMIT", `the plug-in had more than ${limits.maxConcurrentHostCalls} service calls in flight at once (limits.maxConcurrentHostCalls)`));
+        return this.#refuse(exec, wireError("SANDBOX_HOST_CALL_LIMIT", `the plug-in had more than ${limits.maxConcurrentHostCalls} service calls in flight at once (limits.maxConcurrentHostCalls)`), callId);
       }
       exec.hostCalls++;
       exec.pending.add(callId);
@@ -423,6 +442,21 @@ export class SandboxWorker {
     } catch (error) {
       return JSON.stringify(wireError("SANDBOX_INTERNAL", `the bridge failed: ${errorText(error)}`));
     }
+  }
+
+  /**
+   * Why a call is not the running execution's own, or undefined when it is. Only the execution that
+   * runs, before its outcome is described, may call: not a service kept from an earlier execution,
+   * not module code or a constructor, not a getter, toJSON or Proxy trap that runs while the result
+   * is read, nothing after the outcome was reported.
+   */
+  #lateCall(exec: Execution, token: Primitive, what: string): WireError | undefined {
+    let when: string | undefined;
+    if (token !== exec.token) when = "outside its own execution (a service kept from an earlier execution, or module or constructor code)";
+    else if (exec.result) when = "after its execution had ended";
+    else if (exec.phase !== "running") when = "while the execution's result was being read (from a getter, toJSON or a Proxy trap)";
+    if (when === undefined) return undefined;
+    return wireError("SANDBOX_CALL_AFTER_END", `${what} was called ${when}; a plug-in may use its services only while its execute() runs`);
   }
 
   /** Serves a web request here, under the execution's policy; the answer resumes the plug-in like a host's reply. */
@@ -445,7 +479,7 @@ export class SandboxWorker {
       return;
     }
     client
-      .fetch(request, { executionId: exec.message.execId, signal: exec.ended.signal, deadline: Date.now() + Math.max(0, exec.wallRemaining()), allowedHosts: config.allowedHosts })
+      .fetch(request, { executionId: exec.message.execId, signal: (exec.webAbort ??= new AbortController()).signal, deadline: Date.now() + Math.max(0, exec.wallRemaining()), allowedHosts: config.allowedHosts })
       .then(
         (response) => {
           record.ok = true;
@@ -462,9 +496,10 @@ export class SandboxWorker {
   }
 
   /** Ends the execution once the current call into the isolate returns; the plug-in sees a rejection meanwhile. */
-  #refuse(exec: Execution, error: WireError): string {
+  #refuse(exec: Execution, error: WireError, callId?: number): string {
     exec.deferredFailure ??= error;
-    if (error.code === "SANDBOX_ISOLATION_VIOLATION") exec.violations.push(error.message);
+    if (error.code === "SANDBOX_ISOLATION_VIOLATION" || error.code === "SANDBOX_CALL_AFTER_END") exec.violations.push(error.message);
+    if (callId !== undefined) exec.failedCalls.set(callId, error.code);
     return JSON.stringify(error);
   }
 
@@ -490,7 +525,7 @@ export class SandboxWorker {
 
   #onTrace(sandbox: Sandbox | undefined, token: Primitive, line: Primitive): void {
     const exec = this.#active(sandbox, token);
-    if (!exec || typeof line !== "string") return;
+    if (!exec || exec.phase !== "running" || typeof line !== "string") return;
     const cap = exec.limits.traceBytes;
     const text = line.length > cap ? line.slice(line.length - cap) : line;
     exec.traceLines.push(text);
@@ -500,44 +535,66 @@ export class SandboxWorker {
     }
   }
 
+  #onEnding(sandbox: Sandbox | undefined, token: Primitive): void {
+    const exec = this.#active(sandbox, token);
+    if (exec) exec.phase = "ending";
+  }
+
   #onDone(sandbox: Sandbox | undefined, token: Primitive, ok: Primitive, json: Primitive): void {
     const exec = this.#active(sandbox, token);
     if (!exec || exec.result || typeof json !== "string") return;
-    if (ok === true) {
-      if (json.length > exec.limits.maxResultBytes) {
-        exec.deferredFailure ??= wireError("SANDBOX_RESULT_TOO_LARGE", `the changed context is ${json.length} bytes; the limit is ${exec.limits.maxResultBytes} (limits.maxResultBytes)`);
-        return;
-      }
-      exec.result = { ok: true, json };
+    exec.heap = sandbox!.isolate.heapUsage();
+    if (ok !== true) {
+      exec.result = { ok: false, error: this.#failure(exec, "execution", json) };
+    } else if (json.length > exec.limits.maxResultBytes) {
+      exec.deferredFailure ??= wireError("SANDBOX_RESULT_TOO_LARGE", `the changed context is ${json.length} bytes; the limit is ${exec.limits.maxResultBytes} (limits.maxResultBytes)`);
     } else {
-      const error = this.#readError(json, "PLUGIN_UNEXPECTED_ERROR");
-      if (error.code === "SANDBOX_MEMORY_LIMIT") {
-        exec.deferredFailure ??= wireError("SANDBOX_MEMORY_LIMIT", `the plug-in ran out of memory: an ArrayBuffer allocation passed its isolate's ${exec.limits.memoryMb} MB limit (raise --memory or limits.memoryMb if this is expected)`);
-        return;
-      }
-      exec.result = { ok: false, error };
+      exec.result = { ok: true, json };
     }
   }
 
-  /** Reads an error description that came out of the isolate: untrusted, so bounded and checked. */
-  #readError(json: string, fallbackCode: string): WireError {
-    let parsed: Record<string, unknown> = {};
+  /**
+   * Turns the shim's description of a failure into the error the host reports. The code comes from
+   * the worker's tables and records, never from the description: a plug-in's own error is PLUGIN_*,
+   * a service error keeps the code the host really answered, and an allocation failure is the
+   * memory limit only when the heap says so.
+   */
+  #failure(exec: Execution, entry: FailureEntry, json: string): WireError {
+    let described: Record<string, unknown> = {};
     if (json.length <= MAX_ERROR_MESSAGE + MAX_ERROR_STACK + 1_024) {
       try {
         const value: unknown = JSON.parse(json);
-        if (value && typeof value === "object") parsed = value as Record<string, unknown>;
+        if (value && typeof value === "object") described = value as Record<string, unknown>;
       } catch {
-        /* use the fallback below */
+        /* use the fallbacks below */
       }
     }
-    const code = typeof parsed.code === "string" && PLUGIN_ERROR_CODES.has(parsed.code) ? parsed.code : fallbackCode;
-    const message = typeof parsed.message === "string" ? truncate(parsed.message, MAX_ERROR_MESSAGE) : "the plug-in failed with an error that could not be read";
+    const codes: Record<string, string> = FAILURE_CODES[entry];
+    const kind = typeof described.kind === "string" && Object.hasOwn(codes, described.kind) ? described.kind : undefined;
+    let code = kind === undefined ? FALLBACK_CODES[entry] : codes[kind]!;
+    let message = typeof described.message === "string" ? truncate(described.message, MAX_ERROR_MESSAGE) : "the plug-in failed with an error that could not be read";
+    const name = typeof described.name === "string" ? described.name : undefined;
+    const serviceCode = typeof described.serviceCallId === "number" ? exec.failedCalls.get(described.serviceCallId) : undefined;
+    if (entry === "execution" && described.allocationFailure === true && this.#heapNearLimit(exec)) {
+      return wireError("SANDBOX_MEMORY_LIMIT", `the plug-in ran out of memory: an ArrayBuffer allocation passed its isolate's ${exec.limits.memoryMb} MB limit (raise --memory or limits.memoryMb if this is expected)`);
+    }
+    if (code === "PLUGIN_UNEXPECTED_ERROR" && name !== undefined && name !== "Error" && serviceCode === undefined) message = `${name}: ${message}`;
+    if (kind === "bundleThrew") message = `the bundle threw while it was loaded: ${message}`;
+    if (kind === "constructorThrew") message = `the constructor of "${exec.message.typeName}" threw: ${message}`;
+    if (kind === undefined && entry !== "execution") code = FALLBACK_CODES[entry];
     const error: WireError = { code, message };
-    if (typeof parsed.stack === "string") error.stack = truncate(parsed.stack, MAX_ERROR_STACK);
-    if (typeof parsed.status === "number" && Number.isInteger(parsed.status)) error.status = parsed.status;
-    if (typeof parsed.errorCode === "number" && Number.isInteger(parsed.errorCode)) error.errorCode = parsed.errorCode;
-    if (typeof parsed.serviceCode === "string" && /^[A-Z][A-Z0-9_]{0,63}$/.test(parsed.serviceCode)) error.serviceCode = parsed.serviceCode;
+    if (typeof described.stack === "string") error.stack = truncate(described.stack, MAX_ERROR_STACK);
+    if (code === "PLUGIN_FAILED" || code === "PLUGIN_UNEXPECTED_ERROR") {
+      if (typeof described.status === "number" && Number.isInteger(described.status)) error.status = described.status;
+      if (typeof described.errorCode === "number" && Number.isInteger(described.errorCode)) error.errorCode = described.errorCode;
+      if (serviceCode !== undefined) error.serviceCode = serviceCode;
+    }
     return error;
+  }
+
+  #heapNearLimit(exec: Execution): boolean {
+    const heap = exec.heap;
+    return heap !== undefined && heap.usedBytes + heap.externalBytes >= ALLOCATION_FAILURE_SHARE * exec.limits.memoryMb * 1024 * 1024;
   }
 
   // Replies and settlement //////////////////////////////////////////////////////////////////////
@@ -545,6 +602,7 @@ export class SandboxWorker {
   #reply(execId: number, callId: number, ok: boolean, payload: string): void {
     const exec = this.#executions.get(execId);
     if (!exec || exec.finished || !exec.pending.delete(callId)) return;
+    if (!ok) exec.failedCalls.set(callId, failedCallCode(payload));
     if (payload.length > exec.limits.maxHostCallBytes) {
       return this.#fail(exec, wireError("SANDBOX_HOST_CALL_TOO_LARGE", `a service answered with ${payload.length} bytes; the limit is ${exec.limits.maxHostCallBytes} (limits.maxHostCallBytes)`));
     }
@@ -567,14 +625,14 @@ export class SandboxWorker {
   #finish(exec: Execution, fault = false): void {
     if (exec.finished) return;
     exec.finished = true;
-    exec.ended.abort();
+    exec.webAbort?.abort();
     clearTimeout(exec.watchdog);
     for (const timer of exec.timers.values()) clearTimeout(timer);
     exec.timers.clear();
     this.#executions.delete(exec.message.execId);
     const sandbox = exec.sandbox;
     this.#accountCpu(exec);
-    const heap = sandbox?.isolate.heapUsage();
+    const heap = exec.heap;
     const result = exec.result!;
     const stats = {
       wallMs: performance.now() - exec.startedAt,
@@ -629,6 +687,16 @@ export class SandboxWorker {
     const wire = wireError("SANDBOX_INTERNAL", `the sandbox worker failed: ${errorText(error)}`);
     if (exec) this.#fail(exec, wire);
     else this.#options.send({ type: "done", execId, outcome: { ok: false, error: wire, trace: "", stats: emptyStats(), violations: [], webCalls: [] }, rssBytes: process.memoryUsage.rss() });
+  }
+}
+
+/** The code of a failed call's answer: made by the host or by this worker, never by a plug-in. */
+function failedCallCode(payload: string): string {
+  try {
+    const code = (JSON.parse(payload) as { code?: unknown }).code;
+    return typeof code === "string" ? code : "SERVICE_FAILED";
+  } catch {
+    return "SERVICE_FAILED";
   }
 }
 

@@ -48,3 +48,23 @@ export function recorder(answer: (call: ServiceCall) => unknown = () => null): S
     },
   };
 }
+
+/**
+ * A plug-in, exported as "Attack", whose execute() body is `body`. In scope: `sp` (the service
+ * provider), `ctx` (the execution context), `out` (its output parameters), `trace` (the tracing
+ * service) and `org` (an organization service as SYSTEM). Module-level code goes in `prelude`.
+ */
+export function attackPlugin(body: string, prelude = "") {
+  return bundle(`${prelude}
+module.exports = {
+  Attack: class {
+    async execute(sp) {
+      const ctx = sp.getService("IPluginExecutionContext");
+      const out = ctx.outputParameters;
+      const trace = sp.getService("ITracingService");
+      const org = sp.getService("IOrganizationServiceFactory").createOrganizationService(null);
+      ${body}
+    }
+  }
+};`);
+}
