@@ -4,7 +4,8 @@
  * - `fresh` isolation with a ~100 KB bundle: latency with a warm pool, and back to back;
  * - cold load of a ~1 MB bundle with and without the code cache;
  * - executions per second with 2 concurrent callers in each mode;
- * - resident memory of an idle worker and per pre-warmed isolate.
+ * - resident memory of an idle worker and per pre-warmed isolate;
+ * - how far past its CPU limit a plug-in that spins in a getter (while its result is read) gets.
  * This process loads isolated-vm itself (the in-worker figures), so it runs with --no-node-snapshot.
  */
 import type { BenchRow } from "./row.js";
@@ -60,7 +61,7 @@ class InProcessWorker {
       maxReusedContexts: 64,
     });
   }
-  run(bundle: { id: string; source: string; cachedData?: string }, isolation: "fresh" | "reuse"): Promise<DoneMessage> {
+  run(bundle: { id: string; source: string; cachedData?: string }, isolation: "fresh" | "reuse", limits = sandboxLimitDefaults): Promise<DoneMessage> {
     const done = new Promise<DoneMessage>((resolve) => (this.#resolve = resolve));
     this.worker.handle({
       type: "execute",
@@ -72,7 +73,7 @@ class InProcessWorker {
       unsecureConfig: null,
       secureConfig: null,
       context: JSON.stringify(CONTEXT),
-      limits: sandboxLimitDefaults,
+      limits,
     });
     return done;
   }
@@ -161,9 +162,19 @@ export async function runSandboxBench(): Promise<BenchRow[]> {
   const cachedMs = median(cached);
   rows.push({ name: "cold load of a 1 MB bundle, with the code cache", value: cachedMs * 1000, unit: "µs", baseline: "without the code cache", ratio: cachedMs / coldMs, goal: "< 20 ms" });
   rows.push({ name: "cold load of a 1 MB bundle, without the code cache", value: coldMs * 1000, unit: "µs", baseline: "itself", ratio: 1 });
+  // 4. a CPU-limit breach in plug-in code that runs while the shim reads the result.
+  const CPU_LIMIT_MS = 300;
+  const spinner = { id: "spinner", source: TRIVIAL.replace("outputParameters.x = 1", "outputParameters.x = { get value() { for (;;) {} } }") };
+  const overshoots: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const done = await inProcess.run(spinner, "fresh", { ...sandboxLimitDefaults, cpuTimeMs: CPU_LIMIT_MS });
+    overshoots.push(done.outcome.stats.cpuMs - CPU_LIMIT_MS);
+  }
+  const overshoot = median(overshoots);
+  rows.push({ name: `CPU-limit breach in a getter: CPU used past a ${CPU_LIMIT_MS} ms limit (median of 5)`, value: overshoot * 1000, unit: "µs", baseline: "the limit", ratio: (CPU_LIMIT_MS + overshoot) / CPU_LIMIT_MS, goal: "< 200 ms" });
   inProcess.worker.close();
 
-  // 4. two concurrent callers, each mode.
+  // 5. two concurrent callers, each mode.
   for (const isolation of ["reuse", "fresh"] as const) {
     let count = 0;
     const until = performance.now() + 3_000;
@@ -181,7 +192,7 @@ export async function runSandboxBench(): Promise<BenchRow[]> {
   }
   await runtime.close();
 
-  // 5. resident memory.
+  // 6. resident memory.
   const idle = createSandboxRuntime({ workers: 1, prewarmIsolates: 0 });
   await idle.ready;
   await settle(300);

@@ -71,7 +71,16 @@ const DateCtor = Date;
 const dateToISOString = Date.prototype.toISOString;
 const PLUGIN_ERROR_TAG = Symbol.for("plugbox.InvalidPluginExecutionError");
 /** V8's own formatter of `error.stack`, where this V8 makes it an accessor (newer V8s); undefined where it is a data property. */
-const intrinsicStackGetter = (getOwnPropertyDescriptor(new ErrorCtor(), "stack") ?? getOwnPropertyDescriptor(ErrorCtor.prototype, "stack"))?.get;
+const intrinsicStackGetter = (() => {
+  // A probe with no frames: formatting a frame of this script would make V8 re-parse it for
+  // source positions (measured: 2 ms more per isolate).
+  const V8Error = ErrorCtor as ErrorConstructor & { stackTraceLimit: number };
+  const limit = V8Error.stackTraceLimit;
+  V8Error.stackTraceLimit = 0;
+  const probe = new ErrorCtor();
+  V8Error.stackTraceLimit = limit;
+  return (getOwnPropertyDescriptor(probe, "stack") ?? getOwnPropertyDescriptor(ErrorCtor.prototype, "stack"))?.get;
+})();
 
 /**
  * Adds an element as an own property: `push` or an index assignment would call a setter a plug-in
@@ -665,24 +674,24 @@ defineGlobal("globalThis", globalThis);
 // value is ever copied (every entry throws a string), so plug-in code cannot get there; it is
 // hardened anyway, the one time the shim itself lets isolated-vm copy a value out.
 
-let defaultRealm: "hardened" | "unreachable" = "unreachable";
 const HARDEN_DEFAULT_REALM = `${REMOVED_GLOBALS.map((name) => `delete globalThis.${name};`).join(" ")} return ${REMOVED_GLOBALS.map((name) => `typeof ${name} === "undefined"`).join(" && ")};`;
 
 /**
  * Throws a value whose `message` isolated-vm turns into a string while the default context is
  * current: the arguments array V8 builds for the Proxy's apply trap belongs to that realm, and a
- * function made by that realm's Function constructor runs there.
+ * function made by that realm's Function constructor runs there. The message it turns into says
+ * what was found: "hardened" or "unreachable".
  */
 function setup(): never {
   const reach = new ProxyCtor(function () {}, {
     apply(_target: unknown, _this: unknown, args: unknown[]) {
       try {
         const RealmFunction = (args as unknown as { constructor: { constructor: FunctionConstructor } }).constructor.constructor;
-        if (RealmFunction !== FunctionCtor && RealmFunction(HARDEN_DEFAULT_REALM)() === true) defaultRealm = "hardened";
+        if (RealmFunction !== FunctionCtor && RealmFunction(HARDEN_DEFAULT_REALM)() === true) return "hardened";
       } catch {
         /* no second realm here: nothing to harden */
       }
-      return "";
+      return "unreachable";
     },
   });
   throw { message: { toString: reach } };
@@ -807,11 +816,6 @@ function fire(token: number, timerId: number): string {
   return "";
 }
 
-/** Answers what setup found of the default realm. */
-function realm(): string {
-  return defaultRealm;
-}
-
 // Referenced so the bundler keeps it: the SDK's EntityReference prototype is the one values decode into.
 void EntityReference;
 
@@ -819,7 +823,6 @@ void EntityReference;
 defineProperty(globalThis, "__pb_api", {
   value: objectFreeze({
     setup,
-    realm: entry(realm, "unexpected"),
     load: entry(load, "bundleThrew"),
     instantiate: entry(instantiate, "constructorThrew"),
     start: entry(start, "unexpected"),

@@ -123,15 +123,14 @@ export class SandboxIsolate {
       global.deleteSync("__pb_api");
       const entry = (name: string): IvmModule.Reference<(...a: unknown[]) => unknown> =>
         apiRef.getSync(name, { reference: true }) as IvmModule.Reference<(...a: unknown[]) => unknown>;
-      // Trusted shim code only, before any plug-in code: the one place a value leaves the isolate
-      // the ordinary way (the realm it finds is reported through the setup entry's answer).
-      const setup = entry("setup");
+      // Trusted shim code only, before any plug-in code: the one value that leaves the isolate the
+      // ordinary way, an error whose message says what setup found of the default realm.
+      let defaultRealm: DefaultRealm = "unreachable";
       try {
-        setup.applySync(undefined, [], { timeout: 5_000 });
-      } catch {
-        /* the setup entry throws by design; its answer is read below */
+        entry("setup").applySync(undefined, [], { timeout: 5_000 });
+      } catch (error) {
+        if (error instanceof Error && error.message === "hardened") defaultRealm = "hardened";
       }
-      const defaultRealm = callEntry(entry("realm"), [], 5_000) === "hardened" ? "hardened" : "unreachable";
       const sandbox = new SandboxIsolate(isolate, context, defaultRealm);
       const api: Record<string, IsolateFunction> = {};
       for (const name of options.api) {
