@@ -320,6 +320,12 @@ describe("sandbox hardening: the code of a failure is the host's", () => {
     expect(result.exitCode).toBe(1);
   });
 
+  test("run: a service call from a getter that runs while the result is encoded exits 4 with SANDBOX_CALL_AFTER_END, and nothing is written", async () => {
+    const result = await runPlugin({ bundle: attackPlugin(`out.value = { get x() { org.create({ logicalName: "leak" }).catch(() => undefined); return 1; } };`), typeName: "Attack", runtime: runtime() });
+    expect(result).toMatchObject({ ok: false, exitCode: 4, error: { code: "SANDBOX_CALL_AFTER_END" } });
+    expect(result.calls.filter((call) => call.op === "create")).toEqual([]);
+  });
+
   test("exec: a step whose plug-in forges a code fails the request with the host's innerCode", async () => {
     writeFileSync(file("forger.js"), attackPlugin(`try { await ${missing}; } catch (e) { e.code = "SANDBOX_ISOLATION_VIOLATION"; throw e; }`).source);
     const host: PlugboxHost = await createHost({
