@@ -31,8 +31,22 @@ export interface AmqpMessage {
   delivery_count?: number;
   [key: string]: unknown;
 }
+/** rhea's per-session outgoing queue (internal fields, read to know what was written; see writableRoom). */
+interface RheaOutgoing {
+  next_delivery_id: number;
+  next_pending_delivery: number;
+  available(): number;
+  transfer_window(): number;
+}
 export interface RheaLink {
   name: string;
+  credit: number;
+  session: { outgoing: RheaOutgoing };
+  connection: { _register(): void };
+  state: { open_requests: number };
+  _draining?: boolean;
+  _get_drain(): boolean;
+  delivery_count: number;
   remote: {
     attach: {
       source?: { address?: string; filter?: Record<string, unknown> };
@@ -53,6 +67,7 @@ export interface RheaLink {
   [key: symbol]: unknown;
 }
 export interface RheaDelivery {
+  id: number;
   tag: Buffer;
   format?: number;
   remote_state?: {
@@ -122,4 +137,47 @@ export function uuidKey(value: unknown): string {
 /** The entity path of a link address: `sb://host:port/queue` → `queue`; `Subscriptions` keeps its case. */
 export function entityPath(address: string | undefined): string {
   return (address ?? "").replace(/^(amqps?|sb):\/\/[^/]+\//i, "").replace(/^\//, "");
+}
+
+// Flow control. rhea lowers a link's credit when it WRITES a transfer, not when send() is called,
+// so `sendable()` stays true while deliveries pile up unwritten in the session's buffer. The broker
+// therefore counts what it queued but rhea has not written yet, and queues no more than can be
+// written at once: within the link's credit, the peer's session window and rhea's buffer.
+
+/** Whether rhea has written a delivery's transfer to the socket (delivery ids grow per session). */
+export function isWritten(link: RheaLink, delivery: RheaDelivery): boolean {
+  return delivery.id < link.session.outgoing.next_pending_delivery;
+}
+
+/** How many more deliveries the link can write now, given how many of its own are still unwritten. */
+export function writableRoom(link: RheaLink, unwrittenOnLink: number): number {
+  const outgoing = link.session.outgoing;
+  const unwrittenInSession = outgoing.next_delivery_id - outgoing.next_pending_delivery;
+  return Math.max(0, Math.min(link.credit - unwrittenOnLink, outgoing.transfer_window() - unwrittenInSession, outgoing.available()));
+}
+
+/**
+ * Answers every drain request with a flow that says drained, also when the credit is already used
+ * up: rhea 3.0 sets the drain flag only while credit is left, and the Service Bus client then
+ * waits for an answer that never comes and closes its link.
+ */
+export function answerEveryDrain(link: RheaLink): void {
+  link._get_drain = function (this: RheaLink) {
+    if (!this._draining) return false;
+    this._draining = false;
+    this.delivery_count += this.credit;
+    this.credit = 0;
+    return true;
+  };
+}
+
+/** Holds back the attach rhea would send in reply (Service Bus answers "next session" only once one is free). */
+export function holdAttach(link: RheaLink): void {
+  if (link.state.open_requests > 0) link.state.open_requests--;
+}
+
+/** Sends a held attach. */
+export function sendHeldAttach(link: RheaLink): void {
+  link.state.open_requests++;
+  link.connection._register();
 }

@@ -20,11 +20,11 @@
 import { randomBytes } from "node:crypto";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo, Server, Socket } from "node:net";
-import { BATCH_FORMAT, entityPath, lockKeyOfTag, rhea, type AmqpMessage, type Described, type RheaContext, type RheaLink } from "./amqp.js";
+import { answerEveryDrain, BATCH_FORMAT, entityPath, isWritten, lockKeyOfTag, rhea, writableRoom, type AmqpMessage, type Described, type RheaContext, type RheaDelivery, type RheaLink } from "./amqp.js";
 import { BrokerError } from "./errors.js";
 import { EventHubs } from "./event-hubs.js";
 import { manage, replyTo } from "./management.js";
-import { ManagementFailure, Namespace, type BrokerTopology, type Disposition, type Entity } from "./namespace.js";
+import { ManagementFailure, Namespace, type BrokerTopology, type Disposition, type Entity, type Stored } from "./namespace.js";
 
 export { BrokerError, BROKER_ERROR_CODES, type BrokerErrorCode } from "./errors.js";
 export type { BrokerTopology, EntityOptions, SubscriptionSpec, TopicSpec } from "./namespace.js";
@@ -57,6 +57,15 @@ function bodyOf(message: AmqpMessage): unknown {
 
 const kEntity = Symbol("plugbox.broker.entity");
 const kSession = Symbol("plugbox.broker.session");
+/** The deliveries a receiver link was sent and has not settled (a Set<Outstanding>). */
+const kOutstanding = Symbol("plugbox.broker.outstanding");
+interface Outstanding {
+  delivery: RheaDelivery;
+  entity: Entity;
+  stored: Stored;
+  receiveAndDelete: boolean;
+  lockKey?: string;
+}
 const SESSION_FILTER = "com.microsoft:session-filter";
 /** .NET ticks (100 ns since 0001-01-01) as the 8 bytes of an AMQP long, as the client reads a session's locked-until. */
 function dotNetTicks(date: Date): Buffer {
@@ -75,6 +84,9 @@ export class Broker {
   readonly #eventHubs: EventHubs;
   readonly #receivers = new Map<Entity, Set<RheaLink>>();
   readonly #replyLinks = new Map<string, RheaLink>();
+  readonly #byDelivery = new WeakMap<RheaDelivery, Outstanding>();
+  /** Rotates which receiver gets the odd message when shares tie. */
+  #turn = 0;
   readonly #sockets = new Set<Socket>();
   readonly #maxMessageSize: number;
   #health: HttpServer | undefined;
@@ -197,6 +209,8 @@ export class Broker {
     }
     if (sessionful && !this.#lockSession(link, entity, filter![SESSION_FILTER])) return;
     link[kEntity] = entity;
+    link[kOutstanding] = new Set<Outstanding>();
+    answerEveryDrain(link);
     let links = this.#receivers.get(entity);
     if (!links) this.#receivers.set(entity, (links = new Set()));
     links.add(link);
@@ -229,6 +243,7 @@ export class Broker {
   #onSenderClose(link: RheaLink): void {
     const entity = link[kEntity] as Entity | undefined;
     if (entity) this.#receivers.get(entity)?.delete(link);
+    this.#forgetDeliveries(link);
     if (entity && link[kSession] !== undefined) this.#namespace.releaseSession(entity, link[kSession] as string, link);
     this.#eventHubs.detach(link);
     for (const [key, reply] of this.#replyLinks) if (reply === link) this.#replyLinks.delete(key);
@@ -298,32 +313,102 @@ export class Broker {
     return rough > this.#maxMessageSize / 2 && rhea.message.encode(message).length > this.#maxMessageSize;
   }
 
-  /** Hands ready messages to the entity's receivers while they have credit. */
+  /**
+   * Hands ready messages to the entity's receivers, never more than each link's credit allows, so a
+   * message is locked only when its transfer is written (see writableRoom). Competing receivers of
+   * a queue or subscription share the ready messages in proportion to their room; a session
+   * receiver takes its session's messages only.
+   */
   #pump(entity: Entity | undefined): void {
     if (!entity || entity.ready.size === 0) return;
-    for (const link of this.#receivers.get(entity) ?? []) {
-      if (link.is_closed()) continue;
-      const receiveAndDelete = link.remote.attach.snd_settle_mode === 1;
-      const sessionId = link[kSession] as string | undefined;
-      while (link.sendable()) {
-        const stored = this.#namespace.next(entity, sessionId);
-        if (!stored) break;
-        const tag = randomBytes(16);
-        if (receiveAndDelete) {
-          this.#namespace.take(entity, stored);
-          link.send(this.#namespace.outgoing(stored), tag);
-        } else {
-          this.#namespace.lock(entity, stored, lockKeyOfTag(tag));
-          link.send(this.#namespace.outgoing(stored), tag);
+    const links = [...(this.#receivers.get(entity) ?? [])].filter((link) => !link.is_closed());
+    if (entity.options.requiresSession) {
+      for (const link of links) {
+        const sessionId = link[kSession] as string;
+        for (let room = this.#room(link); room > 0; room--) {
+          const stored = this.#namespace.next(entity, sessionId);
+          if (!stored) break;
+          this.#deliver(link, entity, stored);
+        }
+      }
+      return;
+    }
+    const rooms = links.map((link) => this.#room(link));
+    const total = rooms.reduce((a, b) => a + b, 0);
+    const taken: Stored[] = [];
+    while (taken.length < total) {
+      const stored = this.#namespace.next(entity);
+      if (!stored) break;
+      taken.push(stored);
+    }
+    if (taken.length === 0) return;
+    const shares = proportionalShares(rooms, taken.length, this.#turn++);
+    // Interleaved, so each receiver's share follows the queue's order.
+    let i = 0;
+    while (i < taken.length) {
+      for (let l = 0; l < links.length && i < taken.length; l++) {
+        if (shares[l]! > 0) {
+          shares[l]!--;
+          this.#deliver(links[l]!, entity, taken[i++]!);
         }
       }
     }
+  }
+
+  /** How many more messages a receiver link can take now. */
+  #room(link: RheaLink): number {
+    const outstanding = link[kOutstanding] as Set<Outstanding>;
+    let unwritten = 0;
+    for (const entry of outstanding) {
+      if (!isWritten(link, entry.delivery)) unwritten++;
+      else if (entry.receiveAndDelete) outstanding.delete(entry);
+    }
+    return writableRoom(link, unwritten);
+  }
+
+  #deliver(link: RheaLink, entity: Entity, stored: Stored): void {
+    const tag = randomBytes(16);
+    const receiveAndDelete = link.remote.attach.snd_settle_mode === 1;
+    let lockKey: string | undefined;
+    if (receiveAndDelete) this.#namespace.take(entity, stored);
+    else this.#namespace.lock(entity, stored, (lockKey = lockKeyOfTag(tag)));
+    const delivery = link.send(this.#namespace.outgoing(stored), tag);
+    const entry: Outstanding = { delivery, entity, stored, receiveAndDelete, ...(lockKey ? { lockKey } : {}) };
+    (link[kOutstanding] as Set<Outstanding>).add(entry);
+    this.#byDelivery.set(delivery, entry);
+  }
+
+  /**
+   * A receiver link went away. A message whose transfer was never written goes back as it was (no
+   * lock, delivery count unchanged). One the client did receive stays locked until its lock runs
+   * out, as a prefetched message does in Service Bus ("If the lock silently expires in the prefetch
+   * buffer, the message is treated as abandoned and is again made available for retrieval",
+   * learn.microsoft.com/azure/service-bus-messaging/service-bus-prefetch), and can still be settled
+   * through `$management` with its lock token meanwhile, which is what @azure/service-bus does for a
+   * message whose receiver is closed. A session's messages follow the session lock instead
+   * (Namespace.abandonSession).
+   */
+  #forgetDeliveries(link: RheaLink): void {
+    const outstanding = link[kOutstanding] as Set<Outstanding> | undefined;
+    if (!outstanding) return;
+    for (const entry of outstanding) {
+      this.#byDelivery.delete(entry.delivery);
+      if (isWritten(link, entry.delivery)) continue;
+      if (entry.receiveAndDelete) this.#namespace.restore(entry.entity, entry.stored);
+      else this.#namespace.release(entry.lockKey!);
+    }
+    outstanding.clear();
   }
 
   /** The client settled a peek-lock delivery: act on it, and always answer with a settled disposition. */
   #onOutcome(outcome: string, context: RheaContext): void {
     if (context.sender && this.#eventHubs.isReader(context.sender)) return;
     const delivery = context.delivery!;
+    const entry = this.#byDelivery.get(delivery);
+    if (entry) {
+      this.#byDelivery.delete(delivery);
+      (context.sender![kOutstanding] as Set<Outstanding> | undefined)?.delete(entry);
+    }
     const state = delivery.remote_state ?? {};
     const settle = (described: Described) => delivery.update(true, described.described());
     const disposition: Disposition =
@@ -405,4 +490,26 @@ function unpackBatch(encoded: Buffer): AmqpMessage[] {
     if (!Buffer.isBuffer(part)) throw new Error("a batch's body must be data sections, one encoded message each");
     return rhea.message.decode(part);
   });
+}
+
+/**
+ * Splits `count` messages among receivers in proportion to their room (largest remainder), never
+ * more than a receiver's room; `turn` rotates who gets a tied remainder.
+ */
+export function proportionalShares(rooms: number[], count: number, turn = 0): number[] {
+  const total = rooms.reduce((a, b) => a + b, 0);
+  if (total === 0) return rooms.map(() => 0);
+  const n = Math.min(count, total);
+  const exact = rooms.map((room) => (room * n) / total);
+  const shares = exact.map(Math.floor);
+  let left = n - shares.reduce((a, b) => a + b, 0);
+  const order = rooms.map((_, i) => (i + turn) % rooms.length).sort((a, b) => exact[b]! - shares[b]! - (exact[a]! - shares[a]!));
+  for (const i of order) {
+    if (left === 0) break;
+    if (shares[i]! < rooms[i]!) {
+      shares[i]!++;
+      left--;
+    }
+  }
+  return shares;
 }

@@ -334,8 +334,8 @@ export class Namespace {
     clearTimeout(session.timer);
     session.onLost = onLost;
     session.lockedUntil = new Date(Date.now() + entity.options.lockDurationMs);
+    // The holder's link is closed by onLost; closing it releases the session (releaseSession).
     session.timer = setTimeout(() => {
-      session.holder = undefined;
       session.timer = undefined;
       onLost();
     }, entity.options.lockDurationMs);
@@ -348,6 +348,7 @@ export class Namespace {
     clearTimeout(session.timer);
     session.holder = undefined;
     session.timer = undefined;
+    this.abandonSession(entity, sessionId);
     this.onReady(entity);
   }
 
@@ -467,10 +468,41 @@ export class Namespace {
       stored.state = "deferred";
       return;
     }
+    this.#makeReady(entity, stored);
+  }
+
+  /** A message becomes active again in its place: before the ready messages with later sequence numbers. */
+  #makeReady(entity: Entity, stored: Stored): void {
     stored.state = "active";
-    // An abandoned message keeps its place: it is handed out before later ones.
-    entity.ready = new Set([stored, ...entity.ready]);
+    const last = [...entity.ready].at(-1);
+    if (last === undefined || last.sequence < stored.sequence) entity.ready.add(stored);
+    else entity.ready = new Set([...entity.ready, stored].sort((a, b) => a.sequence - b.sequence));
     this.onReady(entity);
+  }
+
+  /**
+   * Ends a lock whose delivery never reached the client (its link closed before the transfer was
+   * written): the message is active again and its delivery count is unchanged, since nobody saw it.
+   */
+  release(lockKey: string): void {
+    const found = this.#locks.get(lockKey);
+    if (found && found.stored.lockKey === lockKey) this.#unlock(found.entity, found.stored, { countDelivery: false });
+  }
+
+  /** Puts back a receive-and-delete message whose transfer was never written. */
+  restore(entity: Entity, stored: Stored): void {
+    entity.messages.set(stored.sequence, stored);
+    this.#makeReady(entity, stored);
+  }
+
+  /**
+   * Abandons the locked messages of a session whose receiver went away: their lock was the
+   * session's, so the next receiver of the session gets them first, counted as delivered once more.
+   */
+  abandonSession(entity: Entity, sessionId: string): void {
+    for (const { entity: owner, stored } of [...this.#locks.values()]) {
+      if (owner === entity && sessionOf(stored.message) === sessionId) this.#unlock(entity, stored, { countDelivery: true });
+    }
   }
 
   #remove(entity: Entity, stored: Stored): void {
