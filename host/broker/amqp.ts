@@ -3,14 +3,23 @@
  * server side. Also the few AMQP value helpers the Service Bus wire format needs.
  */
 import { createRequire } from "node:module";
-import type { Server } from "node:net";
+import type { Server, Socket } from "node:net";
 
 const require = createRequire(import.meta.url);
 
 export interface Described {
   described(): unknown;
 }
+/** A connection as rhea's container makes it; `accept` takes the server side of a socket. */
+export interface RheaConnection {
+  accept(socket: unknown): RheaConnection;
+  close(error?: { condition: string; description: string }): void;
+  is_closed(): boolean;
+  _disconnected(): void;
+  [key: symbol]: unknown;
+}
 export interface RheaContainer {
+  create_connection(options: Record<string, unknown>): RheaConnection;
   sasl_server_mechanisms: { enable_anonymous(): void; enable_plain(check: (user: string, password: string) => boolean): void };
   on(event: string, handler: (context: RheaContext) => void): void;
   listen(options: Record<string, unknown>): Server;
@@ -82,6 +91,7 @@ export interface RheaDelivery {
   update(settled: boolean, state?: unknown): void;
 }
 export interface RheaContext {
+  connection?: RheaConnection;
   sender?: RheaLink;
   receiver?: RheaLink;
   message?: AmqpMessage | Buffer;
@@ -180,4 +190,84 @@ export function holdAttach(link: RheaLink): void {
 export function sendHeldAttach(link: RheaLink): void {
   link.state.open_requests++;
   link.connection._register();
+}
+
+// Frame sizes. rhea reads a frame's declared size and buffers until that many bytes arrived, with
+// no limit: a peer that declares a 4 GB frame makes the broker hold everything it streams. The
+// guard below sits between the socket and rhea, follows the frame boundaries, and stops at the
+// first frame whose declared size is over the maximum the broker announced in its open (or under
+// the 8 bytes of a frame header), before rhea buffers any of it.
+
+const PROTOCOL_HEADER = 0x414d5150; // "AMQP", which starts the protocol headers (8 bytes) between the layers
+
+/** Follows frame boundaries in a byte stream and says how much of each chunk may go on to rhea. */
+export class FrameGuard {
+  /** Bytes still to come of the frame (or protocol header) being passed on. */
+  #remaining = 0;
+  /** The bytes read so far of the next frame's 4-byte size (a chunk may split it). */
+  #size = Buffer.alloc(0);
+  /** The declared size of the frame that was refused; nothing more passes once it is set. */
+  refused: number | undefined;
+  constructor(private readonly maxFrameSize: number) {}
+
+  pass(chunk: Buffer): Buffer {
+    if (this.refused !== undefined) return chunk.subarray(0, 0);
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.#remaining > 0) {
+        const step = Math.min(this.#remaining, chunk.length - offset);
+        offset += step;
+        this.#remaining -= step;
+        continue;
+      }
+      const sizeStart = offset;
+      const take = Math.min(4 - this.#size.length, chunk.length - offset);
+      this.#size = Buffer.concat([this.#size, chunk.subarray(offset, offset + take)]);
+      offset += take;
+      if (this.#size.length < 4) break;
+      const size = this.#size.readUInt32BE(0);
+      this.#size = Buffer.alloc(0);
+      if (size === PROTOCOL_HEADER) this.#remaining = 4;
+      else if (size < 8 || size > this.maxFrameSize) {
+        this.refused = size;
+        return chunk.subarray(0, sizeStart);
+      } else this.#remaining = size - 4;
+    }
+    return chunk;
+  }
+}
+
+/**
+ * The socket as rhea sees it, with the frame guard between: data passes only up to a refused
+ * frame, and then `refuse` is called once with that frame's declared size.
+ */
+export function guardedSocket(socket: Socket, guard: FrameGuard, refuse: (declaredSize: number) => void): unknown {
+  return {
+    on(event: string, handler: (...args: unknown[]) => void) {
+      if (event !== "data") return socket.on(event, handler);
+      return socket.on("data", (chunk: Buffer) => {
+        if (guard.refused !== undefined) return;
+        const passed = guard.pass(chunk);
+        if (passed.length > 0) handler(passed);
+        if (guard.refused !== undefined) refuse(guard.refused);
+      });
+    },
+    write: (data: Buffer) => socket.write(data),
+    end: () => socket.end(),
+    destroy: () => socket.destroy(),
+    setNoDelay: (on: boolean) => socket.setNoDelay(on),
+    removeAllListeners: (event: string) => socket.removeAllListeners(event),
+    get remoteAddress() {
+      return socket.remoteAddress;
+    },
+    get remotePort() {
+      return socket.remotePort;
+    },
+    get localAddress() {
+      return socket.localAddress;
+    },
+    get localPort() {
+      return socket.localPort;
+    },
+  };
 }

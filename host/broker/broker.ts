@@ -19,8 +19,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
-import type { AddressInfo, Server, Socket } from "node:net";
-import { answerEveryDrain, BATCH_FORMAT, entityPath, isWritten, lockKeyOfTag, rhea, writableRoom, type AmqpMessage, type Described, type RheaContext, type RheaDelivery, type RheaLink } from "./amqp.js";
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { answerEveryDrain, BATCH_FORMAT, entityPath, FrameGuard, guardedSocket, isWritten, lockKeyOfTag, rhea, writableRoom, type AmqpMessage, type Described, type RheaConnection, type RheaContainer, type RheaContext, type RheaDelivery, type RheaLink } from "./amqp.js";
 import { BrokerError } from "./errors.js";
 import { EventHubs } from "./event-hubs.js";
 import { manage, replyTo } from "./management.js";
@@ -39,6 +39,12 @@ export interface BrokerOptions {
   autoCreate?: boolean;
   /** @default 262144 */
   maxMessageSize?: number;
+  /**
+   * The largest AMQP frame a client may send (the open's max-frame-size); a frame that declares
+   * more is refused at once with amqp:connection:framing-error. Messages larger than this travel
+   * in several frames. @default 65536
+   */
+  maxFrameSize?: number;
   /**
    * Also serve the emulator's `GET /health` over HTTP on this port (the emulator uses 5300; 0 picks
    * a free one), for tooling that waits on it. @default off
@@ -59,6 +65,8 @@ const kEntity = Symbol("plugbox.broker.entity");
 const kSession = Symbol("plugbox.broker.session");
 /** The deliveries a receiver link was sent and has not settled (a Set<Outstanding>). */
 const kOutstanding = Symbol("plugbox.broker.outstanding");
+/** The receiver links a connection opened (a Set<RheaLink>), released when it goes away. */
+const kLinks = Symbol("plugbox.broker.links");
 interface Outstanding {
   delivery: RheaDelivery;
   entity: Entity;
@@ -88,14 +96,19 @@ export class Broker {
   /** Rotates which receiver gets the odd message when shares tie. */
   #turn = 0;
   readonly #sockets = new Set<Socket>();
+  readonly #connections = new Set<RheaConnection>();
+  readonly #container: RheaContainer;
+  readonly #maxFrameSize: number;
   readonly #maxMessageSize: number;
   #health: HttpServer | undefined;
   /** The port of `GET /health`, when healthPort was given. */
   healthPort: number | undefined;
   #closed = false;
 
-  private constructor(server: Server, options: BrokerOptions, namespace: Namespace, eventHubs: EventHubs) {
+  private constructor(server: Server, container: RheaContainer, options: BrokerOptions, namespace: Namespace, eventHubs: EventHubs) {
     this.#server = server;
+    this.#container = container;
+    this.#maxFrameSize = options.maxFrameSize ?? 65_536;
     this.port = (server.address() as AddressInfo).port;
     this.connectionString = `Endpoint=sb://127.0.0.1:${this.port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;`;
     this.#maxMessageSize = options.maxMessageSize ?? 262_144;
@@ -116,14 +129,17 @@ export class Broker {
     const container = rhea.create_container({ id: "plugbox-broker", autoaccept: false, autosettle: false, treat_modified_as_released: false });
     container.sasl_server_mechanisms.enable_anonymous();
     container.sasl_server_mechanisms.enable_plain(() => true);
-    const server = container.listen({ port: options.port ?? 5672, host: "127.0.0.1" });
+    let accept: (socket: Socket) => void = (socket) => socket.destroy();
+    const server = createServer((socket) => accept(socket));
+    server.listen(options.port ?? 5672, "127.0.0.1");
     await new Promise<void>((resolve, reject) => {
       server.once("listening", resolve);
       server.once("error", (error: NodeJS.ErrnoException) =>
         reject(error.code === "EADDRINUSE" ? new BrokerError("BROKER_PORT_IN_USE", `port ${options.port} is in use; pick another with --port, or --port 0 for a free one`) : error),
       );
     });
-    const broker = new Broker(server, options, namespace, eventHubs);
+    const broker = new Broker(server, container, options, namespace, eventHubs);
+    accept = (socket) => broker.#accept(socket);
     pump = (entity) => broker.#pump(entity);
     if (options.healthPort !== undefined) {
       try {
@@ -133,11 +149,6 @@ export class Broker {
         throw error;
       }
     }
-    server.on("connection", (socket: Socket) => {
-      socket.setNoDelay(true);
-      broker.#sockets.add(socket);
-      socket.once("close", () => broker.#sockets.delete(socket));
-    });
     container.on("sender_open", (c) => broker.#onSenderOpen(c.sender!));
     container.on("receiver_open", (c) => broker.#onReceiverOpen(c.receiver!));
     container.on("message", (c) => broker.#onMessage(c));
@@ -155,7 +166,9 @@ export class Broker {
     for (const outcome of ["accepted", "released", "rejected", "modified"]) container.on(outcome, (c) => broker.#onOutcome(outcome, c));
     container.on("error", () => undefined);
     container.on("connection_error", () => undefined);
-    container.on("disconnected", () => undefined);
+    container.on("disconnected", (c) => broker.#onConnectionGone(c.connection!));
+    container.on("connection_close", (c) => broker.#onConnectionGone(c.connection!));
+    container.on("protocol_error", () => undefined);
     return broker;
   }
 
@@ -176,6 +189,39 @@ export class Broker {
     this.healthPort = (health.address() as AddressInfo).port;
   }
 
+  /** A client connected: rhea takes the socket, behind the frame guard. */
+  #accept(socket: Socket): void {
+    socket.setNoDelay(true);
+    this.#sockets.add(socket);
+    const connection = this.#container.create_connection({ max_frame_size: this.#maxFrameSize });
+    const refuse = (declared: number) => {
+      connection.close({
+        condition: "amqp:connection:framing-error",
+        description: `A frame declared ${declared} bytes; this broker takes frames of ${this.#maxFrameSize} bytes at most (the max-frame-size of its open).`,
+      });
+      // rhea writes the close on its next turn; then the socket ends, whatever the peer still sends.
+      setImmediate(() => socket.end());
+      setTimeout(() => socket.destroy(), 1_000).unref();
+    };
+    connection.accept(guardedSocket(socket, new FrameGuard(this.#maxFrameSize), refuse));
+    this.#connections.add(connection);
+    socket.once("close", () => {
+      this.#sockets.delete(socket);
+      this.#connections.delete(connection);
+      // rhea listens for 'end' and 'error' only; a socket destroyed here would leave its heartbeat timer running.
+      connection._disconnected();
+      this.#onConnectionGone(connection);
+    });
+  }
+
+  /** A connection closed or dropped: its receiver links are gone too (rhea reports no detach for them). */
+  #onConnectionGone(connection: RheaConnection): void {
+    const links = connection[kLinks] as Set<RheaLink> | undefined;
+    if (!links) return;
+    connection[kLinks] = undefined;
+    for (const link of links) this.#onSenderClose(link);
+  }
+
   #prepareAttach(link: RheaLink): void {
     link.local.attach.source = link.remote.attach.source;
     link.local.attach.target = link.remote.attach.target;
@@ -185,6 +231,8 @@ export class Broker {
   /** A client receiver attached: our sender, from an entity (or a reply link for $cbs and $management). */
   #onSenderOpen(link: RheaLink): void {
     this.#prepareAttach(link);
+    const owner = link.connection as unknown as RheaConnection;
+    ((owner[kLinks] ??= new Set<RheaLink>()) as Set<RheaLink>).add(link);
     const source = link.remote.attach.source?.address ?? "";
     if (source === "$cbs" || isManagement(source)) {
       this.#replyLinks.set(link.remote.attach.target?.address ?? link.name, link);
@@ -468,7 +516,15 @@ export class Broker {
     if (this.#closed) return;
     this.#closed = true;
     this.#namespace.close();
-    for (const socket of this.#sockets) socket.destroy();
+    for (const connection of this.#connections) {
+      if (!connection.is_closed()) connection.close({ condition: "amqp:connection:forced", description: "plugbox broker is shutting down." });
+    }
+    // The close frames are written on rhea's next turn; then the sockets go.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const socket of this.#sockets) {
+      socket.end();
+      socket.destroy();
+    }
     const health = this.#health;
     if (health) {
       health.closeAllConnections();
