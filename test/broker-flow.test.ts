@@ -192,6 +192,31 @@ describe("competing receivers", () => {
   });
 });
 
+describe("acceptNextSession", () => {
+  it("waits for a session to have messages and takes it the moment one does", async () => {
+    const accepting = client.acceptNextSession("cart");
+    let settled = false;
+    void accepting.then(() => (settled = true), () => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the attach is held, not refused
+    expect(settled).toBe(false);
+    await client.createSender("cart").sendMessages({ body: "late", sessionId: "carol" });
+    const session = await accepting;
+    expect(session.sessionId).toBe("carol");
+    const [late] = await session.receiveMessages(1, { maxWaitTimeInMs: 2_000 });
+    await session.completeMessage(late!);
+    await session.close();
+  });
+
+  it("fails with ServiceTimeout when no session has messages within the client's timeout", async () => {
+    const impatient = new ServiceBusClient(broker.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 400 } });
+    try {
+      await expect(impatient.acceptNextSession("cart")).rejects.toMatchObject({ code: "ServiceTimeout" });
+    } finally {
+      await impatient.close();
+    }
+  });
+});
+
 describe("a receiver that goes away with unsettled messages", () => {
   it("its received messages stay locked until the lock runs out, can still be completed through $management meanwhile, and then come back counted once", async () => {
     await send("closing", "kept", "lapsed");

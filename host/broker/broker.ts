@@ -20,7 +20,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
-import { answerEveryDrain, BATCH_FORMAT, entityPath, FrameGuard, guardedSocket, isWritten, lockKeyOfTag, rhea, writableRoom, type AmqpMessage, type Described, type RheaConnection, type RheaContainer, type RheaContext, type RheaDelivery, type RheaLink } from "./amqp.js";
+import { answerEveryDrain, BATCH_FORMAT, entityPath, FrameGuard, guardedSocket, holdAttach, isWritten, lockKeyOfTag, longValue, rhea, sendHeldAttach, writableRoom, type AmqpMessage, type Described, type RheaConnection, type RheaContainer, type RheaContext, type RheaDelivery, type RheaLink } from "./amqp.js";
 import { BrokerError } from "./errors.js";
 import { EventHubs } from "./event-hubs.js";
 import { manage, replyTo } from "./management.js";
@@ -67,6 +67,12 @@ const kSession = Symbol("plugbox.broker.session");
 const kOutstanding = Symbol("plugbox.broker.outstanding");
 /** The receiver links a connection opened (a Set<RheaLink>), released when it goes away. */
 const kLinks = Symbol("plugbox.broker.links");
+/** A receiver link whose attach is held until a session is available. */
+const kWaiting = Symbol("plugbox.broker.waiting");
+interface SessionWaiter {
+  link: RheaLink;
+  timer: NodeJS.Timeout;
+}
 interface Outstanding {
   delivery: RheaDelivery;
   entity: Entity;
@@ -93,6 +99,7 @@ export class Broker {
   readonly #receivers = new Map<Entity, Set<RheaLink>>();
   readonly #replyLinks = new Map<string, RheaLink>();
   readonly #byDelivery = new WeakMap<RheaDelivery, Outstanding>();
+  readonly #sessionWaiters = new Map<Entity, SessionWaiter[]>();
   /** Rotates which receiver gets the odd message when shares tie. */
   #turn = 0;
   readonly #sockets = new Set<Socket>();
@@ -255,13 +262,63 @@ export class Broker {
         description: sessionful ? `${path} is not session-enabled: receive without a session, or create it with RequiresSession` : `${path} requires sessions: receive with acceptSession() or acceptNextSession()`,
       });
     }
+    if (sessionful && typeof filter![SESSION_FILTER] !== "string" && this.#namespace.availableSession(entity) === undefined) {
+      return this.#waitForSession(link, entity);
+    }
     if (sessionful && !this.#lockSession(link, entity, filter![SESSION_FILTER])) return;
+    this.#addReceiver(link, entity);
+  }
+
+  #addReceiver(link: RheaLink, entity: Entity): void {
     link[kEntity] = entity;
     link[kOutstanding] = new Set<Outstanding>();
     answerEveryDrain(link);
     let links = this.#receivers.get(entity);
     if (!links) this.#receivers.set(entity, (links = new Set()));
     links.add(link);
+  }
+
+  /**
+   * "Next available session" with none available: as Service Bus does, the attach is answered only
+   * once a session has messages, or with com.microsoft:timeout when the client's
+   * `com.microsoft:timeout` (its operation timeout) runs out.
+   */
+  #waitForSession(link: RheaLink, entity: Entity): void {
+    holdAttach(link);
+    const requested = longValue(link.remote.attach.properties?.["com.microsoft:timeout"]);
+    const timeoutMs = Number.isFinite(requested) && requested >= 0 ? requested : 60_000;
+    const waiter: SessionWaiter = {
+      link,
+      timer: setTimeout(() => {
+        this.#stopWaiting(entity, waiter);
+        sendHeldAttach(link);
+        link.close({ condition: "com.microsoft:timeout", description: `No unlocked session with messages became available in ${entity.path} within ${timeoutMs} ms.` });
+      }, timeoutMs),
+    };
+    let waiters = this.#sessionWaiters.get(entity);
+    if (!waiters) this.#sessionWaiters.set(entity, (waiters = []));
+    waiters.push(waiter);
+    link[kWaiting] = { entity, waiter };
+  }
+
+  #stopWaiting(entity: Entity, waiter: SessionWaiter): void {
+    clearTimeout(waiter.timer);
+    const waiters = this.#sessionWaiters.get(entity) ?? [];
+    waiters.splice(waiters.indexOf(waiter) >>> 0, 1);
+    waiter.link[kWaiting] = undefined;
+  }
+
+  /** Gives sessions that have messages to the receivers waiting for one, first come first served. */
+  #serveSessionWaiters(entity: Entity): void {
+    const waiters = this.#sessionWaiters.get(entity);
+    while (waiters && waiters.length > 0) {
+      const sessionId = this.#namespace.availableSession(entity);
+      if (sessionId === undefined) return;
+      const waiter = waiters[0]!;
+      this.#stopWaiting(entity, waiter);
+      sendHeldAttach(waiter.link);
+      if (this.#lockSession(waiter.link, entity, sessionId)) this.#addReceiver(waiter.link, entity);
+    }
   }
 
   /** Locks the session a receiver asked for (a string) or the next available one (null); false when it cannot. */
@@ -289,6 +346,8 @@ export class Broker {
   }
 
   #onSenderClose(link: RheaLink): void {
+    const waiting = link[kWaiting] as { entity: Entity; waiter: SessionWaiter } | undefined;
+    if (waiting) this.#stopWaiting(waiting.entity, waiting.waiter);
     const entity = link[kEntity] as Entity | undefined;
     if (entity) this.#receivers.get(entity)?.delete(link);
     this.#forgetDeliveries(link);
@@ -371,7 +430,8 @@ export class Broker {
     if (!entity || entity.ready.size === 0) return;
     const links = [...(this.#receivers.get(entity) ?? [])].filter((link) => !link.is_closed());
     if (entity.options.requiresSession) {
-      for (const link of links) {
+      this.#serveSessionWaiters(entity);
+      for (const link of [...(this.#receivers.get(entity) ?? [])].filter((l) => !l.is_closed())) {
         const sessionId = link[kSession] as string;
         for (let room = this.#room(link); room > 0; room--) {
           const stored = this.#namespace.next(entity, sessionId);
@@ -516,6 +576,7 @@ export class Broker {
     if (this.#closed) return;
     this.#closed = true;
     this.#namespace.close();
+    for (const waiters of this.#sessionWaiters.values()) for (const { timer } of waiters) clearTimeout(timer);
     for (const connection of this.#connections) {
       if (!connection.is_closed()) connection.close({ condition: "amqp:connection:forced", description: "plugbox broker is shutting down." });
     }
