@@ -12,7 +12,9 @@
  * MaxDeliveryCount; lock expiry as an abandon; receive-and-delete; drain; topics fanned out to
  * their subscriptions through correlation and SQL rules; the `$management` operations (renew-lock,
  * peek, schedule and cancel, receive-by-sequence-number, update-disposition); time to live,
- * duplicate detection and auto-forwarding; Event Hubs on the same port. Not yet: sessions.
+ * duplicate detection and auto-forwarding; sessions; Event Hubs on the same port. Deliveries
+ * follow each link's credit exactly, and frames over the announced max-frame-size are refused
+ * (docs/broker.md).
  *
  * The Service Bus state lives in namespace.ts, its management operations in management.ts, Event
  * Hubs in event-hubs.ts; this module is the AMQP wiring.
