@@ -27,6 +27,7 @@ import { BrokerError } from "./errors.js";
 import { EventHubs } from "./event-hubs.js";
 import { manage, replyTo } from "./management.js";
 import { ManagementFailure, Namespace, type BrokerTopology, type Disposition, type Entity, type Stored } from "./namespace.js";
+import { BrokerStore } from "./persistence.js";
 
 export { BrokerError, BROKER_ERROR_CODES, type BrokerErrorCode } from "./errors.js";
 export type { BrokerTopology, EntityOptions, SubscriptionSpec, TopicSpec } from "./namespace.js";
@@ -52,6 +53,13 @@ export interface BrokerOptions {
    * a free one), for tooling that waits on it. @default off
    */
   healthPort?: number;
+  /**
+   * Keep queues, subscriptions, sessions and their state, scheduled, deferred and dead-lettered
+   * messages and sequence numbers in this directory (created if missing) across restarts: a sent
+   * message is acknowledged only once it is on disk (fsync'd). Locks are not kept (docs/broker.md,
+   * "Durability"). @default in memory only
+   */
+  dataDir?: string;
 }
 
 const HEALTHY = JSON.stringify({ status: "healthy", message: "Service is healthy." });
@@ -97,6 +105,7 @@ export class Broker {
   readonly connectionString: string;
   readonly #server: Server;
   readonly #namespace: Namespace;
+  readonly #store: BrokerStore | undefined;
   readonly #eventHubs: EventHubs;
   readonly #receivers = new Map<Entity, Set<RheaLink>>();
   readonly #replyLinks = new Map<string, RheaLink>();
@@ -114,7 +123,8 @@ export class Broker {
   healthPort: number | undefined;
   #closed = false;
 
-  private constructor(server: Server, container: RheaContainer, options: BrokerOptions, namespace: Namespace, eventHubs: EventHubs) {
+  private constructor(server: Server, container: RheaContainer, options: BrokerOptions, namespace: Namespace, eventHubs: EventHubs, store: BrokerStore | undefined) {
+    this.#store = store;
     this.#server = server;
     this.#container = container;
     this.#maxFrameSize = options.maxFrameSize ?? 65_536;
@@ -128,26 +138,39 @@ export class Broker {
   static async start(options: BrokerOptions = {}): Promise<Broker> {
     // The topology is read before the port is taken, so a bad file fails without side effects.
     const topology = options.topology ?? {};
-    let pump: (entity: Entity) => void = () => undefined;
-    const namespace = new Namespace(topology, options.autoCreate ?? false, (entity) => pump(entity));
-    const eventHubs = new EventHubs(topology.eventHubs ?? []);
     const declared = new Set([...(topology.queues ?? []), ...(topology.topics ?? [])].map((e) => e.name));
     for (const hub of topology.eventHubs ?? []) {
       if (declared.has(hub.name)) throw new BrokerError("BROKER_CONFIG_INVALID", `${JSON.stringify(hub.name)} names both an event hub and a queue or topic; give them different names`);
     }
+    let pump: (entity: Entity) => void = () => undefined;
+    const store = options.dataDir === undefined ? undefined : BrokerStore.open(options.dataDir);
+    let namespace: Namespace;
+    try {
+      namespace = new Namespace(topology, options.autoCreate ?? false, (entity) => pump(entity), store);
+    } catch (error) {
+      store?.close();
+      throw error;
+    }
+    const eventHubs = new EventHubs(topology.eventHubs ?? []);
     const container = rhea.create_container({ id: "plugbox-broker", autoaccept: false, autosettle: false, treat_modified_as_released: false });
     container.sasl_server_mechanisms.enable_anonymous();
     container.sasl_server_mechanisms.enable_plain(() => true);
     let accept: (socket: Socket) => void = (socket) => socket.destroy();
     const server = createServer((socket) => accept(socket));
     server.listen(options.port ?? 5672, "127.0.0.1");
-    await new Promise<void>((resolve, reject) => {
-      server.once("listening", resolve);
-      server.once("error", (error: NodeJS.ErrnoException) =>
-        reject(error.code === "EADDRINUSE" ? new BrokerError("BROKER_PORT_IN_USE", `port ${options.port} is in use; pick another with --port, or --port 0 for a free one`) : error),
-      );
-    });
-    const broker = new Broker(server, container, options, namespace, eventHubs);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("listening", resolve);
+        server.once("error", (error: NodeJS.ErrnoException) =>
+          reject(error.code === "EADDRINUSE" ? new BrokerError("BROKER_PORT_IN_USE", `port ${options.port} is in use; pick another with --port, or --port 0 for a free one`) : error),
+        );
+      });
+    } catch (error) {
+      namespace.close();
+      store?.close();
+      throw error;
+    }
+    const broker = new Broker(server, container, options, namespace, eventHubs, store);
     accept = (socket) => broker.#accept(socket);
     pump = (entity) => broker.#pump(entity);
     if (options.healthPort !== undefined) {
@@ -384,7 +407,7 @@ export class Broker {
     }
     if (isManagement(target)) {
       const request = context.message as AmqpMessage;
-      const reply = this.#eventHubs.read(request) ?? manage(this.#namespace, target.slice(0, -MANAGEMENT.length), request);
+      const reply = this.#eventHubs.read(request) ?? this.#namespace.atomically(() => manage(this.#namespace, target.slice(0, -MANAGEMENT.length), request));
       this.#reply(request, replyTo(request, reply));
       return delivery.accept();
     }
@@ -430,6 +453,11 @@ export class Broker {
    */
   #pump(entity: Entity | undefined): void {
     if (!entity || entity.ready.size === 0) return;
+    // With a data dir, what one pass locks or takes is written in one commit.
+    this.#namespace.atomically(() => this.#pumpNow(entity));
+  }
+
+  #pumpNow(entity: Entity): void {
     const links = [...(this.#receivers.get(entity) ?? [])].filter((link) => !link.is_closed());
     if (entity.options.requiresSession) {
       this.#serveSessionWaiters(entity);
@@ -501,12 +529,14 @@ export class Broker {
   #forgetDeliveries(link: RheaLink): void {
     const outstanding = link[kOutstanding] as Set<Outstanding> | undefined;
     if (!outstanding) return;
-    for (const entry of outstanding) {
-      this.#byDelivery.delete(entry.delivery);
-      if (isWritten(link, entry.delivery)) continue;
-      if (entry.receiveAndDelete) this.#namespace.restore(entry.entity, entry.stored);
-      else this.#namespace.release(entry.lockKey!);
-    }
+    this.#namespace.atomically(() => {
+      for (const entry of outstanding) {
+        this.#byDelivery.delete(entry.delivery);
+        if (isWritten(link, entry.delivery)) continue;
+        if (entry.receiveAndDelete) this.#namespace.restore(entry.entity, entry.stored);
+        else this.#namespace.release(entry.lockKey!);
+      }
+    });
     outstanding.clear();
   }
 
@@ -536,9 +566,11 @@ export class Broker {
     try {
       this.#namespace.settle(lockKeyOfTag(delivery.tag), disposition);
     } catch (error) {
-      if (!(error instanceof ManagementFailure)) throw error;
       // The lock is gone (expired, or settled already): the client's promise fails with MessageLockLost.
-      return settle(rhea.message.rejected({ error: { condition: error.condition, description: error.message } }));
+      if (error instanceof ManagementFailure) return settle(rhea.message.rejected({ error: { condition: error.condition, description: error.message } }));
+      // The data directory refused the write (BROKER_STORE_FAILED): the settlement is not acknowledged.
+      if (error instanceof BrokerError) return settle(rhea.message.rejected({ error: { condition: "amqp:internal-error", description: error.message } }));
+      throw error;
     }
     if (disposition.kind === "defer") settle(rhea.message.modified({ undeliverable_here: true }));
     else if (disposition.kind === "abandon") settle(rhea.message.modified({ delivery_failed: true }));
@@ -578,6 +610,7 @@ export class Broker {
     if (this.#closed) return;
     this.#closed = true;
     this.#namespace.close();
+    this.#store?.close();
     for (const waiters of this.#sessionWaiters.values()) for (const { timer } of waiters) clearTimeout(timer);
     for (const connection of this.#connections) {
       if (!connection.is_closed()) connection.close({ condition: "amqp:connection:forced", description: "plugbox broker is shutting down." });
