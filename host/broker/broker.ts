@@ -106,6 +106,8 @@ export class Broker {
   readonly #server: Server;
   readonly #namespace: Namespace;
   readonly #store: BrokerStore | undefined;
+  /** Changes waiting for the next group commit (data dir only; see #durably). */
+  #group: Array<{ change: () => void; answer: (error?: unknown) => void }> = [];
   readonly #eventHubs: EventHubs;
   readonly #receivers = new Map<Entity, Set<RheaLink>>();
   readonly #replyLinks = new Map<string, RheaLink>();
@@ -424,13 +426,58 @@ export class Broker {
       this.#eventHubs.send(target, messages);
       return delivery.accept();
     }
-    try {
-      this.#namespace.send(target, messages);
-      delivery.accept();
-    } catch (error) {
-      const failure = error instanceof ManagementFailure ? error : new ManagementFailure(500, "amqp:internal-error", (error as Error).message);
-      delivery.reject({ condition: failure.condition, description: failure.message });
+    this.#durably(
+      () => this.#namespace.send(target, messages),
+      (error) => {
+        if (error === undefined) return delivery.accept();
+        const failure = error instanceof ManagementFailure ? error : new ManagementFailure(500, "amqp:internal-error", (error as Error).message);
+        delivery.reject({ condition: failure.condition, description: failure.message });
+      },
+    );
+  }
+
+  /**
+   * Runs a change to the namespace, then answers the client. In memory, both at once. With a data
+   * dir, the changes that arrive in one turn of the event loop (every transfer and settlement read
+   * from the sockets meanwhile) are committed together, one fsync for all, and each is answered
+   * only after that commit: a group commit. A change that fails is rolled back alone (a savepoint);
+   * a commit that fails answers every change of the group with its error.
+   */
+  #durably(change: () => void, answer: (error?: unknown) => void): void {
+    if (!this.#store) {
+      let failure: unknown;
+      try {
+        change();
+      } catch (error) {
+        failure = error ?? new Error("failed");
+      }
+      return answer(failure);
     }
+    this.#group.push({ change, answer });
+    if (this.#group.length === 1) setImmediate(() => this.#commitGroup());
+  }
+
+  #commitGroup(): void {
+    const group = this.#group;
+    this.#group = [];
+    const failures: unknown[] = [];
+    try {
+      this.#namespace.atomically(() => {
+        for (const { change } of group) {
+          try {
+            this.#namespace.atomically(change);
+            failures.push(undefined);
+          } catch (error) {
+            if (error instanceof BrokerError && error.code === "BROKER_STORE_FAILED") throw error;
+            failures.push(error ?? new Error("failed"));
+          }
+        }
+      });
+    } catch (error) {
+      for (const { answer } of group) answer(error);
+      return;
+    }
+    group.forEach(({ answer }, i) => answer(failures[i]));
   }
 
   /**
@@ -563,19 +610,20 @@ export class Broker {
           : outcome === "modified" && state.undeliverable_here
             ? { kind: "defer", properties: state.message_annotations }
             : { kind: "abandon", properties: state.message_annotations };
-    try {
-      this.#namespace.settle(lockKeyOfTag(delivery.tag), disposition);
-    } catch (error) {
-      // The lock is gone (expired, or settled already): the client's promise fails with MessageLockLost.
-      if (error instanceof ManagementFailure) return settle(rhea.message.rejected({ error: { condition: error.condition, description: error.message } }));
-      // The data directory refused the write (BROKER_STORE_FAILED): the settlement is not acknowledged.
-      if (error instanceof BrokerError) return settle(rhea.message.rejected({ error: { condition: "amqp:internal-error", description: error.message } }));
-      throw error;
-    }
-    if (disposition.kind === "defer") settle(rhea.message.modified({ undeliverable_here: true }));
-    else if (disposition.kind === "abandon") settle(rhea.message.modified({ delivery_failed: true }));
-    // A dead-letter is settled as accepted: a settled disposition carrying an error would fail the client's deadLetterMessage().
-    else settle(rhea.message.accepted());
+    this.#durably(
+      () => this.#namespace.settle(lockKeyOfTag(delivery.tag), disposition),
+      (error) => {
+        // The lock is gone (expired, or settled already): the client's promise fails with MessageLockLost.
+        if (error instanceof ManagementFailure) return settle(rhea.message.rejected({ error: { condition: error.condition, description: error.message } }));
+        // The data directory refused the write (BROKER_STORE_FAILED): the settlement is not acknowledged.
+        if (error instanceof BrokerError) return settle(rhea.message.rejected({ error: { condition: "amqp:internal-error", description: error.message } }));
+        if (error !== undefined) throw error;
+        if (disposition.kind === "defer") settle(rhea.message.modified({ undeliverable_here: true }));
+        else if (disposition.kind === "abandon") settle(rhea.message.modified({ delivery_failed: true }));
+        // A dead-letter is settled as accepted: a settled disposition carrying an error would fail the client's deadLetterMessage().
+        else settle(rhea.message.accepted());
+      },
+    );
   }
 
   /** Entities and their message counts (dead-letter queues included). */
