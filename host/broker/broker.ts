@@ -16,6 +16,9 @@
  * follow each link's credit exactly, and frames over the announced max-frame-size are refused
  * (docs/broker.md).
  *
+ * With a data dir (`dataDir`, `--data-dir`), the Service Bus state is also kept on disk and a
+ * change is answered only after its commit (persistence.ts; docs/broker.md, "Durability").
+ *
  * The Service Bus state lives in namespace.ts, its management operations in management.ts, Event
  * Hubs in event-hubs.ts; this module is the AMQP wiring.
  */

@@ -127,7 +127,9 @@ export class BrokerStore {
     try {
       return this.#db.transaction(work)();
     } catch (error) {
-      if ((error as { code?: unknown }).code === undefined || typeof (error as { code: unknown }).code !== "string" || !(error as { code: string }).code.startsWith("SQLITE_")) throw error;
+      const code = (error as { code?: unknown }).code;
+      // Only SQLite's own failures are the store's; anything else the work threw goes on as it is.
+      if (typeof code !== "string" || !code.startsWith("SQLITE_")) throw error;
       throw new BrokerError("BROKER_STORE_FAILED", `the broker could not write to its data directory: ${(error as Error).message}`, { cause: error });
     }
   }
