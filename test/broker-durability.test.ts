@@ -73,8 +73,9 @@ beforeAll(() => {
             Queues: [
               { Name: "orders", Properties: { LockDuration: "PT1M", MaxDeliveryCount: 10 } },
               { Name: "carts", Properties: { RequiresSession: true } },
+              { Name: "fragile", Properties: { MaxDeliveryCount: 1 } },
             ],
-            Topics: [],
+            Topics: [{ Name: "events", Properties: {}, Subscriptions: [{ Name: "all", Properties: {} }] }],
           },
         ],
         Logging: { Type: "File" },
@@ -229,6 +230,35 @@ describe("plugbox broker --data-dir", () => {
     expect(arrived?.body).toBe("scheduled");
     expect(arrived!.enqueuedTimeUtc!.getTime()).toBeGreaterThanOrEqual(due.getTime() - 1_000);
     expect(arrived!.sequenceNumber!.toNumber()).toBe(scheduled!.toNumber());
+  });
+
+  it("a restart keeps a queue made by --auto-create and a topic's scheduled message, and dead-letters a message whose lost lock reaches MaxDeliveryCount", async () => {
+    const dataDir = path.join(dir, "more");
+    let broker = await spawnBroker(["--config", config, "--port", "0", "--auto-create", "--data-dir", dataDir]);
+    const port = broker.port;
+    let sb = client(broker.connectionString);
+    await sb.createSender("made-on-use").sendMessages({ body: "kept" });
+    const due = new Date(Date.now() + 5_000);
+    await sb.createSender("events").scheduleMessages({ body: "announced" }, due);
+    await sb.createSender("fragile").sendMessages({ body: "once only" });
+    const [held] = await sb.createReceiver("fragile").receiveMessages(1, { maxWaitTimeInMs: 5_000 });
+    expect(held?.body).toBe("once only");
+    await sb.close();
+    clients.delete(sb);
+    await broker.stop("SIGTERM");
+
+    // Without --auto-create now: the queue is known from the data dir alone.
+    broker = await spawnBroker(["--config", config, "--port", String(port), "--data-dir", dataDir]);
+    sb = client(broker.connectionString);
+    const [kept] = await sb.createReceiver("made-on-use").receiveMessages(1, { maxWaitTimeInMs: 5_000 });
+    expect(kept?.body).toBe("kept");
+    const [dead] = await sb.createReceiver("fragile", { subQueueType: "deadLetter" }).receiveMessages(1, { maxWaitTimeInMs: 5_000 });
+    expect(dead?.body).toBe("once only");
+    expect(dead?.deadLetterReason).toBe("MaxDeliveryCountExceeded");
+    expect(await sb.createReceiver("fragile").peekMessages(5)).toEqual([]);
+    const [announced] = await sb.createReceiver("events", "all").receiveMessages(1, { maxWaitTimeInMs: 20_000 });
+    expect(announced?.body).toBe("announced");
+    expect(announced!.enqueuedTimeUtc!.getTime()).toBeGreaterThanOrEqual(due.getTime() - 1_000);
   });
 
   it("a broker without --data-dir keeps nothing across a restart", async () => {
