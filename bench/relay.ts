@@ -67,23 +67,18 @@ export async function runRelayBench(options: { contexts?: number } = {}): Promis
     const prepared = relay.prepare(relay.endpoint("e"), contextOf(1024));
     const wireBody = textBody(prepared.body);
     await relay.close();
-    const client = new ServiceBusClient(broker.connectionString);
-    const sender = client.createSender("direct");
-    await sender.sendMessages({ body: wireBody });
-    let started = performance.now();
-    for (let sent = 0; sent < count; sent += 64) {
-      await Promise.all(Array.from({ length: Math.min(64, count - sent) }, (_, i) => sender.sendMessages({ body: wireBody, contentType: prepared.contentType, messageId: `${sent + i}`, applicationProperties: prepared.properties })));
+    const sdkMessage = { body: wireBody, contentType: prepared.contentType, applicationProperties: prepared.properties };
+    const { oneByOne: direct, batched: directBatched } = await sdkSendRates(broker.connectionString, sdkMessage, count);
+    // The same sends to a broker that keeps messages in a data directory (an fsync'd commit per transfer).
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), "plugbox-bench-broker-"));
+    const durableBroker = await startBrokerProcess(["--data-dir", dataDir]);
+    let durable: { oneByOne: number; batched: number };
+    try {
+      durable = await sdkSendRates(durableBroker.connectionString, sdkMessage, count);
+    } finally {
+      await durableBroker.close();
+      rmSync(dataDir, { recursive: true, force: true });
     }
-    const direct = count / ((performance.now() - started) / 1000);
-    started = performance.now();
-    for (let sent = 0; sent < count; sent += 100) {
-      const batch = await sender.createMessageBatch();
-      for (let i = 0; i < Math.min(100, count - sent); i++) batch.tryAddMessage({ body: wireBody, contentType: prepared.contentType, applicationProperties: prepared.properties });
-      await sender.sendMessages(batch);
-    }
-    const directBatched = count / ((performance.now() - started) / 1000);
-    await sender.close();
-    await client.close();
 
     // plugbox: Create requests whose async posting step becomes a system job each; then the jobs run.
     const host = await createHost({
@@ -97,7 +92,7 @@ export async function runRelayBench(options: { contexts?: number } = {}): Promis
       runtimeOptions: { workers: 1, prewarmIsolates: 0 },
     });
     for (let i = 0; i < count; i++) await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: `Account ${i}` }) } });
-    started = performance.now();
+    let started = performance.now();
     const outcomes = await host.runJobs();
     const relayed = outcomes.filter((o) => o.outcome === "succeeded").length / ((performance.now() - started) / 1000);
     await host.close();
@@ -141,6 +136,8 @@ export async function runRelayBench(options: { contexts?: number } = {}): Promis
 
     rows.push({ name: "SDK sends of the same bodies, 64 at a time", value: direct, unit: "msg/s", baseline: "itself", ratio: 1 });
     rows.push({ name: "SDK sends of the same bodies in batches of 100", value: directBatched, unit: "msg/s", baseline: "itself", ratio: 1 });
+    rows.push({ name: "SDK sends, 64 at a time, to a broker with --data-dir (each answered after an fsync'd commit)", value: durable.oneByOne, unit: "msg/s", baseline: "SDK sends, 64 at a time (memory only)", ratio: durable.oneByOne / direct });
+    rows.push({ name: "SDK sends in batches of 100 to a broker with --data-dir", value: durable.batched, unit: "msg/s", baseline: "SDK sends in batches of 100 (memory only)", ratio: durable.batched / directBatched });
     rows.push({ name: "contexts relayed from async steps (one system job each, 64 at a time)", value: relayed, unit: "ctx/s", baseline: "SDK sends, 64 at a time", ratio: relayed / direct, goal: "≥ 0.8x" });
     rows.push({ name: `… ${many.toLocaleString("en-US")} jobs run by 2 processes sharing a store file, once they are up (median of ${PROCESS_ROUNDS} rounds: ${up.map((v) => Math.round(v).toLocaleString("en-US")).join(", ")})`, value: relayedByTwo, unit: "ctx/s", baseline: "SDK sends, 64 at a time", ratio: relayedByTwo / direct, goal: "> 5,000/s" });
     rows.push({ name: `… the same, counting the start of the 2 processes (median of ${PROCESS_ROUNDS} rounds)`, value: relayedByTwoWithStart, unit: "ctx/s", baseline: "SDK sends, 64 at a time", ratio: relayedByTwoWithStart / direct });
@@ -150,9 +147,31 @@ export async function runRelayBench(options: { contexts?: number } = {}): Promis
   return rows;
 }
 
-async function startBrokerProcess(): Promise<{ connectionString: string; close(): Promise<void> }> {
+/** Messages per second the SDK sends to a broker: one message per send, 64 sends at a time; and in batches of 100. */
+async function sdkSendRates(connectionString: string, message: { body: unknown; contentType?: string; applicationProperties?: Record<string, string | number | boolean | Date | null> }, count: number): Promise<{ oneByOne: number; batched: number }> {
+  const client = new ServiceBusClient(connectionString);
+  const sender = client.createSender("direct");
+  await sender.sendMessages(message);
+  let started = performance.now();
+  for (let sent = 0; sent < count; sent += 64) {
+    await Promise.all(Array.from({ length: Math.min(64, count - sent) }, (_, i) => sender.sendMessages({ ...message, messageId: `${sent + i}` })));
+  }
+  const oneByOne = count / ((performance.now() - started) / 1000);
+  started = performance.now();
+  for (let sent = 0; sent < count; sent += 100) {
+    const batch = await sender.createMessageBatch();
+    for (let i = 0; i < Math.min(100, count - sent); i++) batch.tryAddMessage(message);
+    await sender.sendMessages(batch);
+  }
+  const batched = count / ((performance.now() - started) / 1000);
+  await sender.close();
+  await client.close();
+  return { oneByOne, batched };
+}
+
+async function startBrokerProcess(extraArgs: string[] = []): Promise<{ connectionString: string; close(): Promise<void> }> {
   const cli = fileURLToPath(new URL("../host/cli/main.js", import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, [cli, "broker", "--port", "0", "--auto-create"], { stdio: ["ignore", "pipe", "inherit"] });
+  const child: ChildProcess = spawn(process.execPath, [cli, "broker", "--port", "0", "--auto-create", ...extraArgs], { stdio: ["ignore", "pipe", "inherit"] });
   let output = "";
   const connectionString = await new Promise<string>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`the broker exited with ${code} before it was ready`)));

@@ -143,6 +143,22 @@ describe("plugbox broker, exec and listen", () => {
     expect(exec.stderr).toContain('RELAY_SECRET_MISSING]: serviceEndpoints "account-events".connectionString reads the environment variable PLUGBOX_SB_CONNECTION');
   });
 
+  it("the broker closes its connections and exits at once on SIGTERM and on SIGINT, also while a receiver is connected", async () => {
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      const started = await spawnBroker(["--auto-create", "--port", "0"]);
+      const client = new ServiceBusClient(started.connectionString, { retryOptions: { maxRetries: 0 } });
+      const receiver = client.createReceiver("waiting");
+      receiver.subscribe({ processMessage: async () => undefined, processError: async () => undefined });
+      await client.createSender("waiting").sendMessages({ body: "connected" });
+      const exited = new Promise<number | null>((resolve) => started.process.once("exit", (code) => resolve(code)));
+      started.process.kill(signal);
+      const outcome = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve("still running after 5 s"), 5_000))]);
+      if (outcome === "still running after 5 s") started.process.kill("SIGKILL");
+      expect(outcome, signal).toBe(0);
+      await client.close();
+    }
+  });
+
   it("listen with a malformed connection string exits 2", async () => {
     const listen = await plugbox(["listen", "--connection-string", "nonsense", "--queue", "q"], dir);
     expect(listen.code).toBe(2);

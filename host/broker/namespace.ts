@@ -1,12 +1,15 @@
 /**
  * The broker's state, apart from AMQP: queues, topics with their subscriptions and rules,
  * dead-letter queues, sequence numbers, locks keyed by the token the client sends back, deferral,
- * scheduled messages, time to live, duplicate detection and auto-forwarding.
+ * scheduled messages, time to live, duplicate detection and auto-forwarding. With a store
+ * (persistence.ts), every change to a message, a sequence counter or a session's state is written
+ * through it inside the operation that makes it, so the caller answers the client after the commit.
  */
 import { randomUUID } from "node:crypto";
 import { BrokerError } from "./errors.js";
 import { rhea, type AmqpMessage } from "./amqp.js";
 import type { EventHubSpec } from "./event-hubs.js";
+import type { BrokerStore, LoadedState } from "./persistence.js";
 import { compileRule, type Rule, type RuleSpec } from "./rules.js";
 
 export interface EntityOptions {
@@ -131,10 +134,76 @@ export class Namespace {
     private readonly autoCreate: boolean,
     /** Called when an entity has messages ready, so the broker can hand them to receivers. */
     private readonly onReady: (entity: Entity) => void,
+    /** Where messages are kept across restarts (--data-dir); without one, everything is in memory. */
+    private readonly store?: BrokerStore,
   ) {
     for (const q of topology.queues ?? []) this.#createQueue(q.name, q);
     for (const t of topology.topics ?? []) this.#createTopic(t);
     this.#checkForwards();
+    if (store) this.atomically(() => this.#restore(store.load()));
+  }
+
+  /** Runs `work` as one transaction of the store (one fsync'd commit), or simply runs it without a store. */
+  atomically<T>(work: () => T): T {
+    return this.store ? this.store.atomically(work) : work();
+  }
+
+  /**
+   * Rebuilds the state a store kept. Locks do not survive: a message that was locked when the broker
+   * stopped is handed out again, its delivery count raised by one as when a lock expires (and
+   * dead-lettered if that reaches MaxDeliveryCount). Rows of entities the topology no longer
+   * declares stay in the file, unserved.
+   */
+  #restore(state: LoadedState): void {
+    for (const { path, options } of state.autoCreated) if (!this.#entities.has(path) && !this.#topics.has(path)) this.#createQueue(path, options);
+    for (const [path, next] of state.sequences) {
+      const owner = this.#entities.get(path) ?? this.#topics.get(path);
+      if (owner) owner.nextSequence = Math.max(owner.nextSequence, next);
+    }
+    for (const row of state.messages) {
+      const message = rhea.message.decode(row.encoded) as AmqpMessage;
+      const topic = this.#topics.get(row.path);
+      if (topic) {
+        if (row.state === "scheduled") this.#scheduleOnTopic(topic, row.path, message, row.sequence, row.enqueuedAt);
+        continue;
+      }
+      const entity = this.#entities.get(row.path);
+      if (!entity) continue;
+      const stored: Stored = { message, sequence: row.sequence, enqueuedAt: new Date(row.enqueuedAt), deliveryCount: row.deliveryCount, state: row.state, deferred: row.deferred };
+      if (row.expiresAt !== null) stored.expiresAt = row.expiresAt;
+      entity.messages.set(stored.sequence, stored);
+      if (row.state === "scheduled") this.#startScheduleTimer(entity, stored);
+      else if (row.locked) {
+        stored.state = "locked";
+        this.#unlock(entity, stored, { countDelivery: true });
+      } else if (row.state === "active") entity.ready.add(stored);
+    }
+    for (const { path, sessionId, state: sessionState } of state.sessions) {
+      const entity = this.#entities.get(path);
+      if (entity?.options.requiresSession) entity.sessions.set(sessionId, { state: sessionState });
+    }
+  }
+
+  /** Writes a message's row (not locked) when there is a store. */
+  #persist(entity: Entity, stored: Stored): void {
+    this.store?.putMessage({
+      path: entity.path,
+      sequence: stored.sequence,
+      encoded: rhea.message.encode(stored.message),
+      enqueuedAt: stored.enqueuedAt.getTime(),
+      deliveryCount: stored.deliveryCount,
+      state: stored.state === "locked" ? (stored.deferred ? "deferred" : "active") : stored.state,
+      deferred: stored.deferred,
+      expiresAt: stored.expiresAt ?? null,
+      locked: false,
+    });
+  }
+
+  /** Takes an entity's or topic's next sequence number; the store keeps the counter, so none is used twice. */
+  #nextSequence(owner: { nextSequence: number }, path: string): number {
+    const sequence = owner.nextSequence++;
+    this.store?.saveSequence(path, owner.nextSequence);
+    return sequence;
   }
 
   #createQueue(path: string, options: EntityOptions = {}): Entity {
@@ -179,18 +248,23 @@ export class Namespace {
   entity(path: string, create: EntityOptions = {}): Entity | undefined {
     const found = this.#entities.get(path);
     if (found || this.#topics.has(path)) return found;
-    return this.autoCreate && NAME.test(path) && !path.includes("/") ? this.#createQueue(path, create) : undefined;
+    if (!this.autoCreate || !NAME.test(path) || path.includes("/")) return undefined;
+    const entity = this.#createQueue(path, create);
+    this.store?.rememberAutoCreated(path, { ...create });
+    return entity;
   }
 
   // ---- sending ----------------------------------------------------------------------------------
 
   /** Accepts messages sent to a queue or topic; a future `x-opt-scheduled-enqueue-time` holds them. */
   send(path: string, messages: AmqpMessage[], hops = 0): void {
-    for (const message of messages) {
-      const at = message.message_annotations?.["x-opt-scheduled-enqueue-time"];
-      if (at instanceof Date && at.getTime() > Date.now()) this.schedule(path, [message]);
-      else this.#deliver(path, message, hops);
-    }
+    this.atomically(() => {
+      for (const message of messages) {
+        const at = message.message_annotations?.["x-opt-scheduled-enqueue-time"];
+        if (at instanceof Date && at.getTime() > Date.now()) this.schedule(path, [message]);
+        else this.#deliver(path, message, hops);
+      }
+    });
   }
 
   #deliver(path: string, message: AmqpMessage, hops: number): void {
@@ -233,9 +307,10 @@ export class Namespace {
     if (message.message_id === undefined || message.message_id === null) message.message_id = randomUUID().replace(/-/g, "");
     const enqueuedAt = new Date();
     const ttl = Math.min(typeof message.ttl === "number" && message.ttl > 0 ? message.ttl : Infinity, entity.options.defaultMessageTtlMs ?? Infinity);
-    const stored: Stored = { message, sequence: sequence ?? entity.nextSequence++, enqueuedAt, deliveryCount: 0, state: "active", deferred: false };
+    const stored: Stored = { message, sequence: sequence ?? this.#nextSequence(entity, entity.path), enqueuedAt, deliveryCount: 0, state: "active", deferred: false };
     if (Number.isFinite(ttl)) stored.expiresAt = enqueuedAt.getTime() + ttl;
     entity.messages.set(stored.sequence, stored);
+    this.#persist(entity, stored);
     entity.ready.add(stored);
     this.onReady(entity);
   }
@@ -245,47 +320,71 @@ export class Namespace {
     const topic = this.#topics.get(path);
     const entity = topic ? undefined : this.entity(path);
     if (!topic && !entity) throw new ManagementFailure(404, "amqp:not-found", `The messaging entity '${path}' could not be found.`);
-    return messages.map((message) => {
-      const at = message.message_annotations?.["x-opt-scheduled-enqueue-time"];
-      const delay = at instanceof Date ? Math.max(0, at.getTime() - Date.now()) : 0;
-      if (topic) {
-        const sequence = topic.nextSequence++;
-        const timer = setTimeout(() => {
-          topic.scheduled.delete(sequence);
-          this.#deliver(path, message, 0);
-        }, delay);
-        timer.unref();
-        topic.scheduled.set(sequence, { message, timer });
+    return this.atomically(() =>
+      messages.map((message) => {
+        const at = message.message_annotations?.["x-opt-scheduled-enqueue-time"];
+        const due = at instanceof Date ? at.getTime() : Date.now();
+        if (topic) {
+          const sequence = this.#nextSequence(topic, path);
+          this.#scheduleOnTopic(topic, path, message, sequence, due);
+          this.store?.putMessage({ path, sequence, encoded: rhea.message.encode(message), enqueuedAt: due, deliveryCount: 0, state: "scheduled", deferred: false, expiresAt: null, locked: false });
+          return sequence;
+        }
+        const sequence = this.#nextSequence(entity!, entity!.path);
+        const stored: Stored = { message: { ...message }, sequence, enqueuedAt: new Date(due), deliveryCount: 0, state: "scheduled", deferred: false };
+        entity!.messages.set(sequence, stored);
+        this.#persist(entity!, stored);
+        this.#startScheduleTimer(entity!, stored);
         return sequence;
-      }
-      const sequence = entity!.nextSequence++;
-      const stored: Stored = { message: { ...message }, sequence, enqueuedAt: at instanceof Date ? at : new Date(), deliveryCount: 0, state: "scheduled", deferred: false };
-      stored.timer = setTimeout(() => {
-        entity!.messages.delete(sequence);
-        this.#enqueue(entity!, stored.message, 0, sequence);
-      }, delay);
-      stored.timer.unref();
-      entity!.messages.set(sequence, stored);
-      return sequence;
-    });
+      }),
+    );
+  }
+
+  #scheduleOnTopic(topic: Topic, path: string, message: AmqpMessage, sequence: number, due: number): void {
+    const timer = setTimeout(() => {
+      topic.scheduled.delete(sequence);
+      this.atomically(() => {
+        this.store?.removeMessage(path, sequence);
+        this.#deliver(path, message, 0);
+      });
+    }, Math.max(0, due - Date.now()));
+    timer.unref();
+    topic.scheduled.set(sequence, { message, timer });
+  }
+
+  #startScheduleTimer(entity: Entity, stored: Stored): void {
+    stored.timer = setTimeout(() => {
+      entity.messages.delete(stored.sequence);
+      this.atomically(() => {
+        // Forwarded on, it leaves this entity; otherwise enqueue writes it over as active.
+        this.store?.removeMessage(entity.path, stored.sequence);
+        this.#enqueue(entity, stored.message, 0, stored.sequence);
+      });
+    }, Math.max(0, stored.enqueuedAt.getTime() - Date.now()));
+    stored.timer.unref();
   }
 
   /** Cancels scheduled messages; numbers that are not scheduled (any more) are ignored, as in Service Bus. */
   cancelScheduled(path: string, sequences: number[]): void {
     const topic = this.#topics.get(path);
     const entity = topic ? undefined : this.entity(path);
-    for (const sequence of sequences) {
-      if (topic) {
-        clearTimeout(topic.scheduled.get(sequence)?.timer);
-        topic.scheduled.delete(sequence);
-        continue;
+    this.atomically(() => {
+      for (const sequence of sequences) {
+        if (topic) {
+          if (!topic.scheduled.has(sequence)) continue;
+          clearTimeout(topic.scheduled.get(sequence)?.timer);
+          topic.scheduled.delete(sequence);
+          this.store?.removeMessage(path, sequence);
+          continue;
+        }
+        const stored = entity?.messages.get(sequence);
+        if (stored?.state === "scheduled") {
+          clearTimeout(stored.timer);
+          entity!.messages.delete(sequence);
+          this.store?.removeMessage(entity!.path, sequence);
+        }
       }
-      const stored = entity?.messages.get(sequence);
-      if (stored?.state === "scheduled") {
-        clearTimeout(stored.timer);
-        entity!.messages.delete(sequence);
-      }
-    }
+    });
   }
 
   // ---- receiving --------------------------------------------------------------------------------
@@ -334,8 +433,8 @@ export class Namespace {
     clearTimeout(session.timer);
     session.onLost = onLost;
     session.lockedUntil = new Date(Date.now() + entity.options.lockDurationMs);
+    // The holder's link is closed by onLost; closing it releases the session (releaseSession).
     session.timer = setTimeout(() => {
-      session.holder = undefined;
       session.timer = undefined;
       onLost();
     }, entity.options.lockDurationMs);
@@ -348,12 +447,16 @@ export class Namespace {
     clearTimeout(session.timer);
     session.holder = undefined;
     session.timer = undefined;
+    this.atomically(() => this.abandonSession(entity, sessionId));
     this.onReady(entity);
   }
 
   sessionState(entity: Entity, sessionId: string, state?: Buffer | null): Buffer | null {
     const session = this.#session(entity, sessionId);
-    if (state !== undefined) session.state = state;
+    if (state !== undefined) {
+      session.state = state;
+      this.store?.saveSessionState(entity.path, sessionId, state);
+    }
     return session.state;
   }
 
@@ -367,8 +470,10 @@ export class Namespace {
   /** Removes a message whose time to live has passed (to the dead-letter queue when the entity says so). */
   #expire(entity: Entity, stored: Stored): boolean {
     if (stored.expiresAt === undefined || stored.expiresAt > Date.now() || stored.state === "locked") return false;
-    this.#remove(entity, stored);
-    if (entity.options.deadLetteringOnMessageExpiration) this.#deadLetter(entity, stored.message, "TTLExpiredException", "The message expired and was dead lettered.");
+    this.atomically(() => {
+      this.#remove(entity, stored);
+      if (entity.options.deadLetteringOnMessageExpiration) this.#deadLetter(entity, stored.message, "TTLExpiredException", "The message expired and was dead lettered.");
+    });
     return true;
   }
 
@@ -378,12 +483,13 @@ export class Namespace {
     stored.lockKey = lockKey;
     this.#locks.set(lockKey, { entity, stored });
     this.#startLockTimer(entity, stored);
+    this.store?.markLocked(entity.path, stored.sequence, true);
   }
 
   #startLockTimer(entity: Entity, stored: Stored): void {
     clearTimeout(stored.timer);
     stored.lockedUntil = new Date(Date.now() + entity.options.lockDurationMs);
-    stored.timer = setTimeout(() => this.#unlock(entity, stored, {}), entity.options.lockDurationMs);
+    stored.timer = setTimeout(() => this.atomically(() => this.#unlock(entity, stored, {})), entity.options.lockDurationMs);
     stored.timer.unref();
   }
 
@@ -417,6 +523,10 @@ export class Namespace {
 
   /** Settles a locked message. Throws a ManagementFailure (lock lost) when the lock is gone. */
   settle(lockKey: string, disposition: Disposition): void {
+    this.atomically(() => this.#settle(lockKey, disposition));
+  }
+
+  #settle(lockKey: string, disposition: Disposition): void {
     const { entity, stored } = this.#locked(lockKey);
     const properties = disposition.kind === "complete" ? undefined : disposition.properties;
     if (properties) stored.message = { ...stored.message, application_properties: { ...(stored.message.application_properties ?? {}), ...properties } };
@@ -431,6 +541,7 @@ export class Namespace {
         this.#releaseLock(stored);
         stored.state = "deferred";
         stored.deferred = true;
+        this.#persist(entity, stored);
         break;
       case "deadLetter":
         this.#remove(entity, stored);
@@ -465,18 +576,52 @@ export class Namespace {
     }
     if (stored.deferred) {
       stored.state = "deferred";
+      this.#persist(entity, stored);
       return;
     }
+    this.#makeReady(entity, stored);
+  }
+
+  /** A message becomes active again in its place: before the ready messages with later sequence numbers. */
+  #makeReady(entity: Entity, stored: Stored): void {
     stored.state = "active";
-    // An abandoned message keeps its place: it is handed out before later ones.
-    entity.ready = new Set([stored, ...entity.ready]);
+    this.#persist(entity, stored);
+    const last = [...entity.ready].at(-1);
+    if (last === undefined || last.sequence < stored.sequence) entity.ready.add(stored);
+    else entity.ready = new Set([...entity.ready, stored].sort((a, b) => a.sequence - b.sequence));
     this.onReady(entity);
+  }
+
+  /**
+   * Ends a lock whose delivery never reached the client (its link closed before the transfer was
+   * written): the message is active again and its delivery count is unchanged, since nobody saw it.
+   */
+  release(lockKey: string): void {
+    const found = this.#locks.get(lockKey);
+    if (found && found.stored.lockKey === lockKey) this.#unlock(found.entity, found.stored, { countDelivery: false });
+  }
+
+  /** Puts back a receive-and-delete message whose transfer was never written. */
+  restore(entity: Entity, stored: Stored): void {
+    entity.messages.set(stored.sequence, stored);
+    this.#makeReady(entity, stored);
+  }
+
+  /**
+   * Abandons the locked messages of a session whose receiver went away: their lock was the
+   * session's, so the next receiver of the session gets them first, counted as delivered once more.
+   */
+  abandonSession(entity: Entity, sessionId: string): void {
+    for (const { entity: owner, stored } of [...this.#locks.values()]) {
+      if (owner === entity && sessionOf(stored.message) === sessionId) this.#unlock(entity, stored, { countDelivery: true });
+    }
   }
 
   #remove(entity: Entity, stored: Stored): void {
     this.#releaseLock(stored);
     entity.messages.delete(stored.sequence);
     entity.ready.delete(stored);
+    this.store?.removeMessage(entity.path, stored.sequence);
   }
 
   #deadLetter(entity: Entity, message: AmqpMessage, reason: string, description: string): void {

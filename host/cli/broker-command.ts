@@ -19,8 +19,9 @@ export function registerBrokerCommand(program: Command, io: CliIo): void {
     .option("--auto-create", "create a queue the first time a client names it")
     .option("--event-hub <name[:partitions]>", "serve an event hub (repeatable)", (v, all: EventHubSpec[] = []) => [...all, eventHubFlag(v)])
     .option("--strict", "enforce the emulator's limits on the config file")
+    .option("--data-dir <dir>", "keep messages, sessions and sequence numbers in this directory across restarts (default: memory only)")
     .option("--print-config [which]", "print the topology as the Service Bus emulator's Config.json (or, with `eventhubs`, the Event Hubs emulator's) and exit")
-    .action(async (flags: { config?: string[]; port: number; autoCreate?: boolean; strict?: boolean; eventHub?: EventHubSpec[]; healthPort?: number; printConfig?: true | string }) => {
+    .action(async (flags: { config?: string[]; port: number; autoCreate?: boolean; strict?: boolean; eventHub?: EventHubSpec[]; healthPort?: number; printConfig?: true | string; dataDir?: string }) => {
       const topology: Required<BrokerTopology> = { queues: [], topics: [], eventHubs: [...(flags.eventHub ?? [])] };
       for (const file of flags.config ?? []) {
         let text: string;
@@ -43,7 +44,13 @@ export function registerBrokerCommand(program: Command, io: CliIo): void {
         io.out(JSON.stringify(file, null, 2));
         return;
       }
-      const broker = await startBroker({ port: flags.port, topology, autoCreate: flags.autoCreate ?? false, ...(flags.healthPort !== undefined ? { healthPort: flags.healthPort } : {}) });
+      const broker = await startBroker({
+        port: flags.port,
+        topology,
+        autoCreate: flags.autoCreate ?? false,
+        ...(flags.healthPort !== undefined ? { healthPort: flags.healthPort } : {}),
+        ...(flags.dataDir !== undefined ? { dataDir: flags.dataDir } : {}),
+      });
       io.out(`ready: ${broker.connectionString}`);
       if (broker.healthPort !== undefined) io.out(`health: http://127.0.0.1:${broker.healthPort}/health`);
       const entities = [...topology.queues.map((q) => `queue ${q.name}`), ...topology.topics.map((t) => `topic ${t.name} (${t.subscriptions.map((s) => s.name).join(", ")})`), ...topology.eventHubs.map((h) => `event hub ${h.name} (${h.partitionCount ?? 1} partitions)`)];

@@ -89,6 +89,23 @@ function readDate(text: string): Date | undefined {
   return date;
 }
 
+/**
+ * The offset a wire date carries (`+0000`, `-0700`): a .NET DateTime of kind Local, which
+ * DataContractJsonSerializer writes `/Date(ms±HHMM)/`. Undefined for a UTC date (`/Date(ms)/`).
+ */
+export function dateOffsetOf(date: Date): string | undefined {
+  const text = (date as unknown as Record<symbol, unknown>)[kDateText];
+  const match = typeof text === "string" ? DATE.exec(text) : null;
+  return match && Number(match[1]) === date.getTime() ? match[2] : undefined;
+}
+
+/** A date that keeps its offset (`+0100`) when written as JSON again, as one read from the wire does. */
+export function dateWithOffset(ms: number, offset: string | undefined): Date {
+  const date = new Date(ms);
+  if (offset !== undefined) hidden(date, kDateText, `/Date(${ms}${offset})/`);
+  return date;
+}
+
 function readPairs(value: Json, what: string): Array<{ key: string; value: Json }> {
   if (value === null) return [];
   if (!Array.isArray(value)) throw new WireFormatError("WIRE_INVALID", `${what} must be an array of { "key", "value" }`);

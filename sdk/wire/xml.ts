@@ -9,7 +9,7 @@
  * and comments; it has no dependency, since this module runs inside the sandbox too.
  */
 import { Entity, EntityCollection, EntityReference, Money, OptionSetValue, OptionSetValueCollection, typeOf } from "../model.js";
-import { CONTEXT_MEMBERS, CONTRACTS_NAMESPACE, WireFormatError } from "./json.js";
+import { CONTEXT_MEMBERS, CONTRACTS_NAMESPACE, dateOffsetOf, dateWithOffset, WireFormatError } from "./json.js";
 
 const XSI = "http://www.w3.org/2001/XMLSchema-instance";
 const XSD = "http://www.w3.org/2001/XMLSchema";
@@ -18,6 +18,30 @@ const GENERIC = "http://schemas.datacontract.org/2004/07/System.Collections.Gene
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PARAMETER_MEMBERS = new Set(["InputParameters", "OutputParameters", "SharedVariables"]);
 const IMAGE_MEMBERS = new Set(["PreEntityImages", "PostEntityImages"]);
+
+// Dates //////////////////////////////////////////////////////////////////////////////////////////
+// DataContractSerializer writes a DateTime by its kind: UTC with `Z`, Local as the local clock time
+// with its offset (`2020-12-15T05:47:38+01:00`), which is what JSON's `/Date(ms+0100)/` is. Keeping
+// the offset through Text XML keeps the kind a .NET listener sees.
+
+const XML_DATE = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?)(Z|[+-]\d{2}:\d{2})?$/;
+
+function xmlDate(date: Date): string {
+  const offset = dateOffsetOf(date);
+  const at = (ms: number) => new Date(ms).toISOString().replace(/\.000Z$|Z$/, "");
+  if (offset === undefined) return `${at(date.getTime())}Z`;
+  const minutes = (offset[0] === "-" ? -1 : 1) * (Number(offset.slice(1, 3)) * 60 + Number(offset.slice(3, 5)));
+  return `${at(date.getTime() + minutes * 60_000)}${offset.slice(0, 3)}:${offset.slice(3)}`;
+}
+
+function readXmlDate(text: string): Date {
+  const match = XML_DATE.exec(text.trim());
+  if (!match) return new Date(text);
+  const [, clock, zone] = match;
+  // No zone (kind Unspecified) is read as UTC, as plugbox writes no such date.
+  if (zone === undefined || zone === "Z") return new Date(`${clock}Z`);
+  return dateWithOffset(new Date(`${clock}${zone}`).getTime(), zone.replace(":", ""));
+}
 
 // Writing ////////////////////////////////////////////////////////////////////////////////////////
 
@@ -69,7 +93,7 @@ function typedValue(name: string, value: unknown): string {
   if (typeof value === "string") return GUID.test(value) ? `<${name} i:type="c:guid" xmlns:c="${SERIALIZATION}">${value}</${name}>` : typed("b:string", escapeText(value)).replace(">", ` xmlns:b="${XSD}">`);
   if (typeof value === "boolean") return typed("b:boolean", String(value)).replace(">", ` xmlns:b="${XSD}">`);
   if (typeof value === "number") return typed(Number.isInteger(value) ? "b:int" : "b:double", String(value)).replace(">", ` xmlns:b="${XSD}">`);
-  if (value instanceof Date) return typed("b:dateTime", value.toISOString()).replace(">", ` xmlns:b="${XSD}">`);
+  if (value instanceof Date) return typed("b:dateTime", xmlDate(value)).replace(">", ` xmlns:b="${XSD}">`);
   switch (typeOf(value)) {
     case "Entity":
       return typed("Entity", entityMembers(value as Entity));
@@ -109,7 +133,7 @@ function contextMembers(context: Record<string, unknown>): string {
     } else if (member === "OwningExtension") out += value === null ? nil(member) : `<${member}>${referenceMembers(value as EntityReference)}</${member}>`;
     else if (member === "ParentContext") out += value === null ? nil(member) : `<${member}>${contextMembers(value as Record<string, unknown>)}</${member}>`;
     else if (value === null) out += nil(member);
-    else if (value instanceof Date) out += `<${member}>${value.toISOString()}</${member}>`;
+    else if (value instanceof Date) out += `<${member}>${xmlDate(value)}</${member}>`;
     else out += `<${member}>${escapeText(String(value))}</${member}>`;
   }
   return out;
@@ -235,7 +259,9 @@ function readEntityXml(e: XmlElement): Entity {
 
 function readReferenceXml(e: XmlElement): EntityReference {
   const name = child(e, "Name");
-  return new EntityReference(child(e, "LogicalName")?.text ?? "", child(e, "Id")?.text ?? "", isNil(name) ? null : (name?.text ?? null));
+  const reference = new EntityReference(child(e, "LogicalName")?.text ?? "", child(e, "Id")?.text ?? "", isNil(name) ? null : (name?.text ?? null));
+  for (const pair of child(e, "KeyAttributes")?.children ?? []) reference.keyAttributes[child(pair, "key")?.text ?? ""] = readTyped(child(pair, "value")) as never;
+  return reference;
 }
 
 function readTyped(e: XmlElement | undefined): unknown {
@@ -256,7 +282,7 @@ function readTyped(e: XmlElement | undefined): unknown {
     case "boolean":
       return e.text === "true";
     case "dateTime":
-      return new Date(e.text);
+      return readXmlDate(e.text);
     case "Entity":
       return readEntityXml(e);
     case "EntityReference":
@@ -270,7 +296,10 @@ function readTyped(e: XmlElement | undefined): unknown {
     case "EntityCollection": {
       const collection = new EntityCollection((child(e, "Entities")?.children ?? []).map(readEntityXml), isNil(child(e, "EntityName")) ? null : (child(e, "EntityName")?.text ?? null));
       collection.moreRecords = child(e, "MoreRecords")?.text === "true";
+      const cookie = child(e, "PagingCookie");
+      collection.pagingCookie = isNil(cookie) ? null : (cookie?.text ?? null);
       collection.totalRecordCount = Number(child(e, "TotalRecordCount")?.text ?? -1);
+      collection.totalRecordCountLimitExceeded = child(e, "TotalRecordCountLimitExceeded")?.text === "true";
       return collection;
     }
     default:
@@ -294,7 +323,7 @@ function readContextXml(e: XmlElement): Record<string, unknown> {
     } else if (isNil(m)) context[name] = null;
     else if (member === "OwningExtension") context[name] = readReferenceXml(m);
     else if (member === "ParentContext") context[name] = readContextXml(m);
-    else if (member === "OperationCreatedOn") context[name] = new Date(m.text);
+    else if (member === "OperationCreatedOn") context[name] = readXmlDate(m.text);
     else if (["Depth", "IsolationMode", "Mode", "Stage"].includes(member)) context[name] = Number(m.text);
     else if (member.startsWith("Is")) context[name] = m.text === "true";
     else context[name] = m.text;
