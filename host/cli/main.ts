@@ -13,7 +13,9 @@ import type { ContextInput, Mode, Stage } from "../context.js";
 import { exitCodeFor, PlugboxError, UsageError } from "../errors.js";
 import { runPlugin, type RunResult } from "../run.js";
 import { createHost, type PlugboxHost } from "../host.js";
-import { importData, readJson, registerPipelineCommands } from "./pipeline-commands.js";
+import { importData, readJson, registerPipelineCommands, STORE_CHECK_FLAG } from "./pipeline-commands.js";
+import { toStoreError } from "../store/errors.js";
+import { isGuid } from "../ids.js";
 import { registerListenCommand } from "./listen-command.js";
 import { registerBrokerCommand } from "./broker-command.js";
 import type { WebPolicyInput } from "../web/index.js";
@@ -57,14 +59,21 @@ async function readJsonFile(file: string, what: string): Promise<unknown> {
 async function readTarget(file: string, messageName: string): Promise<Entity | EntityReference> {
   const value = await readJsonFile(file, "target");
   const tag = typeOf(value);
-  if (tag === "Entity" || tag === "EntityReference") return value as Entity | EntityReference;
+  if (tag === "Entity" || tag === "EntityReference") {
+    const typed = value as Entity | EntityReference;
+    if (!isGuid(typed.id)) throw new UsageError("INPUT_INVALID_JSON", `the target file ${file}: "id" must be a Guid such as "6d81597f-0f9f-e711-8122-000d3aa2331c", got ${JSON.stringify(typed.id)}`);
+    return typed;
+  }
   if (!isPlainObject(value) || typeof value.logicalName !== "string") {
     throw new UsageError("INPUT_INVALID_JSON", `the target file ${file} must hold an entity: { "logicalName": "account", "id"?: "<guid>", "attributes": { … } }`);
   }
   if (value.attributes !== undefined && !isPlainObject(value.attributes)) {
     throw new UsageError("INPUT_INVALID_JSON", `the target file ${file}: "attributes" must be an object of column values`);
   }
-  const id = typeof value.id === "string" ? value.id : undefined;
+  if (value.id !== undefined && value.id !== null && !isGuid(value.id)) {
+    throw new UsageError("INPUT_INVALID_JSON", `the target file ${file}: "id" must be a Guid such as "6d81597f-0f9f-e711-8122-000d3aa2331c", got ${JSON.stringify(value.id)}`);
+  }
+  const id = typeof value.id === "string" ? value.id.toLowerCase() : undefined;
   if (value.attributes === undefined && id !== undefined && messageName !== "Create" && messageName !== "Update") {
     return new EntityReference(value.logicalName, id);
   }
@@ -89,6 +98,7 @@ interface RunFlags {
   webPolicy?: string;
   allowHost?: string[];
   json?: boolean;
+  storeCheck?: boolean;
   [limit: string]: unknown;
 }
 
@@ -160,7 +170,8 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .option("--data <file.json>", "records to load into the store first (an in-memory store unless --db is given)")
     .option("--web-policy <file.json>", "widen or tune the outbound web policy (allowed hosts, extra ports, resolver override, …)")
     .option("--allow-host <host...>", "narrow outbound web requests to these hosts, as a bundle's manifest entry does")
-    .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, … }");
+    .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, … }")
+    .option(...STORE_CHECK_FLAG);
   registerPipelineCommands(program, io);
   registerListenCommand(program, io);
   registerBrokerCommand(program, io);
@@ -200,6 +211,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
         db: flags.db ?? ":memory:",
         runJobs: false,
         runtimeOptions: { workers: 1, prewarmIsolates: flags.isolation === "reuse" ? 0 : 1 },
+        storeOptions: { quickCheck: flags.storeCheck !== false },
         ...(flags.manifest ? { manifest: flags.manifest } : {}),
         ...(flags.secrets ? { secrets: { file: flags.secrets } } : {}),
       });
@@ -241,10 +253,12 @@ export async function main(argv: string[], io = { out: (t: string) => console.lo
       if (wantsJson) io.out(JSON.stringify({ ok: false, error: { code: "CLI_USAGE", message: error.message.replace(/^error: /, "") } }));
       return 2;
     }
-    if (error instanceof PlugboxError) {
-      if (wantsJson) io.out(JSON.stringify({ ok: false, error: { code: error.code, message: error.message } }, null, 2));
-      else io.err(`plugbox: error [${error.code}]: ${error.message}`);
-      return exitCodeFor(error.code);
+    // A store's SQLite error that no layer above turned into its own code still gets the store's.
+    const typed = toStoreError(error);
+    if (typed instanceof PlugboxError) {
+      if (wantsJson) io.out(JSON.stringify({ ok: false, error: { code: typed.code, message: typed.message } }, null, 2));
+      else io.err(`plugbox: error [${typed.code}]: ${typed.message}`);
+      return exitCodeFor(typed.code);
     }
     io.err(`plugbox: internal error: ${error instanceof Error ? error.stack : String(error)}`);
     return 1;
