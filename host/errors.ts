@@ -9,6 +9,7 @@ import { REGISTRY_ERROR_CODES } from "./registry/errors.js";
 import { STORE_ERROR_CODES } from "./store/errors.js";
 import { RELAY_ERROR_CODES } from "./relay/errors.js";
 import { BROKER_ERROR_CODES } from "./broker/errors.js";
+import { CLI_ERROR_CODES } from "./cli/errors.js";
 import { WEB_ERROR_CODES } from "../runtime/web/errors.js";
 
 export { PlugboxError } from "../runtime/errors.js";
@@ -45,6 +46,7 @@ const extraFamilies: Readonly<Record<string, ErrorFamily>> = Object.freeze({
   ...STORE_ERROR_CODES,
   ...RELAY_ERROR_CODES,
   ...BROKER_ERROR_CODES,
+  ...CLI_ERROR_CODES,
 });
 
 export function errorFamily(code: string): ErrorFamily {
