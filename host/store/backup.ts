@@ -92,7 +92,7 @@ function openBackup(backup: string): Database.Database {
     throw new StoreError("STORE_BACKUP_FAILED", `cannot open the backup ${backup}: ${(error as Error).message}`, { cause: error });
   }
   try {
-    const problems = (db.pragma("quick_check(5)") as Array<{ quick_check: string }>).map((row) => row.quick_check);
+    const problems = (db.pragma("quick_check(5)") as Array<{ quick_check: string }>).flatMap((row) => row.quick_check.split("\n"));
     if (problems.length !== 1 || problems[0] !== "ok") throw new Error(`it is damaged (SQLite's quick_check: ${problems.join("; ")})`);
     const version = (db.prepare("SELECT version FROM plugbox_schema").get() as { version: number } | undefined)?.version;
     if (version === undefined) throw new Error("it holds no plugbox schema version");

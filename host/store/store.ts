@@ -340,7 +340,7 @@ function sizeOf(path: string): number | undefined {
  * compare indexes with their tables, as integrity_check does, which costs several times more).
  */
 function checkIntegrity(db: Database.Database, path: string): void {
-  const problems = (db.pragma("quick_check(5)") as Array<{ quick_check: string }>).map((row) => row.quick_check);
+  const problems = (db.pragma("quick_check(5)") as Array<{ quick_check: string }>).flatMap((row) => row.quick_check.split("\n"));
   if (problems.length === 1 && problems[0] === "ok") return;
   throw new StoreError("STORE_CORRUPT", `the store ${path} is damaged (SQLite's quick_check: ${problems.join("; ")}); ${restoreAdvice(path)}`);
 }
