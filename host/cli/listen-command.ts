@@ -253,7 +253,7 @@ async function closeQuietly(...closing: Array<Promise<unknown> | undefined>): Pr
 // The Azure clients load only for the command that uses them: other commands start without them.
 async function listenToServiceBus(flags: ListenFlags, printer: Printer, session: Session): Promise<void> {
   const { ServiceBusClient } = await import("@azure/service-bus");
-  const what = flags.queue ? `the queue ${flags.queue}` : `the subscription ${flags.subscription} of the topic ${flags.topic}`;
+  const what = flags.queue ? `queue ${flags.queue}` : `subscription ${flags.subscription} on the topic ${flags.topic}`;
   while (!printer.done && !session.stopped) {
     // The client's own retries are off: this loop retries, with its back-off, and says so.
     const client = new ServiceBusClient(flags.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: OPERATION_TIMEOUT_MS } });
@@ -286,6 +286,7 @@ async function listenToServiceBus(flags: ListenFlags, printer: Printer, session:
       }
     } catch (error) {
       if (session.stopped) return;
+      if (error instanceof CliError) throw error;
       if (isEntityNotFound(error)) throw new CliError("LISTEN_ENTITY_NOT_FOUND", `${flags.connectionString.match(/Endpoint=([^;]+)/i)?.[1]} has no ${what}: ${describe(error)}`);
       await session.lost(error);
     } finally {

@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { createRequire } from "node:module";
-import { fromPlain, isPlainObject } from "../../sdk/codec.js";
+import { isPlainObject } from "../../sdk/codec.js";
 import { Entity, EntityReference, typeOf } from "../../sdk/model.js";
 import { sandboxLimitDefaults, type SandboxLimits } from "../../runtime/index.js";
 import { buildBundle } from "../build.js";
@@ -13,7 +13,7 @@ import type { ContextInput, Mode, Stage } from "../context.js";
 import { exitCodeFor, PlugboxError, UsageError } from "../errors.js";
 import { runPlugin, type RunResult } from "../run.js";
 import { createHost, type PlugboxHost } from "../host.js";
-import { importData, readJson, registerPipelineCommands, STORE_CHECK_FLAG } from "./pipeline-commands.js";
+import { importData, readJson, readPlugboxJson, registerPipelineCommands, STORE_CHECK_FLAG } from "./pipeline-commands.js";
 import { toStoreError } from "../store/errors.js";
 import { isGuid } from "../ids.js";
 import { registerListenCommand } from "./listen-command.js";
@@ -46,18 +46,8 @@ function stage(value: string): Stage {
   return n;
 }
 
-/** A JSON input file with plugbox JSON's typed values decoded. */
-async function readJsonFile(file: string, what: string): Promise<unknown> {
-  const value = await readJson(file, what);
-  try {
-    return fromPlain(value);
-  } catch (error) {
-    throw new UsageError("INPUT_INVALID_JSON", `the ${what} file ${file} holds a value plugbox cannot read: ${(error as Error).message}`);
-  }
-}
-
 async function readTarget(file: string, messageName: string): Promise<Entity | EntityReference> {
-  const value = await readJsonFile(file, "target");
+  const value = await readPlugboxJson(file, "target");
   const tag = typeOf(value);
   if (tag === "Entity" || tag === "EntityReference") {
     const typed = value as Entity | EntityReference;
@@ -136,7 +126,12 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .version(version)
     .exitOverride()
     .showHelpAfterError("(run with --help for usage)")
-    .configureOutput({ writeOut: (s) => io.out(s.replace(/\n$/, "")), writeErr: (s) => io.err(s.replace(/\n$/, "")) });
+    .configureOutput({
+      writeOut: (s) => io.out(s.replace(/\n$/, "")),
+      writeErr: (s) => io.err(s.replace(/\n$/, "")),
+      // Commander's own refusals carry the code every other error prints.
+      outputError: (s, write) => write(s.replace(/^error: /, "error [CLI_USAGE]: ")),
+    });
 
   program
     .command("build")
@@ -182,7 +177,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     const target = flags.target ? await readTarget(flags.target, flags.message) : undefined;
     let sharedVariables: Record<string, unknown> | undefined;
     if (flags.shared) {
-      const shared = await readJsonFile(flags.shared, "shared variables");
+      const shared = await readPlugboxJson(flags.shared, "shared variables");
       if (!isPlainObject(shared)) throw new UsageError("INPUT_INVALID_JSON", `the shared variables file ${flags.shared} must hold a JSON object of name → value`);
       sharedVariables = shared;
     }
@@ -201,7 +196,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     };
     let webPolicy: WebPolicyInput | undefined;
     if (flags.webPolicy) {
-      const policy = await readJsonFile(flags.webPolicy, "web policy");
+      const policy = await readPlugboxJson(flags.webPolicy, "web policy");
       if (!isPlainObject(policy)) throw new UsageError("INPUT_INVALID_JSON", `the web policy file ${flags.webPolicy} must hold a JSON object; see the README's "Outbound web requests"`);
       webPolicy = policy as WebPolicyInput;
     }

@@ -30,6 +30,16 @@ export function readJson(file: string, what: string): Promise<unknown> {
   return readJsonInput(file, what);
 }
 
+/** A JSON input file with plugbox JSON's typed values read (a Money that is not a number is INPUT_INVALID_JSON). */
+export async function readPlugboxJson(file: string, what: string): Promise<unknown> {
+  const value = await readJson(file, what);
+  try {
+    return fromPlain(value);
+  } catch (error) {
+    throw new UsageError("INPUT_INVALID_JSON", `the ${what} file ${file} holds a value plugbox cannot read: ${(error as Error).message}`);
+  }
+}
+
 /** Writes an output file; a folder that does not exist, a folder in its place or a refusing disk is OUTPUT_NOT_WRITABLE. */
 export async function writeOutput(file: string, text: string): Promise<void> {
   try {
@@ -147,7 +157,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     .option("--json", "print one JSON object { ok, error?, response, journal, jobs }")
     .option(...STORE_CHECK_FLAG)
     .action(async (flags: HostFlags & { manifest: string; request: string; data?: string; runJobs?: boolean; json?: boolean }) => {
-      const request = readRequest(fromPlain(await readJson(flags.request, "request")), flags.request);
+      const request = readRequest(await readPlugboxJson(flags.request, "request"), flags.request);
       await withHost(flags, async (host) => {
         if (flags.data) await importData(host, await readJson(flags.data, "data"), flags.data);
         try {

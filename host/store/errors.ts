@@ -39,7 +39,8 @@ export function toStoreError(error: unknown, path?: string): unknown {
   if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
     return new StoreError("STORE_BUSY", `${store} is held by another connection or process (${says}); try again when it is free, or raise busyTimeoutMs`, { cause: error });
   }
-  if (code === "SQLITE_FULL") {
+  // A WAL's shared-memory file that cannot grow on a full disk fails with IOERR_SHMSIZE before any write does.
+  if (code === "SQLITE_FULL" || code === "SQLITE_IOERR_SHMSIZE") {
     return new StoreError("STORE_FULL", `${store} cannot grow: the disk is full or the store reached its size limit (${says}); nothing of this write was kept. Free some space and try again`, { cause: error });
   }
   if (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB") {
