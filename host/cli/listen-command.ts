@@ -127,6 +127,8 @@ export function registerListenCommand(program: Command, io: CliIo): void {
 
 /** The longest one receive waits for a message, ms: a quiet link is asked again this often. */
 const RECEIVE_WAIT_MS = 30_000;
+/** The wait of a receive on a connection just made again. */
+const RECONNECT_WAIT_MS = 1_000;
 /** How long past its own wait a receive may take before it counts as stalled and the connection is made anew, ms. */
 const STALL_GRACE_MS = 15_000;
 /** How long one operation (a settlement, a reply, opening a link) may take, ms. */
@@ -172,10 +174,14 @@ class Session {
     this.#idleSince = Date.now();
   }
 
-  /** How long the next receive may wait: until --timeout runs out, at most RECEIVE_WAIT_MS. */
+  /**
+   * How long the next receive may wait: until --timeout runs out, at most RECEIVE_WAIT_MS; a second
+   * while the connection is being made again, so that it is known (and said) soon that it works.
+   */
   nextWait(): number {
-    if (this.timeoutMs === undefined) return RECEIVE_WAIT_MS;
-    return Math.min(RECEIVE_WAIT_MS, this.timeoutMs - (Date.now() - this.#idleSince));
+    const most = this.#down ? RECONNECT_WAIT_MS : RECEIVE_WAIT_MS;
+    if (this.timeoutMs === undefined) return most;
+    return Math.min(most, this.timeoutMs - (Date.now() - this.#idleSince));
   }
 
   /** --timeout ran out: a normal end, unless the namespace could not be reached then. */
