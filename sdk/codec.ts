@@ -176,6 +176,15 @@ function checkTypedMembers(type: string, obj: Record<string, unknown>): void {
   }
 }
 
+/**
+ * Checks an SDK value (a Money, an OptionSetValue, an OptionSetValueCollection) against its type's
+ * own rules, for values made in code rather than read: throws a TypeError naming the rule.
+ */
+export function checkTypedValue(value: unknown): void {
+  const tag = typeOf(value);
+  if (tag !== undefined) checkTypedMembers(tag, value as Record<string, unknown>);
+}
+
 /** The SDK value a `$type` object stands for (its members already revived). */
 function typed(obj: Record<string, unknown>): unknown {
   const type = obj.$type;

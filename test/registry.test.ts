@@ -120,6 +120,16 @@ describe("manifest validation: each rule is refused with MANIFEST_INVALID, the J
     }
   });
 
+  it("a bundle's types and its steps' types are checked against what the bundle exports when the host loads", async () => {
+    const missingType = await refusal({ bundles: { p: { path: plugins.bundle, types: ["SetColumns", "NoSuchPlugin"] } } });
+    expect(missingType).toMatchObject({ code: "MANIFEST_INVALID", message: expect.stringContaining('manifest: bundles.p.types[1]: the bundle') });
+    expect(missingType.message).toContain('exports no "NoSuchPlugin" (it exports ');
+    expect(missingType.message).toContain("SetColumns");
+    const missingStep = await refusal({ bundles: { p: { path: plugins.bundle } }, steps: [{ bundle: "p", type: "SetColumn", message: "Create", entity: "account", stage: 20 }] });
+    expect(missingStep).toMatchObject({ code: "MANIFEST_INVALID", message: expect.stringContaining('manifest: steps[0].type: the bundle p') });
+    expect(missingStep.message).toContain('exports no "SetColumn"');
+  });
+
   it("settings default to Dataverse's: maxDepth 8, trace logs of exceptions, 4 async attempts", async () => {
     const host = await createHost({ manifest: {}, runJobs: false, runtimeOptions: fastRuntime });
     try {
