@@ -87,6 +87,26 @@ describe("store faults: a typed error for the one request, never a wedged host",
     }
   });
 
+  it("STORE_BUSY in the background: the job runner's health says why its last round took no jobs, and clears once a round does", { timeout: 30_000 }, async () => {
+    const db = path.join(dir, "busy-runner.db");
+    const host = await openHost(db, { busyTimeoutMs: 100, runJobs: true, jobs: { pollMs: 20 } });
+    try {
+      expect(host.health()).toMatchObject({ status: "ready", store: { status: "open", path: db }, jobs: { running: true } });
+      const holder = await holdWriteLock(db);
+      try {
+        await expect.poll(() => host.health().jobs.lastError?.code, { timeout: 10_000 }).toBe("STORE_BUSY");
+        expect(host.health().status).toBe("degraded");
+      } finally {
+        await holder.release();
+      }
+      await expect.poll(() => host.health().jobs.lastError, { timeout: 10_000 }).toBeUndefined();
+      expect(host.health().status).toBe("ready");
+    } finally {
+      await host.close();
+    }
+    expect(host.health().status).toBe("closed");
+  });
+
   it("STORE_FULL: a store at its size limit fails the request with STORE_FULL (not 'cannot rollback'), keeps nothing of it, and works again once space is freed", { timeout: 60_000 }, async () => {
     const db = path.join(dir, "full.db");
     const host = await openHost(db, { storeOptions: { maxSizeBytes: 256 * 1024 } });
