@@ -306,25 +306,23 @@ export class Pipeline {
     const stage10Context = await this.#runSteps(10, base);
     using tx = await this.#begin(scope);
     const inner: Scope = { ...scope, inTransaction: true };
-    {
-      const run: StepRun = {
-        ...base,
-        scope: inner,
-        // Shared variables of stage 10 reach later stages through ParentContext for these messages (reference 2.6).
-        sharedVariables: MESSAGES_WITH_PARENT_SHARED.has(message) ? {} : stage10Shared,
-        parentContext: MESSAGES_WITH_PARENT_SHARED.has(message) && stage10Context ? stage10Context : scope.parentContext,
-      };
-      // The pre-image as the transaction sees the record (stage 10 may have changed it).
-      if (images.pre && id && entity && base.preImage !== undefined) run.preImage = this.#core.read(entity, id);
-      await this.#runSteps(20, run);
-      await this.#core30(message, run);
-      journal.id = run.primaryId === EMPTY_GUID ? journal.id : run.primaryId;
-      run.postImage = images.post && entity && run.primaryId !== EMPTY_GUID && message !== "Delete" ? this.#core.read(entity, run.primaryId) : undefined;
-      await this.#runSteps(40, run);
-      this.#queueAsyncSteps(run);
-      tx.commit();
-      return responseFor(message, run.outputParameters);
-    }
+    const run: StepRun = {
+      ...base,
+      scope: inner,
+      // Shared variables of stage 10 reach later stages through ParentContext for these messages (reference 2.6).
+      sharedVariables: MESSAGES_WITH_PARENT_SHARED.has(message) ? {} : stage10Shared,
+      parentContext: MESSAGES_WITH_PARENT_SHARED.has(message) && stage10Context ? stage10Context : scope.parentContext,
+    };
+    // The pre-image as the transaction sees the record (stage 10 may have changed it).
+    if (images.pre && id && entity && base.preImage !== undefined) run.preImage = this.#core.read(entity, id);
+    await this.#runSteps(20, run);
+    await this.#core30(message, run);
+    journal.id = run.primaryId === EMPTY_GUID ? journal.id : run.primaryId;
+    run.postImage = images.post && entity && run.primaryId !== EMPTY_GUID && message !== "Delete" ? this.#core.read(entity, run.primaryId) : undefined;
+    await this.#runSteps(40, run);
+    this.#queueAsyncSteps(run);
+    tx.commit();
+    return responseFor(message, run.outputParameters);
   }
 
   #imagesWanted(message: string, entity: string | null): { pre: boolean; post: boolean } {
