@@ -106,9 +106,9 @@ describe("jobs in several processes", () => {
     const { writeFileSync } = await import("node:fs");
     writeFileSync(path.join(dir, "plugbox.json"), JSON.stringify(manifest()));
     writeFileSync(path.join(dir, "web.json"), JSON.stringify({ unsafeAllowLoopback: true, extraPorts: [(server.address() as AddressInfo).port] }));
-    const ids = await queue(db, 40);
+    const ids = await queue(db, 80);
     posts.length = 0;
-    answerAfterMs = 150;
+    answerAfterMs = 300;
     try {
       const cli = spawn(process.execPath, [bin, "jobs", "run", "--manifest", "plugbox.json", "--db", db, "--processes", "2", "--lease-ms", "1000", "--web-policy", "web.json"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
       let stdout = "";
@@ -143,9 +143,9 @@ describe("jobs in several processes", () => {
     const { writeFileSync } = await import("node:fs");
     writeFileSync(path.join(dir, "plugbox.json"), JSON.stringify(manifest()));
     writeFileSync(path.join(dir, "web.json"), JSON.stringify({ unsafeAllowLoopback: true, extraPorts: [(server.address() as AddressInfo).port] }));
-    await queue(db, 60);
+    await queue(db, 80);
     posts.length = 0;
-    answerAfterMs = 150;
+    answerAfterMs = 300;
     try {
       // A lease longer than the test: a job the orphans left held would show as Locked.
       const cli = spawn(process.execPath, [bin, "jobs", "run", "--manifest", "plugbox.json", "--db", db, "--processes", "2", "--lease-ms", "600000", "--web-policy", "web.json"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
