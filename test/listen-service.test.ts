@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
+import { EventHubProducerClient } from "@azure/event-hubs";
 import { ServiceBusClient } from "@azure/service-bus";
 import { serializeRemoteExecutionContext } from "../dist/sdk/index.js";
 import { bin } from "./helpers/cli.js";
@@ -41,9 +42,18 @@ async function send(connectionString: string, ids: string[]): Promise<void> {
   }
 }
 
+async function sendEvents(connectionString: string, ids: string[]): Promise<void> {
+  const producer = new EventHubProducerClient(connectionString, "contexts-hub");
+  try {
+    await producer.sendBatch(ids.map(context));
+  } finally {
+    await producer.close();
+  }
+}
+
 /** `plugbox listen` as a long-running process, its output kept as it comes. */
-function listen(connectionString: string): { child: ChildProcess; out: () => string; err: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [bin, "listen", "--connection-string", connectionString, "--queue", "contexts"], { stdio: ["ignore", "pipe", "pipe"] });
+function listen(connectionString: string, source: string[] = ["--queue", "contexts"]): { child: ChildProcess; out: () => string; err: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [bin, "listen", "--connection-string", connectionString, ...source], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
   child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
@@ -63,7 +73,7 @@ function listen(connectionString: string): { child: ChildProcess; out: () => str
 const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
 
 async function broker(port: number): Promise<BrokerProcess> {
-  const started = await startBrokerProcess(["--auto-create", "--port", String(port)]);
+  const started = await startBrokerProcess(["--auto-create", "--event-hub", "contexts-hub:2", "--port", String(port)]);
   running.push(started);
   return started;
 }
@@ -102,5 +112,22 @@ describe("plugbox listen as a service", () => {
     await expect.poll(listener.out, { timeout: 30_000 }).toContain(`${uuid(100)}: Create of account`);
     listener.child.kill("SIGINT");
     expect(await listener.exited).toBe(0);
+  });
+
+  it("an event hub too: after the broker is killed and started again it finds the hub made anew, and prints what the new one holds", { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    let current = await broker(port);
+    const listener = listen(current.connectionString, ["--event-hub", "contexts-hub"]);
+    await sendEvents(current.connectionString, [uuid(200), uuid(201)]);
+    for (const id of [uuid(200), uuid(201)]) await expect.poll(listener.out, { timeout: 30_000 }).toContain(`${id}: Create of account`);
+    await current.kill();
+    current = await broker(port);
+    // Restarted within a second, the broker may be back before the loss shows: then the hub is new.
+    await expect.poll(listener.err, { timeout: 30_000 }).toMatch(/listen: (connected to sb:\/\/127\.0\.0\.1:\d+ again|the event hub contexts-hub was made anew \(its broker restarted\); reading it from its start)/);
+    await sendEvents(current.connectionString, [uuid(202)]);
+    await expect.poll(listener.out, { timeout: 30_000 }).toContain(`${uuid(202)}: Create of account`);
+    listener.child.kill("SIGTERM");
+    expect(await listener.exited).toBe(0);
+    expect(listener.out().match(/: Create of account/g)).toHaveLength(3);
   });
 });

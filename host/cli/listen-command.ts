@@ -50,7 +50,7 @@ class Printer {
   received = 0;
   rejected = 0;
   constructor(
-    private readonly io: CliIo,
+    readonly io: CliIo,
     private readonly flags: ListenFlags,
   ) {}
 
@@ -139,6 +139,12 @@ const BACKOFF_MAX_MS = 10_000;
 /** A receive or a settlement that neither answered nor failed in time. */
 class StalledError extends Error {}
 
+/** The event hub listened to was made anew (its createdOn changed): its events are numbered from 0 again. */
+class HubMadeAnew extends Error {}
+
+/** How often an event hub's properties are asked for while it is read, ms. */
+const HUB_PROBE_MS = 3_000;
+
 /**
  * One listen's life: whether it was told to stop, how long it may stay idle, and the connection's
  * ups and downs (each said on stderr) with the back-off between attempts.
@@ -151,7 +157,7 @@ class Session {
   #idleSince = Date.now();
 
   constructor(
-    private readonly io: CliIo,
+    readonly io: CliIo,
     private readonly endpoint: string,
     private readonly timeoutMs: number | undefined,
   ) {}
@@ -307,33 +313,59 @@ function toReceived(message: ServiceBusReceivedMessage): Received {
 
 /**
  * Reads every partition of an event hub from its start; after a lost connection it reads on from
- * the last event it printed of each partition, so nothing is printed twice or skipped.
+ * the last event it printed of each partition, so nothing is printed twice or skipped (a hub made
+ * anew meanwhile is read from its start).
  */
 async function listenToEventHub(flags: ListenFlags, printer: Printer, session: Session): Promise<void> {
   const { EventHubConsumerClient, earliestEventPosition } = await import("@azure/event-hubs");
   const lastSeen = new Map<string, number>();
+  let hubCreatedOn: number | undefined;
   while (!printer.done && !session.stopped) {
     if (session.nextWait() <= 0) return session.timedOut();
     const consumer = new EventHubConsumerClient(flags.consumerGroup, flags.connectionString, flags.eventHub!, { retryOptions: { maxRetries: 0, timeoutInMs: OPERATION_TIMEOUT_MS } });
     let subscription: { close(): Promise<void> } | undefined;
     try {
-      const partitions = await session.guard((abortSignal) => consumer.getPartitionIds({ abortSignal }), OPERATION_TIMEOUT_MS + STALL_GRACE_MS);
+      const hub = await session.guard((abortSignal) => consumer.getEventHubProperties({ abortSignal }), OPERATION_TIMEOUT_MS + STALL_GRACE_MS);
       session.up();
-      const startPosition = Object.fromEntries(partitions.map((id) => [id, lastSeen.has(id) ? { sequenceNumber: lastSeen.get(id)!, isInclusive: false } : earliestEventPosition]));
+      // A hub made anew meanwhile (an emulator that restarted keeps nothing) numbers its events from 0 again: read it from its start.
+      if (hubCreatedOn !== undefined && hub.createdOn.getTime() !== hubCreatedOn) lastSeen.clear();
+      hubCreatedOn = hub.createdOn.getTime();
+      const startPosition = Object.fromEntries(hub.partitionIds.map((id) => [id, lastSeen.has(id) ? { sequenceNumber: lastSeen.get(id)!, isInclusive: false } : earliestEventPosition]));
       await new Promise<void>((resolve, reject) => {
         // Each partition's processEvents is called every second, empty when idle: silence is a stall.
         let answered = Date.now();
+        // Once this subscription is given up, what it still delivers is not this connection's to tell.
+        let live = true;
         const settle = (fn: () => void) => {
+          live = false;
           clearInterval(watchdog);
           fn();
+        };
+        // The client reconnects by itself and goes on where it was, so a lost connection, or a hub made
+        // anew behind it, is found by asking the hub's properties every few seconds.
+        let probed = Date.now();
+        let probing = false;
+        const probe = async () => {
+          probing = true;
+          try {
+            const now = await session.guard((abortSignal) => consumer.getEventHubProperties({ abortSignal }), OPERATION_TIMEOUT_MS + STALL_GRACE_MS);
+            if (now.createdOn.getTime() !== hubCreatedOn) settle(() => reject(new HubMadeAnew()));
+          } catch (error) {
+            if (live) settle(() => reject(error));
+          } finally {
+            probing = false;
+            probed = Date.now();
+          }
         };
         const watchdog = setInterval(() => {
           if (session.stopped || printer.done || session.nextWait() <= 0) settle(resolve);
           else if (Date.now() - answered > STALL_GRACE_MS) settle(() => reject(new StalledError(`no answer from the event hub for ${STALL_GRACE_MS} ms`)));
+          else if (!probing && Date.now() - probed > HUB_PROBE_MS) void probe();
         }, 100);
         subscription = consumer.subscribe(
           {
             processEvents: async (events: ReceivedEventData[], context) => {
+              if (!live) return;
               answered = Date.now();
               session.up();
               for (const event of events) {
@@ -344,13 +376,19 @@ async function listenToEventHub(flags: ListenFlags, printer: Printer, session: S
               }
               if (printer.done) settle(resolve);
             },
-            processError: async (error) => settle(() => reject(error)),
+            processError: async (error) => {
+              if (live) settle(() => reject(error));
+            },
           },
           { startPosition, maxWaitTimeInSeconds: 1, skipParsingBodyAsJson: true },
         );
       });
     } catch (error) {
       if (session.stopped) return;
+      if (error instanceof HubMadeAnew) {
+        session.io.err(`listen: the event hub ${flags.eventHub} was made anew (its broker restarted); reading it from its start`);
+        continue;
+      }
       if (isEntityNotFound(error)) throw new CliError("LISTEN_ENTITY_NOT_FOUND", `${flags.connectionString.match(/Endpoint=([^;]+)/i)?.[1]} has no event hub ${flags.eventHub}: ${describe(error)}`);
       await session.lost(error);
     } finally {
