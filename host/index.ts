@@ -27,7 +27,7 @@ export { Pipeline, SYSTEM_USER_ID, identityDefaults, readRequest } from "./pipel
 export type { Caller, Identity, JournalRequest, JournalStep, RequestResult, StepOutcome } from "./pipeline/pipeline.js";
 export { PipelineError, StepFailedError, PIPELINE_ERROR_CODES } from "./pipeline/errors.js";
 export type { PipelineErrorCode } from "./pipeline/errors.js";
-export { JobRunner, jobRunnerDefaults } from "./pipeline/job-runner.js";
+export { JobRunner, jobRunnerDefaults, resolveJobRunnerOptions } from "./pipeline/job-runner.js";
 export type { JobRunnerOptions, JobOutcome, JobRunnerHealth } from "./pipeline/job-runner.js";
 export { runJobsInProcesses } from "./job-processes.js";
 export type { JobProcessesOptions, JobProcessesResult } from "./job-processes.js";
