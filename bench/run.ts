@@ -7,6 +7,7 @@ import { runPipelineBench } from "./pipeline.js";
 import { runSandboxBench } from "./sandbox.js";
 import { runWebBench } from "./web.js";
 import { runRelayBench } from "./relay.js";
+import { runStoreBench } from "./store.js";
 import type { BenchRow } from "./row.js";
 
 type Row = BenchRow;
@@ -15,6 +16,7 @@ const suites: Record<string, () => Promise<Row[]>> = {
   sandbox: runSandboxBench,
   pipeline: () => runPipelineBench(),
   relay: () => runRelayBench(),
+  store: () => runStoreBench(),
   web: async () =>
     (await runWebBench()).map((r) => ({ name: r.name, value: r.value, unit: r.unit, baseline: `${Math.round(r.baseline)} ${r.unit}`, ratio: r.ratio, goal: "ratio ≤ 1.5" })),
 };

@@ -3,7 +3,7 @@
  * classes) with esbuild into the format the runtime loads: one CommonJS script, no imports left,
  * with an inline source map so stack traces point at the author's sources.
  */
-import { build, type Message } from "esbuild";
+import { build, type BuildOptions as EsbuildOptions, type Message } from "esbuild";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { HostError, UsageError } from "./errors.js";
@@ -45,21 +45,38 @@ function describe(messages: Message[]): string {
     .join("\n");
 }
 
+/**
+ * The names the entry module exports, from esbuild's metafile of an ESM build (a CommonJS build's
+ * metafile lists none): the bundle itself carries them in `exportAnnotation`.
+ */
+async function exportNames(entry: string, resolution: EsbuildOptions): Promise<string[]> {
+  const result = await build({ ...resolution, entryPoints: [entry], format: "esm", write: false, metafile: true, outdir: "plugbox-exports", plugins: [nodeBuiltins as never] });
+  return Object.values(result.metafile.outputs).find((output) => output.entryPoint !== undefined)?.exports ?? [];
+}
+
+/** `0 && (exports["A"] = 0, …);`: a statement that never runs, from which cjs-module-lexer reads the export names. */
+function exportAnnotation(names: readonly string[]): string {
+  if (names.length === 0) return "";
+  return `// The plug-in types this bundle exports, for the host that loads it:\n0 && (${names.map((name) => `exports[${JSON.stringify(name)}] = 0`).join(", ")});`;
+}
+
 export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
   try {
     if (!(await stat(options.entry)).isFile()) throw new Error("not a file");
   } catch {
     throw new UsageError("INPUT_NOT_FOUND", `the entry module ${options.entry} does not exist; pass the plug-in's source file, e.g. src/plugin.ts`);
   }
+  const resolution: EsbuildOptions = { bundle: true, platform: "neutral", mainFields: ["module", "main"], conditions: ["plugbox", "import", "default"], absWorkingDir: process.cwd(), logLevel: "silent" };
   try {
+    const exports = await exportNames(options.entry, resolution);
     const result = await build({
+      ...resolution,
       entryPoints: [options.entry],
       outfile: options.outfile,
-      bundle: true,
       format: "cjs",
-      platform: "neutral",
-      mainFields: ["module", "main"],
-      conditions: ["plugbox", "import", "default"],
+      // The names the bundle exports, written as the annotation esbuild writes for Node (never run):
+      // a host reads them with cjs-module-lexer to check a manifest's types when it loads.
+      footer: { js: exportAnnotation(exports) },
       target: "es2022",
       sourcemap: "inline",
       sourcesContent: true,
@@ -67,10 +84,8 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
       minify: options.minify ?? false,
       keepNames: true,
       legalComments: "none",
-      logLevel: "silent",
       banner: { js: "// plugbox bundle: load with `plugbox run <bundle> --type <ExportName>`" },
       plugins: [nodeBuiltins as never],
-      absWorkingDir: process.cwd(),
       write: options.write ?? true,
     });
     const source = options.write === false ? result.outputFiles![0]!.text : await readFile(options.outfile, "utf8");

@@ -5,7 +5,7 @@
  */
 import { Entity, EntityReference, EMPTY_GUID } from "../sdk/model.js";
 import { UsageError } from "./errors.js";
-import { systemClock, randomIds, type Clock, type IdSource } from "./ids.js";
+import { isGuid, systemClock, randomIds, type Clock, type IdSource } from "./ids.js";
 
 export type Stage = 10 | 20 | 40;
 export type Mode = "sync" | "async";
@@ -57,6 +57,8 @@ export function buildContext(input: ContextInput, deps: { clock?: Clock; ids?: I
   if (![10, 20, 40].includes(stage)) throw new UsageError("CLI_USAGE", `stage must be 10 (pre-validation), 20 (pre-operation) or 40 (post-operation), not ${String(stage)}`);
   if (mode === "async" && stage !== 40) throw new UsageError("CLI_USAGE", "asynchronous steps run only at stage 40 (post-operation), as in Dataverse; use --stage 40 or --mode sync");
   const target = input.target;
+  // An id that is not a Guid never reaches a plug-in as its primary entity id.
+  if (target && !isGuid(target.id)) throw new UsageError("CLI_USAGE", `the target's id must be a Guid such as "6d81597f-0f9f-e711-8122-000d3aa2331c", got ${JSON.stringify(target.id)}`);
   const primaryEntityName = input.primaryEntityName ?? target?.logicalName ?? "none";
   const inputParameters: Record<string, unknown> = { ...input.inputParameters };
   const outputParameters: Record<string, unknown> = {};

@@ -5,10 +5,11 @@
  */
 import { EXIT_CODES, familyOf, PlugboxError, type ErrorFamily } from "../runtime/errors.js";
 import { PIPELINE_ERROR_CODES } from "./pipeline/errors.js";
-import { REGISTRY_ERROR_CODES } from "./registry/manifest.js";
-import { STORE_ERROR_CODES } from "./store/store.js";
+import { REGISTRY_ERROR_CODES } from "./registry/errors.js";
+import { STORE_ERROR_CODES } from "./store/errors.js";
 import { RELAY_ERROR_CODES } from "./relay/errors.js";
 import { BROKER_ERROR_CODES } from "./broker/errors.js";
+import { CLI_ERROR_CODES } from "./cli/errors.js";
 import { WEB_ERROR_CODES } from "../runtime/web/errors.js";
 
 export { PlugboxError } from "../runtime/errors.js";
@@ -17,6 +18,9 @@ export const HOST_ERROR_CODES = {
   CLI_USAGE: "usage", // an unknown command or option, a missing argument, a value of the wrong kind
   INPUT_NOT_FOUND: "usage", // a file named on the command line does not exist or cannot be read
   INPUT_INVALID_JSON: "usage", // a JSON input file does not parse or does not have the expected shape
+  INPUT_TOO_LARGE: "usage", // a JSON input file is larger than plugbox reads (64 MB)
+  INPUT_TOO_DEEP: "usage", // a JSON input file nests objects and arrays deeper than plugbox reads (64 levels)
+  OUTPUT_NOT_WRITABLE: "usage", // an output file cannot be written: its folder does not exist, it is a folder, or the disk refused it
   BUILD_FAILED: "usage", // esbuild could not bundle the entry module
   ORG_INVALID_ARGUMENT: "plugin", // a plug-in passed the organization service a value of the wrong shape
   ORG_NOT_FOUND: "plugin", // the record asked for does not exist
@@ -42,6 +46,7 @@ const extraFamilies: Readonly<Record<string, ErrorFamily>> = Object.freeze({
   ...STORE_ERROR_CODES,
   ...RELAY_ERROR_CODES,
   ...BROKER_ERROR_CODES,
+  ...CLI_ERROR_CODES,
 });
 
 export function errorFamily(code: string): ErrorFamily {

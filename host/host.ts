@@ -7,18 +7,18 @@
  * const { response, journal } = await host.execute({ requestName: "Create", parameters: { Target: account } });
  * await host.close();
  */
-import { createSandboxRuntime, type SandboxLimits, type SandboxRuntime, type SandboxRuntimeOptions } from "../runtime/index.js";
+import { createSandboxRuntime, type SandboxHealth, type SandboxLimits, type SandboxRuntime, type SandboxRuntimeOptions } from "../runtime/index.js";
 import { randomIds, systemClock, type Clock, type IdSource } from "./ids.js";
-import { JobRunner, type JobOutcome, type JobRunnerOptions } from "./pipeline/job-runner.js";
+import { JobRunner, type JobOutcome, type JobRunnerHealth, type JobRunnerOptions } from "./pipeline/job-runner.js";
 import { identityDefaults, Pipeline, type Caller, type Identity, type RequestResult } from "./pipeline/pipeline.js";
 import { Relay, type SecretSource } from "./relay/index.js";
 import { PipelineError } from "./pipeline/errors.js";
 import type { SystemJob } from "./pipeline/jobs-store.js";
 import type { TraceRow } from "./pipeline/trace-log.js";
-import { loadManifest, parseManifest, Registry, type Manifest } from "./registry/index.js";
+import { checkBundleExports, loadManifest, parseManifest, Registry, type Manifest } from "./registry/index.js";
 import { RecordingNotificationService, type NotificationBackend, type OrganizationBackend, type WebBackend } from "./services/index.js";
 import type { OrganizationRequestValue } from "./services/organization.js";
-import { Store } from "./store/store.js";
+import { Store, toStoreError, type RecordRow, type StoreOptions } from "./store/store.js";
 import type { WebPolicyInput } from "./web/index.js";
 import { Entity, EntityCollection, EntityReference, type ColumnSet } from "../sdk/model.js";
 
@@ -29,6 +29,8 @@ export interface HostOptions {
   db?: string;
   /** How long a write waits while another process holds the store file, ms. @default 5000 */
   busyTimeoutMs?: number;
+  /** The store's other options: `quickCheck` (check the file when it opens, default true) and `maxSizeBytes`. */
+  storeOptions?: Pick<StoreOptions, "quickCheck" | "maxSizeBytes">;
   /** An existing sandbox runtime to share; otherwise the host starts and stops its own. */
   runtime?: SandboxRuntime;
   runtimeOptions?: Parameters<typeof createSandboxRuntime>[0];
@@ -46,6 +48,15 @@ export interface HostOptions {
   clock?: Clock;
   ids?: IdSource;
   identity?: Partial<Identity>;
+}
+
+/** What `host.health()` reports. */
+export interface HostHealth {
+  /** `ready`; `starting`; `degraded` (some workers down, or the last round of jobs failed); `unavailable` (no sandbox worker can start); `closed`. */
+  status: "ready" | "starting" | "degraded" | "unavailable" | "closed";
+  runtime: SandboxHealth;
+  store: { status: "open" | "closed"; path: string };
+  jobs: JobRunnerHealth;
 }
 
 type WithoutCaller<F> = F extends (...args: [...infer A, infer _Caller]) => infer R ? (...args: A) => R : never;
@@ -82,7 +93,7 @@ export class PlugboxHost {
       ...(options.identity ? { identity: options.identity } : {}),
       onJobsQueued: () => runner?.wake(),
     });
-    runner = new JobRunner(this.pipeline, options.jobs);
+    runner = new JobRunner(this.pipeline, { clock: options.clock ?? systemClock, ...options.jobs });
     this.jobRunner = runner;
     if (options.runJobs ?? true) runner.start();
   }
@@ -94,8 +105,9 @@ export class PlugboxHost {
         : options.manifest === undefined || options.manifest.bundles instanceof Map
           ? (options.manifest as Manifest | undefined)
           : parseManifest(options.manifest, "manifest");
+    if (manifest) await checkBundleExports(manifest);
     const registry = new Registry(manifest);
-    const store = Store.open({ path: options.db ?? ":memory:", ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }) });
+    const store = Store.open({ path: options.db ?? ":memory:", ...options.storeOptions, ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }) });
     const runtime = options.runtime ?? createSandboxRuntime(options.runtimeOptions ?? {});
     try {
       // A runtime of its own that starts at the first execution is not waited for.
@@ -169,12 +181,34 @@ export class PlugboxHost {
   }
 
   async #locked<T>(fn: () => T): Promise<T> {
-    const release = await this.store.acquire();
+    using _lease = await this.store.acquire();
     try {
       return fn();
-    } finally {
-      release();
+    } catch (error) {
+      throw toStoreError(error, this.store.path);
     }
+  }
+
+  /**
+   * Whether the host can serve, and if not why: the sandbox runtime's state (`unavailable` while no
+   * worker can start), the store's, and the job runner's last failure to take jobs.
+   */
+  health(): HostHealth {
+    const runtime = this.runtime.health();
+    const store = this.#closing ? { status: "closed" as const, path: this.store.path } : { status: "open" as const, path: this.store.path };
+    const jobs = this.jobRunner.health();
+    const status: HostHealth["status"] = this.#closing
+      ? "closed"
+      : runtime.status === "unavailable"
+        ? "unavailable"
+        : runtime.status === "ready" || runtime.status === "idle"
+          ? jobs.lastError
+            ? "degraded"
+            : "ready"
+          : runtime.status === "starting"
+            ? "starting"
+            : "degraded";
+    return { status, runtime, store, jobs };
   }
 
   listJobs(filter?: { stateCode?: number }): Promise<SystemJob[]> {
@@ -191,6 +225,16 @@ export class PlugboxHost {
 
   cancelJob(id: string): Promise<SystemJob> {
     return this.#locked(() => this.pipeline.jobs.cancel(id));
+  }
+
+  /** A job's context as the job holds it (JOB_DATA_INVALID when what the store holds was damaged). */
+  jobData(id: string): Promise<Record<string, unknown> | undefined> {
+    return this.#locked(() => this.pipeline.jobs.data(id));
+  }
+
+  /** Every record in the store, by table and id, as stored (plugbox JSON). */
+  records(): Promise<RecordRow[]> {
+    return this.#locked(() => this.store.allRecords());
   }
 
   traceLogs(filter?: { correlationId?: string }): Promise<TraceRow[]> {

@@ -5,9 +5,11 @@
  * A process only runs jobs; requests keep going through the host that queued them.
  */
 import { fork, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { WebPolicyInput } from "../runtime/web/policy.js";
-import type { JobOutcome, JobRunnerOptions } from "./pipeline/job-runner.js";
+import { resolveJobRunnerOptions, type JobOutcome, type JobRunnerOptions } from "./pipeline/job-runner.js";
+import { Store } from "./store/store.js";
 import { PipelineError } from "./pipeline/errors.js";
 import type { SecretSource } from "./relay/endpoints.js";
 
@@ -18,38 +20,53 @@ export interface JobProcessesOptions {
   db: string;
   /** How long a process waits for another holding the store's write lock, ms. @default 5000 */
   busyTimeoutMs?: number;
+  /** Check the store file with SQLite's quick_check before the processes start (once, not in each). @default true */
+  quickCheck?: boolean;
   /** @default 2 */
   processes?: number;
   secrets?: SecretSource;
   webPolicy?: WebPolicyInput;
   organizationUrl?: string;
+  /** The job runner's options in each process; `leaseMs` is how long a dead process's jobs wait before another takes them (180 s). */
   jobs?: Omit<JobRunnerOptions, "clock">;
   /** Aborting stops every process; the jobs they held are taken again when their leases run out. */
   signal?: AbortSignal;
 }
 
 /** What the parent sends a job process. */
-export type JobProcessTask = Omit<JobProcessesOptions, "processes" | "signal">;
+export type JobProcessTask = Omit<JobProcessesOptions, "processes" | "signal" | "quickCheck">;
 /** What a job process answers; times are epoch milliseconds. */
 export type JobProcessReport = { ok: true; outcomes: JobOutcome[]; startedAt: number; finishedAt: number; cpuMs: number } | { ok: false; code: string; message: string };
 
 export interface JobProcessesResult {
-  /** Every job's outcome, process by process. */
+  /** Every job's outcome, process by process, of the processes that ran to their end. */
   outcomes: JobOutcome[];
-  /** When each process had its host up and began taking jobs, when it ran out of them, how many it ran, and the CPU time it spent running them. */
+  /** When each process that ran to its end had its host up and began taking jobs, when it ran out of them, how many it ran, and the CPU time it spent running them. */
   processes: Array<{ pid: number; jobs: number; startedAt: number; finishedAt: number; cpuMs: number }>;
-  /** From the first process taking jobs to the last one running out of them, ms. */
+  /**
+   * The processes that died or could not start their host, with why (JOB_PROCESS_FAILED, or their
+   * host's error). The jobs one held run again once their leases run out (`jobs.leaseMs`).
+   */
+  failed: Array<{ pid: number; code: string; message: string }>;
+  /** From the first process taking jobs to the last one running out of them, ms (0 when none ran). */
   runningMs: number;
 }
 
 const ENTRY = fileURLToPath(new URL("./job-process-main.js", import.meta.url));
 
-/** Runs every ready job in `processes` processes at once; resolves with all their outcomes. */
+/**
+ * Runs every ready job in `processes` processes at once; resolves with the outcomes of every process
+ * that ran to its end, and names those that died (`failed`). Rejects with JOB_PROCESS_FAILED only
+ * when none could run.
+ */
 export async function runJobsInProcesses(options: JobProcessesOptions): Promise<JobProcessesResult> {
   const count = options.processes ?? 2;
   if (!Number.isInteger(count) || count < 1 || count > 64) throw new PipelineError("JOB_PROCESSES_INVALID", `the number of job processes must be a whole number from 1 to 64, got ${count}`);
   if (options.db === ":memory:" || options.db === "") throw new PipelineError("JOB_PROCESSES_INVALID", "job processes share the store through its file: give a database file, not :memory:");
-  const { processes: _count, signal, ...task } = options;
+  resolveJobRunnerOptions(options.jobs);
+  const { processes: _count, signal, quickCheck, ...task } = options;
+  // One check of the file (and its migration) here, rather than one in each process.
+  if (existsSync(options.db)) Store.open({ path: options.db, ...(quickCheck === undefined ? {} : { quickCheck }), ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }) }).close();
   const children = Array.from({ length: count }, () => fork(ENTRY, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] }));
   const stop = () => children.forEach((child) => child.kill("SIGTERM"));
   signal?.addEventListener("abort", stop, { once: true });
@@ -65,14 +82,17 @@ export async function runJobsInProcesses(options: JobProcessesOptions): Promise<
 }
 
 function summarize(children: ChildProcess[], reports: JobProcessReport[]): JobProcessesResult {
-  const failed = reports.find((r): r is Extract<JobProcessReport, { ok: false }> => !r.ok);
-  if (failed) throw new PipelineError("JOB_PROCESS_FAILED", `a job process failed: [${failed.code}] ${failed.message}`);
-  const done = reports as Array<Extract<JobProcessReport, { ok: true }>>;
-  return {
-    outcomes: done.flatMap((r) => r.outcomes),
-    processes: done.map((r, i) => ({ pid: children[i]!.pid!, jobs: r.outcomes.length, startedAt: r.startedAt, finishedAt: r.finishedAt, cpuMs: r.cpuMs })),
-    runningMs: Math.max(...done.map((r) => r.finishedAt)) - Math.min(...done.map((r) => r.startedAt)),
-  };
+  const processes: JobProcessesResult["processes"] = [];
+  const failed: JobProcessesResult["failed"] = [];
+  const outcomes: JobOutcome[] = [];
+  reports.forEach((r, i) => {
+    const pid = children[i]!.pid ?? -1;
+    if (!r.ok) return failed.push({ pid, code: r.code, message: r.message });
+    outcomes.push(...r.outcomes);
+    processes.push({ pid, jobs: r.outcomes.length, startedAt: r.startedAt, finishedAt: r.finishedAt, cpuMs: r.cpuMs });
+  });
+  if (processes.length === 0) throw new PipelineError("JOB_PROCESS_FAILED", `no job process could run: [${failed[0]!.code}] ${failed[0]!.message}`);
+  return { outcomes, processes, failed, runningMs: Math.max(...processes.map((p) => p.finishedAt)) - Math.min(...processes.map((p) => p.startedAt)) };
 }
 
 /** Resolves when the process has its host up; never when it fails first (its report says why). */

@@ -6,7 +6,12 @@
 
 const kPlugboxError = Symbol.for("plugbox.error");
 
-export type ErrorFamily = "usage" | "plugin" | "limit" | "isolation" | "internal";
+/**
+ * `environment`: the machine could not serve the request (the store busy, full or damaged, the
+ * sandbox workers unable to start, a service out of reach); nothing the caller sent was at fault,
+ * and the same call may succeed later or after a repair.
+ */
+export type ErrorFamily = "usage" | "plugin" | "limit" | "isolation" | "internal" | "environment";
 
 export class PlugboxError<Code extends string = string> extends Error {
   readonly code: Code;
@@ -56,6 +61,7 @@ export const SANDBOX_ERROR_CODES = {
   SANDBOX_ABORTED: "limit", // the caller aborted the execution through its AbortSignal
   SANDBOX_INTERNAL: "internal", // a defect in plugbox itself; the message says what happened
   OPTIONS_INVALID: "usage", // an option is out of range or of the wrong type
+  SANDBOX_UNAVAILABLE: "environment", // no sandbox worker could be started lately; the runtime keeps trying and recovers by itself
 } as const satisfies Record<string, ErrorFamily>;
 
 export type SandboxErrorCode = keyof typeof SANDBOX_ERROR_CODES;
@@ -115,6 +121,7 @@ const classForCode: Record<SandboxErrorCode, new (code: never, message: string, 
   SANDBOX_ABORTED: SandboxError,
   SANDBOX_INTERNAL: SandboxError,
   OPTIONS_INVALID: OptionsError,
+  SANDBOX_UNAVAILABLE: SandboxError,
 };
 
 /** Rebuilds a runtime error from its code (errors cross the worker boundary as `{ code, message }`). */
@@ -139,4 +146,5 @@ export const EXIT_CODES: Record<ErrorFamily, number> = {
   usage: 2,
   limit: 3,
   isolation: 4,
+  environment: 5,
 };

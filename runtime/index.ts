@@ -3,7 +3,7 @@
  * @module
  */
 export { SandboxRuntime, createSandboxRuntime } from "./supervisor.js";
-export type { ExecutionRequest, ExecutionReport, SandboxServices, ServiceCall } from "./supervisor.js";
+export type { ExecutionRequest, ExecutionReport, SandboxHealth, SandboxServices, ServiceCall } from "./supervisor.js";
 export { Bundle, bundleFromSource, loadBundleFile, MAX_BUNDLE_BYTES } from "./bundle.js";
 export { sandboxLimitDefaults, sandboxRuntimeDefaults, resolveLimits, resolveRuntimeOptions } from "./options.js";
 export type { Isolation, SandboxLimits, SandboxRuntimeOptions } from "./options.js";

@@ -70,6 +70,18 @@ export interface SandboxRuntimeOptions {
    * plug-in (a job process whose steps only post to service endpoints). @default false
    */
   startOnFirstExecution: boolean;
+  /**
+   * How long the runtime waits before it starts a worker again after one failed to start, ms; the
+   * wait doubles with each failure in a row, up to `startRetryMaxMs`. It never stops trying. @default 250
+   */
+  startRetryBaseMs: number;
+  /** The longest wait between attempts to start a worker, ms: the cap on how often a failing start is retried. @default 10000 */
+  startRetryMaxMs: number;
+  /**
+   * Failures to start a worker in a row, with no worker ready, after which executions fail at once
+   * with SANDBOX_UNAVAILABLE (and the reason) rather than wait, until a worker starts again. @default 3
+   */
+  unavailableAfterStartFailures: number;
   /** Limits applied when an execution does not set its own. */
   limits: SandboxLimits;
 }
@@ -83,6 +95,9 @@ export const sandboxRuntimeDefaults: Readonly<Omit<SandboxRuntimeOptions, "limit
   maxReusedContexts: 64,
   killGraceMs: 2_000,
   startOnFirstExecution: false,
+  startRetryBaseMs: 250,
+  startRetryMaxMs: 10_000,
+  unavailableAfterStartFailures: 3,
 });
 
 const runtimeRanges: Record<keyof Omit<SandboxRuntimeOptions, "limits" | "startOnFirstExecution">, [number, number]> = {
@@ -93,6 +108,9 @@ const runtimeRanges: Record<keyof Omit<SandboxRuntimeOptions, "limits" | "startO
   recycleAboveRssMb: [32, 1_048_576],
   maxReusedContexts: [1, 100_000],
   killGraceMs: [0, 600_000],
+  startRetryBaseMs: [1, 600_000],
+  startRetryMaxMs: [1, 3_600_000],
+  unavailableAfterStartFailures: [1, 1_000],
 };
 
 function checkInteger(path: string, value: unknown, [min, max]: [number, number]): number {
@@ -136,6 +154,9 @@ export function resolveRuntimeOptions(input: Partial<Omit<SandboxRuntimeOptions,
   if (input.startOnFirstExecution !== undefined) {
     if (typeof input.startOnFirstExecution !== "boolean") throw new OptionsError("OPTIONS_INVALID", `options.startOnFirstExecution must be true or false; got ${JSON.stringify(input.startOnFirstExecution) ?? String(input.startOnFirstExecution)}`);
     out.startOnFirstExecution = input.startOnFirstExecution;
+  }
+  if ((out.startRetryMaxMs as number) < (out.startRetryBaseMs as number)) {
+    throw new OptionsError("OPTIONS_INVALID", `options.startRetryMaxMs (${String(out.startRetryMaxMs)}) must not be less than options.startRetryBaseMs (${String(out.startRetryBaseMs)})`);
   }
   out.limits = resolveLimits(input.limits, sandboxLimitDefaults, "options.limits");
   return Object.freeze(out) as unknown as SandboxRuntimeOptions;

@@ -3,6 +3,11 @@
  * executions, serves their service calls through the host's handler, and keeps serving when a
  * worker dies (it fails only that worker's in-flight executions and starts another).
  *
+ * It never gives up: a worker that fails to start is started again after a back-off that doubles
+ * with each failure in a row (up to `startRetryMaxMs`). After `unavailableAfterStartFailures` of
+ * them with no worker ready, executions fail at once with SANDBOX_UNAVAILABLE and the reason,
+ * rather than wait, until a worker starts again. `health()` says which state it is in.
+ *
  * Isolates never live in the host process: one large allocation inside an isolate is a fatal V8
  * error that aborts the process that holds it.
  */
@@ -115,11 +120,28 @@ interface WorkerHandle {
   executions: number;
   rssBytes: number;
   stderrTail: string;
-  ready: Promise<void>;
+}
+
+/** What `health()` reports: the runtime's state, its workers, and why it is down when it is. */
+export interface SandboxHealth {
+  /**
+   * `idle`: no worker started yet (startOnFirstExecution); `starting`: workers are on their way;
+   * `ready`: every worker is up; `degraded`: some are, others are being started again;
+   * `unavailable`: none could start lately, executions fail at once with SANDBOX_UNAVAILABLE;
+   * `closed`: close() was called.
+   */
+  status: "idle" | "starting" | "ready" | "degraded" | "unavailable" | "closed";
+  workers: { wanted: number; ready: number; starting: number };
+  /** Failures to start a worker since one last started. */
+  startFailuresInARow: number;
+  lastStartFailure?: { message: string; at: string };
+  /** When the next attempt to start a worker is due, while one waits out its back-off. */
+  nextStartAt?: string;
+  /** Since when executions fail with SANDBOX_UNAVAILABLE. */
+  unavailableSince?: string;
 }
 
 const WORKER_MAIN = fileURLToPath(new URL("./worker/main.js", import.meta.url));
-const MAX_START_FAILURES = 3;
 /** How long a new worker may take to load before it is killed as failing to start. */
 const WORKER_START_TIMEOUT_MS = 30_000;
 
@@ -128,34 +150,82 @@ export class SandboxRuntime {
   readonly #workers: WorkerHandle[] = [];
   readonly #queue: InFlight[] = [];
   #ready: Promise<void> | undefined;
+  #readyDeferred: { resolve: () => void; reject: (error: Error) => void; settled: boolean } | undefined;
   readonly #pending = new Set<Promise<ExecutionReport>>();
   #nextExecId = 1;
   #nextWorkerId = 1;
   #turn = 0;
+  /** Workers that failed to start since one last started. */
   #startFailures = 0;
-  /** Set when workers failed to start too many times in a row: every execution fails with it. */
-  #startError: SandboxError | undefined;
+  #lastStartFailure: { message: string; at: number } | undefined;
+  /** Starts waiting out their back-off, by when each is due. */
+  readonly #restarts = new Map<NodeJS.Timeout, number>();
+  /** Set while no worker could start lately: executions fail at once with SANDBOX_UNAVAILABLE. */
+  #unavailableSince: number | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: Parameters<typeof resolveRuntimeOptions>[0] = {}) {
     this.options = resolveRuntimeOptions(options);
-    if (!this.options.startOnFirstExecution) this.#start();
+    if (!this.options.startOnFirstExecution) void this.#start();
   }
 
   /** Starts the workers, once. */
   #start(): Promise<void> {
     if (!this.#ready) {
-      for (let i = 0; i < this.options.workers; i++) this.#workers.push(this.#spawn());
-      this.#ready = Promise.all(this.#workers.map((w) => w.ready)).then(() => undefined);
+      this.#ready = new Promise<void>((resolve, reject) => {
+        this.#readyDeferred = { resolve, reject, settled: false };
+      });
       this.#ready.catch(() => undefined);
+      for (let i = 0; i < this.options.workers; i++) this.#workers.push(this.#spawn());
     }
     return this.#ready;
   }
 
-  /** Resolves when every worker has started (starting them if they wait for the first execution); rejects if they cannot. */
+  /**
+   * Resolves when every worker has started (starting them if they wait for the first execution).
+   * Rejects with SANDBOX_UNAVAILABLE if they fail to start `unavailableAfterStartFailures` times in
+   * a row first; the runtime goes on trying, and `ready` asked for again once they are up resolves.
+   */
   get ready(): Promise<void> {
     if (this.#closing) return this.#ready ?? Promise.resolve();
     return this.#start();
+  }
+
+  /** The runtime's state: whether it can run executions now, its workers, and why not when it cannot. */
+  health(): SandboxHealth {
+    const ready = this.#workers.filter((w) => w.state === "ready").length;
+    const starting = this.#workers.filter((w) => w.state === "starting").length;
+    const wanted = this.options.workers;
+    const status: SandboxHealth["status"] = this.#closing
+      ? "closed"
+      : !this.#ready
+        ? "idle"
+        : this.#unavailableSince !== undefined
+          ? "unavailable"
+          : ready >= wanted
+            ? "ready"
+            : ready > 0
+              ? "degraded"
+              : "starting";
+    const nextStart = this.#restarts.size > 0 ? Math.min(...this.#restarts.values()) : undefined;
+    return {
+      status,
+      workers: { wanted, ready, starting },
+      startFailuresInARow: this.#startFailures,
+      ...(this.#lastStartFailure ? { lastStartFailure: { message: this.#lastStartFailure.message, at: new Date(this.#lastStartFailure.at).toISOString() } } : {}),
+      ...(nextStart !== undefined ? { nextStartAt: new Date(nextStart).toISOString() } : {}),
+      ...(this.#unavailableSince !== undefined ? { unavailableSince: new Date(this.#unavailableSince).toISOString() } : {}),
+    };
+  }
+
+  /** The error of an execution asked for while no worker can start: why, and when the next attempt is. */
+  #unavailable(): SandboxError {
+    const nextStart = this.#restarts.size > 0 ? Math.min(...this.#restarts.values()) : undefined;
+    const next = nextStart === undefined ? "a worker is starting now" : `the next attempt is in ${Math.max(0, nextStart - Date.now())} ms`;
+    return sandboxError(
+      "SANDBOX_UNAVAILABLE",
+      `no sandbox worker can run executions: ${this.#startFailures} attempts in a row to start one failed, the last because ${this.#lastStartFailure?.message ?? "it exited"}; the runtime keeps trying (${next}) and serves again as soon as one starts`,
+    );
   }
 
   /** Worker process ids, for diagnostics and tests. */
@@ -198,7 +268,7 @@ export class SandboxRuntime {
         onAbort: undefined,
       };
       const signal = request.signal;
-      if (this.#startError) return resolve(this.#failure(this.#startError));
+      if (this.#unavailableSince !== undefined) return resolve(this.#failure(this.#unavailable()));
       if (signal?.aborted) return resolve(this.#failure(sandboxError("SANDBOX_ABORTED", `the execution was aborted: ${String(signal.reason)}`)));
       if (signal) {
         inflight.onAbort = () => this.#abort(inflight, `the execution was aborted: ${String(signal.reason)}`);
@@ -224,6 +294,12 @@ export class SandboxRuntime {
   }
 
   async #close(): Promise<void> {
+    for (const timer of this.#restarts.keys()) clearTimeout(timer);
+    this.#restarts.clear();
+    if (this.#readyDeferred && !this.#readyDeferred.settled) {
+      this.#readyDeferred.settled = true;
+      this.#readyDeferred.reject(new SandboxError("SANDBOX_CLOSED", "the sandbox runtime was closed before its workers started"));
+    }
     for (const queued of this.#queue.splice(0)) this.#settle(queued, this.#failure(sandboxError("SANDBOX_CLOSED", "the sandbox runtime was closed before the execution started")));
     await Promise.allSettled([...this.#pending]);
     await Promise.all(this.#workers.map((w) => this.#stop(w)));
@@ -244,8 +320,6 @@ export class SandboxRuntime {
         }),
       },
     });
-    let markReady!: () => void;
-    let markFailed!: (error: Error) => void;
     const worker: WorkerHandle = {
       id: this.#nextWorkerId++,
       child,
@@ -255,12 +329,7 @@ export class SandboxRuntime {
       executions: 0,
       rssBytes: 0,
       stderrTail: "",
-      ready: new Promise<void>((resolve, reject) => {
-        markReady = resolve;
-        markFailed = reject;
-      }),
     };
-    worker.ready.catch(() => undefined);
     child.stderr?.setEncoding("utf8");
     child.stderr?.on("data", (chunk: string) => {
       worker.stderrTail = (worker.stderrTail + chunk).slice(-4_096);
@@ -273,7 +342,8 @@ export class SandboxRuntime {
         clearTimeout(startTimer);
         worker.state = "ready";
         this.#startFailures = 0;
-        markReady();
+        this.#unavailableSince = undefined;
+        this.#settleReady();
         this.#dispatch();
       } else {
         this.#onMessage(worker, message);
@@ -287,7 +357,6 @@ export class SandboxRuntime {
       const wasStarting = worker.state === "starting";
       const wasReplaced = worker.state === "draining";
       worker.state = "dead";
-      markFailed(new SandboxError("SANDBOX_INTERNAL", `a sandbox worker exited while starting (${signal ?? `exit code ${code}`}): ${worker.stderrTail.trim()}`));
       // Read stderr to its end first (briefly): a fatal V8 message there says why the worker died.
       const settle = () => this.#onExit(worker, code, signal, wasStarting, wasReplaced);
       if (stderrEnded || !child.stderr) return settle();
@@ -329,12 +398,58 @@ export class SandboxRuntime {
       }
     }
     if (this.#closing || wasReplaced) return;
-    if (wasStarting && ++this.#startFailures >= MAX_START_FAILURES) {
-      this.#startError = sandboxError("SANDBOX_INTERNAL", `sandbox workers fail to start (${how}): ${worker.stderrTail.trim() || "no output"}`);
-      for (const queued of this.#queue.splice(0)) this.#settle(queued, this.#failure(this.#startError));
+    if (!wasStarting) {
+      this.#workers.push(this.#spawn());
       return;
     }
-    this.#workers.push(this.#spawn());
+    this.#startFailures++;
+    const output = worker.stderrTail.trim();
+    this.#lastStartFailure = { message: `a worker exited while starting (${how})${output ? `: ${output.slice(-500)}` : ""}`, at: Date.now() };
+    this.#restartLater();
+    if (this.#startFailures < this.options.unavailableAfterStartFailures) return;
+    // Some workers up and others failing: serve with those (degraded) rather than wait for all.
+    if (this.#workers.some((w) => w.state === "ready")) this.#settleReady(true);
+    else this.#becomeUnavailable();
+  }
+
+  /** Starts a worker again after the back-off: it doubles with each failure in a row, up to startRetryMaxMs. */
+  #restartLater(): void {
+    const { startRetryBaseMs, startRetryMaxMs } = this.options;
+    const delay = Math.min(startRetryMaxMs, startRetryBaseMs * 2 ** Math.min(this.#startFailures - 1, 30));
+    const timer = setTimeout(() => {
+      this.#restarts.delete(timer);
+      if (!this.#closing) this.#workers.push(this.#spawn());
+    }, delay);
+    // A host that is done with the runtime need not wait for it; one that serves keeps the process alive anyway.
+    timer.unref();
+    this.#restarts.set(timer, Date.now() + delay);
+  }
+
+  /** No worker can start: what waits and what comes next fails at once with the reason, until one starts. */
+  #becomeUnavailable(): void {
+    this.#unavailableSince ??= Date.now();
+    const error = this.#unavailable();
+    for (const queued of this.#queue.splice(0)) this.#settle(queued, this.#failure(error));
+    if (this.#readyDeferred && !this.#readyDeferred.settled) {
+      this.#readyDeferred.settled = true;
+      this.#readyDeferred.reject(error);
+    }
+  }
+
+  /**
+   * `ready` resolves once every worker is up (or, `degraded`, once some are and the others keep
+   * failing to start); if it was rejected during an outage, it resolves from then on.
+   */
+  #settleReady(degraded = false): void {
+    if (!degraded && this.#workers.filter((w) => w.state === "ready").length < this.options.workers) return;
+    if (!this.#readyDeferred) return;
+    if (this.#readyDeferred.settled) {
+      this.#ready = Promise.resolve();
+      this.#readyDeferred = undefined;
+      return;
+    }
+    this.#readyDeferred.settled = true;
+    this.#readyDeferred.resolve();
   }
 
   async #stop(worker: WorkerHandle): Promise<void> {

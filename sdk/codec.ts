@@ -166,6 +166,37 @@ export function toPlain(value: unknown, rootName = "value"): unknown {
   return encoded === undefined ? null : encoded;
 }
 
+const isInteger = Number.isInteger;
+
+/**
+ * A typed value's own rules, checked where it is read: a Money is a finite number, an option set
+ * value an integer (so `{"$type":"Money","value":"lots"}` is refused, not stored).
+ */
+function checkTypedMembers(type: string, obj: Record<string, unknown>): void {
+  if (type === "Money" && (typeof obj.value !== "number" || !isFiniteNumber(obj.value))) {
+    throw new TypeErrorCtor(`a Money's value must be a finite number, got ${jsonStringify(obj.value) ?? String(obj.value)}`);
+  }
+  if (type === "OptionSetValue" && !isInteger(obj.value)) {
+    throw new TypeErrorCtor(`an OptionSetValue's value must be an integer, got ${jsonStringify(obj.value) ?? String(obj.value)}`);
+  }
+  if (type === "OptionSetValueCollection") {
+    const values = obj.values;
+    if (values === undefined) return;
+    let integers = isArray(values);
+    for (let i = 0; integers && i < (values as unknown[]).length; i++) integers = isInteger((values as unknown[])[i]);
+    if (!integers) throw new TypeErrorCtor(`an OptionSetValueCollection's values must be an array of integers, got ${jsonStringify(values) ?? String(values)}`);
+  }
+}
+
+/**
+ * Checks an SDK value (a Money, an OptionSetValue, an OptionSetValueCollection) against its type's
+ * own rules, for values made in code rather than read: throws a TypeError naming the rule.
+ */
+export function checkTypedValue(value: unknown): void {
+  const tag = typeOf(value);
+  if (tag !== undefined) checkTypedMembers(tag, value as Record<string, unknown>);
+}
+
 /** The SDK value a `$type` object stands for (its members already revived). */
 function typed(obj: Record<string, unknown>): unknown {
   const type = obj.$type;
@@ -179,6 +210,7 @@ function typed(obj: Record<string, unknown>): unknown {
   if (typeof type !== "string" || !own(constructors, type)) {
     throw new TypeErrorCtor(`unknown $type ${jsonStringify(type)}`);
   }
+  checkTypedMembers(type, obj);
   // Filled as a plain object, then given the class's prototype: setting a prototype runs no
   // plug-in code, and the instance keeps fast properties.
   const instance: Record<string, unknown> = {};

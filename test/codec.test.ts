@@ -44,6 +44,16 @@ describe("plugbox JSON", () => {
     expect(() => decode('{"$type":"DateTime","value":"yesterday"}')).toThrow(/"yesterday" is not a valid DateTime/);
   });
 
+  it("refuses typed values that break their type's own rules: a Money not a finite number, an option set value not an integer", () => {
+    expect(() => decode('{"$type":"Money","value":"lots"}')).toThrow(/a Money's value must be a finite number, got "lots"/);
+    expect(() => fromPlain({ $type: "Money", value: null })).toThrow(/a Money's value must be a finite number/);
+    expect(() => decode('{"$type":"OptionSetValue","value":"seven"}')).toThrow(/an OptionSetValue's value must be an integer, got "seven"/);
+    expect(() => decode('{"$type":"OptionSetValue","value":7.5}')).toThrow(/must be an integer, got 7.5/);
+    expect(() => decode('{"$type":"OptionSetValueCollection","values":[1,"two"]}')).toThrow(/values must be an array of integers/);
+    expect(decode('{"$type":"Money","value":-12.25}')).toEqual(new Money(-12.25));
+    expect(decode('{"$type":"OptionSetValue","value":7}')).toEqual(new OptionSetValue(7));
+  });
+
   describe("with a setter planted on Object.prototype", () => {
     afterEach(() => {
       delete (Object.prototype as Record<string, unknown>).planted;

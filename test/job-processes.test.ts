@@ -2,6 +2,7 @@
  * System jobs run by several processes sharing one store file: every job runs once, its post arrives
  * once, and bad options are refused.
  */
+import { spawn } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -10,18 +11,25 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHost, runJobsInProcesses } from "../dist/host/index.js";
 import { Entity } from "../dist/sdk/index.js";
-import { plugbox } from "./helpers/cli.js";
+import { bin, plugbox } from "./helpers/cli.js";
+import { childrenOf, isRunning } from "./helpers/faults.js";
 
 let dir: string;
 let server: Server;
 const posts: string[] = [];
+/** How long the webhook takes to answer, ms: long enough to kill a process in the middle of its jobs. */
+let answerAfterMs = 0;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-job-processes-"));
   server = createServer((request, response) => {
-    posts.push(String(request.headers["x-ms-correlation-request-id"] ?? ""));
-    request.resume();
-    request.on("end", () => response.end());
+    let body = "";
+    request.on("data", (chunk: Buffer) => (body += chunk.toString()));
+    request.on("end", () => {
+      // The job's id is the posted context's OperationId.
+      posts.push(String((JSON.parse(body) as { OperationId?: unknown }).OperationId));
+      setTimeout(() => response.end(), answerAfterMs);
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
 });
@@ -91,5 +99,84 @@ describe("jobs in several processes", () => {
     expect(run.stdout).toMatch(/2 processes ran \d+ \+ \d+ jobs in [\d.]+ s, using [\d.]+ s of CPU/);
     const bad = await plugbox(["jobs", "run", "--manifest", "plugbox.json", "--processes", "zero"], dir);
     expect(bad.code).toBe(2);
+  });
+
+  it("a job process killed mid-run: the survivor's outcomes are all printed, the dead one is named with JOB_PROCESS_FAILED, and its jobs run again after --lease-ms", { timeout: 120_000 }, async () => {
+    const db = path.join(dir, "killed.db");
+    const { writeFileSync } = await import("node:fs");
+    writeFileSync(path.join(dir, "plugbox.json"), JSON.stringify(manifest()));
+    writeFileSync(path.join(dir, "web.json"), JSON.stringify({ unsafeAllowLoopback: true, extraPorts: [(server.address() as AddressInfo).port] }));
+    const ids = await queue(db, 80);
+    posts.length = 0;
+    answerAfterMs = 300;
+    try {
+      const cli = spawn(process.execPath, [bin, "jobs", "run", "--manifest", "plugbox.json", "--db", db, "--processes", "2", "--lease-ms", "1000", "--web-policy", "web.json"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      cli.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+      cli.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => cli.once("close", (code) => resolve(code)));
+      await expect.poll(() => posts.length, { timeout: 30_000 }).toBeGreaterThanOrEqual(4);
+      const [victim, survivor] = childrenOf(cli.pid!);
+      expect(survivor).toBeDefined();
+      process.kill(victim!, "SIGKILL");
+      expect(await exited).toBe(1);
+      const printed = [...stdout.matchAll(/job ([0-9a-f-]{36}): succeeded/g)].map((m) => m[1]);
+      expect(printed.length).toBeGreaterThan(0);
+      expect(stdout).toMatch(new RegExp(`1 processes ran ${printed.length} jobs in`));
+      expect(stderr).toContain(`error [JOB_PROCESS_FAILED]: job process ${victim} failed: process ${victim} exited (SIGKILL) before it reported; the jobs it held run again once their leases run out (1000 ms)`);
+      // Once the dead process's leases ran out, the next run takes its jobs: every job ends succeeded, none lost.
+      const succeeded = async () => {
+        await plugbox(["jobs", "run", "--manifest", "plugbox.json", "--db", db, "--lease-ms", "1000", "--web-policy", "web.json"], dir);
+        const list = JSON.parse((await plugbox(["jobs", "list", "--db", db, "--json"], dir)).stdout) as Array<{ statusCode: number }>;
+        return list.filter((job) => job.statusCode === 30).length;
+      };
+      await expect.poll(succeeded, { timeout: 60_000, interval: 200 }).toBe(ids.length);
+      expect(new Set(posts)).toEqual(new Set(ids));
+    } finally {
+      answerAfterMs = 0;
+    }
+  });
+
+  it("job processes orphaned by a killed `jobs run` finish the jobs they run, take no more, and exit cleanly (no ERR_IPC_DISCONNECTED)", { timeout: 120_000 }, async () => {
+    const db = path.join(dir, "orphans.db");
+    const { writeFileSync } = await import("node:fs");
+    writeFileSync(path.join(dir, "plugbox.json"), JSON.stringify(manifest()));
+    writeFileSync(path.join(dir, "web.json"), JSON.stringify({ unsafeAllowLoopback: true, extraPorts: [(server.address() as AddressInfo).port] }));
+    await queue(db, 80);
+    posts.length = 0;
+    answerAfterMs = 300;
+    try {
+      // A lease longer than the test: a job the orphans left held would show as Locked.
+      const cli = spawn(process.execPath, [bin, "jobs", "run", "--manifest", "plugbox.json", "--db", db, "--processes", "2", "--lease-ms", "600000", "--web-policy", "web.json"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+      let stderr = "";
+      cli.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      const streamsClosed = new Promise((resolve) => cli.once("close", resolve));
+      await expect.poll(() => posts.length, { timeout: 30_000 }).toBeGreaterThanOrEqual(4);
+      const orphans = childrenOf(cli.pid!);
+      expect(orphans).toHaveLength(2);
+      cli.kill("SIGKILL");
+      await expect.poll(() => orphans.filter(isRunning), { timeout: 60_000 }).toEqual([]);
+      await streamsClosed;
+      for (const pid of orphans) expect(stderr).toContain(`job process ${pid}: its parent went away; it finishes the jobs it runs, takes no more, and exits`);
+      expect(stderr).not.toMatch(/ERR_IPC|internal error|^\s+at /m);
+      const host = await createHost({ manifest: manifest(), db, runJobs: false, runtimeOptions: { workers: 1, prewarmIsolates: 0 } });
+      try {
+        const jobs = await host.listJobs();
+        expect(jobs.filter((job) => job.stateCode === 2)).toEqual([]);
+        const done = jobs.filter((job) => job.statusCode === 30).map((job) => job.id);
+        expect(done.length).toBeGreaterThan(0);
+        for (const id of done) expect(posts).toContain(id);
+      } finally {
+        await host.close();
+      }
+    } finally {
+      answerAfterMs = 0;
+    }
+  });
+
+  it("job runner options are checked, naming the option: jobs.leaseMs", async () => {
+    await expect(runJobsInProcesses({ manifest: manifest(), db: path.join(dir, "z.db"), jobs: { leaseMs: 5 } })).rejects.toMatchObject({ code: "OPTIONS_INVALID", message: expect.stringContaining("jobs.leaseMs must be a whole number from 100") });
+    await expect(createHost({ jobs: { concurrency: 0 }, runtimeOptions: { workers: 1, prewarmIsolates: 0, startOnFirstExecution: true } })).rejects.toMatchObject({ code: "OPTIONS_INVALID", message: expect.stringContaining("jobs.concurrency") });
   });
 });

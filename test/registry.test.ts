@@ -80,6 +80,7 @@ describe("manifest validation: each rule is refused with MANIFEST_INVALID, the J
     ["a maxDepth out of range", { settings: { maxDepth: 0 } }, "settings.maxDepth", "must be an integer from 1 to 64"],
     ["an unknown trace log setting", { settings: { traceLogSetting: "Verbose" } }, "settings.traceLogSetting", 'must be "Off", "Exceptions" or "All"'],
     ["steps that are not an array", { steps: {} }, "steps", "must be an array of step registrations"],
+    ["an image's attributes given as a string rather than an array", withStep({ message: "Update", stage: 40, images: [{ alias: "x", type: "pre", attributes: "name" }] }), "steps[0].images[0].attributes", 'must be an array of column names, such as ["name", "revenue"]'],
   ];
 
   for (const [rule, manifest, at, says] of rules) {
@@ -97,7 +98,7 @@ describe("manifest validation: each rule is refused with MANIFEST_INVALID, the J
         bundles: { p: { path: plugins.bundle, types: ["SetColumns"], allowedHosts: ["api.contoso.com"] } },
         steps: [
           { id: ID, name: "Pre-validate", bundle: "p", type: "SetColumns", message: "Create", entity: "account", stage: 10, rank: 2, unsecureConfig: "{}", secureConfig: "s", runAs: ID, isolation: "reuse" },
-          { bundle: "p", type: "SetColumns", message: "Update", entity: "account", stage: 40, mode: "async", asyncAutoDelete: true, filteringAttributes: "name, telephone1", images: [{ alias: "both", type: "both", attributes: "name" }], enabled: false },
+          { bundle: "p", type: "SetColumns", message: "Update", entity: "account", stage: 40, mode: "async", asyncAutoDelete: true, filteringAttributes: "name, telephone1", images: [{ alias: "both", type: "both", attributes: ["name"] }], enabled: false },
           { bundle: "p", type: "SetColumns", message: "Delete", stage: 20, images: [{ alias: "gone", type: "pre" }] },
         ],
         tables: { account: { primaryNameAttribute: "name", columns: { name: "string", accountnumber: "string" }, alternateKeys: { number: ["accountnumber"] } } },
@@ -117,6 +118,16 @@ describe("manifest validation: each rule is refused with MANIFEST_INVALID, the J
     } finally {
       await host.close();
     }
+  });
+
+  it("a bundle's types and its steps' types are checked against what the bundle exports when the host loads", async () => {
+    const missingType = await refusal({ bundles: { p: { path: plugins.bundle, types: ["SetColumns", "NoSuchPlugin"] } } });
+    expect(missingType).toMatchObject({ code: "MANIFEST_INVALID", message: expect.stringContaining('manifest: bundles.p.types[1]: the bundle') });
+    expect(missingType.message).toContain('exports no "NoSuchPlugin" (it exports ');
+    expect(missingType.message).toContain("SetColumns");
+    const missingStep = await refusal({ bundles: { p: { path: plugins.bundle } }, steps: [{ bundle: "p", type: "SetColumn", message: "Create", entity: "account", stage: 20 }] });
+    expect(missingStep).toMatchObject({ code: "MANIFEST_INVALID", message: expect.stringContaining('manifest: steps[0].type: the bundle p') });
+    expect(missingStep.message).toContain('exports no "SetColumn"');
   });
 
   it("settings default to Dataverse's: maxDepth 8, trace logs of exceptions, 4 async attempts", async () => {

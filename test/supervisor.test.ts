@@ -148,4 +148,67 @@ describe("sandbox runtime supervisor", () => {
       await runtime.close();
     }
   });
+
+  it("self-healing: workers killed while they start make executions fail at once with SANDBOX_UNAVAILABLE saying why; once the kills stop, it recovers by itself and health() says so", { timeout: 60_000 }, async () => {
+    const runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, startRetryBaseMs: 20, startRetryMaxMs: 200, unavailableAfterStartFailures: 3 });
+    // Every worker is killed while it starts, as a host whose machine cannot start processes.
+    const killer = setInterval(() => {
+      for (const pid of runtime.workerPids) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // gone already
+        }
+      }
+    }, 5);
+    try {
+      await expect(runtime.ready).rejects.toMatchObject({ code: "SANDBOX_UNAVAILABLE" });
+      await expect.poll(() => runtime.health().status, { timeout: 20_000 }).toBe("unavailable");
+      const down = await runtime.execute({ bundle: plugins, typeName: "Echo", context: context({ sharedVariables: { n: 1 } }) });
+      expect(down.ok).toBe(false);
+      if (!down.ok) {
+        expect(down.error.code).toBe("SANDBOX_UNAVAILABLE");
+        expect(down.error.message).toMatch(/\d+ attempts in a row to start one failed, the last because a worker exited while starting \(signal SIGKILL\)/);
+        expect(down.error.message).toContain("the runtime keeps trying");
+      }
+      const health = runtime.health();
+      expect(health.startFailuresInARow).toBeGreaterThanOrEqual(3);
+      expect(health.lastStartFailure?.message).toContain("SIGKILL");
+      expect(health.unavailableSince).toBeDefined();
+    } finally {
+      clearInterval(killer);
+    }
+    try {
+      await expect.poll(() => runtime.health().status, { timeout: 20_000 }).toBe("ready");
+      expect(runtime.health()).toMatchObject({ workers: { wanted: 1, ready: 1 }, startFailuresInARow: 0 });
+      expect(runtime.health().unavailableSince).toBeUndefined();
+      const up = await runtime.execute({ bundle: plugins, typeName: "Echo", context: context({ sharedVariables: { n: 2 } }) });
+      expect(up.ok && up.changes.outputParameters.n).toBe(2);
+      await runtime.ready;
+    } finally {
+      await runtime.close();
+    }
+    expect(runtime.health().status).toBe("closed");
+  });
+
+  it("self-healing: executions queued while workers start wait for them; a start that fails once is retried after the back-off, not given up", { timeout: 30_000 }, async () => {
+    const runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, startRetryBaseMs: 50, startRetryMaxMs: 50, startOnFirstExecution: true });
+    try {
+      const queued = runtime.execute({ bundle: plugins, typeName: "Echo", context: context({ sharedVariables: { n: 3 } }) });
+      expect(runtime.health().status).toBe("starting");
+      const [first] = runtime.workerPids;
+      process.kill(first!, "SIGKILL");
+      const report = await queued;
+      expect(report.ok && report.changes.outputParameters.n).toBe(3);
+      expect(runtime.workerPids).not.toContain(first);
+      expect(runtime.health().status).toBe("ready");
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("options: the start back-off is checked, its cap no less than its base", () => {
+    expect(() => createSandboxRuntime({ startRetryBaseMs: 500, startRetryMaxMs: 100 })).toThrow(expect.objectContaining({ code: "OPTIONS_INVALID", message: expect.stringContaining("options.startRetryMaxMs (100) must not be less than options.startRetryBaseMs (500)") }));
+    expect(() => createSandboxRuntime({ unavailableAfterStartFailures: 0 })).toThrow(expect.objectContaining({ code: "OPTIONS_INVALID", message: expect.stringContaining("options.unavailableAfterStartFailures") }));
+  });
 });

@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { createRequire } from "node:module";
-import { fromPlain, isPlainObject } from "../../sdk/codec.js";
+import { isPlainObject } from "../../sdk/codec.js";
 import { Entity, EntityReference, typeOf } from "../../sdk/model.js";
 import { sandboxLimitDefaults, type SandboxLimits } from "../../runtime/index.js";
 import { buildBundle } from "../build.js";
@@ -13,7 +13,9 @@ import type { ContextInput, Mode, Stage } from "../context.js";
 import { exitCodeFor, PlugboxError, UsageError } from "../errors.js";
 import { runPlugin, type RunResult } from "../run.js";
 import { createHost, type PlugboxHost } from "../host.js";
-import { importData, readJson, registerPipelineCommands } from "./pipeline-commands.js";
+import { importData, readJson, readPlugboxJson, registerPipelineCommands, STORE_CHECK_FLAG } from "./pipeline-commands.js";
+import { toStoreError } from "../store/errors.js";
+import { isGuid } from "../ids.js";
 import { registerListenCommand } from "./listen-command.js";
 import { registerBrokerCommand } from "./broker-command.js";
 import type { WebPolicyInput } from "../web/index.js";
@@ -44,27 +46,24 @@ function stage(value: string): Stage {
   return n;
 }
 
-/** A JSON input file with plugbox JSON's typed values decoded. */
-async function readJsonFile(file: string, what: string): Promise<unknown> {
-  const value = await readJson(file, what);
-  try {
-    return fromPlain(value);
-  } catch (error) {
-    throw new UsageError("INPUT_INVALID_JSON", `the ${what} file ${file} holds a value plugbox cannot read: ${(error as Error).message}`);
-  }
-}
-
 async function readTarget(file: string, messageName: string): Promise<Entity | EntityReference> {
-  const value = await readJsonFile(file, "target");
+  const value = await readPlugboxJson(file, "target");
   const tag = typeOf(value);
-  if (tag === "Entity" || tag === "EntityReference") return value as Entity | EntityReference;
+  if (tag === "Entity" || tag === "EntityReference") {
+    const typed = value as Entity | EntityReference;
+    if (!isGuid(typed.id)) throw new UsageError("INPUT_INVALID_JSON", `the target file ${file}: "id" must be a Guid such as "6d81597f-0f9f-e711-8122-000d3aa2331c", got ${JSON.stringify(typed.id)}`);
+    return typed;
+  }
   if (!isPlainObject(value) || typeof value.logicalName !== "string") {
     throw new UsageError("INPUT_INVALID_JSON", `the target file ${file} must hold an entity: { "logicalName": "account", "id"?: "<guid>", "attributes": { … } }`);
   }
   if (value.attributes !== undefined && !isPlainObject(value.attributes)) {
     throw new UsageError("INPUT_INVALID_JSON", `the target file ${file}: "attributes" must be an object of column values`);
   }
-  const id = typeof value.id === "string" ? value.id : undefined;
+  if (value.id !== undefined && value.id !== null && !isGuid(value.id)) {
+    throw new UsageError("INPUT_INVALID_JSON", `the target file ${file}: "id" must be a Guid such as "6d81597f-0f9f-e711-8122-000d3aa2331c", got ${JSON.stringify(value.id)}`);
+  }
+  const id = typeof value.id === "string" ? value.id.toLowerCase() : undefined;
   if (value.attributes === undefined && id !== undefined && messageName !== "Create" && messageName !== "Update") {
     return new EntityReference(value.logicalName, id);
   }
@@ -89,6 +88,7 @@ interface RunFlags {
   webPolicy?: string;
   allowHost?: string[];
   json?: boolean;
+  storeCheck?: boolean;
   [limit: string]: unknown;
 }
 
@@ -126,7 +126,12 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .version(version)
     .exitOverride()
     .showHelpAfterError("(run with --help for usage)")
-    .configureOutput({ writeOut: (s) => io.out(s.replace(/\n$/, "")), writeErr: (s) => io.err(s.replace(/\n$/, "")) });
+    .configureOutput({
+      writeOut: (s) => io.out(s.replace(/\n$/, "")),
+      writeErr: (s) => io.err(s.replace(/\n$/, "")),
+      // Commander's own refusals carry the code every other error prints.
+      outputError: (s, write) => write(s.replace(/^error: /, "error [CLI_USAGE]: ")),
+    });
 
   program
     .command("build")
@@ -160,7 +165,8 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .option("--data <file.json>", "records to load into the store first (an in-memory store unless --db is given)")
     .option("--web-policy <file.json>", "widen or tune the outbound web policy (allowed hosts, extra ports, resolver override, …)")
     .option("--allow-host <host...>", "narrow outbound web requests to these hosts, as a bundle's manifest entry does")
-    .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, … }");
+    .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, … }")
+    .option(...STORE_CHECK_FLAG);
   registerPipelineCommands(program, io);
   registerListenCommand(program, io);
   registerBrokerCommand(program, io);
@@ -171,7 +177,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     const target = flags.target ? await readTarget(flags.target, flags.message) : undefined;
     let sharedVariables: Record<string, unknown> | undefined;
     if (flags.shared) {
-      const shared = await readJsonFile(flags.shared, "shared variables");
+      const shared = await readPlugboxJson(flags.shared, "shared variables");
       if (!isPlainObject(shared)) throw new UsageError("INPUT_INVALID_JSON", `the shared variables file ${flags.shared} must hold a JSON object of name → value`);
       sharedVariables = shared;
     }
@@ -190,7 +196,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     };
     let webPolicy: WebPolicyInput | undefined;
     if (flags.webPolicy) {
-      const policy = await readJsonFile(flags.webPolicy, "web policy");
+      const policy = await readPlugboxJson(flags.webPolicy, "web policy");
       if (!isPlainObject(policy)) throw new UsageError("INPUT_INVALID_JSON", `the web policy file ${flags.webPolicy} must hold a JSON object; see the README's "Outbound web requests"`);
       webPolicy = policy as WebPolicyInput;
     }
@@ -200,6 +206,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
         db: flags.db ?? ":memory:",
         runJobs: false,
         runtimeOptions: { workers: 1, prewarmIsolates: flags.isolation === "reuse" ? 0 : 1 },
+        storeOptions: { quickCheck: flags.storeCheck !== false },
         ...(flags.manifest ? { manifest: flags.manifest } : {}),
         ...(flags.secrets ? { secrets: { file: flags.secrets } } : {}),
       });
@@ -241,10 +248,12 @@ export async function main(argv: string[], io = { out: (t: string) => console.lo
       if (wantsJson) io.out(JSON.stringify({ ok: false, error: { code: "CLI_USAGE", message: error.message.replace(/^error: /, "") } }));
       return 2;
     }
-    if (error instanceof PlugboxError) {
-      if (wantsJson) io.out(JSON.stringify({ ok: false, error: { code: error.code, message: error.message } }, null, 2));
-      else io.err(`plugbox: error [${error.code}]: ${error.message}`);
-      return exitCodeFor(error.code);
+    // A store's SQLite error that no layer above turned into its own code still gets the store's.
+    const typed = toStoreError(error);
+    if (typed instanceof PlugboxError) {
+      if (wantsJson) io.out(JSON.stringify({ ok: false, error: { code: typed.code, message: typed.message } }, null, 2));
+      else io.err(`plugbox: error [${typed.code}]: ${typed.message}`);
+      return exitCodeFor(typed.code);
     }
     io.err(`plugbox: internal error: ${error instanceof Error ? error.stack : String(error)}`);
     return 1;

@@ -2,17 +2,21 @@
  * CLI commands over the pipeline and the store: `exec`, `jobs`, `data`.
  */
 import { InvalidArgumentError, type Command } from "commander";
-import { readFile, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fromPlain, isPlainObject, toPlain } from "../../sdk/codec.js";
 import { UsageError, exitCodeFor, PlugboxError } from "../errors.js";
 import { createHost, type PlugboxHost } from "../host.js";
 import { runJobsInProcesses } from "../job-processes.js";
-import type { JobOutcome } from "../pipeline/job-runner.js";
+import { jobRunnerDefaults, type JobOutcome } from "../pipeline/job-runner.js";
 import { describeState, type SystemJob } from "../pipeline/jobs-store.js";
 import { readRequest, type JournalRequest } from "../pipeline/pipeline.js";
 import { storedAttributes } from "../organization/core.js";
 import { isGuid } from "../ids.js";
+import { readJsonInput } from "../json-input.js";
+import { Store, toStoreError } from "../store/store.js";
+import { backupStore, restoreStore } from "../store/backup.js";
 import type { WebPolicyInput } from "../web/index.js";
 
 export interface CliIo {
@@ -21,17 +25,33 @@ export interface CliIo {
   setExitCode: (code: number) => void;
 }
 
-export async function readJson(file: string, what: string): Promise<unknown> {
-  let text: string;
+/** A JSON input file, within plugbox's size and depth limits (INPUT_NOT_FOUND, INPUT_INVALID_JSON, INPUT_TOO_LARGE, INPUT_TOO_DEEP). */
+export function readJson(file: string, what: string): Promise<unknown> {
+  return readJsonInput(file, what);
+}
+
+/** A JSON input file with plugbox JSON's typed values read (a Money that is not a number is INPUT_INVALID_JSON). */
+export async function readPlugboxJson(file: string, what: string): Promise<unknown> {
+  const value = await readJson(file, what);
   try {
-    text = await readFile(file, "utf8");
-  } catch {
-    throw new UsageError("INPUT_NOT_FOUND", `cannot read the ${what} file ${file}: it does not exist or is not readable`);
-  }
-  try {
-    return JSON.parse(text);
+    return fromPlain(value);
   } catch (error) {
-    throw new UsageError("INPUT_INVALID_JSON", `the ${what} file ${file} is not valid JSON: ${(error as Error).message}`);
+    throw new UsageError("INPUT_INVALID_JSON", `the ${what} file ${file} holds a value plugbox cannot read: ${(error as Error).message}`);
+  }
+}
+
+/** Writes an output file; a folder that does not exist, a folder in its place or a refusing disk is OUTPUT_NOT_WRITABLE. */
+export async function writeOutput(file: string, text: string): Promise<void> {
+  try {
+    await writeFile(file, text);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const why =
+      code === "ENOENT" ? `the folder ${path.dirname(path.resolve(file))} does not exist; create it first`
+      : code === "EISDIR" ? "it is a folder; name a file"
+      : code === "ENOSPC" ? "the disk is full"
+      : `${(error as Error).message}`;
+    throw new UsageError("OUTPUT_NOT_WRITABLE", `cannot write ${file}: ${why}`);
   }
 }
 
@@ -58,21 +78,38 @@ async function readWebPolicy(file: string): Promise<WebPolicyInput> {
   return policy as WebPolicyInput;
 }
 
-async function withHost<T>(options: { manifest?: string; db?: string; webPolicy?: string; secrets?: string }, fn: (host: PlugboxHost) => Promise<T>): Promise<T> {
+/** The flag that skips the store's quick_check when it opens (for a large store checked otherwise). */
+export const STORE_CHECK_FLAG = ["--no-store-check", "open the store without SQLite's quick_check (faster for a large store; a damaged one is then found only when read)"] as const;
+
+interface HostFlags {
+  manifest?: string;
+  db?: string;
+  webPolicy?: string;
+  secrets?: string;
+  /** false with --no-store-check */
+  storeCheck?: boolean;
+  leaseMs?: number;
+}
+
+async function withHost<T>(options: HostFlags, fn: (host: PlugboxHost) => Promise<T>): Promise<T> {
   const webPolicy = options.webPolicy ? await readWebPolicy(options.webPolicy) : undefined;
-  const host = await createHost({
+  await using host = await createHost({
     ...(options.manifest ? { manifest: options.manifest } : {}),
     db: options.db ?? ":memory:",
     runJobs: false,
     runtimeOptions: { workers: 1, prewarmIsolates: 1 },
+    storeOptions: { quickCheck: options.storeCheck !== false },
+    ...(options.leaseMs !== undefined ? { jobs: { leaseMs: options.leaseMs } } : {}),
     ...(webPolicy ? { webPolicy } : {}),
     ...(options.secrets ? { secrets: { file: options.secrets } } : {}),
   });
-  try {
-    return await fn(host);
-  } finally {
-    await host.close();
-  }
+  return await fn(host);
+}
+
+function leaseMs(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 100 || n > 86_400_000) throw new InvalidArgumentError("expected a whole number of milliseconds from 100 to 86400000");
+  return n;
 }
 
 /** Imports records: `{ "account": [ { "id": "…", "attributes": { … } } ] }`. Replaces records that exist. */
@@ -96,19 +133,13 @@ export async function importData(host: PlugboxHost, value: unknown, file: string
       rows.push({ table, id: record.id.toLowerCase(), attributes: { ...attributes, [`${table}id`]: record.id.toLowerCase() } });
     });
   }
-  const release = await host.store.acquire();
-  const tx = host.store.begin();
-  try {
+  await host.store.write(() => {
     for (const row of rows) {
       if (!host.store.replaceRecord(row.table, row.id, row.attributes)) host.store.insertRecord(row.table, row.id, row.attributes);
     }
-    tx.commit();
-  } catch (error) {
-    tx.rollback();
-    throw error;
-  } finally {
-    release();
-  }
+  }).catch((error: unknown) => {
+    throw toStoreError(error, host.store.path);
+  });
   return rows.length;
 }
 
@@ -124,8 +155,9 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     .option("--web-policy <file.json>", "widen or tune the outbound web policy")
     .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
     .option("--json", "print one JSON object { ok, error?, response, journal, jobs }")
-    .action(async (flags: { manifest: string; request: string; db?: string; data?: string; runJobs?: boolean; webPolicy?: string; secrets?: string; json?: boolean }) => {
-      const request = readRequest(fromPlain(await readJson(flags.request, "request")), flags.request);
+    .option(...STORE_CHECK_FLAG)
+    .action(async (flags: HostFlags & { manifest: string; request: string; data?: string; runJobs?: boolean; json?: boolean }) => {
+      const request = readRequest(await readPlugboxJson(flags.request, "request"), flags.request);
       await withHost(flags, async (host) => {
         if (flags.data) await importData(host, await readJson(flags.data, "data"), flags.data);
         try {
@@ -137,6 +169,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
             io.out(`response: ${JSON.stringify(toPlain(result.response))}`);
             for (const job of jobs) io.out(`job ${job.id}: ${job.outcome}${job.message ? ` — ${job.message}` : ""}`);
           }
+          if (result.journal.traceLogError) io.err(`warning [${result.journal.traceLogError.code}]: ${result.journal.traceLogError.message}`);
         } catch (error) {
           if (!(error instanceof PlugboxError)) throw error;
           const journal = (error as { journal?: JournalRequest }).journal;
@@ -156,7 +189,8 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     .command("list")
     .option("--db <path>", "the store", "plugbox.db")
     .option("--json", "print JSON")
-    .action(async (flags: { db: string; json?: boolean }) => {
+    .option(...STORE_CHECK_FLAG)
+    .action(async (flags: HostFlags & { json?: boolean }) => {
       await withHost(flags, async (host) => {
         const list = await host.listJobs();
         if (flags.json) io.out(JSON.stringify(list, null, 2));
@@ -167,17 +201,12 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
   jobs
     .command("show <id>")
     .option("--db <path>", "the store", "plugbox.db")
-    .action(async (id: string, flags: { db: string }) => {
+    .option(...STORE_CHECK_FLAG)
+    .action(async (id: string, flags: HostFlags) => {
       await withHost(flags, async (host) => {
         const job = await host.getJob(id);
         if (!job) throw new UsageError("CLI_USAGE", `no system job has the id ${id}; see \`plugbox jobs list\``);
-        const release = await host.store.acquire();
-        let data: unknown;
-        try {
-          data = host.pipeline.jobs.data(id);
-        } finally {
-          release();
-        }
+        const data = await host.jobData(id);
         io.out(JSON.stringify({ ...job, state: describeState(job), context: toPlain(data) }, null, 2));
       });
     });
@@ -185,7 +214,8 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     jobs
       .command(`${verb} <id>`)
       .option("--db <path>", "the store", "plugbox.db")
-      .action(async (id: string, flags: { db: string }) => {
+      .option(...STORE_CHECK_FLAG)
+      .action(async (id: string, flags: HostFlags) => {
         await withHost(flags, async (host) => {
           const job = verb === "retry" ? await host.retryJob(id) : await host.cancelJob(id);
           io.out(jobLine(job));
@@ -204,7 +234,9 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
       if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError("expected a whole number from 1 to 64");
       return n;
     }, 1)
-    .action(async (flags: { manifest: string; db: string; webPolicy?: string; secrets?: string; processes: number }) => {
+    .option("--lease-ms <ms>", `how long a job is leased: a job whose process dies runs again once its lease runs out (default ${jobRunnerDefaults.leaseMs})`, leaseMs)
+    .option(...STORE_CHECK_FLAG)
+    .action(async (flags: HostFlags & { manifest: string; db: string; processes: number }) => {
       const report = (outcomes: JobOutcome[]) => {
         if (outcomes.length === 0) io.out("no system job was ready");
         for (const o of outcomes) io.out(`job ${o.id}: ${o.outcome}${o.message ? ` — ${o.message}` : ""}`);
@@ -216,6 +248,8 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
           manifest: path.resolve(flags.manifest),
           db: path.resolve(flags.db),
           processes: flags.processes,
+          quickCheck: flags.storeCheck !== false,
+          ...(flags.leaseMs !== undefined ? { jobs: { leaseMs: flags.leaseMs } } : {}),
           ...(webPolicy ? { webPolicy } : {}),
           ...(flags.secrets ? { secrets: { file: path.resolve(flags.secrets) } } : {}),
         });
@@ -223,17 +257,22 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
         const seconds = result.runningMs / 1000;
         const cpuSeconds = result.processes.reduce((sum, p) => sum + p.cpuMs, 0) / 1000;
         io.out(`${result.processes.length} processes ran ${result.processes.map((p) => p.jobs).join(" + ")} jobs in ${seconds.toFixed(2)} s, using ${cpuSeconds.toFixed(2)} s of CPU`);
+        for (const p of result.failed) {
+          io.err(`error [${p.code}]: job process ${p.pid} failed: ${p.message}; the jobs it held run again once their leases run out (${flags.leaseMs ?? jobRunnerDefaults.leaseMs} ms)`);
+          io.setExitCode(exitCodeFor(p.code));
+        }
         return;
       }
       await withHost(flags, async (host) => report(await host.runJobs()));
     });
 
-  const data = program.command("data").description("import and export records as JSON");
+  const data = program.command("data").description("import and export records as JSON; back up and restore the store");
   data
     .command("import <file>")
     .option("--db <path>", "the store", "plugbox.db")
     .option("--manifest <plugbox.json>", "a manifest whose table schemas check the records")
-    .action(async (file: string, flags: { db: string; manifest?: string }) => {
+    .option(...STORE_CHECK_FLAG)
+    .action(async (file: string, flags: HostFlags & { db: string }) => {
       await withHost(flags, async (host) => {
         const count = await importData(host, await readJson(file, "data"), file);
         io.out(`imported ${count} record(s) into ${flags.db}`);
@@ -244,15 +283,10 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     .option("--db <path>", "the store", "plugbox.db")
     .option("--entity <logicalName>", "only this table")
     .option("-o, --outfile <file>", "write to a file instead of standard output")
-    .action(async (flags: { db: string; entity?: string; outfile?: string }) => {
+    .option(...STORE_CHECK_FLAG)
+    .action(async (flags: HostFlags & { db: string; entity?: string; outfile?: string }) => {
       await withHost(flags, async (host) => {
-        const release = await host.store.acquire();
-        let rows;
-        try {
-          rows = host.store.allRecords();
-        } finally {
-          release();
-        }
+        const rows = await host.records();
         const out: Record<string, Array<{ id: string; attributes: Record<string, unknown> }>> = {};
         for (const row of rows) {
           if (flags.entity && row.entity !== flags.entity) continue;
@@ -260,9 +294,38 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
         }
         const text = JSON.stringify(out, null, 2);
         if (flags.outfile) {
-          await writeFile(flags.outfile, `${text}\n`);
+          await writeOutput(flags.outfile, `${text}\n`);
           io.out(`exported ${rows.length} record(s) to ${flags.outfile}`);
         } else io.out(text);
       });
     });
+  data
+    .command("backup")
+    .description("copy the store into a backup file with SQLite's online backup (the store stays in use)")
+    .option("--db <path>", "the store", "plugbox.db")
+    .requiredOption("-o, --outfile <backup.db>", "the backup file (replaced if it exists)")
+    .option(...STORE_CHECK_FLAG)
+    .action(async (flags: HostFlags & { db: string; outfile: string }) => {
+      const store = openStoreFor(flags.db, flags.storeCheck !== false);
+      try {
+        const result = await backupStore(store, flags.outfile);
+        io.out(`backed up ${flags.db} to ${flags.outfile} (${result.pages} pages, ${result.bytes} bytes)`);
+      } finally {
+        store.close();
+      }
+    });
+  data
+    .command("restore <backup>")
+    .description("replace the store with a backup made by `plugbox data backup`; the file it replaces is kept beside it")
+    .option("--db <path>", "the store", "plugbox.db")
+    .action(async (backup: string, flags: { db: string }) => {
+      const result = await restoreStore(backup, flags.db);
+      io.out(`restored ${flags.db} from ${backup} (${result.pages} pages)${result.replaced ? `; the file it replaced is kept as ${result.replaced}` : ""}`);
+    });
+}
+
+/** Opens a store file that must exist (a backup of a file that is not there is a mistake, not a new store). */
+function openStoreFor(db: string, quickCheck: boolean): Store {
+  if (!existsSync(db)) throw new UsageError("INPUT_NOT_FOUND", `the store ${db} does not exist`);
+  return Store.open({ path: db, quickCheck });
 }

@@ -4,7 +4,7 @@
  * the platform sets (createdon, modifiedon, ownerid, statecode, …) and, where a table schema is
  * declared, checks of every column and its type. The pipeline calls these inside its transaction.
  */
-import { toPlain, fromPlain } from "../../sdk/codec.js";
+import { checkTypedValue, toPlain, fromPlain } from "../../sdk/codec.js";
 import { ColumnSet, Entity, EntityReference, EMPTY_GUID, OptionSetValue, typeOf } from "../../sdk/model.js";
 import { OrganizationError } from "../errors.js";
 import { isGuid, type Clock, type IdSource } from "../ids.js";
@@ -93,6 +93,11 @@ export function storedAttributes(entity: string, attributes: Record<string, unkn
       if (!typeMatches(type, value)) {
         throw new OrganizationError("ORG_INVALID_ARGUMENT", `${entity}.${column} holds ${type} values; got ${JSON.stringify(toPlainSafe(value))?.slice(0, 100)}`);
       }
+    }
+    try {
+      checkTypedValue(value);
+    } catch (error) {
+      throw new OrganizationError("ORG_INVALID_ARGUMENT", `${entity}.${column}: ${(error as Error).message}`);
     }
     if (typeof value === "string" && isGuid(value)) value = value.toLowerCase();
     if (typeOf(value) === "EntityReference") {

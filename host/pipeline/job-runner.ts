@@ -7,14 +7,20 @@
  * InvalidPluginExecutionError with OperationStatus.Retry is run again with exponential back-off,
  * up to settings.maxAsyncAttempts attempts in all (4, as in Dataverse); any other failure fails the
  * job with its reason. A job whose worker died is taken again when its lease runs out.
+ *
+ * Faults of the machine are not the job's: while the sandbox runtime cannot start a worker
+ * (SANDBOX_UNAVAILABLE) a job waits for it without counting an attempt, and a job whose worker
+ * died under it (SANDBOX_WORKER_CRASHED) is retried like one that asked to be.
  */
 import { randomUUID } from "node:crypto";
-import type { Clock } from "../ids.js";
+import { OptionsError } from "../../runtime/errors.js";
+import { systemClock, type Clock } from "../ids.js";
 import { RETRYABLE_RELAY_CODES } from "../relay/errors.js";
 import { decode } from "../../sdk/codec.js";
 import { executeSerialized, readSerializedHeader, type SerializedContext } from "../services/notification.js";
 import type { SystemJob } from "./jobs-store.js";
 import { OUTBOX_PREFIX, type Pipeline } from "./pipeline.js";
+import { toStoreError } from "../store/errors.js";
 
 export interface JobRunnerOptions {
   /** How long a job is leased; past it, another runner may take the job over. @default 180000 */
@@ -28,14 +34,51 @@ export interface JobRunnerOptions {
   clock?: Clock;
 }
 
-export const jobRunnerDefaults = Object.freeze({ leaseMs: 180_000, pollMs: 1_000, backoffBaseMs: 1_000, concurrency: 8 });
+export const jobRunnerDefaults: Readonly<{ leaseMs: number; pollMs: number; backoffBaseMs: number; concurrency: number }> = Object.freeze({ leaseMs: 180_000, pollMs: 1_000, backoffBaseMs: 1_000, concurrency: 8 });
+
+const jobRunnerRanges: Record<keyof typeof jobRunnerDefaults, [min: number, max: number]> = {
+  leaseMs: [100, 86_400_000],
+  pollMs: [1, 3_600_000],
+  backoffBaseMs: [0, 3_600_000],
+  concurrency: [1, 1_024],
+};
+
+/** Fills in the defaults and checks each option; throws OPTIONS_INVALID naming it (`jobs.leaseMs`) and the rule. */
+export function resolveJobRunnerOptions(options: JobRunnerOptions = {}, path = "jobs"): Readonly<typeof jobRunnerDefaults> {
+  const out: Record<string, number> = { ...jobRunnerDefaults };
+  for (const key of Object.keys(jobRunnerRanges) as Array<keyof typeof jobRunnerDefaults>) {
+    const value = options[key];
+    if (value === undefined) continue;
+    const [min, max] = jobRunnerRanges[key];
+    if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+      throw new OptionsError("OPTIONS_INVALID", `${path}.${key} must be a whole number from ${min} to ${max}; got ${JSON.stringify(value) ?? String(value)}`);
+    }
+    out[key] = value;
+  }
+  return Object.freeze(out) as Readonly<typeof jobRunnerDefaults>;
+}
 
 const RETRY_STATUS = 2; // OperationStatus.Retry
+/** A job whose sandbox worker died under it is run again, as one that asked to be. */
+const CRASHED = "SANDBOX_WORKER_CRASHED";
+/** No worker can start: the job waits for one, and no attempt is counted. */
+const UNAVAILABLE = "SANDBOX_UNAVAILABLE";
+/** The longest a job waits for the sandbox before it looks again, ms. */
+const MAX_WAIT_FOR_SANDBOX_MS = 60_000;
 
 export interface JobOutcome {
   id: string;
-  outcome: "succeeded" | "failed" | "retrying" | "lost";
+  /** `waiting`: the job could not run for want of a sandbox worker; it runs when one starts, with no attempt counted. */
+  outcome: "succeeded" | "failed" | "retrying" | "waiting" | "lost";
   message?: string;
+}
+
+/** What `jobRunner.health()` reports. */
+export interface JobRunnerHealth {
+  /** Started and not stopped: it takes jobs in the background. */
+  running: boolean;
+  /** Why the last round could not take jobs (the store busy, full, damaged…), until a round succeeds. */
+  lastError?: { code: string; message: string; at: string };
 }
 
 /**
@@ -50,7 +93,9 @@ type Claimed =
 export class JobRunner {
   readonly owner = randomUUID();
   readonly #pipeline: Pipeline;
-  readonly #options: Required<Omit<JobRunnerOptions, "clock">>;
+  readonly #options: Readonly<typeof jobRunnerDefaults>;
+  readonly #clock: Clock;
+  #lastError: JobRunnerHealth["lastError"];
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<unknown> | undefined;
   #started = false;
@@ -63,12 +108,13 @@ export class JobRunner {
 
   constructor(pipeline: Pipeline, options: JobRunnerOptions = {}) {
     this.#pipeline = pipeline;
-    this.#options = {
-      leaseMs: options.leaseMs ?? jobRunnerDefaults.leaseMs,
-      pollMs: options.pollMs ?? jobRunnerDefaults.pollMs,
-      backoffBaseMs: options.backoffBaseMs ?? jobRunnerDefaults.backoffBaseMs,
-      concurrency: Math.max(1, options.concurrency ?? jobRunnerDefaults.concurrency),
-    };
+    this.#options = resolveJobRunnerOptions(options);
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** Whether it runs, and why its last round could not take jobs. */
+  health(): JobRunnerHealth {
+    return { running: this.#started && !this.#stopped, ...(this.#lastError ? { lastError: { ...this.#lastError } } : {}) };
   }
 
   /** Calls back after each job attempt (for tests and the CLI). Returns a function that removes the listener. */
@@ -99,10 +145,13 @@ export class JobRunner {
       await this.#running;
       if (this.#stopped) return;
       const due = await this.#nextDue();
-      if (due) wait = Math.max(0, Math.min(this.#options.pollMs, due.getTime() - Date.now()));
-    } catch {
-      // No job could be leased (another process held the store too long, or it is closing): the
-      // jobs stay where they are, and the next round tries again.
+      if (due) wait = Math.max(0, Math.min(this.#options.pollMs, due.getTime() - this.#clock.now().getTime()));
+      this.#lastError = undefined;
+    } catch (error) {
+      // No job could be leased (another process held the store too long, the disk is full, or it is
+      // closing): the jobs stay where they are, health() says why, and the next round tries again.
+      const e = toStoreError(error, this.#pipeline.store.path) as { code?: unknown; message?: unknown };
+      this.#lastError = { code: typeof e.code === "string" ? e.code : "INTERNAL", message: String(e.message ?? error), at: this.#clock.now().toISOString() };
     } finally {
       this.#running = undefined;
     }
@@ -111,12 +160,8 @@ export class JobRunner {
   }
 
   async #nextDue(): Promise<Date | undefined> {
-    const release = await this.#pipeline.store.acquire();
-    try {
-      return this.#pipeline.jobs.nextDue();
-    } finally {
-      release();
-    }
+    using _lease = await this.#pipeline.store.acquire();
+    return this.#pipeline.jobs.nextDue();
   }
 
   /**
@@ -235,6 +280,10 @@ export class JobRunner {
     } else {
       const result = serialized ? await this.#pipeline.executeSerializedStep(step, serialized) : await this.#pipeline.executeStep(step, data!, {});
       const trace = () => this.#pipeline.traceLog.write(result.traceRows, registry.settings.traceLogSetting);
+      if (!result.ok && result.error!.innerCode === UNAVAILABLE) {
+        const message = result.error!.message;
+        return this.#record(job.id, (owner) => jobs.waitForResources(job.id, owner, this.#sandboxDue(), message), "waiting", message);
+      }
       if (result.ok) {
         outcome = await this.#record(job.id, (owner) => (trace(), jobs.succeed(job.id, owner, job.autoDelete)), "succeeded");
       } else {
@@ -244,7 +293,7 @@ export class JobRunner {
         // endpoint's limit; a posting step (the endpoint is its handler) is retried the same way.
         const failedPost = result.calls.find((c) => c.service === "notification" && c.error && RETRYABLE_RELAY_CODES.has(c.error.code));
         const failedEndpoint = step.handler.kind === "serviceEndpoint" && RETRYABLE_RELAY_CODES.has(error.innerCode) ? step.handler.endpoint : undefined;
-        const wantsRetry = error.status === RETRY_STATUS || failedPost !== undefined || failedEndpoint !== undefined;
+        const wantsRetry = error.status === RETRY_STATUS || error.innerCode === CRASHED || failedPost !== undefined || failedEndpoint !== undefined;
         const limit = this.#attemptsFor(failedEndpoint ?? (failedPost?.args[0] as { id?: unknown } | undefined)?.id);
         const failure = { message: error.message, errorCode: typeof error.details?.errorCode === "number" ? error.details.errorCode : null };
         if (wantsRetry && attempts < limit) {
@@ -267,7 +316,15 @@ export class JobRunner {
 
   /** When a failed job's next attempt is due: the back-off doubles with each attempt. */
   #retryAt(job: SystemJob): Date {
-    return new Date(Date.now() + this.#options.backoffBaseMs * 2 ** job.retryCount);
+    return new Date(this.#clock.now().getTime() + this.#options.backoffBaseMs * 2 ** job.retryCount);
+  }
+
+  /** When a job that found no sandbox worker looks again: at the runtime's next attempt to start one. */
+  #sandboxDue(): Date {
+    const now = this.#clock.now().getTime();
+    const next = this.#pipeline.runtime.health().nextStartAt;
+    const wait = next === undefined ? this.#options.backoffBaseMs : Date.parse(next) - Date.now();
+    return new Date(now + Math.min(MAX_WAIT_FOR_SANDBOX_MS, Math.max(this.#options.backoffBaseMs, wait)));
   }
 
   /** Sends a post that waited in the outbox (serialized when it was queued); a delivery failure is retried with back-off. */

@@ -228,6 +228,19 @@ export class JobQueue {
     );
   }
 
+  /**
+   * Puts a job back to wait until `at` for a resource it could not have (a sandbox worker), without
+   * counting an attempt: Ready, Waiting For Resources, with the reason in its message.
+   */
+  waitForResources(id: string, owner: string, at: Date, message: string): boolean {
+    return (
+      this.#sql(
+          "UPDATE system_jobs SET state_code = 0, status_code = 0, postpone_until = ?, lease_owner = NULL, lease_until = NULL, message = ? WHERE id = ? AND lease_owner = ? AND state_code = 2",
+        )
+        .run(at.toISOString(), message, id, owner).changes > 0
+    );
+  }
+
   get(id: string): SystemJob | undefined {
     const row = this.#rows(`SELECT ${JOB_COLUMNS} FROM system_jobs WHERE id = ?`).get(id.toLowerCase());
     return row ? toJob(row) : undefined;

@@ -18,7 +18,7 @@ import { retrieveMultiple } from "../organization/query/index.js";
 import type { Registry, StepImage, StepRegistration, StageNumber } from "../registry/index.js";
 import { createHostServices, webCallRecord, type NotificationBackend, type OrganizationBackend, type RecordedCall, type WebBackend } from "../services/index.js";
 import { executeSerialized, type SerializedContext } from "../services/notification.js";
-import { HostError } from "../errors.js";
+import { errorFamily, HostError } from "../errors.js";
 import type { WebPolicyInput } from "../web/index.js";
 
 const unreachableWeb: WebBackend = {
@@ -27,7 +27,8 @@ const unreachableWeb: WebBackend = {
   },
 };
 import { readColumnSet, readEntity, readEntityReference, readLogicalName, type OrganizationRequestValue, type OrganizationResponseValue } from "../services/organization.js";
-import type { Store } from "../store/store.js";
+import { StoreError, toStoreError, type Store, type StoreTransaction } from "../store/store.js";
+import { withoutStorePath } from "../store/errors.js";
 import { PipelineError, StepFailedError } from "./errors.js";
 import { JobQueue } from "./jobs-store.js";
 import { TraceLog, type TraceRow } from "./trace-log.js";
@@ -101,6 +102,8 @@ export interface JournalRequest {
   steps: JournalStep[];
   /** System jobs queued by this request's asynchronous steps. */
   jobs: string[];
+  /** Set on the outermost request when its trace logs could not be written (the request's outcome stands). */
+  traceLogError?: { code: string; message: string };
 }
 
 export interface RequestResult {
@@ -186,7 +189,7 @@ export class Pipeline {
   /** Runs one request from outside (CLI, test host, async job): it waits for and holds the store. */
   async execute(request: OrganizationRequestValue, caller: Caller = {}, options: { signal?: AbortSignal; depth?: number; correlationId?: string; parentContext?: Record<string, unknown> | null } = {}): Promise<RequestResult> {
     request = readRequest(request);
-    const release = await this.store.acquire();
+    using _lease = await this.store.acquire();
     const userId = caller.userId ?? this.identity.defaultUserId;
     const scope: Scope = {
       depth: options.depth ?? 1,
@@ -206,15 +209,45 @@ export class Pipeline {
       queuedJobs = scope.journal.some(function anyJobs(j): boolean {
         return j.jobs.length > 0 || j.steps.some((s) => s.requests.some(anyJobs));
       });
+      await this.#keepTraces(scope, undefined);
       return { response, journal: scope.journal[0]! };
-    } catch (error) {
+    } catch (thrown) {
+      const error = toStoreError(thrown, this.store.path);
+      await this.#keepTraces(scope, error);
       if (scope.journal[0] && typeof error === "object" && error !== null) Object.assign(error, { journal: scope.journal[0] });
       throw error;
     } finally {
-      this.traceLog.write(scope.traces, this.registry.settings.traceLogSetting);
-      release();
       if (queuedJobs) this.#onJobsQueued?.();
     }
+  }
+
+  /**
+   * Writes the request's trace logs after its transaction ended (so they survive a rollback), while
+   * the request still holds the store. A write that fails fails no request, whose outcome stands:
+   * the journal says why the traces were not kept. After the store itself failed the request (busy,
+   * full, damaged), they are not tried.
+   */
+  async #keepTraces(scope: Scope, failure: unknown): Promise<void> {
+    const rows = this.traceLog.kept(scope.traces, this.registry.settings.traceLogSetting);
+    const journal = scope.journal[0];
+    if (rows.length === 0) return;
+    if (failure instanceof StoreError && errorFamily(failure.code) === "environment") {
+      if (journal) journal.traceLogError = { code: failure.code, message: `the trace logs of this request were not written: ${failure.message}` };
+      return;
+    }
+    try {
+      using transaction = await this.store.beginWrite();
+      this.traceLog.insert(rows);
+      transaction.commit();
+    } catch (error) {
+      const typed = errorSummary(toStoreError(error, this.store.path));
+      if (journal) journal.traceLogError = { code: typed.code, message: `the trace logs of this request were not written: ${typed.message}` };
+    }
+  }
+
+  /** A transaction for a request: a savepoint inside its caller's, else one of its own, begun with the event loop free while another process holds the file. */
+  async #begin(scope: Scope): Promise<StoreTransaction> {
+    return scope.inTransaction ? this.store.begin() : this.store.beginWrite();
   }
 
   // One request ////////////////////////////////////////////////////////////////////////////////
@@ -239,7 +272,8 @@ export class Pipeline {
       if (message === "ExecuteMultiple") return await this.#executeMultiple(inputParameters, scope);
       if (message === "ExecuteTransaction") return await this.#executeTransaction(inputParameters, scope);
       return await this.#stages(message, entity, id, inputParameters, { ...scope, chain }, journal);
-    } catch (error) {
+    } catch (thrown) {
+      const error = toStoreError(thrown, this.store.path);
       journal.outcome = "failed";
       journal.error = errorSummary(error);
       throw error;
@@ -270,30 +304,25 @@ export class Pipeline {
     base.preImage = images.pre && id && entity && ["Update", "Delete", "Assign", "SetState", "Upsert"].includes(message) ? this.#core.read(entity, id) : undefined;
     // Stage 10: outside the transaction unless a caller's is open.
     const stage10Context = await this.#runSteps(10, base);
-    const tx = this.store.begin();
+    using tx = await this.#begin(scope);
     const inner: Scope = { ...scope, inTransaction: true };
-    try {
-      const run: StepRun = {
-        ...base,
-        scope: inner,
-        // Shared variables of stage 10 reach later stages through ParentContext for these messages (reference 2.6).
-        sharedVariables: MESSAGES_WITH_PARENT_SHARED.has(message) ? {} : stage10Shared,
-        parentContext: MESSAGES_WITH_PARENT_SHARED.has(message) && stage10Context ? stage10Context : scope.parentContext,
-      };
-      // The pre-image as the transaction sees the record (stage 10 may have changed it).
-      if (images.pre && id && entity && base.preImage !== undefined) run.preImage = this.#core.read(entity, id);
-      await this.#runSteps(20, run);
-      await this.#core30(message, run);
-      journal.id = run.primaryId === EMPTY_GUID ? journal.id : run.primaryId;
-      run.postImage = images.post && entity && run.primaryId !== EMPTY_GUID && message !== "Delete" ? this.#core.read(entity, run.primaryId) : undefined;
-      await this.#runSteps(40, run);
-      this.#queueAsyncSteps(run);
-      tx.commit();
-      return responseFor(message, run.outputParameters);
-    } catch (error) {
-      tx.rollback();
-      throw error;
-    }
+    const run: StepRun = {
+      ...base,
+      scope: inner,
+      // Shared variables of stage 10 reach later stages through ParentContext for these messages (reference 2.6).
+      sharedVariables: MESSAGES_WITH_PARENT_SHARED.has(message) ? {} : stage10Shared,
+      parentContext: MESSAGES_WITH_PARENT_SHARED.has(message) && stage10Context ? stage10Context : scope.parentContext,
+    };
+    // The pre-image as the transaction sees the record (stage 10 may have changed it).
+    if (images.pre && id && entity && base.preImage !== undefined) run.preImage = this.#core.read(entity, id);
+    await this.#runSteps(20, run);
+    await this.#core30(message, run);
+    journal.id = run.primaryId === EMPTY_GUID ? journal.id : run.primaryId;
+    run.postImage = images.post && entity && run.primaryId !== EMPTY_GUID && message !== "Delete" ? this.#core.read(entity, run.primaryId) : undefined;
+    await this.#runSteps(40, run);
+    this.#queueAsyncSteps(run);
+    tx.commit();
+    return responseFor(message, run.outputParameters);
   }
 
   #imagesWanted(message: string, entity: string | null): { pre: boolean; post: boolean } {
@@ -451,38 +480,28 @@ export class Pipeline {
 
   /** Runs a request of a batch in its own transaction (or savepoint), not the batch's. */
   async #isolated(request: OrganizationRequestValue, scope: Scope): Promise<OrganizationResponseValue> {
-    const tx = this.store.begin();
-    try {
-      const response = await this.#run(request, { ...scope, inTransaction: true });
-      tx.commit();
-      return response;
-    } catch (error) {
-      tx.rollback();
-      throw error;
-    }
+    using tx = await this.#begin(scope);
+    const response = await this.#run(request, { ...scope, inTransaction: true });
+    tx.commit();
+    return response;
   }
 
   async #executeTransaction(p: Record<string, unknown>, scope: Scope): Promise<OrganizationResponseValue> {
     const requests = this.#readRequests(p);
-    const tx = this.store.begin();
+    using tx = await this.#begin(scope);
     const responses: OrganizationResponseValue[] = [];
-    try {
-      for (const [index, request] of requests.entries()) {
-        try {
-          responses.push(await this.#run(request, { ...scope, inTransaction: true }));
-        } catch (error) {
-          const summary = errorSummary(error);
-          throw Object.assign(new PipelineError("PIPELINE_STEP_FAILED", `ExecuteTransaction: request ${index} (${request.requestName}) failed, and every request was rolled back: ${summary.message}`, { cause: error }), {
-            details: { faultedRequestIndex: index, code: summary.code },
-          });
-        }
+    for (const [index, request] of requests.entries()) {
+      try {
+        responses.push(await this.#run(request, { ...scope, inTransaction: true }));
+      } catch (error) {
+        const summary = errorSummary(error);
+        throw Object.assign(new PipelineError("PIPELINE_STEP_FAILED", `ExecuteTransaction: request ${index} (${request.requestName}) failed, and every request was rolled back: ${summary.message}`, { cause: error }), {
+          details: { faultedRequestIndex: index, code: summary.code },
+        });
       }
-      tx.commit();
-      return { responseName: "ExecuteTransaction", results: { Responses: p.ReturnResponses === true ? responses : [] } };
-    } catch (error) {
-      tx.rollback();
-      throw error;
     }
+    tx.commit();
+    return { responseName: "ExecuteTransaction", results: { Responses: p.ReturnResponses === true ? responses : [] } };
   }
 
   // Steps ///////////////////////////////////////////////////////////////////////////////////////
@@ -785,16 +804,20 @@ export class Pipeline {
     const callNow = async (request: OrganizationRequestValue, userId: string | null): Promise<OrganizationResponseValue> => {
       // createOrganizationService(null) acts as SYSTEM; the empty Guid as context.userId; any other id as that user.
       const effective = userId === null ? SYSTEM_USER_ID : userId === EMPTY_GUID ? contextUserId : userId;
-      if (!nested) {
-        const result = await this.execute(request, { userId: effective, initiatingUserId: String(context.initiatingUserId) }, {
-          depth: Number(context.depth) + 1,
-          correlationId: String(context.correlationId),
-          parentContext: context,
-        });
-        return result.response;
+      try {
+        if (!nested) {
+          const result = await this.execute(request, { userId: effective, initiatingUserId: String(context.initiatingUserId) }, {
+            depth: Number(context.depth) + 1,
+            correlationId: String(context.correlationId),
+            parentContext: context,
+          });
+          return result.response;
+        }
+        const scope: Scope = { ...nested.scope, depth: nested.scope.depth + 1, userId: effective, parentContext: context, journal: nested.journal };
+        return await this.#run(request, scope);
+      } catch (error) {
+        throw withoutStorePath(error, this.store.path);
       }
-      const scope: Scope = { ...nested.scope, depth: nested.scope.depth + 1, userId: effective, parentContext: context, journal: nested.journal };
-      return this.#run(request, scope);
     };
     const id = (value: unknown) => value as string;
     return {

@@ -28,17 +28,25 @@ export class TraceLog {
     this.#store = store;
   }
 
+  /** The rows the setting keeps: none (Off), those of failed executions (Exceptions), or all. */
+  kept(rows: readonly TraceRow[], setting: "Off" | "Exceptions" | "All"): readonly TraceRow[] {
+    if (setting === "Off") return [];
+    return setting === "All" ? rows : rows.filter((r) => r.exceptionDetails !== null);
+  }
+
+  /** Writes the rows the setting keeps, in a transaction (a savepoint of the caller's, if it has one open). */
   write(rows: readonly TraceRow[], setting: "Off" | "Exceptions" | "All"): void {
-    if (setting === "Off") return;
-    const kept = setting === "All" ? rows : rows.filter((r) => r.exceptionDetails !== null);
-    if (kept.length === 0) return;
+    const kept = this.kept(rows, setting);
+    if (kept.length > 0) this.#store.transaction(() => this.insert(kept));
+  }
+
+  /** Inserts rows as they are; the caller holds the store and a transaction. */
+  insert(rows: readonly TraceRow[]): void {
     const insert = this.#store.db.prepare(
       `INSERT INTO trace_logs (id, correlation_id, request_id, operation_id, type_name, message_name, primary_entity, stage, mode, depth, message_block, exception_details, performance_ms, created_on)
        VALUES (@id, @correlationId, @requestId, @operationId, @typeName, @messageName, @primaryEntity, @stage, @mode, @depth, @messageBlock, @exceptionDetails, @performanceMs, @createdOn)`,
     );
-    this.#store.transaction(() => {
-      for (const row of kept) insert.run(row);
-    });
+    for (const row of rows) insert.run(row);
   }
 
   list(filter: { correlationId?: string } = {}): TraceRow[] {

@@ -5,19 +5,15 @@
  * asynchronous steps only at stage 40; no pre-image on Create; no post-image on Delete; post-images
  * only at stage 40; images only on messages that support them; filtering attributes only on Update.
  */
-import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { PlugboxError } from "../../runtime/errors.js";
 import type { Isolation } from "../../runtime/options.js";
 import { isGuid } from "../ids.js";
+import { readJsonInput } from "../json-input.js";
 import type { ColumnType, TableSchema } from "../store/table-schema.js";
 
-export const REGISTRY_ERROR_CODES = {
-  MANIFEST_NOT_FOUND: "usage", // the manifest file does not exist or cannot be read
-  MANIFEST_INVALID: "usage", // the manifest is not valid JSON or breaks a rule; the message names the path and the fix
-} as const;
-export type RegistryErrorCode = keyof typeof REGISTRY_ERROR_CODES;
-export class RegistryError extends PlugboxError<RegistryErrorCode> {}
+import { RegistryError } from "./errors.js";
+
+export { REGISTRY_ERROR_CODES, RegistryError, type RegistryErrorCode } from "./errors.js";
 
 export type StageNumber = 10 | 20 | 40;
 export type StepMode = "sync" | "async";
@@ -131,10 +127,11 @@ class Reader {
     if (!NAME.test(text)) this.fail(at, `${JSON.stringify(text)} is not a valid name (letters, digits and _, not starting with a digit)`);
     return text;
   }
-  names(at: string, value: unknown): string[] {
+  /** Column names: an array, or (where `commaSeparated`, as Dataverse stores filtering attributes) a comma-separated string. */
+  names(at: string, value: unknown, commaSeparated = true): string[] {
     if (value === undefined) return [];
-    if (typeof value === "string") return value.split(",").map((s) => s.trim()).filter(Boolean).map((s, i) => this.name(`${at}[${i}]`, s));
-    if (!Array.isArray(value)) this.fail(at, "must be an array of column names (or a comma-separated string)");
+    if (commaSeparated && typeof value === "string") return value.split(",").map((s) => s.trim()).filter(Boolean).map((s, i) => this.name(`${at}[${i}]`, s));
+    if (!Array.isArray(value)) this.fail(at, commaSeparated ? "must be an array of column names (or a comma-separated string)" : `must be an array of column names, such as ["name", "revenue"] (an empty array or none: every column)`);
     return (value as unknown[]).map((v, i) => this.name(`${at}[${i}]`, v));
   }
   boolean(at: string, value: unknown, fallback: boolean): boolean {
@@ -212,7 +209,7 @@ function readStep(r: Reader, at: string, raw: unknown, bundles: Map<string, Bund
       if (type !== "pre" && stage !== 40) r.fail(`${ia}.type`, "post-images exist only at stage 40 (post-operation)");
       const alias = r.string(`${ia}.alias`, image.alias);
       if (images.some((other) => other.alias === alias)) r.fail(`${ia}.alias`, `the alias ${alias} is used twice in this step`);
-      images.push({ alias, type, attributes: r.names(`${ia}.attributes`, image.attributes) });
+      images.push({ alias, type, attributes: r.names(`${ia}.attributes`, image.attributes, false) });
     });
   }
   const isolation = s.isolation === undefined ? "fresh" : s.isolation;
@@ -322,17 +319,9 @@ export function parseManifest(value: unknown, file = "plugbox.json", baseDir = p
 }
 
 export async function loadManifest(file: string): Promise<Manifest> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch {
-    throw new RegistryError("MANIFEST_NOT_FOUND", `cannot read the manifest ${file}: it does not exist or is not readable`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new RegistryError("MANIFEST_INVALID", `${file} is not valid JSON: ${(error as Error).message}`);
-  }
+  const value = await readJsonInput(file, "manifest", {
+    notFound: () => new RegistryError("MANIFEST_NOT_FOUND", `cannot read the manifest ${file}: it does not exist or is not readable`),
+    invalid: (message) => new RegistryError("MANIFEST_INVALID", message),
+  });
   return parseManifest(value, file, path.dirname(path.resolve(file)));
 }

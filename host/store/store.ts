@@ -8,26 +8,53 @@
  * and CLI invocations queue behind it, so no request ever sees, or rolls back, another's
  * uncommitted writes. Another process opening the same file waits on SQLite's busy timeout; the
  * job runner's leases and outcomes (`beginWrite`) wait without blocking the event loop.
+ *
+ * Failures: the hold on the store and every transaction are disposables (`using`), so they end on
+ * every path; SQLite's errors become typed ones (STORE_BUSY, STORE_FULL, STORE_CORRUPT, STORE_IO),
+ * and a transaction SQLite rolled back by itself (a full disk) is not rolled back twice. A file
+ * that opens is checked with `PRAGMA quick_check` first, so a damaged store is refused at once.
  */
+import { statSync } from "node:fs";
 import Database from "better-sqlite3";
-import { PlugboxError } from "../../runtime/errors.js";
 import { MIGRATIONS, SCHEMA_VERSION } from "./schema.js";
+import { restoreAdvice, StoreError, toStoreError } from "./errors.js";
 
-export const STORE_ERROR_CODES = {
-  STORE_OPEN_FAILED: "usage", // the database file cannot be opened or is not a plugbox store
-  STORE_TOO_NEW: "usage", // the file was written by a newer plugbox
-  STORE_CLOSED: "usage", // the store was used after close()
-  STORE_CORRUPT_VALUE: "internal", // a stored value cannot be read back
-  STORE_BUSY: "internal", // another process held the file's write lock for longer than busyTimeoutMs
-} as const;
-export type StoreErrorCode = keyof typeof STORE_ERROR_CODES;
-export class StoreError extends PlugboxError<StoreErrorCode> {}
+export { STORE_ERROR_CODES, StoreError, toStoreError, type StoreErrorCode } from "./errors.js";
 
 export interface StoreOptions {
   /** A file path, or ":memory:". @default ":memory:" */
   path?: string;
   /** How long to wait for another process holding the file, ms. @default 5000 */
   busyTimeoutMs?: number;
+  /**
+   * Run SQLite's `PRAGMA quick_check` when an existing file opens, and refuse a damaged one with
+   * STORE_CORRUPT. It reads the whole file (about 1 ms per MB here): false skips it for a large
+   * store that is checked otherwise. @default true
+   */
+  quickCheck?: boolean;
+  /** The most the store file may grow to, bytes (SQLite's max_page_count); past it writes fail with STORE_FULL. @default no limit */
+  maxSizeBytes?: number;
+}
+
+/** The store's defaults, frozen; `Store.open` checks every option against them. */
+export const storeDefaults = Object.freeze({ path: ":memory:", busyTimeoutMs: 5_000, quickCheck: true, maxSizeBytes: undefined as number | undefined });
+
+/** Fills in defaults and checks every option; throws STORE_OPEN_FAILED naming the option and the rule. */
+export function resolveStoreOptions(options: StoreOptions = {}): Required<Omit<StoreOptions, "maxSizeBytes">> & Pick<StoreOptions, "maxSizeBytes"> {
+  const shown = (value: unknown) => JSON.stringify(value) ?? String(value);
+  const path = options.path ?? storeDefaults.path;
+  if (typeof path !== "string" || path === "") throw new StoreError("STORE_OPEN_FAILED", `path must be a file path or ":memory:"; got ${shown(path)}`);
+  const busyTimeoutMs = options.busyTimeoutMs ?? storeDefaults.busyTimeoutMs;
+  if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+    throw new StoreError("STORE_OPEN_FAILED", `busyTimeoutMs must be a whole number of milliseconds, 0 or more; got ${shown(busyTimeoutMs)}`);
+  }
+  const quickCheck = options.quickCheck ?? storeDefaults.quickCheck;
+  if (typeof quickCheck !== "boolean") throw new StoreError("STORE_OPEN_FAILED", `quickCheck must be true or false; got ${shown(quickCheck)}`);
+  const maxSizeBytes = options.maxSizeBytes;
+  if (maxSizeBytes !== undefined && (!Number.isSafeInteger(maxSizeBytes) || maxSizeBytes < 65_536)) {
+    throw new StoreError("STORE_OPEN_FAILED", `maxSizeBytes must be a whole number of bytes, 65536 or more; got ${shown(maxSizeBytes)}`);
+  }
+  return { path, busyTimeoutMs, quickCheck, maxSizeBytes };
 }
 
 export interface RecordRow {
@@ -38,7 +65,17 @@ export interface RecordRow {
   version: number;
 }
 
-type Release = () => void;
+/** The hold on the store: call it, or let `using` dispose of it, to let the next holder in. */
+export type StoreLease = (() => void) & Disposable;
+
+/**
+ * A transaction (or a savepoint inside one). `commit()` ends it; disposing of it (`using`) without
+ * a commit rolls it back, and never throws: the error that left the block is the one that counts.
+ */
+export interface StoreTransaction extends Disposable {
+  commit(): void;
+  rollback(): void;
+}
 
 export class Store {
   readonly path: string;
@@ -72,13 +109,12 @@ export class Store {
     };
   }
 
-  /** Opens (and creates or migrates) a store. */
+  /** Opens (and creates or migrates) a store; a damaged or emptied file is refused with STORE_CORRUPT. */
   static open(options: StoreOptions = {}): Store {
-    const path = options.path ?? ":memory:";
-    const busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
-    if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
-      throw new StoreError("STORE_OPEN_FAILED", `busyTimeoutMs must be a whole number of milliseconds, 0 or more; got ${JSON.stringify(busyTimeoutMs) ?? String(busyTimeoutMs)}`);
-    }
+    const { path, busyTimeoutMs, quickCheck, maxSizeBytes } = resolveStoreOptions(options);
+    const existingBytes = path === ":memory:" ? undefined : sizeOf(path);
+    // SQLite takes an empty file for a new database; a store is never empty, so one that is was truncated.
+    if (existingBytes === 0) throw new StoreError("STORE_CORRUPT", `the store ${path} is an empty file (0 bytes): it was truncated or never written; ${restoreAdvice(path)}, or remove the file to start a new store`);
     let db: Database.Database;
     try {
       db = new Database(path, { timeout: busyTimeoutMs });
@@ -86,6 +122,7 @@ export class Store {
       throw new StoreError("STORE_OPEN_FAILED", `cannot open the store ${path}: ${(error as Error).message}`);
     }
     try {
+      if (existingBytes !== undefined && quickCheck) checkIntegrity(db, path);
       // A new store's pages: 8 KB holds several jobs (a job's context is a few KB) where 4 KB held
       // one, so leasing and completing a batch of jobs writes a fraction of the pages. No effect on
       // an existing file.
@@ -94,54 +131,96 @@ export class Store {
       db.pragma("synchronous = NORMAL");
       db.pragma("foreign_keys = ON");
       migrate(db, path);
+      if (maxSizeBytes !== undefined) db.pragma(`max_page_count = ${Math.max(1, Math.floor(maxSizeBytes / (db.pragma("page_size", { simple: true }) as number)))}`);
       return new Store(path, db, busyTimeoutMs);
     } catch (error) {
       db.close();
       if (error instanceof StoreError) throw error;
-      throw new StoreError("STORE_OPEN_FAILED", `${path} is not a plugbox store: ${(error as Error).message}`);
+      const typed = toStoreError(error, path);
+      if (typed instanceof StoreError && (error as { code?: string }).code !== "SQLITE_NOTADB") throw typed;
+      throw new StoreError("STORE_OPEN_FAILED", `${path} is not a plugbox store: ${(error as Error).message}; if it was one, it is damaged: ${restoreAdvice(path)}`);
     }
   }
 
   /**
-   * Waits until no other request holds the store, then holds it. Call the returned function to let
-   * the next one in; nested requests of the holder must not acquire again.
+   * Waits until no other request holds the store, then holds it. Call the returned lease (or
+   * dispose of it: `using lease = await store.acquire()`) to let the next one in; nested requests
+   * of the holder must not acquire again.
    */
-  async acquire(): Promise<Release> {
+  async acquire(): Promise<StoreLease> {
     this.#assertOpen();
-    let release!: Release;
+    let release!: () => void;
     const mine = new Promise<void>((resolve) => (release = resolve));
     const before = this.#queue;
     this.#queue = before.then(() => mine);
     await before;
     let released = false;
-    return () => {
+    const lease = () => {
       if (released) return;
       released = true;
       release();
     };
+    return Object.assign(lease, { [Symbol.dispose]: lease });
   }
 
   /** Starts a transaction, or a savepoint inside the open one. Returns how to end it. */
-  begin(): { commit(): void; rollback(): void } {
+  begin(): StoreTransaction {
     this.#assertOpen();
     const level = this.#depth;
     const name = `sp${level}`;
-    if (level === 0) this.#statements.begin.run();
-    else this.db.exec(`SAVEPOINT ${name}`);
+    try {
+      if (level === 0) {
+        // A transaction no one ends any more (its ROLLBACK failed) would turn every later BEGIN into an error.
+        if (this.db.inTransaction) this.#statements.rollback.run();
+        this.#statements.begin.run();
+      } else {
+        // SQLite ended the transaction by itself (a full disk): a savepoint now would begin a new one.
+        if (!this.db.inTransaction) throw new StoreError("STORE_IO", `the transaction on ${this.path} was rolled back by SQLite after an earlier failure; the request cannot go on`);
+        this.db.exec(`SAVEPOINT ${name}`);
+      }
+    } catch (error) {
+      throw toStoreError(error, this.path);
+    }
     this.#depth++;
     let ended = false;
-    const end = (top: Database.Statement, nested: string) => {
-      if (ended) return;
-      // Ended only once it ran: a COMMIT that fails leaves the transaction open for the caller's rollback.
-      if (level === 0) top.run();
-      else this.db.exec(nested);
+    const finish = () => {
       ended = true;
-      this.#depth--;
+      this.#depth = level;
     };
-    return {
-      commit: () => end(this.#statements.commit, `RELEASE ${name}`),
-      rollback: () => end(this.#statements.rollback, `ROLLBACK TO ${name}; RELEASE ${name}`),
+    const commit = () => {
+      if (ended) return;
+      try {
+        if (!this.db.inTransaction) throw new StoreError("STORE_IO", `the transaction on ${this.path} was rolled back by SQLite after an earlier failure, so nothing of it was kept`);
+        if (level === 0) this.#statements.commit.run();
+        else this.db.exec(`RELEASE ${name}`);
+      } catch (error) {
+        // A COMMIT that fails leaves the transaction open for the caller's rollback, unless SQLite ended it.
+        if (!this.db.inTransaction) finish();
+        throw toStoreError(error, this.path);
+      }
+      finish();
     };
+    const rollback = () => {
+      if (ended) return;
+      try {
+        // Nothing to undo when SQLite rolled the transaction back by itself.
+        if (!this.db.inTransaction) return;
+        if (level === 0) this.#statements.rollback.run();
+        else this.db.exec(`ROLLBACK TO ${name}; RELEASE ${name}`);
+      } catch (error) {
+        throw toStoreError(error, this.path);
+      } finally {
+        finish();
+      }
+    };
+    const dispose = () => {
+      try {
+        rollback();
+      } catch {
+        // The error that ended the block is the one the caller gets; the next BEGIN rolls back what is left.
+      }
+    };
+    return { commit, rollback, [Symbol.dispose]: dispose };
   }
 
   /**
@@ -150,7 +229,7 @@ export class Store {
    * sockets and timers), for up to busyTimeoutMs; then throws STORE_BUSY. For callers that hold the
    * store and no transaction.
    */
-  async beginWrite(): Promise<{ commit(): void; rollback(): void }> {
+  async beginWrite(): Promise<StoreTransaction> {
     const deadline = Date.now() + this.#busyTimeoutMs;
     for (let delayMs = 1; ; delayMs = Math.min(delayMs * 2, 32)) {
       this.#assertOpen();
@@ -160,8 +239,8 @@ export class Store {
         return this.begin();
       } catch (error) {
         // SQLITE_BUSY, or an extended code such as SQLITE_BUSY_RECOVERY after another process died.
-        if (!String((error as { code?: unknown }).code).startsWith("SQLITE_BUSY")) throw error;
-        if (Date.now() >= deadline) throw new StoreError("STORE_BUSY", `another process held the write lock of ${this.path} for more than ${this.#busyTimeoutMs} ms`, { cause: error });
+        if ((error as { code?: unknown }).code !== "STORE_BUSY") throw error;
+        if (Date.now() >= deadline) throw new StoreError("STORE_BUSY", `another process held the write lock of ${this.path} for more than ${this.#busyTimeoutMs} ms; try again when it is free, or raise busyTimeoutMs`, { cause: error });
       } finally {
         this.db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`);
       }
@@ -171,7 +250,10 @@ export class Store {
 
   /** Runs `fn` in a transaction (a savepoint inside an open one): committed if it returns, rolled back if it throws. */
   transaction<T>(fn: () => T): T {
-    return settle(this.begin(), fn);
+    using transaction = this.begin();
+    const result = fn();
+    transaction.commit();
+    return result;
   }
 
   /**
@@ -179,12 +261,11 @@ export class Store {
    * free while another process holds the file); committed if it returns, rolled back if it throws.
    */
   async write<T>(fn: () => T): Promise<T> {
-    const release = await this.acquire();
-    try {
-      return settle(await this.beginWrite(), fn);
-    } finally {
-      release();
-    }
+    using _lease = await this.acquire();
+    using transaction = await this.beginWrite();
+    const result = fn();
+    transaction.commit();
+    return result;
   }
 
   get inTransaction(): boolean {
@@ -245,15 +326,23 @@ export class Store {
   }
 }
 
-function settle<T>(transaction: { commit(): void; rollback(): void }, fn: () => T): T {
+/** The file's size, or undefined when there is no file yet (SQLite creates it). */
+function sizeOf(path: string): number | undefined {
   try {
-    const result = fn();
-    transaction.commit();
-    return result;
-  } catch (error) {
-    transaction.rollback();
-    throw error;
+    return statSync(path).size;
+  } catch {
+    return undefined;
   }
+}
+
+/**
+ * SQLite's `PRAGMA quick_check`: every page and index entry readable and well formed (it does not
+ * compare indexes with their tables, as integrity_check does, which costs several times more).
+ */
+function checkIntegrity(db: Database.Database, path: string): void {
+  const problems = (db.pragma("quick_check(5)") as Array<{ quick_check: string }>).flatMap((row) => row.quick_check.split("\n"));
+  if (problems.length === 1 && problems[0] === "ok") return;
+  throw new StoreError("STORE_CORRUPT", `the store ${path} is damaged (SQLite's quick_check: ${problems.join("; ")}); ${restoreAdvice(path)}`);
 }
 
 function parseAttributes(text: string): Record<string, unknown> {
