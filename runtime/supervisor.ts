@@ -241,6 +241,7 @@ export class SandboxRuntime {
           prewarmIsolates: this.options.prewarmIsolates,
           defaultMemoryMb: this.options.limits.memoryMb,
           maxReusedContexts: this.options.maxReusedContexts,
+          unsafeKeepWebAssembly: this.options.unsafeKeepWebAssembly,
         }),
       },
     });

@@ -1,0 +1,155 @@
+/**
+ * `plugbox audit` (issue 20): the whole audit runs here and must pass, since a failed confinement
+ * check is a defect; a sandbox weakened on purpose (through a test-only runtime option) makes it
+ * fail; a widened web policy is reported; bad input becomes findings while the checks still run;
+ * the CLI prints a readable report and a documented JSON schema.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { confinementChecks } from "../dist/host/audit/checks.js";
+import { escapeCorpus } from "../dist/host/audit/corpus.js";
+import { runAudit, type AuditReport } from "../dist/host/audit/audit.js";
+import { createSandboxRuntime } from "../dist/runtime/index.js";
+
+const AUDIT_TIMEOUT_MS = 180_000;
+
+function failedIds(report: AuditReport): string[] {
+  return report.checks.filter((c) => !c.passed).map((c) => c.id);
+}
+
+function failures(report: AuditReport): string {
+  return report.checks
+    .filter((c) => !c.passed)
+    .map((c) => `${c.id}: ${c.evidence}`)
+    .join("\n");
+}
+
+describe("the confinement checks catalogue", () => {
+  test("holds at least 40 checks, each with a unique id, a title, a source and an area, the whole escape corpus among them", () => {
+    expect(confinementChecks.length).toBeGreaterThanOrEqual(40);
+    const ids = confinementChecks.map((c) => c.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const check of confinementChecks) {
+      expect(check.title.length, check.id).toBeGreaterThan(20);
+      expect(check.source.length, check.id).toBeGreaterThan(10);
+      expect(check.area.length, check.id).toBeGreaterThan(0);
+    }
+    for (const technique of escapeCorpus) expect(ids).toContain(technique.id);
+  });
+
+  test("covers every class of attack issue 20 lists", () => {
+    const areas = new Set(confinementChecks.map((c) => c.area));
+    for (const area of ["escape corpus", "thrown values", "realms", "cpu", "memory", "output", "host calls", "calls after the end", "forged codes", "state", "web"]) expect(areas).toContain(area);
+  });
+
+  test("plug-ins cannot set the test-only unsafeKeepWebAssembly option to anything but a boolean", () => {
+    expect(() => createSandboxRuntime({ unsafeKeepWebAssembly: "yes" } as never)).toThrow(expect.objectContaining({ code: "OPTIONS_INVALID", message: expect.stringContaining("options.unsafeKeepWebAssembly must be true or false") }));
+  });
+});
+
+describe("runAudit", () => {
+  let report: AuditReport;
+  const progress: string[] = [];
+
+  beforeAll(async () => {
+    report = await runAudit({ onProgress: (result, index, total) => progress.push(`${index}/${total} ${result.id}`) });
+  }, AUDIT_TIMEOUT_MS);
+
+  test("with the default configuration, every confinement check passes and the exit code is 0", () => {
+    expect(failures(report)).toBe("");
+    expect(report.summary).toMatchObject({ passed: confinementChecks.length, failed: 0, findings: 0 });
+    expect(report.exitCode).toBe(0);
+  });
+
+  test("each check reports its id, title, source, evidence and duration, and progress is reported check by check", () => {
+    for (const check of report.checks) {
+      expect(check).toEqual(expect.objectContaining({ id: expect.any(String), title: expect.any(String), source: expect.any(String), passed: true, evidence: expect.any(String), ms: expect.any(Number) }));
+      expect(check.evidence.length).toBeGreaterThan(0);
+    }
+    expect(progress).toHaveLength(confinementChecks.length);
+    expect(progress.at(-1)).toBe(`${confinementChecks.length}/${confinementChecks.length} ${confinementChecks.at(-1)!.id}`);
+  });
+
+  test("the environment names Node, isolated-vm and its binding, the limits and web policy in force, a hardened default realm, and no OS confinement plugbox does not add", () => {
+    const env = report.environment;
+    expect(env.node).toBe(process.version);
+    expect(env.isolatedVm.version).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(env.isolatedVm.binding).toMatch(/isolated_vm\.node$/);
+    expect(env.limits.cpuTimeMs).toBe(60_000);
+    expect(env.webPolicy).toMatchObject({ ports: [80, 443], unsafeAllowLoopback: false, unsafeAllowPrivateNetwork: false });
+    expect(env.widenings).toEqual([]);
+    expect(env.defaultRealm).toBe("hardened");
+    expect(env.osConfinement.separateUser.present).toBe(false);
+    expect(env.osConfinement.separateUser.detail).toContain("uid");
+    expect(env.osConfinement.namespaces.detail).toMatch(/plugbox creates none|not made by plugbox/);
+  });
+
+  test("with the default web policy, the redirect check says why it does not apply, and sends nothing", () => {
+    const redirects = report.checks.find((c) => c.id === "web-redirects-to-forbidden-hosts")!;
+    expect(redirects.notApplicable).toContain("refuses loopback");
+    expect(report.summary.notApplicable).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("runAudit catches a weakened sandbox", () => {
+  test("with the test-only unsafeKeepWebAssembly runtime option, the WebAssembly checks fail, the weakening is reported and the exit code is 4", async () => {
+    const report = await runAudit({ runtimeOptions: { unsafeKeepWebAssembly: true } });
+    expect(failedIds(report)).toEqual(["wasm-api-resurrection", "removed-globals-every-route"]);
+    expect(report.checks.find((c) => c.id === "wasm-api-resurrection")!.evidence).toContain(`"object"`);
+    expect(report.summary.failed).toBe(2);
+    expect(report.exitCode).toBe(4);
+    expect(report.environment.widenings).toEqual([expect.stringContaining("unsafeKeepWebAssembly")]);
+  }, AUDIT_TIMEOUT_MS);
+});
+
+describe("runAudit under a widened web policy", () => {
+  test("unsafeAllowLoopback, unsafeAllowPrivateNetwork and extra ports each give a warning; the address checks they widen say so; the redirect check runs against a local server and passes", async () => {
+    const webChecks = confinementChecks.filter((c) => c.area === "web");
+    const report = await runAudit({ webPolicy: { unsafeAllowLoopback: true, unsafeAllowPrivateNetwork: true, extraPorts: [8443] }, checks: webChecks });
+    expect(report.environment.widenings).toEqual([
+      expect.stringContaining("unsafeAllowLoopback"),
+      expect.stringContaining("unsafeAllowPrivateNetwork"),
+      expect.stringContaining("extra ports are allowed: 8443"),
+    ]);
+    expect(failures(report)).toBe("");
+    const byId = Object.fromEntries(report.checks.map((c) => [c.id, c]));
+    expect(byId["web-resolved-loopback"]!.notApplicable).toContain("unsafeAllowLoopback");
+    expect(byId["web-resolved-private"]!.notApplicable).toContain("unsafeAllowPrivateNetwork");
+    expect(byId["web-resolved-multicast"]!.notApplicable).toBeUndefined();
+    const redirects = byId["web-redirects-to-forbidden-hosts"]!;
+    expect(redirects.notApplicable).toBeUndefined();
+    expect(redirects.evidence).toContain("WEB_TOO_MANY_REDIRECTS");
+    expect(redirects.evidence).toContain("WEB_IP_LITERAL");
+  }, AUDIT_TIMEOUT_MS);
+});
+
+describe("runAudit with bad input", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-audit-"));
+    writeFileSync(path.join(dir, "broken.js"), "module.exports = {");
+    writeFileSync(path.join(dir, "plugbox.json"), JSON.stringify({ bundles: { b: { path: "missing.js" } }, steps: [{ bundle: "b", type: "T", message: "Create", entity: "account", stage: 25 }] }));
+    writeFileSync(path.join(dir, "good.json"), JSON.stringify({ bundles: { b: { path: "broken.js" } }, steps: [{ bundle: "b", type: "T", message: "Create", entity: "account", stage: 20, isolation: "reuse" }] }));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("a missing bundle and a manifest with errors are findings with their typed codes; the checks still run and pass; the exit code is the findings' (2)", async () => {
+    const report = await runAudit({ bundles: [path.join(dir, "absent.js")], manifest: path.join(dir, "plugbox.json"), checks: confinementChecks.slice(0, 3) });
+    expect(report.findings).toEqual([
+      expect.objectContaining({ subject: expect.stringContaining("manifest"), code: "MANIFEST_INVALID" }),
+      expect.objectContaining({ subject: expect.stringContaining("absent.js"), code: "BUNDLE_NOT_FOUND" }),
+    ]);
+    expect(report.checks).toHaveLength(3);
+    expect(report.summary).toMatchObject({ passed: 3, failed: 0, findings: 2 });
+    expect(report.exitCode).toBe(2);
+  });
+
+  test("a manifest's bundle that does not compile is a BUNDLE_INVALID finding, and a step that reuses instances makes the audit run in reuse isolation", async () => {
+    const report = await runAudit({ manifest: path.join(dir, "good.json"), checks: confinementChecks.slice(0, 1) });
+    expect(report.findings).toEqual([expect.objectContaining({ subject: expect.stringContaining("broken.js"), code: "BUNDLE_INVALID" })]);
+    expect(report.environment.isolation).toBe("reuse");
+    expect(report.checks[0]!.passed).toBe(true);
+  });
+});
