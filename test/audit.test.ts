@@ -4,7 +4,7 @@
  * fail; a widened web policy is reported; bad input becomes findings while the checks still run;
  * the CLI prints a readable report and a documented JSON schema.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -12,6 +12,7 @@ import { confinementChecks } from "../dist/host/audit/checks.js";
 import { escapeCorpus } from "../dist/host/audit/corpus.js";
 import { runAudit, type AuditReport } from "../dist/host/audit/audit.js";
 import { createSandboxRuntime } from "../dist/runtime/index.js";
+import { plugbox, repo } from "./helpers/cli.js";
 
 const AUDIT_TIMEOUT_MS = 180_000;
 
@@ -151,5 +152,52 @@ describe("runAudit with bad input", () => {
     expect(report.findings).toEqual([expect.objectContaining({ subject: expect.stringContaining("broken.js"), code: "BUNDLE_INVALID" })]);
     expect(report.environment.isolation).toBe("reuse");
     expect(report.checks[0]!.passed).toBe(true);
+  });
+});
+
+describe("plugbox audit (the CLI)", () => {
+  let dir: string;
+  const file = (name: string) => path.join(dir, name);
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-audit-cli-"));
+    const built = await plugbox(["build", path.join(repo, "samples/azure-aware/plugin.ts"), "-o", file("azure-aware.bundle.js")]);
+    expect(built.code, built.stderr).toBe(0);
+    copyFileSync(path.join(repo, "samples/azure-aware/plugbox.json"), file("plugbox.json"));
+    writeFileSync(file("wide.json"), JSON.stringify({ unsafeAllowLoopback: true, extraPorts: [8443] }));
+    writeFileSync(file("bad-policy.json"), JSON.stringify({ unsafeAllowLoopback: "yes" }));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("on the azure-aware sample it prints the environment, every check by area and a summary line, shows progress on stderr, and exits 0", async () => {
+    const run = await plugbox(["audit", "--manifest", file("plugbox.json"), file("azure-aware.bundle.js")]);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^plugbox audit: Node v\d+/);
+    expect(run.stdout).toContain("default realm hardened");
+    expect(run.stdout).toContain("separate OS user: not present");
+    expect(run.stdout).toContain("✔ ctor-chain-global:");
+    expect(run.stdout.trim().split("\n").at(-1)).toMatch(new RegExp(`^audit: ${confinementChecks.length} checks, ${confinementChecks.length} passed \\(1 not applicable\\), 0 failed, 0 finding\\(s\\), in [\\d.]+ s: the sandbox holds under this configuration$`));
+    const progress = run.stderr.trim().split("\n").filter((line) => /^\[\s*\d+\/\d+\]/.test(line));
+    expect(progress).toHaveLength(confinementChecks.length);
+  });
+
+  test("--json prints the documented schema; a widened web policy gives warnings; a missing bundle is a finding with its code and the exit code 2, and every check still runs", async () => {
+    const run = await plugbox(["audit", "--json", "--web-policy", file("wide.json"), file("absent.bundle.js")]);
+    expect(run.code, run.stderr).toBe(2);
+    const document = JSON.parse(run.stdout) as Record<string, unknown> & AuditReport;
+    expect(Object.keys(document)).toEqual(["schemaVersion", "environment", "findings", "checks", "summary"]);
+    expect(document.schemaVersion).toBe(1);
+    expect(Object.keys(document.environment)).toEqual(["node", "platform", "isolatedVm", "runtime", "limits", "isolation", "webPolicy", "widenings", "defaultRealm", "osConfinement"]);
+    expect(document.environment.widenings).toEqual([expect.stringContaining("unsafeAllowLoopback"), expect.stringContaining("extra ports are allowed: 8443")]);
+    expect(document.findings).toEqual([{ subject: expect.stringContaining("absent.bundle.js"), code: "BUNDLE_NOT_FOUND", message: expect.any(String) }]);
+    expect(document.checks).toHaveLength(confinementChecks.length);
+    for (const check of document.checks) expect(Object.keys(check).filter((k) => k !== "notApplicable")).toEqual(["id", "title", "source", "area", "passed", "evidence", "ms"]);
+    expect(document.summary).toEqual({ passed: confinementChecks.length, failed: 0, notApplicable: expect.any(Number), findings: 1, ms: expect.any(Number) });
+  });
+
+  test("an invalid web policy is a usage error: WEB_POLICY_INVALID and exit 2", async () => {
+    const run = await plugbox(["audit", "--web-policy", file("bad-policy.json")]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("WEB_POLICY_INVALID");
   });
 });

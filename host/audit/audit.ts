@@ -3,7 +3,8 @@
  * (limits, isolation mode, web policy, from the manifest and flags) and reports the environment
  * the sandbox runs in, what is and is not confined by the operating system included.
  */
-import { readFile } from "node:fs/promises";
+import { readFile, readlink } from "node:fs/promises";
+import path from "node:path";
 import { loadBundleFile, type Bundle } from "../../runtime/bundle.js";
 import { PlugboxError } from "../../runtime/errors.js";
 import { resolveRuntimeOptions, type Isolation, type SandboxLimits, type SandboxRuntimeOptions } from "../../runtime/options.js";
@@ -106,7 +107,6 @@ async function procStatus(pid: number): Promise<Record<string, string>> {
 }
 
 async function namespaceOf(pid: number | "self", kind: string): Promise<string> {
-  const { readlink } = await import("node:fs/promises");
   return readlink(`/proc/${pid}/ns/${kind}`);
 }
 
@@ -168,7 +168,7 @@ async function loadInputs(options: AuditOptions): Promise<{ findings: AuditFindi
   }
   const files = [...(options.bundles ?? []), ...(manifest ? [...manifest.bundles.values()].map((b) => b.path) : [])];
   const bundles: Array<{ file: string; bundle: Bundle }> = [];
-  for (const file of new Set(files)) {
+  for (const file of new Set(files.map((f) => path.resolve(f)))) {
     try {
       bundles.push({ file, bundle: await loadBundleFile(file) });
     } catch (error) {

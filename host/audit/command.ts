@@ -1,0 +1,48 @@
+/**
+ * `plugbox audit [bundle...] [--manifest f] [--web-policy f] [--isolation mode] [--json]`: runs the
+ * confinement checks in the configuration the host would use. Progress goes to stderr, the report
+ * to stdout. Exit 0 when every check passes and the inputs load, 4 when a check fails, otherwise
+ * the exit code of the first finding (2 for a bundle or manifest that does not load).
+ */
+import { Option, type Command } from "commander";
+import { isPlainObject } from "../../sdk/codec.js";
+import { UsageError } from "../errors.js";
+import type { WebPolicyInput } from "../../runtime/web/policy.js";
+import { readJson, type CliIo } from "../cli/pipeline-commands.js";
+import { runAudit } from "./audit.js";
+import { auditJson, auditText, progressLine } from "./report.js";
+
+interface AuditFlags {
+  manifest?: string;
+  webPolicy?: string;
+  isolation?: "fresh" | "reuse";
+  json?: boolean;
+}
+
+export function registerAuditCommand(program: Command, io: CliIo): void {
+  program
+    .command("audit")
+    .description("prove that the sandbox holds under this configuration: run every confinement check, and report the environment")
+    .argument("[bundle...]", "bundles to load (a bundle that does not load is a finding)")
+    .option("--manifest <plugbox.json>", "audit the configuration of this manifest (its bundles, its steps' isolation modes)")
+    .option("--web-policy <file.json>", "the outbound web policy the host uses (as given to plugbox exec/serve)")
+    .addOption(new Option("--isolation <mode>", "the isolation mode to audit (default: reuse when a manifest step reuses instances, else fresh)").choices(["fresh", "reuse"]))
+    .option("--json", "print one JSON object: { schemaVersion, environment, findings, checks, summary } (see docs/audit.md)")
+    .action(async (bundles: string[], flags: AuditFlags) => {
+      let webPolicy: WebPolicyInput | undefined;
+      if (flags.webPolicy) {
+        const policy = await readJson(flags.webPolicy, "web policy");
+        if (!isPlainObject(policy)) throw new UsageError("INPUT_INVALID_JSON", `the web policy file ${flags.webPolicy} must hold a JSON object`);
+        webPolicy = policy as WebPolicyInput;
+      }
+      const report = await runAudit({
+        bundles,
+        ...(flags.manifest ? { manifest: flags.manifest } : {}),
+        ...(webPolicy ? { webPolicy } : {}),
+        ...(flags.isolation ? { isolation: flags.isolation } : {}),
+        onProgress: (check, index, total) => io.err(progressLine(check, index, total)),
+      });
+      io.out(flags.json ? JSON.stringify(auditJson(report), null, 2) : auditText(report));
+      io.setExitCode(report.exitCode);
+    });
+}
