@@ -2,7 +2,8 @@
  * `plugbox audit` (issue 20): the whole audit runs here and must pass, since a failed confinement
  * check is a defect; a sandbox weakened on purpose (through a test-only runtime option) makes it
  * fail; a widened web policy is reported; bad input becomes findings while the checks still run;
- * the CLI prints a readable report and a documented JSON schema.
+ * the CLI prints a readable report and a documented JSON schema; each bundle's capabilities are
+ * reported, and two versions of a bundle are compared.
  */
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -176,6 +177,8 @@ describe("plugbox audit (the CLI)", () => {
     expect(run.stdout).toContain("default realm hardened");
     expect(run.stdout).toContain("separate OS user: not present");
     expect(run.stdout).toContain("✔ ctor-chain-global:");
+    expect(run.stdout).toContain(`AzureAwarePlugin as step "Post new accounts to Service Bus": ok`);
+    expect(run.stdout).toContain("calls notification.execute ×1; hosts contacted none; endpoints posted to c2c5d1a6-4f6f-4b71-9a0b-5b0c3d6e7f80");
     expect(run.stdout.trim().split("\n").at(-1)).toMatch(new RegExp(`^audit: ${confinementChecks.length} checks, ${confinementChecks.length} passed \\(1 not applicable\\), 0 failed, 0 finding\\(s\\), in [\\d.]+ s: the sandbox holds under this configuration$`));
     const progress = run.stderr.trim().split("\n").filter((line) => /^\[\s*\d+\/\d+\]/.test(line));
     expect(progress).toHaveLength(confinementChecks.length);
@@ -185,7 +188,8 @@ describe("plugbox audit (the CLI)", () => {
     const run = await plugbox(["audit", "--json", "--web-policy", file("wide.json"), file("absent.bundle.js")]);
     expect(run.code, run.stderr).toBe(2);
     const document = JSON.parse(run.stdout) as Record<string, unknown> & AuditReport;
-    expect(Object.keys(document)).toEqual(["schemaVersion", "environment", "findings", "checks", "summary"]);
+    expect(Object.keys(document)).toEqual(["schemaVersion", "environment", "findings", "capabilities", "checks", "summary"]);
+    expect(document.capabilities).toEqual([]);
     expect(document.schemaVersion).toBe(1);
     expect(Object.keys(document.environment)).toEqual(["node", "platform", "isolatedVm", "runtime", "limits", "isolation", "webPolicy", "widenings", "defaultRealm", "osConfinement"]);
     expect(document.environment.widenings).toEqual([expect.stringContaining("unsafeAllowLoopback"), expect.stringContaining("extra ports are allowed: 8443")]);
@@ -199,5 +203,89 @@ describe("plugbox audit (the CLI)", () => {
     const run = await plugbox(["audit", "--web-policy", file("bad-policy.json")]);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("WEB_POLICY_INVALID");
+  });
+});
+
+describe("capabilities: what a bundle reaches for", () => {
+  let dir: string;
+  const file = (name: string) => path.join(dir, name);
+  /** Two versions of one plug-in: the second adds a web call, a post to a service endpoint and more CPU. */
+  const version = (extra: string, spinMs: number) => `
+module.exports = {
+  Orders: class {
+    async execute(sp) {
+      const trace = sp.getService("ITracingService");
+      const org = sp.getService("IOrganizationServiceFactory").createOrganizationService(null);
+      const account = await org.retrieve("account", "6f1c3a52-0b7e-4f0e-9a55-3d2b1c0e9f11", ["name"]);
+      trace.trace("account {0}", account.attributes.name);
+      const end = Date.now() + ${spinMs}; while (Date.now() < end);
+      ${extra}
+    }
+  }
+};`;
+
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-audit-caps-"));
+    writeFileSync(file("orders-1.js"), version("", 10));
+    writeFileSync(
+      file("orders-2.js"),
+      version(
+        `const response = await fetch("https://api.example.com/orders?since=today");
+         sp.getService("IServiceEndpointNotificationService").execute({ logicalName: "serviceendpoint", id: "c2c5d1a6-4f6f-4b71-9a0b-5b0c3d6e7f80" }, sp.getService("IPluginExecutionContext"));
+         trace.trace("status {0}", response.status);`,
+        60,
+      ),
+    );
+    writeFileSync(file("plugbox.json"), JSON.stringify({ bundles: { o: { path: "orders-2.js" } }, steps: [{ name: "orders on update", bundle: "o", type: "Orders", message: "Update", entity: "account", stage: 20 }, { bundle: "o", type: "Refunds", message: "Create", entity: "account", stage: 20 }] }));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("a bundle's report names the services and hosts its code names, and what its type did when run: calls, hosts contacted, endpoints posted to, time and memory against the limits", async () => {
+    const report = await runAudit({ bundles: [file("orders-2.js")], checks: [] });
+    expect(report.capabilities).toHaveLength(1);
+    const [capability] = report.capabilities;
+    expect(capability).toMatchObject({ exports: ["Orders"], static: { services: ["IOrganizationServiceFactory", "IPluginExecutionContext", "IServiceEndpointNotificationService", "ITracingService", "IWebClient"], hosts: ["api.example.com"], urls: ["https://api.example.com/orders?since=today"], sourceMap: false } });
+    expect(capability!.runs).toEqual([
+      expect.objectContaining({
+        type: "Orders",
+        as: "sample context",
+        outcome: "ok",
+        calls: { "organization.retrieve": 1, "web.fetch": 1, "notification.execute": 1 },
+        hostsContacted: ["api.example.com"],
+        endpointsPosted: ["c2c5d1a6-4f6f-4b71-9a0b-5b0c3d6e7f80"],
+        limits: { cpuTimeMs: 60_000, wallTimeMs: 30_000, memoryMb: 128 },
+      }),
+    ]);
+    expect(capability!.runs[0]!.cpuMs).toBeGreaterThan(0);
+    expect(capability!.runs[0]!.heapUsedBytes).toBeGreaterThan(0);
+  });
+
+  test("--against: two versions of a bundle differ by one line per change (a new host, a new service, a new call, more CPU)", async () => {
+    const report = await runAudit({ bundles: [file("orders-2.js")], against: file("orders-1.js"), checks: [] });
+    expect(report.diff?.older).toBe(file("orders-1.js"));
+    expect(report.diff?.newer).toBe(file("orders-2.js"));
+    const lines = report.diff!.lines;
+    expect(lines).toContain("adds access to api.example.com");
+    expect(lines).toContain("now uses IServiceEndpointNotificationService");
+    expect(lines).toContain("now uses IWebClient");
+    expect(lines).toContain("Orders now calls web.fetch");
+    expect(lines).toContain("Orders now calls notification.execute");
+    expect(lines).toContain("Orders now posts to service endpoint c2c5d1a6-4f6f-4b71-9a0b-5b0c3d6e7f80");
+    expect(lines.find((line) => line.startsWith("Orders: CPU up "))).toMatch(/^Orders: CPU up \d+\.\dx \(/);
+    const back = await runAudit({ bundles: [file("orders-1.js")], against: file("orders-2.js"), checks: [] });
+    expect(back.diff!.lines).toContain("no longer names or contacts api.example.com");
+  });
+
+  test("a manifest step naming a type its bundle does not export is a PLUGIN_TYPE_NOT_FOUND finding; the steps that resolve run as their steps", async () => {
+    const report = await runAudit({ manifest: file("plugbox.json"), checks: [] });
+    expect(report.findings).toEqual([expect.objectContaining({ code: "PLUGIN_TYPE_NOT_FOUND", message: expect.stringContaining(`no plug-in type named "Refunds"; it exports: Orders`) })]);
+    expect(report.capabilities[0]!.runs).toEqual([expect.objectContaining({ type: "Orders", as: `step "orders on update"`, outcome: "ok" })]);
+    expect(report.exitCode).toBe(2);
+  });
+
+  test("plugbox audit --against without a bundle to compare is a usage error (exit 2)", async () => {
+    const run = await plugbox(["audit", "--against", file("orders-1.js")]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("CLI_USAGE");
   });
 });

@@ -13,7 +13,10 @@ import { resolveWebPolicy, webPolicyDefaults, type WebPolicy, type WebPolicyInpu
 import { exitCodeFor } from "../errors.js";
 import { loadManifest, type Manifest } from "../registry/manifest.js";
 import { confinementChecks, type ConfinementCheck } from "./checks.js";
-import { sampleContext } from "./probe.js";
+import { bundleCapabilities, capabilityDiff, exportedTypes, type BundleCapabilities } from "./capabilities.js";
+
+/** No capability run may take longer than this, whatever the host's wall limit. */
+const CAPABILITY_WALL_CAP_MS = 30_000;
 import { probeDefaultRealm } from "./realm.js";
 
 export interface AuditOptions {
@@ -29,6 +32,8 @@ export interface AuditOptions {
   isolation?: Isolation;
   /** Options of the sandbox runtime the host would start (workers, concurrency, …). */
   runtimeOptions?: Parameters<typeof createSandboxRuntime>[0];
+  /** An older version of the (first) bundle: the report then says what changed, one line each. */
+  against?: string;
   /** The checks to run. @default every confinement check */
   checks?: readonly ConfinementCheck[];
   /** Called as each check ends. */
@@ -77,6 +82,10 @@ export interface AuditEnvironment {
 export interface AuditReport {
   environment: AuditEnvironment;
   findings: AuditFinding[];
+  /** What each bundle reaches for, statically and when run against a sample context. */
+  capabilities: BundleCapabilities[];
+  /** With `against`: how the first bundle differs from the older one, one line each. */
+  diff?: { older: string; newer: string; lines: string[] };
   checks: AuditCheckResult[];
   summary: { passed: number; failed: number; notApplicable: number; findings: number; ms: number };
   /** 4 when a check failed; otherwise the exit code of the first finding; 0 when all is well. */
@@ -152,9 +161,6 @@ async function osConfinement(workerPid: number | undefined): Promise<AuditEnviro
   }
 }
 
-/** A type name no bundle exports: asking for it loads the bundle (its module code, in the sandbox) and stops there. */
-const NO_SUCH_TYPE = "__plugboxAuditNoSuchType__";
-
 /** Loads the manifest and reads the bundles as the host would; what does not load becomes a finding. */
 async function loadInputs(options: AuditOptions): Promise<{ findings: AuditFinding[]; manifest: Manifest | undefined; bundles: Array<{ file: string; bundle: Bundle }> }> {
   const findings: AuditFinding[] = [];
@@ -178,15 +184,28 @@ async function loadInputs(options: AuditOptions): Promise<{ findings: AuditFindi
   return { findings, manifest, bundles };
 }
 
-/** Evaluates each bundle in the sandbox as a worker loads it; one that does not compile or load becomes a finding. */
-async function sandboxLoadFindings(runtime: SandboxRuntime, bundles: Array<{ file: string; bundle: Bundle }>): Promise<AuditFinding[]> {
+/**
+ * Loads each bundle in the sandbox as a worker does and reports what it reaches for; a bundle that
+ * does not compile or load, and a manifest step naming a type its bundle does not export, become findings.
+ */
+async function capabilitiesOf(runtime: SandboxRuntime, bundles: Array<{ file: string; bundle: Bundle }>, manifest: Manifest | undefined, limits: SandboxLimits): Promise<{ findings: AuditFinding[]; capabilities: BundleCapabilities[] }> {
   const findings: AuditFinding[] = [];
+  const capabilities: BundleCapabilities[] = [];
+  const runLimits = { ...limits, wallTimeMs: Math.min(limits.wallTimeMs, CAPABILITY_WALL_CAP_MS) };
   for (const { file, bundle } of bundles) {
-    const report = await runtime.execute({ bundle, typeName: NO_SUCH_TYPE, context: sampleContext(), isolation: "fresh" });
-    if (report.ok) findings.push({ subject: `bundle ${file}`, code: "SANDBOX_INTERNAL", message: `the bundle answered for a type it cannot export (${NO_SUCH_TYPE})` });
-    else if (report.error.code !== "PLUGIN_TYPE_NOT_FOUND") findings.push(findingOf(`bundle ${file}`, report.error));
+    const types = await exportedTypes(runtime, bundle);
+    if ("error" in types) {
+      findings.push({ subject: `bundle ${file}`, ...types.error });
+      continue;
+    }
+    const registration = manifest ? [...manifest.bundles.values()].find((b) => path.resolve(b.path) === file) : undefined;
+    for (const step of manifest?.steps ?? []) {
+      if (step.handler.kind !== "plugin" || step.handler.bundle !== registration?.name || types.exports.includes(step.handler.type)) continue;
+      findings.push({ subject: `step "${step.name}"`, code: "PLUGIN_TYPE_NOT_FOUND", message: `the bundle ${file} exports no plug-in type named "${step.handler.type}"; it exports: ${types.exports.join(", ") || "nothing"}` });
+    }
+    capabilities.push(await bundleCapabilities({ runtime, file, bundle, exports: types.exports, ...(manifest ? { manifest } : {}), limits: runLimits }));
   }
-  return findings;
+  return { findings, capabilities };
 }
 
 async function runCheck(check: ConfinementCheck, setup: Parameters<ConfinementCheck["run"]>[0]): Promise<AuditCheckResult> {
@@ -219,7 +238,18 @@ export async function runAudit(options: AuditOptions = {}): Promise<AuditReport>
   const runtime: SandboxRuntime = createSandboxRuntime({ ...(options.runtimeOptions ?? {}), limits: runtimeOptions.limits });
   try {
     await runtime.ready;
-    findings.push(...(await sandboxLoadFindings(runtime, bundles)));
+    const found = await capabilitiesOf(runtime, bundles, manifest, runtimeOptions.limits);
+    findings.push(...found.findings);
+    let diff: AuditReport["diff"];
+    if (options.against) {
+      const older = await loadInputs({ bundles: [options.against] });
+      findings.push(...older.findings.map((f) => ({ ...f, subject: `--against ${f.subject}` })));
+      const olderFound = older.bundles.length > 0 ? await capabilitiesOf(runtime, older.bundles, undefined, runtimeOptions.limits) : undefined;
+      const newer = found.capabilities[0];
+      const olderCapabilities = olderFound?.capabilities[0];
+      if (olderFound) findings.push(...olderFound.findings.map((f) => ({ ...f, subject: `--against ${f.subject}` })));
+      if (newer && olderCapabilities) diff = { older: olderCapabilities.bundle, newer: newer.bundle, lines: capabilityDiff(olderCapabilities, newer) };
+    }
     const realm = await probeDefaultRealm();
     const environment: AuditEnvironment = {
       node: process.version,
@@ -245,6 +275,8 @@ export async function runAudit(options: AuditOptions = {}): Promise<AuditReport>
     return {
       environment,
       findings,
+      capabilities: found.capabilities,
+      ...(diff ? { diff } : {}),
       checks: results,
       summary: {
         passed: results.length - failed,

@@ -1,6 +1,6 @@
 /**
- * `plugbox audit [bundle...] [--manifest f] [--web-policy f] [--isolation mode] [--json]`: runs the
- * confinement checks in the configuration the host would use. Progress goes to stderr, the report
+ * `plugbox audit [bundle...] [--manifest f] [--web-policy f] [--isolation mode] [--against old] [--json]`:
+ * runs the confinement checks in the configuration the host would use, and reports what each bundle reaches for. Progress goes to stderr, the report
  * to stdout. Exit 0 when every check passes and the inputs load, 4 when a check fails, otherwise
  * the exit code of the first finding (2 for a bundle or manifest that does not load).
  */
@@ -16,6 +16,7 @@ interface AuditFlags {
   manifest?: string;
   webPolicy?: string;
   isolation?: "fresh" | "reuse";
+  against?: string;
   json?: boolean;
 }
 
@@ -27,8 +28,10 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
     .option("--manifest <plugbox.json>", "audit the configuration of this manifest (its bundles, its steps' isolation modes)")
     .option("--web-policy <file.json>", "the outbound web policy the host uses (as given to plugbox exec/serve)")
     .addOption(new Option("--isolation <mode>", "the isolation mode to audit (default: reuse when a manifest step reuses instances, else fresh)").choices(["fresh", "reuse"]))
-    .option("--json", "print one JSON object: { schemaVersion, environment, findings, checks, summary } (see docs/audit.md)")
+    .option("--against <older-bundle>", "say what changed in what the (first) bundle reaches for since this older version, one line each")
+    .option("--json", "print one JSON object: { schemaVersion, environment, findings, capabilities, diff?, checks, summary } (see docs/audit.md)")
     .action(async (bundles: string[], flags: AuditFlags) => {
+      if (flags.against && bundles.length === 0) throw new UsageError("CLI_USAGE", "--against compares a bundle with an older version of it: name the newer bundle too (plugbox audit new.js --against old.js)");
       let webPolicy: WebPolicyInput | undefined;
       if (flags.webPolicy) {
         const policy = await readJson(flags.webPolicy, "web policy");
@@ -40,6 +43,7 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
         ...(flags.manifest ? { manifest: flags.manifest } : {}),
         ...(webPolicy ? { webPolicy } : {}),
         ...(flags.isolation ? { isolation: flags.isolation } : {}),
+        ...(flags.against ? { against: flags.against } : {}),
         onProgress: (check, index, total) => io.err(progressLine(check, index, total)),
       });
       io.out(flags.json ? JSON.stringify(auditJson(report), null, 2) : auditText(report));

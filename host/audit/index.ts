@@ -9,3 +9,5 @@ export type { CheckOutcome, CheckSetup, ConfinementCheck } from "./checks.js";
 export { escapeCorpus } from "./corpus.js";
 export type { Technique, Expectation } from "./corpus.js";
 export { auditJson, auditText, progressLine, summaryLine, AUDIT_SCHEMA_VERSION } from "./report.js";
+export { capabilityDiff, staticCapabilities } from "./capabilities.js";
+export type { BundleCapabilities, StaticCapabilities, TypeRun } from "./capabilities.js";

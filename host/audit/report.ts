@@ -3,13 +3,38 @@
  * and the stable JSON document of `plugbox audit --json` (schema in docs/audit.md).
  */
 import type { AuditCheckResult, AuditReport } from "./audit.js";
+import type { BundleCapabilities } from "./capabilities.js";
+
+function list(values: string[]): string {
+  return values.length === 0 ? "none" : values.join(", ");
+}
+
+function capabilityLines(capability: BundleCapabilities): string[] {
+  const lines = [`  ${capability.bundle}: exports ${list(capability.exports)}`];
+  lines.push(`    names services: ${list(capability.static.services)}; hosts: ${list(capability.static.hosts)} (from ${capability.static.sourceMap ? "its source map's sources" : "the bundle"})`);
+  for (const run of capability.runs) {
+    const calls = Object.entries(run.calls).map(([op, n]) => `${op} ×${n}`);
+    lines.push(`    ${run.type} as ${run.as}: ${run.outcome}`);
+    lines.push(`      calls ${list(calls)}; hosts contacted ${list(run.hostsContacted)}; endpoints posted to ${list(run.endpointsPosted)}`);
+    lines.push(`      CPU ${run.cpuMs} ms of ${run.limits.cpuTimeMs}, wall ${run.wallMs} ms of ${run.limits.wallTimeMs}, heap ${(run.heapUsedBytes / 1_048_576).toFixed(1)} MB of ${run.limits.memoryMb}`);
+  }
+  return lines;
+}
 
 /** The version of the JSON document's shape; it changes only when a field is removed or changes meaning. */
 export const AUDIT_SCHEMA_VERSION = 1;
 
 /** What `plugbox audit --json` prints. */
 export function auditJson(report: AuditReport): Record<string, unknown> {
-  return { schemaVersion: AUDIT_SCHEMA_VERSION, environment: report.environment, findings: report.findings, checks: report.checks, summary: report.summary };
+  return {
+    schemaVersion: AUDIT_SCHEMA_VERSION,
+    environment: report.environment,
+    findings: report.findings,
+    capabilities: report.capabilities,
+    ...(report.diff ? { diff: report.diff } : {}),
+    checks: report.checks,
+    summary: report.summary,
+  };
 }
 
 function mark(check: AuditCheckResult): string {
@@ -53,6 +78,14 @@ export function auditText(report: AuditReport): string {
   if (report.findings.length > 0) {
     lines.push("findings:");
     for (const finding of report.findings) lines.push(`  ✘ ${finding.subject}: [${finding.code}] ${finding.message}`);
+  }
+  if (report.capabilities.length > 0) {
+    lines.push("capabilities (run once each against a sample context; every service answered by the audit, nothing sent):");
+    for (const capability of report.capabilities) lines.push(...capabilityLines(capability));
+  }
+  if (report.diff) {
+    lines.push(`changes from ${report.diff.older} to ${report.diff.newer}:`);
+    for (const line of report.diff.lines.length > 0 ? report.diff.lines : ["no change in what it reaches for"]) lines.push(`  ${line}`);
   }
   const areas = [...new Set(report.checks.map((c) => c.area))];
   for (const area of areas) {
