@@ -5,7 +5,7 @@
  * the CLI prints a readable report and a documented JSON schema; each bundle's capabilities are
  * reported, and two versions of a bundle are compared.
  */
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -184,8 +184,8 @@ describe("plugbox audit (the CLI)", () => {
     expect(progress).toHaveLength(confinementChecks.length);
   });
 
-  test("--json prints the documented schema; a widened web policy gives warnings; a missing bundle is a finding with its code and the exit code 2, and every check still runs", async () => {
-    const run = await plugbox(["audit", "--json", "--web-policy", file("wide.json"), file("absent.bundle.js")]);
+  test("--json prints the documented schema (and --html writes the same report as a self-contained page); a widened web policy gives warnings; a missing bundle is a finding with its code and the exit code 2, and every check still runs", async () => {
+    const run = await plugbox(["audit", "--json", "--html", file("report.html"), "--web-policy", file("wide.json"), file("absent.bundle.js")]);
     expect(run.code, run.stderr).toBe(2);
     const document = JSON.parse(run.stdout) as Record<string, unknown> & AuditReport;
     expect(Object.keys(document)).toEqual(["schemaVersion", "environment", "findings", "capabilities", "checks", "summary"]);
@@ -197,6 +197,14 @@ describe("plugbox audit (the CLI)", () => {
     expect(document.checks).toHaveLength(confinementChecks.length);
     for (const check of document.checks) expect(Object.keys(check).filter((k) => k !== "notApplicable")).toEqual(["id", "title", "source", "area", "passed", "evidence", "ms"]);
     expect(document.summary).toEqual({ passed: confinementChecks.length, failed: 0, notApplicable: expect.any(Number), findings: 1, ms: expect.any(Number) });
+    const html = readFileSync(file("report.html"), "utf8");
+    expect(html).toMatch(/^<!doctype html>/);
+    expect(html).toContain(`audit: ${confinementChecks.length} checks, ${confinementChecks.length} passed`);
+    expect(html).toContain("unsafeAllowLoopback is set");
+    expect(html).toContain("BUNDLE_NOT_FOUND");
+    for (const check of document.checks) expect(html).toContain(`<td>${check.id}</td>`);
+    // Self-contained: no script, nothing loaded from elsewhere.
+    expect(html).not.toMatch(/<script|<link|\bsrc=/i);
   });
 
   test("an invalid web policy is a usage error: WEB_POLICY_INVALID and exit 2", async () => {

@@ -1,15 +1,17 @@
 /**
- * `plugbox audit [bundle...] [--manifest f] [--web-policy f] [--isolation mode] [--against old] [--json]`:
+ * `plugbox audit [bundle...] [--manifest f] [--web-policy f] [--isolation mode] [--against old] [--html f] [--json]`:
  * runs the confinement checks in the configuration the host would use, and reports what each bundle reaches for. Progress goes to stderr, the report
  * to stdout. Exit 0 when every check passes and the inputs load, 4 when a check fails, otherwise
  * the exit code of the first finding (2 for a bundle or manifest that does not load).
  */
 import { Option, type Command } from "commander";
+import { writeFile } from "node:fs/promises";
 import { isPlainObject } from "../../sdk/codec.js";
 import { UsageError } from "../errors.js";
 import type { WebPolicyInput } from "../../runtime/web/policy.js";
 import { readJson, type CliIo } from "../cli/pipeline-commands.js";
 import { runAudit } from "./audit.js";
+import { auditHtml } from "./html.js";
 import { auditJson, auditText, progressLine } from "./report.js";
 
 interface AuditFlags {
@@ -17,6 +19,7 @@ interface AuditFlags {
   webPolicy?: string;
   isolation?: "fresh" | "reuse";
   against?: string;
+  html?: string;
   json?: boolean;
 }
 
@@ -29,6 +32,7 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
     .option("--web-policy <file.json>", "the outbound web policy the host uses (as given to plugbox exec/serve)")
     .addOption(new Option("--isolation <mode>", "the isolation mode to audit (default: reuse when a manifest step reuses instances, else fresh)").choices(["fresh", "reuse"]))
     .option("--against <older-bundle>", "say what changed in what the (first) bundle reaches for since this older version, one line each")
+    .option("--html <file>", "also write the report as one self-contained HTML page")
     .option("--json", "print one JSON object: { schemaVersion, environment, findings, capabilities, diff?, checks, summary } (see docs/audit.md)")
     .action(async (bundles: string[], flags: AuditFlags) => {
       if (flags.against && bundles.length === 0) throw new UsageError("CLI_USAGE", "--against compares a bundle with an older version of it: name the newer bundle too (plugbox audit new.js --against old.js)");
@@ -46,6 +50,13 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
         ...(flags.against ? { against: flags.against } : {}),
         onProgress: (check, index, total) => io.err(progressLine(check, index, total)),
       });
+      if (flags.html) {
+        try {
+          await writeFile(flags.html, auditHtml(report));
+        } catch (error) {
+          throw new UsageError("CLI_USAGE", `cannot write the HTML report to ${flags.html}: ${(error as Error).message}`);
+        }
+      }
       io.out(flags.json ? JSON.stringify(auditJson(report), null, 2) : auditText(report));
       io.setExitCode(report.exitCode);
     });

@@ -11,3 +11,4 @@ export type { Technique, Expectation } from "./corpus.js";
 export { auditJson, auditText, progressLine, summaryLine, AUDIT_SCHEMA_VERSION } from "./report.js";
 export { capabilityDiff, staticCapabilities } from "./capabilities.js";
 export type { BundleCapabilities, StaticCapabilities, TypeRun } from "./capabilities.js";
+export { auditHtml } from "./html.js";
