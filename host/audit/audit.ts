@@ -17,7 +17,7 @@ import { bundleCapabilities, capabilityDiff, exportedTypes, type BundleCapabilit
 
 /** No capability run may take longer than this, whatever the host's wall limit. */
 const CAPABILITY_WALL_CAP_MS = 30_000;
-import { probeDefaultRealm } from "./realm.js";
+import { probeOrExplain } from "./realm.js";
 
 export interface AuditOptions {
   /** Bundle files to load (their load errors become findings). */
@@ -250,7 +250,7 @@ export async function runAudit(options: AuditOptions = {}): Promise<AuditReport>
       if (olderFound) findings.push(...olderFound.findings.map((f) => ({ ...f, subject: `--against ${f.subject}` })));
       if (newer && olderCapabilities) diff = { older: olderCapabilities.bundle, newer: newer.bundle, lines: capabilityDiff(olderCapabilities, newer) };
     }
-    const realm = await probeDefaultRealm();
+    const realm = await probeOrExplain();
     const environment: AuditEnvironment = {
       node: process.version,
       platform: `${process.platform} ${process.arch}`,
@@ -260,7 +260,7 @@ export async function runAudit(options: AuditOptions = {}): Promise<AuditReport>
       isolation,
       webPolicy: resolvedWebPolicy,
       widenings: widenings(resolvedWebPolicy, runtimeOptions),
-      defaultRealm: realm.defaultRealm,
+      defaultRealm: realm.probeError === undefined ? realm.defaultRealm : `unknown (${realm.probeError})`,
       osConfinement: await osConfinement(runtime.workerPids[0]),
     };
     const setup = { runtime, limits: runtimeOptions.limits, isolation, webPolicy: options.webPolicy ?? {}, resolvedWebPolicy };

@@ -3,6 +3,7 @@
  * a sandbox worker does (never the host process), and the confinement check built on it.
  */
 import { execFile } from "node:child_process";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import type { ConfinementCheck } from "./probe.js";
@@ -26,13 +27,24 @@ export function probeDefaultRealm(): Promise<RealmProbe> {
   return probing;
 }
 
+/** The probe's answer, or what can be said without it when the probe process itself failed. */
+export async function probeOrExplain(): Promise<RealmProbe & { probeError?: string }> {
+  try {
+    return await probeDefaultRealm();
+  } catch (error) {
+    const version = (createRequire(import.meta.url)("isolated-vm/package.json") as { version: string }).version;
+    const probeError = error instanceof Error ? error.message : String(error);
+    return { defaultRealm: "unreachable", reached: `the probe failed: ${probeError}`, isolatedVm: { version, binding: "unknown (the probe failed)", abi: process.versions.modules }, probeError };
+  }
+}
+
 export const defaultRealmCheck: ConfinementCheck = {
   id: "default-realm-hardened",
   title: "the isolate's default realm, reached the way isolated-vm's copies once opened it, offers no WebAssembly, SharedArrayBuffer, Atomics or FinalizationRegistry",
   source: "plugbox issue 15 (isolated-vm copies thrown values in the default context); vm2 CVE-2023-32314",
   area: "realms",
   async run() {
-    const probe = await probeDefaultRealm();
+    const probe = await probeOrExplain();
     const safe = SAFE_FINDINGS.includes(probe.reached);
     return { passed: safe, evidence: `setup found the default realm ${probe.defaultRealm}; the attack found ${JSON.stringify(probe.reached)}` };
   },

@@ -110,6 +110,9 @@ const redirectCheck: ConfinementCheck = {
     if (!setup.resolvedWebPolicy.unsafeAllowLoopback) {
       return { passed: true, evidence: "not applicable", notApplicable: "the web policy refuses loopback, so no local server can be reached to redirect from, and the audit sends no traffic beyond 127.0.0.1; each redirect hop is checked by the same rules the other web checks prove" };
     }
+    if (setup.resolvedWebPolicy.allowedHosts !== null) {
+      return { passed: true, evidence: "not applicable", notApplicable: "the web policy has an allow-list, which refuses the name of the audit's local server before any redirect; the audit does not widen it" };
+    }
     const targets: Array<[string, string[]]> = [
       ["http://169.254.169.254/latest/meta-data/", ["WEB_IP_LITERAL"]],
       [`http://${name("redirect-multicast")}/`, ["WEB_PRIVATE_ADDRESS"]],
