@@ -12,7 +12,9 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { confinementChecks } from "../dist/host/audit/checks.js";
 import { escapeCorpus } from "../dist/host/audit/corpus.js";
 import { runAudit, type AuditReport } from "../dist/host/audit/audit.js";
+import { buildContext } from "../dist/host/index.js";
 import { createSandboxRuntime } from "../dist/runtime/index.js";
+import { Entity, parseRemoteExecutionContext, serializeRemoteExecutionContext } from "../dist/sdk/index.js";
 import { plugbox, repo } from "./helpers/cli.js";
 
 const AUDIT_TIMEOUT_MS = 180_000;
@@ -289,6 +291,28 @@ module.exports = {
     expect(report.findings).toEqual([expect.objectContaining({ code: "PLUGIN_TYPE_NOT_FOUND", message: expect.stringContaining(`no plug-in type named "Refunds"; it exports: Orders`) })]);
     expect(report.capabilities[0]!.runs).toEqual([expect.objectContaining({ type: "Orders", as: `step "orders on update"`, outcome: "ok" })]);
     expect(report.exitCode).toBe(2);
+  });
+
+  test("with a captured RemoteExecutionContext, each type runs on it instead of the sample context", async () => {
+    writeFileSync(
+      file("needs-update.js"),
+      `module.exports = { OnUpdate: class { async execute(sp) {
+        const ctx = sp.getService("IPluginExecutionContext");
+        if (ctx.messageName !== "Update" || ctx.primaryEntityName !== "contact") throw new Error("expected an Update of a contact, got " + ctx.messageName + " of " + ctx.primaryEntityName);
+      } } };`,
+    );
+    const captured = serializeRemoteExecutionContext(buildContext({ messageName: "Update", target: new Entity("contact", "0b5e8a2c-1d3f-4a6b-9c7d-2e4f6a8b0c1d", { fullname: "Ada" }), stage: 40, mode: "async" }));
+    const onSample = await runAudit({ bundles: [file("needs-update.js")], checks: [] });
+    expect(onSample.capabilities[0]!.runs[0]!.outcome).toContain("expected an Update of a contact, got Create of account");
+    const onCaptured = await runAudit({ bundles: [file("needs-update.js")], capturedContext: parseRemoteExecutionContext(captured) as unknown as Record<string, unknown>, checks: [] });
+    expect(onCaptured.capabilities[0]!.runs).toEqual([expect.objectContaining({ type: "OnUpdate", as: "captured context", outcome: "ok" })]);
+  });
+
+  test("plugbox audit --context with a file that is not a RemoteExecutionContext is a usage error (exit 2)", async () => {
+    writeFileSync(file("not-a-context.json"), "[1, 2");
+    const run = await plugbox(["audit", "--context", file("not-a-context.json")]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("INPUT_INVALID_JSON");
   });
 
   test("plugbox audit --against without a bundle to compare is a usage error (exit 2)", async () => {

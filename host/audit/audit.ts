@@ -32,6 +32,8 @@ export interface AuditOptions {
   isolation?: Isolation;
   /** Options of the sandbox runtime the host would start (workers, concurrency, …). */
   runtimeOptions?: Parameters<typeof createSandboxRuntime>[0];
+  /** A captured execution context (a parsed RemoteExecutionContext): every capability run gets it instead of the sample. */
+  capturedContext?: Record<string, unknown>;
   /** An older version of the (first) bundle: the report then says what changed, one line each. */
   against?: string;
   /** The checks to run. @default every confinement check */
@@ -188,7 +190,13 @@ async function loadInputs(options: AuditOptions): Promise<{ findings: AuditFindi
  * Loads each bundle in the sandbox as a worker does and reports what it reaches for; a bundle that
  * does not compile or load, and a manifest step naming a type its bundle does not export, become findings.
  */
-async function capabilitiesOf(runtime: SandboxRuntime, bundles: Array<{ file: string; bundle: Bundle }>, manifest: Manifest | undefined, limits: SandboxLimits): Promise<{ findings: AuditFinding[]; capabilities: BundleCapabilities[] }> {
+async function capabilitiesOf(
+  runtime: SandboxRuntime,
+  bundles: Array<{ file: string; bundle: Bundle }>,
+  manifest: Manifest | undefined,
+  limits: SandboxLimits,
+  capturedContext: Record<string, unknown> | undefined,
+): Promise<{ findings: AuditFinding[]; capabilities: BundleCapabilities[] }> {
   const findings: AuditFinding[] = [];
   const capabilities: BundleCapabilities[] = [];
   const runLimits = { ...limits, wallTimeMs: Math.min(limits.wallTimeMs, CAPABILITY_WALL_CAP_MS) };
@@ -203,7 +211,7 @@ async function capabilitiesOf(runtime: SandboxRuntime, bundles: Array<{ file: st
       if (step.handler.kind !== "plugin" || step.handler.bundle !== registration?.name || types.exports.includes(step.handler.type)) continue;
       findings.push({ subject: `step "${step.name}"`, code: "PLUGIN_TYPE_NOT_FOUND", message: `the bundle ${file} exports no plug-in type named "${step.handler.type}"; it exports: ${types.exports.join(", ") || "nothing"}` });
     }
-    capabilities.push(await bundleCapabilities({ runtime, file, bundle, exports: types.exports, ...(manifest ? { manifest } : {}), limits: runLimits }));
+    capabilities.push(await bundleCapabilities({ runtime, file, bundle, exports: types.exports, ...(manifest ? { manifest } : {}), limits: runLimits, ...(capturedContext ? { capturedContext } : {}) }));
   }
   return { findings, capabilities };
 }
@@ -238,13 +246,13 @@ export async function runAudit(options: AuditOptions = {}): Promise<AuditReport>
   const runtime: SandboxRuntime = createSandboxRuntime({ ...(options.runtimeOptions ?? {}), limits: runtimeOptions.limits });
   try {
     await runtime.ready;
-    const found = await capabilitiesOf(runtime, bundles, manifest, runtimeOptions.limits);
+    const found = await capabilitiesOf(runtime, bundles, manifest, runtimeOptions.limits, options.capturedContext);
     findings.push(...found.findings);
     let diff: AuditReport["diff"];
     if (options.against) {
       const older = await loadInputs({ bundles: [options.against] });
       findings.push(...older.findings.map((f) => ({ ...f, subject: `--against ${f.subject}` })));
-      const olderFound = older.bundles.length > 0 ? await capabilitiesOf(runtime, older.bundles, undefined, runtimeOptions.limits) : undefined;
+      const olderFound = older.bundles.length > 0 ? await capabilitiesOf(runtime, older.bundles, undefined, runtimeOptions.limits, options.capturedContext) : undefined;
       const newer = found.capabilities[0];
       const olderCapabilities = olderFound?.capabilities[0];
       if (olderFound) findings.push(...olderFound.findings.map((f) => ({ ...f, subject: `--against ${f.subject}` })));

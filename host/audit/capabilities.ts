@@ -120,8 +120,20 @@ export async function exportedTypes(runtime: SandboxRuntime, bundle: Bundle): Pr
   return { exports: listed.split(",").map((s) => s.trim()).filter((s) => /^[A-Za-z_$][\w$]*$/.test(s)) };
 }
 
-/** Runs each type once (as each manifest step that uses it, or against a sample Create of an account) and records what it did. */
-export async function bundleCapabilities(options: { runtime: SandboxRuntime; file: string; bundle: Bundle; exports: string[]; manifest?: Manifest; limits: SandboxLimits }): Promise<BundleCapabilities> {
+/**
+ * Runs each type once (as each manifest step that uses it, or against a sample Create of an
+ * account; on a captured context when one is given) and records what it did.
+ */
+export async function bundleCapabilities(options: {
+  runtime: SandboxRuntime;
+  file: string;
+  bundle: Bundle;
+  exports: string[];
+  manifest?: Manifest;
+  limits: SandboxLimits;
+  /** A captured execution context (a RemoteExecutionContext) every run gets instead of the sample or the step's. */
+  capturedContext?: Record<string, unknown>;
+}): Promise<BundleCapabilities> {
   const { runtime, file, bundle, manifest, limits } = options;
   const registration = manifest ? [...manifest.bundles.values()].find((b) => path.resolve(b.path) === path.resolve(file)) : undefined;
   // A step naming a type the bundle does not export is a finding of its own, not a run.
@@ -147,7 +159,7 @@ export async function bundleCapabilities(options: { runtime: SandboxRuntime; fil
       {
         bundle,
         typeName: plan.type,
-        context: buildContext({ messageName: plan.message, primaryEntityName: plan.entity, target, stage: plan.stage, mode: plan.mode }),
+        context: options.capturedContext ?? buildContext({ messageName: plan.message, primaryEntityName: plan.entity, target, stage: plan.stage, mode: plan.mode }),
         unsecureConfig: plan.unsecureConfig,
         secureConfig: plan.secureConfig,
         limits,
@@ -167,7 +179,7 @@ export async function bundleCapabilities(options: { runtime: SandboxRuntime; fil
     const endpointsPosted = services.calls.filter((c) => c.service === "notification").map((c) => String((c.args[0] as { id?: unknown } | undefined)?.id ?? c.args[0]));
     runs.push({
       type: plan.type,
-      as: plan.as,
+      as: options.capturedContext ? `${plan.as === "sample context" ? "" : `${plan.as}, `}captured context` : plan.as,
       outcome: report.ok ? "ok" : `${report.error.code}: ${report.error.message}`,
       calls,
       hostsContacted: [...new Set(hostsContacted)].sort(),

@@ -1,11 +1,12 @@
 /**
- * `plugbox audit [bundle...] [--manifest f] [--web-policy f] [--isolation mode] [--against old] [--html f] [--json]`:
+ * `plugbox audit [bundle...] [--manifest f] [--web-policy f] [--isolation mode] [--against old] [--context f] [--html f] [--json]`:
  * runs the confinement checks in the configuration the host would use, and reports what each bundle reaches for. Progress goes to stderr, the report
  * to stdout. Exit 0 when every check passes and the inputs load, 4 when a check fails, otherwise
  * the exit code of the first finding (2 for a bundle or manifest that does not load).
  */
 import { Option, type Command } from "commander";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
+import { parseRemoteExecutionContext } from "../../sdk/wire/index.js";
 import { isPlainObject } from "../../sdk/codec.js";
 import { UsageError } from "../errors.js";
 import type { WebPolicyInput } from "../../runtime/web/policy.js";
@@ -19,6 +20,7 @@ interface AuditFlags {
   webPolicy?: string;
   isolation?: "fresh" | "reuse";
   against?: string;
+  context?: string;
   html?: string;
   json?: boolean;
 }
@@ -32,6 +34,7 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
     .option("--web-policy <file.json>", "the outbound web policy the host uses (as given to plugbox exec/serve)")
     .addOption(new Option("--isolation <mode>", "the isolation mode to audit (default: reuse when a manifest step reuses instances, else fresh)").choices(["fresh", "reuse"]))
     .option("--against <older-bundle>", "say what changed in what the (first) bundle reaches for since this older version, one line each")
+    .option("--context <file>", "run each plug-in type on this captured RemoteExecutionContext (JSON or Text XML, as Dataverse posts it) instead of a sample context")
     .option("--html <file>", "also write the report as one self-contained HTML page")
     .option("--json", "print one JSON object: { schemaVersion, environment, findings, capabilities, diff?, checks, summary } (see docs/audit.md)")
     .action(async (bundles: string[], flags: AuditFlags) => {
@@ -42,12 +45,24 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
         if (!isPlainObject(policy)) throw new UsageError("INPUT_INVALID_JSON", `the web policy file ${flags.webPolicy} must hold a JSON object`);
         webPolicy = policy as WebPolicyInput;
       }
+      let capturedContext: Record<string, unknown> | undefined;
+      if (flags.context) {
+        const text = await readFile(flags.context, "utf8").catch(() => {
+          throw new UsageError("INPUT_NOT_FOUND", `cannot read the context file ${flags.context}: it does not exist or is not readable`);
+        });
+        try {
+          capturedContext = parseRemoteExecutionContext(text) as unknown as Record<string, unknown>;
+        } catch (error) {
+          throw new UsageError("INPUT_INVALID_JSON", `the context file ${flags.context} is not a RemoteExecutionContext: ${(error as Error).message}`);
+        }
+      }
       const report = await runAudit({
         bundles,
         ...(flags.manifest ? { manifest: flags.manifest } : {}),
         ...(webPolicy ? { webPolicy } : {}),
         ...(flags.isolation ? { isolation: flags.isolation } : {}),
         ...(flags.against ? { against: flags.against } : {}),
+        ...(capturedContext ? { capturedContext } : {}),
         onProgress: (check, index, total) => io.err(progressLine(check, index, total)),
       });
       if (flags.html) {
