@@ -97,6 +97,16 @@ describe("runAudit", () => {
   });
 });
 
+describe("runAudit in a host's own configuration", () => {
+  test("with tight limits (a 10 s wall limit, under the web client's 15 s request timeout), reuse isolation and one execution per worker, every check passes", async () => {
+    const report = await runAudit({ limits: { wallTimeMs: 10_000, cpuTimeMs: 2_000, memoryMb: 64, maxHostCalls: 200 }, isolation: "reuse", runtimeOptions: { workers: 1, maxConcurrentPerWorker: 1 } });
+    expect(failures(report)).toBe("");
+    expect(report.environment).toMatchObject({ isolation: "reuse", limits: { wallTimeMs: 10_000, cpuTimeMs: 2_000, memoryMb: 64 }, runtime: { workers: 1, maxConcurrentPerWorker: 1 } });
+    // One execution per worker: no victim can share a worker with an attacker, so that check does not apply.
+    expect(report.checks.find((c) => c.id === "attack-costs-only-its-execution")!.notApplicable).toContain("maxConcurrentPerWorker is 1");
+  }, AUDIT_TIMEOUT_MS);
+});
+
 describe("runAudit catches a weakened sandbox", () => {
   test("with the test-only unsafeKeepWebAssembly runtime option, the WebAssembly checks fail, the weakening is reported and the exit code is 4", async () => {
     const report = await runAudit({ runtimeOptions: { unsafeKeepWebAssembly: true } });
@@ -207,6 +217,14 @@ describe("plugbox audit (the CLI)", () => {
     for (const check of document.checks) expect(html).toContain(`<td>${check.id}</td>`);
     // Self-contained: no script, nothing loaded from elsewhere.
     expect(html).not.toMatch(/<script|<link|\bsrc=/i);
+  });
+
+  test("limits out of range are a usage error naming the limit: OPTIONS_INVALID and exit 2", async () => {
+    writeFileSync(file("bad-limits.json"), JSON.stringify({ memoryMb: 2 }));
+    const run = await plugbox(["audit", "--limits", file("bad-limits.json")]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("OPTIONS_INVALID");
+    expect(run.stderr).toContain("limits.memoryMb");
   });
 
   test("an invalid web policy is a usage error: WEB_POLICY_INVALID and exit 2", async () => {

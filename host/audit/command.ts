@@ -1,5 +1,5 @@
 /**
- * `plugbox audit [bundle...] [--manifest f] [--web-policy f] [--isolation mode] [--against old] [--context f] [--html f] [--json]`:
+ * `plugbox audit [bundle...] [--manifest f] [--web-policy f] [--isolation mode] [--limits f] [--against old] [--context f] [--html f] [--json]`:
  * runs the confinement checks in the configuration the host would use, and reports what each bundle reaches for. Progress goes to stderr, the report
  * to stdout. Exit 0 when every check passes and the inputs load, 4 when a check fails, otherwise
  * the exit code of the first finding (2 for a bundle or manifest that does not load).
@@ -9,6 +9,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { parseRemoteExecutionContext } from "../../sdk/wire/index.js";
 import { isPlainObject } from "../../sdk/codec.js";
 import { UsageError } from "../errors.js";
+import { resolveLimits, type SandboxLimits } from "../../runtime/options.js";
 import type { WebPolicyInput } from "../../runtime/web/policy.js";
 import { readJson, type CliIo } from "../cli/pipeline-commands.js";
 import { runAudit } from "./audit.js";
@@ -20,6 +21,7 @@ interface AuditFlags {
   webPolicy?: string;
   isolation?: "fresh" | "reuse";
   against?: string;
+  limits?: string;
   context?: string;
   html?: string;
   json?: boolean;
@@ -34,6 +36,7 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
     .option("--web-policy <file.json>", "the outbound web policy the host uses (as given to plugbox exec/serve)")
     .addOption(new Option("--isolation <mode>", "the isolation mode to audit (default: reuse when a manifest step reuses instances, else fresh)").choices(["fresh", "reuse"]))
     .option("--against <older-bundle>", "say what changed in what the (first) bundle reaches for since this older version, one line each")
+    .option("--limits <file.json>", "the sandbox limits the host applies, as a JSON object (wallTimeMs, cpuTimeMs, memoryMb, …); default: the runtime's defaults")
     .option("--context <file>", "run each plug-in type on this captured RemoteExecutionContext (JSON or Text XML, as Dataverse posts it) instead of a sample context")
     .option("--html <file>", "also write the report as one self-contained HTML page")
     .option("--json", "print one JSON object: { schemaVersion, environment, findings, capabilities, diff?, checks, summary } (see docs/audit.md)")
@@ -44,6 +47,12 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
         const policy = await readJson(flags.webPolicy, "web policy");
         if (!isPlainObject(policy)) throw new UsageError("INPUT_INVALID_JSON", `the web policy file ${flags.webPolicy} must hold a JSON object`);
         webPolicy = policy as WebPolicyInput;
+      }
+      let limits: Partial<SandboxLimits> | undefined;
+      if (flags.limits) {
+        const value = await readJson(flags.limits, "limits");
+        if (!isPlainObject(value)) throw new UsageError("INPUT_INVALID_JSON", `the limits file ${flags.limits} must hold a JSON object such as { "cpuTimeMs": 2000, "memoryMb": 64 }`);
+        limits = resolveLimits(value as Partial<SandboxLimits>);
       }
       let capturedContext: Record<string, unknown> | undefined;
       if (flags.context) {
@@ -63,6 +72,7 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
         ...(flags.isolation ? { isolation: flags.isolation } : {}),
         ...(flags.against ? { against: flags.against } : {}),
         ...(capturedContext ? { capturedContext } : {}),
+        ...(limits ? { limits } : {}),
         onProgress: (check, index, total) => io.err(progressLine(check, index, total)),
       });
       if (flags.html) {
