@@ -404,7 +404,7 @@ const lateCallChecks: ConfinementCheck[] = [
   lateCallCheck("late-call-while-describing-failure", "a service call from Error.prepareStackTrace, while a failure is described, is refused", `Error.prepareStackTrace = () => { org.create({ logicalName: "leak" }).catch(() => undefined); return "s"; }; throw new Error("x");`, "while the execution's result was being read"),
   lateCallCheck("late-call-after-return", "a service call from a microtask that runs after the outcome was reported is refused", `Promise.resolve().then(() => null).then(() => null).then(() => org.create({ logicalName: "leak" }).catch(() => undefined));`, "after its execution had ended"),
   lateCallCheck("late-call-module-code", "a timer started by module code, when the bundle is loaded, gets no service", `out.x = 1;`, "outside its own execution", `try { setTimeout(() => undefined, 0); } catch {}`),
-  lateCallCheck("late-web-call-while-encoding", "a web request from a getter that runs while the result is encoded is refused before the network policy sees it", `out.value = { get x() { fetch("https://example.invalid/").catch(() => undefined); return 1; } };`, "web.fetch was called while the execution's result was being read", "", true),
+  lateCallCheck("late-web-call-while-encoding", "a web request from a getter that runs while the result is encoded is refused before the network policy sees it", `out.value = { get x() { fetch("http://127.0.0.1:9/").catch(() => undefined); return 1; } };`, "web.fetch was called while the execution's result was being read", "", true),
 ];
 
 const forgeries: Array<[string, string, string]> = [
