@@ -43,3 +43,5 @@ export { Relay, RelayError, RELAY_ERROR_CODES, SIZE_LIMITS, readServiceEndpoint,
 export type { RelayOptions, ServiceEndpoint, SecretSource, Contract, MessageFormat, UserClaim, AuthType, RelayTransport, OutgoingPost } from "./relay/index.js";
 export { startBroker, Broker, BrokerError, BROKER_ERROR_CODES } from "./broker/index.js";
 export type { BrokerOptions, BrokerTopology, EntityOptions, SubscriptionSpec, TopicSpec, RuleSpec, CorrelationFilterSpec, EventHubSpec } from "./broker/index.js";
+export { runAudit, confinementChecks, auditJson, auditText, AUDIT_SCHEMA_VERSION } from "./audit/index.js";
+export type { AuditOptions, AuditReport, AuditCheckResult, AuditEnvironment, AuditFinding, ConfinementCheck, CheckSetup, CheckOutcome } from "./audit/index.js";

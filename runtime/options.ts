@@ -82,6 +82,12 @@ export interface SandboxRuntimeOptions {
    * with SANDBOX_UNAVAILABLE (and the reason) rather than wait, until a worker starts again. @default 3
    */
   unavailableAfterStartFailures: number;
+  /**
+   * TEST ONLY, never for a deployment: the shim leaves `WebAssembly` in the plug-in's realm, so that
+   * the tests of `plugbox audit` can prove the audit catches a weakened sandbox. Settable from code
+   * only: neither a manifest nor a CLI flag reaches it. @default false
+   */
+  unsafeKeepWebAssembly: boolean;
   /** Limits applied when an execution does not set its own. */
   limits: SandboxLimits;
 }
@@ -98,9 +104,10 @@ export const sandboxRuntimeDefaults: Readonly<Omit<SandboxRuntimeOptions, "limit
   startRetryBaseMs: 250,
   startRetryMaxMs: 10_000,
   unavailableAfterStartFailures: 3,
+  unsafeKeepWebAssembly: false,
 });
 
-const runtimeRanges: Record<keyof Omit<SandboxRuntimeOptions, "limits" | "startOnFirstExecution">, [number, number]> = {
+const runtimeRanges: Record<keyof Omit<SandboxRuntimeOptions, "limits" | "startOnFirstExecution" | "unsafeKeepWebAssembly">, [number, number]> = {
   workers: [1, 64],
   prewarmIsolates: [0, 64],
   maxConcurrentPerWorker: [1, 256],
@@ -145,15 +152,16 @@ export function resolveLimits(input: Partial<SandboxLimits> | undefined, base: S
 
 export function resolveRuntimeOptions(input: Partial<Omit<SandboxRuntimeOptions, "limits"> & { limits: Partial<SandboxLimits> }> = {}): SandboxRuntimeOptions {
   if (typeof input !== "object" || input === null) throw new OptionsError("OPTIONS_INVALID", "runtime options must be an object");
-  checkKnownKeys("options", input, [...Object.keys(runtimeRanges), "startOnFirstExecution", "limits"]);
+  checkKnownKeys("options", input, [...Object.keys(runtimeRanges), "startOnFirstExecution", "unsafeKeepWebAssembly", "limits"]);
   const out: Record<string, unknown> = { ...sandboxRuntimeDefaults };
   for (const key of Object.keys(runtimeRanges) as Array<keyof typeof runtimeRanges>) {
     const value = input[key];
     if (value !== undefined) out[key] = checkInteger(`options.${key}`, value, runtimeRanges[key]);
   }
-  if (input.startOnFirstExecution !== undefined) {
-    if (typeof input.startOnFirstExecution !== "boolean") throw new OptionsError("OPTIONS_INVALID", `options.startOnFirstExecution must be true or false; got ${JSON.stringify(input.startOnFirstExecution) ?? String(input.startOnFirstExecution)}`);
-    out.startOnFirstExecution = input.startOnFirstExecution;
+  for (const key of ["startOnFirstExecution", "unsafeKeepWebAssembly"] as const) {
+    if (input[key] === undefined) continue;
+    if (typeof input[key] !== "boolean") throw new OptionsError("OPTIONS_INVALID", `options.${key} must be true or false; got ${JSON.stringify(input[key]) ?? String(input[key])}`);
+    out[key] = input[key];
   }
   if ((out.startRetryMaxMs as number) < (out.startRetryBaseMs as number)) {
     throw new OptionsError("OPTIONS_INVALID", `options.startRetryMaxMs (${String(out.startRetryMaxMs)}) must not be less than options.startRetryBaseMs (${String(out.startRetryBaseMs)})`);

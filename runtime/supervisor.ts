@@ -317,6 +317,7 @@ export class SandboxRuntime {
           prewarmIsolates: this.options.prewarmIsolates,
           defaultMemoryMb: this.options.limits.memoryMb,
           maxReusedContexts: this.options.maxReusedContexts,
+          unsafeKeepWebAssembly: this.options.unsafeKeepWebAssembly,
         }),
       },
     });

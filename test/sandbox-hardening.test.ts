@@ -16,6 +16,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createHost, runPlugin, type ExecutionReport, type PlugboxError, type PlugboxHost, type SandboxLimits, type SandboxRuntime, type SandboxServices, type ServiceCall } from "../dist/host/index.js";
 import { Entity } from "../dist/sdk/index.js";
+import { hostileValues, REALM_PRELUDE, ROUTES_TO_FUNCTION } from "../dist/host/audit/checks.js";
+import { probeDefaultRealm } from "../dist/host/audit/realm.js";
 import { attackPlugin, context, recorder, useRuntime } from "./helpers/runtime.js";
 
 const ACCOUNT_ID = "6f1c3a52-0b7e-4f0e-9a55-3d2b1c0e9f11";
@@ -26,35 +28,12 @@ const CPU_MARGIN_MS = 200;
 const SPIN: Partial<SandboxLimits> = { cpuTimeMs: CPU_LIMIT_MS, wallTimeMs: 4_000 };
 
 /**
- * Module code shared by the attacks: `leak(org, what)` tries to write `what` through the organization
- * service (a write that must never be performed), and `realmOf(array)` says which realm an array V8
- * made belongs to, and what that realm's globals offer.
+ * Module code shared by the attacks (`leak(org, what)` tries a write that must never be performed;
+ * `realmOf(array)` says which realm an array V8 made belongs to), and hostile values, each built
+ * inside the plug-in and each trying to run code when read: the audit's own.
  */
-const PRELUDE = `
-const OWN_FUNCTION = Function;
-function leak(org, what) { org.create({ logicalName: "leak", attributes: { what: String(what) } }).catch(() => undefined); }
-function realmOf(array) {
-  try {
-    const RealmFunction = array.constructor.constructor;
-    const globals = RealmFunction("return [typeof WebAssembly, typeof SharedArrayBuffer, typeof Atomics].join()")();
-    return (RealmFunction === OWN_FUNCTION ? "own realm: " : "another realm: ") + globals;
-  } catch (e) { return "no realm: " + e; }
-}
-`;
-
-/** Hostile values, each built inside the plug-in (with `org` in scope) and each trying to run code when read. */
-const probes: Array<[string, string]> = [
-  ["a message getter", `({ get message() { leak(org, "message getter ran"); return "m"; } })`],
-  [
-    "Error.prepareStackTrace's frames array",
-    `(() => { Error.prepareStackTrace = (error, frames) => { leak(org, realmOf(frames)); return realmOf(frames); }; return new Error("hostile"); })()`,
-  ],
-  ["a Proxy apply trap's arguments (message.toString)", `({ message: { toString: new Proxy(function () {}, { apply(target, self, args) { leak(org, realmOf(args)); return "m"; } }) } })`],
-  [
-    "a Proxy apply trap's arguments (name.toString)",
-    `(() => { const e = new Error("x"); e.name = { toString: new Proxy(function () {}, { apply(target, self, args) { leak(org, realmOf(args)); return "n"; } }) }; return e; })()`,
-  ],
-];
+const PRELUDE = REALM_PRELUDE;
+const probes = hostileValues.map(([label, value]) => [label, value] as [string, string]);
 
 /** The moments isolated-vm used to copy a plug-in value out of the isolate, after the timed call had returned. */
 const routes: Array<[string, (value: string) => string]> = [
@@ -149,16 +128,7 @@ describe("sandbox hardening: the default realm", () => {
   });
 
   test("WebAssembly, SharedArrayBuffer, Atomics and FinalizationRegistry are absent from the plug-in's realm by every route to a constructor", async () => {
-    const routesToFunction = [
-      "Function",
-      "(() => {}).constructor",
-      "(async () => {}).constructor.constructor",
-      "Object.getPrototypeOf(function* () {}).constructor.constructor",
-      "[].constructor.constructor",
-      "(() => { try { null.x; } catch (e) { return e.constructor.constructor; } })()",
-      "(() => { let frames; const p = Error.prepareStackTrace; Error.prepareStackTrace = (e, f) => { frames = f; return ''; }; new Error().stack; Error.prepareStackTrace = p; return frames.constructor.constructor; })()",
-      "(() => { let found; new Proxy(function () {}, { apply(t, s, args) { found = args; } })(); return found.constructor.constructor; })()",
-    ];
+    const routesToFunction = ROUTES_TO_FUNCTION;
     const report = await runtime().execute({
       bundle: attackPlugin(`
         const constructors = [${routesToFunction.join(", ")}];
@@ -362,36 +332,13 @@ describe("sandbox hardening: an ArrayBuffer allocation failure is the memory lim
   });
 });
 
-describe("sandbox hardening: the shim hardens the isolate's default realm (through the internal isolated-vm facade)", () => {
+describe("sandbox hardening: the shim hardens the isolate's default realm (probed by the audit's isolate, in a process of its own)", () => {
   test("the default realm, reached by the route isolated-vm's copies opened, has no WebAssembly, SharedArrayBuffer, Atomics or FinalizationRegistry", async () => {
-    const { SandboxIsolate } = await import("../dist/runtime/worker/ivm.js");
-    const { readShimSource } = await import("../dist/runtime/worker/worker.js");
-    // Trusted test code appended to the shim: after setup, it reaches the default realm the way an
-    // attacker did (a Proxy trap's arguments while isolated-vm copies a thrown value) and reports
-    // what that realm's globals offer.
-    const probe = `;(() => {
-      const api = globalThis.__pb_api;
-      let found = "not reached";
-      const reach = new Proxy(function () {}, { apply(t, s, args) {
-        const F = args.constructor.constructor;
-        found = F === Function ? "own realm" : F("return [typeof WebAssembly, typeof SharedArrayBuffer, typeof Atomics, typeof FinalizationRegistry].join()")();
-        return "";
-      } });
-      Object.defineProperty(globalThis, "__pb_api", { configurable: true, value: Object.freeze({ ...api, reach() { throw { message: { toString: reach } }; }, report() { throw found; } }) });
-    })();`;
-    const created = await SandboxIsolate.create({
-      memoryMb: 32,
-      bridge: { __pb_call: () => "", __pb_trace: () => undefined, __pb_done: () => undefined, __pb_ending: () => undefined },
-      shim: { source: readShimSource() + probe, filename: "shim-with-probe.js" },
-      api: ["reach", "report"],
-    });
-    try {
-      expect(created.isolate.defaultRealm).toBe("hardened");
-      expect(() => created.api.reach!.callSync([], 1_000)).toThrow();
-      expect(created.api.report!.callSync([], 1_000)).toBe("undefined,undefined,undefined,undefined");
-    } finally {
-      created.isolate.dispose();
-    }
+    // The probe appends trusted code to the real shim that, after setup, reaches the default realm
+    // the way an attacker did (a Proxy trap's arguments while isolated-vm copies a thrown value).
+    const probe = await probeDefaultRealm();
+    expect(probe.defaultRealm).toBe("hardened");
+    expect(probe.reached).toBe("undefined,undefined,undefined,undefined");
   });
 });
 

@@ -140,6 +140,14 @@ describe("WebClient: requests and responses", () => {
     expect(seen.headers).toMatchObject({ accept: "application/json", "x-trace": "t-1", host: `api.test:${server.port}` });
   });
 
+  it("a deadline closer than the request timeout, at a fraction of a millisecond (an execution's wall limit), bounds the request and the request is made", async () => {
+    const server = await serve();
+    const web = client(local([server.port]));
+    const response = await web.fetch({ url: `http://api.test:${server.port}/short` }, { deadline: Date.now() + 5_000.25 });
+    expect(response.status).toBe(200);
+    expect(await refusal(web, { url: "http://localhost/" }, { deadline: Date.now() + 9_999.5 })).toBe("WEB_LOOPBACK");
+  });
+
   it("POST with a string body: the server receives the exact UTF-8 bytes and their length", async () => {
     const server = await serve();
     const web = client(local([server.port]));

@@ -18,6 +18,7 @@ import { toStoreError } from "../store/errors.js";
 import { isGuid } from "../ids.js";
 import { registerListenCommand } from "./listen-command.js";
 import { registerBrokerCommand } from "./broker-command.js";
+import { registerAuditCommand } from "../audit/command.js";
 import type { WebPolicyInput } from "../web/index.js";
 
 const { version } = createRequire(import.meta.url)("../../../package.json") as { version: string };
@@ -170,6 +171,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
   registerPipelineCommands(program, io);
   registerListenCommand(program, io);
   registerBrokerCommand(program, io);
+  registerAuditCommand(program, io);
   for (const [key, { flag, description }] of Object.entries(limitFlags)) {
     run.option(flag, `${description} (default ${sandboxLimitDefaults[key as keyof SandboxLimits]})`, integer);
   }

@@ -98,7 +98,9 @@ export class WebClient {
     if (options.deadline !== undefined && options.deadline <= Date.now()) {
       throw new WebError("WEB_TIMEOUT", "the execution has no time left for a web request");
     }
-    const timeoutMs = Math.min(this.policy.requestTimeoutMs, options.deadline === undefined ? Infinity : Math.max(0, options.deadline - Date.now()));
+    // Whole milliseconds: AbortSignal.timeout refuses a fractional delay, and a deadline less than the
+    // request timeout away (an execution with a short wall limit) is a fraction of a millisecond off.
+    const timeoutMs = Math.ceil(Math.min(this.policy.requestTimeoutMs, options.deadline === undefined ? Infinity : Math.max(0, options.deadline - Date.now())));
     const timeout = AbortSignal.timeout(Math.max(1, timeoutMs));
     const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
     let url = checkUrl(request.url, this.policy, options.allowedHosts ?? null);

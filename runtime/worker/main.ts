@@ -16,11 +16,22 @@ const config = JSON.parse(process.env.PLUGBOX_WORKER_CONFIG ?? "{}") as {
   prewarmIsolates?: number;
   defaultMemoryMb?: number;
   maxReusedContexts?: number;
+  unsafeKeepWebAssembly?: boolean;
 };
+
+/**
+ * TEST ONLY (runtime option unsafeKeepWebAssembly): wraps the shim so that WebAssembly, which it
+ * deletes, is put back in the plug-in's realm afterwards. It exists so that the tests of
+ * `plugbox audit` can weaken the sandbox on purpose and see the audit fail.
+ */
+function keepingWebAssembly(shim: string): string {
+  return `Object.defineProperty(globalThis, "__pb_kept", { configurable: true, value: WebAssembly });${shim}
+;Object.defineProperty(globalThis, "WebAssembly", { configurable: true, writable: true, value: globalThis.__pb_kept }); delete globalThis.__pb_kept;`;
+}
 
 const worker = new SandboxWorker({
   send,
-  shimSource: readShimSource(),
+  shimSource: config.unsafeKeepWebAssembly === true ? keepingWebAssembly(readShimSource()) : readShimSource(),
   prewarmIsolates: config.prewarmIsolates ?? 2,
   defaultMemoryMb: config.defaultMemoryMb ?? 128,
   maxReusedContexts: config.maxReusedContexts ?? 64,

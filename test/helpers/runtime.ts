@@ -1,4 +1,5 @@
 import { afterAll, beforeAll } from "vitest";
+import { attackBundle, sampleContext } from "../../dist/host/audit/probe.js";
 import { bundleFromSource, createSandboxRuntime, type SandboxRuntime, type SandboxServices, type ServiceCall } from "../../dist/runtime/index.js";
 
 /** A runtime shared by the tests of one file: started before them, closed after. */
@@ -19,23 +20,8 @@ export function bundle(source: string, filename = "test-plugin.js") {
   return bundleFromSource(source, filename);
 }
 
-/** A minimal execution context, with overrides. */
-export function context(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    messageName: "Create",
-    primaryEntityName: "account",
-    primaryEntityId: "00000000-0000-0000-0000-000000000000",
-    stage: 20,
-    mode: 0,
-    depth: 1,
-    inputParameters: {},
-    outputParameters: {},
-    sharedVariables: {},
-    preEntityImages: {},
-    postEntityImages: {},
-    ...overrides,
-  };
-}
+/** A minimal execution context, with overrides (the audit's sample context). */
+export const context = sampleContext;
 
 /** A services handler that records every call and answers with `answer`. */
 export function recorder(answer: (call: ServiceCall) => unknown = () => null): SandboxServices & { calls: ServiceCall[] } {
@@ -50,21 +36,8 @@ export function recorder(answer: (call: ServiceCall) => unknown = () => null): S
 }
 
 /**
- * A plug-in, exported as "Attack", whose execute() body is `body`. In scope: `sp` (the service
- * provider), `ctx` (the execution context), `out` (its output parameters), `trace` (the tracing
- * service) and `org` (an organization service as SYSTEM). Module-level code goes in `prelude`.
+ * A plug-in, exported as "Attack", whose execute() body is `body` (the audit's own hostile-plug-in
+ * builder). In scope: `sp`, `ctx`, `out` (its output parameters), `trace` and `org` (an organization
+ * service as SYSTEM). Module-level code goes in `prelude`.
  */
-export function attackPlugin(body: string, prelude = "") {
-  return bundle(`${prelude}
-module.exports = {
-  Attack: class {
-    async execute(sp) {
-      const ctx = sp.getService("IPluginExecutionContext");
-      const out = ctx.outputParameters;
-      const trace = sp.getService("ITracingService");
-      const org = sp.getService("IOrganizationServiceFactory").createOrganizationService(null);
-      ${body}
-    }
-  }
-};`);
-}
+export const attackPlugin = attackBundle;
