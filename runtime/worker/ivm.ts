@@ -24,6 +24,23 @@ export const ISOLATED_VM_BINDINGS: readonly { readonly nodeMajor: number; readon
 
 export const SUPPORTED_NODE_MAJORS: readonly number[] = ISOLATED_VM_BINDINGS.map((b) => b.nodeMajor);
 
+/*
+ * What differs between the four, as the suite found it. isolated-vm's API is the same in 5.0.4,
+ * 6.2.0 and 7.0.1 (identical isolated-vm.d.ts; its 5.0.4..7.0.1 commits change builds, Node 24/26
+ * support, and fix ArrayBuffer copies, `Callback` and inspector sessions). The two behaviours that
+ * differ follow V8, not isolated-vm: a probe of raw isolated-vm 6.2.0 gives the old behaviour on
+ * Node 22 (V8 12.4) and the new one on Node 24 (V8 13.6), as does 7.0.1 on 24 and 26
+ * (docs/node-versions.md has the probe).
+ * - One allocation far past the heap limit (`new Array(1e8).fill(0)` under 32 MB): up to V8 12 a
+ *   fatal OOM that aborts the worker process (the supervisor reports SANDBOX_MEMORY_LIMIT and starts
+ *   another); from V8 13 isolated-vm's near-heap-limit callback stops the isolate and the call fails
+ *   with "Isolate was disposed during execution due to memory limit" (classifyIsolateError: "memory"),
+ *   and the worker lives on. Both end as SANDBOX_MEMORY_LIMIT; nothing here needs to tell them apart.
+ * - An Error's stack header: up to V8 12 it is formatted on the first read of `stack`, calling a
+ *   `message` getter then (one that loops is stopped by the CPU limit); from V8 13 it is written
+ *   when the Error is made, so a getter defined later is never called by it.
+ */
+
 /** Which isolated-vm the sandbox uses on this Node: what `plugbox --version` and `--json` report. */
 export interface IsolatedVmBinding {
   /** The running Node.js version, e.g. "24.22.3". */
