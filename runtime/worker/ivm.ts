@@ -39,6 +39,7 @@ export const SUPPORTED_NODE_MAJORS: readonly number[] = ISOLATED_VM_BINDINGS.map
  * - An Error's stack header: up to V8 12 it is formatted on the first read of `stack`, calling a
  *   `message` getter then (one that loops is stopped by the CPU limit); from V8 13 it is written
  *   when the Error is made, so a getter defined later is never called by it.
+ * - V8 14 (Node 26) adds the ECMAScript global `Temporal` to every context, the isolate's too.
  */
 
 /** Which isolated-vm the sandbox uses on this Node: what `plugbox --version` and `--json` report. */
