@@ -22,6 +22,7 @@ for major in "${majors[@]}"; do
     (cd "$dir" && "$root/scripts/with-node.sh" "$major" npm ci --loglevel=error >&2)
   fi
   echo "bench-nodes: npm run bench -- sandbox pipeline with Node $major" >&2
+  cut -d' ' -f1 /proc/loadavg > "$out/$major.load"
   (cd "$dir" && "$root/scripts/with-node.sh" "$major" npm run --silent bench -- sandbox pipeline) | tee "$out/$major.md" >&2
 done
 # Joins the tables on suite and benchmark name: | benchmark | ratio on each Node | value on each Node |
@@ -39,7 +40,7 @@ const tables = majors.map((major) => {
     const cells = line.split("|").slice(1, -1).map((c) => c.trim());
     if (cells.length === 5 && cells[0] !== "benchmark" && !cells[0].startsWith("---")) rows.set(`${suite}: ${cells[0]}`, { value: cells[1], ratio: cells[3] });
   }
-  return { major, versions, rows };
+  return { major, versions, rows, load: fs.readFileSync(`${dir}/${major}.load`, "utf8").trim() };
 });
 console.log(`| benchmark | ${tables.map((t) => `ratio, Node ${t.versions}`).join(" | ")} | ${tables.map((t) => `value, Node ${t.major}`).join(" | ")} |`);
 console.log(`| --- | ${tables.map(() => "---:").join(" | ")} | ${tables.map(() => "---:").join(" | ")} |`);
@@ -47,4 +48,6 @@ for (const name of tables[0].rows.keys()) {
   const cells = tables.map((t) => t.rows.get(name));
   console.log(`| ${name} | ${cells.map((c) => c?.ratio ?? "–").join(" | ")} | ${cells.map((c) => c?.value ?? "–").join(" | ")} |`);
 }
+// Other work on the machine moves every figure; this says how busy it was when each Node's run began.
+console.log(`\nload average (1 min) when each run began: ${tables.map((t) => `Node ${t.major} ${t.load}`).join(", ")}`);
 JS

@@ -26,10 +26,11 @@ export const SUPPORTED_NODE_MAJORS: readonly number[] = ISOLATED_VM_BINDINGS.map
 
 /*
  * What differs between the four, as the suite found it. isolated-vm's API is the same in 5.0.4,
- * 6.2.0 and 7.0.1 (identical isolated-vm.d.ts; its 5.0.4..7.0.1 commits change builds, Node 24/26
- * support, and fix ArrayBuffer copies, `Callback` and inspector sessions). The two behaviours that
- * differ follow V8, not isolated-vm: a probe of raw isolated-vm 6.2.0 gives the old behaviour on
- * Node 22 (V8 12.4) and the new one on Node 24 (V8 13.6), as does 7.0.1 on 24 and 26
+ * 6.2.0 and 7.0.1 (identical isolated-vm.d.ts; between v5.0.4 and v7.0.1 its commits port it to
+ * Node 24 (fa5a7019) and 26 (c8e3c33b, #553), move to prebuilt binaries (16f5337f, #546) and fix
+ * `Callback` (b57202cd), resized ArrayBuffer copies (dd5469c7) and inspector sessions). The
+ * behaviours that differ follow V8, not isolated-vm: a probe of raw isolated-vm 6.2.0 gives the old
+ * behaviour on Node 22 (V8 12.4) and the new one on Node 24 (V8 13.6), as does 7.0.1 on 24 and 26
  * (docs/node-versions.md has the probe).
  * - One allocation far past the heap limit (`new Array(1e8).fill(0)` under 32 MB): up to V8 12 a
  *   fatal OOM that aborts the worker process (the supervisor reports SANDBOX_MEMORY_LIMIT and starts
