@@ -118,18 +118,9 @@ export function isolatedVmBinding(): IsolatedVmBinding {
 
 let loaded: IsolatedVm | undefined;
 
-/** Loads isolated-vm on first use; a binary that does not load on this Node fails with one line. */
+/** Loads isolated-vm on first use, in a sandbox worker (a process started with --no-node-snapshot). */
 function loadIsolatedVm(): IsolatedVm {
-  if (loaded) return loaded;
-  const binding = runningBinding();
-  try {
-    loaded = binding.require("isolated-vm") as IsolatedVm;
-  } catch (error) {
-    const reason = (error instanceof Error ? error.message : String(error)).split("\n")[0];
-    throw new SandboxError("SANDBOX_UNSUPPORTED_NODE", `isolated-vm ${binding.isolatedVm} does not load on Node.js ${binding.node} (${reason}): run npm ci with this Node.js`, {
-      cause: error,
-    });
-  }
+  loaded ??= runningBinding().require("isolated-vm") as IsolatedVm;
   return loaded;
 }
 
