@@ -124,7 +124,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     .option("--run-jobs", "run the system jobs the request queued before exiting")
     .option("--web-policy <file.json>", "widen or tune the outbound web policy")
     .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
-    .option("--json", "print one JSON object { ok, error?, response, journal, jobs, sandbox: { node, isolatedVm } }")
+    .option("--json", "print one JSON object { ok, error?, response, journal, jobs, sandbox: { node, isolatedVm, package } }")
     .action(async (flags: { manifest: string; request: string; db?: string; data?: string; runJobs?: boolean; webPolicy?: string; secrets?: string; json?: boolean }) => {
       const request = readRequest(fromPlain(await readJson(flags.request, "request")), flags.request);
       await withHost(flags, async (host) => {
