@@ -60,6 +60,7 @@ export const SANDBOX_ERROR_CODES = {
   SANDBOX_CLOSED: "usage", // the runtime was used after close()
   SANDBOX_ABORTED: "limit", // the caller aborted the execution through its AbortSignal
   SANDBOX_INTERNAL: "internal", // a defect in plugbox itself; the message says what happened
+  SANDBOX_UNSUPPORTED_NODE: "usage", // this Node.js has no isolated-vm binding (plugbox runs on 20, 22, 24 and 26), or it is not installed
   OPTIONS_INVALID: "usage", // an option is out of range or of the wrong type
   SANDBOX_UNAVAILABLE: "environment", // no sandbox worker could be started lately; the runtime keeps trying and recovers by itself
 } as const satisfies Record<string, ErrorFamily>;
@@ -120,6 +121,7 @@ const classForCode: Record<SandboxErrorCode, new (code: never, message: string, 
   SANDBOX_CLOSED: SandboxError,
   SANDBOX_ABORTED: SandboxError,
   SANDBOX_INTERNAL: SandboxError,
+  SANDBOX_UNSUPPORTED_NODE: SandboxError,
   OPTIONS_INVALID: OptionsError,
   SANDBOX_UNAVAILABLE: SandboxError,
 };

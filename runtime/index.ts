@@ -9,6 +9,8 @@ export { sandboxLimitDefaults, sandboxRuntimeDefaults, resolveLimits, resolveRun
 export type { Isolation, SandboxLimits, SandboxRuntimeOptions } from "./options.js";
 export type { ExecutionChanges, ExecutionStats, ServiceName } from "./protocol.js";
 export { SERVICE_OPERATIONS } from "./protocol.js";
+export { isolatedVmBinding, SUPPORTED_NODE_MAJORS } from "./worker/ivm.js";
+export type { IsolatedVmBinding } from "./worker/ivm.js";
 export {
   PlugboxError,
   SandboxError,

@@ -17,6 +17,7 @@ import { decode, encode, isPlainObject } from "../sdk/codec.js";
 import type { Bundle } from "./bundle.js";
 import { PluginExecutionError, PlugboxError, SandboxError, sandboxError, isSandboxErrorCode } from "./errors.js";
 import { resolveLimits, resolveRuntimeOptions, type Isolation, type SandboxLimits, type SandboxRuntimeOptions } from "./options.js";
+import { isolatedVmBinding } from "./worker/ivm.js";
 import {
   isServiceOperation,
   type CallMessage,
@@ -166,6 +167,8 @@ export class SandboxRuntime {
 
   constructor(options: Parameters<typeof resolveRuntimeOptions>[0] = {}) {
     this.options = resolveRuntimeOptions(options);
+    // A Node with no isolated-vm binding fails here, in one line (SANDBOX_UNSUPPORTED_NODE), not in every worker it would start.
+    isolatedVmBinding();
     if (!this.options.startOnFirstExecution) void this.#start();
   }
 

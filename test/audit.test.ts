@@ -80,7 +80,7 @@ describe("runAudit", () => {
     const env = report.environment;
     expect(env.node).toBe(process.version);
     expect(env.isolatedVm.version).toMatch(/^\d+\.\d+\.\d+$/);
-    expect(env.isolatedVm.binding).toMatch(/isolated_vm\.node$/);
+    expect(env.isolatedVm.binding).toMatch(/isolated[-_]vm.*\.node$/);
     expect(env.limits.cpuTimeMs).toBe(60_000);
     expect(env.webPolicy).toMatchObject({ ports: [80, 443], unsafeAllowLoopback: false, unsafeAllowPrivateNetwork: false });
     expect(env.widenings).toEqual([]);

@@ -81,6 +81,8 @@ function heldVictim(runtime: SandboxRuntime) {
 }
 
 const hugeAllocation = attackPlugin(`out.never = new Array(1e8).fill(0).length;`);
+/** From Node 24 (V8 13) isolated-vm's near-heap-limit callback stops the isolate; before, V8 aborts the worker (runtime/worker/ivm.ts). */
+const V8_STOPS_ONLY_THE_ISOLATE = Number(process.versions.node.split(".")[0]) >= 24;
 
 describe("sandbox hardening: no plug-in value leaves the isolate, so no plug-in code runs after a timed call", () => {
   const runtime = useRuntime({ killGraceMs: 500 });
@@ -199,13 +201,15 @@ describe("sandbox hardening: what a worker kill costs", () => {
   const shared = useRuntime({ workers: 1, maxConcurrentPerWorker: 4 });
   const confined = useRuntime({ workers: 2, maxConcurrentPerWorker: 1, prewarmIsolates: 1 });
 
-  test("one fatal allocation fails every execution in flight on its worker with SANDBOX_WORKER_CRASHED, and the next execution runs", async () => {
+  test("one fatal allocation fails every execution in flight on its worker with SANDBOX_WORKER_CRASHED (Node 20 and 22; from Node 24 V8 stops only that isolate), and the next execution runs", async () => {
     const victim = heldVictim(shared());
     await victim.inService;
     const attacker = await shared().execute({ bundle: hugeAllocation, typeName: "Attack", context: context(), limits: { memoryMb: 32 } });
     expect(errorOf(attacker).code).toMatch(/^(SANDBOX_WORKER_CRASHED|SANDBOX_MEMORY_LIMIT)$/);
     victim.release();
-    expect(errorOf(await victim.report).code).toBe("SANDBOX_WORKER_CRASHED");
+    const report = await victim.report;
+    if (V8_STOPS_ONLY_THE_ISOLATE) expect(report.ok ? report.changes.outputParameters.name : report.error.code).toBe("Contoso");
+    else expect(errorOf(report).code).toBe("SANDBOX_WORKER_CRASHED");
     await expectStillServes(shared());
   });
 

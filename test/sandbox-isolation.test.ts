@@ -12,6 +12,11 @@ import { attackPlugin as plugin, bundle, context, recorder, useRuntime } from ".
 const ACCOUNT_ID = "6f1c3a52-0b7e-4f0e-9a55-3d2b1c0e9f11";
 /** Tight limits for the attacks that spin, so each ends within a second or two. */
 const SPIN: Partial<SandboxLimits> = { cpuTimeMs: 300, wallTimeMs: 1_500 };
+/**
+ * V8 13 (Node 24 and 26) behaves differently from V8 11 and 12 (Node 20 and 22) in two cases below;
+ * runtime/worker/ivm.ts says how and how it was found. The isolate's V8 is this process's.
+ */
+const V8_MAJOR = Number(process.versions.v8.split(".")[0]);
 /** Host-side strings that must never be seen inside the sandbox or in what comes back from it. */
 const HOST_MARKERS = ["/work/", "node_modules", "node:", "supervisor", "worker.js", "dist/runtime", "isolated-vm"];
 
@@ -173,8 +178,8 @@ describe("sandbox isolation", () => {
         "Int32Array", "Map", "Number", "Object", "Promise", "Proxy", "RangeError", "ReferenceError", "RegExp", "Set", "String",
         "Symbol", "SyntaxError", "TypeError", "Uint8Array", "Uint8ClampedArray", "Uint16Array", "Uint32Array", "URIError",
         "WeakMap", "WeakRef", "WeakSet", "JSON", "Math", "Reflect", "Intl",
-        // Added by later editions; allowed so that a newer V8 does not fail this test.
-        "Iterator", "Float16Array", "SuppressedError", "DisposableStack", "AsyncDisposableStack",
+        // Added by later editions; allowed so that a newer V8 does not fail this test (Temporal: V8 14, Node 26).
+        "Iterator", "Float16Array", "SuppressedError", "DisposableStack", "AsyncDisposableStack", "Temporal",
       ];
       const shim = ["console", "fetch", "setTimeout", "setInterval", "clearTimeout", "clearInterval", "queueMicrotask"];
       const unexpected = names.filter((n) => !ecmascript.includes(n) && !shim.includes(n));
@@ -805,8 +810,16 @@ describe("sandbox isolation", () => {
       ["a proxy whose getOwnPropertyDescriptor trap loops", `throw new Proxy({}, { getOwnPropertyDescriptor() { for (;;) {} } });`],
       ["a proxy whose getPrototypeOf trap loops", `throw new Proxy({}, { getPrototypeOf() { for (;;) {} } });`],
       ["a thenable whose then loops", `return { then() { for (;;) {} } };`],
-      ["an Error whose lazily formatted stack loops", `const e = new Error("x"); Object.defineProperty(e, "message", { get() { return { toString() { for (;;) {} } }; } }); throw e;`],
     ];
+    const loopingMessageError = `const e = new Error("x"); Object.defineProperty(e, "message", { get() { return { toString() { for (;;) {} } }; } }); throw e;`;
+    if (V8_MAJOR < 13) spinning.push(["an Error whose lazily formatted stack loops", loopingMessageError]);
+    else {
+      test("thrown values: an Error whose message getter would loop gives PLUGIN_UNEXPECTED_ERROR: V8 13 wrote its stack when it was made", async () => {
+        const report = await run(runtime(), plugin(loopingMessageError), { limits: SPIN });
+        expect(errorOf(report)).toMatchObject({ code: "PLUGIN_UNEXPECTED_ERROR", message: "the plug-in threw a value that could not be read" });
+        await expectStillServes(runtime());
+      });
+    }
 
     test.each(spinning)("thrown values: throwing %s ends with SANDBOX_CPU_LIMIT or SANDBOX_TIMEOUT", async (_label, body) => {
       const report = await run(runtime(), plugin(body), { limits: SPIN });
@@ -917,15 +930,19 @@ describe("sandbox isolation: memory", () => {
     expect(errorOf(report).code).toBe("SANDBOX_MEMORY_LIMIT");
   });
 
-  test("memory: one huge allocation kills the worker process, ends with SANDBOX_MEMORY_LIMIT, and a new worker serves the next execution", async () => {
+  test(`memory: one huge allocation ends with SANDBOX_MEMORY_LIMIT and the next execution is served (${V8_MAJOR < 13 ? "V8 aborts the worker process, a new one takes over" : "V8 13 stops the isolate, the worker lives on"})`, async () => {
     const before = runtime().workerPids;
     expect(before).toHaveLength(1);
     const report = await run(runtime(), plugin(`out.never = new Array(1e8).fill(0).length;`), { limits: { memoryMb: 32 } });
-    expect(errorOf(report).code).toBe("SANDBOX_MEMORY_LIMIT");
+    expect(errorOf(report)).toMatchObject({
+      code: "SANDBOX_MEMORY_LIMIT",
+      message: V8_MAJOR < 13 ? expect.stringContaining("a fatal V8 error; its sandbox worker was restarted") : expect.stringContaining("the plug-in ran out of memory"),
+    });
     await expectStillServes(runtime());
     const after = runtime().workerPids;
     expect(after).toHaveLength(1);
-    expect(after[0]).not.toBe(before[0]);
+    if (V8_MAJOR < 13) expect(after[0]).not.toBe(before[0]);
+    else expect(after[0]).toBe(before[0]);
   });
 });
 

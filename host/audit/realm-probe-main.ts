@@ -4,8 +4,7 @@
  * realm the way plug-ins once reached it (a Proxy trap's arguments while isolated-vm copies a
  * thrown value) and prints what it found as one line of JSON. Isolates never live in the host.
  */
-import { createRequire } from "node:module";
-import { ISOLATED_VM_VERSION, SandboxIsolate } from "../../runtime/worker/ivm.js";
+import { isolatedVmBinding, isolatedVmNativePath, SandboxIsolate } from "../../runtime/worker/ivm.js";
 import { readShimSource } from "../../runtime/worker/worker.js";
 
 /** Trusted code appended to the shim: after setup, reaches for the default realm and reports its globals. */
@@ -20,7 +19,6 @@ const PROBE = `;(() => {
   Object.defineProperty(globalThis, "__pb_api", { configurable: true, value: Object.freeze({ ...api, reach() { throw { message: { toString: reach } }; }, report() { throw found; } }) });
 })();`;
 
-const require = createRequire(import.meta.url);
 const created = await SandboxIsolate.create({
   memoryMb: 32,
   bridge: { __pb_call: () => "", __pb_trace: () => undefined, __pb_done: () => undefined, __pb_ending: () => undefined },
@@ -43,5 +41,5 @@ try {
   created.isolate.dispose();
 }
 process.stdout.write(
-  `${JSON.stringify({ defaultRealm: created.isolate.defaultRealm, reached, isolatedVm: { version: ISOLATED_VM_VERSION, binding: require.resolve("isolated-vm/out/isolated_vm.node"), abi: process.versions.modules } })}\n`,
+  `${JSON.stringify({ defaultRealm: created.isolate.defaultRealm, reached, isolatedVm: { version: isolatedVmBinding().isolatedVm, binding: isolatedVmNativePath(), abi: process.versions.modules } })}\n`,
 );

@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { createRequire } from "node:module";
 import { isPlainObject } from "../../sdk/codec.js";
 import { Entity, EntityReference, typeOf } from "../../sdk/model.js";
-import { sandboxLimitDefaults, type SandboxLimits } from "../../runtime/index.js";
+import { isolatedVmBinding, sandboxLimitDefaults, type SandboxLimits } from "../../runtime/index.js";
 import { buildBundle } from "../build.js";
 import type { ContextInput, Mode, Stage } from "../context.js";
 import { exitCodeFor, PlugboxError, UsageError } from "../errors.js";
@@ -22,6 +22,16 @@ import { registerAuditCommand } from "../audit/command.js";
 import type { WebPolicyInput } from "../web/index.js";
 
 const { version } = createRequire(import.meta.url)("../../../package.json") as { version: string };
+
+/** "0.1.0 (Node.js 24.22.3, isolated-vm 7.0.1)"; on a Node with no binding, why instead of the binding. */
+function versionLine(): string {
+  try {
+    const binding = isolatedVmBinding();
+    return `${version} (Node.js ${binding.node}, isolated-vm ${binding.isolatedVm})`;
+  } catch (error) {
+    return `${version} (${(error as Error).message})`;
+  }
+}
 
 /** Every sandbox limit has a flag: the mapped type makes a new limit without one a compile error. */
 const limitFlags: { [K in keyof SandboxLimits]: { flag: string; description: string } } = {
@@ -124,7 +134,7 @@ function printHuman(result: RunResult, flags: RunFlags, out: (text: string) => v
 export function createProgram(io: { out: (text: string) => void; err: (text: string) => void; setExitCode: (code: number) => void }): Command {
   const program = new Command("plugbox")
     .description("Run Dataverse-style plug-ins in an isolated-vm sandbox")
-    .version(version)
+    .version(versionLine())
     .exitOverride()
     .showHelpAfterError("(run with --help for usage)")
     .configureOutput({
@@ -166,7 +176,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .option("--data <file.json>", "records to load into the store first (an in-memory store unless --db is given)")
     .option("--web-policy <file.json>", "widen or tune the outbound web policy (allowed hosts, extra ports, resolver override, …)")
     .option("--allow-host <host...>", "narrow outbound web requests to these hosts, as a bundle's manifest entry does")
-    .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, … }")
+    .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, …, sandbox: { node, isolatedVm, package } }")
     .option(...STORE_CHECK_FLAG);
   registerPipelineCommands(program, io);
   registerListenCommand(program, io);
@@ -229,7 +239,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
       isolation: flags.isolation,
       limits,
     }).finally(() => host?.close());
-    if (flags.json) io.out(JSON.stringify(result, null, 2));
+    if (flags.json) io.out(JSON.stringify({ ...result, sandbox: isolatedVmBinding() }, null, 2));
     else printHuman(result, { ...flags, entity: flags.entity ?? target?.logicalName }, result.ok ? io.out : io.err);
     io.setExitCode(result.exitCode);
   });

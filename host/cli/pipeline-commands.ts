@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fromPlain, isPlainObject, toPlain } from "../../sdk/codec.js";
+import { isolatedVmBinding } from "../../runtime/index.js";
 import { UsageError, exitCodeFor, PlugboxError } from "../errors.js";
 import { createHost, type PlugboxHost } from "../host.js";
 import { runJobsInProcesses } from "../job-processes.js";
@@ -154,7 +155,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     .option("--run-jobs", "run the system jobs the request queued before exiting")
     .option("--web-policy <file.json>", "widen or tune the outbound web policy")
     .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
-    .option("--json", "print one JSON object { ok, error?, response, journal, jobs }")
+    .option("--json", "print one JSON object { ok, error?, response, journal, jobs, sandbox: { node, isolatedVm, package } }")
     .option(...STORE_CHECK_FLAG)
     .action(async (flags: HostFlags & { manifest: string; request: string; data?: string; runJobs?: boolean; json?: boolean }) => {
       const request = readRequest(await readPlugboxJson(flags.request, "request"), flags.request);
@@ -163,7 +164,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
         try {
           const result = await host.execute(request);
           const jobs = flags.runJobs ? await host.runJobs() : [];
-          if (flags.json) io.out(JSON.stringify({ ok: true, response: toPlain(result.response), journal: result.journal, jobs }, null, 2));
+          if (flags.json) io.out(JSON.stringify({ ok: true, response: toPlain(result.response), journal: result.journal, jobs, sandbox: isolatedVmBinding() }, null, 2));
           else {
             for (const line of journalLines(result.journal)) io.out(line);
             io.out(`response: ${JSON.stringify(toPlain(result.response))}`);
@@ -174,7 +175,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
           if (!(error instanceof PlugboxError)) throw error;
           const journal = (error as { journal?: JournalRequest }).journal;
           const inner = (error as { innerCode?: string }).innerCode;
-          if (flags.json) io.out(JSON.stringify({ ok: false, error: { code: error.code, message: error.message, ...(inner ? { innerCode: inner } : {}) }, journal }, null, 2));
+          if (flags.json) io.out(JSON.stringify({ ok: false, error: { code: error.code, message: error.message, ...(inner ? { innerCode: inner } : {}) }, journal, sandbox: isolatedVmBinding() }, null, 2));
           else {
             if (journal) for (const line of journalLines(journal)) io.err(line);
             io.err(`error [${error.code}]: ${error.message}`);

@@ -1,6 +1,12 @@
 /**
  * The only module that imports isolated-vm. Everything else in the runtime talks to V8 through
- * this facade, so moving to another isolated-vm major is a change here and a version bump.
+ * this facade.
+ *
+ * Each supported Node.js line needs its own isolated-vm major: 5.0.4 is the last that builds for
+ * Node 20, 6.x needs Node 22 and ships a binary for it, 7.0.1 ships binaries for Node 24 and 26.
+ * package.json installs each as an optional helper package (bindings/isolated-vm-N) whose `engines`
+ * field names its Nodes, so npm skips the others without trying to build them. This module picks the
+ * helper for the running Node, loads isolated-vm from it on first use and reports which one it is.
  *
  * Only strings, numbers and booleans are passed through `callSync`; no Reference, ExternalCopy or
  * Callback object ever becomes reachable from code inside the isolate.
@@ -29,12 +35,173 @@
  * (the isolate is already entered: `is_recursive` in RunSync).
  */
 import { createRequire } from "node:module";
-import type IvmModule from "isolated-vm";
+import { SandboxError } from "../errors.js";
 
-const require = createRequire(import.meta.url);
-const ivm = require("isolated-vm") as typeof IvmModule;
+/** Node.js majors plugbox supports, each with the helper package that holds its isolated-vm. */
+export const ISOLATED_VM_BINDINGS: readonly { readonly nodeMajor: number; readonly package: string }[] = [
+  { nodeMajor: 20, package: "@plugbox/isolated-vm-5" },
+  { nodeMajor: 22, package: "@plugbox/isolated-vm-6" },
+  { nodeMajor: 24, package: "@plugbox/isolated-vm-7" },
+  { nodeMajor: 26, package: "@plugbox/isolated-vm-7" },
+];
 
-export const ISOLATED_VM_VERSION: string = (require("isolated-vm/package.json") as { version: string }).version;
+export const SUPPORTED_NODE_MAJORS: readonly number[] = ISOLATED_VM_BINDINGS.map((b) => b.nodeMajor);
+
+/*
+ * What differs between the four, as the suite found it. isolated-vm's API is the same in 5.0.4,
+ * 6.2.0 and 7.0.1 (identical isolated-vm.d.ts; between v5.0.4 and v7.0.1 its commits port it to
+ * Node 24 (fa5a7019) and 26 (c8e3c33b, #553), move to prebuilt binaries (16f5337f, #546) and fix
+ * `Callback` (b57202cd), resized ArrayBuffer copies (dd5469c7) and inspector sessions). The
+ * behaviours that differ follow V8, not isolated-vm: a probe of raw isolated-vm 6.2.0 gives the old
+ * behaviour on Node 22 (V8 12.4) and the new one on Node 24 (V8 13.6), as does 7.0.1 on 24 and 26
+ * (docs/node-versions.md has the probe).
+ * - One allocation far past the heap limit (`new Array(1e8).fill(0)` under 32 MB): up to V8 12 a
+ *   fatal OOM that aborts the worker process (the supervisor reports SANDBOX_MEMORY_LIMIT and starts
+ *   another); from V8 13 isolated-vm's near-heap-limit callback stops the isolate and the call fails
+ *   with "Isolate was disposed during execution due to memory limit" (classifyIsolateError: "memory"),
+ *   and the worker lives on. Both end as SANDBOX_MEMORY_LIMIT; nothing here needs to tell them apart.
+ * - An Error's stack header: up to V8 12 it is formatted on the first read of `stack`, calling a
+ *   `message` getter then (one that loops is stopped by the CPU limit); from V8 13 it is written
+ *   when the Error is made, so a getter defined later is never called by it.
+ * - V8 14 (Node 26) adds the ECMAScript global `Temporal` to every context, the isolate's too.
+ */
+
+/** Which isolated-vm the sandbox uses on this Node: what `plugbox --version` and `--json` report. */
+export interface IsolatedVmBinding {
+  /** The running Node.js version, e.g. "24.22.3". */
+  readonly node: string;
+  /** isolated-vm's version, e.g. "7.0.1". */
+  readonly isolatedVm: string;
+  /** The helper package it was installed through, e.g. "@plugbox/isolated-vm-7". */
+  readonly package: string;
+}
+
+interface ResolvedBinding extends IsolatedVmBinding {
+  /** Resolves modules as the helper package does (its own node_modules first). */
+  readonly require: NodeJS.Require;
+}
+
+/** "20, 22, 24 and 26" */
+function supportedList(): string {
+  const majors = SUPPORTED_NODE_MAJORS.map(String);
+  return `${majors.slice(0, -1).join(", ")} and ${majors.at(-1)}`;
+}
+
+/** Throws SANDBOX_UNSUPPORTED_NODE, one line naming the supported versions, for a Node plugbox has no isolated-vm for. */
+export function assertSupportedNode(nodeVersion: string): void {
+  bindingSpecFor(nodeVersion);
+}
+
+function bindingSpecFor(nodeVersion: string): (typeof ISOLATED_VM_BINDINGS)[number] {
+  const major = Number(nodeVersion.split(".")[0]);
+  const binding = ISOLATED_VM_BINDINGS.find((b) => b.nodeMajor === major);
+  if (!binding) {
+    throw new SandboxError("SANDBOX_UNSUPPORTED_NODE", `plugbox runs on Node.js ${supportedList()}; this is Node.js ${nodeVersion}`, {
+      details: { node: nodeVersion, supported: [...SUPPORTED_NODE_MAJORS] },
+    });
+  }
+  return binding;
+}
+
+/**
+ * Picks the helper package for `nodeVersion` and finds isolated-vm through it, without loading it.
+ * `resolve` is `require.resolve` from this module (a parameter so tests can ask about other Nodes).
+ * Throws SANDBOX_UNSUPPORTED_NODE in one line when the Node is not supported or its helper is not installed.
+ */
+export function selectBinding(nodeVersion: string, resolve: (request: string) => string): ResolvedBinding {
+  const binding = bindingSpecFor(nodeVersion);
+  let helperManifest: string;
+  let isolatedVmManifest: string;
+  try {
+    helperManifest = resolve(`${binding.package}/package.json`);
+    isolatedVmManifest = createRequire(helperManifest).resolve("isolated-vm/package.json");
+  } catch {
+    throw new SandboxError(
+      "SANDBOX_UNSUPPORTED_NODE",
+      `isolated-vm for Node.js ${binding.nodeMajor} (${binding.package}) is not installed: run npm ci (or npm install) with this Node.js, ${nodeVersion}`,
+      { details: { node: nodeVersion, package: binding.package } },
+    );
+  }
+  const { version } = createRequire(helperManifest)(isolatedVmManifest) as { version: string };
+  return { node: nodeVersion, isolatedVm: version, package: binding.package, require: createRequire(helperManifest) };
+}
+
+let selected: ResolvedBinding | undefined;
+
+function runningBinding(): ResolvedBinding {
+  selected ??= selectBinding(process.versions.node, createRequire(import.meta.url).resolve);
+  return selected;
+}
+
+/** The binding for the running Node, found without loading it (safe in a process without --no-node-snapshot). */
+export function isolatedVmBinding(): IsolatedVmBinding {
+  const { node, isolatedVm, package: pkg } = runningBinding();
+  return { node, isolatedVm, package: pkg };
+}
+
+let loaded: IsolatedVm | undefined;
+
+/** Loads isolated-vm on first use, in a sandbox worker (a process started with --no-node-snapshot). */
+function loadIsolatedVm(): IsolatedVm {
+  loaded ??= runningBinding().require("isolated-vm") as IsolatedVm;
+  return loaded;
+}
+
+/** The native addon file isolated-vm loaded (for reports such as `plugbox audit`); loads isolated-vm. */
+export function isolatedVmNativePath(): string {
+  loadIsolatedVm();
+  const cache = runningBinding().require.cache;
+  return Object.keys(cache).find((file) => file.endsWith(".node") && /isolated[-_]vm/.test(file)) ?? "unknown";
+}
+
+/**
+ * The part of isolated-vm's API this facade uses. isolated-vm ships its own types, but which major
+ * is installed (and where) depends on the Node that ran `npm install`, so the compiler could not
+ * find them on every Node; this surface is the same in 5.0.4, 6.2.0 and 7.0.1 (their
+ * isolated-vm.d.ts files are identical).
+ */
+namespace IvmModule {
+  export interface Isolate {
+    createContext(): Promise<Context>;
+    compileScript(source: string, options: ScriptOptions): Promise<Script>;
+    compileScriptSync(source: string, options: ScriptOptions): Script;
+    readonly cpuTime: bigint;
+    readonly isDisposed: boolean;
+    getHeapStatisticsSync(): { used_heap_size: number; externally_allocated_size: number };
+    dispose(): void;
+  }
+  export interface Context {
+    readonly global: Reference<Record<string, unknown>>;
+  }
+  export interface ScriptOptions {
+    filename: string;
+    cachedData?: ExternalCopy<ArrayBuffer>;
+    produceCachedData?: boolean;
+  }
+  export interface Script {
+    run(context: Context, options: { timeout: number }): Promise<unknown>;
+    runSync(context: Context, options: { reference: true; timeout: number }): Reference<unknown>;
+    release(): void;
+  }
+  export interface ExternalCopy<T> {
+    copy(): T;
+  }
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars -- T documents what the reference points at
+  export interface Reference<T> {
+    setSync(property: string, value: unknown): boolean;
+    getSync(property: string, options: { reference: true }): Reference<unknown>;
+    deleteSync(property: string): boolean;
+    applySync(receiver: undefined, args: unknown[], options: { timeout: number }): unknown;
+    derefInto(options: { release: true }): unknown;
+    release(): void;
+  }
+}
+
+interface IsolatedVm {
+  Isolate: new (options: { memoryLimit: number }) => IvmModule.Isolate;
+  Callback: new (fn: (...args: never[]) => unknown) => unknown;
+  ExternalCopy: new (value: ArrayBuffer) => IvmModule.ExternalCopy<ArrayBuffer>;
+}
 
 export type Primitive = string | number | boolean | null | undefined;
 export type BridgeFunction = (...args: Primitive[]) => Primitive | void;
@@ -104,6 +271,7 @@ export class SandboxIsolate {
     // parks the failing thread, but our isolates run on the main thread (applySync), so the handler
     // could never run. Without one, V8's out-of-memory path prints heap statistics and aborts the
     // process at once, which is what a supervised worker wants.
+    const ivm = loadIsolatedVm();
     const isolate = new ivm.Isolate({ memoryLimit: options.memoryMb });
     try {
       const context = await isolate.createContext();
@@ -163,6 +331,7 @@ export class SandboxIsolate {
 
   compile(source: string, filename: string, cachedData: Uint8Array | undefined): CompiledScript {
     this.#assertNoPluginCodeRan("compiling a script");
+    const ivm = loadIsolatedVm();
     const script: ScriptWithCache = this.#isolate.compileScriptSync(source, {
       filename,
       ...(cachedData ? { cachedData: new ivm.ExternalCopy(toArrayBuffer(cachedData)) } : { produceCachedData: true }),

@@ -3,7 +3,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const repo = path.resolve(fileURLToPath(new URL("../..", import.meta.url)));
-const bin = path.join(repo, "dist/host/cli/main.js");
+const bin = path.join(repo, "dist/host/cli/bin.js");
 
 export interface CliRun {
   code: number;
