@@ -487,11 +487,19 @@ const stateChecks: ConfinementCheck[] = [
     source: "vm2 GHSA-cchq-frgv-rjh5 (references kept across runs); plugbox issue 15",
     area: "state",
     async run(setup) {
-      const key = `stale-${Math.random().toString(36).slice(2)}`;
       // One bundle (one reused instance): the first execution keeps its service, the second uses the kept one.
       const body = `if (ctx.sharedVariables.keep) { globalThis.__keptOrg = org; out.kept = true; } else { await globalThis.__keptOrg.create({ logicalName: "leak" }); }`;
-      const keep = await attack(setup, { body, isolation: "reuse", instanceKey: key, context: sampleContext({ sharedVariables: { keep: true } }) });
-      const { report, services } = await attack(setup, { body, isolation: "reuse", instanceKey: key });
+      // The second execution must reach the instance the first kept: a worker replaced in between (by
+      // another check's fatal allocation) moves the step's instances to another worker, so try again.
+      let keep: Awaited<ReturnType<typeof attack>>;
+      let use: Awaited<ReturnType<typeof attack>>;
+      let attempts = 0;
+      do {
+        const key = `stale-${Math.random().toString(36).slice(2)}`;
+        keep = await attack(setup, { body, isolation: "reuse", instanceKey: key, context: sampleContext({ sharedVariables: { keep: true } }) });
+        use = await attack(setup, { body, isolation: "reuse", instanceKey: key });
+      } while (!use.report.stats.isolateReused && ++attempts < 3);
+      const { report, services } = use;
       return verdict(`keeping ended ${codeOf(keep.report)}; using ended ${codeOf(report)}`, [
         keep.report.ok ? undefined : "the keeping execution failed",
         codeOf(report) === "SANDBOX_CALL_AFTER_END" ? undefined : `using the kept service ended with ${codeOf(report)}`,
