@@ -99,7 +99,20 @@ function isDate(value: object): value is Date {
   return getPrototypeOf(value) === DateProto;
 }
 
-function encodeValue(value: unknown, depth: number, seen: unknown[], path: string): unknown {
+/**
+ * The objects on the path from the root to a value, to refuse cycles. It has no prototype, so
+ * writing an index runs no setter a plug-in put on Array.prototype (and costs less than defining).
+ */
+interface Path {
+  [index: number]: unknown;
+  length: number;
+}
+
+function newPath(): Path {
+  return { __proto__: null, length: 0 } as unknown as Path;
+}
+
+function encodeValue(value: unknown, depth: number, seen: Path, path: string): unknown {
   if (value === null) return null;
   switch (typeof value) {
     case "string":
@@ -119,7 +132,7 @@ function encodeValue(value: unknown, depth: number, seen: unknown[], path: strin
   for (let i = 0; i < seen.length; i++) {
     if (seen[i] === value) throw new TypeErrorCtor(`${path} refers to itself (a cycle)`);
   }
-  append(seen, value);
+  seen[seen.length++] = value;
   try {
     const obj = value as Record<string, unknown>;
     if (isArray(obj)) {
@@ -156,13 +169,13 @@ function encodeValue(value: unknown, depth: number, seen: unknown[], path: strin
 
 /** Turns a value into plugbox JSON. Throws a TypeError naming the path of a value with no JSON form. */
 export function encode(value: unknown, rootName = "value"): string {
-  const encoded = encodeValue(value, 0, [], rootName);
+  const encoded = encodeValue(value, 0, newPath(), rootName);
   return encoded === undefined ? "null" : (jsonStringify(encoded) as string);
 }
 
 /** The JSON-ready form of a value (what `encode` stringifies). */
 export function toPlain(value: unknown, rootName = "value"): unknown {
-  const encoded = encodeValue(value, 0, [], rootName);
+  const encoded = encodeValue(value, 0, newPath(), rootName);
   return encoded === undefined ? null : encoded;
 }
 
