@@ -69,8 +69,22 @@ const COLUMN_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
  */
 const RESERVED_COLUMN_NAMES: ReadonlySet<string> = new Set(Object.getOwnPropertyNames(Object.prototype));
 
+/**
+ * Names already found good: a request checks the same few names again and again, and a set lookup
+ * costs a fraction of the pattern. Bounded, since plug-ins choose the names.
+ */
+const goodColumnNames = new Set<string>();
+const MAX_REMEMBERED_COLUMN_NAMES = 10_000;
+
 /** Refuses a column name that is not a logical name, or that every object already has. */
 export function checkColumnName(column: string, where: string): void {
+  if (goodColumnNames.has(column)) return;
+  checkNewColumnName(column, where);
+  if (goodColumnNames.size >= MAX_REMEMBERED_COLUMN_NAMES) goodColumnNames.clear();
+  goodColumnNames.add(column);
+}
+
+function checkNewColumnName(column: string, where: string): void {
   if (!COLUMN_NAME.test(column)) throw new OrganizationError("ORG_INVALID_ARGUMENT", `${where} has an invalid column name ${JSON.stringify(column)} (letters, digits and _)`);
   if (RESERVED_COLUMN_NAMES.has(column)) {
     throw new OrganizationError("ORG_INVALID_ARGUMENT", `${where} cannot have a column named ${JSON.stringify(column)}: every JavaScript object has that name, so plugbox refuses it on every write`);
