@@ -81,7 +81,7 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
         try {
           await writeFile(flags.html, auditHtml(report));
         } catch (error) {
-          throw new CliError("CLI_USAGE", `cannot write the HTML report to ${flags.html}: ${(error as Error).message}`);
+          throw new CliError("OUTPUT_NOT_WRITABLE", `cannot write the HTML report to ${flags.html}: ${(error as Error).message}`);
         }
       }
       io.out(flags.json ? JSON.stringify(auditJson(report), null, 2) : auditText(report));
