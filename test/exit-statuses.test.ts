@@ -46,6 +46,13 @@ describe("every declared error code has an exit status", () => {
     expect(exitStatusOf("WEB_POLICY_INVALID")).toBe(2);
   });
 
+  it("a table that leaves a code out does not compile (npx tsc -p test checks the expected error)", () => {
+    const { CLI_USAGE: _left, ...rest } = EXIT_STATUSES;
+    // @ts-expect-error: CLI_USAGE has no exit status
+    const incomplete: typeof EXIT_STATUSES = rest;
+    expect(Object.keys(incomplete)).toHaveLength(Object.keys(EXIT_STATUSES).length - 1);
+  });
+
   it("a code no area declares is a defect: exit 1", () => {
     expect(exitStatusOf("NO_SUCH_CODE")).toBe(1);
   });
