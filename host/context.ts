@@ -54,18 +54,18 @@ export function buildContext(input: ContextInput, deps: { clock?: Clock; ids?: I
   const messageName = input.messageName ?? contextDefaults.messageName;
   const stage = input.stage ?? contextDefaults.stage;
   const mode = input.mode ?? contextDefaults.mode;
-  if (![10, 20, 40].includes(stage)) throw new UsageError("CLI_USAGE", `stage must be 10 (pre-validation), 20 (pre-operation) or 40 (post-operation), not ${String(stage)}`);
-  if (mode === "async" && stage !== 40) throw new UsageError("CLI_USAGE", "asynchronous steps run only at stage 40 (post-operation), as in Dataverse; use --stage 40 or --mode sync");
+  if (![10, 20, 40].includes(stage)) throw new UsageError("CONTEXT_INVALID", `stage must be 10 (pre-validation), 20 (pre-operation) or 40 (post-operation), not ${String(stage)}`);
+  if (mode === "async" && stage !== 40) throw new UsageError("CONTEXT_INVALID", "asynchronous steps run only at stage 40 (post-operation), as in Dataverse; use --stage 40 or --mode sync");
   const target = input.target;
   // An id that is not a Guid never reaches a plug-in as its primary entity id.
-  if (target && !isGuid(target.id)) throw new UsageError("CLI_USAGE", `the target's id must be a Guid such as "6d81597f-0f9f-e711-8122-000d3aa2331c", got ${JSON.stringify(target.id)}`);
+  if (target && !isGuid(target.id)) throw new UsageError("CONTEXT_INVALID", `the target's id must be a Guid such as "6d81597f-0f9f-e711-8122-000d3aa2331c", got ${JSON.stringify(target.id)}`);
   const primaryEntityName = input.primaryEntityName ?? target?.logicalName ?? "none";
   const inputParameters: Record<string, unknown> = { ...input.inputParameters };
   const outputParameters: Record<string, unknown> = {};
   let primaryEntityId = target && target.id !== EMPTY_GUID ? target.id : EMPTY_GUID;
   if (target) inputParameters.Target = target;
   if ((messageName === "Update" || messageName === "Delete") && primaryEntityId === EMPTY_GUID) {
-    throw new UsageError("CLI_USAGE", `a ${messageName} needs a target with an id; add "id" to the target`);
+    throw new UsageError("CONTEXT_INVALID", `a ${messageName} needs a target with an id; add "id" to the target`);
   }
   if (messageName === "Create" && stage === 40) {
     if (primaryEntityId === EMPTY_GUID) primaryEntityId = ids.newId();

@@ -3,10 +3,14 @@
  * the host's services, and reports what happened. `plugbox run` and `plugbox/testing` use it.
  */
 import { toPlain } from "../sdk/codec.js";
+import { familyIn } from "../sdk/errors.js";
 import {
   createSandboxRuntime,
   loadBundleFile,
   PluginExecutionError,
+  SANDBOX_ERRORS,
+  SERVICE_ERRORS,
+  ServiceError,
   type Bundle,
   type ExecutionStats,
   type Isolation,
@@ -14,9 +18,9 @@ import {
   type SandboxRuntime,
 } from "../runtime/index.js";
 import { buildContext, type ContextInput } from "./context.js";
-import { errorFamily, exitCodeFor, HostError } from "./errors.js";
 import type { Clock, IdSource } from "./ids.js";
-import type { WebPolicyInput } from "./web/index.js";
+import { WEB_ERRORS, type WebPolicyInput } from "./web/index.js";
+import { HOST_SERVICE_ERRORS, HostServiceError } from "./services/errors.js";
 import { createHostServices, webCallRecord, InMemoryOrganizationService, RecordingNotificationService, type NotificationBackend, type OrganizationBackend, type RecordedCall, type WebBackend } from "./services/index.js";
 
 export interface RunOptions {
@@ -53,11 +57,10 @@ export interface RunError {
   stack?: string;
 }
 
-export interface RunResult {
+/** What one run did; `plugbox/testing`'s `RunResult` adds the exit status `plugbox run` gives it. */
+export interface PluginRun {
   ok: boolean;
   error?: RunError;
-  /** 0 ok, 1 the plug-in failed, 2 usage or input error, 3 a limit was exceeded, 4 an isolation rule was broken. */
-  exitCode: number;
   trace: string;
   /** The writable parts of the context after execute(), as plain data (plugbox JSON). */
   changes: { target: unknown; inputParameters: unknown; outputParameters: unknown; sharedVariables: unknown } | null;
@@ -73,18 +76,18 @@ export interface RunResult {
 /** Web requests reach the host only when a web backend is given; the worker serves them otherwise. */
 const unreachableWeb: WebBackend = {
   fetch: async () => {
-    throw new HostError("SERVICE_FAILED", "no web backend is configured in this host");
+    throw new ServiceError("SERVICE_FAILED", "no web backend is configured in this host");
   },
 };
 
 /** The outbound web client when none is configured: every request is refused. */
 export const disabledWeb: WebBackend = {
   fetch: async () => {
-    throw new HostError("WEB_DISABLED", "the outbound web client is not enabled in this host");
+    throw new HostServiceError("WEB_DISABLED", "the outbound web client is not enabled in this host");
   },
 };
 
-export async function runPlugin(options: RunOptions): Promise<RunResult> {
+export async function runPlugin(options: RunOptions): Promise<PluginRun> {
   const started = performance.now();
   const bundle = typeof options.bundle === "string" ? await loadBundleFile(options.bundle) : options.bundle;
   const context = buildContext(options.context ?? {}, { ...(options.clock ? { clock: options.clock } : {}), ...(options.ids ? { ids: options.ids } : {}) });
@@ -117,7 +120,7 @@ export async function runPlugin(options: RunOptions): Promise<RunResult> {
 
     // Refusals by a host service for an isolation rule (the web policy) count as attempts too.
     // (Requests the worker served and refused are in report.violations already.)
-    const refused = services.calls.filter((c) => c.error && errorFamily(c.error.code) === "isolation").map((c) => `${c.service}.${c.op}: ${c.error!.message}`);
+    const refused = services.calls.filter((c) => c.error && familyIn(c.error.code, WEB_ERRORS, HOST_SERVICE_ERRORS, SERVICE_ERRORS, SANDBOX_ERRORS) === "isolation").map((c) => `${c.service}.${c.op}: ${c.error!.message}`);
     services.calls.push(...report.webCalls.map(webCallRecord));
     const violations = [...report.violations, ...refused];
     const base = { trace: report.trace, calls: services.calls, violations, durationMs: performance.now() - started, stats: report.stats, context: toPlain(context) };
@@ -126,9 +129,9 @@ export async function runPlugin(options: RunOptions): Promise<RunResult> {
       const changes = { target: toPlain(inputParameters.Target ?? null), inputParameters: toPlain(inputParameters), outputParameters: toPlain(outputParameters), sharedVariables: toPlain(sharedVariables) };
       if (violations.length > 0) {
         const message = `the plug-in tried to break an isolation rule (and caught the error): ${violations.join("; ")}`;
-        return { ok: false, error: { code: "SANDBOX_ISOLATION_VIOLATION", message }, exitCode: 4, changes, ...base };
+        return { ok: false, error: { code: "SANDBOX_ISOLATION_VIOLATION", message }, changes, ...base };
       }
-      return { ok: true, exitCode: 0, changes, ...base };
+      return { ok: true, changes, ...base };
     }
     const error = report.error;
     const runError: RunError = { code: error.code, message: error.message };
@@ -143,8 +146,7 @@ export async function runPlugin(options: RunOptions): Promise<RunResult> {
     } else if (typeof error.details?.pluginStack === "string") {
       runError.stack = error.details.pluginStack;
     }
-    const exitCode = violations.length > 0 ? 4 : exitCodeFor(runError.code);
-    return { ok: false, error: runError, exitCode, changes: null, ...base };
+    return { ok: false, error: runError, changes: null, ...base };
   } finally {
     if (!options.runtime) await runtime.close();
   }

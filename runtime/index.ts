@@ -22,9 +22,10 @@ export {
   BundleError,
   OptionsError,
   PluginExecutionError,
-  SANDBOX_ERROR_CODES,
-  EXIT_CODES,
-  familyOf,
+  ServiceError,
+  SANDBOX_ERRORS,
+  SERVICE_ERRORS,
   sandboxError,
+  isPlugboxError,
 } from "./errors.js";
-export type { ErrorFamily, SandboxErrorCode } from "./errors.js";
+export type { ErrorFamily, ErrorTable, SandboxErrorCode, ServiceErrorCode } from "./errors.js";

@@ -15,7 +15,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { decode, encode, isPlainObject } from "../sdk/codec.js";
 import type { Bundle } from "./bundle.js";
-import { PluginExecutionError, PlugboxError, SandboxError, sandboxError, isSandboxErrorCode } from "./errors.js";
+import { PluginExecutionError, PlugboxError, SandboxError, sandboxError, isSandboxErrorCode, type SandboxErrorCode, type ServiceErrorCode } from "./errors.js";
 import { resolveLimits, resolveRuntimeOptions, type Isolation, type SandboxLimits, type SandboxRuntimeOptions } from "./options.js";
 import { isolatedVmBinding } from "./worker/ivm.js";
 import {
@@ -575,7 +575,7 @@ export class SandboxRuntime {
     const f = worker.inflight.get(message.execId);
     if (!f) return;
     const reply = (ok: boolean, payload: string) => this.#post(worker, { type: "reply", execId: message.execId, callId: message.callId, ok, payload });
-    const refuse = (code: string, text: string) => reply(false, JSON.stringify({ code, message: text }));
+    const refuse = (code: SandboxErrorCode | ServiceErrorCode, text: string) => reply(false, JSON.stringify({ code, message: text }));
     if (!isServiceOperation(message.service, message.op)) return refuse("SANDBOX_ISOLATION_VIOLATION", "unknown service operation");
     if (typeof message.payload !== "string" || message.payload.length > f.limits.maxHostCallBytes) {
       return refuse("SANDBOX_HOST_CALL_TOO_LARGE", `a service request is limited to ${f.limits.maxHostCallBytes} bytes`);

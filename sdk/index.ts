@@ -64,4 +64,6 @@ export type {
 } from "./plugin.js";
 export { encode, decode, toPlain, fromPlain, isPlainObject } from "./codec.js";
 export { parseRemoteExecutionContext, serializeRemoteExecutionContext, withoutLargeParts, WireFormatError, CONTENT_TYPES } from "./wire/index.js";
+export { PlugboxError, isPlugboxError } from "./errors.js";
+export type { ErrorFamily, ErrorCodeInfo, ErrorTable, PlugboxErrorOptions } from "./errors.js";
 export type { RemoteExecutionContext, WireFormat } from "./wire/index.js";

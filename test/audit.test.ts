@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { confinementChecks } from "../dist/host/audit/checks.js";
 import { escapeCorpus } from "../dist/host/audit/corpus.js";
 import { runAudit, type AuditReport } from "../dist/host/audit/audit.js";
+import { auditExitStatus } from "../dist/host/cli/exit-statuses.js";
 import { buildContext } from "../dist/host/index.js";
 import { createSandboxRuntime } from "../dist/runtime/index.js";
 import { Entity, parseRemoteExecutionContext, serializeRemoteExecutionContext } from "../dist/sdk/index.js";
@@ -64,7 +65,7 @@ describe("runAudit", () => {
   test("with the default configuration, every confinement check passes and the exit code is 0", () => {
     expect(failures(report)).toBe("");
     expect(report.summary).toMatchObject({ passed: confinementChecks.length, failed: 0, findings: 0 });
-    expect(report.exitCode).toBe(0);
+    expect(auditExitStatus(report)).toBe(0);
   });
 
   test("each check reports its id, title, source, evidence and duration, and progress is reported check by check", () => {
@@ -113,7 +114,7 @@ describe("runAudit catches a weakened sandbox", () => {
     expect(failedIds(report)).toEqual(["wasm-api-resurrection", "removed-globals-every-route"]);
     expect(report.checks.find((c) => c.id === "wasm-api-resurrection")!.evidence).toContain(`"object"`);
     expect(report.summary.failed).toBe(2);
-    expect(report.exitCode).toBe(4);
+    expect(auditExitStatus(report)).toBe(4);
     expect(report.environment.widenings).toEqual([expect.stringContaining("unsafeKeepWebAssembly")]);
   }, AUDIT_TIMEOUT_MS);
 });
@@ -157,7 +158,7 @@ describe("runAudit with bad input", () => {
     ]);
     expect(report.checks).toHaveLength(3);
     expect(report.summary).toMatchObject({ passed: 3, failed: 0, findings: 2 });
-    expect(report.exitCode).toBe(2);
+    expect(auditExitStatus(report)).toBe(2);
   });
 
   test("a manifest's bundle that does not compile is a BUNDLE_INVALID finding, and a step that reuses instances makes the audit run in reuse isolation", async () => {
@@ -308,7 +309,7 @@ module.exports = {
     const report = await runAudit({ manifest: file("plugbox.json"), checks: [] });
     expect(report.findings).toEqual([expect.objectContaining({ code: "PLUGIN_TYPE_NOT_FOUND", message: expect.stringContaining(`no plug-in type named "Refunds"; it exports: Orders`) })]);
     expect(report.capabilities[0]!.runs).toEqual([expect.objectContaining({ type: "Orders", as: `step "orders on update"`, outcome: "ok" })]);
-    expect(report.exitCode).toBe(2);
+    expect(auditExitStatus(report)).toBe(2);
   });
 
   test("with a captured RemoteExecutionContext, each type runs on it instead of the sample context", async () => {

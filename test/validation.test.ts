@@ -29,7 +29,7 @@ describe("validation where values enter", () => {
   });
 
   it("a target whose id is not a Guid is refused before any plug-in sees it", () => {
-    expect(() => buildContext({ target: new Entity("account", "not-a-guid") })).toThrow(expect.objectContaining({ code: "CLI_USAGE", message: expect.stringContaining('the target\'s id must be a Guid') }));
+    expect(() => buildContext({ target: new Entity("account", "not-a-guid") })).toThrow(expect.objectContaining({ code: "CONTEXT_INVALID", message: expect.stringContaining('the target\'s id must be a Guid') }));
     expect(buildContext({ target: new Entity("account", "6D81597F-0F9F-E711-8122-000D3AA2331C") }).primaryEntityId).toBe("6D81597F-0F9F-E711-8122-000D3AA2331C");
   });
 });

@@ -4,13 +4,12 @@
  * classifyAddress), and how host configuration is read (resolveWebPolicy).
  */
 import { describe, expect, it } from "vitest";
-import { exitCodeFor } from "../dist/host/index.js";
 import {
   checkAddress,
   checkUrl,
   classifyAddress,
   resolveWebPolicy,
-  WEB_ERROR_CODES,
+  WEB_ERRORS,
   WebClient,
   WebError,
   webPolicyDefaults,
@@ -391,17 +390,15 @@ describe("resolveWebPolicy: host configuration", () => {
   });
 });
 
-describe("web error codes and exit statuses", () => {
-  it("a policy refusal is an isolation violation (exit 4), a limit a limit (exit 3), a bad policy a usage error (exit 2)", () => {
+describe("web error codes and their families (test/exit-statuses.test.ts maps them to exit statuses)", () => {
+  it("a policy refusal is an isolation violation, a limit a limit, a network failure the plug-in's, a bad policy a usage error", () => {
     for (const code of ["WEB_SCHEME", "WEB_USERINFO", "WEB_IP_LITERAL", "WEB_LOOPBACK", "WEB_PRIVATE_ADDRESS", "WEB_PORT", "WEB_NOT_ALLOWED", "WEB_INVALID_URL"] as const) {
-      expect(WEB_ERROR_CODES[code], code).toBe("isolation");
-      expect(exitCodeFor(code), code).toBe(4);
+      expect(WEB_ERRORS[code].family, code).toBe("isolation");
     }
     for (const code of ["WEB_TIMEOUT", "WEB_TOO_LARGE", "WEB_TOO_MANY_REDIRECTS", "WEB_TOO_MANY_REQUESTS"] as const) {
-      expect(WEB_ERROR_CODES[code], code).toBe("limit");
-      expect(exitCodeFor(code), code).toBe(3);
+      expect(WEB_ERRORS[code].family, code).toBe("limit");
     }
-    for (const code of ["WEB_DNS", "WEB_CONNECTION_FAILED", "WEB_INVALID_REQUEST"] as const) expect(exitCodeFor(code), code).toBe(1);
-    expect(exitCodeFor("WEB_POLICY_INVALID")).toBe(2);
+    for (const code of ["WEB_DNS", "WEB_CONNECTION_FAILED", "WEB_INVALID_REQUEST"] as const) expect(WEB_ERRORS[code].family, code).toBe("plugin");
+    expect(WEB_ERRORS.WEB_POLICY_INVALID.family).toBe("usage");
   });
 });

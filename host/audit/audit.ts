@@ -10,7 +10,6 @@ import { PlugboxError } from "../../runtime/errors.js";
 import { resolveRuntimeOptions, type Isolation, type SandboxLimits, type SandboxRuntimeOptions } from "../../runtime/options.js";
 import { createSandboxRuntime, type SandboxRuntime } from "../../runtime/supervisor.js";
 import { resolveWebPolicy, webPolicyDefaults, type WebPolicy, type WebPolicyInput } from "../../runtime/web/policy.js";
-import { exitCodeFor } from "../errors.js";
 import { loadManifest, type Manifest } from "../registry/manifest.js";
 import { confinementChecks, type ConfinementCheck } from "./checks.js";
 import { bundleCapabilities, capabilityDiff, exportedTypes, type BundleCapabilities } from "./capabilities.js";
@@ -90,8 +89,6 @@ export interface AuditReport {
   diff?: { older: string; newer: string; lines: string[] };
   checks: AuditCheckResult[];
   summary: { passed: number; failed: number; notApplicable: number; findings: number; ms: number };
-  /** 4 when a check failed; otherwise the exit code of the first finding; 0 when all is well. */
-  exitCode: number;
 }
 
 function findingOf(subject: string, error: unknown): AuditFinding {
@@ -293,7 +290,6 @@ export async function runAudit(options: AuditOptions = {}): Promise<AuditReport>
         findings: findings.length,
         ms: Math.round(performance.now() - started),
       },
-      exitCode: failed > 0 ? 4 : findings.length > 0 ? exitCodeFor(findings[0]!.code) : 0,
     };
   } finally {
     await runtime.close();

@@ -32,7 +32,7 @@ import { manage, replyTo } from "./management.js";
 import { ManagementFailure, Namespace, type BrokerTopology, type Disposition, type Entity, type Stored } from "./namespace.js";
 import { BrokerStore } from "./persistence.js";
 
-export { BrokerError, BROKER_ERROR_CODES, type BrokerErrorCode } from "./errors.js";
+export { BrokerError, BROKER_ERRORS, type BrokerErrorCode } from "./errors.js";
 export type { BrokerTopology, EntityOptions, SubscriptionSpec, TopicSpec } from "./namespace.js";
 export type { RuleSpec, CorrelationFilterSpec } from "./rules.js";
 export type { EventHubSpec } from "./event-hubs.js";

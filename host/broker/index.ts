@@ -2,6 +2,6 @@
  * `plugbox broker`: a local Service Bus and Event Hubs for development and tests.
  * @module
  */
-export { Broker, BrokerError, BROKER_ERROR_CODES, startBroker } from "./broker.js";
+export { Broker, BrokerError, BROKER_ERRORS, startBroker } from "./broker.js";
 export type { BrokerOptions, BrokerTopology, EntityOptions, BrokerErrorCode, SubscriptionSpec, TopicSpec, RuleSpec, CorrelationFilterSpec, EventHubSpec } from "./broker.js";
 export { parseEmulatorConfig, parseDuration, formatDuration, stripJsonComments, toEmulatorConfig } from "./config.js";

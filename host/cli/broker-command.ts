@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { startBroker, type BrokerTopology, type EventHubSpec } from "../broker/broker.js";
 import { parseEmulatorConfig, toEmulatorConfig } from "../broker/config.js";
 import { UsageError } from "../errors.js";
+import { CliError } from "./errors.js";
 import type { CliIo } from "./pipeline-commands.js";
 
 export function registerBrokerCommand(program: Command, io: CliIo): void {
@@ -37,10 +38,10 @@ export function registerBrokerCommand(program: Command, io: CliIo): void {
       }
       if (flags.printConfig !== undefined) {
         const which = flags.printConfig === true ? "servicebus" : flags.printConfig.toLowerCase();
-        if (which !== "servicebus" && which !== "eventhubs") throw new UsageError("CLI_USAGE", `--print-config takes servicebus (the default) or eventhubs, got ${JSON.stringify(flags.printConfig)}`);
+        if (which !== "servicebus" && which !== "eventhubs") throw new CliError("CLI_USAGE", `--print-config takes servicebus (the default) or eventhubs, got ${JSON.stringify(flags.printConfig)}`);
         const files = toEmulatorConfig(topology);
         const file = which === "servicebus" ? files.serviceBus : files.eventHubs;
-        if (!file) throw new UsageError("CLI_USAGE", "--print-config eventhubs: no event hub is configured");
+        if (!file) throw new CliError("CLI_USAGE", "--print-config eventhubs: no event hub is configured");
         io.out(JSON.stringify(file, null, 2));
         return;
       }

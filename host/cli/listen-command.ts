@@ -18,7 +18,6 @@ import type { ServiceBusClient, ServiceBusReceivedMessage } from "@azure/service
 import type { Command } from "commander";
 import { parseRemoteExecutionContext, type RemoteExecutionContext } from "../../sdk/wire/index.js";
 import { toPlain } from "../../sdk/codec.js";
-import { UsageError } from "../errors.js";
 import { CliError } from "./errors.js";
 import { messageText, textBody } from "../relay/body.js";
 import type { CliIo } from "./pipeline-commands.js";
@@ -103,10 +102,10 @@ export function registerListenCommand(program: Command, io: CliIo): void {
     .option("--timeout <ms>", "stop after this long without a message", (v) => Number.parseInt(v, 10))
     .option("--reply <text>", "answer two-way requests (messages with ReplyTo) with this text")
     .action(async (flags: ListenFlags) => {
-      if (!flags.queue && !(flags.topic && flags.subscription) && !flags.eventHub) throw new UsageError("CLI_USAGE", "name a --queue, a --topic with its --subscription, or an --event-hub");
+      if (!flags.queue && !(flags.topic && flags.subscription) && !flags.eventHub) throw new CliError("CLI_USAGE", "name a --queue, a --topic with its --subscription, or an --event-hub");
       const endpoint = /(?:^|;)Endpoint=(sb:\/\/[^;]+)/i.exec(flags.connectionString)?.[1];
       if (!endpoint) {
-        throw new UsageError("CLI_USAGE", "--connection-string is malformed: it needs Endpoint=sb://<host>;SharedAccessKeyName=…;SharedAccessKey=…");
+        throw new CliError("CLI_USAGE", "--connection-string is malformed: it needs Endpoint=sb://<host>;SharedAccessKeyName=…;SharedAccessKey=…");
       }
       const printer = new Printer(io, flags);
       const session = new Session(io, endpoint, flags.timeout);

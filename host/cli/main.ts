@@ -10,15 +10,17 @@ import { Entity, EntityReference, typeOf } from "../../sdk/model.js";
 import { isolatedVmBinding, sandboxLimitDefaults, type SandboxLimits } from "../../runtime/index.js";
 import { buildBundle } from "../build.js";
 import type { ContextInput, Mode, Stage } from "../context.js";
-import { exitCodeFor, PlugboxError, UsageError } from "../errors.js";
-import { runPlugin, type RunResult } from "../run.js";
+import { PlugboxError } from "../../sdk/errors.js";
+import { UsageError } from "../errors.js";
+import { runPlugin } from "../run.js";
+import { EXIT_STATUSES, exitStatusOf, withExitStatus, type RunResult } from "./exit-statuses.js";
 import { createHost, type PlugboxHost } from "../host.js";
 import { importData, readJson, readPlugboxJson, registerPipelineCommands, STORE_CHECK_FLAG } from "./pipeline-commands.js";
 import { toStoreError } from "../store/errors.js";
 import { isGuid } from "../ids.js";
 import { registerListenCommand } from "./listen-command.js";
 import { registerBrokerCommand } from "./broker-command.js";
-import { registerAuditCommand } from "../audit/command.js";
+import { registerAuditCommand } from "./audit-command.js";
 import type { WebPolicyInput } from "../web/index.js";
 
 const { version } = createRequire(import.meta.url)("../../../package.json") as { version: string };
@@ -227,7 +229,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
         throw error;
       });
     }
-    const result = await runPlugin({
+    const result = withExitStatus(await runPlugin({
       ...(host ? { runtime: host.runtime, organization: host.organization(), notification: host.notification } : {}),
       bundle: bundlePath,
       ...(webPolicy ? { webPolicy } : {}),
@@ -238,7 +240,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
       secureConfig: flags.secureConfig ?? null,
       isolation: flags.isolation,
       limits,
-    }).finally(() => host?.close());
+    }).finally(() => host?.close()));
     if (flags.json) io.out(JSON.stringify({ ...result, sandbox: isolatedVmBinding() }, null, 2));
     else printHuman(result, { ...flags, entity: flags.entity ?? target?.logicalName }, result.ok ? io.out : io.err);
     io.setExitCode(result.exitCode);
@@ -258,14 +260,14 @@ export async function main(argv: string[], io = { out: (t: string) => console.lo
     if (error instanceof CommanderError) {
       if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help") return 0;
       if (wantsJson) io.out(JSON.stringify({ ok: false, error: { code: "CLI_USAGE", message: error.message.replace(/^error: /, "") } }));
-      return 2;
+      return EXIT_STATUSES.CLI_USAGE;
     }
     // A store's SQLite error that no layer above turned into its own code still gets the store's.
     const typed = toStoreError(error);
     if (typed instanceof PlugboxError) {
       if (wantsJson) io.out(JSON.stringify({ ok: false, error: { code: typed.code, message: typed.message } }, null, 2));
       else io.err(`plugbox: error [${typed.code}]: ${typed.message}`);
-      return exitCodeFor(typed.code);
+      return exitStatusOf(typed.code);
     }
     io.err(`plugbox: internal error: ${error instanceof Error ? error.stack : String(error)}`);
     return 1;

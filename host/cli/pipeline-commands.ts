@@ -7,7 +7,10 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fromPlain, isPlainObject, toPlain } from "../../sdk/codec.js";
 import { isolatedVmBinding } from "../../runtime/index.js";
-import { UsageError, exitCodeFor, PlugboxError } from "../errors.js";
+import { PlugboxError } from "../../sdk/errors.js";
+import { UsageError } from "../errors.js";
+import { CliError } from "./errors.js";
+import { exitStatusOf } from "./exit-statuses.js";
 import { createHost, type PlugboxHost } from "../host.js";
 import { runJobsInProcesses } from "../job-processes.js";
 import { jobRunnerDefaults, type JobOutcome } from "../pipeline/job-runner.js";
@@ -52,7 +55,7 @@ export async function writeOutput(file: string, text: string): Promise<void> {
       : code === "EISDIR" ? "it is a folder; name a file"
       : code === "ENOSPC" ? "the disk is full"
       : `${(error as Error).message}`;
-    throw new UsageError("OUTPUT_NOT_WRITABLE", `cannot write ${file}: ${why}`);
+    throw new CliError("OUTPUT_NOT_WRITABLE", `cannot write ${file}: ${why}`);
   }
 }
 
@@ -180,7 +183,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
             if (journal) for (const line of journalLines(journal)) io.err(line);
             io.err(`error [${error.code}]: ${error.message}`);
           }
-          io.setExitCode(exitCodeFor(inner ?? error.code));
+          io.setExitCode(exitStatusOf(inner ?? error.code));
         }
       });
     });
@@ -206,7 +209,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     .action(async (id: string, flags: HostFlags) => {
       await withHost(flags, async (host) => {
         const job = await host.getJob(id);
-        if (!job) throw new UsageError("CLI_USAGE", `no system job has the id ${id}; see \`plugbox jobs list\``);
+        if (!job) throw new CliError("CLI_USAGE", `no system job has the id ${id}; see \`plugbox jobs list\``);
         const data = await host.jobData(id);
         io.out(JSON.stringify({ ...job, state: describeState(job), context: toPlain(data) }, null, 2));
       });
@@ -260,7 +263,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
         io.out(`${result.processes.length} processes ran ${result.processes.map((p) => p.jobs).join(" + ")} jobs in ${seconds.toFixed(2)} s, using ${cpuSeconds.toFixed(2)} s of CPU`);
         for (const p of result.failed) {
           io.err(`error [${p.code}]: job process ${p.pid} failed: ${p.message}; the jobs it held run again once their leases run out (${flags.leaseMs ?? jobRunnerDefaults.leaseMs} ms)`);
-          io.setExitCode(exitCodeFor(p.code));
+          io.setExitCode(exitStatusOf(p.code));
         }
         return;
       }

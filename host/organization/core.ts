@@ -6,7 +6,7 @@
  */
 import { checkTypedValue, toPlain, fromPlain } from "../../sdk/codec.js";
 import { ColumnSet, Entity, EntityReference, EMPTY_GUID, OptionSetValue, typeOf } from "../../sdk/model.js";
-import { OrganizationError } from "../errors.js";
+import { OrganizationError } from "./errors.js";
 import { isGuid, type Clock, type IdSource } from "../ids.js";
 import type { Store } from "../store/store.js";
 import type { ColumnType, SchemaLookup, TableSchema } from "../store/table-schema.js";

@@ -11,24 +11,24 @@
 import { toPlain, fromPlain, isPlainObject } from "../../sdk/codec.js";
 import { ColumnSet, Entity, EntityCollection, EntityReference, EMPTY_GUID, typeOf } from "../../sdk/model.js";
 import { loadBundleFile, PluginExecutionError, type Bundle, type PlugboxError, type SandboxRuntime } from "../../runtime/index.js";
-import { OrganizationError } from "../errors.js";
+import { OrganizationError } from "../organization/errors.js";
 import { isGuid, randomIds, systemClock, type Clock, type IdSource } from "../ids.js";
 import { OrganizationCore, toEntity } from "../organization/core.js";
 import { retrieveMultiple } from "../organization/query/index.js";
 import type { Registry, StepImage, StepRegistration, StageNumber } from "../registry/index.js";
 import { createHostServices, webCallRecord, type NotificationBackend, type OrganizationBackend, type RecordedCall, type WebBackend } from "../services/index.js";
 import { executeSerialized, type SerializedContext } from "../services/notification.js";
-import { errorFamily, HostError } from "../errors.js";
+import { ServiceError } from "../../runtime/errors.js";
 import type { WebPolicyInput } from "../web/index.js";
 
 const unreachableWeb: WebBackend = {
   fetch: async () => {
-    throw new HostError("SERVICE_FAILED", "no web backend is configured in this host");
+    throw new ServiceError("SERVICE_FAILED", "no web backend is configured in this host");
   },
 };
 import { readColumnSet, readEntity, readEntityReference, readLogicalName, type OrganizationRequestValue, type OrganizationResponseValue } from "../services/organization.js";
 import { StoreError, toStoreError, type Store, type StoreTransaction } from "../store/store.js";
-import { withoutStorePath } from "../store/errors.js";
+import { STORE_ERRORS, withoutStorePath } from "../store/errors.js";
 import { PipelineError, StepFailedError } from "./errors.js";
 import { JobQueue } from "./jobs-store.js";
 import { TraceLog, type TraceRow } from "./trace-log.js";
@@ -231,7 +231,7 @@ export class Pipeline {
     const rows = this.traceLog.kept(scope.traces, this.registry.settings.traceLogSetting);
     const journal = scope.journal[0];
     if (rows.length === 0) return;
-    if (failure instanceof StoreError && errorFamily(failure.code) === "environment") {
+    if (failure instanceof StoreError && STORE_ERRORS[failure.code].family === "environment") {
       if (journal) journal.traceLogError = { code: failure.code, message: `the trace logs of this request were not written: ${failure.message}` };
       return;
     }

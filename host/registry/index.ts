@@ -5,7 +5,7 @@
 export { Registry } from "./registry.js";
 export type { StepInput } from "./registry.js";
 export { checkBundleExports, readBundleExports } from "./bundle-exports.js";
-export { parseManifest, loadManifest, stableGuid, RegistryError, REGISTRY_ERROR_CODES, IMAGE_MESSAGES, manifestSettingDefaults } from "./manifest.js";
+export { parseManifest, loadManifest, stableGuid, RegistryError, REGISTRY_ERRORS, IMAGE_MESSAGES, manifestSettingDefaults } from "./manifest.js";
 export type {
   Manifest,
   ManifestSettings,

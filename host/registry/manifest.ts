@@ -13,7 +13,7 @@ import type { ColumnType, TableSchema } from "../store/table-schema.js";
 
 import { RegistryError } from "./errors.js";
 
-export { REGISTRY_ERROR_CODES, RegistryError, type RegistryErrorCode } from "./errors.js";
+export { REGISTRY_ERRORS, RegistryError, type RegistryErrorCode } from "./errors.js";
 
 export type StageNumber = 10 | 20 | 40;
 export type StepMode = "sync" | "async";

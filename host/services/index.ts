@@ -6,7 +6,7 @@
 import { toPlain } from "../../sdk/codec.js";
 import type { SandboxServices, ServiceCall } from "../../runtime/index.js";
 import type { WebCallRecord } from "../../runtime/protocol.js";
-import { PlugboxError } from "../errors.js";
+import { PlugboxError } from "../../sdk/errors.js";
 import type { WebFetchOptions } from "../web/index.js";
 import { serveNotification, type NotificationBackend } from "./notification.js";
 import { serveOrganization, type OrganizationBackend, type RecordedCall } from "./organization.js";

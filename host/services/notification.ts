@@ -4,7 +4,7 @@
  */
 import { isPlainObject } from "../../sdk/codec.js";
 import { parseRemoteExecutionContext, type WireFormat } from "../../sdk/wire/index.js";
-import { HostError } from "../errors.js";
+import { HostServiceError } from "./errors.js";
 import { isGuid } from "../ids.js";
 
 /**
@@ -109,12 +109,12 @@ export class RecordingNotificationService implements NotificationBackend {
 }
 
 export async function serveNotification(backend: NotificationBackend, op: string, args: unknown[], signal: AbortSignal): Promise<unknown> {
-  if (op !== "execute") throw new HostError("NOTIFY_INVALID_ARGUMENT", `the notification service has no method ${op}`);
+  if (op !== "execute") throw new HostServiceError("NOTIFY_INVALID_ARGUMENT", `the notification service has no method ${op}`);
   const ref = args[0] as { logicalName?: unknown; id?: unknown } | undefined;
-  if (!ref || !isGuid(ref.id)) throw new HostError("NOTIFY_INVALID_ARGUMENT", "execute(serviceEndpoint, context): serviceEndpoint must be an EntityReference to a serviceendpoint, with a Guid id");
+  if (!ref || !isGuid(ref.id)) throw new HostServiceError("NOTIFY_INVALID_ARGUMENT", "execute(serviceEndpoint, context): serviceEndpoint must be an EntityReference to a serviceendpoint, with a Guid id");
   if (ref.logicalName !== undefined && ref.logicalName !== "serviceendpoint") {
-    throw new HostError("NOTIFY_INVALID_ARGUMENT", `execute(serviceEndpoint, context): serviceEndpoint must reference a serviceendpoint, not a ${String(ref.logicalName)}`);
+    throw new HostServiceError("NOTIFY_INVALID_ARGUMENT", `execute(serviceEndpoint, context): serviceEndpoint must reference a serviceendpoint, not a ${String(ref.logicalName)}`);
   }
-  if (!isPlainObject(args[1])) throw new HostError("NOTIFY_INVALID_ARGUMENT", "execute(serviceEndpoint, context): context must be the execution context");
+  if (!isPlainObject(args[1])) throw new HostServiceError("NOTIFY_INVALID_ARGUMENT", "execute(serviceEndpoint, context): context must be the execution context");
   return backend.execute(ref.id.toLowerCase(), args[1], signal);
 }

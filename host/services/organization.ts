@@ -16,7 +16,7 @@ import {
   type FilterExpression,
 } from "../../sdk/model.js";
 import { isPlainObject } from "../../sdk/codec.js";
-import { OrganizationError } from "../errors.js";
+import { OrganizationError } from "../organization/errors.js";
 import { checkColumnName } from "../organization/core.js";
 import { isGuid, randomIds, type IdSource } from "../ids.js";
 

@@ -1,26 +1,27 @@
 /**
- * Store error codes, one per line with the family that sets the CLI exit status, and the one place
- * that turns SQLite's errors into them: whatever statement fails, the caller gets a typed error that
- * says what happened to the file and what to do.
+ * Store error codes, and the one place that turns SQLite's errors into them: whatever statement
+ * fails, the caller gets a typed error that says what happened to the file and what to do.
  */
 import Database from "better-sqlite3";
-import { PlugboxError, type ErrorFamily } from "../../runtime/errors.js";
+import { codesOf, PlugboxError, type ErrorTable } from "../../sdk/errors.js";
 
-export const STORE_ERROR_CODES = {
-  STORE_OPEN_FAILED: "usage", // the database file cannot be opened or is not a plugbox store, or a store option is out of range
-  STORE_TOO_NEW: "usage", // the file was written by a newer plugbox
-  STORE_CLOSED: "usage", // the store was used after close()
-  STORE_CORRUPT_VALUE: "internal", // a stored value cannot be read back
-  STORE_BUSY: "environment", // another process held the file's write lock for longer than busyTimeoutMs
-  STORE_FULL: "environment", // the disk, or the store's maxSizeBytes, is full: the write was undone
-  STORE_CORRUPT: "environment", // SQLite found the file damaged (or it is empty); restore it from a backup
-  STORE_IO: "environment", // the operating system failed a read or write of the file (disk error, read-only, removed)
-  STORE_BACKUP_FAILED: "environment", // a backup or a restore could not be made; the message says why
-} as const satisfies Record<string, ErrorFamily>;
+export const STORE_ERRORS = {
+  STORE_OPEN_FAILED: { family: "usage", means: "the database file cannot be opened or is not a plugbox store, or a store option is out of range" },
+  STORE_TOO_NEW: { family: "usage", means: "the file was written by a newer plugbox" },
+  STORE_CLOSED: { family: "usage", means: "the store was used after close()" },
+  STORE_CORRUPT_VALUE: { family: "internal", means: "a stored value cannot be read back" },
+  STORE_BUSY: { family: "environment", means: "another process held the file's write lock for longer than busyTimeoutMs" },
+  STORE_FULL: { family: "environment", means: "the disk, or the store's maxSizeBytes, is full: the write was undone" },
+  STORE_CORRUPT: { family: "environment", means: "SQLite found the file damaged (or it is empty); restore it from a backup" },
+  STORE_IO: { family: "environment", means: "the operating system failed a read or write of the file (disk error, read-only, removed)" },
+  STORE_BACKUP_FAILED: { family: "environment", means: "a backup or a restore could not be made; the message says why" },
+} as const satisfies ErrorTable;
 
-export type StoreErrorCode = keyof typeof STORE_ERROR_CODES;
+export type StoreErrorCode = keyof typeof STORE_ERRORS;
 
-export class StoreError extends PlugboxError<StoreErrorCode> {}
+export class StoreError extends PlugboxError<StoreErrorCode> {
+  static override readonly codes = codesOf(STORE_ERRORS);
+}
 
 /** What to do about a damaged store: the commands that make and restore backups. */
 export function restoreAdvice(path = "<store.db>"): string {

@@ -2,6 +2,6 @@
  * The embedded store (records, relationships, system jobs, trace logs).
  * @module
  */
-export { Store, StoreError, STORE_ERROR_CODES, storeDefaults, resolveStoreOptions, toStoreError } from "./store.js";
+export { Store, StoreError, STORE_ERRORS, storeDefaults, resolveStoreOptions, toStoreError } from "./store.js";
 export type { StoreOptions, RecordRow, StoreErrorCode, StoreLease, StoreTransaction } from "./store.js";
 export { SCHEMA_VERSION } from "./schema.js";

@@ -19,7 +19,7 @@ import Database from "better-sqlite3";
 import { MIGRATIONS, SCHEMA_VERSION } from "./schema.js";
 import { restoreAdvice, StoreError, toStoreError } from "./errors.js";
 
-export { STORE_ERROR_CODES, StoreError, toStoreError, type StoreErrorCode } from "./errors.js";
+export { STORE_ERRORS, StoreError, toStoreError, type StoreErrorCode } from "./errors.js";
 
 export interface StoreOptions {
   /** A file path, or ":memory:". @default ":memory:" */

@@ -14,7 +14,8 @@ import path from "node:path";
 import { bundleFromSource, createSandboxRuntime, type Bundle, type SandboxRuntime } from "../../runtime/index.js";
 import { buildBundle } from "../build.js";
 import { InMemoryOrganizationService, RecordingNotificationService } from "../services/index.js";
-import { runPlugin, type RunOptions, type RunResult } from "../run.js";
+import { runPlugin as runOnce, type RunOptions } from "../run.js";
+import { withExitStatus, type RunResult } from "../cli/exit-statuses.js";
 import type { IdSource, Clock } from "../ids.js";
 import type { WebPolicyInput } from "../web/index.js";
 
@@ -78,8 +79,13 @@ export class TestHost {
   }
 }
 
-export { runPlugin } from "../run.js";
-export type { RunOptions, RunResult } from "../run.js";
+/** Runs a plug-in once, as `plugbox run` does, and says what `plugbox run` would exit with. */
+export async function runPlugin(options: RunOptions): Promise<RunResult> {
+  return withExitStatus(await runOnce(options));
+}
+
+export type { RunOptions } from "../run.js";
+export type { RunResult } from "../cli/exit-statuses.js";
 export { sequentialIds } from "../ids.js";
 /** The local Service Bus and Event Hubs broker, to start in a suite's beforeAll and close in its afterAll. */
 export { startBroker, Broker } from "../broker/broker.js";

@@ -9,5 +9,5 @@ export { webPolicyDefaults, resolveWebPolicy, checkUrl, checkAddress } from "../
 export type { WebPolicy, WebPolicyInput } from "../../runtime/web/policy.js";
 export { classifyAddress } from "../../runtime/web/addresses.js";
 export type { AddressClass } from "../../runtime/web/addresses.js";
-export { WebError, WEB_ERROR_CODES } from "../../runtime/web/errors.js";
+export { WebError, WEB_ERRORS } from "../../runtime/web/errors.js";
 export type { WebErrorCode } from "../../runtime/web/errors.js";

@@ -9,7 +9,8 @@
 import { readFileSync } from "node:fs";
 import { isServiceOperation, type BundleRef, type ExecuteMessage, type FromWorker, type Outcome, type ToWorker, type WebCallRecord, type WebConfig, type WireError } from "../protocol.js";
 import { WebClient } from "../web/client.js";
-import { WEB_ERROR_CODES, WebError } from "../web/errors.js";
+import { familyIn } from "../../sdk/errors.js";
+import { WEB_ERRORS, WebError } from "../web/errors.js";
 import type { SandboxLimits } from "../options.js";
 import { classifyIsolateError, SandboxIsolate, type HeapUsage, type IsolateFunction, type Primitive } from "./ivm.js";
 
@@ -489,7 +490,7 @@ export class SandboxWorker {
         (error: unknown) => {
           const failure = error instanceof WebError ? { code: error.code, message: error.message } : { code: "WEB_CONNECTION_FAILED", message: "the web request failed" };
           record.error = failure;
-          if (WEB_ERROR_CODES[failure.code as keyof typeof WEB_ERROR_CODES] === "isolation") exec.violations.push(`web.fetch: ${failure.message}`);
+          if (familyIn(failure.code, WEB_ERRORS) === "isolation") exec.violations.push(`web.fetch: ${failure.message}`);
           settle(false, JSON.stringify(failure));
         },
       );

@@ -12,7 +12,8 @@ import type { IPluginExecutionContext } from "../plugin.js";
 import { readContext, stringifyWire, WireFormatError, writeContext } from "./json.js";
 import { readContextFromXml, writeContextXml } from "./xml.js";
 
-export { WireFormatError, CONTRACTS_NAMESPACE, CONTEXT_MEMBERS } from "./json.js";
+export { CONTRACTS_NAMESPACE, CONTEXT_MEMBERS } from "./json.js";
+export { WireFormatError, type WireErrorCode } from "./errors.js";
 
 export type WireFormat = "json" | "xml";
 

@@ -12,6 +12,9 @@
  * RelatedEntities), and any value of a type it does not know, verbatim.
  */
 import { Entity, EntityCollection, EntityReference, Money, OptionSetValue, OptionSetValueCollection, typeOf } from "../model.js";
+import { WireFormatError } from "./errors.js";
+
+export { WireFormatError };
 
 export const CONTRACTS_NAMESPACE = "http://schemas.microsoft.com/xrm/2011/Contracts";
 const KEY_VALUE_TYPE = "KeyValuePairOfstringstring:#System.Collections.Generic";
@@ -24,15 +27,6 @@ const kWire = Symbol.for("plugbox.wire.details");
 const kDateText = Symbol.for("plugbox.wire.date");
 /** Marks an array parsed from KeyValuePairOfstringstring items. */
 const kKeyValues = Symbol.for("plugbox.wire.keyValues");
-
-export class WireFormatError extends Error {
-  readonly code: "WIRE_FORMAT_UNSUPPORTED" | "WIRE_INVALID";
-  constructor(code: "WIRE_FORMAT_UNSUPPORTED" | "WIRE_INVALID", message: string) {
-    super(message);
-    this.name = "WireFormatError";
-    this.code = code;
-  }
-}
 
 /** The context's members, PascalCase on the wire, camelCase in plugbox, in the wire's order. */
 export const CONTEXT_MEMBERS: ReadonlyArray<readonly [wire: string, plugbox: string]> = [

@@ -3,7 +3,7 @@
  * objects of those shapes) is normalized into before it is compiled to SQL. Names in it have been
  * checked against NAME_PATTERN; values are still the caller's (they become SQL parameters).
  */
-import { OrganizationError } from "../../errors.js";
+import { OrganizationError } from "../errors.js";
 
 /** What a column, table or alias name must look like before it is used in a JSON path. */
 export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;

@@ -9,12 +9,14 @@ import { readFile, writeFile } from "node:fs/promises";
 import { parseRemoteExecutionContext } from "../../sdk/wire/index.js";
 import { isPlainObject } from "../../sdk/codec.js";
 import { UsageError } from "../errors.js";
+import { CliError } from "./errors.js";
+import { auditExitStatus } from "./exit-statuses.js";
 import { resolveLimits, type SandboxLimits } from "../../runtime/options.js";
 import type { WebPolicyInput } from "../../runtime/web/policy.js";
-import { readJson, type CliIo } from "../cli/pipeline-commands.js";
-import { runAudit } from "./audit.js";
-import { auditHtml } from "./html.js";
-import { auditJson, auditText, progressLine } from "./report.js";
+import { readJson, type CliIo } from "./pipeline-commands.js";
+import { runAudit } from "../audit/audit.js";
+import { auditHtml } from "../audit/html.js";
+import { auditJson, auditText, progressLine } from "../audit/report.js";
 
 interface AuditFlags {
   manifest?: string;
@@ -41,7 +43,7 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
     .option("--html <file>", "also write the report as one self-contained HTML page")
     .option("--json", "print one JSON object: { schemaVersion, environment, findings, capabilities, diff?, checks, summary } (see docs/audit.md)")
     .action(async (bundles: string[], flags: AuditFlags) => {
-      if (flags.against && bundles.length === 0) throw new UsageError("CLI_USAGE", "--against compares a bundle with an older version of it: name the newer bundle too (plugbox audit new.js --against old.js)");
+      if (flags.against && bundles.length === 0) throw new CliError("CLI_USAGE", "--against compares a bundle with an older version of it: name the newer bundle too (plugbox audit new.js --against old.js)");
       let webPolicy: WebPolicyInput | undefined;
       if (flags.webPolicy) {
         const policy = await readJson(flags.webPolicy, "web policy");
@@ -79,10 +81,10 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
         try {
           await writeFile(flags.html, auditHtml(report));
         } catch (error) {
-          throw new UsageError("CLI_USAGE", `cannot write the HTML report to ${flags.html}: ${(error as Error).message}`);
+          throw new CliError("OUTPUT_NOT_WRITABLE", `cannot write the HTML report to ${flags.html}: ${(error as Error).message}`);
         }
       }
       io.out(flags.json ? JSON.stringify(auditJson(report), null, 2) : auditText(report));
-      io.setExitCode(report.exitCode);
+      io.setExitCode(auditExitStatus(report));
     });
 }
