@@ -3,7 +3,8 @@
  * type-checked against the built package; one tagged ```ts test is type-checked and then run with
  * Node, and must exit 0 with nothing on stderr. They run in a folder of their own where `plugbox`
  * resolves to this checkout (as it does in a project that depends on it), with `samples/` copied
- * and built as the quick start builds it.
+ * and built as the quick start builds it. The request files docs/cli.md shows run through
+ * `plugbox exec` there too, with the data file it shows.
  */
 import { execFile } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -33,6 +34,20 @@ const snippets: Snippet[] = documentationFiles().flatMap((doc) =>
       run: fence.info === "ts test",
     })),
 );
+
+/** The JSON fences of docs/cli.md between a heading and the next one. */
+function cliSection(heading: string): string[] {
+  const text = readDoc("docs/cli.md");
+  const lines = text.split("\n");
+  const start = lines.indexOf(heading);
+  const end = lines.findIndex((line, i) => i > start && /^#{1,3} /.test(line));
+  return fences(text)
+    .filter((fence) => fence.info === "json" && fence.line > start && fence.line <= end)
+    .map((fence) => fence.body);
+}
+
+const requestFiles = cliSection("### The request file");
+const dataFiles = cliSection("### Data files");
 
 function node(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -95,4 +110,32 @@ describe("the documentation's TypeScript snippets, pasted into a project", () =>
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
   }, 180_000);
+});
+
+describe("the request files docs/cli.md shows, run with plugbox exec", () => {
+  it("shows one data file and requests of several messages", () => {
+    expect(dataFiles).toHaveLength(1);
+    expect(requestFiles.map((text) => (JSON.parse(text) as { requestName: string }).requestName)).toEqual(["Create", "Retrieve", "Update", "RetrieveMultiple", "RetrieveMultiple", "WhoAmI"]);
+  });
+
+  it.each(requestFiles.map((text, i) => [`${i + 1}: ${(JSON.parse(text) as { requestName: string }).requestName}`, text] as const))(
+    "request %s succeeds against samples/pipeline's manifest with the data file loaded",
+    async (name, text) => {
+      const pipeline = path.join(dir, "samples/pipeline");
+      writeFileSync(path.join(pipeline, "data.json"), dataFiles[0]!);
+      const file = `request-${name.split(":")[0]}.json`;
+      writeFileSync(path.join(pipeline, file), text);
+      const exec = await plugbox(["exec", "--manifest", "plugbox.json", "--request", file, "--data", "data.json", "--run-jobs", "--json"], pipeline);
+      expect(exec.stderr).toBe("");
+      expect(exec.code).toBe(0);
+      const result = JSON.parse(exec.stdout) as { ok: boolean; response: { responseName: string; results: Record<string, unknown> } };
+      expect(result.ok).toBe(true);
+      expect(result.response.responseName).toBe((JSON.parse(text) as { requestName: string }).requestName);
+      if (result.response.responseName === "Retrieve") expect(result.response.results.Entity).toMatchObject({ attributes: { name: "Contoso" } });
+      if (result.response.responseName === "RetrieveMultiple") {
+        expect((result.response.results.EntityCollection as { entities: unknown[] }).entities).toHaveLength(1);
+      }
+    },
+    120_000,
+  );
 });
