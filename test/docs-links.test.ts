@@ -52,6 +52,28 @@ describe("the documentation's links", () => {
   });
 });
 
+describe("docs/architecture.md", () => {
+  it("lists in its layout only folders and files that exist", () => {
+    const text = readDoc("docs/architecture.md");
+    const layout = fences(text).find((fence) => fence.line > text.split("\n").indexOf("## Layout"))!;
+    let folder = "";
+    const missing: string[] = [];
+    const listed: string[] = [];
+    for (const line of layout.body.split("\n")) {
+      const entry = /^( *)([^\s,]+(?:, [^\s,]+)*)/.exec(line);
+      if (!entry) continue;
+      const names = entry[2]!.split(", ");
+      if (entry[1] === "") folder = names[0]!;
+      for (const name of entry[1] === "" ? names : names.map((n) => `${folder}${n}`)) {
+        listed.push(name);
+        if (!existsSync(path.join(repo, name))) missing.push(name);
+      }
+    }
+    expect(listed).toEqual(expect.arrayContaining(["sdk/", "runtime/", "host/", "host/cli/", "runtime/worker/"]));
+    expect(missing).toEqual([]);
+  });
+});
+
 describe("the README", () => {
   const readme = readDoc("README.md");
 
