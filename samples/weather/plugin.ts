@@ -3,7 +3,8 @@ import { Entity, InvalidPluginExecutionError, type IPlugin, type IServiceProvide
 /**
  * Calls a web service from a plug-in: on Create of an account, looks up a credit score from the
  * service whose base URL is the step's unsecure configuration, and stores it on the target.
- * The network policy decides which hosts are reachable (see the README, "Outbound web requests").
+ * The network policy decides which hosts are reachable (docs/web-client.md). What the service must
+ * answer, and how to run this against a local one: README.md beside this file.
  */
 export class CreditCheck implements IPlugin {
   readonly #baseUrl: string;
