@@ -5,6 +5,7 @@
  */
 import { EXIT_CODES, familyOf, PlugboxError, type ErrorFamily } from "../runtime/errors.js";
 import { PIPELINE_ERROR_CODES } from "./pipeline/errors.js";
+import { JOB_ERROR_CODES } from "./jobs/errors.js";
 import { REGISTRY_ERROR_CODES } from "./registry/errors.js";
 import { STORE_ERROR_CODES } from "./store/errors.js";
 import { RELAY_ERROR_CODES } from "./relay/errors.js";
@@ -42,6 +43,7 @@ const extraFamilies: Readonly<Record<string, ErrorFamily>> = Object.freeze({
   ...HOST_ERROR_CODES,
   ...WEB_ERROR_CODES,
   ...PIPELINE_ERROR_CODES,
+  ...JOB_ERROR_CODES,
   ...REGISTRY_ERROR_CODES,
   ...STORE_ERROR_CODES,
   ...RELAY_ERROR_CODES,

@@ -9,7 +9,7 @@ import { isPlainObject } from "../../sdk/codec.js";
 import { Entity, EntityReference, typeOf } from "../../sdk/model.js";
 import { isolatedVmBinding, sandboxLimitDefaults, type SandboxLimits } from "../../runtime/index.js";
 import { buildBundle } from "../build.js";
-import type { ContextInput, Mode, Stage } from "../context.js";
+import type { ContextInput, Mode, Stage } from "../pipeline/context.js";
 import { exitCodeFor, PlugboxError, UsageError } from "../errors.js";
 import { runPlugin, type RunResult } from "../run.js";
 import { createHost, type PlugboxHost } from "../host.js";

@@ -7,11 +7,6 @@ export const PIPELINE_ERROR_CODES = {
   PIPELINE_INVALID_REQUEST: "usage", // the request is malformed or names a message the pipeline does not know
   PIPELINE_UNSUPPORTED_MESSAGE: "usage", // a message this organization service does not implement
   PIPELINE_CLOSED: "usage", // the host was used after close()
-  JOB_NOT_FOUND: "usage", // no system job has that id
-  JOB_INVALID_STATE: "usage", // the job cannot be retried or cancelled in its current state
-  JOB_PROCESSES_INVALID: "usage", // jobs in several processes were asked for without a store file, or with a bad count
-  JOB_DATA_INVALID: "internal", // a job's stored context cannot be read (the store file was changed by hand or damaged); the job fails alone
-  JOB_PROCESS_FAILED: "internal", // a job process could not start its host or died; its leased jobs are taken again when the leases run out
 } as const satisfies Record<string, ErrorFamily>;
 
 export type PipelineErrorCode = keyof typeof PIPELINE_ERROR_CODES;

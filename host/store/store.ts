@@ -18,6 +18,8 @@ import { statSync } from "node:fs";
 import Database from "better-sqlite3";
 import { MIGRATIONS, SCHEMA_VERSION } from "./schema.js";
 import { restoreAdvice, StoreError, toStoreError } from "./errors.js";
+import { SystemJobsTable } from "./system-jobs.js";
+import { TraceLogsTable } from "./trace-logs.js";
 
 export { STORE_ERROR_CODES, StoreError, toStoreError, type StoreErrorCode } from "./errors.js";
 
@@ -85,11 +87,19 @@ export class Store {
   #closed = false;
   readonly #busyTimeoutMs: number;
   readonly #statements;
+  /** The system_jobs table's statements. */
+  readonly systemJobs: SystemJobsTable;
+  /** The trace_logs table's statements. */
+  readonly traceLogs: TraceLogsTable;
+  /** Statements of compiled queries and alternate-key lookups, by their SQL: the last 64 used. */
+  readonly #queries = new Map<string, Database.Statement>();
 
   private constructor(path: string, db: Database.Database, busyTimeoutMs: number) {
     this.path = path;
     this.db = db;
     this.#busyTimeoutMs = busyTimeoutMs;
+    this.systemJobs = new SystemJobsTable(db);
+    this.traceLogs = new TraceLogsTable(db);
     this.#statements = {
       begin: db.prepare("BEGIN IMMEDIATE"),
       commit: db.prepare("COMMIT"),
@@ -301,6 +311,35 @@ export class Store {
 
   allRecords(): RecordRow[] {
     return this.#statements.all.all().map((row) => ({ ...row, attributes: parseAttributes(row.attributes) }));
+  }
+
+  /**
+   * The rows of a query compiled for the records table (RetrieveMultiple). Each distinct statement
+   * is prepared once and kept while it is among the last 64 used.
+   */
+  selectRows(sql: string, params: Record<string, unknown>): Array<Record<string, unknown>> {
+    return this.#query(sql).all(params) as Array<Record<string, unknown>>;
+  }
+
+  /** The id of a record whose columns hold these values (plugbox JSON), e.g. an alternate key's. */
+  findRecordId(entity: string, values: Record<string, unknown>): string | undefined {
+    const columns = Object.keys(values);
+    const where = columns.map(() => "json_extract(attributes, ?) = json_extract(?, '$')").join(" AND ");
+    const params = columns.flatMap((c) => [`$.${c}`, JSON.stringify(values[c])]);
+    const row = this.#query(`SELECT id FROM records WHERE entity = ? AND ${where} LIMIT 1`).get(entity, ...params) as { id: string } | undefined;
+    return row?.id;
+  }
+
+  #query(sql: string): Database.Statement {
+    let statement = this.#queries.get(sql);
+    if (statement) {
+      this.#queries.delete(sql);
+    } else {
+      statement = this.db.prepare(sql);
+      if (this.#queries.size >= 64) this.#queries.delete(this.#queries.keys().next().value!);
+    }
+    this.#queries.set(sql, statement);
+    return statement;
   }
 
   link(relationship: string, entity1: string, id1: string, entity2: string, id2: string): void {
