@@ -13,12 +13,12 @@
 import { EMPTY_GUID, typeOf } from "../../sdk/model.js";
 import type { SandboxRuntime } from "../../runtime/index.js";
 import { errorFamily } from "../errors.js";
-import { isGuid, randomIds, systemClock, type Clock, type IdSource } from "../ids.js";
+import { randomIds, systemClock, type Clock, type IdSource } from "../ids.js";
 import { JobQueue } from "../jobs/queue.js";
 import { readEntity, type OrganizationRequestValue, type OrganizationResponseValue } from "../organization/arguments.js";
 import { OrganizationCore } from "../organization/core.js";
 import { identityDefaults, type Identity } from "../organization/identity.js";
-import { messages, type MessageOperation, type MessageServices } from "../organization/messages/index.js";
+import { messages, primaryRecord, type MessageOperation, type MessageServices } from "../organization/messages/index.js";
 import type { Registry, StageNumber, StepRegistration } from "../registry/index.js";
 import type { NotificationBackend, WebBackend } from "../services/index.js";
 import { StoreError, toStoreError, type Store, type StoreTransaction } from "../store/store.js";
@@ -28,8 +28,7 @@ import { passesFilter, StepContexts } from "./context.js";
 import { PipelineError, StepFailedError } from "./errors.js";
 import { errorSummary, type Caller, type JournalRequest, type JournalStep, type RequestResult, type Scope, type StepRun } from "./journal.js";
 import { Outbox } from "./outbox.js";
-import { responseFor } from "./request.js";
-import { readRequest } from "./request.js";
+import { readRequest, responseFor } from "./request.js";
 import { StepExecutor } from "./steps.js";
 import { TraceLog } from "./trace-log.js";
 
@@ -52,7 +51,8 @@ export interface PipelineOptions {
   onJobsQueued?: () => void;
 }
 
-const MESSAGES_WITH_PARENT_SHARED = new Set(["Create", "Update", "Delete"]);
+/** The messages the pipeline runs: those of the registry, and the batches. */
+const SUPPORTED = `${[...messages.keys(), "ExecuteMultiple"].join(", ")} and ExecuteTransaction`;
 
 export class Pipeline {
   readonly store: Store;
@@ -186,7 +186,7 @@ export class Pipeline {
     const started = performance.now();
     const message = request.requestName;
     const inputParameters = { ...request.parameters };
-    const { entity, id } = this.#primary(message, inputParameters);
+    const { entity, id } = primaryRecord(message, inputParameters);
     const journal: JournalRequest = { message, entity, id, depth: scope.depth, outcome: "ok", durationMs: 0, steps: [], jobs: [] };
     scope.journal.push(journal);
     const link = `${message}${entity ? ` of ${entity}` : ""} (depth ${scope.depth})`;
@@ -237,12 +237,13 @@ export class Pipeline {
     const stage10Context = await this.#runSteps(10, base);
     using tx = await this.#begin(scope);
     const inner: Scope = { ...scope, inTransaction: true };
+    // Shared variables of stage 10 reach later stages through ParentContext for some messages (reference 2.6).
+    const throughParent = definition?.sharedThroughParent === true;
     const run: StepRun = {
       ...base,
       scope: inner,
-      // Shared variables of stage 10 reach later stages through ParentContext for these messages (reference 2.6).
-      sharedVariables: MESSAGES_WITH_PARENT_SHARED.has(message) ? {} : stage10Shared,
-      parentContext: MESSAGES_WITH_PARENT_SHARED.has(message) && stage10Context ? stage10Context : scope.parentContext,
+      sharedVariables: throughParent ? {} : stage10Shared,
+      parentContext: throughParent && stage10Context ? stage10Context : scope.parentContext,
     };
     // The pre-image as the transaction sees the record (stage 10 may have changed it).
     if (images.pre && id && entity && base.preImage !== undefined) run.preImage = this.#core.read(entity, id);
@@ -250,12 +251,12 @@ export class Pipeline {
     if (!definition) {
       throw new PipelineError(
         "PIPELINE_UNSUPPORTED_MESSAGE",
-        `the ${message} message is not supported; plugbox supports Create, Retrieve, Update, Delete, Associate, Disassociate, RetrieveMultiple, Upsert, SetState, Assign, WhoAmI, ExecuteMultiple and ExecuteTransaction`,
+        `the ${message} message is not supported; plugbox supports ${SUPPORTED}`,
       );
     }
     await definition.run(run, this.#messageServices);
     journal.id = run.primaryId === EMPTY_GUID ? journal.id : run.primaryId;
-    run.postImage = images.post && entity && run.primaryId !== EMPTY_GUID && message !== "Delete" ? this.#core.read(entity, run.primaryId) : undefined;
+    run.postImage = images.post && entity && run.primaryId !== EMPTY_GUID && definition.hasPostImage !== false ? this.#core.read(entity, run.primaryId) : undefined;
     await this.#runSteps(40, run);
     this.#outbox.queueAsyncSteps(run);
     tx.commit();
@@ -268,24 +269,6 @@ export class Pipeline {
       pre: steps.some((s) => s.images.some((i) => i.type !== "post")),
       post: steps.some((s) => s.stage === 40 && s.images.some((i) => i.type !== "pre")),
     };
-  }
-
-  /** The primary entity and id of a request, from its parameters. */
-  #primary(message: string, p: Record<string, unknown>): { entity: string | null; id: string | null } {
-    const ref = (value: unknown): { entity: string; id: string | null } | null => {
-      if (typeof value !== "object" || value === null) return null;
-      const v = value as { logicalName?: unknown; id?: unknown };
-      if (typeof v.logicalName !== "string") return null;
-      return { entity: v.logicalName, id: isGuid(v.id) && v.id !== EMPTY_GUID ? v.id.toLowerCase() : null };
-    };
-    const found = ref(p.Target) ?? ref(p.EntityMoniker);
-    if (found) return found;
-    if (message === "RetrieveMultiple" && typeof p.Query === "object" && p.Query !== null) {
-      const q = p.Query as { entityName?: unknown; query?: unknown };
-      if (typeof q.entityName === "string") return { entity: q.entityName, id: null };
-      if (typeof q.query === "string") return { entity: /<entity\s+name=["']([A-Za-z0-9_]+)["']/.exec(q.query)?.[1] ?? null, id: null };
-    }
-    return { entity: null, id: null };
   }
 
   /** Runs the synchronous steps of a stage in rank order; returns the context of the last one (for ParentContext). */

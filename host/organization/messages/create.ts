@@ -4,6 +4,7 @@ import type { Message } from "./message.js";
 export const create: Message = {
   name: "Create",
   target: "entity",
+  sharedThroughParent: true,
   run(op, { core }) {
     const target = readEntity(op.inputParameters.Target, "Target");
     const id = core.create(target, op.scope.userId);

@@ -4,6 +4,8 @@ import type { Message } from "./message.js";
 export const deleteMessage: Message = {
   name: "Delete",
   hasPreImage: true,
+  hasPostImage: false,
+  sharedThroughParent: true,
   run(op, { core }) {
     const target = readEntityReference(op.inputParameters.Target, "Target");
     core.delete(target.logicalName, target.id);

@@ -12,6 +12,7 @@ import { upsert } from "./upsert.js";
 import { whoAmI } from "./who-am-i.js";
 
 export type { Message, MessageOperation, MessageServices } from "./message.js";
+export { primaryRecord, type PrimaryRecord } from "./primary.js";
 
 export const messages: ReadonlyMap<string, Message> = new Map(
   [create, retrieve, update, deleteMessage, associate, disassociate, retrieveMultiple, upsert, setState, assign, whoAmI].map((m) => [m.name, m]),

@@ -29,6 +29,10 @@ export interface Message {
   readonly target?: "entity" | "entityWithId";
   /** The record as it was before the operation can be a step's pre-image. */
   readonly hasPreImage?: boolean;
+  /** False where no record is left after the operation to be a step's post-image (Delete). */
+  readonly hasPostImage?: boolean;
+  /** Stage 10's SharedVariables reach later stages through ParentContext, not as their own (Create, Update, Delete). */
+  readonly sharedThroughParent?: boolean;
   /** The operation: changes the data and sets OutputParameters. */
   run(operation: MessageOperation, services: MessageServices): void | Promise<void>;
 }

@@ -5,6 +5,7 @@ export const update: Message = {
   name: "Update",
   target: "entityWithId",
   hasPreImage: true,
+  sharedThroughParent: true,
   run(op, { core }) {
     const target = readEntity(op.inputParameters.Target, "Target", true);
     core.update(target, op.scope.userId);
