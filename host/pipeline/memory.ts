@@ -12,7 +12,7 @@ import { SYSTEM_USER_ID } from "../organization/identity.js";
 import { OrganizationService } from "../organization/service.js";
 import { Registry } from "../registry/index.js";
 import type { NotificationBackend } from "../services/notification.js";
-import { Store } from "../store/store.js";
+import { Store, StoreError } from "../store/store.js";
 import { Pipeline } from "./pipeline.js";
 
 export interface MemoryOrganizationOptions {
@@ -22,40 +22,46 @@ export interface MemoryOrganizationOptions {
   ids?: IdSource | undefined;
 }
 
-/** A store-backed organization service over its own `:memory:` store; `close()` drops the store. */
+/**
+ * A store-backed organization service over its own `:memory:` store, opened at the first call (a
+ * run whose plug-in never calls it opens none); `close()` drops the store.
+ */
 export class MemoryOrganizationService extends OrganizationService {
-  readonly #store: Store;
+  readonly #options: MemoryOrganizationOptions;
+  #opened: { store: Store; pipeline: Pipeline } | undefined;
+  #closed = false;
 
-  private constructor(store: Store, pipeline: Pipeline) {
+  private constructor(options: MemoryOrganizationOptions) {
     super((request: OrganizationRequestValue, caller: CallerIdentity): Promise<OrganizationResponseValue> => {
       // createOrganizationService(null) acts as SYSTEM, as in a host; the empty Guid as the default user.
       const userId = caller.userId === null ? SYSTEM_USER_ID : caller.userId === EMPTY_GUID ? undefined : caller.userId;
-      return pipeline.execute(request, userId === undefined ? {} : { userId }).then((result) => result.response);
+      return this.#open().pipeline.execute(request, userId === undefined ? {} : { userId }).then((result) => result.response);
     });
-    this.#store = store;
+    this.#options = options;
   }
 
   static open(options: MemoryOrganizationOptions): MemoryOrganizationService {
+    return new MemoryOrganizationService(options);
+  }
+
+  #open(): { store: Store; pipeline: Pipeline } {
+    if (this.#opened) return this.#opened;
+    if (this.#closed) throw new StoreError("STORE_CLOSED", "the store was closed");
+    const { runtime, notification, clock, ids } = this.#options;
     const store = Store.open({ path: ":memory:" });
-    const pipeline = new Pipeline({
-      store,
-      registry: new Registry(),
-      runtime: options.runtime,
-      notification: options.notification,
-      ...(options.clock ? { clock: options.clock } : {}),
-      ...(options.ids ? { ids: options.ids } : {}),
-    });
-    return new MemoryOrganizationService(store, pipeline);
+    const pipeline = new Pipeline({ store, registry: new Registry(), runtime, notification, ...(clock ? { clock } : {}), ...(ids ? { ids } : {}) });
+    return (this.#opened = { store, pipeline });
   }
 
   /** Every record, by table and id, with its columns as SDK values. */
   snapshot(): Record<string, Record<string, Record<string, AttributeValue>>> {
     const out: Record<string, Record<string, Record<string, AttributeValue>>> = {};
-    for (const row of this.#store.allRecords()) (out[row.entity] ??= {})[row.id] = fromPlain(row.attributes) as Record<string, AttributeValue>;
+    for (const row of this.#opened?.store.allRecords() ?? []) (out[row.entity] ??= {})[row.id] = fromPlain(row.attributes) as Record<string, AttributeValue>;
     return out;
   }
 
   close(): void {
-    this.#store.close();
+    this.#closed = true;
+    this.#opened?.store.close();
   }
 }
