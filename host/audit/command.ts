@@ -11,7 +11,7 @@ import { isPlainObject } from "../../sdk/codec.js";
 import { UsageError } from "../errors.js";
 import { resolveLimits, type SandboxLimits } from "../../runtime/options.js";
 import type { WebPolicyInput } from "../../runtime/web/policy.js";
-import { readJson, type CliIo } from "../cli/pipeline-commands.js";
+import { readJsonInput } from "../json-input.js";
 import { runAudit } from "./audit.js";
 import { auditHtml } from "./html.js";
 import { auditJson, auditText, progressLine } from "./report.js";
@@ -27,7 +27,14 @@ interface AuditFlags {
   json?: boolean;
 }
 
-export function registerAuditCommand(program: Command, io: CliIo): void {
+/** Where the command writes, and how it sets the exit status (the CLI's io). */
+export interface AuditCommandIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  setExitCode: (code: number) => void;
+}
+
+export function registerAuditCommand(program: Command, io: AuditCommandIo): void {
   program
     .command("audit")
     .description("prove that the sandbox holds under this configuration: run every confinement check, and report the environment")
@@ -44,13 +51,13 @@ export function registerAuditCommand(program: Command, io: CliIo): void {
       if (flags.against && bundles.length === 0) throw new UsageError("CLI_USAGE", "--against compares a bundle with an older version of it: name the newer bundle too (plugbox audit new.js --against old.js)");
       let webPolicy: WebPolicyInput | undefined;
       if (flags.webPolicy) {
-        const policy = await readJson(flags.webPolicy, "web policy");
+        const policy = await readJsonInput(flags.webPolicy, "web policy");
         if (!isPlainObject(policy)) throw new UsageError("INPUT_INVALID_JSON", `the web policy file ${flags.webPolicy} must hold a JSON object`);
         webPolicy = policy as WebPolicyInput;
       }
       let limits: Partial<SandboxLimits> | undefined;
       if (flags.limits) {
-        const value = await readJson(flags.limits, "limits");
+        const value = await readJsonInput(flags.limits, "limits");
         if (!isPlainObject(value)) throw new UsageError("INPUT_INVALID_JSON", `the limits file ${flags.limits} must hold a JSON object such as { "cpuTimeMs": 2000, "memoryMb": 64 }`);
         limits = resolveLimits(value as Partial<SandboxLimits>);
       }
