@@ -23,7 +23,10 @@ export interface OrganizationResponseValue {
   results: Record<string, unknown>;
 }
 
-/** What an organization service implements: the eight IOrganizationService methods. */
+/**
+ * What an organization service implements: the eight IOrganizationService methods. A sandbox's
+ * calls reach it through `execute` alone; `OrganizationService` makes the others sugar over it.
+ */
 export interface OrganizationBackend {
   create(entity: Entity, caller: CallerIdentity): Promise<string>;
   retrieve(entityName: string, id: string, columns: ColumnSet, caller: CallerIdentity): Promise<Entity>;
