@@ -9,18 +9,19 @@
  */
 import { createSandboxRuntime, type SandboxHealth, type SandboxLimits, type SandboxRuntime, type SandboxRuntimeOptions } from "../runtime/index.js";
 import { randomIds, systemClock, type Clock, type IdSource } from "./ids.js";
-import { JobRunner, type JobOutcome, type JobRunnerHealth, type JobRunnerOptions } from "./pipeline/job-runner.js";
-import { identityDefaults, Pipeline, type Caller, type Identity, type RequestResult } from "./pipeline/pipeline.js";
+import { JobRunner, type JobOutcome, type JobRunnerHealth, type JobRunnerOptions } from "./jobs/runner.js";
+import { identityDefaults, type Identity } from "./organization/identity.js";
+import { OrganizationService, withCaller, type OrganizationClient } from "./organization/service.js";
+import { Pipeline, type Caller, type RequestResult } from "./pipeline/pipeline.js";
 import { Relay, type SecretSource } from "./relay/index.js";
 import { PipelineError } from "./pipeline/errors.js";
-import type { SystemJob } from "./pipeline/jobs-store.js";
+import type { SystemJob } from "./jobs/queue.js";
 import type { TraceRow } from "./pipeline/trace-log.js";
 import { checkBundleExports, loadManifest, parseManifest, Registry, type Manifest } from "./registry/index.js";
-import { RecordingNotificationService, type NotificationBackend, type OrganizationBackend, type WebBackend } from "./services/index.js";
-import type { OrganizationRequestValue } from "./services/organization.js";
+import { RecordingNotificationService, type NotificationBackend, type WebBackend } from "./services/index.js";
+import type { OrganizationRequestValue } from "./organization/arguments.js";
 import { Store, toStoreError, type RecordRow, type StoreOptions } from "./store/store.js";
 import type { WebPolicyInput } from "./web/index.js";
-import { Entity, EntityCollection, EntityReference, type ColumnSet } from "../sdk/model.js";
 
 export interface HostOptions {
   /** A manifest file, or a parsed manifest, or nothing (register steps in code). */
@@ -59,10 +60,7 @@ export interface HostHealth {
   jobs: JobRunnerHealth;
 }
 
-type WithoutCaller<F> = F extends (...args: [...infer A, infer _Caller]) => infer R ? (...args: A) => R : never;
-
-/** IOrganizationService for code outside the sandbox: the backend's methods, the caller fixed. */
-export type OrganizationClient = { [K in keyof OrganizationBackend]: WithoutCaller<OrganizationBackend[K]> };
+export type { OrganizationClient } from "./organization/service.js";
 
 export class PlugboxHost {
   readonly store: Store;
@@ -93,7 +91,11 @@ export class PlugboxHost {
       ...(options.identity ? { identity: options.identity } : {}),
       onJobsQueued: () => runner?.wake(),
     });
-    runner = new JobRunner(this.pipeline, { clock: options.clock ?? systemClock, ...options.jobs });
+    const { pipeline } = this;
+    runner = new JobRunner(
+      { store: this.store, queue: pipeline.jobs, traceLog: pipeline.traceLog, steps: pipeline.steps, notification: parts.notification, registry: this.registry, runtime: this.runtime },
+      { clock: options.clock ?? systemClock, ...options.jobs },
+    );
     this.jobRunner = runner;
     if (options.runJobs ?? true) runner.start();
   }
@@ -152,17 +154,8 @@ export class PlugboxHost {
 
   /** The organization service as a plain caller sees it (every call goes through the pipeline). */
   organization(caller: Caller = {}): OrganizationClient {
-    const run = async (request: OrganizationRequestValue) => (await this.execute(request, caller)).response;
-    return {
-      create: async (entity) => (await run({ requestName: "Create", parameters: { Target: entity } })).results.id as string,
-      retrieve: async (entityName: string, id: string, columns: ColumnSet) => (await run({ requestName: "Retrieve", parameters: { Target: new EntityReference(entityName, id), ColumnSet: columns } })).results.Entity as Entity,
-      update: async (entity) => void (await run({ requestName: "Update", parameters: { Target: entity } })),
-      delete: async (entityName, id) => void (await run({ requestName: "Delete", parameters: { Target: new EntityReference(entityName, id) } })),
-      associate: async (target, relationship, related) => void (await run({ requestName: "Associate", parameters: { Target: target, Relationship: relationship, RelatedEntities: related } })),
-      disassociate: async (target, relationship, related) => void (await run({ requestName: "Disassociate", parameters: { Target: target, Relationship: relationship, RelatedEntities: related } })),
-      retrieveMultiple: async (query) => (await run({ requestName: "RetrieveMultiple", parameters: { Query: query } })).results.EntityCollection as EntityCollection,
-      execute: (request) => run(request),
-    };
+    const service = new OrganizationService(async (request) => (await this.execute(request, caller)).response);
+    return withCaller(service, { userId: caller.userId ?? null });
   }
 
   /**

@@ -8,9 +8,9 @@ import { fork, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { WebPolicyInput } from "../runtime/web/policy.js";
-import { resolveJobRunnerOptions, type JobOutcome, type JobRunnerOptions } from "./pipeline/job-runner.js";
+import { resolveJobRunnerOptions, type JobOutcome, type JobRunnerOptions } from "./jobs/runner.js";
 import { Store } from "./store/store.js";
-import { PipelineError } from "./pipeline/errors.js";
+import { JobError } from "./jobs/errors.js";
 import type { SecretSource } from "./relay/endpoints.js";
 
 export interface JobProcessesOptions {
@@ -61,8 +61,8 @@ const ENTRY = fileURLToPath(new URL("./job-process-main.js", import.meta.url));
  */
 export async function runJobsInProcesses(options: JobProcessesOptions): Promise<JobProcessesResult> {
   const count = options.processes ?? 2;
-  if (!Number.isInteger(count) || count < 1 || count > 64) throw new PipelineError("JOB_PROCESSES_INVALID", `the number of job processes must be a whole number from 1 to 64, got ${count}`);
-  if (options.db === ":memory:" || options.db === "") throw new PipelineError("JOB_PROCESSES_INVALID", "job processes share the store through its file: give a database file, not :memory:");
+  if (!Number.isInteger(count) || count < 1 || count > 64) throw new JobError("JOB_PROCESSES_INVALID", `the number of job processes must be a whole number from 1 to 64, got ${count}`);
+  if (options.db === ":memory:" || options.db === "") throw new JobError("JOB_PROCESSES_INVALID", "job processes share the store through its file: give a database file, not :memory:");
   resolveJobRunnerOptions(options.jobs);
   const { processes: _count, signal, quickCheck, ...task } = options;
   // One check of the file (and its migration) here, rather than one in each process.
@@ -91,7 +91,7 @@ function summarize(children: ChildProcess[], reports: JobProcessReport[]): JobPr
     outcomes.push(...r.outcomes);
     processes.push({ pid, jobs: r.outcomes.length, startedAt: r.startedAt, finishedAt: r.finishedAt, cpuMs: r.cpuMs });
   });
-  if (processes.length === 0) throw new PipelineError("JOB_PROCESS_FAILED", `no job process could run: [${failed[0]!.code}] ${failed[0]!.message}`);
+  if (processes.length === 0) throw new JobError("JOB_PROCESS_FAILED", `no job process could run: [${failed[0]!.code}] ${failed[0]!.message}`);
   return { outcomes, processes, failed, runningMs: Math.max(...processes.map((p) => p.finishedAt)) - Math.min(...processes.map((p) => p.startedAt)) };
 }
 

@@ -1,6 +1,8 @@
 /**
  * Runs one plug-in once: loads its bundle, builds the context, executes it in the sandbox with
  * the host's services, and reports what happened. `plugbox run` and `plugbox/testing` use it.
+ * Without an organization service of the caller's, the plug-in gets the store-backed one over a
+ * `:memory:` store of its own, closed with the run.
  */
 import { toPlain } from "../sdk/codec.js";
 import { familyIn } from "../sdk/errors.js";
@@ -17,11 +19,12 @@ import {
   type SandboxLimits,
   type SandboxRuntime,
 } from "../runtime/index.js";
-import { buildContext, type ContextInput } from "./context.js";
+import { buildContext, type ContextInput } from "./pipeline/context.js";
+import { MemoryOrganizationService } from "./pipeline/memory.js";
 import type { Clock, IdSource } from "./ids.js";
 import { WEB_ERRORS, type WebPolicyInput } from "./web/index.js";
 import { HOST_SERVICE_ERRORS, HostServiceError } from "./services/errors.js";
-import { createHostServices, webCallRecord, InMemoryOrganizationService, RecordingNotificationService, type NotificationBackend, type OrganizationBackend, type RecordedCall, type WebBackend } from "./services/index.js";
+import { createHostServices, webCallRecord, RecordingNotificationService, type NotificationBackend, type OrganizationBackend, type RecordedCall, type WebBackend } from "./services/index.js";
 
 export interface RunOptions {
   /** The bundle, or the path of a bundle file made by `plugbox build`. */
@@ -36,6 +39,7 @@ export interface RunOptions {
   limits?: Partial<SandboxLimits>;
   /** A runtime to run in; without one, a runtime with one worker is started and closed. */
   runtime?: SandboxRuntime;
+  /** @default the store-backed service over a `:memory:` store of the run's own */
   organization?: OrganizationBackend;
   notification?: NotificationBackend;
   /** The outbound web client; without one, a client with Dataverse's default policy, widened by `webPolicy`. */
@@ -91,17 +95,15 @@ export async function runPlugin(options: RunOptions): Promise<PluginRun> {
   const started = performance.now();
   const bundle = typeof options.bundle === "string" ? await loadBundleFile(options.bundle) : options.bundle;
   const context = buildContext(options.context ?? {}, { ...(options.clock ? { clock: options.clock } : {}), ...(options.ids ? { ids: options.ids } : {}) });
-  const services = createHostServices(
-    {
-      organization: options.organization ?? new InMemoryOrganizationService(options.ids ? { ids: options.ids } : {}),
-      notification: options.notification ?? new RecordingNotificationService(),
-      web: options.web ?? unreachableWeb,
-    },
-    { webAllowedHosts: options.webAllowedHosts ?? null },
-  );
+  const notification = options.notification ?? new RecordingNotificationService();
   // Without a web backend of its own, the worker serves web requests under the policy.
   const web = options.web ? undefined : { policy: options.webPolicy ?? {}, allowedHosts: options.webAllowedHosts ? [...options.webAllowedHosts] : null };
   const runtime = options.runtime ?? createSandboxRuntime({ workers: 1, prewarmIsolates: options.isolation === "reuse" ? 0 : 1 });
+  const ownOrganization = options.organization ? undefined : MemoryOrganizationService.open({ runtime, notification, clock: options.clock, ids: options.ids });
+  const services = createHostServices(
+    { organization: options.organization ?? ownOrganization!, notification, web: options.web ?? unreachableWeb },
+    { webAllowedHosts: options.webAllowedHosts ?? null },
+  );
   try {
     const report = await runtime.execute(
       {
@@ -148,6 +150,7 @@ export async function runPlugin(options: RunOptions): Promise<PluginRun> {
     }
     return { ok: false, error: runError, changes: null, ...base };
   } finally {
+    ownOrganization?.close();
     if (!options.runtime) await runtime.close();
   }
 }

@@ -82,7 +82,7 @@ afterAll(() => store.close());
 
 // Helpers /////////////////////////////////////////////////////////////////////////////////////
 
-const run = (query: unknown, schemaFor?: SchemaLookup): EntityCollection => retrieveMultiple(store.db, query, schemaFor ? { schemaFor } : {});
+const run = (query: unknown, schemaFor?: SchemaLookup): EntityCollection => retrieveMultiple(store, query, schemaFor ? { schemaFor } : {});
 
 /** The value of `column` of every returned record, in order. */
 const values = (result: EntityCollection, column: string): unknown[] => result.entities.map((e: Entity) => e.attributes[column]);

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { systemClock } from "../dist/host/ids.js";
-import { JobQueue } from "../dist/host/pipeline/jobs-store.js";
+import { JobQueue } from "../dist/host/jobs/queue.js";
 import { Store, SCHEMA_VERSION } from "../dist/host/store/index.js";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-store-"));

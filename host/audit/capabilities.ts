@@ -11,7 +11,7 @@ import type { Bundle } from "../../runtime/bundle.js";
 import type { SandboxLimits } from "../../runtime/options.js";
 import type { SandboxRuntime, SandboxServices, ServiceCall } from "../../runtime/supervisor.js";
 import { Entity, EntityCollection } from "../../sdk/model.js";
-import { buildContext, type Mode, type Stage } from "../context.js";
+import { buildContext, type Mode, type Stage } from "../pipeline/context.js";
 import type { Manifest } from "../registry/manifest.js";
 
 /** A service asked for by name: `getService("ITracingService")`. */

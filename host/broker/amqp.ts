@@ -47,6 +47,14 @@ interface RheaOutgoing {
   available(): number;
   transfer_window(): number;
 }
+/** A reply to an AMQP management request ($management): a status, a body, and for a failure its condition. */
+export interface ManagementReply {
+  status: number;
+  body: unknown;
+  condition?: string;
+  description?: string;
+}
+
 export interface RheaLink {
   name: string;
   credit: number;

@@ -12,6 +12,7 @@ import { HOST_SERVICE_ERRORS, type HostServiceErrorCode } from "../services/erro
 import { ORGANIZATION_ERRORS, type OrganizationErrorCode } from "../organization/errors.js";
 import { STORE_ERRORS, type StoreErrorCode } from "../store/errors.js";
 import { REGISTRY_ERRORS, type RegistryErrorCode } from "../registry/errors.js";
+import { JOB_ERRORS, type JobErrorCode } from "../jobs/errors.js";
 import { PIPELINE_ERRORS, type PipelineErrorCode } from "../pipeline/errors.js";
 import { RELAY_ERRORS, type RelayErrorCode } from "../relay/errors.js";
 import { BROKER_ERRORS, type BrokerErrorCode } from "../broker/errors.js";
@@ -31,6 +32,7 @@ export type ErrorCode =
   | StoreErrorCode
   | RegistryErrorCode
   | PipelineErrorCode
+  | JobErrorCode
   | RelayErrorCode
   | BrokerErrorCode
   | CliErrorCode;
@@ -168,7 +170,8 @@ export const ERROR_AREAS: ReadonlyArray<{ area: string; module: string; table: E
   { area: "Inputs, builds and contexts", module: "host/errors.ts", table: HOST_ERRORS },
   { area: "Manifest", module: "host/registry/errors.ts", table: REGISTRY_ERRORS },
   { area: "Store", module: "host/store/errors.ts", table: STORE_ERRORS },
-  { area: "Pipeline and system jobs", module: "host/pipeline/errors.ts", table: PIPELINE_ERRORS },
+  { area: "Pipeline", module: "host/pipeline/errors.ts", table: PIPELINE_ERRORS },
+  { area: "System jobs", module: "host/jobs/errors.ts", table: JOB_ERRORS },
   { area: "Relay (service endpoints)", module: "host/relay/errors.ts", table: RELAY_ERRORS },
   { area: "Broker", module: "host/broker/errors.ts", table: BROKER_ERRORS },
   { area: "Wire format (RemoteExecutionContext)", module: "sdk/wire/errors.ts", table: WIRE_ERRORS },

@@ -9,7 +9,7 @@ import { isPlainObject } from "../../sdk/codec.js";
 import { Entity, EntityReference, typeOf } from "../../sdk/model.js";
 import { isolatedVmBinding, sandboxLimitDefaults, type SandboxLimits } from "../../runtime/index.js";
 import { buildBundle } from "../build.js";
-import type { ContextInput, Mode, Stage } from "../context.js";
+import type { ContextInput, Mode, Stage } from "../pipeline/context.js";
 import { PlugboxError } from "../../sdk/errors.js";
 import { UsageError } from "../errors.js";
 import { runPlugin } from "../run.js";
@@ -160,7 +160,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
 
   const run = program
     .command("run")
-    .description("run one plug-in once, with an in-memory organization service; notification posts are recorded, not sent")
+    .description("run one plug-in once, with the store-backed organization service over a :memory: store; notification posts are recorded, not sent")
     .argument("<bundle>", "a bundle made by `plugbox build`")
     .requiredOption("-t, --type <ExportName>", "the exported plug-in class to run")
     .option("--message <name>", "the message the step is registered on", "Create")

@@ -1,4 +1,4 @@
-/** Pipeline error codes: what staging a request and running system jobs can fail with. */
+/** Pipeline error codes: what staging a request can fail with. */
 import { codesOf, PlugboxError, type ErrorTable } from "../../sdk/errors.js";
 
 export const PIPELINE_ERRORS = {
@@ -7,11 +7,6 @@ export const PIPELINE_ERRORS = {
   PIPELINE_INVALID_REQUEST: { family: "usage", means: "the request is malformed or names a message the pipeline does not know" },
   PIPELINE_UNSUPPORTED_MESSAGE: { family: "usage", means: "a message this organization service does not implement" },
   PIPELINE_CLOSED: { family: "usage", means: "the host was used after close()" },
-  JOB_NOT_FOUND: { family: "usage", means: "no system job has that id" },
-  JOB_INVALID_STATE: { family: "usage", means: "the job cannot be retried or cancelled in its current state" },
-  JOB_PROCESSES_INVALID: { family: "usage", means: "jobs in several processes were asked for without a store file, or with a bad count" },
-  JOB_DATA_INVALID: { family: "internal", means: "a job's stored context cannot be read (the store file was changed by hand or damaged); the job fails alone" },
-  JOB_PROCESS_FAILED: { family: "internal", means: "a job process could not start its host or died; its leased jobs are taken again when the leases run out" },
 } as const satisfies ErrorTable;
 
 export type PipelineErrorCode = keyof typeof PIPELINE_ERRORS;

@@ -4,23 +4,9 @@
  * transaction has ended, so they survive a rollback.
  */
 import type { Store } from "../store/store.js";
+import type { TraceRow } from "../store/trace-logs.js";
 
-export interface TraceRow {
-  id: string;
-  correlationId: string;
-  requestId: string;
-  operationId: string;
-  typeName: string;
-  messageName: string;
-  primaryEntity: string;
-  stage: number;
-  mode: number;
-  depth: number;
-  messageBlock: string;
-  exceptionDetails: string | null;
-  performanceMs: number;
-  createdOn: string;
-}
+export type { TraceRow } from "../store/trace-logs.js";
 
 export class TraceLog {
   readonly #store: Store;
@@ -42,22 +28,10 @@ export class TraceLog {
 
   /** Inserts rows as they are; the caller holds the store and a transaction. */
   insert(rows: readonly TraceRow[]): void {
-    const insert = this.#store.db.prepare(
-      `INSERT INTO trace_logs (id, correlation_id, request_id, operation_id, type_name, message_name, primary_entity, stage, mode, depth, message_block, exception_details, performance_ms, created_on)
-       VALUES (@id, @correlationId, @requestId, @operationId, @typeName, @messageName, @primaryEntity, @stage, @mode, @depth, @messageBlock, @exceptionDetails, @performanceMs, @createdOn)`,
-    );
-    for (const row of rows) insert.run(row);
+    this.#store.traceLogs.insert(rows);
   }
 
   list(filter: { correlationId?: string } = {}): TraceRow[] {
-    const rows = this.#store.db
-      .prepare(
-        `SELECT id, correlation_id AS correlationId, request_id AS requestId, operation_id AS operationId, type_name AS typeName, message_name AS messageName,
-                primary_entity AS primaryEntity, stage, mode, depth, message_block AS messageBlock, exception_details AS exceptionDetails,
-                performance_ms AS performanceMs, created_on AS createdOn
-         FROM trace_logs ${filter.correlationId ? "WHERE correlation_id = ?" : ""} ORDER BY created_on, rowid`,
-      )
-      .all(...(filter.correlationId ? [filter.correlationId] : [])) as TraceRow[];
-    return rows;
+    return this.#store.traceLogs.list(filter);
   }
 }

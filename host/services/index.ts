@@ -87,7 +87,8 @@ function dispatch(backends: HostServiceBackends, request: ServiceCall, options: 
   }
 }
 
-export { InMemoryOrganizationService, serveOrganization } from "./organization.js";
+export { serveOrganization } from "./organization.js";
+export { OrganizationService } from "../organization/service.js";
 export type { OrganizationBackend, RecordedCall, CallerIdentity } from "./organization.js";
 
 export { RecordingNotificationService } from "./notification.js";

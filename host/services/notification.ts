@@ -1,6 +1,6 @@
 /**
- * The service-endpoint notification service. Until the relay is configured, posts are recorded
- * rather than sent: `plugbox run` shows them, and tests read them.
+ * The service-endpoint notification service as plug-ins call it, and the backend the relay (or a
+ * recorder, where no endpoint is configured) implements.
  */
 import { isPlainObject } from "../../sdk/codec.js";
 import { parseRemoteExecutionContext, type WireFormat } from "../../sdk/wire/index.js";
@@ -39,37 +39,6 @@ export function readSerializedContext(serialized: SerializedContext): Record<str
   const context = parseRemoteExecutionContext(serialized.body, serialized.format) as unknown as Record<string, unknown>;
   for (const [name, value] of Object.entries(serialized.fields)) if (context[name] === undefined) context[name] = value;
   return context;
-}
-
-/**
- * How a job keeps a SerializedContext: the body as it is, and a header in plugbox JSON whose `$type`
- * versions of plugbox before it do not know, so that one of them still running on the same store
- * fails such a job (to be retried) rather than post what it cannot read.
- */
-const SERIALIZED_HEADER_TYPE = "SerializedContext";
-
-export function serializedHeader(serialized: SerializedContext): string {
-  const { format, sizeExceeded, fields, body } = serialized;
-  return JSON.stringify({ $type: SERIALIZED_HEADER_TYPE, format, sizeExceeded, length: body.length, fields });
-}
-
-/** The SerializedContext a job keeps, checked: a header or body that was damaged throws with what is wrong. */
-export function readSerializedHeader(header: string, body: string): SerializedContext {
-  let parsed: { $type?: unknown; format?: unknown; sizeExceeded?: unknown; length?: unknown; fields?: unknown };
-  try {
-    parsed = JSON.parse(header) as typeof parsed;
-  } catch (error) {
-    throw new Error(`its header is not JSON: ${(error as Error).message}`);
-  }
-  const { $type, format, sizeExceeded, length, fields } = parsed ?? {};
-  if ($type !== SERIALIZED_HEADER_TYPE || (format !== "json" && format !== "xml") || typeof sizeExceeded !== "boolean" || !isPlainObject(fields)) {
-    throw new Error("its header does not describe a serialized context");
-  }
-  for (const [name, value] of Object.entries(fields)) {
-    if (typeof value !== "string" && typeof value !== "number") throw new Error(`its header's field ${name} is not a string or a number`);
-  }
-  if (length !== body.length || body.trimStart()[0] !== (format === "json" ? "{" : "<")) throw new Error(`its ${format === "json" ? "JSON" : "XML"} body is not the ${String(length)} characters that were stored`);
-  return { format, sizeExceeded, fields: fields as Record<string, string | number>, body };
 }
 
 /** Posts a serialized context: as it is, or read back for a backend that only takes contexts. */

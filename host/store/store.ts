@@ -18,44 +18,13 @@ import { statSync } from "node:fs";
 import Database from "better-sqlite3";
 import { MIGRATIONS, SCHEMA_VERSION } from "./schema.js";
 import { restoreAdvice, StoreError, toStoreError } from "./errors.js";
+import { resolveStoreOptions, type StoreOptions } from "./options.js";
+import { SystemJobsTable } from "./system-jobs.js";
+import { TraceLogsTable } from "./trace-logs.js";
 
 export { STORE_ERRORS, StoreError, toStoreError, type StoreErrorCode } from "./errors.js";
 
-export interface StoreOptions {
-  /** A file path, or ":memory:". @default ":memory:" */
-  path?: string;
-  /** How long to wait for another process holding the file, ms. @default 5000 */
-  busyTimeoutMs?: number;
-  /**
-   * Run SQLite's `PRAGMA quick_check` when an existing file opens, and refuse a damaged one with
-   * STORE_CORRUPT. It reads the whole file (about 1 ms per MB here): false skips it for a large
-   * store that is checked otherwise. @default true
-   */
-  quickCheck?: boolean;
-  /** The most the store file may grow to, bytes (SQLite's max_page_count); past it writes fail with STORE_FULL. @default no limit */
-  maxSizeBytes?: number;
-}
-
-/** The store's defaults, frozen; `Store.open` checks every option against them. */
-export const storeDefaults = Object.freeze({ path: ":memory:", busyTimeoutMs: 5_000, quickCheck: true, maxSizeBytes: undefined as number | undefined });
-
-/** Fills in defaults and checks every option; throws STORE_OPEN_FAILED naming the option and the rule. */
-export function resolveStoreOptions(options: StoreOptions = {}): Required<Omit<StoreOptions, "maxSizeBytes">> & Pick<StoreOptions, "maxSizeBytes"> {
-  const shown = (value: unknown) => JSON.stringify(value) ?? String(value);
-  const path = options.path ?? storeDefaults.path;
-  if (typeof path !== "string" || path === "") throw new StoreError("STORE_OPEN_FAILED", `path must be a file path or ":memory:"; got ${shown(path)}`);
-  const busyTimeoutMs = options.busyTimeoutMs ?? storeDefaults.busyTimeoutMs;
-  if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
-    throw new StoreError("STORE_OPEN_FAILED", `busyTimeoutMs must be a whole number of milliseconds, 0 or more; got ${shown(busyTimeoutMs)}`);
-  }
-  const quickCheck = options.quickCheck ?? storeDefaults.quickCheck;
-  if (typeof quickCheck !== "boolean") throw new StoreError("STORE_OPEN_FAILED", `quickCheck must be true or false; got ${shown(quickCheck)}`);
-  const maxSizeBytes = options.maxSizeBytes;
-  if (maxSizeBytes !== undefined && (!Number.isSafeInteger(maxSizeBytes) || maxSizeBytes < 65_536)) {
-    throw new StoreError("STORE_OPEN_FAILED", `maxSizeBytes must be a whole number of bytes, 65536 or more; got ${shown(maxSizeBytes)}`);
-  }
-  return { path, busyTimeoutMs, quickCheck, maxSizeBytes };
-}
+export { storeDefaults, resolveStoreOptions, type StoreOptions } from "./options.js";
 
 export interface RecordRow {
   entity: string;
@@ -85,11 +54,19 @@ export class Store {
   #closed = false;
   readonly #busyTimeoutMs: number;
   readonly #statements;
+  /** The system_jobs table's statements. */
+  readonly systemJobs: SystemJobsTable;
+  /** The trace_logs table's statements. */
+  readonly traceLogs: TraceLogsTable;
+  /** Statements of compiled queries and alternate-key lookups, by their SQL: the last 64 used. */
+  readonly #queries = new Map<string, Database.Statement>();
 
   private constructor(path: string, db: Database.Database, busyTimeoutMs: number) {
     this.path = path;
     this.db = db;
     this.#busyTimeoutMs = busyTimeoutMs;
+    this.systemJobs = new SystemJobsTable(db);
+    this.traceLogs = new TraceLogsTable(db);
     this.#statements = {
       begin: db.prepare("BEGIN IMMEDIATE"),
       commit: db.prepare("COMMIT"),
@@ -304,6 +281,35 @@ export class Store {
 
   allRecords(): RecordRow[] {
     return this.#statements.all.all().map((row) => ({ ...row, attributes: parseAttributes(row.attributes) }));
+  }
+
+  /**
+   * The rows of a query compiled for the records table (RetrieveMultiple). Each distinct statement
+   * is prepared once and kept while it is among the last 64 used.
+   */
+  selectRows(sql: string, params: Record<string, unknown>): Array<Record<string, unknown>> {
+    return this.#query(sql).all(params) as Array<Record<string, unknown>>;
+  }
+
+  /** The id of a record whose columns hold these values (plugbox JSON), e.g. an alternate key's. */
+  findRecordId(entity: string, values: Record<string, unknown>): string | undefined {
+    const columns = Object.keys(values);
+    const where = columns.map(() => "json_extract(attributes, ?) = json_extract(?, '$')").join(" AND ");
+    const params = columns.flatMap((c) => [`$.${c}`, JSON.stringify(values[c])]);
+    const row = this.#query(`SELECT id FROM records WHERE entity = ? AND ${where} LIMIT 1`).get(entity, ...params) as { id: string } | undefined;
+    return row?.id;
+  }
+
+  #query(sql: string): Database.Statement {
+    let statement = this.#queries.get(sql);
+    if (statement) {
+      this.#queries.delete(sql);
+    } else {
+      statement = this.db.prepare(sql);
+      if (this.#queries.size >= 64) this.#queries.delete(this.#queries.keys().next().value!);
+    }
+    this.#queries.set(sql, statement);
+    return statement;
   }
 
   link(relationship: string, entity1: string, id1: string, entity2: string, id2: string): void {

@@ -13,7 +13,8 @@
 import path from "node:path";
 import { bundleFromSource, createSandboxRuntime, type Bundle, type SandboxRuntime } from "../../runtime/index.js";
 import { buildBundle } from "../build.js";
-import { InMemoryOrganizationService, RecordingNotificationService } from "../services/index.js";
+import { RecordingNotificationService } from "../services/index.js";
+import { MemoryOrganizationService } from "../pipeline/memory.js";
 import { runPlugin as runOnce, type RunOptions } from "../run.js";
 import { withExitStatus, type RunResult } from "../cli/exit-statuses.js";
 import type { IdSource, Clock } from "../ids.js";
@@ -28,11 +29,11 @@ export interface TestHostOptions {
   webPolicy?: WebPolicyInput;
 }
 
-/** A sandbox runtime plus in-memory services, shared by the runs of a test suite. */
+/** A sandbox runtime plus the host's services over a `:memory:` store, shared by the runs of a test suite. */
 export class TestHost {
   readonly runtime: SandboxRuntime;
-  /** Records created, updated or deleted by plug-ins, kept across runs. */
-  readonly organization: InMemoryOrganizationService;
+  /** The store-backed organization service: records created, updated or deleted by plug-ins, kept across runs (`snapshot()`). */
+  readonly organization: MemoryOrganizationService;
   /** Every notification post, recorded rather than sent. */
   readonly notifications: RecordingNotificationService;
   readonly #options: TestHostOptions;
@@ -40,8 +41,8 @@ export class TestHost {
   protected constructor(runtime: SandboxRuntime, options: TestHostOptions) {
     this.runtime = runtime;
     this.#options = options;
-    this.organization = new InMemoryOrganizationService(options.ids ? { ids: options.ids } : {});
     this.notifications = new RecordingNotificationService();
+    this.organization = MemoryOrganizationService.open({ runtime, notification: this.notifications, clock: options.clock, ids: options.ids });
   }
 
   static async create(options: TestHostOptions = {}): Promise<TestHost> {
@@ -71,6 +72,7 @@ export class TestHost {
   }
 
   async close(): Promise<void> {
+    this.organization.close();
     await this.runtime.close();
   }
 

@@ -8,10 +8,9 @@
  * of Dataverse's AliasedValue), aggregates under their aliases. As in Dataverse, a column whose
  * value is null is left out of the Entity.
  */
-import type Database from "better-sqlite3";
 import { decode } from "../../../sdk/codec.js";
 import { EMPTY_GUID, Entity, EntityCollection, type Attributes } from "../../../sdk/model.js";
-import { StoreError } from "../../store/store.js";
+import { StoreError, type Store } from "../../store/store.js";
 import type { SchemaLookup } from "../../store/table-schema.js";
 import { compileQuery, type CompiledQuery, type Output } from "./compile.js";
 import { fromFetchXml } from "./fetchxml.js";
@@ -41,8 +40,8 @@ export function normalizeQuery(query: unknown): QueryModel {
 }
 
 /** Runs a query against the store's database and returns the matching records. */
-export function retrieveMultiple(db: Database.Database, query: unknown, options: RetrieveMultipleOptions = {}): EntityCollection {
-  return runQuery(db, compileQuery(normalizeQuery(query), options.schemaFor));
+export function retrieveMultiple(store: Store, query: unknown, options: RetrieveMultipleOptions = {}): EntityCollection {
+  return runQuery(store, compileQuery(normalizeQuery(query), options.schemaFor));
 }
 
 // Paging cookies ////////////////////////////////////////////////////////////////////////////////
@@ -64,23 +63,6 @@ function pageOffset(compiled: CompiledQuery): number {
 
 // Running ////////////////////////////////////////////////////////////////////////////////////////
 
-const CACHE_SIZE = 64;
-const statementCache = new WeakMap<Database.Database, Map<string, Database.Statement>>();
-
-function prepare(db: Database.Database, sql: string): Database.Statement {
-  let cache = statementCache.get(db);
-  if (!cache) statementCache.set(db, (cache = new Map()));
-  let statement = cache.get(sql);
-  if (statement) {
-    cache.delete(sql);
-  } else {
-    statement = db.prepare(sql);
-    if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value!);
-  }
-  cache.set(sql, statement);
-  return statement;
-}
-
 /** SQLite refusing a statement for its size is the query's fault; anything else is ours. */
 function tooLarge(error: unknown): never {
   const message = error instanceof Error ? error.message : String(error);
@@ -92,9 +74,9 @@ function tooLarge(error: unknown): never {
 
 type Row = Record<string, unknown>;
 
-function all(db: Database.Database, sql: string, params: Record<string, unknown>): Row[] {
+function all(store: Store, sql: string, params: Record<string, unknown>): Row[] {
   try {
-    return prepare(db, sql).all(params) as Row[];
+    return store.selectRows(sql, params);
   } catch (error) {
     return tooLarge(error);
   }
@@ -161,11 +143,11 @@ function toEntity(compiled: CompiledQuery, row: Row): Entity {
 }
 
 /** Runs a compiled query. */
-export function runQuery(db: Database.Database, compiled: CompiledQuery): EntityCollection {
+export function runQuery(store: Store, compiled: CompiledQuery): EntityCollection {
   const paged = compiled.top === null;
   const offset = paged ? pageOffset(compiled) : 0;
   const limit = paged ? compiled.page.size + 1 : compiled.top!;
-  let rows = all(db, compiled.sql, { ...compiled.params, limit, offset });
+  let rows = all(store, compiled.sql, { ...compiled.params, limit, offset });
   const moreRecords = paged && rows.length > compiled.page.size;
   if (moreRecords) rows = rows.slice(0, compiled.page.size);
   const collection = new EntityCollection(
@@ -178,7 +160,7 @@ export function runQuery(db: Database.Database, compiled: CompiledQuery): Entity
     if (rows.length > 0) collection.totalRecordCount = Number(rows[0]!.__total);
     else if (offset === 0) collection.totalRecordCount = 0;
     // A page past the end has no row to carry the count: count on its own.
-    else collection.totalRecordCount = Number(all(db, `SELECT count(*) AS n FROM (${compiled.inner})`, compiled.params)[0]!.n);
+    else collection.totalRecordCount = Number(all(store, `SELECT count(*) AS n FROM (${compiled.inner})`, compiled.params)[0]!.n);
   }
   return collection;
 }

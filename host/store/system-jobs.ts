@@ -10,28 +10,27 @@
  * A worker takes jobs by leasing them (in one write transaction); it completes a job only while it
  * still holds the lease, so a job is never completed twice. A lease that runs out (its worker died) makes the job
  * ready again: every job runs to completion at least once.
+ *
+ * This module holds the table's SQL; what a job's data means is host/jobs'.
  */
-import { toPlain, decode } from "../../sdk/codec.js";
-import type { Clock } from "../ids.js";
-import { readSerializedContext, readSerializedHeader, serializedHeader, type SerializedContext } from "../services/notification.js";
+import type Database from "better-sqlite3";
 import type { Statement } from "better-sqlite3";
-import type { Store } from "../store/store.js";
-import { PipelineError } from "./errors.js";
 
 export const JobState = Object.freeze({ Ready: 0, Suspended: 1, Locked: 2, Completed: 3 } as const);
 export const JobStatus = Object.freeze({ WaitingForResources: 0, Waiting: 10, InProgress: 20, Pausing: 21, Canceling: 22, Succeeded: 30, Failed: 31, Canceled: 32 } as const);
 
-export interface NewJob {
+/** A job as it is inserted: its context already encoded (see host/jobs/job-data.ts). */
+export interface NewJobRow {
   id: string;
   name: string;
   stepId: string;
   messageName: string;
   entity: string | null;
   regardingId: string | null;
-  /** The execution context handed to the step (OperationId = the job's id). */
-  data: Record<string, unknown>;
-  /** For a posting step: the context serialized for its endpoint, kept instead of `data`. */
-  serialized?: SerializedContext;
+  /** plugbox JSON of the context, or the header of a serialized one. */
+  data: string;
+  /** The body of a serialized context, else null. */
+  post: string | null;
   depth: number;
   createdOn: Date;
   autoDelete: boolean;
@@ -105,35 +104,29 @@ export interface LeasedJob {
   post: string | null;
 }
 
-export class JobQueue {
-  readonly #store: Store;
-  readonly #clock: Clock;
+export class SystemJobsTable {
+  readonly #db: Database.Database;
   readonly #statements = new Map<string, Statement<unknown[], unknown>>();
   readonly #rowStatements = new Map<string, Statement<unknown[], Column[]>>();
-  constructor(store: Store, clock: Clock) {
-    this.#store = store;
-    this.#clock = clock;
+  constructor(db: Database.Database) {
+    this.#db = db;
   }
 
   /** Each statement is prepared once. */
   #sql<Result = unknown>(sql: string): Statement<unknown[], Result> {
     let statement = this.#statements.get(sql);
-    if (!statement) this.#statements.set(sql, (statement = this.#store.db.prepare(sql)));
+    if (!statement) this.#statements.set(sql, (statement = this.#db.prepare(sql)));
     return statement as Statement<unknown[], Result>;
   }
 
   /** A query whose rows come as arrays of columns (prepared once, apart from `#sql`'s: `raw()` changes a statement). */
   #rows(sql: string): Statement<unknown[], Column[]> {
     let statement = this.#rowStatements.get(sql);
-    if (!statement) this.#rowStatements.set(sql, (statement = this.#store.db.prepare<unknown[], Column[]>(sql).raw()));
+    if (!statement) this.#rowStatements.set(sql, (statement = this.#db.prepare<unknown[], Column[]>(sql).raw()));
     return statement;
   }
 
-  #now(): string {
-    return this.#clock.now().toISOString();
-  }
-
-  insert(job: NewJob): void {
+  insert(job: NewJobRow): void {
     this.#sql(
         `INSERT INTO system_jobs (id, sequence, name, operation_type, state_code, status_code, owning_extension_id, message_name, primary_entity_type, regarding_id, data, post, depth, created_on, auto_delete)
          VALUES (?, (SELECT coalesce(max(sequence), 0) + 1 FROM system_jobs), ?, 1, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -145,32 +138,22 @@ export class JobQueue {
         job.messageName,
         job.entity,
         job.regardingId,
-        job.serialized ? serializedHeader(job.serialized) : JSON.stringify(toPlain(job.data)),
-        job.serialized ? job.serialized.body : null,
+        job.data,
+        job.post,
         job.depth,
         job.createdOn.toISOString(),
         job.autoDelete ? 1 : 0,
       );
   }
 
-  /** Leases the next job that is ready (or whose worker's lease ran out), oldest first. */
-  claim(owner: string, leaseMs: number): LeasedJob | undefined {
-    return this.claimBatch(owner, leaseMs, 1)[0];
-  }
-
   /**
-   * Leases up to `limit` jobs at once: ready ones oldest first, then those whose lease ran out.
-   * Their data comes as text, to be read after the lease commits. The reads and the update are one
-   * transaction (a savepoint of the caller's, if it has one open).
+   * Leases up to `limit` jobs: ready ones oldest first, then those whose lease ran out. Their data
+   * comes as text, to be read after the lease commits. The caller holds a transaction.
    */
-  claimBatch(owner: string, leaseMs: number, limit: number): LeasedJob[] {
-    return this.#store.transaction(() => this.#lease(owner, leaseMs, limit));
-  }
-
   // Read, then lease by rowid: an UPDATE … RETURNING of whole rows costs SQLite half as much again.
-  #lease(owner: string, leaseMs: number, limit: number): LeasedJob[] {
-    const now = this.#now();
-    const until = new Date(this.#clock.now().getTime() + leaseMs).toISOString();
+  lease(owner: string, at: Date, leaseMs: number, limit: number): LeasedJob[] {
+    const now = at.toISOString();
+    const until = new Date(at.getTime() + leaseMs).toISOString();
     const columns = `${JOB_COLUMNS}, data, post, rowid`;
     const [DATA, POST, ROWID] = [JOB_COLUMN_COUNT, JOB_COLUMN_COUNT + 1, JOB_COLUMN_COUNT + 2];
     // Two indexed lookups rather than one OR that SQLite would answer with a scan.
@@ -201,20 +184,20 @@ export class JobQueue {
   }
 
   /** Completes a job the owner still holds; false when the lease was lost (another worker took over). */
-  succeed(id: string, owner: string, autoDelete: boolean): boolean {
+  succeed(id: string, owner: string, autoDelete: boolean, at: Date): boolean {
     if (autoDelete) return this.#sql("DELETE FROM system_jobs WHERE id = ? AND lease_owner = ? AND state_code = 2").run(id, owner).changes > 0;
     return (
       this.#sql("UPDATE system_jobs SET state_code = 3, status_code = 30, completed_on = ?, lease_owner = NULL, lease_until = NULL, message = NULL WHERE id = ? AND lease_owner = ? AND state_code = 2")
-        .run(this.#now(), id, owner).changes > 0
+        .run(at.toISOString(), id, owner).changes > 0
     );
   }
 
-  fail(id: string, owner: string, failure: { message: string; errorCode: number | null }): boolean {
+  fail(id: string, owner: string, failure: { message: string; errorCode: number | null }, at: Date): boolean {
     return (
       this.#sql(
           "UPDATE system_jobs SET state_code = 3, status_code = 31, completed_on = ?, lease_owner = NULL, lease_until = NULL, message = ?, friendly_message = ?, error_code = ? WHERE id = ? AND lease_owner = ? AND state_code = 2",
         )
-        .run(this.#now(), failure.message, failure.message, failure.errorCode, id, owner).changes > 0
+        .run(at.toISOString(), failure.message, failure.message, failure.errorCode, id, owner).changes > 0
     );
   }
 
@@ -246,15 +229,9 @@ export class JobQueue {
     return row ? toJob(row) : undefined;
   }
 
-  /** The job's context; JOB_DATA_INVALID when what the store holds was damaged. */
-  data(id: string): Record<string, unknown> | undefined {
-    const row = this.#sql<{ data: string; post: string | null }>("SELECT data, post FROM system_jobs WHERE id = ?").get(id.toLowerCase());
-    if (!row) return undefined;
-    try {
-      return (row.post === null ? decode(row.data) : readSerializedContext(readSerializedHeader(row.data, row.post))) as Record<string, unknown>;
-    } catch (error) {
-      throw new PipelineError("JOB_DATA_INVALID", `the job's stored context cannot be read: ${(error as Error).message}`);
-    }
+  /** The job's stored context as text: plugbox JSON, or a serialized context's header and body. */
+  data(id: string): { data: string; post: string | null } | undefined {
+    return this.#sql<{ data: string; post: string | null }>("SELECT data, post FROM system_jobs WHERE id = ?").get(id.toLowerCase());
   }
 
   list(filter: { stateCode?: number } = {}): SystemJob[] {
@@ -265,25 +242,15 @@ export class JobQueue {
     return rows.map(toJob);
   }
 
-  /** Makes a failed or canceled job ready again (a fresh set of attempts). */
-  retry(id: string): SystemJob {
-    const job = this.get(id);
-    if (!job) throw new PipelineError("JOB_NOT_FOUND", `no system job has the id ${id}`);
-    if (job.stateCode !== JobState.Completed || job.statusCode === JobStatus.Succeeded) {
-      throw new PipelineError("JOB_INVALID_STATE", `job ${id} is ${describeState(job)}; only failed or canceled jobs can be retried`);
-    }
+  /** Makes a job ready again with a fresh set of attempts. */
+  reset(id: string): void {
     this.#sql("UPDATE system_jobs SET state_code = 0, status_code = 0, retry_count = 0, postpone_until = NULL, completed_on = NULL, message = NULL, friendly_message = NULL, error_code = NULL WHERE id = ?")
-      .run(job.id);
-    return this.get(id)!;
+      .run(id);
   }
 
-  /** Cancels a job that has not completed (Ready, Suspended or Locked → Completed/Canceled). */
-  cancel(id: string): SystemJob {
-    const job = this.get(id);
-    if (!job) throw new PipelineError("JOB_NOT_FOUND", `no system job has the id ${id}`);
-    if (job.stateCode === JobState.Completed) throw new PipelineError("JOB_INVALID_STATE", `job ${id} is already ${describeState(job)}`);
-    this.#sql("UPDATE system_jobs SET state_code = 3, status_code = 32, completed_on = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?").run(this.#now(), job.id);
-    return this.get(id)!;
+  /** Completes a job as Canceled. */
+  cancel(id: string, at: Date): void {
+    this.#sql("UPDATE system_jobs SET state_code = 3, status_code = 32, completed_on = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?").run(at.toISOString(), id);
   }
 }
 

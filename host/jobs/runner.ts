@@ -13,50 +13,20 @@
  * died under it (SANDBOX_WORKER_CRASHED) is retried like one that asked to be.
  */
 import { randomUUID } from "node:crypto";
-import { OptionsError } from "../../runtime/errors.js";
+import type { SandboxRuntime } from "../../runtime/index.js";
 import { systemClock, type Clock } from "../ids.js";
+import type { Registry, StepRegistration } from "../registry/index.js";
 import { RETRYABLE_RELAY_CODES } from "../relay/errors.js";
-import { decode } from "../../sdk/codec.js";
-import { executeSerialized, readSerializedHeader, type SerializedContext } from "../services/notification.js";
-import type { SystemJob } from "./jobs-store.js";
-import { OUTBOX_PREFIX, type Pipeline } from "./pipeline.js";
+import { executeSerialized, type NotificationBackend, type SerializedContext } from "../services/notification.js";
+import type { RecordedCall } from "../services/organization.js";
 import { toStoreError } from "../store/errors.js";
+import type { Store } from "../store/store.js";
+import type { TraceRow } from "../store/trace-logs.js";
+import { readClaimed, type ClaimedJob } from "./kinds.js";
+import { jobRunnerDefaults, resolveJobRunnerOptions, type JobRunnerOptions } from "./options.js";
+import type { JobQueue, SystemJob } from "./queue.js";
 
-export interface JobRunnerOptions {
-  /** How long a job is leased; past it, another runner may take the job over. @default 180000 */
-  leaseMs?: number;
-  /** How often to look for jobs when nothing wakes the runner, ms. @default 1000 */
-  pollMs?: number;
-  /** First retry delay; each further attempt doubles it. @default 1000 */
-  backoffBaseMs?: number;
-  /** Jobs run at once (their posts to one endpoint go out in batches). @default 8 */
-  concurrency?: number;
-  clock?: Clock;
-}
-
-export const jobRunnerDefaults: Readonly<{ leaseMs: number; pollMs: number; backoffBaseMs: number; concurrency: number }> = Object.freeze({ leaseMs: 180_000, pollMs: 1_000, backoffBaseMs: 1_000, concurrency: 8 });
-
-const jobRunnerRanges: Record<keyof typeof jobRunnerDefaults, [min: number, max: number]> = {
-  leaseMs: [100, 86_400_000],
-  pollMs: [1, 3_600_000],
-  backoffBaseMs: [0, 3_600_000],
-  concurrency: [1, 1_024],
-};
-
-/** Fills in the defaults and checks each option; throws OPTIONS_INVALID naming it (`jobs.leaseMs`) and the rule. */
-export function resolveJobRunnerOptions(options: JobRunnerOptions = {}, path = "jobs"): Readonly<typeof jobRunnerDefaults> {
-  const out: Record<string, number> = { ...jobRunnerDefaults };
-  for (const key of Object.keys(jobRunnerRanges) as Array<keyof typeof jobRunnerDefaults>) {
-    const value = options[key];
-    if (value === undefined) continue;
-    const [min, max] = jobRunnerRanges[key];
-    if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-      throw new OptionsError("OPTIONS_INVALID", `${path}.${key} must be a whole number from ${min} to ${max}; got ${JSON.stringify(value) ?? String(value)}`);
-    }
-    out[key] = value;
-  }
-  return Object.freeze(out) as Readonly<typeof jobRunnerDefaults>;
-}
+export { jobRunnerDefaults, resolveJobRunnerOptions, type JobRunnerOptions } from "./options.js";
 
 const RETRY_STATUS = 2; // OperationStatus.Retry
 /** A job whose sandbox worker died under it is run again, as one that asked to be. */
@@ -81,18 +51,33 @@ export interface JobRunnerHealth {
   lastError?: { code: string; message: string; at: string };
 }
 
-/**
- * A leased job with its context (a posting step's job: serialized for its endpoint), or why its
- * stored context cannot be read.
- */
-type Claimed =
-  | { job: SystemJob; data: Record<string, unknown>; serialized?: undefined; unreadable?: undefined }
-  | { job: SystemJob; data?: undefined; serialized: SerializedContext; unreadable?: undefined }
-  | { job: SystemJob; data?: undefined; serialized?: undefined; unreadable: string };
+/** What running a step's job produced (the pipeline's step outcome, as far as a runner reads it). */
+export interface JobStepOutcome {
+  ok: boolean;
+  error?: { message: string; innerCode: string; status: number; details?: Record<string, unknown> | undefined };
+  calls: RecordedCall[];
+  traceRows: TraceRow[];
+}
+
+/** Everything a runner uses, given explicitly. */
+export interface JobRunnerParts {
+  store: Store;
+  queue: JobQueue;
+  /** Writes the trace rows the setting keeps (in the outcome's transaction). */
+  traceLog: { write(rows: readonly TraceRow[], setting: "Off" | "Exceptions" | "All"): void };
+  /** Runs a step's job: its plug-in (or post) with the context it holds, or a serialized post. */
+  steps: {
+    executeStep(step: StepRegistration, context: Record<string, unknown>, options: Record<string, never>): Promise<JobStepOutcome>;
+    executeSerializedStep(step: StepRegistration, serialized: SerializedContext): Promise<JobStepOutcome>;
+  };
+  notification: NotificationBackend;
+  registry: Pick<Registry, "step" | "settings">;
+  runtime: Pick<SandboxRuntime, "health">;
+}
 
 export class JobRunner {
   readonly owner = randomUUID();
-  readonly #pipeline: Pipeline;
+  readonly #parts: JobRunnerParts;
   readonly #options: Readonly<typeof jobRunnerDefaults>;
   readonly #clock: Clock;
   #lastError: JobRunnerHealth["lastError"];
@@ -101,13 +86,13 @@ export class JobRunner {
   #started = false;
   #stopped = false;
   readonly #listeners = new Set<(outcome: JobOutcome) => void>();
-  readonly #claimed: Claimed[] = [];
+  readonly #claimed: ClaimedJob[] = [];
   #refill: Promise<void> | undefined;
   readonly #writes: Array<{ write: () => JobOutcome; resolve: (outcome: JobOutcome) => void; reject: (error: unknown) => void }> = [];
   #flushing: Promise<void> | undefined;
 
-  constructor(pipeline: Pipeline, options: JobRunnerOptions = {}) {
-    this.#pipeline = pipeline;
+  constructor(parts: JobRunnerParts, options: JobRunnerOptions = {}) {
+    this.#parts = parts;
     this.#options = resolveJobRunnerOptions(options);
     this.#clock = options.clock ?? systemClock;
   }
@@ -150,7 +135,7 @@ export class JobRunner {
     } catch (error) {
       // No job could be leased (another process held the store too long, the disk is full, or it is
       // closing): the jobs stay where they are, health() says why, and the next round tries again.
-      const e = toStoreError(error, this.#pipeline.store.path) as { code?: unknown; message?: unknown };
+      const e = toStoreError(error, this.#parts.store.path) as { code?: unknown; message?: unknown };
       this.#lastError = { code: typeof e.code === "string" ? e.code : "INTERNAL", message: String(e.message ?? error), at: this.#clock.now().toISOString() };
     } finally {
       this.#running = undefined;
@@ -160,8 +145,8 @@ export class JobRunner {
   }
 
   async #nextDue(): Promise<Date | undefined> {
-    using _lease = await this.#pipeline.store.acquire();
-    return this.#pipeline.jobs.nextDue();
+    using _lease = await this.#parts.store.acquire();
+    return this.#parts.queue.nextDue();
   }
 
   /**
@@ -175,7 +160,7 @@ export class JobRunner {
     let failure: { error: unknown } | undefined;
     const lane = async () => {
       while (!this.#stopped && !failure) {
-        let claimed: Claimed | undefined;
+        let claimed: ClaimedJob | undefined;
         try {
           claimed = await this.#next();
         } catch (error) {
@@ -199,7 +184,7 @@ export class JobRunner {
    * The next job for a lane. Jobs are leased `concurrency` at a time in one transaction, so lanes do
    * not queue on the store one claim each; the lanes share one refill at a time.
    */
-  async #next(): Promise<Claimed | undefined> {
+  async #next(): Promise<ClaimedJob | undefined> {
     for (;;) {
       const next = this.#claimed.shift();
       if (next) return next;
@@ -218,18 +203,12 @@ export class JobRunner {
     }
   }
 
-  async #claim(limit: number): Promise<Claimed[]> {
-    const { store, jobs } = this.#pipeline;
-    const leased = await store.write(() => jobs.claimBatch(this.owner, this.#options.leaseMs, limit));
+  async #claim(limit: number): Promise<ClaimedJob[]> {
+    const { store, queue } = this.#parts;
+    const leased = await store.write(() => queue.claimBatch(this.owner, this.#options.leaseMs, limit));
     // Read after the commit: the write lock is held for the lease only. A context that cannot be
     // read fails its own job, not the batch.
-    return leased.map(({ job, data, post }): Claimed => {
-      try {
-        return post === null ? { job, data: decode(data) as Record<string, unknown> } : { job, serialized: readSerializedHeader(data, post) };
-      } catch (error) {
-        return { job, unreadable: (error as Error).message };
-      }
-    });
+    return leased.map(readClaimed);
   }
 
   /**
@@ -239,8 +218,8 @@ export class JobRunner {
   async #releaseUnstarted(): Promise<void> {
     if (this.#claimed.length === 0) return;
     const ids = this.#claimed.splice(0).map((c) => c.job.id);
-    const { store, jobs } = this.#pipeline;
-    await store.write(() => jobs.release(ids, this.owner)).catch(() => undefined); // else left to their leases
+    const { store, queue } = this.#parts;
+    await store.write(() => queue.release(ids, this.owner)).catch(() => undefined); // else left to their leases
   }
 
   /** Takes and runs the next ready job; undefined when none is ready. */
@@ -250,7 +229,7 @@ export class JobRunner {
   }
 
   /** Runs a leased job and records its outcome; never rejects. */
-  async #run(claimed: Claimed): Promise<JobOutcome> {
+  async #run(claimed: ClaimedJob): Promise<JobOutcome> {
     let outcome: JobOutcome;
     try {
       outcome = await this.#attempt(claimed);
@@ -262,55 +241,56 @@ export class JobRunner {
     return outcome;
   }
 
-  async #attempt(claimed: Claimed): Promise<JobOutcome> {
-    const { jobs, registry } = this.#pipeline;
-    if (claimed.unreadable !== undefined) {
-      const message = `the job's stored context cannot be read: ${claimed.unreadable}`;
-      return this.#record(claimed.job.id, (owner) => jobs.fail(claimed.job.id, owner, { message, errorCode: null }), "failed", message);
-    }
-    const { job, data, serialized } = claimed;
-    const step = job.owningExtensionId ? registry.step(job.owningExtensionId) : undefined;
-    let outcome: JobOutcome;
-    if (job.owningExtensionId?.startsWith(OUTBOX_PREFIX)) {
-      const endpointId = job.owningExtensionId.slice(OUTBOX_PREFIX.length);
-      const { notification } = this.#pipeline;
-      outcome = await this.#post(job, endpointId, serialized ? () => executeSerialized(notification, endpointId, serialized) : () => notification.execute(endpointId, data!.context as Record<string, unknown>));
-    } else if (!step) {
-      outcome = await this.#record(job.id, (owner) => jobs.fail(job.id, owner, { message: `the step ${job.owningExtensionId} of this job is no longer registered`, errorCode: null }), "failed");
-    } else {
-      const result = serialized ? await this.#pipeline.executeSerializedStep(step, serialized) : await this.#pipeline.executeStep(step, data!, {});
-      const trace = () => this.#pipeline.traceLog.write(result.traceRows, registry.settings.traceLogSetting);
-      if (!result.ok && result.error!.innerCode === UNAVAILABLE) {
-        const message = result.error!.message;
-        return this.#record(job.id, (owner) => jobs.waitForResources(job.id, owner, this.#sandboxDue(), message), "waiting", message);
+  async #attempt(claimed: ClaimedJob): Promise<JobOutcome> {
+    const { queue: jobs, registry, notification } = this.#parts;
+    const { job } = claimed;
+    switch (claimed.kind) {
+      case "unreadable": {
+        const message = `the job's stored context cannot be read: ${claimed.reason}`;
+        return this.#record(job.id, (owner) => jobs.fail(job.id, owner, { message, errorCode: null }), "failed", message);
       }
-      if (result.ok) {
-        outcome = await this.#record(job.id, (owner) => (trace(), jobs.succeed(job.id, owner, job.autoDelete)), "succeeded");
-      } else {
-        const error = result.error!;
-        const attempts = job.retryCount + 1;
-        // A post the relay could not deliver re-runs the whole plug-in, as in Dataverse, up to the
-        // endpoint's limit; a posting step (the endpoint is its handler) is retried the same way.
-        const failedPost = result.calls.find((c) => c.service === "notification" && c.error && RETRYABLE_RELAY_CODES.has(c.error.code));
-        const failedEndpoint = step.handler.kind === "serviceEndpoint" && RETRYABLE_RELAY_CODES.has(error.innerCode) ? step.handler.endpoint : undefined;
-        const wantsRetry = error.status === RETRY_STATUS || error.innerCode === CRASHED || failedPost !== undefined || failedEndpoint !== undefined;
-        const limit = this.#attemptsFor(failedEndpoint ?? (failedPost?.args[0] as { id?: unknown } | undefined)?.id);
-        const failure = { message: error.message, errorCode: typeof error.details?.errorCode === "number" ? error.details.errorCode : null };
-        if (wantsRetry && attempts < limit) {
-          const at = this.#retryAt(job);
-          outcome = await this.#record(job.id, (owner) => (trace(), jobs.retryLater(job.id, owner, at, failure)), "retrying", error.message);
-        } else {
-          const message = wantsRetry ? `${error.message} (gave up after ${attempts} attempts)` : error.message;
-          outcome = await this.#record(job.id, (owner) => (trace(), jobs.fail(job.id, owner, { ...failure, message })), "failed", message);
-        }
+      case "outbox": {
+        const { endpointId, serialized, context } = claimed;
+        return this.#post(job, endpointId, serialized ? () => executeSerialized(notification, endpointId, serialized) : () => notification.execute(endpointId, context!));
+      }
+      case "plugin":
+      case "posting": {
+        const step = registry.step(claimed.stepId);
+        if (!step) return this.#record(job.id, (owner) => jobs.fail(job.id, owner, { message: `the step ${job.owningExtensionId} of this job is no longer registered`, errorCode: null }), "failed");
+        const result = claimed.kind === "posting" ? await this.#parts.steps.executeSerializedStep(step, claimed.serialized) : await this.#parts.steps.executeStep(step, claimed.context, {});
+        return this.#stepOutcome(job, step, result);
       }
     }
-    return outcome;
+  }
+
+  async #stepOutcome(job: SystemJob, step: StepRegistration, result: JobStepOutcome): Promise<JobOutcome> {
+    const { queue: jobs, registry } = this.#parts;
+    const trace = () => this.#parts.traceLog.write(result.traceRows, registry.settings.traceLogSetting);
+    if (!result.ok && result.error!.innerCode === UNAVAILABLE) {
+      const message = result.error!.message;
+      return this.#record(job.id, (owner) => jobs.waitForResources(job.id, owner, this.#sandboxDue(), message), "waiting", message);
+    }
+    if (result.ok) return this.#record(job.id, (owner) => (trace(), jobs.succeed(job.id, owner, job.autoDelete)), "succeeded");
+    const error = result.error!;
+    const attempts = job.retryCount + 1;
+    // A post the relay could not deliver re-runs the whole plug-in, as in Dataverse, up to the
+    // endpoint's limit; a posting step (the endpoint is its handler) is retried the same way.
+    const failedPost = result.calls.find((c) => c.service === "notification" && c.error && RETRYABLE_RELAY_CODES.has(c.error.code));
+    const failedEndpoint = step.handler.kind === "serviceEndpoint" && RETRYABLE_RELAY_CODES.has(error.innerCode) ? step.handler.endpoint : undefined;
+    const wantsRetry = error.status === RETRY_STATUS || error.innerCode === CRASHED || failedPost !== undefined || failedEndpoint !== undefined;
+    const limit = this.#attemptsFor(failedEndpoint ?? (failedPost?.args[0] as { id?: unknown } | undefined)?.id);
+    const failure = { message: error.message, errorCode: typeof error.details?.errorCode === "number" ? error.details.errorCode : null };
+    if (wantsRetry && attempts < limit) {
+      const at = this.#retryAt(job);
+      return this.#record(job.id, (owner) => (trace(), jobs.retryLater(job.id, owner, at, failure)), "retrying", error.message);
+    }
+    const message = wantsRetry ? `${error.message} (gave up after ${attempts} attempts)` : error.message;
+    return this.#record(job.id, (owner) => (trace(), jobs.fail(job.id, owner, { ...failure, message })), "failed", message);
   }
 
   /** The attempts a job gets in all: its endpoint's maxAttempts when a post failed, else settings.maxAsyncAttempts. */
   #attemptsFor(endpointId: unknown): number {
-    const { notification, registry } = this.#pipeline;
+    const { notification, registry } = this.#parts;
     return (typeof endpointId === "string" ? notification.maxAttemptsFor?.(endpointId) : undefined) ?? registry.settings.maxAsyncAttempts;
   }
 
@@ -322,14 +302,14 @@ export class JobRunner {
   /** When a job that found no sandbox worker looks again: at the runtime's next attempt to start one. */
   #sandboxDue(): Date {
     const now = this.#clock.now().getTime();
-    const next = this.#pipeline.runtime.health().nextStartAt;
+    const next = this.#parts.runtime.health().nextStartAt;
     const wait = next === undefined ? this.#options.backoffBaseMs : Date.parse(next) - Date.now();
     return new Date(now + Math.min(MAX_WAIT_FOR_SANDBOX_MS, Math.max(this.#options.backoffBaseMs, wait)));
   }
 
   /** Sends a post that waited in the outbox (serialized when it was queued); a delivery failure is retried with back-off. */
   async #post(job: SystemJob, endpointId: string, send: () => Promise<unknown>): Promise<JobOutcome> {
-    const { jobs } = this.#pipeline;
+    const { queue: jobs, notification } = this.#parts;
     try {
       await send();
       return this.#record(job.id, (owner) => jobs.succeed(job.id, owner, job.autoDelete), "succeeded");
@@ -337,7 +317,7 @@ export class JobRunner {
       const code = (error as { code?: string }).code ?? "";
       const message = (error as Error).message;
       const attempts = job.retryCount + 1;
-      if (RETRYABLE_RELAY_CODES.has(code) && attempts < (this.#pipeline.notification.maxAttemptsFor?.(endpointId) ?? 1)) {
+      if (RETRYABLE_RELAY_CODES.has(code) && attempts < (notification.maxAttemptsFor?.(endpointId) ?? 1)) {
         const at = this.#retryAt(job);
         return this.#record(job.id, (owner) => jobs.retryLater(job.id, owner, at, { message, errorCode: null }), "retrying", message);
       }
@@ -368,7 +348,7 @@ export class JobRunner {
         let results: Array<{ ok: true; value: JobOutcome } | { ok: false; error: unknown }>;
         try {
           // One job's failed write fails that job only; the store failing (busy, closed) fails the batch.
-          results = await this.#pipeline.store.write(() =>
+          results = await this.#parts.store.write(() =>
             batch.map(({ write }) => {
               try {
                 return { ok: true as const, value: write() };

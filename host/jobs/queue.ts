@@ -1,0 +1,119 @@
+/**
+ * System jobs (Dataverse's asyncoperation) as the pipeline queues them and runners take them: the
+ * rules over the store's system_jobs table (host/store/system-jobs.ts), with the clock that dates
+ * them and the format that keeps their contexts.
+ */
+import type { Clock } from "../ids.js";
+import type { SerializedContext } from "../services/notification.js";
+import type { Store } from "../store/store.js";
+import { describeState, JobState, JobStatus, type LeasedJob, type NewJobRow, type SystemJob } from "../store/system-jobs.js";
+import { encodeJobData, readJobContext } from "./job-data.js";
+import { JobError } from "./errors.js";
+
+export { describeState, JobState, JobStatus, type LeasedJob, type SystemJob } from "../store/system-jobs.js";
+
+/** A job to queue: its context as it is, encoded here. */
+export interface NewJob extends Omit<NewJobRow, "data" | "post"> {
+  /** The execution context handed to the step (OperationId = the job's id). */
+  data: Record<string, unknown>;
+  /** For a posting step: the context serialized for its endpoint, kept instead of `data`. */
+  serialized?: SerializedContext | undefined;
+}
+
+type Failure = { message: string; errorCode: number | null };
+
+export class JobQueue {
+  readonly #store: Store;
+  readonly #clock: Clock;
+
+  constructor(store: Store, clock: Clock) {
+    this.#store = store;
+    this.#clock = clock;
+  }
+
+  insert(job: NewJob): void {
+    const { data, serialized, ...row } = job;
+    this.#store.systemJobs.insert({ ...row, ...encodeJobData(data, serialized) });
+  }
+
+  /** Leases the next job that is ready (or whose worker's lease ran out), oldest first. */
+  claim(owner: string, leaseMs: number): LeasedJob | undefined {
+    return this.claimBatch(owner, leaseMs, 1)[0];
+  }
+
+  /**
+   * Leases up to `limit` jobs at once: ready ones oldest first, then those whose lease ran out.
+   * Their data comes as text, to be read after the lease commits. The reads and the update are one
+   * transaction (a savepoint of the caller's, if it has one open).
+   */
+  claimBatch(owner: string, leaseMs: number, limit: number): LeasedJob[] {
+    return this.#store.transaction(() => this.#store.systemJobs.lease(owner, this.#clock.now(), leaseMs, limit));
+  }
+
+  /** Gives back leased jobs that were not started (a runner that stops), so they are ready at once. */
+  release(ids: readonly string[], owner: string): void {
+    this.#store.systemJobs.release(ids, owner);
+  }
+
+  /** When the next job becomes ready (now if one is), or undefined when none is waiting. */
+  nextDue(): Date | undefined {
+    return this.#store.systemJobs.nextDue();
+  }
+
+  /** Completes a job the owner still holds; false when the lease was lost (another worker took over). */
+  succeed(id: string, owner: string, autoDelete: boolean): boolean {
+    return this.#store.systemJobs.succeed(id, owner, autoDelete, this.#clock.now());
+  }
+
+  fail(id: string, owner: string, failure: Failure): boolean {
+    return this.#store.systemJobs.fail(id, owner, failure, this.#clock.now());
+  }
+
+  /** Puts the job back to wait until `at`, counting the attempt. */
+  retryLater(id: string, owner: string, at: Date, failure: Failure): boolean {
+    return this.#store.systemJobs.retryLater(id, owner, at, failure);
+  }
+
+  /** Puts a job back to wait until `at` for a sandbox worker, without counting an attempt. */
+  waitForResources(id: string, owner: string, at: Date, message: string): boolean {
+    return this.#store.systemJobs.waitForResources(id, owner, at, message);
+  }
+
+  get(id: string): SystemJob | undefined {
+    return this.#store.systemJobs.get(id);
+  }
+
+  /** The job's context; JOB_DATA_INVALID when what the store holds was damaged. */
+  data(id: string): Record<string, unknown> | undefined {
+    const row = this.#store.systemJobs.data(id);
+    return row ? readJobContext(row.data, row.post) : undefined;
+  }
+
+  list(filter: { stateCode?: number } = {}): SystemJob[] {
+    return this.#store.systemJobs.list(filter);
+  }
+
+  /** Makes a failed or canceled job ready again (a fresh set of attempts). */
+  retry(id: string): SystemJob {
+    const job = this.#existing(id);
+    if (job.stateCode !== JobState.Completed || job.statusCode === JobStatus.Succeeded) {
+      throw new JobError("JOB_INVALID_STATE", `job ${id} is ${describeState(job)}; only failed or canceled jobs can be retried`);
+    }
+    this.#store.systemJobs.reset(job.id);
+    return this.get(id)!;
+  }
+
+  /** Cancels a job that has not completed (Ready, Suspended or Locked → Completed/Canceled). */
+  cancel(id: string): SystemJob {
+    const job = this.#existing(id);
+    if (job.stateCode === JobState.Completed) throw new JobError("JOB_INVALID_STATE", `job ${id} is already ${describeState(job)}`);
+    this.#store.systemJobs.cancel(job.id, this.#clock.now());
+    return this.get(id)!;
+  }
+
+  #existing(id: string): SystemJob {
+    const job = this.get(id);
+    if (!job) throw new JobError("JOB_NOT_FOUND", `no system job has the id ${id}`);
+    return job;
+  }
+}

@@ -1,0 +1,15 @@
+import { readEntity } from "../arguments.js";
+import type { Message } from "./message.js";
+
+export const create: Message = {
+  name: "Create",
+  target: "entity",
+  sharedThroughParent: true,
+  run(op, { core }) {
+    const target = readEntity(op.inputParameters.Target, "Target");
+    const id = core.create(target, op.scope.userId);
+    op.inputParameters.Target = target;
+    op.outputParameters.id = id;
+    op.primaryId = id;
+  },
+};

@@ -1,0 +1,14 @@
+import { readEntity } from "../arguments.js";
+import type { Message } from "./message.js";
+
+export const update: Message = {
+  name: "Update",
+  target: "entityWithId",
+  hasPreImage: true,
+  sharedThroughParent: true,
+  run(op, { core }) {
+    const target = readEntity(op.inputParameters.Target, "Target", true);
+    core.update(target, op.scope.userId);
+    op.inputParameters.Target = target;
+  },
+};

@@ -1,0 +1,99 @@
+/**
+ * What a request leaves behind (its journal: the steps that ran, the requests they made, the jobs
+ * they queued), and the state a request carries through its stages.
+ */
+import type { PlugboxError } from "../../runtime/index.js";
+import type { OrganizationResponseValue } from "../organization/arguments.js";
+import type { StageNumber } from "../registry/index.js";
+import type { RecordedCall } from "../services/organization.js";
+import type { TraceRow } from "../store/trace-logs.js";
+import type { StepFailedError } from "./errors.js";
+
+export interface Caller {
+  /** The calling user. @default identity.defaultUserId */
+  userId?: string;
+  /** Who started the chain (differs from userId under impersonation). @default userId */
+  initiatingUserId?: string;
+}
+
+export interface JournalStep {
+  stepId: string;
+  name: string;
+  stage: StageNumber;
+  mode: "sync" | "async";
+  outcome: "ok" | "failed";
+  error?: { code: string; message: string };
+  durationMs: number;
+  trace: string;
+  /** Requests the plug-in made through the organization service. */
+  requests: JournalRequest[];
+  /** Its other service calls (notification, web). */
+  calls: RecordedCall[];
+}
+
+export interface JournalRequest {
+  message: string;
+  entity: string | null;
+  id: string | null;
+  depth: number;
+  outcome: "ok" | "failed";
+  error?: { code: string; message: string };
+  durationMs: number;
+  steps: JournalStep[];
+  /** System jobs queued by this request's asynchronous steps. */
+  jobs: string[];
+  /** Set on the outermost request when its trace logs could not be written (the request's outcome stands). */
+  traceLogError?: { code: string; message: string };
+}
+
+export interface RequestResult {
+  response: OrganizationResponseValue;
+  journal: JournalRequest;
+}
+
+/** Thrown by `execute`: the typed error, with the journal of what ran. */
+export type RequestFailure = PlugboxError & { journal?: JournalRequest };
+
+export interface Scope {
+  depth: number;
+  correlationId: string;
+  chain: string[];
+  /** The request runs inside an open transaction (its own or its caller's). */
+  inTransaction: boolean;
+  userId: string;
+  initiatingUserId: string;
+  parentContext: Record<string, unknown> | null;
+  traces: TraceRow[];
+  journal: JournalRequest[];
+  signal: AbortSignal | undefined;
+}
+
+export interface StepRun {
+  scope: Scope;
+  message: string;
+  entity: string | null;
+  primaryId: string;
+  inputParameters: Record<string, unknown>;
+  outputParameters: Record<string, unknown>;
+  sharedVariables: Record<string, unknown>;
+  parentContext: Record<string, unknown> | null;
+  preImage: Record<string, unknown> | undefined;
+  postImage: Record<string, unknown> | undefined;
+  journal: JournalRequest;
+}
+
+export interface StepOutcome {
+  ok: boolean;
+  error?: StepFailedError;
+  changes?: { inputParameters: Record<string, unknown>; outputParameters: Record<string, unknown>; sharedVariables: Record<string, unknown> };
+  trace: string;
+  calls: RecordedCall[];
+  durationMs: number;
+  traceRows: TraceRow[];
+}
+
+export function errorSummary(error: unknown): { code: string; message: string } {
+  const e = error as { code?: unknown; message?: unknown };
+  return { code: typeof e.code === "string" ? e.code : "INTERNAL", message: typeof e.message === "string" ? e.message : String(error) };
+}
+
