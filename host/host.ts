@@ -44,7 +44,8 @@ export interface HostOptions {
   organizationUrl?: string;
   /** Run system jobs in the background as requests queue them. @default true */
   runJobs?: boolean;
-  jobs?: JobRunnerOptions;
+  jobs?: Omit<JobRunnerOptions, "clock">;
+  /** The one clock of the host: records' and jobs' times, leases, back-off, the job runner's poll. @default systemClock */
   clock?: Clock;
   ids?: IdSource;
   identity?: Partial<Identity>;
@@ -82,18 +83,19 @@ export class PlugboxHost {
     this.#ownRuntime = parts.ownRuntime;
     const { options } = parts;
     let runner: JobRunner | undefined;
+    const clock = options.clock ?? systemClock;
     this.pipeline = new Pipeline({
       store: this.store,
       registry: this.registry,
       runtime: this.runtime,
       ...(options.web ? { web: options.web } : { webPolicy: options.webPolicy ?? {} }),
       notification: parts.notification,
-      clock: options.clock ?? systemClock,
+      clock,
       ids: options.ids ?? randomIds,
       ...(options.identity ? { identity: options.identity } : {}),
       onJobsQueued: () => runner?.wake(),
     });
-    runner = new JobRunner(this.pipeline, { clock: options.clock ?? systemClock, ...options.jobs });
+    runner = new JobRunner(this.pipeline, { ...options.jobs, clock });
     this.jobRunner = runner;
     if (options.runJobs ?? true) runner.start();
   }

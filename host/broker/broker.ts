@@ -26,6 +26,7 @@ import { randomBytes } from "node:crypto";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { answerEveryDrain, BATCH_FORMAT, entityPath, FrameGuard, guardedSocket, holdAttach, isWritten, lockKeyOfTag, longValue, rhea, sendHeldAttach, writableRoom, type AmqpMessage, type Described, type RheaConnection, type RheaContainer, type RheaContext, type RheaDelivery, type RheaLink } from "./amqp.js";
+import type { Clock } from "../../runtime/clock.js";
 import { BrokerError } from "./errors.js";
 import { EventHubs } from "./event-hubs.js";
 import { manage, replyTo } from "./management.js";
@@ -63,6 +64,11 @@ export interface BrokerOptions {
    * "Durability"). @default in memory only
    */
   dataDir?: string;
+  /**
+   * Time-to-live, lock durations, scheduled messages and duplicate windows go by this clock (a
+   * `ManualClock` in tests). Waits on the clients (an attach held for a session) stay in real time. @default systemClock
+   */
+  clock?: Clock;
 }
 
 const HEALTHY = JSON.stringify({ status: "healthy", message: "Service is healthy." });
@@ -151,12 +157,12 @@ export class Broker {
     const store = options.dataDir === undefined ? undefined : BrokerStore.open(options.dataDir);
     let namespace: Namespace;
     try {
-      namespace = new Namespace(topology, options.autoCreate ?? false, (entity) => pump(entity), store);
+      namespace = new Namespace(topology, options.autoCreate ?? false, (entity) => pump(entity), store, options.clock);
     } catch (error) {
       store?.close();
       throw error;
     }
-    const eventHubs = new EventHubs(topology.eventHubs ?? []);
+    const eventHubs = new EventHubs(topology.eventHubs ?? [], options.clock);
     const container = rhea.create_container({ id: "plugbox-broker", autoaccept: false, autosettle: false, treat_modified_as_released: false });
     container.sasl_server_mechanisms.enable_anonymous();
     container.sasl_server_mechanisms.enable_plain(() => true);

@@ -14,7 +14,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { OptionsError } from "../../runtime/errors.js";
-import { systemClock, type Clock } from "../ids.js";
+import { systemClock, type Clock, type ClockTimer } from "../ids.js";
 import { RETRYABLE_RELAY_CODES } from "../relay/errors.js";
 import { decode } from "../../sdk/codec.js";
 import { executeSerialized, readSerializedHeader, type SerializedContext } from "../services/notification.js";
@@ -31,6 +31,7 @@ export interface JobRunnerOptions {
   backoffBaseMs?: number;
   /** Jobs run at once (their posts to one endpoint go out in batches). @default 8 */
   concurrency?: number;
+  /** The host's clock: leases, back-off and the poll are measured and waited on with it. @default systemClock */
   clock?: Clock;
 }
 
@@ -96,7 +97,8 @@ export class JobRunner {
   readonly #options: Readonly<typeof jobRunnerDefaults>;
   readonly #clock: Clock;
   #lastError: JobRunnerHealth["lastError"];
-  #timer: NodeJS.Timeout | undefined;
+  #timer: ClockTimer | undefined;
+  #woken: NodeJS.Immediate | undefined;
   #running: Promise<unknown> | undefined;
   #started = false;
   #stopped = false;
@@ -132,9 +134,14 @@ export class JobRunner {
 
   /** Looks for jobs now (called after a commit that queued some). */
   wake(): void {
-    if (!this.#started || this.#stopped) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.#loop(), 0);
+    if (!this.#started || this.#stopped || this.#woken) return;
+    this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    // Deferred to the next turn, not timed: waking is not a span of time.
+    this.#woken = setImmediate(() => {
+      this.#woken = undefined;
+      void this.#loop();
+    });
   }
 
   async #loop(): Promise<void> {
@@ -156,7 +163,8 @@ export class JobRunner {
       this.#running = undefined;
     }
     if (this.#stopped) return;
-    this.#timer = setTimeout(() => void this.#loop(), wait);
+    this.#clock.clearTimeout(this.#timer);
+    this.#timer = this.#clock.setTimeout(() => void this.#loop(), wait);
   }
 
   async #nextDue(): Promise<Date | undefined> {
@@ -323,6 +331,7 @@ export class JobRunner {
   #sandboxDue(): Date {
     const now = this.#clock.now().getTime();
     const next = this.#pipeline.runtime.health().nextStartAt;
+    // The runtime starts worker processes in real time: its next start is a real instant, its wait a span on this clock.
     const wait = next === undefined ? this.#options.backoffBaseMs : Date.parse(next) - Date.now();
     return new Date(now + Math.min(MAX_WAIT_FOR_SANDBOX_MS, Math.max(this.#options.backoffBaseMs, wait)));
   }
@@ -395,7 +404,8 @@ export class JobRunner {
   /** Stops taking jobs and waits for the one running. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.#clock.clearTimeout(this.#timer);
+    clearImmediate(this.#woken);
     // The round's own failure was the loop's to handle; stopping waits for it, nothing more.
     await this.#running?.catch(() => undefined);
   }

@@ -81,6 +81,9 @@ export class TestHost {
 export { runPlugin } from "../run.js";
 export type { RunOptions, RunResult } from "../run.js";
 export { sequentialIds } from "../ids.js";
+/** A clock that moves only when a test advances it (`clock.advance(ms)`): leases, back-off, TTLs without sleeping. */
+export { ManualClock } from "../../runtime/clock.js";
+export type { Clock, ClockTimer } from "../../runtime/clock.js";
 /** The local Service Bus and Event Hubs broker, to start in a suite's beforeAll and close in its afterAll. */
 export { startBroker, Broker } from "../broker/broker.js";
 export type { BrokerOptions, BrokerTopology } from "../broker/broker.js";
