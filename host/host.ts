@@ -110,7 +110,7 @@ export class PlugboxHost {
     if (manifest) await checkBundleExports(manifest);
     const registry = new Registry(manifest);
     const store = Store.open({ path: options.db ?? ":memory:", ...options.storeOptions, ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }) });
-    const runtime = options.runtime ?? createSandboxRuntime(options.runtimeOptions ?? {});
+    const runtime = options.runtime ?? createSandboxRuntime({ ...(options.clock ? { clock: options.clock } : {}), ...options.runtimeOptions });
     try {
       // A runtime of its own that starts at the first execution is not waited for.
       if (options.runtime || options.runtimeOptions?.startOnFirstExecution !== true) await runtime.ready;

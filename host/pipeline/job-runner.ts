@@ -330,9 +330,9 @@ export class JobRunner {
   /** When a job that found no sandbox worker looks again: at the runtime's next attempt to start one. */
   #sandboxDue(): Date {
     const now = this.#clock.now().getTime();
-    const next = this.#pipeline.runtime.health().nextStartAt;
-    // The runtime starts worker processes in real time: its next start is a real instant, its wait a span on this clock.
-    const wait = next === undefined ? this.#options.backoffBaseMs : Date.parse(next) - Date.now();
+    const { runtime } = this.#pipeline;
+    const next = runtime.health().nextStartAt;
+    const wait = next === undefined ? this.#options.backoffBaseMs : Date.parse(next) - runtime.clock.now().getTime();
     return new Date(now + Math.min(MAX_WAIT_FOR_SANDBOX_MS, Math.max(this.#options.backoffBaseMs, wait)));
   }
 

@@ -44,7 +44,7 @@ export class TestHost {
   }
 
   static async create(options: TestHostOptions = {}): Promise<TestHost> {
-    const runtime = createSandboxRuntime({ workers: options.workers ?? 1, prewarmIsolates: 1 });
+    const runtime = createSandboxRuntime({ workers: options.workers ?? 1, prewarmIsolates: 1, ...(options.clock ? { clock: options.clock } : {}) });
     await runtime.ready;
     return new TestHost(runtime, options);
   }
