@@ -355,10 +355,9 @@ describe("the background job runner", () => {
   it("with runJobs on (the default), a queued job runs after the commit without being asked", async () => {
     const host = await hostWith(plugins.bundle, { steps: [step("AsyncProbe", "Create", "bg", 40, { mode: "async" })] }, { runJobs: true, jobs: { pollMs: 50 } });
     try {
-      const outcomes: JobOutcome[] = [];
-      host.jobRunner.onOutcome((o) => outcomes.push(o));
+      const outcome = nextOutcome(host);
       const { jobId } = await queued(host, "bg", { name: "Background" });
-      await expect.poll(() => outcomes.find((o) => o.id === jobId)).toEqual({ id: jobId, outcome: "succeeded" });
+      expect(await outcome).toEqual({ id: jobId, outcome: "succeeded" });
       expect(await host.getJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 30 });
       expect(rows(host, "jobrun").map((r) => r.attributes.operationid)).toEqual([jobId]);
     } finally {
