@@ -134,14 +134,10 @@ export class JobRunner {
 
   /** Looks for jobs now (called after a commit that queued some). */
   wake(): void {
-    if (!this.#started || this.#stopped || this.#woken) return;
+    if (!this.#started || this.#stopped) return;
     this.#clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
-    // Deferred to the next turn, not timed: waking is not a span of time.
-    this.#woken = setImmediate(() => {
-      this.#woken = undefined;
-      void this.#loop();
-    });
+    clearImmediate(this.#woken);
+    this.#woken = setImmediate(() => void this.#loop()); // the next turn, not a span of time: a manual clock need not move
   }
 
   async #loop(): Promise<void> {
@@ -163,7 +159,6 @@ export class JobRunner {
       this.#running = undefined;
     }
     if (this.#stopped) return;
-    this.#clock.clearTimeout(this.#timer);
     this.#timer = this.#clock.setTimeout(() => void this.#loop(), wait);
   }
 
@@ -330,9 +325,8 @@ export class JobRunner {
   /** When a job that found no sandbox worker looks again: at the runtime's next attempt to start one. */
   #sandboxDue(): Date {
     const now = this.#clock.now().getTime();
-    const { runtime } = this.#pipeline;
-    const next = runtime.health().nextStartAt;
-    const wait = next === undefined ? this.#options.backoffBaseMs : Date.parse(next) - runtime.clock.now().getTime();
+    const next = this.#pipeline.runtime.health().nextStartAt;
+    const wait = next === undefined ? this.#options.backoffBaseMs : Date.parse(next) - this.#pipeline.runtime.clock.now().getTime();
     return new Date(now + Math.min(MAX_WAIT_FOR_SANDBOX_MS, Math.max(this.#options.backoffBaseMs, wait)));
   }
 
