@@ -45,7 +45,8 @@ export interface HostOptions {
   organizationUrl?: string;
   /** Run system jobs in the background as requests queue them. @default true */
   runJobs?: boolean;
-  jobs?: JobRunnerOptions;
+  jobs?: Omit<JobRunnerOptions, "clock">;
+  /** The one clock of the host: records' and jobs' times, leases, back-off, the job runner's poll. @default systemClock */
   clock?: Clock;
   ids?: IdSource;
   identity?: Partial<Identity>;
@@ -80,13 +81,14 @@ export class PlugboxHost {
     this.#ownRuntime = parts.ownRuntime;
     const { options } = parts;
     let runner: JobRunner | undefined;
+    const clock = options.clock ?? systemClock;
     this.pipeline = new Pipeline({
       store: this.store,
       registry: this.registry,
       runtime: this.runtime,
       ...(options.web ? { web: options.web } : { webPolicy: options.webPolicy ?? {} }),
       notification: parts.notification,
-      clock: options.clock ?? systemClock,
+      clock,
       ids: options.ids ?? randomIds,
       ...(options.identity ? { identity: options.identity } : {}),
       onJobsQueued: () => runner?.wake(),
@@ -94,7 +96,7 @@ export class PlugboxHost {
     const { pipeline } = this;
     runner = new JobRunner(
       { store: this.store, queue: pipeline.jobs, traceLog: pipeline.traceLog, steps: pipeline.steps, notification: parts.notification, registry: this.registry, runtime: this.runtime },
-      { clock: options.clock ?? systemClock, ...options.jobs },
+      { ...options.jobs, clock },
     );
     this.jobRunner = runner;
     if (options.runJobs ?? true) runner.start();
@@ -110,7 +112,7 @@ export class PlugboxHost {
     if (manifest) await checkBundleExports(manifest);
     const registry = new Registry(manifest);
     const store = Store.open({ path: options.db ?? ":memory:", ...options.storeOptions, ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }) });
-    const runtime = options.runtime ?? createSandboxRuntime(options.runtimeOptions ?? {});
+    const runtime = options.runtime ?? createSandboxRuntime({ ...(options.clock ? { clock: options.clock } : {}), ...options.runtimeOptions });
     try {
       // A runtime of its own that starts at the first execution is not waited for.
       if (options.runtime || options.runtimeOptions?.startOnFirstExecution !== true) await runtime.ready;

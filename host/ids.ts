@@ -1,15 +1,12 @@
-/** One injectable clock and id source, so tests and replays are deterministic. */
+/** One injectable clock (runtime/clock.ts) and id source, so tests and replays are deterministic. */
 import { randomUUID } from "node:crypto";
 
-export interface Clock {
-  now(): Date;
-}
+export { systemClock, type Clock, type ClockTimer } from "../runtime/clock.js";
 
 export interface IdSource {
   newId(): string;
 }
 
-export const systemClock: Clock = Object.freeze({ now: () => new Date() });
 export const randomIds: IdSource = Object.freeze({ newId: () => randomUUID() });
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

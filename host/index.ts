@@ -24,7 +24,7 @@ export type { OrganizationErrorCode } from "./organization/errors.js";
 export { createHostServices, OrganizationService, RecordingNotificationService, serveOrganization } from "./services/index.js";
 export type { OrganizationBackend, NotificationBackend, WebBackend, RecordedCall, RecordedPost, CallerIdentity, HostServiceBackends } from "./services/index.js";
 export { systemClock, randomIds, sequentialIds, isGuid } from "./ids.js";
-export type { Clock, IdSource } from "./ids.js";
+export type { Clock, ClockTimer, IdSource } from "./ids.js";
 export { WebClient, createWebClient, webPolicyDefaults, resolveWebPolicy, classifyAddress, WebError, WEB_ERRORS } from "./web/index.js";
 export type { WebPolicy, WebPolicyInput, WebRequest, WebResponseValue, WebFetchOptions, WebErrorCode, AddressClass } from "./web/index.js";
 export { createHost, PlugboxHost } from "./host.js";

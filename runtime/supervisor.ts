@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { decode, encode, isPlainObject } from "../sdk/codec.js";
 import type { Bundle } from "./bundle.js";
 import { PluginExecutionError, PlugboxError, SandboxError, sandboxError, isSandboxErrorCode, type SandboxErrorCode, type ServiceErrorCode } from "./errors.js";
+import { systemClock, type Clock, type ClockTimer } from "./clock.js";
 import { resolveLimits, resolveRuntimeOptions, type Isolation, type SandboxLimits, type SandboxRuntimeOptions } from "./options.js";
 import { isolatedVmBinding } from "./worker/ivm.js";
 import {
@@ -146,8 +147,16 @@ const WORKER_MAIN = fileURLToPath(new URL("./worker/main.js", import.meta.url));
 /** How long a new worker may take to load before it is killed as failing to start. */
 const WORKER_START_TIMEOUT_MS = 30_000;
 
+/**
+ * The runtime's options, and the clock its start back-off waits on. The limits of an execution (its
+ * wall-clock and CPU time) are kept in real time whatever the clock: a worker process runs in it.
+ */
+export type SandboxRuntimeInput = Parameters<typeof resolveRuntimeOptions>[0] & { clock?: Clock };
+
 export class SandboxRuntime {
   readonly options: SandboxRuntimeOptions;
+  /** When a worker that failed to start is started again, and the times health() reports. */
+  readonly clock: Clock;
   readonly #workers: WorkerHandle[] = [];
   readonly #queue: InFlight[] = [];
   #ready: Promise<void> | undefined;
@@ -160,13 +169,15 @@ export class SandboxRuntime {
   #startFailures = 0;
   #lastStartFailure: { message: string; at: number } | undefined;
   /** Starts waiting out their back-off, by when each is due. */
-  readonly #restarts = new Map<NodeJS.Timeout, number>();
+  readonly #restarts = new Map<ClockTimer, number>();
   /** Set while no worker could start lately: executions fail at once with SANDBOX_UNAVAILABLE. */
   #unavailableSince: number | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(options: Parameters<typeof resolveRuntimeOptions>[0] = {}) {
+  constructor(input: SandboxRuntimeInput = {}) {
+    const { clock, ...options } = input;
     this.options = resolveRuntimeOptions(options);
+    this.clock = clock ?? systemClock;
     // A Node with no isolated-vm binding fails here, in one line (SANDBOX_UNSUPPORTED_NODE), not in every worker it would start.
     isolatedVmBinding();
     if (!this.options.startOnFirstExecution) void this.#start();
@@ -224,7 +235,7 @@ export class SandboxRuntime {
   /** The error of an execution asked for while no worker can start: why, and when the next attempt is. */
   #unavailable(): SandboxError {
     const nextStart = this.#restarts.size > 0 ? Math.min(...this.#restarts.values()) : undefined;
-    const next = nextStart === undefined ? "a worker is starting now" : `the next attempt is in ${Math.max(0, nextStart - Date.now())} ms`;
+    const next = nextStart === undefined ? "a worker is starting now" : `the next attempt is in ${Math.max(0, nextStart - this.clock.now().getTime())} ms`;
     return sandboxError(
       "SANDBOX_UNAVAILABLE",
       `no sandbox worker can run executions: ${this.#startFailures} attempts in a row to start one failed, the last because ${this.#lastStartFailure?.message ?? "it exited"}; the runtime keeps trying (${next}) and serves again as soon as one starts`,
@@ -297,7 +308,7 @@ export class SandboxRuntime {
   }
 
   async #close(): Promise<void> {
-    for (const timer of this.#restarts.keys()) clearTimeout(timer);
+    for (const timer of this.#restarts.keys()) this.clock.clearTimeout(timer);
     this.#restarts.clear();
     if (this.#readyDeferred && !this.#readyDeferred.settled) {
       this.#readyDeferred.settled = true;
@@ -408,7 +419,7 @@ export class SandboxRuntime {
     }
     this.#startFailures++;
     const output = worker.stderrTail.trim();
-    this.#lastStartFailure = { message: `a worker exited while starting (${how})${output ? `: ${output.slice(-500)}` : ""}`, at: Date.now() };
+    this.#lastStartFailure = { message: `a worker exited while starting (${how})${output ? `: ${output.slice(-500)}` : ""}`, at: this.clock.now().getTime() };
     this.#restartLater();
     if (this.#startFailures < this.options.unavailableAfterStartFailures) return;
     // Some workers up and others failing: serve with those (degraded) rather than wait for all.
@@ -420,18 +431,21 @@ export class SandboxRuntime {
   #restartLater(): void {
     const { startRetryBaseMs, startRetryMaxMs } = this.options;
     const delay = Math.min(startRetryMaxMs, startRetryBaseMs * 2 ** Math.min(this.#startFailures - 1, 30));
-    const timer = setTimeout(() => {
-      this.#restarts.delete(timer);
-      if (!this.#closing) this.#workers.push(this.#spawn());
-    }, delay);
-    // A host that is done with the runtime need not wait for it; one that serves keeps the process alive anyway.
-    timer.unref();
-    this.#restarts.set(timer, Date.now() + delay);
+    // A host that is done with the runtime need not wait for it (unref); one that serves keeps the process alive anyway.
+    const timer = this.clock.setTimeout(
+      () => {
+        this.#restarts.delete(timer);
+        if (!this.#closing) this.#workers.push(this.#spawn());
+      },
+      delay,
+      { unref: true },
+    );
+    this.#restarts.set(timer, this.clock.now().getTime() + delay);
   }
 
   /** No worker can start: what waits and what comes next fails at once with the reason, until one starts. */
   #becomeUnavailable(): void {
-    this.#unavailableSince ??= Date.now();
+    this.#unavailableSince ??= this.clock.now().getTime();
     const error = this.#unavailable();
     for (const queued of this.#queue.splice(0)) this.#settle(queued, this.#failure(error));
     if (this.#readyDeferred && !this.#readyDeferred.settled) {
@@ -692,6 +706,6 @@ function hash(text: string): number {
 }
 
 /** Starts a sandbox runtime. `await runtime.ready` to wait for its workers; `await runtime.close()` when done. */
-export function createSandboxRuntime(options?: Parameters<typeof resolveRuntimeOptions>[0]): SandboxRuntime {
+export function createSandboxRuntime(options?: SandboxRuntimeInput): SandboxRuntime {
   return new SandboxRuntime(options);
 }

@@ -15,29 +15,30 @@ beforeAll(async () => {
 });
 afterAll(() => broker.close());
 
-/** Reads what a partition holds from a position until `count` events arrived. */
-async function read(hub: string, partitionId: string, count: number, position = earliestEventPosition, group = "$Default"): Promise<ReceivedEventData[]> {
+/**
+ * Reads a partition from a position until `count` events arrived. `onReceiving` is called once the
+ * reader's link is open (its first batch, empty when nothing came within the batch wait).
+ */
+async function read(hub: string, partitionId: string, count: number, position = earliestEventPosition, group = "$Default", onReceiving?: () => void): Promise<ReceivedEventData[]> {
   const consumer = new EventHubConsumerClient(group, broker.connectionString, hub);
   const events: ReceivedEventData[] = [];
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(resolve, 2_000);
+      let receiving = false;
       const subscription = consumer.subscribe(
         partitionId,
         {
           processEvents: async (batch) => {
-            events.push(...batch);
-            if (events.length >= count) {
-              clearTimeout(timer);
-              resolve();
+            if (!receiving) {
+              receiving = true;
+              onReceiving?.();
             }
+            events.push(...batch);
+            if (events.length >= count) resolve();
           },
-          processError: async (error) => {
-            clearTimeout(timer);
-            reject(error);
-          },
+          processError: async (error) => reject(error),
         },
-        { startPosition: position, maxWaitTimeInSeconds: 1 },
+        { startPosition: position, maxWaitTimeInSeconds: 0.05 },
       );
       void subscription;
     });
@@ -76,8 +77,11 @@ describe("plugbox broker as an Event Hubs namespace", () => {
     const producer = new EventHubProducerClient(broker.connectionString, "contexts");
     await producer.sendBatch([{ body: "a" }, { body: "b" }]);
     await producer.sendBatch([{ body: "k1" }, { body: "k2" }], { partitionKey: "account-1" });
+    const held = async (id: string) => (await producer.getPartitionProperties(id)).lastEnqueuedSequenceNumber + 1;
+    const [inZero, inOne] = [await held("0"), await held("1")];
     await producer.close();
-    const [zero, one] = await Promise.all([read("contexts", "0", 4), read("contexts", "1", 4)]);
+    expect(inZero + inOne).toBe(4);
+    const [zero, one] = await Promise.all([read("contexts", "0", inZero), read("contexts", "1", inOne)]);
     const bodies = [...zero, ...one].map((e) => e.body);
     expect(bodies.sort()).toEqual(["a", "b", "k1", "k2"]);
     const keyed = zero.some((e) => e.body === "k1") ? zero : one;
@@ -94,8 +98,10 @@ describe("plugbox broker as an Event Hubs namespace", () => {
     expect(lastTwo.map((e) => e.body)).toEqual(["x", "y"]);
     const after = await read("single", "0", 1, { sequenceNumber: lastTwo[0]!.sequenceNumber });
     expect(after.map((e) => e.body)).toEqual(["y"]);
-    const latest = read("single", "0", 1, latestEventPosition);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    let receiving!: () => void;
+    const open = new Promise<void>((resolve) => (receiving = resolve));
+    const latest = read("single", "0", 1, latestEventPosition, "$Default", receiving);
+    await open;
     await producer.sendBatch([{ body: "new" }], { partitionId: "0" });
     expect((await latest).map((e) => e.body)).toEqual(["new"]);
     await producer.close();

@@ -4,22 +4,25 @@
  * are locked; competing receivers share a queue; unsettled locks of a receiver that goes away
  * follow Service Bus's documented behaviour.
  *
- * Lock durations here are short real durations (300–800 ms): the client settles against the
- * broker's lock, so the lock must really run out; each wait is on an observed state, not a sleep.
+ * The broker's time is a manual clock: a lock runs out when a test advances it, and the client
+ * settles against the broker's lock; every other wait is on an observed state, not a sleep.
  */
 import { ServiceBusClient, type ServiceBusReceivedMessage } from "@azure/service-bus";
 import { createRequire } from "node:module";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBroker, type Broker } from "../dist/host/broker/index.js";
+import { ManualClock } from "../dist/host/testing/index.js";
 
 const amqp = createRequire(import.meta.url)("rhea") as typeof import("rhea");
 
 let broker: Broker;
 let client: ServiceBusClient;
+const clock = new ManualClock(Date.now());
 
 beforeAll(async () => {
   broker = await startBroker({
     port: 0,
+    clock,
     topology: {
       queues: [
         { name: "three" },
@@ -88,7 +91,10 @@ describe("credit-exact delivery with the real Service Bus client", () => {
     const receiver = client.createReceiver("short", { maxAutoLockRenewalDurationInMs: 0 });
     const [held] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 2_000 });
     expect(held!.body).toBe("s1");
-    await expect.poll(() => states("short"), { timeout: 5_000, interval: 50 }).toEqual([['"s1"', "active", 1], ['"s2"', "active", 0], ['"s3"', "active", 0]]);
+    await clock.advance(799);
+    expect(states("short")).toEqual([['"s1"', "locked", 0], ['"s2"', "active", 0], ['"s3"', "active", 0]]);
+    await clock.advance(1);
+    expect(states("short")).toEqual([['"s1"', "active", 1], ['"s2"', "active", 0], ['"s3"', "active", 0]]);
     const again = await receiver.receiveMessages(3, { maxWaitTimeInMs: 2_000 });
     expect(again.map((m) => [m.body, m.deliveryCount])).toEqual([["s1", 1], ["s2", 0], ["s3", 0]]);
     await Promise.all(again.map((m) => receiver.completeMessage(m)));
@@ -181,8 +187,10 @@ describe("competing receivers", () => {
         });
       await open("two", 2);
       await open("four", 4);
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the credit flows reach the broker
-      await send("proportional", ...Array.from({ length: 6 }, (_, i) => `p${i}`));
+      // Sent on the same connection, after the credit: the broker reads the flows before the messages.
+      const sender = connection.open_sender("proportional");
+      await new Promise((resolve) => sender.once("sendable", resolve));
+      for (let i = 0; i < 6; i++) sender.send({ body: amqp.message.data_section(Buffer.from(`p${i}`)) });
       await expect.poll(() => got.two!.length + got.four!.length, { timeout: 5_000, interval: 20 }).toBe(6);
       expect([got.two!.length, got.four!.length]).toEqual([2, 4]);
       expect(new Set([...got.two!, ...got.four!]).size).toBe(6);
@@ -193,24 +201,40 @@ describe("competing receivers", () => {
 });
 
 describe("acceptNextSession", () => {
+  // A broker of its own: the only timer on its clock is the one of a held attach.
+  const sessionClock = new ManualClock(Date.now());
+  let sessions: Broker;
+  beforeAll(async () => {
+    sessions = await startBroker({ port: 0, clock: sessionClock, topology: { queues: [{ name: "cart", requiresSession: true }] } });
+  });
+  afterAll(() => sessions.close());
+
   it("waits for a session to have messages and takes it the moment one does", async () => {
-    const accepting = client.acceptNextSession("cart");
-    let settled = false;
-    void accepting.then(() => (settled = true), () => (settled = true));
-    await new Promise((resolve) => setTimeout(resolve, 300)); // the attach is held, not refused
-    expect(settled).toBe(false);
-    await client.createSender("cart").sendMessages({ body: "late", sessionId: "carol" });
-    const session = await accepting;
-    expect(session.sessionId).toBe("carol");
-    const [late] = await session.receiveMessages(1, { maxWaitTimeInMs: 2_000 });
-    await session.completeMessage(late!);
-    await session.close();
+    const patient = new ServiceBusClient(sessions.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 10_000 } });
+    try {
+      const accepting = patient.acceptNextSession("cart");
+      let settled = false;
+      void accepting.then(() => (settled = true), () => (settled = true));
+      await sessionClock.whenTimerSet(); // the broker holds the attach until the client's timeout
+      expect(settled).toBe(false);
+      await patient.createSender("cart").sendMessages({ body: "late", sessionId: "carol" });
+      const session = await accepting;
+      expect(session.sessionId).toBe("carol");
+      const [late] = await session.receiveMessages(1, { maxWaitTimeInMs: 2_000 });
+      await session.completeMessage(late!);
+      await session.close();
+    } finally {
+      await patient.close();
+    }
   });
 
   it("fails with ServiceTimeout when no session has messages within the client's timeout", async () => {
-    const impatient = new ServiceBusClient(broker.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 400 } });
+    const impatient = new ServiceBusClient(sessions.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 400 } });
     try {
-      await expect(impatient.acceptNextSession("cart")).rejects.toMatchObject({ code: "ServiceTimeout" });
+      const refused = expect(impatient.acceptNextSession("cart")).rejects.toMatchObject({ code: "ServiceTimeout" });
+      await sessionClock.whenTimerSet();
+      await sessionClock.advance(400);
+      await refused;
     } finally {
       await impatient.close();
     }
@@ -228,7 +252,8 @@ describe("a receiver that goes away with unsettled messages", () => {
     const other = client.createReceiver("closing");
     await other.completeMessage(kept!);
     expect(states("closing")).toEqual([['"lapsed"', "locked", 0]]);
-    await expect.poll(() => states("closing"), { timeout: 5_000, interval: 50 }).toEqual([['"lapsed"', "active", 1]]);
+    await clock.advance(800);
+    expect(states("closing")).toEqual([['"lapsed"', "active", 1]]);
     await expect(other.completeMessage(lapsed!)).rejects.toMatchObject({ code: "MessageLockLost" });
     await other.close();
     const again = client.createReceiver("closing", { receiveMode: "receiveAndDelete" });

@@ -12,6 +12,7 @@ import { createRequire } from "node:module";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBroker, type Broker } from "../dist/host/broker/index.js";
+import { ManualClock } from "../dist/host/testing/index.js";
 
 const QUEUE = "plugbox-parity";
 const SESSIONS = "plugbox-parity-sessions";
@@ -19,23 +20,26 @@ const TOPIC = "plugbox-parity-topic";
 
 interface Target {
   name: string;
-  open(): Promise<{ connectionString: string; close(): Promise<void> }>;
+  /** `now` and `advance` move the local broker's manual clock; a real namespace's time is real. */
+  open(): Promise<{ connectionString: string; close(): Promise<void>; now(): number; advance(ms: number): Promise<void>; fresh: boolean }>;
 }
 
 const targets: Target[] = [
   {
     name: "plugbox broker",
     async open() {
+      const clock = new ManualClock(Date.now());
       const broker = await startBroker({
         port: 0,
+        clock,
         topology: { queues: [{ name: QUEUE, maxDeliveryCount: 3 }, { name: SESSIONS, requiresSession: true }], topics: [{ name: TOPIC, subscriptions: [{ name: "audit" }, { name: "billing" }] }] },
       });
-      return { connectionString: broker.connectionString, close: () => broker.close() };
+      return { connectionString: broker.connectionString, close: () => broker.close(), now: () => clock.now().getTime(), advance: (ms) => clock.advance(ms), fresh: true };
     },
   },
 ];
 const realNamespace = process.env.PLUGBOX_SB_CONNECTION;
-if (realNamespace) targets.push({ name: "the namespace in PLUGBOX_SB_CONNECTION", open: async () => ({ connectionString: realNamespace, close: async () => undefined }) });
+if (realNamespace) targets.push({ name: "the namespace in PLUGBOX_SB_CONNECTION", open: async () => ({ connectionString: realNamespace, close: async () => undefined, now: () => Date.now(), advance: (ms) => new Promise((resolve) => setTimeout(resolve, ms)), fresh: false }) });
 
 const WAIT = { maxWaitTimeInMs: realNamespace ? 5_000 : 1_000 };
 
@@ -47,6 +51,7 @@ describe.each(targets)("$name, with the real Service Bus client", (target) => {
   beforeAll(async () => {
     server = await target.open();
     client = new ServiceBusClient(server.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 10_000 } });
+    if (server.fresh) return; // a broker started for this suite holds nothing yet
     await Promise.all([purge(QUEUE), purge(QUEUE, { subQueueType: "deadLetter" }), purge(TOPIC, { subscription: "audit" }), purge(TOPIC, { subscription: "billing" })]);
     for (;;) {
       const session = await client.acceptNextSession(SESSIONS, { receiveMode: "receiveAndDelete" }).catch(() => undefined);
@@ -201,7 +206,7 @@ describe.each(targets)("$name, with the real Service Bus client", (target) => {
 
   it("scheduled messages are held until their time, show in peek as scheduled, and can be cancelled", async () => {
     const sender = client.createSender(QUEUE);
-    const at = new Date(Date.now() + 1_500);
+    const at = new Date(server.now() + 1_500);
     const [kept, cancelled] = await sender.scheduleMessages([{ body: "kept" }, { body: "cancelled" }], at);
     await sender.cancelScheduledMessages(cancelled!);
     await sender.close();
@@ -209,8 +214,9 @@ describe.each(targets)("$name, with the real Service Bus client", (target) => {
     const peeked = await r.peekMessages(10, { fromSequenceNumber: kept });
     expect(peeked.map((m) => [m.body, m.state])).toEqual([["kept", "scheduled"]]);
     expect(await r.receiveMessages(1, { maxWaitTimeInMs: 300 })).toEqual([]);
-    let got: ServiceBusReceivedMessage[] = [];
-    await expect.poll(async () => (got = await r.receiveMessages(1, { maxWaitTimeInMs: 500 })).length, { timeout: 10_000, interval: 0 }).toBe(1);
+    await server.advance(1_500);
+    const got = await r.receiveMessages(1, WAIT);
+    expect(got).toHaveLength(1);
     expect(got[0]).toMatchObject({ body: "kept" });
     expect(Number(got[0]!.sequenceNumber)).toBe(Number(kept));
     expect(got[0]!.enqueuedTimeUtc!.getTime()).toBeGreaterThanOrEqual(at.getTime() - 1_000);
@@ -223,7 +229,7 @@ describe.each(targets)("$name, with the real Service Bus client", (target) => {
     const r = receiver({ maxAutoLockRenewalDurationInMs: 0 });
     const [m] = await r.receiveMessages(1, WAIT);
     const before = m!.lockedUntilUtc!.getTime();
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await server.advance(50);
     const after = await r.renewMessageLock(m!);
     expect(after.getTime()).toBeGreaterThan(before);
     expect(m!.lockedUntilUtc!.getTime()).toBe(after.getTime());
@@ -260,7 +266,7 @@ describe.each(targets)("$name, with the real Service Bus client", (target) => {
     await a.setSessionState({ step: 2 });
     expect(await a.getSessionState()).toEqual({ step: 2 });
     const before = a.sessionLockedUntilUtc!.getTime();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await server.advance(20);
     await a.renewSessionLock();
     expect(a.sessionLockedUntilUtc!.getTime()).toBeGreaterThan(before);
     const next = await client.acceptNextSession(SESSIONS);
@@ -284,10 +290,12 @@ describe.each(targets)("$name, with the real Service Bus client", (target) => {
 describe("plugbox broker only", () => {
   let broker: Broker;
   let client: ServiceBusClient;
+  const clock = new ManualClock(Date.now());
 
   beforeAll(async () => {
     broker = await startBroker({
       port: 0,
+      clock,
       autoCreate: true,
       topology: {
         queues: [
@@ -334,8 +342,10 @@ describe("plugbox broker only", () => {
     const r = client.createReceiver("short-lock", { maxAutoLockRenewalDurationInMs: 0 });
     const [first] = await r.receiveMessages(1, { maxWaitTimeInMs: 1_000 });
     expect(first!.deliveryCount).toBe(0);
-    let again: ServiceBusReceivedMessage[] = [];
-    await expect.poll(async () => (again = await r.receiveMessages(1, { maxWaitTimeInMs: 500 })).length, { timeout: 5_000 }).toBe(1);
+    expect(await r.receiveMessages(1, { maxWaitTimeInMs: 300 })).toEqual([]);
+    await clock.advance(300);
+    const again = await r.receiveMessages(1, { maxWaitTimeInMs: 1_000 });
+    expect(again).toHaveLength(1);
     expect(again[0]).toMatchObject({ body: "slow", deliveryCount: 1 });
     await expect(r.completeMessage(first!)).rejects.toMatchObject({ code: "MessageLockLost" });
     await expect(r.renewMessageLock(first!)).rejects.toMatchObject({ code: "MessageLockLost" });
@@ -360,7 +370,7 @@ describe("plugbox broker only", () => {
 
   it("a message past its time to live is dead-lettered with TTLExpiredException when the queue says so", async () => {
     await client.createSender("expiring").sendMessages({ body: "stale" });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await clock.advance(200);
     expect(await drain("expiring")).toEqual([]);
     const [dead] = await drain("expiring", undefined, { subQueueType: "deadLetter" });
     expect(dead).toMatchObject({ body: "stale", deadLetterReason: "TTLExpiredException", deadLetterSource: "expiring" });
@@ -383,10 +393,12 @@ describe("plugbox broker only", () => {
 
   it("a message scheduled to a topic reaches the subscriptions at its time", async () => {
     const sender = client.createSender("orders");
-    const [sequence] = await sender.scheduleMessages({ body: "soon", subject: "new", applicationProperties: { amount: 2000 } }, new Date(Date.now() + 300));
+    const [sequence] = await sender.scheduleMessages({ body: "soon", subject: "new", applicationProperties: { amount: 2000 } }, new Date(clock.now().getTime() + 300));
     expect(Number(sequence)).toBeGreaterThan(0);
     await sender.close();
-    await expect.poll(async () => (await drain("orders", "big")).map((m) => m.body), { timeout: 5_000 }).toEqual(["soon"]);
+    expect(await drain("orders", "big")).toEqual([]);
+    await clock.advance(300);
+    expect((await drain("orders", "big")).map((m) => m.body)).toEqual(["soon"]);
     await drain("orders", "everything");
   });
 
@@ -418,7 +430,8 @@ describe("plugbox broker only", () => {
   });
 
   it("a session-enabled queue refuses a receiver without a session, and a session receiver on a plain queue; an expired session lock detaches the receiver", async () => {
-    const local = await startBroker({ port: 0, topology: { queues: [{ name: "plain" }, { name: "sessions", requiresSession: true, lockDurationMs: 300 }] } });
+    const sessionClock = new ManualClock(Date.now());
+    const local = await startBroker({ port: 0, clock: sessionClock, topology: { queues: [{ name: "plain" }, { name: "sessions", requiresSession: true, lockDurationMs: 300 }] } });
     const localClient = new ServiceBusClient(local.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: 5_000 } });
     try {
       const plain = localClient.createReceiver("sessions");
@@ -426,8 +439,16 @@ describe("plugbox broker only", () => {
       await plain.close();
       // The client reports any refused session attach as SessionCannotBeLocked.
       await expect(localClient.acceptSession("plain", "x")).rejects.toMatchObject({ code: "SessionCannotBeLocked" });
-      await expect(localClient.acceptNextSession("sessions")).rejects.toThrow();
+      // No session has messages: the attach is held for what is left of the client's timeout (5 s), then refused.
+      const none = expect(localClient.acceptNextSession("sessions")).rejects.toThrow();
+      await sessionClock.whenTimerSet();
+      expect(sessionClock.nextDueIn).toBeLessThanOrEqual(5_000);
+      await sessionClock.advance(5_000);
+      await none;
       const held = await localClient.acceptSession("sessions", "s", { maxAutoLockRenewalDurationInMs: 0 });
+      await expect(localClient.acceptSession("sessions", "s")).rejects.toMatchObject({ code: "SessionCannotBeLocked" });
+      await sessionClock.advance(300);
+      // The expired lock detaches the holder over the wire; the session is free once the detach is done.
       await expect.poll(async () => (await localClient.acceptSession("sessions", "s").then((r) => r.close().then(() => "locked again"), (e: Error) => e.message)), { timeout: 5_000 }).toBe("locked again");
       await held.close();
     } finally {

@@ -3,13 +3,14 @@
  * once, and bad options are refused.
  */
 import { spawn } from "node:child_process";
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHost, runJobsInProcesses } from "../dist/host/index.js";
+import { ManualClock } from "../dist/host/testing/index.js";
 import { Entity } from "../dist/sdk/index.js";
 import { bin, plugbox } from "./helpers/cli.js";
 import { childrenOf, isRunning } from "./helpers/faults.js";
@@ -17,8 +18,24 @@ import { childrenOf, isRunning } from "./helpers/faults.js";
 let dir: string;
 let server: Server;
 const posts: string[] = [];
-/** How long the webhook takes to answer, ms: long enough to kill a process in the middle of its jobs. */
-let answerAfterMs = 0;
+/** While set, the webhook holds its answers back until `answerHeld()`: a process killed meanwhile is in the middle of its jobs. */
+let holding = false;
+const held: ServerResponse[] = [];
+const answerHeld = () => {
+  holding = false;
+  for (const response of held.splice(0)) response.end();
+};
+const postWaiters: Array<{ count: number; resolve: () => void }> = [];
+/** Resolves once `count` posts have arrived. */
+function untilPosts(count: number): Promise<void> {
+  return new Promise((resolve) => {
+    postWaiters.push({ count, resolve });
+    heardPost();
+  });
+}
+function heardPost(): void {
+  for (const waiter of [...postWaiters]) if (posts.length >= waiter.count) postWaiters.splice(postWaiters.indexOf(waiter), 1) && waiter.resolve();
+}
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-job-processes-"));
@@ -28,7 +45,9 @@ beforeAll(async () => {
     request.on("end", () => {
       // The job's id is the posted context's OperationId.
       posts.push(String((JSON.parse(body) as { OperationId?: unknown }).OperationId));
-      setTimeout(() => response.end(), answerAfterMs);
+      if (holding) held.push(response);
+      else response.end();
+      heardPost();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -108,33 +127,41 @@ describe("jobs in several processes", () => {
     writeFileSync(path.join(dir, "web.json"), JSON.stringify({ unsafeAllowLoopback: true, extraPorts: [(server.address() as AddressInfo).port] }));
     const ids = await queue(db, 80);
     posts.length = 0;
-    answerAfterMs = 300;
+    holding = true;
     try {
-      const cli = spawn(process.execPath, [bin, "jobs", "run", "--manifest", "plugbox.json", "--db", db, "--processes", "2", "--lease-ms", "1000", "--web-policy", "web.json"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+      const cli = spawn(process.execPath, [bin, "jobs", "run", "--manifest", "plugbox.json", "--db", db, "--processes", "2", "--lease-ms", "600000", "--web-policy", "web.json"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
       let stdout = "";
       let stderr = "";
       cli.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
       cli.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
       const exited = new Promise<number | null>((resolve) => cli.once("close", (code) => resolve(code)));
-      await expect.poll(() => posts.length, { timeout: 30_000 }).toBeGreaterThanOrEqual(4);
+      // A process runs 8 jobs at once: with the answers held, a 9th post means both are in the middle of theirs.
+      await untilPosts(9);
       const [victim, survivor] = childrenOf(cli.pid!);
       expect(survivor).toBeDefined();
       process.kill(victim!, "SIGKILL");
+      answerHeld();
       expect(await exited).toBe(1);
       const printed = [...stdout.matchAll(/job ([0-9a-f-]{36}): succeeded/g)].map((m) => m[1]);
       expect(printed.length).toBeGreaterThan(0);
       expect(stdout).toMatch(new RegExp(`1 processes ran ${printed.length} jobs in`));
-      expect(stderr).toContain(`error [JOB_PROCESS_FAILED]: job process ${victim} failed: process ${victim} exited (SIGKILL) before it reported; the jobs it held run again once their leases run out (1000 ms)`);
+      expect(stderr).toContain(`error [JOB_PROCESS_FAILED]: job process ${victim} failed: process ${victim} exited (SIGKILL) before it reported; the jobs it held run again once their leases run out (600000 ms)`);
       // Once the dead process's leases ran out, the next run takes its jobs: every job ends succeeded, none lost.
-      const succeeded = async () => {
-        await plugbox(["jobs", "run", "--manifest", "plugbox.json", "--db", db, "--lease-ms", "1000", "--web-policy", "web.json"], dir);
-        const list = JSON.parse((await plugbox(["jobs", "list", "--db", db, "--json"], dir)).stdout) as Array<{ statusCode: number }>;
-        return list.filter((job) => job.statusCode === 30).length;
-      };
-      await expect.poll(succeeded, { timeout: 60_000, interval: 200 }).toBe(ids.length);
+      const clock = new ManualClock(Date.now());
+      const host = await createHost({ manifest: manifest(), db, clock, runJobs: false, webPolicy: { unsafeAllowLoopback: true, extraPorts: [(server.address() as AddressInfo).port] }, runtimeOptions: { workers: 1, prewarmIsolates: 0 } });
+      try {
+        const left = (await host.listJobs()).filter((job) => job.statusCode !== 30);
+        expect(left.length).toBeGreaterThan(0);
+        expect(await host.runJobs()).toEqual([]); // still leased by the dead process
+        await clock.advance(600_000);
+        expect((await host.runJobs()).map((o) => o.outcome)).toEqual(left.map(() => "succeeded"));
+        expect((await host.listJobs()).filter((job) => job.statusCode === 30)).toHaveLength(ids.length);
+      } finally {
+        await host.close();
+      }
       expect(new Set(posts)).toEqual(new Set(ids));
     } finally {
-      answerAfterMs = 0;
+      answerHeld();
     }
   });
 
@@ -145,17 +172,18 @@ describe("jobs in several processes", () => {
     writeFileSync(path.join(dir, "web.json"), JSON.stringify({ unsafeAllowLoopback: true, extraPorts: [(server.address() as AddressInfo).port] }));
     await queue(db, 80);
     posts.length = 0;
-    answerAfterMs = 300;
+    holding = true;
     try {
       // A lease longer than the test: a job the orphans left held would show as Locked.
       const cli = spawn(process.execPath, [bin, "jobs", "run", "--manifest", "plugbox.json", "--db", db, "--processes", "2", "--lease-ms", "600000", "--web-policy", "web.json"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
       let stderr = "";
       cli.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
       const streamsClosed = new Promise((resolve) => cli.once("close", resolve));
-      await expect.poll(() => posts.length, { timeout: 30_000 }).toBeGreaterThanOrEqual(4);
+      await untilPosts(9);
       const orphans = childrenOf(cli.pid!);
       expect(orphans).toHaveLength(2);
       cli.kill("SIGKILL");
+      answerHeld();
       await expect.poll(() => orphans.filter(isRunning), { timeout: 60_000 }).toEqual([]);
       await streamsClosed;
       for (const pid of orphans) expect(stderr).toContain(`job process ${pid}: its parent went away; it finishes the jobs it runs, takes no more, and exits`);
@@ -171,7 +199,7 @@ describe("jobs in several processes", () => {
         await host.close();
       }
     } finally {
-      answerAfterMs = 0;
+      answerHeld();
     }
   });
 

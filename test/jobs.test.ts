@@ -12,8 +12,9 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createHost, type JobOutcome, type PlugboxHost, type SystemJob } from "../dist/host/index.js";
+import { createHost, jobRunnerDefaults, type JobOutcome, type PlugboxHost, type SystemJob } from "../dist/host/index.js";
 import { Entity } from "../dist/sdk/index.js";
+import { ManualClock } from "../dist/host/testing/index.js";
 import { buildPlugins, failure, fastRuntime, hostWith, rows, step } from "./fixtures/pipeline/support.js";
 
 const CALLER = "aaaaaaaa-0000-4000-8000-000000000001";
@@ -29,6 +30,16 @@ afterAll(() => plugins?.cleanup());
 const create = (host: PlugboxHost, entity: string, attributes: Record<string, unknown> = {}, caller?: { userId: string }) =>
   host.execute({ requestName: "Create", parameters: { Target: new Entity(entity, undefined, attributes as never) } }, caller);
 
+/** The next outcome the host's job runner hears. */
+function nextOutcome(host: PlugboxHost): Promise<JobOutcome> {
+  return new Promise((resolve) => {
+    const off = host.jobRunner.onOutcome((outcome) => {
+      off();
+      resolve(outcome);
+    });
+  });
+}
+
 /** Creates a record and returns it with the one system job its request queued. */
 async function queued(host: PlugboxHost, entity: string, attributes: Record<string, unknown> = { name: "X" }, caller?: { userId: string }) {
   const { response, journal } = await create(host, entity, attributes, caller);
@@ -38,7 +49,8 @@ async function queued(host: PlugboxHost, entity: string, attributes: Record<stri
 
 describe("system jobs from asynchronous steps", () => {
   let host: PlugboxHost;
-  const BACKOFF = 25;
+  const clock = new ManualClock();
+  const BACKOFF = 1_000;
 
   beforeAll(async () => {
     host = await hostWith(
@@ -54,6 +66,7 @@ describe("system jobs from asynchronous steps", () => {
           step("Retry", "Create", "retry", 40, { mode: "async" }),
           step("Fail", "Create", "failing", 40, { mode: "async", config: { message: "async failure" } }),
           step("FailUnlessFlag", "Create", "flagged", 40, { mode: "async" }),
+          step("RetryUntilFlag", "Create", "retryflag", 40, { mode: "async" }),
           step("AsyncProbe", "Create", "auto", 40, { mode: "async", asyncAutoDelete: true }),
           step("Fail", "Create", "autofail", 40, { mode: "async", asyncAutoDelete: true, config: { message: "kept for the record" } }),
           step("AsyncProbe", "Update", "filt", 40, { mode: "async", filteringAttributes: ["name"] }),
@@ -61,7 +74,7 @@ describe("system jobs from asynchronous steps", () => {
           step("AsyncProbe", "Create", "lease", 40, { mode: "async" }),
         ],
       },
-      { jobs: { backoffBaseMs: BACKOFF } },
+      { clock, jobs: { backoffBaseMs: BACKOFF } },
     );
   });
 
@@ -137,27 +150,26 @@ describe("system jobs from asynchronous steps", () => {
 
   it("retry: a plug-in throwing with OperationStatus.Retry runs again after an exponential back-off, four attempts in all, then the job is Failed (3, 31) with its message and error code", async () => {
     const { jobId } = await queued(host, "retry");
-    const attempts: Array<{ outcome: JobOutcome; job: SystemJob; before: number; after: number }> = [];
-    await expect
-      .poll(
-        async () => {
-          const before = Date.now();
-          const outcome = await host.jobRunner.runOne();
-          const after = Date.now();
-          if (outcome?.id === jobId) attempts.push({ outcome, job: (await host.getJob(jobId))!, before, after });
-          return attempts.at(-1)?.job.statusCode;
-        },
-        { timeout: 20_000, interval: 5 },
-      )
-      .toBe(31);
-    expect(attempts.map((a) => a.outcome.outcome)).toEqual(["retrying", "retrying", "retrying", "failed"]);
-    attempts.slice(0, 3).forEach(({ job, before, after }, i) => {
+    const attempts: Array<{ outcome: JobOutcome | undefined; job: SystemJob; at: number }> = [];
+    for (let i = 0; i < 4; i++) {
+      const at = clock.now().getTime();
+      attempts.push({ outcome: await host.jobRunner.runOne(), job: (await host.getJob(jobId))!, at });
+      if (i === 3) break;
+      const delay = BACKOFF * 2 ** i;
+      await clock.advance(delay - 1);
+      expect(await host.jobRunner.runOne()).toBeUndefined(); // not due before its back-off runs out
+      await clock.advance(1);
+    }
+    expect(attempts.map((a) => [a.outcome?.id, a.outcome?.outcome])).toEqual([
+      [jobId, "retrying"],
+      [jobId, "retrying"],
+      [jobId, "retrying"],
+      [jobId, "failed"],
+    ]);
+    attempts.slice(0, 3).forEach(({ job, at }, i) => {
       // Waiting for its next attempt: Ready (0) / Waiting (10), the attempt counted, postponed by base × 2^i.
       expect(job).toMatchObject({ stateCode: 0, statusCode: 10, retryCount: i + 1, message: expect.stringContaining("try again later") });
-      const delay = BACKOFF * 2 ** i;
-      const postponed = Date.parse(job.postponeUntil!);
-      expect(postponed).toBeGreaterThanOrEqual(before + delay);
-      expect(postponed).toBeLessThanOrEqual(after + delay);
+      expect(Date.parse(job.postponeUntil!)).toBe(at + BACKOFF * 2 ** i);
     });
     expect(attempts[3]!.job).toMatchObject({ stateCode: 3, statusCode: 31, retryCount: 3, errorCode: 4242, completedOn: expect.any(String) });
     expect(attempts[3]!.job.message).toContain("try again later");
@@ -166,6 +178,17 @@ describe("system jobs from asynchronous steps", () => {
     const traces = (await host.traceLogs()).filter((t) => t.operationId === jobId);
     expect(traces).toHaveLength(4);
     expect(traces.every((t) => t.messageBlock.includes(`attempt for ${jobId}`) && t.exceptionDetails?.includes("try again later"))).toBe(true);
+  });
+
+  it("a job that succeeds after attempts that asked to be retried is Succeeded (3, 30) without their error code or message; its attempts stay counted and traced", async () => {
+    const { id, jobId } = await queued(host, "retryflag");
+    expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "retrying", message: expect.stringContaining("no flag yet") }]);
+    expect(await host.getJob(jobId)).toMatchObject({ stateCode: 0, statusCode: 10, retryCount: 1, errorCode: 4242, message: expect.stringContaining("no flag yet") });
+    await create(host, "flag", { regarding: id });
+    await clock.advance(BACKOFF);
+    expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "succeeded" }]);
+    expect(await host.getJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 30, retryCount: 1, errorCode: null, message: null, friendlyMessage: null });
+    expect((await host.traceLogs()).filter((t) => t.operationId === jobId)).toHaveLength(2);
   });
 
   it("a failure without OperationStatus.Retry fails the job at its first attempt, with the message on the job", async () => {
@@ -242,14 +265,9 @@ describe("system jobs from asynchronous steps", () => {
       release();
     }
     expect(await host.getJob(held.jobId)).toMatchObject({ stateCode: 2, statusCode: 20 });
-    const outcomes: JobOutcome[] = [];
-    await expect
-      .poll(async () => {
-        outcomes.push(...(await host.runJobs()));
-        return (await host.getJob(expired.jobId))!.statusCode;
-      })
-      .toBe(30);
-    expect(outcomes).toEqual([{ id: expired.jobId, outcome: "succeeded" }]);
+    expect(await host.runJobs()).toEqual([]);
+    await clock.advance(2);
+    expect(await host.runJobs()).toEqual([{ id: expired.jobId, outcome: "succeeded" }]);
     expect(rows(host, "jobrun").filter((r) => r.attributes.recordid === expired.id)).toHaveLength(1);
     expect(await host.getJob(held.jobId)).toMatchObject({ stateCode: 2, statusCode: 20 });
     const late = await host.store.acquire();
@@ -266,17 +284,16 @@ describe("system jobs from asynchronous steps", () => {
 
 describe("limits", () => {
   it("settings.maxAsyncAttempts sets how many attempts a Retry job gets", async () => {
-    const host = await hostWith(plugins.bundle, { steps: [step("Retry", "Create", "retry", 40, { mode: "async" })], settings: { maxAsyncAttempts: 2 } }, { jobs: { backoffBaseMs: 1 } });
+    const clock = new ManualClock();
+    const host = await hostWith(plugins.bundle, { steps: [step("Retry", "Create", "retry", 40, { mode: "async" })], settings: { maxAsyncAttempts: 2 } }, { clock, jobs: { backoffBaseMs: 1_000 } });
     try {
       const { jobId } = await queued(host, "retry");
       const outcomes: string[] = [];
-      await expect
-        .poll(async () => {
-          outcomes.push(...(await host.runJobs()).map((o) => o.outcome));
-          return (await host.getJob(jobId))!.statusCode;
-        })
-        .toBe(31);
+      outcomes.push(...(await host.runJobs()).map((o) => o.outcome));
+      await clock.advance(1_000);
+      outcomes.push(...(await host.runJobs()).map((o) => o.outcome));
       expect(outcomes).toEqual(["retrying", "failed"]);
+      expect((await host.getJob(jobId))!.statusCode).toBe(31);
       expect((await host.getJob(jobId))!.message).toContain("2 attempts");
     } finally {
       await host.close();
@@ -338,10 +355,9 @@ describe("the background job runner", () => {
   it("with runJobs on (the default), a queued job runs after the commit without being asked", async () => {
     const host = await hostWith(plugins.bundle, { steps: [step("AsyncProbe", "Create", "bg", 40, { mode: "async" })] }, { runJobs: true, jobs: { pollMs: 50 } });
     try {
-      const outcomes: JobOutcome[] = [];
-      host.jobRunner.onOutcome((o) => outcomes.push(o));
+      const outcome = nextOutcome(host);
       const { jobId } = await queued(host, "bg", { name: "Background" });
-      await expect.poll(() => outcomes.find((o) => o.id === jobId)).toEqual({ id: jobId, outcome: "succeeded" });
+      expect(await outcome).toEqual({ id: jobId, outcome: "succeeded" });
       expect(await host.getJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 30 });
       expect(rows(host, "jobrun").map((r) => r.attributes.operationid)).toEqual([jobId]);
     } finally {
@@ -366,12 +382,16 @@ describe("jobs on a store file another process is writing", () => {
     try {
       const { jobId } = await queued(host, "bg", { name: "Waits" });
       other.exec("BEGIN IMMEDIATE");
-      let ticks = 0;
-      const ticking = setInterval(() => ticks++, 1);
+      let settled = false;
       const running = host.runJobs();
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      clearInterval(ticking);
-      expect(ticks).toBeGreaterThan(10);
+      running.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      // Turns of the event loop go on while the runner waits (a synchronous wait would hold them back
+      // until busyTimeoutMs, and runJobs would have failed by then); the job stays Ready.
+      for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+      expect(settled).toBe(false);
       expect(jobState(other, jobId)).toBe(0);
       other.exec("COMMIT");
       expect(await running).toEqual([{ id: jobId, outcome: "succeeded" }]);
@@ -383,7 +403,8 @@ describe("jobs on a store file another process is writing", () => {
 
   it("a lock held past busyTimeoutMs fails runJobs with STORE_BUSY and leaves the job Ready; the background runner keeps trying and runs it once the lock goes", async () => {
     const db = path.join(dir, "busy.db");
-    const host = await hostWith(plugins.bundle, { steps: [step("AsyncProbe", "Create", "bg", 40, { mode: "async" })] }, { db, runJobs: false, busyTimeoutMs: 50, jobs: { pollMs: 20 } });
+    const clock = new ManualClock();
+    const host = await hostWith(plugins.bundle, { steps: [step("AsyncProbe", "Create", "bg", 40, { mode: "async" })] }, { db, clock, runJobs: false, busyTimeoutMs: 50, jobs: { pollMs: 20 } });
     const other = new Database(db);
     try {
       const { jobId } = await queued(host, "bg", { name: "Held" });
@@ -393,10 +414,19 @@ describe("jobs on a store file another process is writing", () => {
       const outcomes: JobOutcome[] = [];
       host.jobRunner.onOutcome((o) => outcomes.push(o));
       host.jobRunner.start();
-      await new Promise((resolve) => setTimeout(resolve, 200)); // several rounds fail while the lock is held
+      // Several rounds fail while the lock is held: each ends with STORE_BUSY and sets the timer of the next.
+      for (let round = 0; round < 3; round++) {
+        await clock.whenTimerSet();
+        expect(host.health().jobs.lastError?.code).toBe("STORE_BUSY");
+        await clock.advance(20);
+      }
+      await clock.whenTimerSet();
       expect(outcomes).toEqual([]);
       other.exec("COMMIT");
-      await expect.poll(() => outcomes).toEqual([{ id: jobId, outcome: "succeeded" }]);
+      const outcome = nextOutcome(host);
+      await clock.advance(20);
+      expect(await outcome).toEqual({ id: jobId, outcome: "succeeded" });
+      expect(outcomes).toEqual([{ id: jobId, outcome: "succeeded" }]);
     } finally {
       other.close();
       await host.close();
@@ -427,13 +457,16 @@ describe("jobs that cannot run as stored", () => {
   it("closing the host while its background rounds fail on a store another process holds closes everything", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-jobs-close-"));
     const db = path.join(dir, "close.db");
-    const host = await hostWith(plugins.bundle, { steps: [step("AsyncProbe", "Create", "bg", 40, { mode: "async" })] }, { db, runJobs: false, busyTimeoutMs: 30, jobs: { pollMs: 10 } });
+    const clock = new ManualClock();
+    const host = await hostWith(plugins.bundle, { steps: [step("AsyncProbe", "Create", "bg", 40, { mode: "async" })] }, { db, clock, runJobs: false, busyTimeoutMs: 30, jobs: { pollMs: 10 } });
     const other = new Database(db);
     try {
       await queued(host, "bg", { name: "Held" });
       other.exec("BEGIN IMMEDIATE");
       host.jobRunner.start();
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await clock.whenTimerSet(); // the first round failed on the lock
+      expect(host.health().jobs.lastError?.code).toBe("STORE_BUSY");
+      await clock.advance(10); // the next round is under way
       await expect(host.close()).resolves.toBeUndefined();
       expect(host.runtime.workerPids).toEqual([]);
       expect(() => host.store.db.prepare("SELECT 1")).toThrow(/not open/);
@@ -496,7 +529,9 @@ describe("a job whose runner stops mid-job", () => {
   it("an outcome that cannot be written (another process holds the store past busyTimeoutMs) comes back lost, and the job runs again once its lease runs out", async () => {
     answering = false;
     const db = path.join(dir, "held.db");
-    const host = await hostWith(plugins.bundle, { steps: [step("CallOut", "Create", "remote", 40, { mode: "async", config: { port } })] }, { webPolicy: webPolicy(), db, runJobs: false, busyTimeoutMs: 50, jobs: { leaseMs: 300 } });
+    const clock = new ManualClock();
+    const LEASE = 60_000;
+    const host = await hostWith(plugins.bundle, { steps: [step("CallOut", "Create", "remote", 40, { mode: "async", config: { port } })] }, { webPolicy: webPolicy(), db, clock, runJobs: false, busyTimeoutMs: 50, jobs: { leaseMs: LEASE } });
     const other = new Database(db);
     try {
       const { jobId } = await queued(host, "remote", { name: "Unrecorded" });
@@ -511,7 +546,8 @@ describe("a job whose runner stops mid-job", () => {
       expect(outcomes).toEqual([{ id: jobId, outcome: "lost", message: expect.stringContaining("its outcome could not be recorded, so it runs again when its lease runs out") }]);
       other.exec("COMMIT");
       expect(await host.getJob(jobId)).toMatchObject({ stateCode: 2 });
-      await new Promise((resolve) => setTimeout(resolve, 350));
+      expect(await host.runJobs()).toEqual([]); // its lease holds
+      await clock.advance(LEASE + 1);
       expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "succeeded" }]);
     } finally {
       other.close();
@@ -530,7 +566,7 @@ describe("a job whose runner stops mid-job", () => {
       `import { createHost } from ${JSON.stringify(new URL("../dist/host/index.js", import.meta.url).href)};
 const [manifest, db, port] = process.argv.slice(2);
 const host = await createHost({
-  manifest, db, runJobs: false, jobs: { leaseMs: 1000 },
+  manifest, db, runJobs: false,
   webPolicy: { resolve: { "hang.test": ["127.0.0.1"] }, unsafeAllowLoopback: true, extraPorts: [Number(port)] },
   runtimeOptions: { workers: 1, prewarmIsolates: 1 },
 });
@@ -560,21 +596,14 @@ process.send({ finished: outcomes });
     expect(messages).toEqual(["running"]);
 
     answerAll();
-    const host = await createHost({ manifest, db, runJobs: false, jobs: { leaseMs: 1000 }, webPolicy: webPolicy(), runtimeOptions: fastRuntime });
+    // The dead runner leased the job (for the default 180 s) before this clock starts.
+    const clock = new ManualClock(Date.now());
+    const host = await createHost({ manifest, db, clock, runJobs: false, webPolicy: webPolicy(), runtimeOptions: fastRuntime });
     try {
       // Still leased by the dead runner: Locked, In Progress.
       expect(await host.getJob(jobId)).toMatchObject({ stateCode: 2, statusCode: 20 });
-      const outcomes: JobOutcome[] = [];
-      await expect
-        .poll(
-          async () => {
-            outcomes.push(...(await host.runJobs()));
-            return (await host.getJob(jobId))!.statusCode;
-          },
-          { timeout: 30_000 },
-        )
-        .toBe(30);
-      expect(outcomes).toEqual([{ id: jobId, outcome: "succeeded" }]);
+      await clock.advance(jobRunnerDefaults.leaseMs);
+      expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "succeeded" }]);
       expect(await host.getJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 30, retryCount: 0, completedOn: expect.any(String) });
       expect(seen.filter((url) => url === `/${jobId}`)).toHaveLength(2);
       expect(rows(host, "calldone").map((r) => r.attributes)).toEqual([expect.objectContaining({ operationid: jobId, answer: `answer to /${jobId}` })]);

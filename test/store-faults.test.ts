@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHost, Store, type PlugboxHost } from "../dist/host/index.js";
+import { ManualClock } from "../dist/host/testing/index.js";
 import { backupStore, restoreStore } from "../dist/host/store/backup.js";
 import { ColumnSet, Entity, EntityReference, QueryExpression } from "../dist/sdk/index.js";
 import { buildPlugins, failure, fastRuntime, step } from "./fixtures/pipeline/support.js";
@@ -89,17 +90,23 @@ describe("store faults: a typed error for the one request, never a wedged host",
 
   it("STORE_BUSY in the background: the job runner's health says why its last round took no jobs, and clears once a round does", { timeout: 30_000 }, async () => {
     const db = path.join(dir, "busy-runner.db");
-    const host = await openHost(db, { busyTimeoutMs: 100, runJobs: true, jobs: { pollMs: 20 } });
+    const clock = new ManualClock();
+    const host = await openHost(db, { clock, busyTimeoutMs: 100, runJobs: true, jobs: { pollMs: 20 } });
     try {
       expect(host.health()).toMatchObject({ status: "ready", store: { status: "open", path: db }, jobs: { running: true } });
+      await clock.whenTimerSet(); // the first round ended, and set the timer of the next
       const holder = await holdWriteLock(db);
       try {
-        await expect.poll(() => host.health().jobs.lastError?.code, { timeout: 10_000 }).toBe("STORE_BUSY");
+        await clock.advance(20);
+        await clock.whenTimerSet();
+        expect(host.health().jobs.lastError?.code).toBe("STORE_BUSY");
         expect(host.health().status).toBe("degraded");
       } finally {
         await holder.release();
       }
-      await expect.poll(() => host.health().jobs.lastError, { timeout: 10_000 }).toBeUndefined();
+      await clock.advance(20);
+      await clock.whenTimerSet();
+      expect(host.health().jobs.lastError).toBeUndefined();
       expect(host.health().status).toBe("ready");
     } finally {
       await host.close();

@@ -58,14 +58,18 @@ describe("store", () => {
     const waiter = Store.open({ path: file, busyTimeoutMs: 5_000 });
     try {
       const held = holder.begin();
-      let ticks = 0;
-      const ticking = setInterval(() => ticks++, 1);
+      let settled = false;
       const begun = waiter.beginWrite();
-      await new Promise((resolve) => setTimeout(resolve, 60));
-      expect(ticks).toBeGreaterThan(5); // the event loop ran while the write lock was taken
+      begun.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      // Turns of the event loop go on while the write lock is taken (a synchronous wait would hold
+      // them back until busyTimeoutMs, and beginWrite would have failed by then).
+      for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+      expect(settled).toBe(false);
       held.commit();
       const transaction = await begun;
-      clearInterval(ticking);
       waiter.insertRecord("account", "00000000-0000-4000-8000-000000000009", { name: "after the wait" });
       transaction.commit();
       expect(holder.getRecord("account", "00000000-0000-4000-8000-000000000009")?.attributes).toEqual({ name: "after the wait" });
@@ -132,7 +136,7 @@ process.once("message", () => {
       child.on("message", (m) => messages.push(m));
       return messages;
     });
-    await expect.poll(() => said.every((m) => m.includes("loaded"))).toBe(true);
+    await Promise.all(children.map((child, i) => said[i]!.includes("loaded") || new Promise((resolve) => child.once("message", resolve))));
     for (const child of children) child.send("go");
     await Promise.all(children.map((child) => new Promise((resolve) => child.once("exit", resolve))));
     expect(said.map((m) => m.at(-1))).toEqual(["opened", "opened"]);

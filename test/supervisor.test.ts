@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createSandboxRuntime, type SandboxServices } from "../dist/runtime/index.js";
+import { ManualClock } from "../dist/host/testing/index.js";
 import { bundle, context } from "./helpers/runtime.js";
 
 const plugins = bundle(`
@@ -87,9 +88,17 @@ describe("sandbox runtime supervisor", () => {
     const runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0 });
     await runtime.ready;
     let release!: (value: unknown) => void;
-    const services: SandboxServices = { call: () => new Promise((resolve) => (release = resolve)) };
+    let called!: () => void;
+    const calling = new Promise<void>((resolve) => (called = resolve));
+    const services: SandboxServices = {
+      call: () =>
+        new Promise((resolve) => {
+          release = resolve;
+          called();
+        }),
+    };
     const inflight = runtime.execute({ bundle: plugins, typeName: "Waits", context: context() }, services);
-    await expect.poll(() => release !== undefined).toBe(true);
+    await calling;
     const closing = runtime.close();
     release({ responseName: "WhoAmI", results: {} });
     expect((await inflight).ok).toBe(true);
@@ -150,20 +159,24 @@ describe("sandbox runtime supervisor", () => {
   });
 
   it("self-healing: workers killed while they start make executions fail at once with SANDBOX_UNAVAILABLE saying why; once the kills stop, it recovers by itself and health() says so", { timeout: 60_000 }, async () => {
-    const runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, startRetryBaseMs: 20, startRetryMaxMs: 200, unavailableAfterStartFailures: 3 });
-    // Every worker is killed while it starts, as a host whose machine cannot start processes.
-    const killer = setInterval(() => {
-      for (const pid of runtime.workerPids) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          // gone already
-        }
-      }
-    }, 5);
+    const clock = new ManualClock();
+    const runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, startRetryBaseMs: 20, startRetryMaxMs: 200, unavailableAfterStartFailures: 3, clock });
+    // Every worker is killed while it starts, as a host whose machine cannot start processes: the
+    // first as soon as it is spawned, each next one as soon as its back-off runs out and it is spawned.
+    const killStarting = () => {
+      for (const pid of runtime.workerPids) process.kill(pid, "SIGKILL");
+    };
+    killStarting();
+    const unavailable = expect(runtime.ready).rejects.toMatchObject({ code: "SANDBOX_UNAVAILABLE" });
     try {
-      await expect(runtime.ready).rejects.toMatchObject({ code: "SANDBOX_UNAVAILABLE" });
-      await expect.poll(() => runtime.health().status, { timeout: 20_000 }).toBe("unavailable");
+      for (let failures = 1; failures < 3; failures++) {
+        await clock.whenTimerSet(); // its start failed; the next one waits out the back-off
+        expect(clock.nextDueIn).toBe(20 * 2 ** (failures - 1));
+        await clock.advance(clock.nextDueIn!);
+        killStarting();
+      }
+      await unavailable;
+      expect(runtime.health().status).toBe("unavailable");
       const down = await runtime.execute({ bundle: plugins, typeName: "Echo", context: context({ sharedVariables: { n: 1 } }) });
       expect(down.ok).toBe(false);
       if (!down.ok) {
@@ -174,9 +187,11 @@ describe("sandbox runtime supervisor", () => {
       const health = runtime.health();
       expect(health.startFailuresInARow).toBeGreaterThanOrEqual(3);
       expect(health.lastStartFailure?.message).toContain("SIGKILL");
-      expect(health.unavailableSince).toBeDefined();
+      expect(health.unavailableSince).toBe(clock.now().toISOString());
+      expect(health.nextStartAt).toBe(new Date(clock.now().getTime() + 80).toISOString());
     } finally {
-      clearInterval(killer);
+      await clock.whenTimerSet();
+      await clock.advance(clock.nextDueIn!); // the kills stop: the next worker starts
     }
     try {
       await expect.poll(() => runtime.health().status, { timeout: 20_000 }).toBe("ready");
@@ -192,12 +207,17 @@ describe("sandbox runtime supervisor", () => {
   });
 
   it("self-healing: executions queued while workers start wait for them; a start that fails once is retried after the back-off, not given up", { timeout: 30_000 }, async () => {
-    const runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, startRetryBaseMs: 50, startRetryMaxMs: 50, startOnFirstExecution: true });
+    const clock = new ManualClock();
+    const runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, startRetryBaseMs: 50, startRetryMaxMs: 50, startOnFirstExecution: true, clock });
     try {
       const queued = runtime.execute({ bundle: plugins, typeName: "Echo", context: context({ sharedVariables: { n: 3 } }) });
       expect(runtime.health().status).toBe("starting");
       const [first] = runtime.workerPids;
       process.kill(first!, "SIGKILL");
+      await clock.whenTimerSet();
+      expect(runtime.workerPids).toEqual([]); // the next start waits out the back-off
+      expect(runtime.health().nextStartAt).toBe(new Date(clock.now().getTime() + 50).toISOString());
+      await clock.advance(50);
       const report = await queued;
       expect(report.ok && report.changes.outputParameters.n).toBe(3);
       expect(runtime.workerPids).not.toContain(first);

@@ -26,6 +26,7 @@ import { randomBytes } from "node:crypto";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { answerEveryDrain, BATCH_FORMAT, entityPath, FrameGuard, guardedSocket, holdAttach, isWritten, lockKeyOfTag, longValue, rhea, sendHeldAttach, writableRoom, type AmqpMessage, type Described, type RheaConnection, type RheaContainer, type RheaContext, type RheaDelivery, type RheaLink } from "./amqp.js";
+import { systemClock, type Clock, type ClockTimer } from "../../runtime/clock.js";
 import { BrokerError } from "./errors.js";
 import { EventHubs } from "./event-hubs.js";
 import { manage, replyTo } from "./management.js";
@@ -63,6 +64,11 @@ export interface BrokerOptions {
    * "Durability"). @default in memory only
    */
   dataDir?: string;
+  /**
+   * Time-to-live, lock durations, scheduled messages and duplicate windows go by this clock (a
+   * `ManualClock` in tests), as does the hold of an attach that waits for a session. @default systemClock
+   */
+  clock?: Clock;
 }
 
 const HEALTHY = JSON.stringify({ status: "healthy", message: "Service is healthy." });
@@ -84,7 +90,7 @@ const kLinks = Symbol("plugbox.broker.links");
 const kWaiting = Symbol("plugbox.broker.waiting");
 interface SessionWaiter {
   link: RheaLink;
-  timer: NodeJS.Timeout;
+  timer: ClockTimer;
 }
 interface Outstanding {
   delivery: RheaDelivery;
@@ -123,6 +129,7 @@ export class Broker {
   readonly #container: RheaContainer;
   readonly #maxFrameSize: number;
   readonly #maxMessageSize: number;
+  readonly #clock: Clock;
   #health: HttpServer | undefined;
   /** The port of `GET /health`, when healthPort was given. */
   healthPort: number | undefined;
@@ -136,6 +143,7 @@ export class Broker {
     this.port = (server.address() as AddressInfo).port;
     this.connectionString = `Endpoint=sb://127.0.0.1:${this.port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;`;
     this.#maxMessageSize = options.maxMessageSize ?? 262_144;
+    this.#clock = options.clock ?? systemClock;
     this.#namespace = namespace;
     this.#eventHubs = eventHubs;
   }
@@ -151,12 +159,12 @@ export class Broker {
     const store = options.dataDir === undefined ? undefined : BrokerStore.open(options.dataDir);
     let namespace: Namespace;
     try {
-      namespace = new Namespace(topology, options.autoCreate ?? false, (entity) => pump(entity), store);
+      namespace = new Namespace(topology, options.autoCreate ?? false, (entity) => pump(entity), store, options.clock);
     } catch (error) {
       store?.close();
       throw error;
     }
-    const eventHubs = new EventHubs(topology.eventHubs ?? []);
+    const eventHubs = new EventHubs(topology.eventHubs ?? [], options.clock);
     const container = rhea.create_container({ id: "plugbox-broker", autoaccept: false, autosettle: false, treat_modified_as_released: false });
     container.sasl_server_mechanisms.enable_anonymous();
     container.sasl_server_mechanisms.enable_plain(() => true);
@@ -319,7 +327,7 @@ export class Broker {
     const timeoutMs = Number.isFinite(requested) && requested >= 0 ? requested : 60_000;
     const waiter: SessionWaiter = {
       link,
-      timer: setTimeout(() => {
+      timer: this.#clock.setTimeout(() => {
         this.#stopWaiting(entity, waiter);
         sendHeldAttach(link);
         link.close({ condition: "com.microsoft:timeout", description: `No unlocked session with messages became available in ${entity.path} within ${timeoutMs} ms.` });
@@ -332,7 +340,7 @@ export class Broker {
   }
 
   #stopWaiting(entity: Entity, waiter: SessionWaiter): void {
-    clearTimeout(waiter.timer);
+    this.#clock.clearTimeout(waiter.timer);
     const waiters = this.#sessionWaiters.get(entity) ?? [];
     waiters.splice(waiters.indexOf(waiter) >>> 0, 1);
     waiter.link[kWaiting] = undefined;
@@ -662,7 +670,7 @@ export class Broker {
     this.#closed = true;
     this.#namespace.close();
     this.#store?.close();
-    for (const waiters of this.#sessionWaiters.values()) for (const { timer } of waiters) clearTimeout(timer);
+    for (const waiters of this.#sessionWaiters.values()) for (const { timer } of waiters) this.#clock.clearTimeout(timer);
     for (const connection of this.#connections) {
       if (!connection.is_closed()) connection.close({ condition: "amqp:connection:forced", description: "plugbox broker is shutting down." });
     }

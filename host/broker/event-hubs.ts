@@ -7,6 +7,7 @@
  * and read from there on, pre-settled. The namespace `$management` answers the client's READ of
  * the hub's and a partition's properties. Offsets are the sequence numbers, as strings.
  */
+import { systemClock, type Clock } from "../../runtime/clock.js";
 import { BrokerError } from "./errors.js";
 import { rhea, type AmqpMessage, type ManagementReply, type RheaLink } from "./amqp.js";
 
@@ -52,7 +53,10 @@ const POSITION = /amqp\.annotation\.x-opt-(offset|sequence-number|enqueued-time)
 export class EventHubs {
   readonly #hubs = new Map<string, Hub>();
 
-  constructor(specs: EventHubSpec[]) {
+  readonly #clock: Clock;
+
+  constructor(specs: EventHubSpec[], clock: Clock = systemClock) {
+    this.#clock = clock;
     for (const spec of specs) {
       const count = spec.partitionCount ?? 1;
       if (!spec.name || !/^[A-Za-z0-9][\w.-]*$/.test(spec.name)) throw new BrokerError("BROKER_CONFIG_INVALID", `${JSON.stringify(spec.name)} is not an event hub name`);
@@ -60,7 +64,7 @@ export class EventHubs {
       if (this.#hubs.has(spec.name.toLowerCase())) throw new BrokerError("BROKER_CONFIG_INVALID", `event hub ${spec.name} is declared twice`);
       this.#hubs.set(spec.name.toLowerCase(), {
         name: spec.name,
-        createdAt: new Date(),
+        createdAt: clock.now(),
         partitions: Array.from({ length: count }, (_, i) => ({ id: String(i), events: [], readers: new Set() })),
         consumerGroups: new Set(["$default", ...(spec.consumerGroups ?? []).map((g) => g.toLowerCase())]),
         nextPartition: 0,
@@ -92,7 +96,7 @@ export class EventHubs {
     for (const message of messages) {
       const key = message.message_annotations?.["x-opt-partition-key"];
       const partition = target.partition ?? (typeof key === "string" ? target.hub.partitions[hash(key) % target.hub.partitions.length]! : target.hub.partitions[target.hub.nextPartition++ % target.hub.partitions.length]!);
-      partition.events.push({ message, sequence: partition.events.length, enqueuedAt: new Date() });
+      partition.events.push({ message, sequence: partition.events.length, enqueuedAt: this.#clock.now() });
       for (const reader of partition.readers) this.pump(reader);
     }
   }

@@ -6,6 +6,7 @@
  * through it inside the operation that makes it, so the caller answers the client after the commit.
  */
 import { randomUUID } from "node:crypto";
+import { systemClock, type Clock, type ClockTimer } from "../../runtime/clock.js";
 import { BrokerError } from "./errors.js";
 import { rhea, type AmqpMessage } from "./amqp.js";
 import type { EventHubSpec } from "./event-hubs.js";
@@ -64,7 +65,7 @@ export interface Stored {
   deferred: boolean;
   lockKey?: string;
   lockedUntil?: Date;
-  timer?: NodeJS.Timeout;
+  timer?: ClockTimer;
   expiresAt?: number;
 }
 
@@ -73,7 +74,7 @@ interface Session {
   state: Buffer | null;
   holder?: unknown;
   lockedUntil?: Date;
-  timer?: NodeJS.Timeout;
+  timer?: ClockTimer;
   /** What to do when the lock runs out (the broker detaches the holder's link). */
   onLost?: () => void;
 }
@@ -98,7 +99,7 @@ interface Subscription {
 
 class Topic {
   readonly subscriptions: Subscription[] = [];
-  readonly scheduled = new Map<number, { message: AmqpMessage; timer: NodeJS.Timeout }>();
+  readonly scheduled = new Map<number, { message: AmqpMessage; timer: ClockTimer }>();
   readonly duplicates = new Map<string, number>();
   nextSequence = 1;
   constructor(readonly spec: Omit<TopicSpec, "subscriptions">) {}
@@ -136,6 +137,8 @@ export class Namespace {
     private readonly onReady: (entity: Entity) => void,
     /** Where messages are kept across restarts (--data-dir); without one, everything is in memory. */
     private readonly store?: BrokerStore,
+    /** Time-to-live, lock durations, scheduled messages and duplicate windows are measured and waited on with it. */
+    private readonly clock: Clock = systemClock,
   ) {
     for (const q of topology.queues ?? []) this.#createQueue(q.name, q);
     for (const t of topology.topics ?? []) this.#createTopic(t);
@@ -261,7 +264,7 @@ export class Namespace {
     this.atomically(() => {
       for (const message of messages) {
         const at = message.message_annotations?.["x-opt-scheduled-enqueue-time"];
-        if (at instanceof Date && at.getTime() > Date.now()) this.schedule(path, [message]);
+        if (at instanceof Date && at.getTime() > this.clock.now().getTime()) this.schedule(path, [message]);
         else this.#deliver(path, message, hops);
       }
     });
@@ -289,7 +292,7 @@ export class Namespace {
 
   #isDuplicate(seen: Map<string, number>, windowMs: number | undefined, message: AmqpMessage): boolean {
     if (!windowMs || message.message_id === undefined || message.message_id === null) return false;
-    const now = Date.now();
+    const now = this.clock.now().getTime();
     for (const [id, at] of seen) {
       if (now - at < windowMs) break;
       seen.delete(id);
@@ -305,7 +308,7 @@ export class Namespace {
     if (forward && hops < 4) return this.#deliver(forward, message, hops + 1);
     // Service Bus gives every message an id; the client tracks locks by it.
     if (message.message_id === undefined || message.message_id === null) message.message_id = randomUUID().replace(/-/g, "");
-    const enqueuedAt = new Date();
+    const enqueuedAt = this.clock.now();
     const ttl = Math.min(typeof message.ttl === "number" && message.ttl > 0 ? message.ttl : Infinity, entity.options.defaultMessageTtlMs ?? Infinity);
     const stored: Stored = { message, sequence: sequence ?? this.#nextSequence(entity, entity.path), enqueuedAt, deliveryCount: 0, state: "active", deferred: false };
     if (Number.isFinite(ttl)) stored.expiresAt = enqueuedAt.getTime() + ttl;
@@ -323,7 +326,7 @@ export class Namespace {
     return this.atomically(() =>
       messages.map((message) => {
         const at = message.message_annotations?.["x-opt-scheduled-enqueue-time"];
-        const due = at instanceof Date ? at.getTime() : Date.now();
+        const due = at instanceof Date ? at.getTime() : this.clock.now().getTime();
         if (topic) {
           const sequence = this.#nextSequence(topic, path);
           this.#scheduleOnTopic(topic, path, message, sequence, due);
@@ -341,27 +344,33 @@ export class Namespace {
   }
 
   #scheduleOnTopic(topic: Topic, path: string, message: AmqpMessage, sequence: number, due: number): void {
-    const timer = setTimeout(() => {
-      topic.scheduled.delete(sequence);
-      this.atomically(() => {
-        this.store?.removeMessage(path, sequence);
-        this.#deliver(path, message, 0);
-      });
-    }, Math.max(0, due - Date.now()));
-    timer.unref();
+    const timer = this.clock.setTimeout(
+      () => {
+        topic.scheduled.delete(sequence);
+        this.atomically(() => {
+          this.store?.removeMessage(path, sequence);
+          this.#deliver(path, message, 0);
+        });
+      },
+      Math.max(0, due - this.clock.now().getTime()),
+      { unref: true },
+    );
     topic.scheduled.set(sequence, { message, timer });
   }
 
   #startScheduleTimer(entity: Entity, stored: Stored): void {
-    stored.timer = setTimeout(() => {
-      entity.messages.delete(stored.sequence);
-      this.atomically(() => {
-        // Forwarded on, it leaves this entity; otherwise enqueue writes it over as active.
-        this.store?.removeMessage(entity.path, stored.sequence);
-        this.#enqueue(entity, stored.message, 0, stored.sequence);
-      });
-    }, Math.max(0, stored.enqueuedAt.getTime() - Date.now()));
-    stored.timer.unref();
+    stored.timer = this.clock.setTimeout(
+      () => {
+        entity.messages.delete(stored.sequence);
+        this.atomically(() => {
+          // Forwarded on, it leaves this entity; otherwise enqueue writes it over as active.
+          this.store?.removeMessage(entity.path, stored.sequence);
+          this.#enqueue(entity, stored.message, 0, stored.sequence);
+        });
+      },
+      Math.max(0, stored.enqueuedAt.getTime() - this.clock.now().getTime()),
+      { unref: true },
+    );
   }
 
   /** Cancels scheduled messages; numbers that are not scheduled (any more) are ignored, as in Service Bus. */
@@ -372,14 +381,14 @@ export class Namespace {
       for (const sequence of sequences) {
         if (topic) {
           if (!topic.scheduled.has(sequence)) continue;
-          clearTimeout(topic.scheduled.get(sequence)?.timer);
+          this.clock.clearTimeout(topic.scheduled.get(sequence)?.timer);
           topic.scheduled.delete(sequence);
           this.store?.removeMessage(path, sequence);
           continue;
         }
         const stored = entity?.messages.get(sequence);
         if (stored?.state === "scheduled") {
-          clearTimeout(stored.timer);
+          this.clock.clearTimeout(stored.timer);
           entity!.messages.delete(sequence);
           this.store?.removeMessage(entity!.path, sequence);
         }
@@ -430,21 +439,24 @@ export class Namespace {
   }
 
   #startSessionTimer(entity: Entity, session: Session, onLost: () => void): void {
-    clearTimeout(session.timer);
+    this.clock.clearTimeout(session.timer);
     session.onLost = onLost;
-    session.lockedUntil = new Date(Date.now() + entity.options.lockDurationMs);
+    session.lockedUntil = new Date(this.clock.now().getTime() + entity.options.lockDurationMs);
     // The holder's link is closed by onLost; closing it releases the session (releaseSession).
-    session.timer = setTimeout(() => {
-      session.timer = undefined;
-      onLost();
-    }, entity.options.lockDurationMs);
-    session.timer.unref();
+    session.timer = this.clock.setTimeout(
+      () => {
+        session.timer = undefined;
+        onLost();
+      },
+      entity.options.lockDurationMs,
+      { unref: true },
+    );
   }
 
   releaseSession(entity: Entity, sessionId: string, holder: unknown): void {
     const session = entity.sessions.get(sessionId);
     if (!session || session.holder !== holder) return;
-    clearTimeout(session.timer);
+    this.clock.clearTimeout(session.timer);
     session.holder = undefined;
     session.timer = undefined;
     this.atomically(() => this.abandonSession(entity, sessionId));
@@ -469,7 +481,7 @@ export class Namespace {
 
   /** Removes a message whose time to live has passed (to the dead-letter queue when the entity says so). */
   #expire(entity: Entity, stored: Stored): boolean {
-    if (stored.expiresAt === undefined || stored.expiresAt > Date.now() || stored.state === "locked") return false;
+    if (stored.expiresAt === undefined || stored.expiresAt > this.clock.now().getTime() || stored.state === "locked") return false;
     this.atomically(() => {
       this.#remove(entity, stored);
       if (entity.options.deadLetteringOnMessageExpiration) this.#deadLetter(entity, stored.message, "TTLExpiredException", "The message expired and was dead lettered.");
@@ -487,10 +499,9 @@ export class Namespace {
   }
 
   #startLockTimer(entity: Entity, stored: Stored): void {
-    clearTimeout(stored.timer);
-    stored.lockedUntil = new Date(Date.now() + entity.options.lockDurationMs);
-    stored.timer = setTimeout(() => this.atomically(() => this.#unlock(entity, stored, {})), entity.options.lockDurationMs);
-    stored.timer.unref();
+    this.clock.clearTimeout(stored.timer);
+    stored.lockedUntil = new Date(this.clock.now().getTime() + entity.options.lockDurationMs);
+    stored.timer = this.clock.setTimeout(() => this.atomically(() => this.#unlock(entity, stored, {})), entity.options.lockDurationMs, { unref: true });
   }
 
   /** Hands out a message in receive-and-delete mode. */
@@ -557,7 +568,7 @@ export class Namespace {
   }
 
   #releaseLock(stored: Stored): void {
-    clearTimeout(stored.timer);
+    this.clock.clearTimeout(stored.timer);
     stored.timer = undefined;
     if (stored.lockKey) this.#locks.delete(stored.lockKey);
     stored.lockKey = undefined;
@@ -686,10 +697,10 @@ export class Namespace {
     if (this.#closed) return;
     this.#closed = true;
     for (const entity of this.#entities.values()) {
-      for (const stored of entity.messages.values()) clearTimeout(stored.timer);
-      for (const session of entity.sessions.values()) clearTimeout(session.timer);
+      for (const stored of entity.messages.values()) this.clock.clearTimeout(stored.timer);
+      for (const session of entity.sessions.values()) this.clock.clearTimeout(session.timer);
     }
-    for (const topic of this.#topics.values()) for (const { timer } of topic.scheduled.values()) clearTimeout(timer);
+    for (const topic of this.#topics.values()) for (const { timer } of topic.scheduled.values()) this.clock.clearTimeout(timer);
   }
 }
 

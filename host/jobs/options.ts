@@ -11,6 +11,7 @@ export interface JobRunnerOptions {
   backoffBaseMs?: number;
   /** Jobs run at once (their posts to one endpoint go out in batches). @default 8 */
   concurrency?: number;
+  /** The host's clock: leases, back-off and the poll are measured and waited on with it. @default systemClock */
   clock?: Clock;
 }
 

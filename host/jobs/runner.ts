@@ -14,7 +14,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { SandboxRuntime } from "../../runtime/index.js";
-import { systemClock, type Clock } from "../ids.js";
+import { systemClock, type Clock, type ClockTimer } from "../ids.js";
 import type { Registry, StepRegistration } from "../registry/index.js";
 import { RETRYABLE_RELAY_CODES } from "../relay/errors.js";
 import { executeSerialized, type NotificationBackend, type SerializedContext } from "../services/notification.js";
@@ -72,7 +72,7 @@ export interface JobRunnerParts {
   };
   notification: NotificationBackend;
   registry: Pick<Registry, "step" | "settings">;
-  runtime: Pick<SandboxRuntime, "health">;
+  runtime: Pick<SandboxRuntime, "health" | "clock">;
 }
 
 export class JobRunner {
@@ -81,7 +81,8 @@ export class JobRunner {
   readonly #options: Readonly<typeof jobRunnerDefaults>;
   readonly #clock: Clock;
   #lastError: JobRunnerHealth["lastError"];
-  #timer: NodeJS.Timeout | undefined;
+  #timer: ClockTimer | undefined;
+  #woken: NodeJS.Immediate | undefined;
   #running: Promise<unknown> | undefined;
   #started = false;
   #stopped = false;
@@ -118,8 +119,9 @@ export class JobRunner {
   /** Looks for jobs now (called after a commit that queued some). */
   wake(): void {
     if (!this.#started || this.#stopped) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.#loop(), 0);
+    this.#clock.clearTimeout(this.#timer);
+    clearImmediate(this.#woken);
+    this.#woken = setImmediate(() => void this.#loop()); // the next turn, not a span of time: a manual clock need not move
   }
 
   async #loop(): Promise<void> {
@@ -141,7 +143,7 @@ export class JobRunner {
       this.#running = undefined;
     }
     if (this.#stopped) return;
-    this.#timer = setTimeout(() => void this.#loop(), wait);
+    this.#timer = this.#clock.setTimeout(() => void this.#loop(), wait);
   }
 
   async #nextDue(): Promise<Date | undefined> {
@@ -303,7 +305,7 @@ export class JobRunner {
   #sandboxDue(): Date {
     const now = this.#clock.now().getTime();
     const next = this.#parts.runtime.health().nextStartAt;
-    const wait = next === undefined ? this.#options.backoffBaseMs : Date.parse(next) - Date.now();
+    const wait = next === undefined ? this.#options.backoffBaseMs : Date.parse(next) - this.#parts.runtime.clock.now().getTime();
     return new Date(now + Math.min(MAX_WAIT_FOR_SANDBOX_MS, Math.max(this.#options.backoffBaseMs, wait)));
   }
 
@@ -375,7 +377,8 @@ export class JobRunner {
   /** Stops taking jobs and waits for the one running. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.#clock.clearTimeout(this.#timer);
+    clearImmediate(this.#woken);
     // The round's own failure was the loop's to handle; stopping waits for it, nothing more.
     await this.#running?.catch(() => undefined);
   }

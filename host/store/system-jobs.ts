@@ -183,11 +183,16 @@ export class SystemJobsTable {
     return row?.due ? new Date(row.due) : undefined;
   }
 
-  /** Completes a job the owner still holds; false when the lease was lost (another worker took over). */
+  /**
+   * Completes a job the owner still holds; false when the lease was lost (another worker took over).
+   * The failure of an earlier attempt is cleared (its retry count and trace logs stay).
+   */
   succeed(id: string, owner: string, autoDelete: boolean, at: Date): boolean {
     if (autoDelete) return this.#sql("DELETE FROM system_jobs WHERE id = ? AND lease_owner = ? AND state_code = 2").run(id, owner).changes > 0;
     return (
-      this.#sql("UPDATE system_jobs SET state_code = 3, status_code = 30, completed_on = ?, lease_owner = NULL, lease_until = NULL, message = NULL WHERE id = ? AND lease_owner = ? AND state_code = 2")
+      this.#sql(
+          "UPDATE system_jobs SET state_code = 3, status_code = 30, completed_on = ?, lease_owner = NULL, lease_until = NULL, message = NULL, friendly_message = NULL, error_code = NULL WHERE id = ? AND lease_owner = ? AND state_code = 2",
+        )
         .run(at.toISOString(), id, owner).changes > 0
     );
   }

@@ -46,7 +46,7 @@ export class TestHost {
   }
 
   static async create(options: TestHostOptions = {}): Promise<TestHost> {
-    const runtime = createSandboxRuntime({ workers: options.workers ?? 1, prewarmIsolates: 1 });
+    const runtime = createSandboxRuntime({ workers: options.workers ?? 1, prewarmIsolates: 1, ...(options.clock ? { clock: options.clock } : {}) });
     await runtime.ready;
     return new TestHost(runtime, options);
   }
@@ -89,6 +89,9 @@ export async function runPlugin(options: RunOptions): Promise<RunResult> {
 export type { RunOptions } from "../run.js";
 export type { RunResult } from "../cli/exit-statuses.js";
 export { sequentialIds } from "../ids.js";
+/** A clock that moves only when a test advances it (`clock.advance(ms)`): leases, back-off, TTLs without sleeping. */
+export { ManualClock } from "../../runtime/clock.js";
+export type { Clock, ClockTimer } from "../../runtime/clock.js";
 /** The local Service Bus and Event Hubs broker, to start in a suite's beforeAll and close in its afterAll. */
 export { startBroker, Broker } from "../broker/broker.js";
 export type { BrokerOptions, BrokerTopology } from "../broker/broker.js";
