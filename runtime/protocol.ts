@@ -101,7 +101,11 @@ export interface CallMessage {
 export interface ExecutionStats {
   wallMs: number;
   cpuMs: number;
-  heapUsedBytes: number;
+  /**
+   * The isolate's heap when the execution ended; null when it could not be read: V8 disposes of an
+   * isolate that reaches its memory limit (and a worker that died takes its isolate with it).
+   */
+  heapUsedBytes: number | null;
   hostCalls: number;
   isolateReused: boolean;
 }

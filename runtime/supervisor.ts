@@ -643,7 +643,7 @@ export class SandboxRuntime {
       ok: false,
       error,
       trace: "",
-      stats: { wallMs: 0, cpuMs: 0, heapUsedBytes: 0, hostCalls: 0, isolateReused: false },
+      stats: { wallMs: 0, cpuMs: 0, heapUsedBytes: null, hostCalls: 0, isolateReused: false },
       violations: [],
       webCalls: [],
     };

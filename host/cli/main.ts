@@ -8,10 +8,10 @@ import { createRequire } from "node:module";
 import { isPlainObject } from "../../sdk/codec.js";
 import { Entity, EntityReference, typeOf } from "../../sdk/model.js";
 import { isolatedVmBinding, sandboxLimitDefaults, type SandboxLimits } from "../../runtime/index.js";
-import { buildBundle } from "../build.js";
+import { buildBundle, buildEntry, SOURCE_ENTRY } from "../build.js";
 import type { ContextInput, Mode, Stage } from "../context.js";
 import { exitCodeFor, PlugboxError, UsageError } from "../errors.js";
-import { runPlugin, type RunResult } from "../run.js";
+import { heapText, runPlugin, type RunResult } from "../run.js";
 import { createHost, type PlugboxHost } from "../host.js";
 import { importData, readJson, readPlugboxJson, registerPipelineCommands, STORE_CHECK_FLAG } from "./pipeline-commands.js";
 import { toStoreError } from "../store/errors.js";
@@ -109,7 +109,7 @@ function indent(text: string, prefix = "  "): string {
 
 function printHuman(result: RunResult, flags: RunFlags, out: (text: string) => void): void {
   const what = `${flags.type} on ${flags.message}${flags.entity ? ` of ${flags.entity}` : ""} (stage ${flags.stage}, ${flags.mode})`;
-  const took = `${result.durationMs.toFixed(1)} ms, cpu ${result.stats.cpuMs.toFixed(2)} ms, heap ${(result.stats.heapUsedBytes / 1048576).toFixed(1)} MB, ${result.stats.hostCalls} service call(s)`;
+  const took = `${result.durationMs.toFixed(1)} ms, cpu ${result.stats.cpuMs.toFixed(2)} ms, heap ${heapText(result.stats.heapUsedBytes)}, ${result.stats.hostCalls} service call(s)`;
   out(result.ok ? `ok: ${what} in ${took}` : `failed: ${what} after ${took}`);
   if (result.error) {
     out(`error [${result.error.code}]: ${result.error.message}`);
@@ -140,8 +140,8 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .configureOutput({
       writeOut: (s) => io.out(s.replace(/\n$/, "")),
       writeErr: (s) => io.err(s.replace(/\n$/, "")),
-      // Commander's own refusals carry the code every other error prints.
-      outputError: (s, write) => write(s.replace(/^error: /, "error [CLI_USAGE]: ")),
+      // Commander's own refusals read as every other error plugbox prints.
+      outputError: (s, write) => write(s.replace(/^error: /, "plugbox: error [CLI_USAGE]: ")),
     });
 
   program
@@ -159,7 +159,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
   const run = program
     .command("run")
     .description("run one plug-in once, with an in-memory organization service; notification posts are recorded, not sent")
-    .argument("<bundle>", "a bundle made by `plugbox build`")
+    .argument("<bundle>", "a bundle made by `plugbox build`, or a plug-in module's .ts source (bundled in memory first)")
     .requiredOption("-t, --type <ExportName>", "the exported plug-in class to run")
     .option("--message <name>", "the message the step is registered on", "Create")
     .option("--entity <logicalName>", "the primary entity (default: the target's logicalName)")
@@ -212,6 +212,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
       if (!isPlainObject(policy)) throw new UsageError("INPUT_INVALID_JSON", `the web policy file ${flags.webPolicy} must hold a JSON object; see the README's "Outbound web requests"`);
       webPolicy = policy as WebPolicyInput;
     }
+    const bundle = SOURCE_ENTRY.test(bundlePath) ? await buildEntry(bundlePath) : bundlePath;
     let host: PlugboxHost | undefined;
     if (flags.db || flags.data || flags.manifest) {
       host = await createHost({
@@ -229,7 +230,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     }
     const result = await runPlugin({
       ...(host ? { runtime: host.runtime, organization: host.organization(), notification: host.notification } : {}),
-      bundle: bundlePath,
+      bundle,
       ...(webPolicy ? { webPolicy } : {}),
       ...(flags.allowHost ? { webAllowedHosts: flags.allowHost } : {}),
       typeName: flags.type,

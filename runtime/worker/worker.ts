@@ -637,7 +637,7 @@ export class SandboxWorker {
     const stats = {
       wallMs: performance.now() - exec.startedAt,
       cpuMs: exec.cpuUsedMs,
-      heapUsedBytes: heap ? heap.usedBytes + heap.externalBytes : 0,
+      heapUsedBytes: heap ? heap.usedBytes + heap.externalBytes : null,
       hostCalls: exec.hostCalls,
       isolateReused: exec.reused,
     };
@@ -705,7 +705,7 @@ function fromBase64(text: string): Uint8Array {
 }
 
 function emptyStats() {
-  return { wallMs: 0, cpuMs: 0, heapUsedBytes: 0, hostCalls: 0, isolateReused: false };
+  return { wallMs: 0, cpuMs: 0, heapUsedBytes: null, hostCalls: 0, isolateReused: false };
 }
 
 function errorText(error: unknown): string {
