@@ -21,6 +21,7 @@ import type { OrganizationRequestValue } from "./services/organization.js";
 import { Store, toStoreError, type RecordRow, type StoreOptions } from "./store/store.js";
 import type { WebPolicyInput } from "./web/index.js";
 import { Entity, EntityCollection, EntityReference, type ColumnSet } from "../sdk/model.js";
+import { closed, opened } from "../runtime/open-resources.js";
 
 export interface HostOptions {
   /** A manifest file, or a parsed manifest, or nothing (register steps in code). */
@@ -80,6 +81,7 @@ export class PlugboxHost {
     this.runtime = parts.runtime;
     this.notification = parts.notification;
     this.#ownRuntime = parts.ownRuntime;
+    opened(this, "host");
     const { options } = parts;
     let runner: JobRunner | undefined;
     this.pipeline = new Pipeline({
@@ -252,6 +254,7 @@ export class PlugboxHost {
         ])),
       );
       this.store.close();
+      closed(this);
       const failed = results.find((r) => r.status === "rejected");
       if (failed) throw (failed as PromiseRejectedResult).reason;
     })();

@@ -18,6 +18,7 @@ import type { Bundle } from "./bundle.js";
 import { PluginExecutionError, PlugboxError, SandboxError, sandboxError, isSandboxErrorCode } from "./errors.js";
 import { resolveLimits, resolveRuntimeOptions, type Isolation, type SandboxLimits, type SandboxRuntimeOptions } from "./options.js";
 import { isolatedVmBinding } from "./worker/ivm.js";
+import { closed, opened } from "./open-resources.js";
 import {
   isServiceOperation,
   type CallMessage,
@@ -169,6 +170,7 @@ export class SandboxRuntime {
     this.options = resolveRuntimeOptions(options);
     // A Node with no isolated-vm binding fails here, in one line (SANDBOX_UNSUPPORTED_NODE), not in every worker it would start.
     isolatedVmBinding();
+    opened(this, "sandbox runtime");
     if (!this.options.startOnFirstExecution) void this.#start();
   }
 
@@ -306,6 +308,7 @@ export class SandboxRuntime {
     for (const queued of this.#queue.splice(0)) this.#settle(queued, this.#failure(sandboxError("SANDBOX_CLOSED", "the sandbox runtime was closed before the execution started")));
     await Promise.allSettled([...this.#pending]);
     await Promise.all(this.#workers.map((w) => this.#stop(w)));
+    closed(this);
   }
 
   // Workers ///////////////////////////////////////////////////////////////////////////////////
@@ -324,6 +327,8 @@ export class SandboxRuntime {
         }),
       },
     });
+    opened(child, "sandbox worker");
+    child.once("exit", () => closed(child));
     const worker: WorkerHandle = {
       id: this.#nextWorkerId++,
       child,

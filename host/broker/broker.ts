@@ -31,6 +31,7 @@ import { EventHubs } from "./event-hubs.js";
 import { manage, replyTo } from "./management.js";
 import { ManagementFailure, Namespace, type BrokerTopology, type Disposition, type Entity, type Stored } from "./namespace.js";
 import { BrokerStore } from "./persistence.js";
+import { closed, opened } from "../../runtime/open-resources.js";
 
 export { BrokerError, BROKER_ERROR_CODES, type BrokerErrorCode } from "./errors.js";
 export type { BrokerTopology, EntityOptions, SubscriptionSpec, TopicSpec } from "./namespace.js";
@@ -129,6 +130,7 @@ export class Broker {
   #closed = false;
 
   private constructor(server: Server, container: RheaContainer, options: BrokerOptions, namespace: Namespace, eventHubs: EventHubs, store: BrokerStore | undefined) {
+    opened(this, "broker");
     this.#store = store;
     this.#server = server;
     this.#container = container;
@@ -678,6 +680,7 @@ export class Broker {
       await new Promise<void>((resolve) => health.close(() => resolve()));
     }
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    closed(this);
   }
 }
 
