@@ -1,47 +1,65 @@
 /**
- * `plugbox`: the host side. Start a sandbox runtime, run plug-ins, build bundles.
+ * `plugbox`: the host side. Start a host (pipeline, store, jobs, relay), a sandbox runtime or the
+ * local broker; run and build plug-ins. Plug-in authors import `plugbox/sdk`; test suites
+ * `plugbox/testing`.
  *
  * @example
- * import { createSandboxRuntime, loadBundleFile, runPlugin } from "plugbox";
+ * import { runPlugin } from "plugbox";
  * const result = await runPlugin({ bundle: "dist/plugin.bundle.js", typeName: "HelloPlugin" });
  * @module
  */
-export * from "../runtime/index.js";
-export { runPlugin, disabledWeb } from "./run.js";
-export type { RunOptions, RunResult, RunError } from "./run.js";
-export { buildBundle } from "./build.js";
-export type { BuildOptions, BuildResult } from "./build.js";
-export { buildContext, contextDefaults } from "./context.js";
-export type { ContextInput, Stage, Mode } from "./context.js";
-export { HostError, UsageError, OrganizationError, HOST_ERROR_CODES, exitCodeFor, errorFamily } from "./errors.js";
-export type { HostErrorCode } from "./errors.js";
-export { createHostServices, InMemoryOrganizationService, RecordingNotificationService, serveOrganization } from "./services/index.js";
-export type { OrganizationBackend, NotificationBackend, WebBackend, RecordedCall, RecordedPost, CallerIdentity, HostServiceBackends } from "./services/index.js";
-export { systemClock, randomIds, sequentialIds, isGuid } from "./ids.js";
-export type { Clock, IdSource } from "./ids.js";
-export { WebClient, createWebClient, webPolicyDefaults, resolveWebPolicy, classifyAddress, WebError, WEB_ERROR_CODES } from "./web/index.js";
-export type { WebPolicy, WebPolicyInput, WebRequest, WebResponseValue, WebFetchOptions, WebErrorCode, AddressClass } from "./web/index.js";
-export { createHost, PlugboxHost } from "./host.js";
-export type { HostOptions, HostHealth } from "./host.js";
-export { Pipeline, SYSTEM_USER_ID, identityDefaults, readRequest } from "./pipeline/pipeline.js";
-export type { Caller, Identity, JournalRequest, JournalStep, RequestResult, StepOutcome } from "./pipeline/pipeline.js";
-export { PipelineError, StepFailedError, PIPELINE_ERROR_CODES } from "./pipeline/errors.js";
-export type { PipelineErrorCode } from "./pipeline/errors.js";
-export { JobRunner, jobRunnerDefaults, resolveJobRunnerOptions } from "./pipeline/job-runner.js";
-export type { JobRunnerOptions, JobOutcome, JobRunnerHealth } from "./pipeline/job-runner.js";
+
+// The host: one request through the pipeline, system jobs, the store's records.
+export { createHost } from "./host.js";
+export type { PlugboxHost, HostOptions, HostHealth } from "./host.js";
+export type { Caller, Identity, JournalRequest, JournalStep, RequestResult } from "./pipeline/pipeline.js";
+export { JobState, JobStatus } from "./pipeline/jobs-store.js";
+export type { SystemJob } from "./pipeline/jobs-store.js";
+export type { JobOutcome, JobRunnerOptions } from "./pipeline/job-runner.js";
 export { runJobsInProcesses } from "./job-processes.js";
 export type { JobProcessesOptions, JobProcessesResult } from "./job-processes.js";
-export { JobState, JobStatus, describeState } from "./pipeline/jobs-store.js";
-export type { SystemJob } from "./pipeline/jobs-store.js";
 export type { TraceRow } from "./pipeline/trace-log.js";
-export { Registry, parseManifest, loadManifest, RegistryError, REGISTRY_ERROR_CODES } from "./registry/index.js";
+export type { RecordRow } from "./store/index.js";
 export type { Manifest, StepRegistration, StepImage, BundleRegistration, ServiceEndpointRegistration, ManifestSettings } from "./registry/index.js";
-export { Store, StoreError, STORE_ERROR_CODES, storeDefaults, resolveStoreOptions, toStoreError } from "./store/index.js";
-export type { StoreOptions, RecordRow, StoreErrorCode, StoreLease, StoreTransaction } from "./store/index.js";
-export type { TableSchema, ColumnType } from "./store/table-schema.js";
-export { Relay, RelayError, RELAY_ERROR_CODES, SIZE_LIMITS, readServiceEndpoint, SecretResolver, CONTRACTS, MESSAGE_FORMATS, USER_CLAIMS, AUTH_TYPES } from "./relay/index.js";
-export type { RelayOptions, ServiceEndpoint, SecretSource, Contract, MessageFormat, UserClaim, AuthType, RelayTransport, OutgoingPost } from "./relay/index.js";
-export { startBroker, Broker, BrokerError, BROKER_ERROR_CODES } from "./broker/index.js";
-export type { BrokerOptions, BrokerTopology, EntityOptions, SubscriptionSpec, TopicSpec, RuleSpec, CorrelationFilterSpec, EventHubSpec } from "./broker/index.js";
-export { runAudit, confinementChecks, auditJson, auditText, AUDIT_SCHEMA_VERSION } from "./audit/index.js";
-export type { AuditOptions, AuditReport, AuditCheckResult, AuditEnvironment, AuditFinding, ConfinementCheck, CheckSetup, CheckOutcome } from "./audit/index.js";
+export type { SecretSource } from "./relay/index.js";
+export type { Clock, IdSource } from "./ids.js";
+export type { WebPolicyInput } from "./web/index.js";
+
+// One plug-in, once; bundles.
+export { runPlugin } from "./run.js";
+export type { RunOptions, RunResult, RunError } from "./run.js";
+export type { ContextInput, Stage, Mode } from "./context.js";
+export { buildBundle } from "./build.js";
+export type { BuildOptions, BuildResult } from "./build.js";
+
+// The sandbox on its own.
+export { createSandboxRuntime, bundleFromSource, loadBundleFile, sandboxLimitDefaults, isolatedVmBinding, SUPPORTED_NODE_MAJORS } from "../runtime/index.js";
+export type {
+  SandboxRuntime,
+  SandboxRuntimeOptions,
+  SandboxLimits,
+  Isolation,
+  Bundle,
+  ExecutionRequest,
+  ExecutionReport,
+  ExecutionStats,
+  ExecutionChanges,
+  SandboxServices,
+  ServiceCall,
+  ServiceName,
+  SandboxHealth,
+  IsolatedVmBinding,
+} from "../runtime/index.js";
+
+// The local Service Bus and Event Hubs broker.
+export { startBroker } from "./broker/index.js";
+export type { Broker, BrokerOptions, BrokerTopology, EntityOptions, SubscriptionSpec, TopicSpec, RuleSpec, CorrelationFilterSpec, EventHubSpec } from "./broker/index.js";
+
+// Errors a caller catches: every one is a PlugboxError with a stable `code` (match on the code).
+export { PlugboxError, SandboxError, PluginExecutionError } from "../runtime/index.js";
+export { StepFailedError } from "./pipeline/errors.js";
+export type { ErrorFamily, SandboxErrorCode } from "../runtime/index.js";
+export type { HostErrorCode } from "./errors.js";
+export type { PipelineErrorCode } from "./pipeline/errors.js";
+export type { StoreErrorCode } from "./store/index.js";
+export type { BrokerErrorCode } from "./broker/index.js";

@@ -26,7 +26,8 @@ export class PlugboxError<Code extends string = string> extends Error {
   static override [Symbol.hasInstance](value: unknown): boolean {
     if (typeof value !== "object" || value === null) return false;
     if ((value as { [kPlugboxError]?: unknown })[kPlugboxError] !== true) return false;
-    // Subclasses answer only for their own kind, by class name recorded on the prototype chain.
+    // A subclass answers as `instanceof` always does (its prototype on the value's chain), so only
+    // PlugboxError itself matches an error from another copy of plugbox (by the brand above).
     if (this === PlugboxError) return true;
     return Function.prototype[Symbol.hasInstance].call(this, value);
   }

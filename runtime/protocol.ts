@@ -86,7 +86,7 @@ export interface AbortMessage {
   reason: string;
 }
 
-export type ToWorker = ExecuteMessage | ReplyMessage | AbortMessage | { type: "shutdown" };
+export type ToWorker = ExecuteMessage | ReplyMessage | AbortMessage;
 
 export interface CallMessage {
   type: "call";
@@ -134,11 +134,7 @@ export interface DoneMessage {
   rssBytes: number;
 }
 
-export type FromWorker =
-  | { type: "ready"; pid: number }
-  | CallMessage
-  | DoneMessage
-  | { type: "stats"; rssBytes: number; isolates: number; pooled: number };
+export type FromWorker = { type: "ready"; pid: number } | CallMessage | DoneMessage;
 
 /** What the plug-in's execute() leaves behind: the writable parts of its context. */
 export interface ExecutionChanges {

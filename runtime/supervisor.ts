@@ -570,9 +570,6 @@ export class SandboxRuntime {
       case "done":
         this.#onDone(worker, message);
         return;
-      case "stats":
-        worker.rssBytes = message.rssBytes;
-        return;
     }
   }
 

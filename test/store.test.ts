@@ -3,9 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { systemClock } from "../dist/host/ids.js";
-import { JobQueue } from "../dist/host/pipeline/jobs-store.js";
-import { Store, SCHEMA_VERSION } from "../dist/host/store/index.js";
+import { systemClock, JobQueue, Store, SCHEMA_VERSION } from "../dist/host/testing/internal.js";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-store-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -118,7 +116,7 @@ describe("store", () => {
     const opener = path.join(dir, "open.mjs");
     writeFileSync(
       opener,
-      `import { Store } from ${JSON.stringify(new URL("../dist/host/store/index.js", import.meta.url).href)};
+      `import { Store } from ${JSON.stringify(new URL("../dist/host/testing/internal.js", import.meta.url).href)};
 process.send("loaded");
 process.once("message", () => {
   try { Store.open({ path: process.argv[2] }).close(); process.send("opened"); }

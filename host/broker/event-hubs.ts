@@ -8,8 +8,7 @@
  * the hub's and a partition's properties. Offsets are the sequence numbers, as strings.
  */
 import { BrokerError } from "./errors.js";
-import { rhea, type AmqpMessage, type RheaLink } from "./amqp.js";
-import type { ManagementReply } from "./management.js";
+import { rhea, type AmqpMessage, type ManagementReply, type RheaLink } from "./amqp.js";
 
 export interface EventHubSpec {
   name: string;

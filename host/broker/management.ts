@@ -5,15 +5,8 @@
  * `statusCode` and `status-code`, since the client reads one or the other depending on the call.
  */
 import { randomBytes } from "node:crypto";
-import { rhea, longValue, uuidKey, type AmqpMessage } from "./amqp.js";
+import { rhea, longValue, uuidKey, type AmqpMessage, type ManagementReply } from "./amqp.js";
 import { ManagementFailure, type Disposition, type Entity, type Namespace } from "./namespace.js";
-
-export interface ManagementReply {
-  status: number;
-  body: unknown;
-  condition?: string;
-  description?: string;
-}
 
 type Body = Record<string, unknown>;
 type Operation = (ns: Namespace, path: string, body: Body) => ManagementReply;

@@ -1,6 +1,8 @@
 /**
- * The service-endpoint notification service. Until the relay is configured, posts are recorded
- * rather than sent: `plugbox run` shows them, and tests read them.
+ * The service-endpoint notification service a plug-in calls: the backend's contract, which the relay
+ * (host/relay) fulfils by sending; the recording backend that `plugbox run` and the test harness use
+ * when no relay is configured (posts are recorded, not sent); and the context serialized for an
+ * endpoint when a job that posts it later is queued.
  */
 import { isPlainObject } from "../../sdk/codec.js";
 import { parseRemoteExecutionContext, type WireFormat } from "../../sdk/wire/index.js";

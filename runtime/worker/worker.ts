@@ -141,16 +141,7 @@ export class SandboxWorker {
         if (exec) this.#fail(exec, wireError("SANDBOX_ABORTED", message.reason));
         return;
       }
-      case "shutdown":
-        this.close();
-        return;
     }
-  }
-
-  stats(): { isolates: number; pooled: number } {
-    let pooled = 0;
-    for (const pool of this.#pools.values()) pooled += pool.length;
-    return { isolates: pooled + this.#reusedCount + this.#executions.size, pooled };
   }
 
   close(): void {

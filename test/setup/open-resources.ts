@@ -4,8 +4,10 @@
  * here on globalThis (runtime/open-resources.ts); this hook runs after the file's own afterAll hooks.
  */
 import { afterAll } from "vitest";
-import { OPEN_RESOURCES, type OpenResource } from "../../dist/runtime/open-resources.js";
+import type { OpenResource } from "../../dist/runtime/open-resources.js";
 
+/** The registry's key (runtime/open-resources.ts): a global symbol, so this file loads no plugbox module. */
+const OPEN_RESOURCES = Symbol.for("plugbox.openResources");
 const open = new Map<object, OpenResource>();
 (globalThis as { [OPEN_RESOURCES]?: Map<object, OpenResource> })[OPEN_RESOURCES] = open;
 
