@@ -211,7 +211,7 @@ describe("backup and restore", () => {
     expect(restored.replaced).toBe(`${db}.replaced-2026-01-02T03-04-05-000Z`);
     const reopened = await openHost(db);
     try {
-      expect(count(reopened)).toBe(100);
+      expect(await count(reopened)).toBe(100);
     } finally {
       await reopened.close();
     }

@@ -116,7 +116,8 @@ describe("store", () => {
     const opener = path.join(dir, "open.mjs");
     writeFileSync(
       opener,
-      `import { Store } from ${JSON.stringify(new URL("../dist/host/testing/internal.js", import.meta.url).href)};
+      // The child loads the store module alone (not the test-hooks entry), so that both are ready at once.
+      `import { Store } from ${JSON.stringify(new URL("../dist/host/store/store.js", import.meta.url).href)};
 process.send("loaded");
 process.once("message", () => {
   try { Store.open({ path: process.argv[2] }).close(); process.send("opened"); }

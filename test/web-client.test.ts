@@ -662,7 +662,8 @@ describe("WebClient: failures and closing", () => {
 // Declared sizes, in a process of its own: the host process must survive what the server sends.
 
 describe("WebClient: a declared Content-Length over maxResponseBytes (in a child process, which must survive it)", () => {
-  const clientModule = pathToFileURL(new URL("../dist/host/testing/internal.js", import.meta.url).pathname).href;
+  // The child loads the web client's module alone, not the test-hooks entry.
+  const clientModule = pathToFileURL(new URL("../dist/runtime/web/client.js", import.meta.url).pathname).href;
   const script = `
     import http from "node:http";
     import { WebClient } from ${JSON.stringify(clientModule)};
