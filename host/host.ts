@@ -81,7 +81,6 @@ export class PlugboxHost {
     this.runtime = parts.runtime;
     this.notification = parts.notification;
     this.#ownRuntime = parts.ownRuntime;
-    opened(this, "host");
     const { options } = parts;
     let runner: JobRunner | undefined;
     this.pipeline = new Pipeline({
@@ -98,6 +97,7 @@ export class PlugboxHost {
     runner = new JobRunner(this.pipeline, { clock: options.clock ?? systemClock, ...options.jobs });
     this.jobRunner = runner;
     if (options.runJobs ?? true) runner.start();
+    opened(this, "host");
   }
 
   static async create(options: HostOptions = {}): Promise<PlugboxHost> {
@@ -116,6 +116,7 @@ export class PlugboxHost {
       if (options.runtime || options.runtimeOptions?.startOnFirstExecution !== true) await runtime.ready;
     } catch (error) {
       store.close();
+      if (!options.runtime) await runtime.close();
       throw error;
     }
     let notification = options.notification;
@@ -132,14 +133,14 @@ export class PlugboxHost {
         throw error;
       }
     }
-    return new PlugboxHost({
-      store,
-      registry,
-      runtime,
-      ownRuntime: !options.runtime,
-      notification: notification ?? new RecordingNotificationService(),
-      options,
-    });
+    try {
+      return new PlugboxHost({ store, registry, runtime, ownRuntime: !options.runtime, notification: notification ?? new RecordingNotificationService(), options });
+    } catch (error) {
+      // An option only the pipeline or the job runner reads was refused: what was opened for the host closes.
+      store.close();
+      await Promise.allSettled([options.runtime ? undefined : runtime.close(), !options.notification && notification instanceof Relay ? notification.close() : undefined]);
+      throw error;
+    }
   }
 
   #assertOpen(): void {

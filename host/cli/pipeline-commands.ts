@@ -233,7 +233,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
   const jobs = program.command("jobs").description("list, show, retry, cancel and run system jobs (asynchronous steps)");
   jobs
     .command("list")
-    .description("list the system jobs in the store, oldest first, with their state")
+    .description("list the system jobs in the store, in the order they were queued, with their state")
     .option(...DB_FLAG)
     .option("--json", "print the jobs as a JSON array")
     .option(...STORE_CHECK_FLAG)
