@@ -101,6 +101,14 @@ describe("run and build", () => {
     expect(run.stderr).not.toContain("BUNDLE_INVALID");
   });
 
+  it("run of an ES module .js (not a bundle) says to bundle it: exit 2, BUNDLE_INVALID", async () => {
+    writeFileSync(file("esm.js"), "export class Plugin { execute() {} }\n");
+    const run = await plugbox(["run", "esm.js", "--type", "Plugin"], dir);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("error [BUNDLE_INVALID]: the bundle esm.js does not compile: Unexpected token 'export'");
+    expect(run.stderr).toContain("it is an ES module, not a bundle: bundle it with `plugbox build <module> -o <bundle.js>`");
+  });
+
   it("build refuses a module that exports no class, naming the module and what it exports: exit 2, BUILD_FAILED", async () => {
     const built = await plugbox(["build", "no-class.ts", "-o", "no-class.bundle.js"], dir);
     expect(built.code).toBe(2);

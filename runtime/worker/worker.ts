@@ -304,7 +304,10 @@ export class SandboxWorker {
     } catch (error) {
       const kind = classifyIsolateError(error);
       if (kind === "other") {
-        this.#fail(exec, wireError("BUNDLE_INVALID", `the bundle ${bundle.filename} does not compile: ${errorText(error)}`));
+        const text = errorText(error);
+        // An ES module (a plug-in's source, or another tool's output) where a bundle was expected.
+        const esm = /import statement outside a module|Unexpected token 'export'/.test(text) ? "; it is an ES module, not a bundle: bundle it with `plugbox build <module> -o <bundle.js>`" : "";
+        this.#fail(exec, wireError("BUNDLE_INVALID", `the bundle ${bundle.filename} does not compile: ${text}${esm}`));
       } else {
         this.#failFromIsolate(exec, error, false);
       }
