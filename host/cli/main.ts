@@ -152,7 +152,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .option("--minify", "minify the bundle (the source map still maps stack traces)")
     .action(async (entry: string, flags: { outfile: string; minify?: boolean }) => {
       const result = await buildBundle({ entry, outfile: flags.outfile, minify: flags.minify ?? false });
-      for (const warning of result.warnings) io.err(`warning: ${warning}`);
+      for (const warning of result.warnings) io.err(`plugbox: warning: ${warning}`);
       io.out(`built ${result.outfile} (${(result.bytes / 1024).toFixed(1)} KB)`);
     });
 

@@ -214,7 +214,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
             for (const job of jobs) io.out(`job ${job.id}: ${job.outcome}${job.message ? ` — ${job.message}` : ""}`);
           }
           if (warning) io.err(`plugbox: warning: ${warning}`);
-          if (result.journal.traceLogError) io.err(`warning [${result.journal.traceLogError.code}]: ${result.journal.traceLogError.message}`);
+          if (result.journal.traceLogError) io.err(`plugbox: warning [${result.journal.traceLogError.code}]: ${result.journal.traceLogError.message}`);
         } catch (error) {
           if (!(error instanceof PlugboxError)) throw error;
           const journal = (error as { journal?: JournalRequest }).journal;
@@ -314,7 +314,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
         const cpuSeconds = result.processes.reduce((sum, p) => sum + p.cpuMs, 0) / 1000;
         io.out(`${result.processes.length} processes ran ${result.processes.map((p) => p.jobs).join(" + ")} jobs in ${seconds.toFixed(2)} s, using ${cpuSeconds.toFixed(2)} s of CPU`);
         for (const p of result.failed) {
-          io.err(`error [${p.code}]: job process ${p.pid} failed: ${p.message}; the jobs it held run again once their leases run out (${flags.leaseMs ?? jobRunnerDefaults.leaseMs} ms)`);
+          io.err(`plugbox: error [${p.code}]: job process ${p.pid} failed: ${p.message}; the jobs it held run again once their leases run out (${flags.leaseMs ?? jobRunnerDefaults.leaseMs} ms)`);
           io.setExitCode(exitCodeFor(p.code));
         }
         return;
