@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // Fails a test file that leaves a host, sandbox runtime, worker or broker open, naming where it was made.
+    setupFiles: ["test/setup/open-resources.ts"],
     pool: "forks",
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -8,6 +8,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/conformance/**/*.conformance.ts"],
+    setupFiles: ["test/setup/open-resources.ts"],
     pool: "forks",
     testTimeout: 120_000,
     hookTimeout: 60_000,

@@ -6,6 +6,7 @@
 import { build, type BuildOptions as EsbuildOptions, type Message } from "esbuild";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
+import { bundleFromSource, type Bundle } from "../runtime/index.js";
 import { HostError, UsageError } from "./errors.js";
 
 export interface BuildOptions {
@@ -45,13 +46,40 @@ function describe(messages: Message[]): string {
     .join("\n");
 }
 
+/** What the entry module exports: every name, and those that are classes (candidate plug-in types). */
+interface EntryExports {
+  names: string[];
+  classes: string[];
+}
+
 /**
- * The names the entry module exports, from esbuild's metafile of an ESM build (a CommonJS build's
- * metafile lists none): the bundle itself carries them in `exportAnnotation`.
+ * The entry module's exports, from an ESM build of it: esbuild's metafile lists the names (a
+ * CommonJS build's lists none) and the output's closing `export { local as name }` block, read
+ * against its top-level `var local = class` declarations (esbuild writes every bundled class so
+ * with keepNames), tells which are classes. The bundle itself carries the names in `exportAnnotation`.
  */
-async function exportNames(entry: string, resolution: EsbuildOptions): Promise<string[]> {
-  const result = await build({ ...resolution, entryPoints: [entry], format: "esm", write: false, metafile: true, outdir: "plugbox-exports", plugins: [nodeBuiltins as never] });
-  return Object.values(result.metafile.outputs).find((output) => output.entryPoint !== undefined)?.exports ?? [];
+async function entryExports(entry: string, resolution: EsbuildOptions): Promise<EntryExports> {
+  const result = await build({ ...resolution, entryPoints: [entry], format: "esm", write: false, metafile: true, keepNames: true, outdir: "plugbox-exports", plugins: [nodeBuiltins as never] });
+  const names = Object.values(result.metafile.outputs).find((output) => output.entryPoint !== undefined)?.exports ?? [];
+  const text = result.outputFiles.find((file) => file.path.endsWith(".js"))?.text ?? "";
+  const declaredClasses = new Set([...text.matchAll(/^(?:var|let|const)\s+([\w$]+)\s*=\s*class\b|^class\s+([\w$]+)/gm)].map((m) => m[1] ?? m[2]!));
+  const exportBlock = /^export\s*\{([^}]*)\};?\s*$/m.exec(text)?.[1] ?? "";
+  const classes = exportBlock
+    .split(",")
+    .map((part) => part.trim().split(/\s+as\s+/))
+    .filter(([local]) => local !== undefined && declaredClasses.has(local))
+    .map(([local, exported]) => exported ?? local!);
+  return { names, classes };
+}
+
+/** A plug-in module exports its plug-in classes: one that exports none would build a bundle nothing can run. */
+function assertExportsAClass(entry: string, exports: EntryExports): void {
+  if (exports.classes.length > 0) return;
+  const what = exports.names.length === 0 ? "nothing" : `${exports.names.join(", ")}, none of them a class`;
+  throw new HostError(
+    "BUILD_FAILED",
+    `${entry} exports ${what}; a plug-in module exports its plug-in classes, e.g. \`export class MyPlugin implements IPlugin { execute(serviceProvider) { … } }\``,
+  );
 }
 
 /** `0 && (exports["A"] = 0, …);`: a statement that never runs, from which cjs-module-lexer reads the export names. */
@@ -68,7 +96,8 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
   }
   const resolution: EsbuildOptions = { bundle: true, platform: "neutral", mainFields: ["module", "main"], conditions: ["plugbox", "import", "default"], absWorkingDir: process.cwd(), logLevel: "silent" };
   try {
-    const exports = await exportNames(options.entry, resolution);
+    const exports = await entryExports(options.entry, resolution);
+    assertExportsAClass(options.entry, exports);
     const result = await build({
       ...resolution,
       entryPoints: [options.entry],
@@ -76,7 +105,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
       format: "cjs",
       // The names the bundle exports, written as the annotation esbuild writes for Node (never run):
       // a host reads them with cjs-module-lexer to check a manifest's types when it loads.
-      footer: { js: exportAnnotation(exports) },
+      footer: { js: exportAnnotation(exports.names) },
       target: "es2022",
       sourcemap: "inline",
       sourcesContent: true,
@@ -91,8 +120,19 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
     const source = options.write === false ? result.outputFiles![0]!.text : await readFile(options.outfile, "utf8");
     return { outfile: path.resolve(options.outfile), bytes: Buffer.byteLength(source), source, warnings: result.warnings.length ? describe(result.warnings).split("\n") : [] };
   } catch (error) {
+    if (error instanceof HostError) throw error;
     const errors = (error as { errors?: Message[] }).errors;
     if (errors?.length) throw new HostError("BUILD_FAILED", `cannot bundle ${options.entry}:\n${describe(errors)}`);
     throw new HostError("BUILD_FAILED", `cannot bundle ${options.entry}: ${(error as Error).message}`);
   }
+}
+
+/** A plug-in module's source files, which `buildEntry` bundles (a bundle made by `plugbox build` is a .js file). */
+export const SOURCE_ENTRY = /\.(?:[cm]?ts|tsx)$/i;
+
+/** Bundles a plug-in module (TypeScript or JavaScript) in memory and loads it as a bundle written beside it. */
+export async function buildEntry(entry: string): Promise<Bundle> {
+  const outfile = path.resolve(path.dirname(entry), `${path.basename(entry).replace(/\.[^.]+$/, "")}.bundle.js`);
+  const built = await buildBundle({ entry, outfile, write: false });
+  return bundleFromSource(built.source, outfile, path.dirname(outfile));
 }

@@ -22,6 +22,7 @@ import { RecordingNotificationService, type NotificationBackend, type WebBackend
 import type { OrganizationRequestValue } from "./organization/arguments.js";
 import { Store, toStoreError, type RecordRow, type StoreOptions } from "./store/store.js";
 import type { WebPolicyInput } from "./web/index.js";
+import { closed, opened } from "../runtime/open-resources.js";
 
 export interface HostOptions {
   /** A manifest file, or a parsed manifest, or nothing (register steps in code). */
@@ -100,6 +101,7 @@ export class PlugboxHost {
     );
     this.jobRunner = runner;
     if (options.runJobs ?? true) runner.start();
+    opened(this, "host");
   }
 
   static async create(options: HostOptions = {}): Promise<PlugboxHost> {
@@ -118,6 +120,7 @@ export class PlugboxHost {
       if (options.runtime || options.runtimeOptions?.startOnFirstExecution !== true) await runtime.ready;
     } catch (error) {
       store.close();
+      if (!options.runtime) await runtime.close();
       throw error;
     }
     let notification = options.notification;
@@ -134,14 +137,14 @@ export class PlugboxHost {
         throw error;
       }
     }
-    return new PlugboxHost({
-      store,
-      registry,
-      runtime,
-      ownRuntime: !options.runtime,
-      notification: notification ?? new RecordingNotificationService(),
-      options,
-    });
+    try {
+      return new PlugboxHost({ store, registry, runtime, ownRuntime: !options.runtime, notification: notification ?? new RecordingNotificationService(), options });
+    } catch (error) {
+      // An option only the pipeline or the job runner reads was refused: what was opened for the host closes.
+      store.close();
+      await Promise.allSettled([options.runtime ? undefined : runtime.close(), !options.notification && notification instanceof Relay ? notification.close() : undefined]);
+      throw error;
+    }
   }
 
   #assertOpen(): void {
@@ -247,6 +250,7 @@ export class PlugboxHost {
         ])),
       );
       this.store.close();
+      closed(this);
       const failed = results.find((r) => r.status === "rejected");
       if (failed) throw (failed as PromiseRejectedResult).reason;
     })();

@@ -11,6 +11,7 @@ import type { WebPolicyInput } from "../runtime/web/policy.js";
 import { resolveJobRunnerOptions, type JobOutcome, type JobRunnerOptions } from "./jobs/runner.js";
 import { Store } from "./store/store.js";
 import { JobError } from "./jobs/errors.js";
+import { closed, opened } from "../runtime/open-resources.js";
 import type { SecretSource } from "./relay/endpoints.js";
 
 export interface JobProcessesOptions {
@@ -67,7 +68,12 @@ export async function runJobsInProcesses(options: JobProcessesOptions): Promise<
   const { processes: _count, signal, quickCheck, ...task } = options;
   // One check of the file (and its migration) here, rather than one in each process.
   if (existsSync(options.db)) Store.open({ path: options.db, ...(quickCheck === undefined ? {} : { quickCheck }), ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }) }).close();
-  const children = Array.from({ length: count }, () => fork(ENTRY, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] }));
+  const children = Array.from({ length: count }, () => {
+    const child = fork(ENTRY, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    opened(child, "job process");
+    child.once("exit", () => closed(child));
+    return child;
+  });
   const stop = () => children.forEach((child) => child.kill("SIGTERM"));
   signal?.addEventListener("abort", stop, { once: true });
   try {

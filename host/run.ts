@@ -77,6 +77,11 @@ export interface PluginRun {
   context: unknown;
 }
 
+/** An execution's heap for people: "1.2 MB", or "unknown" when the isolate was gone before it could be read. */
+export function heapText(bytes: number | null): string {
+  return bytes === null ? "unknown" : `${(bytes / 1_048_576).toFixed(1)} MB`;
+}
+
 /** Web requests reach the host only when a web backend is given; the worker serves them otherwise. */
 const unreachableWeb: WebBackend = {
   fetch: async () => {

@@ -86,7 +86,7 @@ export interface AbortMessage {
   reason: string;
 }
 
-export type ToWorker = ExecuteMessage | ReplyMessage | AbortMessage | { type: "shutdown" };
+export type ToWorker = ExecuteMessage | ReplyMessage | AbortMessage;
 
 export interface CallMessage {
   type: "call";
@@ -101,7 +101,11 @@ export interface CallMessage {
 export interface ExecutionStats {
   wallMs: number;
   cpuMs: number;
-  heapUsedBytes: number;
+  /**
+   * The isolate's heap when the execution ended; null when it could not be read: V8 disposes of an
+   * isolate that reaches its memory limit (and a worker that died takes its isolate with it).
+   */
+  heapUsedBytes: number | null;
   hostCalls: number;
   isolateReused: boolean;
 }
@@ -130,11 +134,7 @@ export interface DoneMessage {
   rssBytes: number;
 }
 
-export type FromWorker =
-  | { type: "ready"; pid: number }
-  | CallMessage
-  | DoneMessage
-  | { type: "stats"; rssBytes: number; isolates: number; pooled: number };
+export type FromWorker = { type: "ready"; pid: number } | CallMessage | DoneMessage;
 
 /** What the plug-in's execute() leaves behind: the writable parts of its context. */
 export interface ExecutionChanges {

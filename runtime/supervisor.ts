@@ -19,6 +19,7 @@ import { PluginExecutionError, PlugboxError, SandboxError, sandboxError, isSandb
 import { systemClock, type Clock, type ClockTimer } from "./clock.js";
 import { resolveLimits, resolveRuntimeOptions, type Isolation, type SandboxLimits, type SandboxRuntimeOptions } from "./options.js";
 import { isolatedVmBinding } from "./worker/ivm.js";
+import { closed, opened } from "./open-resources.js";
 import {
   isServiceOperation,
   type CallMessage,
@@ -180,6 +181,7 @@ export class SandboxRuntime {
     this.clock = clock ?? systemClock;
     // A Node with no isolated-vm binding fails here, in one line (SANDBOX_UNSUPPORTED_NODE), not in every worker it would start.
     isolatedVmBinding();
+    opened(this, "sandbox runtime");
     if (!this.options.startOnFirstExecution) void this.#start();
   }
 
@@ -317,6 +319,7 @@ export class SandboxRuntime {
     for (const queued of this.#queue.splice(0)) this.#settle(queued, this.#failure(sandboxError("SANDBOX_CLOSED", "the sandbox runtime was closed before the execution started")));
     await Promise.allSettled([...this.#pending]);
     await Promise.all(this.#workers.map((w) => this.#stop(w)));
+    closed(this);
   }
 
   // Workers ///////////////////////////////////////////////////////////////////////////////////
@@ -335,6 +338,8 @@ export class SandboxRuntime {
         }),
       },
     });
+    opened(child, "sandbox worker");
+    child.once("exit", () => closed(child));
     const worker: WorkerHandle = {
       id: this.#nextWorkerId++,
       child,
@@ -579,9 +584,6 @@ export class SandboxRuntime {
       case "done":
         this.#onDone(worker, message);
         return;
-      case "stats":
-        worker.rssBytes = message.rssBytes;
-        return;
     }
   }
 
@@ -657,7 +659,7 @@ export class SandboxRuntime {
       ok: false,
       error,
       trace: "",
-      stats: { wallMs: 0, cpuMs: 0, heapUsedBytes: 0, hostCalls: 0, isolateReused: false },
+      stats: { wallMs: 0, cpuMs: 0, heapUsedBytes: null, hostCalls: 0, isolateReused: false },
       violations: [],
       webCalls: [],
     };

@@ -9,12 +9,8 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { confinementChecks } from "../dist/host/audit/checks.js";
-import { escapeCorpus } from "../dist/host/audit/corpus.js";
-import { runAudit, type AuditReport } from "../dist/host/audit/audit.js";
-import { auditExitStatus } from "../dist/host/cli/exit-statuses.js";
-import { buildContext } from "../dist/host/index.js";
-import { createSandboxRuntime } from "../dist/runtime/index.js";
+import { confinementChecks, escapeCorpus, runAudit, type AuditReport, buildContext, auditExitStatus } from "../dist/host/testing/internal.js";
+import { createSandboxRuntime } from "../dist/host/index.js";
 import { Entity, parseRemoteExecutionContext, serializeRemoteExecutionContext } from "../dist/sdk/index.js";
 import { plugbox, repo } from "./helpers/cli.js";
 

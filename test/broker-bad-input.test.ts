@@ -7,7 +7,7 @@ import { ServiceBusClient } from "@azure/service-bus";
 import { createRequire } from "node:module";
 import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBroker, type Broker } from "../dist/host/broker/index.js";
+import { startBroker, type Broker } from "../dist/host/index.js";
 
 const amqp = createRequire(import.meta.url)("rhea") as typeof import("rhea");
 const SASL_HEADER = Buffer.from([0x41, 0x4d, 0x51, 0x50, 3, 1, 0, 0]);

@@ -5,7 +5,8 @@ import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition, 
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseEmulatorConfig, startBroker, type Broker } from "../dist/host/broker/index.js";
+import { parseEmulatorConfig } from "../dist/host/testing/internal.js";
+import { startBroker, type Broker } from "../dist/host/index.js";
 import { repo } from "./helpers/cli.js";
 
 let broker: Broker;

@@ -10,7 +10,7 @@
 import { ServiceBusClient, type ServiceBusReceivedMessage } from "@azure/service-bus";
 import { createRequire } from "node:module";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBroker, type Broker } from "../dist/host/broker/index.js";
+import { startBroker, type Broker } from "../dist/host/index.js";
 import { ManualClock } from "../dist/host/testing/index.js";
 
 const amqp = createRequire(import.meta.url)("rhea") as typeof import("rhea");

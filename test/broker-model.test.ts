@@ -12,7 +12,7 @@
  */
 import { ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiver } from "@azure/service-bus";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBroker, type Broker } from "../dist/host/broker/index.js";
+import { startBroker, type Broker } from "../dist/host/index.js";
 
 const MAX_DELIVERY_COUNT = 3;
 const STEPS = 30;

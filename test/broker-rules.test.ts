@@ -2,7 +2,7 @@
  * The SQL filter subset of the broker's subscription rules, evaluated against AMQP messages.
  */
 import { describe, expect, it } from "vitest";
-import { compileRule, sqlAction, sqlFilter } from "../dist/host/broker/rules.js";
+import { compileRule, sqlAction, sqlFilter } from "../dist/host/testing/internal.js";
 
 const message = (properties: Record<string, unknown>, system: Record<string, unknown> = {}) => ({ application_properties: properties, ...system });
 const matches = (sql: string, m: ReturnType<typeof message>) => sqlFilter(sql, "test")(m);

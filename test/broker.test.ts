@@ -11,7 +11,7 @@ import { ServiceBusClient, type ServiceBusReceivedMessage, type ServiceBusReceiv
 import { createRequire } from "node:module";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBroker, type Broker } from "../dist/host/broker/index.js";
+import { startBroker, type Broker } from "../dist/host/index.js";
 import { ManualClock } from "../dist/host/testing/index.js";
 
 const QUEUE = "plugbox-parity";

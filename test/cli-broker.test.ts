@@ -4,7 +4,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ServiceBusClient } from "@azure/service-bus";
-import { formatDuration, parseDuration, parseEmulatorConfig, startBroker } from "../dist/host/broker/index.js";
+import { formatDuration, parseDuration, parseEmulatorConfig } from "../dist/host/testing/internal.js";
+import { startBroker } from "../dist/host/index.js";
 import { bin, plugbox, repo } from "./helpers/cli.js";
 
 const configFile = path.join(repo, "test/fixtures/broker/Config.json");

@@ -2,8 +2,7 @@
  * plugbox JSON: SDK values as text and back.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { decode, encode, fromPlain, toPlain } from "../dist/sdk/codec.js";
-import { Entity, EntityReference, Money, OptionSetValue } from "../dist/sdk/index.js";
+import { decode, encode, Entity, EntityReference, fromPlain, Money, OptionSetValue, toPlain } from "../dist/sdk/index.js";
 
 describe("plugbox JSON", () => {
   const account = new Entity("account", "6d81597f-0f9f-e711-8122-000d3aa2331c", {

@@ -14,12 +14,12 @@ import {
   SandboxError,
   SandboxTimeoutError,
   ServiceError,
-  sandboxError,
   StoreError,
   RelayError,
   OrganizationError,
   WebError,
 } from "../dist/host/index.js";
+import { sandboxError } from "../dist/host/testing/internal.js";
 import { repo } from "./helpers/cli.js";
 
 describe("PlugboxError", () => {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ERROR_AREAS, EXIT_STATUSES, EXIT_STATUS_MEANINGS, exitStatusOf, runExitStatus, type ErrorCode } from "../dist/host/cli/exit-statuses.js";
+import { ERROR_AREAS, EXIT_STATUSES, EXIT_STATUS_MEANINGS, exitStatusOf, runExitStatus, type ErrorCode } from "../dist/host/testing/internal.js";
 import type { ErrorFamily } from "../dist/sdk/index.js";
 import { plugbox, repo } from "./helpers/cli.js";
 

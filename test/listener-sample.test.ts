@@ -4,7 +4,7 @@
 import { ServiceBusClient } from "@azure/service-bus";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBroker, type Broker } from "../dist/host/index.js";
-import { Relay } from "../dist/host/relay/relay.js";
+import { Relay } from "../dist/host/testing/internal.js";
 import { Entity } from "../dist/sdk/index.js";
 import { listen } from "../dist/samples/listener/listener.js";
 

@@ -4,8 +4,8 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isolatedVmBinding, SUPPORTED_NODE_MAJORS } from "../dist/runtime/index.js";
-import { ISOLATED_VM_BINDINGS, selectBinding } from "../dist/runtime/worker/ivm.js";
+import { isolatedVmBinding, SUPPORTED_NODE_MAJORS } from "../dist/host/index.js";
+import { ISOLATED_VM_BINDINGS, selectBinding } from "../dist/host/testing/internal.js";
 import { plugbox, repo, type CliRun } from "./helpers/cli.js";
 
 /** What package.json installs for each Node.js major: the README's requirements say the same. */

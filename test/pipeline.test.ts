@@ -5,7 +5,8 @@
  * behaviour it checks. Hosts are shared within a describe; each test uses tables of its own.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createHost, SYSTEM_USER_ID, type JournalRequest, type PlugboxHost } from "../dist/host/index.js";
+import { createHost, type JournalRequest, type PlugboxHost } from "../dist/host/index.js";
+import { SYSTEM_USER_ID } from "../dist/host/testing/internal.js";
 import { Entity, EntityCollection, EntityReference, FetchExpression, Money, OptionSetValue, QueryByAttribute, QueryExpression } from "../dist/sdk/index.js";
 import { buildPlugins, failure, fastRuntime, hostWith, rows, snapshot, step } from "./fixtures/pipeline/support.js";
 

@@ -5,13 +5,12 @@
  * paging, aggregates, table schemas, and how malformed or unsupported queries are refused.
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { retrieveMultiple } from "../dist/host/organization/query/index.js";
-import { decode, encode } from "../dist/sdk/codec.js";
-import { Store } from "../dist/host/store/store.js";
-import type { SchemaLookup, TableSchema } from "../dist/host/store/table-schema.js";
+import { retrieveMultiple, Store, type SchemaLookup, type TableSchema } from "../dist/host/testing/internal.js";
 import {
   ColumnSet,
   ConditionExpression,
+  decode,
+  encode,
   EntityCollection,
   EntityReference,
   FetchExpression,

@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createHost, loadManifest, type PlugboxHost } from "../dist/host/index.js";
+import { createHost, type PlugboxHost } from "../dist/host/index.js";
+import { loadManifest } from "../dist/host/testing/internal.js";
 import { Entity } from "../dist/sdk/index.js";
 import { buildPlugins, fastRuntime, rows } from "./fixtures/pipeline/support.js";
 

@@ -4,7 +4,7 @@
  * byte budget, so that every failure can be produced on cue.
  */
 import { describe, expect, it } from "vitest";
-import { sendInBatches } from "../dist/host/relay/transports.js";
+import { sendInBatches } from "../dist/host/testing/internal.js";
 
 class Budgeted {
   readonly items: number[] = [];

@@ -9,12 +9,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildBundle, createHost, jobRunnerDefaults, startBroker, type Broker } from "../dist/host/index.js";
+import { buildBundle, createHost, startBroker, type Broker, createSandboxRuntime, type SandboxRuntime } from "../dist/host/index.js";
+import { Relay, jobRunnerDefaults } from "../dist/host/testing/internal.js";
+import { decode, Entity, Money, OptionSetValue, parseRemoteExecutionContext } from "../dist/sdk/index.js";
 import { ManualClock } from "../dist/host/testing/index.js";
-import { Relay } from "../dist/host/relay/relay.js";
-import { createSandboxRuntime, type SandboxRuntime } from "../dist/runtime/index.js";
-import { decode } from "../dist/sdk/codec.js";
-import { Entity, Money, OptionSetValue, parseRemoteExecutionContext } from "../dist/sdk/index.js";
 import { repo } from "./helpers/cli.js";
 
 const ENDPOINT = "c2c5d1a6-4f6f-4b71-9a0b-5b0c3d6e7f80";

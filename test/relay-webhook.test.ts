@@ -4,9 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createHost, type PlugboxHost } from "../dist/host/index.js";
+import { createHost, type PlugboxHost, createSandboxRuntime, type SandboxRuntime } from "../dist/host/index.js";
 import { ManualClock } from "../dist/host/testing/index.js";
-import { createSandboxRuntime, type SandboxRuntime } from "../dist/runtime/index.js";
 import { Entity, parseRemoteExecutionContext } from "../dist/sdk/index.js";
 
 interface Hit {

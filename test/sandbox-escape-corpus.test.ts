@@ -7,8 +7,8 @@
  * the next execution.
  */
 import { describe, expect, test } from "vitest";
-import { ACCOUNT_ID, escapeCorpus as corpus, HOST_MARKERS, MISSING_ID, PRELUDE, type Technique } from "../dist/host/audit/corpus.js";
-import type { ExecutionReport, ServiceCall } from "../dist/runtime/index.js";
+import { ACCOUNT_ID, escapeCorpus as corpus, HOST_MARKERS, MISSING_ID, PRELUDE, type Technique } from "../dist/host/testing/internal.js";
+import type { ExecutionReport, ServiceCall } from "../dist/host/index.js";
 import { Entity } from "../dist/sdk/index.js";
 import { attackPlugin, context, recorder, useRuntime } from "./helpers/runtime.js";
 

@@ -15,9 +15,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createHost, runPlugin, type ExecutionReport, type PlugboxError, type PlugboxHost, type SandboxLimits, type SandboxRuntime, type SandboxServices, type ServiceCall } from "../dist/host/index.js";
+import { hostileValues, REALM_PRELUDE, ROUTES_TO_FUNCTION, probeDefaultRealm } from "../dist/host/testing/internal.js";
 import { Entity } from "../dist/sdk/index.js";
-import { hostileValues, REALM_PRELUDE, ROUTES_TO_FUNCTION } from "../dist/host/audit/checks.js";
-import { probeDefaultRealm } from "../dist/host/audit/realm.js";
 import { attackPlugin, context, recorder, useRuntime } from "./helpers/runtime.js";
 
 const ACCOUNT_ID = "6f1c3a52-0b7e-4f0e-9a55-3d2b1c0e9f11";

@@ -4,8 +4,7 @@
  * the thing it reached for does not exist) and the runtime must go on serving the next execution.
  */
 import { describe, expect, test } from "vitest";
-import type { Bundle, ExecutionReport, PlugboxError, SandboxLimits, SandboxRuntime, SandboxServices, ServiceCall } from "../dist/runtime/index.js";
-import { SandboxError } from "../dist/runtime/index.js";
+import { type Bundle, type ExecutionReport, type PlugboxError, type SandboxLimits, type SandboxRuntime, type SandboxServices, type ServiceCall, SandboxError } from "../dist/host/index.js";
 import { Entity, Money } from "../dist/sdk/index.js";
 import { attackPlugin as plugin, bundle, context, recorder, useRuntime } from "./helpers/runtime.js";
 

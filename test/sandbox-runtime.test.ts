@@ -5,18 +5,7 @@
  */
 import { build } from "esbuild";
 import { describe, expect, test } from "vitest";
-import {
-  createSandboxRuntime,
-  PluginExecutionError,
-  SandboxError,
-  sandboxLimitDefaults,
-  type Bundle,
-  type ExecutionReport,
-  type PlugboxError,
-  type SandboxLimits,
-  type SandboxServices,
-  type ServiceCall,
-} from "../dist/runtime/index.js";
+import { createSandboxRuntime, PluginExecutionError, SandboxError, sandboxLimitDefaults, type Bundle, type ExecutionReport, type PlugboxError, type SandboxLimits, type SandboxServices, type ServiceCall } from "../dist/host/index.js";
 import {
   ColumnSet,
   Entity,

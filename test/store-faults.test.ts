@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createHost, Store, type PlugboxHost } from "../dist/host/index.js";
+import { createHost, type PlugboxHost } from "../dist/host/index.js";
+import { Store, backupStore, restoreStore } from "../dist/host/testing/internal.js";
 import { ManualClock } from "../dist/host/testing/index.js";
-import { backupStore, restoreStore } from "../dist/host/store/backup.js";
 import { ColumnSet, Entity, EntityReference, QueryExpression } from "../dist/sdk/index.js";
 import { buildPlugins, failure, fastRuntime, step } from "./fixtures/pipeline/support.js";
 import { damageStore, holdWriteLock } from "./helpers/faults.js";
@@ -41,8 +41,12 @@ async function openHost(db: string, extra: Parameters<typeof createHost>[0] = {}
   return createHost({ manifest: tracedManifest(), db, runJobs: false, runtimeOptions: fastRuntime, ...extra });
 }
 
-function count(host: PlugboxHost): number {
-  return (host.store.db.prepare("SELECT count(*) AS n FROM records WHERE entity = 'account'").get() as { n: number }).n;
+async function accounts(host: PlugboxHost): Promise<string[]> {
+  return (await host.records()).filter((row) => row.entity === "account").map((row) => row.id);
+}
+
+async function count(host: PlugboxHost): Promise<number> {
+  return (await accounts(host)).length;
 }
 
 describe("store faults: a typed error for the one request, never a wedged host", () => {
@@ -64,7 +68,7 @@ describe("store faults: a typed error for the one request, never a wedged host",
       const after = await host.execute(account("after"));
       expect(after.response.results.id).toMatch(/^[0-9a-f-]{36}$/);
       expect(after.journal.traceLogError).toBeUndefined();
-      expect(count(host)).toBe(2);
+      expect(await count(host)).toBe(2);
       expect((await host.traceLogs()).length).toBeGreaterThanOrEqual(2);
     } finally {
       await host.close();
@@ -131,15 +135,15 @@ describe("store faults: a typed error for the one request, never a wedged host",
       }
       expect(full).toMatchObject({ code: "STORE_FULL", message: expect.stringContaining("cannot grow") });
       expect(full!.message).not.toContain("cannot rollback");
-      expect(count(host)).toBe(created);
+      expect(await count(host)).toBe(created);
       // Still full: fails the same way, at once, again.
       await expect(host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "still full", description: big }) } })).rejects.toMatchObject({ code: "STORE_FULL" });
       // Deleting records frees pages for the next writes.
-      const ids = (host.store.db.prepare("SELECT id FROM records WHERE entity = 'account' LIMIT 20").all() as Array<{ id: string }>).map((r) => r.id);
+      const ids = (await accounts(host)).slice(0, 20);
       for (const id of ids) await host.execute({ requestName: "Delete", parameters: { Target: new EntityReference("account", id) } });
       const after = await host.execute(account("after"));
       expect(after.response.results.id).toMatch(/^[0-9a-f-]{36}$/);
-      expect(count(host)).toBe(created - ids.length + 1);
+      expect(await count(host)).toBe(created - ids.length + 1);
     } finally {
       await host.close();
     }
@@ -154,7 +158,7 @@ describe("store faults: a typed error for the one request, never a wedged host",
       const faults = (response.results.Responses as Array<{ Fault?: { code: string } }>).filter((r) => r.Fault).map((r) => r.Fault!.code);
       expect(response.results.IsFaulted).toBe(true);
       expect(new Set(faults)).toEqual(new Set(["STORE_FULL"]));
-      const stored = (host.store.db.prepare("SELECT count(*) AS n FROM records").get() as { n: number }).n;
+      const stored = (await host.records()).length;
       expect(stored).toBe(60 - faults.length);
     } finally {
       await host.close();
@@ -214,7 +218,7 @@ describe("backup and restore", () => {
     expect(restored.replaced).toBe(`${db}.replaced-2026-01-02T03-04-05-000Z`);
     const reopened = await openHost(db);
     try {
-      expect(count(reopened)).toBe(100);
+      expect(await count(reopened)).toBe(100);
     } finally {
       await reopened.close();
     }

@@ -3,9 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { systemClock } from "../dist/host/ids.js";
-import { JobQueue } from "../dist/host/jobs/queue.js";
-import { Store, SCHEMA_VERSION } from "../dist/host/store/index.js";
+import { systemClock, JobQueue, Store, SCHEMA_VERSION } from "../dist/host/testing/internal.js";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-store-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -122,7 +120,8 @@ describe("store", () => {
     const opener = path.join(dir, "open.mjs");
     writeFileSync(
       opener,
-      `import { Store } from ${JSON.stringify(new URL("../dist/host/store/index.js", import.meta.url).href)};
+      // The child loads the store module alone (not the test-hooks entry), so that both are ready at once.
+      `import { Store } from ${JSON.stringify(new URL("../dist/host/store/store.js", import.meta.url).href)};
 process.send("loaded");
 process.once("message", () => {
   try { Store.open({ path: process.argv[2] }).close(); process.send("opened"); }
@@ -136,7 +135,8 @@ process.once("message", () => {
       child.on("message", (m) => messages.push(m));
       return messages;
     });
-    await Promise.all(children.map((child, i) => said[i]!.includes("loaded") || new Promise((resolve) => child.once("message", resolve))));
+    // Both have loaded the store module (however long that takes on a busy machine) before either opens the file.
+    await Promise.all(children.map((child) => new Promise<void>((resolve) => child.on("message", (m) => m === "loaded" && resolve()))));
     for (const child of children) child.send("go");
     await Promise.all(children.map((child) => new Promise((resolve) => child.once("exit", resolve))));
     expect(said.map((m) => m.at(-1))).toEqual(["opened", "opened"]);

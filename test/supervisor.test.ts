@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createSandboxRuntime, type SandboxServices } from "../dist/runtime/index.js";
+import { createSandboxRuntime, type SandboxServices } from "../dist/host/index.js";
 import { ManualClock } from "../dist/host/testing/index.js";
 import { bundle, context } from "./helpers/runtime.js";
 

@@ -3,7 +3,8 @@
  * whichever way it comes in, and a target id that is not a Guid never reaches a plug-in.
  */
 import { describe, expect, it } from "vitest";
-import { buildContext, createHost } from "../dist/host/index.js";
+import { buildContext } from "../dist/host/testing/internal.js";
+import { createHost } from "../dist/host/index.js";
 import { Entity, Money, OptionSetValue, OptionSetValueCollection } from "../dist/sdk/index.js";
 
 describe("validation where values enter", () => {

@@ -13,7 +13,8 @@ import { createRequire, syncBuiltinESMExports } from "node:module";
 import net from "node:net";
 import { pathToFileURL } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { WebClient, WebError, type WebFetchOptions, type WebPolicyInput, type WebResponseValue } from "../dist/host/web/index.js";
+import { WebClient, WebError, type WebFetchOptions, type WebResponseValue } from "../dist/host/testing/internal.js";
+import type { WebPolicyInput } from "../dist/host/index.js";
 
 // Counting ////////////////////////////////////////////////////////////////////////////////////////
 
@@ -661,7 +662,8 @@ describe("WebClient: failures and closing", () => {
 // Declared sizes, in a process of its own: the host process must survive what the server sends.
 
 describe("WebClient: a declared Content-Length over maxResponseBytes (in a child process, which must survive it)", () => {
-  const clientModule = pathToFileURL(new URL("../dist/host/web/index.js", import.meta.url).pathname).href;
+  // The child loads the web client's module alone, not the test-hooks entry.
+  const clientModule = pathToFileURL(new URL("../dist/runtime/web/client.js", import.meta.url).pathname).href;
   const script = `
     import http from "node:http";
     import { WebClient } from ${JSON.stringify(clientModule)};

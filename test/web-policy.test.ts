@@ -4,19 +4,8 @@
  * classifyAddress), and how host configuration is read (resolveWebPolicy).
  */
 import { describe, expect, it } from "vitest";
-import {
-  checkAddress,
-  checkUrl,
-  classifyAddress,
-  resolveWebPolicy,
-  WEB_ERRORS,
-  WebClient,
-  WebError,
-  webPolicyDefaults,
-  type AddressClass,
-  type WebPolicy,
-  type WebPolicyInput,
-} from "../dist/host/web/index.js";
+import { exitStatusOf, checkAddress, checkUrl, classifyAddress, resolveWebPolicy, WEB_ERRORS, WebClient, WebError, webPolicyDefaults, type AddressClass, type WebPolicy } from "../dist/host/testing/internal.js";
+import type { WebPolicyInput } from "../dist/host/index.js";
 
 const defaults = resolveWebPolicy({});
 

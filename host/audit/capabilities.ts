@@ -45,7 +45,8 @@ export interface TypeRun {
   endpointsPosted: string[];
   cpuMs: number;
   wallMs: number;
-  heapUsedBytes: number;
+  /** null when the isolate's heap could not be read (it reached its memory limit). */
+  heapUsedBytes: number | null;
   limits: { cpuTimeMs: number; wallTimeMs: number; memoryMb: number };
 }
 
@@ -223,8 +224,10 @@ export function capabilityDiff(older: BundleCapabilities, newer: BundleCapabilit
       if (cpu >= 2) lines.push(`${label}: CPU up ${cpu.toFixed(1)}x (${before.cpuMs} → ${run.cpuMs} ms)`);
       else if (cpu > 0 && cpu <= 0.5) lines.push(`${label}: CPU down ${(1 / cpu).toFixed(1)}x (${before.cpuMs} → ${run.cpuMs} ms)`);
     }
-    const heap = ratio(run.heapUsedBytes, before.heapUsedBytes);
-    if (heap >= 2 && run.heapUsedBytes - before.heapUsedBytes > 1_048_576) lines.push(`${label}: heap up ${heap.toFixed(1)}x (${before.heapUsedBytes} → ${run.heapUsedBytes} bytes)`);
+    if (run.heapUsedBytes !== null && before.heapUsedBytes !== null) {
+      const heap = ratio(run.heapUsedBytes, before.heapUsedBytes);
+      if (heap >= 2 && run.heapUsedBytes - before.heapUsedBytes > 1_048_576) lines.push(`${label}: heap up ${heap.toFixed(1)}x (${before.heapUsedBytes} → ${run.heapUsedBytes} bytes)`);
+    }
   }
   return lines;
 }

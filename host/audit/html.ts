@@ -3,6 +3,7 @@
  * no script, nothing fetched, every value escaped, so it can be archived by CI and opened anywhere.
  */
 import type { AuditReport } from "./audit.js";
+import { heapText } from "../run.js";
 import { summaryLine } from "./report.js";
 
 function escape(text: unknown): string {
@@ -53,7 +54,7 @@ export function auditHtml(report: AuditReport): string {
     const runs = capability.runs
       .map(
         (run) =>
-          `<tr><td>${escape(run.type)}</td><td>${escape(run.as)}</td><td>${escape(run.outcome)}</td><td>${escape(Object.entries(run.calls).map(([op, n]) => `${op} ×${n}`).join(", ") || "none")}</td><td>${escape(run.hostsContacted.join(", ") || "none")}</td><td>${escape(run.endpointsPosted.join(", ") || "none")}</td><td>${escape(`${run.cpuMs} / ${run.limits.cpuTimeMs} ms CPU, ${run.wallMs} / ${run.limits.wallTimeMs} ms wall, ${(run.heapUsedBytes / 1_048_576).toFixed(1)} / ${run.limits.memoryMb} MB`)}</td></tr>`,
+          `<tr><td>${escape(run.type)}</td><td>${escape(run.as)}</td><td>${escape(run.outcome)}</td><td>${escape(Object.entries(run.calls).map(([op, n]) => `${op} ×${n}`).join(", ") || "none")}</td><td>${escape(run.hostsContacted.join(", ") || "none")}</td><td>${escape(run.endpointsPosted.join(", ") || "none")}</td><td>${escape(`${run.cpuMs} / ${run.limits.cpuTimeMs} ms CPU, ${run.wallMs} / ${run.limits.wallTimeMs} ms wall, ${heapText(run.heapUsedBytes)} / ${run.limits.memoryMb} MB`)}</td></tr>`,
       )
       .join("");
     parts.push(

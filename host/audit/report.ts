@@ -5,6 +5,7 @@
 import type { AuditCheckResult, AuditReport } from "./audit.js";
 import type { BundleCapabilities } from "./capabilities.js";
 
+import { heapText } from "../run.js";
 function list(values: string[]): string {
   return values.length === 0 ? "none" : values.join(", ");
 }
@@ -16,7 +17,7 @@ function capabilityLines(capability: BundleCapabilities): string[] {
     const calls = Object.entries(run.calls).map(([op, n]) => `${op} ×${n}`);
     lines.push(`    ${run.type} as ${run.as}: ${run.outcome}`);
     lines.push(`      calls ${list(calls)}; hosts contacted ${list(run.hostsContacted)}; endpoints posted to ${list(run.endpointsPosted)}`);
-    lines.push(`      CPU ${run.cpuMs} ms of ${run.limits.cpuTimeMs}, wall ${run.wallMs} ms of ${run.limits.wallTimeMs}, heap ${(run.heapUsedBytes / 1_048_576).toFixed(1)} MB of ${run.limits.memoryMb}`);
+    lines.push(`      CPU ${run.cpuMs} ms of ${run.limits.cpuTimeMs}, wall ${run.wallMs} ms of ${run.limits.wallTimeMs}, heap ${heapText(run.heapUsedBytes)} of ${run.limits.memoryMb} MB`);
   }
   return lines;
 }

@@ -40,6 +40,13 @@ export interface AmqpMessage {
   delivery_count?: number;
   [key: string]: unknown;
 }
+/** The answer to a management request ($management of an entity or of an event hub), before it is encoded. */
+export interface ManagementReply {
+  status: number;
+  body: unknown;
+  condition?: string;
+  description?: string;
+}
 /** rhea's per-session outgoing queue (internal fields, read to know what was written; see writableRoom). */
 interface RheaOutgoing {
   next_delivery_id: number;

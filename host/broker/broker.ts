@@ -32,6 +32,7 @@ import { EventHubs } from "./event-hubs.js";
 import { manage, replyTo } from "./management.js";
 import { ManagementFailure, Namespace, type BrokerTopology, type Disposition, type Entity, type Stored } from "./namespace.js";
 import { BrokerStore } from "./persistence.js";
+import { closed, opened } from "../../runtime/open-resources.js";
 
 export { BrokerError, BROKER_ERRORS, type BrokerErrorCode } from "./errors.js";
 export type { BrokerTopology, EntityOptions, SubscriptionSpec, TopicSpec } from "./namespace.js";
@@ -136,6 +137,7 @@ export class Broker {
   #closed = false;
 
   private constructor(server: Server, container: RheaContainer, options: BrokerOptions, namespace: Namespace, eventHubs: EventHubs, store: BrokerStore | undefined) {
+    opened(this, "broker");
     this.#store = store;
     this.#server = server;
     this.#container = container;
@@ -686,6 +688,7 @@ export class Broker {
       await new Promise<void>((resolve) => health.close(() => resolve()));
     }
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    closed(this);
   }
 }
 

@@ -19,6 +19,7 @@ import type { Command } from "commander";
 import { parseRemoteExecutionContext, type RemoteExecutionContext } from "../../sdk/wire/index.js";
 import { toPlain } from "../../sdk/codec.js";
 import { CliError } from "./errors.js";
+import { checkConnectionString, positiveInteger, refusedAsUsage } from "./listen-options.js";
 import { messageText, textBody } from "../relay/body.js";
 import type { CliIo } from "./pipeline-commands.js";
 
@@ -98,15 +99,12 @@ export function registerListenCommand(program: Command, io: CliIo): void {
     .option("--event-hub <name>", "an event hub: every partition is read from its start")
     .option("--consumer-group <name>", "the event hub's consumer group", "$Default")
     .option("--json", "print each context as one JSON line: { messageId, contentType, properties, context }")
-    .option("--max <n>", "stop after this many messages", (v) => Number.parseInt(v, 10))
-    .option("--timeout <ms>", "stop after this long without a message", (v) => Number.parseInt(v, 10))
+    .option("--max <n>", "stop after this many messages", positiveInteger)
+    .option("--timeout <ms>", "stop after this long without a message", positiveInteger)
     .option("--reply <text>", "answer two-way requests (messages with ReplyTo) with this text")
     .action(async (flags: ListenFlags) => {
       if (!flags.queue && !(flags.topic && flags.subscription) && !flags.eventHub) throw new CliError("CLI_USAGE", "name a --queue, a --topic with its --subscription, or an --event-hub");
-      const endpoint = /(?:^|;)Endpoint=(sb:\/\/[^;]+)/i.exec(flags.connectionString)?.[1];
-      if (!endpoint) {
-        throw new CliError("CLI_USAGE", "--connection-string is malformed: it needs Endpoint=sb://<host>;SharedAccessKeyName=…;SharedAccessKey=…");
-      }
+      const endpoint = checkConnectionString(flags.connectionString);
       const printer = new Printer(io, flags);
       const session = new Session(io, endpoint, flags.timeout);
       const onSignal = (signal: NodeJS.Signals) => session.stop(signal);
@@ -267,7 +265,7 @@ async function listenToServiceBus(flags: ListenFlags, printer: Printer, session:
   const what = flags.queue ? `queue ${flags.queue}` : `subscription ${flags.subscription} on the topic ${flags.topic}`;
   while (!printer.done && !session.stopped) {
     // The client's own retries are off: this loop retries, with its back-off, and says so.
-    const client = new ServiceBusClient(flags.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: OPERATION_TIMEOUT_MS } });
+    const client = refusedAsUsage(() => new ServiceBusClient(flags.connectionString, { retryOptions: { maxRetries: 0, timeoutInMs: OPERATION_TIMEOUT_MS } }));
     // The body's bytes as they came (Dataverse sends the context's text as bytes), not parsed by the client.
     const receiver = flags.queue ? client.createReceiver(flags.queue, { skipParsingBodyAsJson: true }) : client.createReceiver(flags.topic!, flags.subscription!, { skipParsingBodyAsJson: true });
     const replySenders = new Map<string, ReturnType<ServiceBusClient["createSender"]>>();
@@ -321,7 +319,7 @@ async function listenToEventHub(flags: ListenFlags, printer: Printer, session: S
   let hubCreatedOn: number | undefined;
   while (!printer.done && !session.stopped) {
     if (session.nextWait() <= 0) return session.timedOut();
-    const consumer = new EventHubConsumerClient(flags.consumerGroup, flags.connectionString, flags.eventHub!, { retryOptions: { maxRetries: 0, timeoutInMs: OPERATION_TIMEOUT_MS } });
+    const consumer = refusedAsUsage(() => new EventHubConsumerClient(flags.consumerGroup, flags.connectionString, flags.eventHub!, { retryOptions: { maxRetries: 0, timeoutInMs: OPERATION_TIMEOUT_MS } }));
     let subscription: { close(): Promise<void> } | undefined;
     try {
       const hub = await session.guard((abortSignal) => consumer.getEventHubProperties({ abortSignal }), OPERATION_TIMEOUT_MS + STALL_GRACE_MS);

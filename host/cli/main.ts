@@ -8,11 +8,11 @@ import { createRequire } from "node:module";
 import { isPlainObject } from "../../sdk/codec.js";
 import { Entity, EntityReference, typeOf } from "../../sdk/model.js";
 import { isolatedVmBinding, sandboxLimitDefaults, type SandboxLimits } from "../../runtime/index.js";
-import { buildBundle } from "../build.js";
+import { buildBundle, buildEntry, SOURCE_ENTRY } from "../build.js";
 import type { ContextInput, Mode, Stage } from "../pipeline/context.js";
 import { PlugboxError } from "../../sdk/errors.js";
 import { UsageError } from "../errors.js";
-import { runPlugin } from "../run.js";
+import { heapText, runPlugin } from "../run.js";
 import { EXIT_STATUSES, exitStatusOf, withExitStatus, type RunResult } from "./exit-statuses.js";
 import { createHost, type PlugboxHost } from "../host.js";
 import { importData, readJson, readPlugboxJson, registerPipelineCommands, STORE_CHECK_FLAG } from "./pipeline-commands.js";
@@ -111,7 +111,7 @@ function indent(text: string, prefix = "  "): string {
 
 function printHuman(result: RunResult, flags: RunFlags, out: (text: string) => void): void {
   const what = `${flags.type} on ${flags.message}${flags.entity ? ` of ${flags.entity}` : ""} (stage ${flags.stage}, ${flags.mode})`;
-  const took = `${result.durationMs.toFixed(1)} ms, cpu ${result.stats.cpuMs.toFixed(2)} ms, heap ${(result.stats.heapUsedBytes / 1048576).toFixed(1)} MB, ${result.stats.hostCalls} service call(s)`;
+  const took = `${result.durationMs.toFixed(1)} ms, cpu ${result.stats.cpuMs.toFixed(2)} ms, heap ${heapText(result.stats.heapUsedBytes)}, ${result.stats.hostCalls} service call(s)`;
   out(result.ok ? `ok: ${what} in ${took}` : `failed: ${what} after ${took}`);
   if (result.error) {
     out(`error [${result.error.code}]: ${result.error.message}`);
@@ -142,8 +142,8 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .configureOutput({
       writeOut: (s) => io.out(s.replace(/\n$/, "")),
       writeErr: (s) => io.err(s.replace(/\n$/, "")),
-      // Commander's own refusals carry the code every other error prints.
-      outputError: (s, write) => write(s.replace(/^error: /, "error [CLI_USAGE]: ")),
+      // Commander's own refusals read as every other error plugbox prints.
+      outputError: (s, write) => write(s.replace(/^error: /, "plugbox: error [CLI_USAGE]: ")),
     });
 
   program
@@ -154,14 +154,14 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .option("--minify", "minify the bundle (the source map still maps stack traces)")
     .action(async (entry: string, flags: { outfile: string; minify?: boolean }) => {
       const result = await buildBundle({ entry, outfile: flags.outfile, minify: flags.minify ?? false });
-      for (const warning of result.warnings) io.err(`warning: ${warning}`);
+      for (const warning of result.warnings) io.err(`plugbox: warning: ${warning}`);
       io.out(`built ${result.outfile} (${(result.bytes / 1024).toFixed(1)} KB)`);
     });
 
   const run = program
     .command("run")
     .description("run one plug-in once, with the store-backed organization service over a :memory: store; notification posts are recorded, not sent")
-    .argument("<bundle>", "a bundle made by `plugbox build`")
+    .argument("<bundle>", "a bundle made by `plugbox build`, or a plug-in module's .ts source (bundled in memory first)")
     .requiredOption("-t, --type <ExportName>", "the exported plug-in class to run")
     .option("--message <name>", "the message the step is registered on", "Create")
     .option("--entity <logicalName>", "the primary entity (default: the target's logicalName)")
@@ -214,6 +214,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
       if (!isPlainObject(policy)) throw new UsageError("INPUT_INVALID_JSON", `the web policy file ${flags.webPolicy} must hold a JSON object; see the README's "Outbound web requests"`);
       webPolicy = policy as WebPolicyInput;
     }
+    const bundle = SOURCE_ENTRY.test(bundlePath) ? await buildEntry(bundlePath) : bundlePath;
     let host: PlugboxHost | undefined;
     if (flags.db || flags.data || flags.manifest) {
       host = await createHost({
@@ -231,7 +232,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     }
     const result = withExitStatus(await runPlugin({
       ...(host ? { runtime: host.runtime, organization: host.organization(), notification: host.notification } : {}),
-      bundle: bundlePath,
+      bundle,
       ...(webPolicy ? { webPolicy } : {}),
       ...(flags.allowHost ? { webAllowedHosts: flags.allowHost } : {}),
       typeName: flags.type,

@@ -59,21 +59,48 @@ export async function writeOutput(file: string, text: string): Promise<void> {
   }
 }
 
-export function journalLines(journal: JournalRequest, indent = ""): string[] {
+/**
+ * The journal of a request, one line per request and step. `reported` is the error printed after it:
+ * a line that would repeat it says only that it failed, so the message is printed once.
+ */
+export function journalLines(journal: JournalRequest, indent = "", reported?: { code: string; message: string }): string[] {
+  const same = (error: { code: string; message: string } | undefined) => error !== undefined && reported !== undefined && error.code === reported.code && error.message === reported.message;
+  const failure = (error: { code: string; message: string } | undefined, sep: string) => (error && !same(error) ? `${sep}[${error.code}] ${error.message}` : "");
   const what = `${journal.message}${journal.entity ? ` of ${journal.entity}` : ""}${journal.id ? ` ${journal.id}` : ""}`;
-  const lines = [`${indent}${journal.outcome === "ok" ? "ok" : "FAILED"}: ${what} (depth ${journal.depth}) in ${journal.durationMs.toFixed(1)} ms${journal.error ? ` — [${journal.error.code}] ${journal.error.message}` : ""}`];
+  const lines = [`${indent}${journal.outcome === "ok" ? "ok" : "FAILED"}: ${what} (depth ${journal.depth}) in ${journal.durationMs.toFixed(1)} ms${failure(journal.error, " — ")}`];
   for (const step of journal.steps) {
-    lines.push(`${indent}  stage ${step.stage} ${step.mode}: ${step.name} — ${step.outcome}${step.error ? ` [${step.error.code}] ${step.error.message}` : ""} (${step.durationMs.toFixed(1)} ms)`);
+    lines.push(`${indent}  stage ${step.stage} ${step.mode}: ${step.name} — ${step.outcome}${failure(step.error, " ")} (${step.durationMs.toFixed(1)} ms)`);
     for (const line of step.trace ? step.trace.split("\n") : []) lines.push(`${indent}    | ${line}`);
     for (const call of step.calls) lines.push(`${indent}    ${call.service}.${call.op} ${call.ok ? "ok" : `failed [${call.error?.code}]`}`);
-    for (const nested of step.requests) lines.push(...journalLines(nested, `${indent}    `));
+    for (const nested of step.requests) lines.push(...journalLines(nested, `${indent}    `, reported));
   }
   for (const job of journal.jobs) lines.push(`${indent}  queued system job ${job}`);
   return lines;
 }
 
+/** A failed request's error: its code, the plug-in's own code inside it, and the plug-in's stack mapped to its sources. */
+function failureLines(error: PlugboxError): string[] {
+  const inner = (error as { innerCode?: unknown }).innerCode;
+  const stack = error.details?.pluginStack;
+  const frames = typeof stack === "string" ? stack.split("\n").slice(1).map((line) => `    ${line.trim()}`) : [];
+  const lines = [`plugbox: error [${error.code}]: ${error.message}`];
+  if (typeof inner === "string" && inner !== error.code) lines.push(`  inner error [${inner}]${frames.length > 0 ? ", thrown at:" : ""}`);
+  return [...lines, ...frames];
+}
+
 function jobLine(job: SystemJob): string {
   return `${job.id}  #${job.sequence}  ${describeState(job).padEnd(30)} ${job.name}${job.retryCount ? `  (retries: ${job.retryCount})` : ""}${job.message ? `  — ${job.message}` : ""}`;
+}
+
+/** The system jobs a request and the requests its plug-ins made queued. */
+function queuedJobs(journal: JournalRequest): number {
+  return journal.jobs.length + journal.steps.reduce((sum, step) => sum + step.requests.reduce((n, nested) => n + queuedJobs(nested), 0), 0);
+}
+
+/** `exec` without --db keeps its store in memory: the jobs it queued end with the command unless they run first. */
+function droppedJobsWarning(count: number): string {
+  const jobs = count === 1 ? "1 system job was" : `${count} system jobs were`;
+  return `${jobs} queued in the in-memory store and not kept (exec ran without --db); pass --run-jobs to run them before exec exits, or --db <file> to keep them for \`plugbox jobs run\``;
 }
 
 async function readWebPolicy(file: string): Promise<WebPolicyInput> {
@@ -81,6 +108,10 @@ async function readWebPolicy(file: string): Promise<WebPolicyInput> {
   if (!isPlainObject(policy)) throw new UsageError("INPUT_INVALID_JSON", `the web policy file ${file} must hold a JSON object`);
   return policy as WebPolicyInput;
 }
+
+const STORE_DEFAULT = "plugbox.db";
+/** The --db flag of the commands that work on a store file that exists. */
+const DB_FLAG = ["--db <path>", "the store file (it must exist)", STORE_DEFAULT] as const;
 
 /** The flag that skips the store's quick_check when it opens (for a large store checked otherwise). */
 export const STORE_CHECK_FLAG = ["--no-store-check", "open the store without SQLite's quick_check (faster for a large store; a damaged one is then found only when read)"] as const;
@@ -95,7 +126,17 @@ interface HostFlags {
   leaseMs?: number;
 }
 
-async function withHost<T>(options: HostFlags, fn: (host: PlugboxHost) => Promise<T>): Promise<T> {
+/**
+ * A store file a command reads or works on must be there already: a mistyped --db is refused, not
+ * answered from a new, empty store left behind in its place.
+ */
+function assertStoreExists(db: string): void {
+  if (db === ":memory:" || existsSync(db)) return;
+  throw new UsageError("INPUT_NOT_FOUND", `the store ${db} does not exist (check --db; a store is made by \`plugbox exec --db ${db}\` or \`plugbox data import <file.json> --db ${db}\`)`);
+}
+
+async function withHost<T>(options: HostFlags & { existingStore?: boolean }, fn: (host: PlugboxHost) => Promise<T>): Promise<T> {
+  if (options.existingStore) assertStoreExists(options.db ?? STORE_DEFAULT);
   const webPolicy = options.webPolicy ? await readWebPolicy(options.webPolicy) : undefined;
   await using host = await createHost({
     ...(options.manifest ? { manifest: options.manifest } : {}),
@@ -153,7 +194,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     .description("run one request through the event pipeline against the store")
     .requiredOption("--manifest <plugbox.json>", "the manifest of bundles, steps and endpoints")
     .requiredOption("--request <file.json>", 'the request: { "requestName": "Create", "parameters": { "Target": { … } } }')
-    .option("--db <path>", "the store (default: in memory, gone after the command)")
+    .option("--db <path>", "the store file, made if it does not exist (default: in memory, gone after the command with the system jobs it queued)")
     .option("--data <file.json>", "records to load into the store first")
     .option("--run-jobs", "run the system jobs the request queued before exiting")
     .option("--web-policy <file.json>", "widen or tune the outbound web policy")
@@ -167,21 +208,25 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
         try {
           const result = await host.execute(request);
           const jobs = flags.runJobs ? await host.runJobs() : [];
-          if (flags.json) io.out(JSON.stringify({ ok: true, response: toPlain(result.response), journal: result.journal, jobs, sandbox: isolatedVmBinding() }, null, 2));
+          const dropped = flags.db === undefined && !flags.runJobs ? queuedJobs(result.journal) : 0;
+          const warning = dropped > 0 ? droppedJobsWarning(dropped) : undefined;
+          if (flags.json) io.out(JSON.stringify({ ok: true, response: toPlain(result.response), journal: result.journal, jobs, ...(warning ? { warnings: [warning] } : {}), sandbox: isolatedVmBinding() }, null, 2));
           else {
             for (const line of journalLines(result.journal)) io.out(line);
             io.out(`response: ${JSON.stringify(toPlain(result.response))}`);
             for (const job of jobs) io.out(`job ${job.id}: ${job.outcome}${job.message ? ` — ${job.message}` : ""}`);
           }
-          if (result.journal.traceLogError) io.err(`warning [${result.journal.traceLogError.code}]: ${result.journal.traceLogError.message}`);
+          if (warning) io.err(`plugbox: warning: ${warning}`);
+          if (result.journal.traceLogError) io.err(`plugbox: warning [${result.journal.traceLogError.code}]: ${result.journal.traceLogError.message}`);
         } catch (error) {
           if (!(error instanceof PlugboxError)) throw error;
           const journal = (error as { journal?: JournalRequest }).journal;
           const inner = (error as { innerCode?: string }).innerCode;
-          if (flags.json) io.out(JSON.stringify({ ok: false, error: { code: error.code, message: error.message, ...(inner ? { innerCode: inner } : {}) }, journal, sandbox: isolatedVmBinding() }, null, 2));
+          const stack = typeof error.details?.pluginStack === "string" ? error.details.pluginStack : undefined;
+          if (flags.json) io.out(JSON.stringify({ ok: false, error: { code: error.code, message: error.message, ...(inner ? { innerCode: inner } : {}), ...(stack ? { stack } : {}) }, journal, sandbox: isolatedVmBinding() }, null, 2));
           else {
-            if (journal) for (const line of journalLines(journal)) io.err(line);
-            io.err(`error [${error.code}]: ${error.message}`);
+            if (journal) for (const line of journalLines(journal, "", error)) io.err(line);
+            for (const line of failureLines(error)) io.err(line);
           }
           io.setExitCode(exitStatusOf(inner ?? error.code));
         }
@@ -191,11 +236,12 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
   const jobs = program.command("jobs").description("list, show, retry, cancel and run system jobs (asynchronous steps)");
   jobs
     .command("list")
-    .option("--db <path>", "the store", "plugbox.db")
-    .option("--json", "print JSON")
+    .description("list the system jobs in the store, in the order they were queued, with their state")
+    .option(...DB_FLAG)
+    .option("--json", "print the jobs as a JSON array")
     .option(...STORE_CHECK_FLAG)
     .action(async (flags: HostFlags & { json?: boolean }) => {
-      await withHost(flags, async (host) => {
+      await withHost({ ...flags, existingStore: true }, async (host) => {
         const list = await host.listJobs();
         if (flags.json) io.out(JSON.stringify(list, null, 2));
         else if (list.length === 0) io.out("no system jobs");
@@ -203,24 +249,32 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
       });
     });
   jobs
-    .command("show <id>")
-    .option("--db <path>", "the store", "plugbox.db")
+    .command("show")
+    .description("print one system job and the execution context it runs with, as JSON")
+    .argument("<id>", "the job's id (from `plugbox jobs list`)")
+    .option(...DB_FLAG)
     .option(...STORE_CHECK_FLAG)
     .action(async (id: string, flags: HostFlags) => {
-      await withHost(flags, async (host) => {
+      await withHost({ ...flags, existingStore: true }, async (host) => {
         const job = await host.getJob(id);
         if (!job) throw new CliError("CLI_USAGE", `no system job has the id ${id}; see \`plugbox jobs list\``);
         const data = await host.jobData(id);
         io.out(JSON.stringify({ ...job, state: describeState(job), context: toPlain(data) }, null, 2));
       });
     });
-  for (const verb of ["retry", "cancel"] as const) {
+  const verbs = {
+    retry: "make a failed or canceled system job ready to run again (it runs at the next `plugbox jobs run`)",
+    cancel: "cancel a system job that has not completed; it never runs",
+  } as const;
+  for (const [verb, description] of Object.entries(verbs) as Array<[keyof typeof verbs, string]>) {
     jobs
-      .command(`${verb} <id>`)
-      .option("--db <path>", "the store", "plugbox.db")
+      .command(verb)
+      .description(description)
+      .argument("<id>", "the job's id (from `plugbox jobs list`)")
+      .option(...DB_FLAG)
       .option(...STORE_CHECK_FLAG)
       .action(async (id: string, flags: HostFlags) => {
-        await withHost(flags, async (host) => {
+        await withHost({ ...flags, existingStore: true }, async (host) => {
           const job = verb === "retry" ? await host.retryJob(id) : await host.cancelJob(id);
           io.out(jobLine(job));
         });
@@ -230,7 +284,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     .command("run")
     .description("run the system jobs that are ready, then exit")
     .requiredOption("--manifest <plugbox.json>", "the manifest whose steps the jobs belong to")
-    .option("--db <path>", "the store", "plugbox.db")
+    .option(...DB_FLAG)
     .option("--web-policy <file.json>", "widen or tune the outbound web policy")
     .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
     .option("--processes <n>", "run the jobs in this many processes at once, sharing the store file", (v) => {
@@ -246,6 +300,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
         for (const o of outcomes) io.out(`job ${o.id}: ${o.outcome}${o.message ? ` — ${o.message}` : ""}`);
         if (outcomes.some((o) => o.outcome === "failed")) io.setExitCode(1);
       };
+      assertStoreExists(flags.db);
       if (flags.processes > 1) {
         const webPolicy = flags.webPolicy ? await readWebPolicy(flags.webPolicy) : undefined;
         const result = await runJobsInProcesses({
@@ -262,7 +317,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
         const cpuSeconds = result.processes.reduce((sum, p) => sum + p.cpuMs, 0) / 1000;
         io.out(`${result.processes.length} processes ran ${result.processes.map((p) => p.jobs).join(" + ")} jobs in ${seconds.toFixed(2)} s, using ${cpuSeconds.toFixed(2)} s of CPU`);
         for (const p of result.failed) {
-          io.err(`error [${p.code}]: job process ${p.pid} failed: ${p.message}; the jobs it held run again once their leases run out (${flags.leaseMs ?? jobRunnerDefaults.leaseMs} ms)`);
+          io.err(`plugbox: error [${p.code}]: job process ${p.pid} failed: ${p.message}; the jobs it held run again once their leases run out (${flags.leaseMs ?? jobRunnerDefaults.leaseMs} ms)`);
           io.setExitCode(exitStatusOf(p.code));
         }
         return;
@@ -272,8 +327,10 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
 
   const data = program.command("data").description("import and export records as JSON; back up and restore the store");
   data
-    .command("import <file>")
-    .option("--db <path>", "the store", "plugbox.db")
+    .command("import")
+    .description("load records into the store (made if it does not exist); a record whose id is there already is replaced")
+    .argument("<file>", 'the records: { "<table>": [ { "id": "<guid>", "attributes": { … } } ] }')
+    .option("--db <path>", "the store file, made if it does not exist", STORE_DEFAULT)
     .option("--manifest <plugbox.json>", "a manifest whose table schemas check the records")
     .option(...STORE_CHECK_FLAG)
     .action(async (file: string, flags: HostFlags & { db: string }) => {
@@ -284,12 +341,13 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     });
   data
     .command("export")
-    .option("--db <path>", "the store", "plugbox.db")
+    .description('print the store\'s records as JSON, in the shape `data import` reads: { "<table>": [ { "id", "attributes" } ] }')
+    .option(...DB_FLAG)
     .option("--entity <logicalName>", "only this table")
     .option("-o, --outfile <file>", "write to a file instead of standard output")
     .option(...STORE_CHECK_FLAG)
     .action(async (flags: HostFlags & { db: string; entity?: string; outfile?: string }) => {
-      await withHost(flags, async (host) => {
+      await withHost({ ...flags, existingStore: true }, async (host) => {
         const rows = await host.records();
         const out: Record<string, Array<{ id: string; attributes: Record<string, unknown> }>> = {};
         for (const row of rows) {
@@ -306,7 +364,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
   data
     .command("backup")
     .description("copy the store into a backup file with SQLite's online backup (the store stays in use)")
-    .option("--db <path>", "the store", "plugbox.db")
+    .option(...DB_FLAG)
     .requiredOption("-o, --outfile <backup.db>", "the backup file (replaced if it exists)")
     .option(...STORE_CHECK_FLAG)
     .action(async (flags: HostFlags & { db: string; outfile: string }) => {
@@ -319,9 +377,10 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
       }
     });
   data
-    .command("restore <backup>")
+    .command("restore")
     .description("replace the store with a backup made by `plugbox data backup`; the file it replaces is kept beside it")
-    .option("--db <path>", "the store", "plugbox.db")
+    .argument("<backup>", "the backup file")
+    .option("--db <path>", "the store file to replace (made if it does not exist)", STORE_DEFAULT)
     .action(async (backup: string, flags: { db: string }) => {
       const result = await restoreStore(backup, flags.db);
       io.out(`restored ${flags.db} from ${backup} (${result.pages} pages)${result.replaced ? `; the file it replaced is kept as ${result.replaced}` : ""}`);
@@ -330,6 +389,6 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
 
 /** Opens a store file that must exist (a backup of a file that is not there is a mistake, not a new store). */
 function openStoreFor(db: string, quickCheck: boolean): Store {
-  if (!existsSync(db)) throw new UsageError("INPUT_NOT_FOUND", `the store ${db} does not exist`);
+  assertStoreExists(db);
   return Store.open({ path: db, quickCheck });
 }

@@ -1,6 +1,7 @@
 /**
  * The embedded store: better-sqlite3 (a real SQLite, in process, synchronous and fast; Node 20 has
- * no node:sqlite), file-backed with WAL, or `:memory:` for tests. Every statement is prepared once.
+ * no node:sqlite), file-backed with WAL, or `:memory:` (`plugbox exec` and `run --data` without --db,
+ * and tests). The statements of this class are prepared once.
  *
  * Concurrency: one connection, and one request at a time holds the store (`acquire`). A request's
  * transaction stays open across awaited sandbox executions; the nested requests its plug-ins make

@@ -11,8 +11,8 @@
  * @module
  */
 import path from "node:path";
-import { bundleFromSource, createSandboxRuntime, type Bundle, type SandboxRuntime } from "../../runtime/index.js";
-import { buildBundle } from "../build.js";
+import { createSandboxRuntime, type Bundle, type SandboxRuntime } from "../../runtime/index.js";
+import { buildEntry } from "../build.js";
 import { RecordingNotificationService } from "../services/index.js";
 import { MemoryOrganizationService } from "../pipeline/memory.js";
 import { runPlugin as runOnce, type RunOptions } from "../run.js";
@@ -52,10 +52,8 @@ export class TestHost {
   }
 
   /** Bundles a plug-in module (TypeScript or JavaScript) in memory. */
-  async build(entry: string): Promise<Bundle> {
-    const outfile = path.resolve(path.dirname(entry), `${path.basename(entry).replace(/\.[^.]+$/, "")}.bundle.js`);
-    const built = await buildBundle({ entry, outfile, write: false });
-    return bundleFromSource(built.source, outfile, path.dirname(outfile));
+  build(entry: string): Promise<Bundle> {
+    return buildEntry(entry);
   }
 
   /** Runs a plug-in once with this host's runtime and services. */

@@ -1,8 +1,9 @@
 /**
  * The trusted shim: evaluated in every sandbox context before any plug-in code. It captures the
- * worker's bridge functions (synchronous callbacks that take and return only strings and numbers),
- * deletes them from the global object, hardens the global scope and builds the services the SDK
- * promises. It is bundled with the SDK's codec into one script (scripts/bundle-shim.mjs).
+ * worker's bridge callbacks (`__pb_*`: synchronous, taking and returning only primitives), deletes
+ * them from the global object, hardens the global scope, builds the services the SDK promises and
+ * hands the worker its entry functions (`__pb_api`). scripts/bundle-shim.mjs bundles it with the
+ * parts of the SDK it imports into one script.
  *
  * No isolated-vm object (Reference, ExternalCopy, Callback) is ever reachable from plug-in code:
  * the callbacks live only in this module's closure, and what they return is a primitive.

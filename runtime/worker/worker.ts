@@ -142,16 +142,7 @@ export class SandboxWorker {
         if (exec) this.#fail(exec, wireError("SANDBOX_ABORTED", message.reason));
         return;
       }
-      case "shutdown":
-        this.close();
-        return;
     }
-  }
-
-  stats(): { isolates: number; pooled: number } {
-    let pooled = 0;
-    for (const pool of this.#pools.values()) pooled += pool.length;
-    return { isolates: pooled + this.#reusedCount + this.#executions.size, pooled };
   }
 
   close(): void {
@@ -314,7 +305,10 @@ export class SandboxWorker {
     } catch (error) {
       const kind = classifyIsolateError(error);
       if (kind === "other") {
-        this.#fail(exec, wireError("BUNDLE_INVALID", `the bundle ${bundle.filename} does not compile: ${errorText(error)}`));
+        const text = errorText(error);
+        // An ES module (a plug-in's source, or another tool's output) where a bundle was expected.
+        const esm = /import statement outside a module|Unexpected token 'export'/.test(text) ? "; it is an ES module, not a bundle: bundle it with `plugbox build <module> -o <bundle.js>`" : "";
+        this.#fail(exec, wireError("BUNDLE_INVALID", `the bundle ${bundle.filename} does not compile: ${text}${esm}`));
       } else {
         this.#failFromIsolate(exec, error, false);
       }
@@ -638,7 +632,7 @@ export class SandboxWorker {
     const stats = {
       wallMs: performance.now() - exec.startedAt,
       cpuMs: exec.cpuUsedMs,
-      heapUsedBytes: heap ? heap.usedBytes + heap.externalBytes : 0,
+      heapUsedBytes: heap ? heap.usedBytes + heap.externalBytes : null,
       hostCalls: exec.hostCalls,
       isolateReused: exec.reused,
     };
@@ -706,7 +700,7 @@ function fromBase64(text: string): Uint8Array {
 }
 
 function emptyStats() {
-  return { wallMs: 0, cpuMs: 0, heapUsedBytes: 0, hostCalls: 0, isolateReused: false };
+  return { wallMs: 0, cpuMs: 0, heapUsedBytes: null, hostCalls: 0, isolateReused: false };
 }
 
 function errorText(error: unknown): string {

@@ -12,7 +12,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBroker, type Broker } from "../../dist/host/broker/index.js";
+import { startBroker, type Broker } from "../../dist/host/index.js";
 import { repo } from "../helpers/cli.js";
 
 interface Manifest {

@@ -9,7 +9,7 @@ import { fork } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Store } from "../../dist/host/index.js";
+import { Store } from "../../dist/host/testing/internal.js";
 import { buildPlugins } from "../fixtures/pipeline/support.js";
 import { repo } from "../helpers/cli.js";
 import { holdWriteLock, inSmallFilesystem } from "../helpers/faults.js";

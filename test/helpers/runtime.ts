@@ -1,6 +1,6 @@
 import { afterAll, beforeAll } from "vitest";
-import { attackBundle, sampleContext } from "../../dist/host/audit/probe.js";
-import { bundleFromSource, createSandboxRuntime, type SandboxRuntime, type SandboxServices, type ServiceCall } from "../../dist/runtime/index.js";
+import { attackBundle, sampleContext } from "../../dist/host/testing/internal.js";
+import { bundleFromSource, createSandboxRuntime, type SandboxRuntime, type SandboxServices, type ServiceCall } from "../../dist/host/index.js";
 
 /** A runtime shared by the tests of one file: started before them, closed after. */
 export function useRuntime(options: Parameters<typeof createSandboxRuntime>[0] = {}): () => SandboxRuntime {
