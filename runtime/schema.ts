@@ -1,0 +1,60 @@
+/**
+ * The one style of options schema for every config surface (runtime options and limits, the web
+ * policy, `HostOptions`, the manifest, service endpoints, the broker's Config.json): valibot
+ * schemas whose messages say the rule and the fix, and `parseOptions`, which turns the first issue
+ * into the caller's typed error with the JSON path of the value (`steps[2].stage`).
+ * valibot was chosen over zod 4 and over hand checks by bench/options.ts (cost per execution and
+ * at load). Not for the isolate shim nor the SDK: both stay free of dependencies.
+ */
+import * as v from "valibot";
+
+export { v };
+
+export type PathItem = string | number;
+
+/** `root` then each key: `.name` for a key, `[2]` for an index; `root` alone when the path is empty. */
+export function formatPath(root: string, items: readonly PathItem[]): string {
+  let out = root;
+  for (const item of items) out += typeof item === "number" ? `[${item}]` : out === "" ? item : `.${item}`;
+  return out;
+}
+
+function pathOf(issue: v.BaseIssue<unknown>): PathItem[] {
+  return (issue.path ?? []).map((item) => (typeof item.key === "number" ? item.key : String(item.key)));
+}
+
+/** Validates `input`; the first issue is thrown as `fail(path, message)`. */
+export function parseOptions<S extends v.GenericSchema>(schema: S, input: unknown, fail: (path: PathItem[], message: string) => Error): v.InferOutput<S> {
+  const result = v.safeParse(schema, input, { abortEarly: true, abortPipeEarly: true });
+  if (result.success) return result.output;
+  const issue = result.issues[0];
+  throw fail(pathOf(issue), issue.message);
+}
+
+/** `base` with every value `given` defines, frozen. */
+export function withDefaults<T extends object>(base: T, given: { [K in keyof T]?: T[K] | undefined }): Readonly<T> {
+  const out = { ...base };
+  for (const key of Object.keys(given) as Array<keyof T>) if (given[key] !== undefined) out[key] = given[key] as T[keyof T];
+  return Object.freeze(out);
+}
+
+/** The value an issue was about, as a reader would type it. */
+export function shown(value: unknown): string {
+  return JSON.stringify(value) ?? String(value);
+}
+
+/** An integer within [min, max]; the message names the range and the value given. */
+export function integer(min: number, max: number, rule = `must be an integer from ${min} to ${max}`) {
+  const message = (issue: v.BaseIssue<unknown>) => `${rule}; got ${shown(issue.input)}`;
+  return v.pipe(v.number(message), v.integer(message), v.minValue(min, message), v.maxValue(max, message));
+}
+
+export function flag(rule = "must be true or false") {
+  return v.boolean((issue) => `${rule}; got ${shown(issue.input)}`);
+}
+
+/** An object of known keys only: a key not in `entries` is refused naming the keys there are. */
+export function strictOptions<E extends v.ObjectEntries>(entries: E, noun = "is not an option; known options are") {
+  const known = Object.keys(entries).join(", ");
+  return v.strictObject(entries, (issue) => (issue.expected === "never" ? `${noun} ${known}` : "must be an object"));
+}
