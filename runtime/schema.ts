@@ -19,16 +19,17 @@ export function formatPath(root: string, items: readonly PathItem[]): string {
   return out;
 }
 
-function pathOf(issue: v.BaseIssue<unknown>): PathItem[] {
-  return (issue.path ?? []).map((item) => (typeof item.key === "number" ? item.key : String(item.key)));
-}
-
-/** Validates `input`; the first issue is thrown as `fail(path, message)`. */
-export function parseOptions<S extends v.GenericSchema>(schema: S, input: unknown, fail: (path: PathItem[], message: string) => Error): v.InferOutput<S> {
+/**
+ * Validates `input`; the first issue is thrown as `fail(path, message, atKey)`, `atKey` when the
+ * issue is about a key of a record rather than its value.
+ */
+export function parseOptions<S extends v.GenericSchema>(schema: S, input: unknown, fail: (path: PathItem[], message: string, atKey: boolean) => Error): v.InferOutput<S> {
   const result = v.safeParse(schema, input, { abortEarly: true, abortPipeEarly: true });
   if (result.success) return result.output;
   const issue = result.issues[0];
-  throw fail(pathOf(issue), issue.message);
+  const items = issue.path ?? [];
+  const path = items.map((item) => (typeof item.key === "number" ? item.key : String(item.key)));
+  throw fail(path, issue.message, items.at(-1)?.origin === "key" && issue.type !== "strict_object");
 }
 
 /** `base` with every value `given` defines, frozen. */
