@@ -241,6 +241,7 @@ describe("the emulator's Config.json", () => {
     expect(() => parseEmulatorConfig(config({ Name: "q", Properties: { LockDuration: "one minute" } }))).toThrow(/Queues\[0\]\.Properties\.LockDuration must be an ISO 8601 duration/);
     expect(() => parseEmulatorConfig(config({ Properties: {} }))).toThrow(/Queues\[0\]\.Name must be a non-empty string/);
     expect(() => parseEmulatorConfig("{ nope")).toThrow(/not valid JSON/);
+    expect(() => parseEmulatorConfig('{\n  // a comment\n  "UserConfig": { "Namespaces": [], }\n}')).toThrow(/Config\.json is not valid JSON \(comments allowed\): property name expected at line 3, column 37/);
     expect(parseDuration("P1DT2H3M4.5S", "d")).toBe(((24 + 2) * 60 + 3) * 60_000 + 4_500);
   });
 });

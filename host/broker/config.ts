@@ -5,30 +5,22 @@
  * MaxDeliveryCount 1–10, time to live PT5M–PT1H, no unknown keys). Rules map to correlation and SQL
  * filters (rules.ts). Errors name the JSON path.
  */
+import { parse, printParseErrorCode, type ParseError } from "jsonc-parser";
 import { BrokerError } from "./errors.js";
 import type { EventHubSpec } from "./event-hubs.js";
 import type { BrokerTopology, EntityOptions } from "./namespace.js";
 import type { CorrelationFilterSpec, RuleSpec } from "./rules.js";
 
-/** Removes // and /* *\/ comments outside strings. */
-export function stripJsonComments(text: string): string {
-  let out = "";
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (c === '"') {
-      let j = i + 1;
-      while (j < text.length && text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
-      out += text.slice(i, j + 1);
-      i = j;
-    } else if (c === "/" && text[i + 1] === "/") {
-      while (i < text.length && text[i] !== "\n") i++;
-      out += "\n";
-    } else if (c === "/" && text[i + 1] === "*") {
-      const end = text.indexOf("*/", i + 2);
-      i = end < 0 ? text.length : end + 1;
-    } else out += c;
+/** Reads JSON with comments (jsonc-parser); a syntax error names its line and column. */
+function parseJsonc(text: string, file: string): unknown {
+  const errors: ParseError[] = [];
+  const value: unknown = parse(text, errors, { allowTrailingComma: false, disallowComments: false });
+  const first = errors[0];
+  if (first) {
+    const before = text.slice(0, first.offset).split("\n");
+    throw new BrokerError("BROKER_CONFIG_INVALID", `${file} is not valid JSON (comments allowed): ${printParseErrorCode(first.error).replace(/(?<!^)([A-Z])/g, " $1").toLowerCase()} at line ${before.length}, column ${before.at(-1)!.length + 1}`);
   }
-  return out;
+  return value;
 }
 
 /** ISO 8601 durations as the emulator writes them: PT1M, PT30S, PT0.5S, P1DT2H. */
@@ -142,12 +134,7 @@ function rule(value: unknown, at: string): RuleSpec {
 export function parseEmulatorConfig(text: string, options: { strict?: boolean; file?: string } = {}): BrokerTopology {
   const file = options.file ?? "Config.json";
   const strict = options.strict ?? false;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(stripJsonComments(text));
-  } catch (error) {
-    throw new BrokerError("BROKER_CONFIG_INVALID", `${file} is not valid JSON (comments allowed): ${(error as Error).message}`);
-  }
+  const raw = parseJsonc(text, file);
   const user = object(object(raw, file).UserConfig, `${file}: UserConfig`);
   const eventHubs = user.NamespaceConfig !== undefined ? parseEventHubsConfig(user.NamespaceConfig, `${file}: UserConfig.NamespaceConfig`, strict) : [];
   const namespaces = list(user.Namespaces, `${file}: UserConfig.Namespaces`);
