@@ -1,8 +1,8 @@
 /**
  * `HostOptions` and their resolver: the host's own options checked with the options schema
  * (runtime/schema.ts), OPTIONS_INVALID naming the path and the rule. The parts that have a resolver
- * of their own (runtime options, the web policy, the job runner's options, the manifest) are
- * checked there; here only that each is of the right kind.
+ * of their own (runtime options, the web policy, the job runner's options, the manifest, the
+ * organization URL, which the relay reads) are checked there; here only that each is of the right kind.
  */
 import { OptionsError } from "../runtime/errors.js";
 import type { createSandboxRuntime, SandboxRuntime } from "../runtime/index.js";
@@ -64,7 +64,7 @@ const hostOptionsSchema = strictOptions({
   web: v.optional(withMethods("a web backend", "fetch")),
   notification: v.optional(withMethods("a notification backend", "execute")),
   secrets: v.optional(strictOptions({ env: v.optional(objectOf("name → value")), file: v.optional(text) })),
-  organizationUrl: v.optional(v.pipe(text, v.check((value) => /^https?:\/\/[^/\s]+/i.test(value), "must be an http: or https: URL such as https://contoso.crm.dynamics.com"))),
+  organizationUrl: v.optional(text),
   runJobs: v.optional(flag()),
   jobs: v.optional(objectOf("job runner options")),
   clock: v.optional(withMethods("a clock", "now")),

@@ -44,7 +44,7 @@ describe("createHost options: one schema, OPTIONS_INVALID naming the path and th
     ["a default user that is not a Guid", { identity: { defaultUserId: "admin" } }, "createHost options.identity.defaultUserId must be a Guid"],
     ["an unknown identity field", { identity: { userId: "x" } }, "createHost options.identity.userId is not an option"],
     ["a clock without now()", { clock: {} }, "createHost options.clock must be a clock (an object with now())"],
-    ["an organization URL that is not http(s)", { organizationUrl: "contoso" }, "createHost options.organizationUrl must be an http: or https: URL"],
+    ["an organization URL that is not a string", { organizationUrl: 42 }, "createHost options.organizationUrl must be a non-empty string"],
     ["runtime options that are not an object", { runtimeOptions: 2 }, "createHost options.runtimeOptions must be an object of sandbox runtime options"],
   ];
 
