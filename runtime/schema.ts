@@ -19,9 +19,23 @@ export function formatPath(root: string, items: readonly PathItem[]): string {
   return out;
 }
 
+type Walkable = { entries?: Record<string, Walkable>; item?: Walkable; value?: Walkable; wrapped?: Walkable; pipe?: Walkable[]; options?: Walkable[] };
+
+/** The schema at `path` inside `schema`, through objects, arrays, records, wrappers and the first option of a union that has the key. */
+function schemaAt(schema: Walkable | undefined, path: readonly PathItem[]): Walkable | undefined {
+  let at = schema;
+  for (const key of path) {
+    while (at?.pipe || at?.wrapped) at = at.pipe ? at.pipe[0] : at.wrapped;
+    if (at?.options) at = at.options.find((option) => typeof key === "string" && option.entries?.[key]);
+    at = typeof key === "number" ? at?.item : (at?.entries?.[key] ?? at?.value);
+  }
+  return at;
+}
+
 /**
  * Validates `input`; the first issue is thrown as `fail(path, message, atKey)`, `atKey` when the
- * issue is about a key of a record rather than its value.
+ * issue is about a key of a record rather than its value. A required key that is missing gets the
+ * message its own schema gives for no value ("must be a non-empty string").
  */
 export function parseOptions<S extends v.GenericSchema>(schema: S, input: unknown, fail: (path: PathItem[], message: string, atKey: boolean) => Error): v.InferOutput<S> {
   const result = v.safeParse(schema, input, { abortEarly: true, abortPipeEarly: true });
@@ -29,7 +43,12 @@ export function parseOptions<S extends v.GenericSchema>(schema: S, input: unknow
   const issue = result.issues[0];
   const items = issue.path ?? [];
   const path = items.map((item) => (typeof item.key === "number" ? item.key : String(item.key)));
-  throw fail(path, issue.message, items.at(-1)?.origin === "key" && issue.type !== "strict_object");
+  let message = issue.message;
+  if (issue.received === "undefined" && issue.expected?.startsWith('"') && /object$/.test(issue.type)) {
+    const entry = schemaAt(schema as Walkable, path);
+    message = entry ? (v.safeParse(entry as v.GenericSchema, undefined).issues?.[0]?.message ?? "is required") : "is required";
+  }
+  throw fail(path, message, items.at(-1)?.origin === "key" && issue.type !== "strict_object");
 }
 
 /** `base` with every value `given` defines, frozen. */
