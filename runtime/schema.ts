@@ -25,30 +25,37 @@ type Walkable = { entries?: Record<string, Walkable>; item?: Walkable; value?: W
 function schemaAt(schema: Walkable | undefined, path: readonly PathItem[]): Walkable | undefined {
   let at = schema;
   for (const key of path) {
-    while (at?.pipe || at?.wrapped) at = at.pipe ? at.pipe[0] : at.wrapped;
+    while (at?.pipe || at?.wrapped) at = at.pipe ? ([...at.pipe].reverse().find((item) => item.entries ?? item.item ?? item.value ?? item.options) ?? at.pipe[0]) : at.wrapped;
     if (at?.options) at = at.options.find((option) => typeof key === "string" && option.entries?.[key]);
     at = typeof key === "number" ? at?.item : (at?.entries?.[key] ?? at?.value);
   }
   return at;
 }
 
+/** What an issue is about: a key of a record rather than its value (`atKey`), or a key no schema declares. */
+export interface IssueAt {
+  atKey: boolean;
+  unknownKey: boolean;
+}
+
 /**
- * Validates `input`; the first issue is thrown as `fail(path, message, atKey)`, `atKey` when the
- * issue is about a key of a record rather than its value. A required key that is missing gets the
+ * Validates `input`; the first issue is thrown as `fail(path, message, at)`. A required key that is missing gets the
  * message its own schema gives for no value ("must be a non-empty string").
  */
-export function parseOptions<S extends v.GenericSchema>(schema: S, input: unknown, fail: (path: PathItem[], message: string, atKey: boolean) => Error): v.InferOutput<S> {
+export function parseOptions<S extends v.GenericSchema>(schema: S, input: unknown, fail: (path: PathItem[], message: string, at: IssueAt) => Error): v.InferOutput<S> {
   const result = v.safeParse(schema, input, { abortEarly: true, abortPipeEarly: true });
   if (result.success) return result.output;
   const issue = result.issues[0];
   const items = issue.path ?? [];
   const path = items.map((item) => (typeof item.key === "number" ? item.key : String(item.key)));
   let message = issue.message;
-  if (issue.received === "undefined" && issue.expected?.startsWith('"') && /object$/.test(issue.type)) {
+  const missingKey = issue.received === "undefined" && issue.expected?.startsWith('"') === true && /object$/.test(issue.type);
+  if (missingKey) {
     const entry = schemaAt(schema as Walkable, path);
     message = entry ? (v.safeParse(entry as v.GenericSchema, undefined).issues?.[0]?.message ?? "is required") : "is required";
   }
-  throw fail(path, message, items.at(-1)?.origin === "key" && issue.type !== "strict_object");
+  const unknownKey = issue.type === "strict_object" && issue.expected === "never";
+  throw fail(path, message, { atKey: items.at(-1)?.origin === "key" && !unknownKey && !missingKey, unknownKey });
 }
 
 /** `base` with every value `given` defines, frozen. */

@@ -7,7 +7,7 @@
 import { isIP } from "node:net";
 import { classifyAddress, type AddressClass } from "./addresses.js";
 import { WebError } from "./errors.js";
-import { flag, formatPath, integer, parseOptions, shown, strictOptions, v, withDefaults, type PathItem } from "../schema.js";
+import { flag, formatPath, integer, parseOptions, shown, strictOptions, v, withDefaults, type IssueAt, type PathItem } from "../schema.js";
 
 export interface WebPolicy {
   /** Ports a request may use. @default [80, 443] */
@@ -73,7 +73,7 @@ const policySchema = strictOptions({
   maxRedirects: v.optional(integer(0, 50)),
 });
 
-function policyError(path: PathItem[], message: string, atKey: boolean): WebError {
+function policyError(path: PathItem[], message: string, { atKey }: IssueAt): WebError {
   const at = atKey ? `${formatPath("", path.slice(0, -1))} key ${JSON.stringify(path.at(-1))}` : path.length === 0 ? "(root)" : formatPath("", path);
   return new WebError("WEB_POLICY_INVALID", `web policy: ${at} ${message}`);
 }
