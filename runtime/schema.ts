@@ -3,8 +3,9 @@
  * policy, `HostOptions`, the manifest, service endpoints, the broker's Config.json): valibot
  * schemas whose messages say the rule and the fix, and `parseOptions`, which turns the first issue
  * into the caller's typed error with the JSON path of the value (`steps[2].stage`).
- * valibot was chosen over zod 4 and over hand checks by bench/options.ts (cost per execution and
- * at load). Not for the isolate shim nor the SDK: both stay free of dependencies.
+ * valibot was chosen by measurement: bench/options.ts weighs it against the hand checks it replaced
+ * where it runs per execution (an execution's own limits) and what it adds to a process's start.
+ * Not for the isolate shim nor the SDK, which stay free of it.
  */
 import * as v from "valibot";
 
