@@ -8,6 +8,7 @@ import { runSandboxBench } from "./sandbox.js";
 import { runWebBench } from "./web.js";
 import { runRelayBench } from "./relay.js";
 import { runStoreBench } from "./store.js";
+import { runOptionsBench } from "./options.js";
 import type { BenchRow } from "./row.js";
 
 type Row = BenchRow;
@@ -17,6 +18,7 @@ const suites: Record<string, () => Promise<Row[]>> = {
   pipeline: () => runPipelineBench(),
   relay: () => runRelayBench(),
   store: () => runStoreBench(),
+  options: () => runOptionsBench(),
   web: async () =>
     (await runWebBench()).map((r) => ({ name: r.name, value: r.value, unit: r.unit, baseline: `${Math.round(r.baseline)} ${r.unit}`, ratio: r.ratio, goal: "ratio ≤ 1.5" })),
 };

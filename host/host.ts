@@ -8,12 +8,13 @@
  * await host.close();
  */
 import { createSandboxRuntime, type SandboxHealth, type SandboxLimits, type SandboxRuntime, type SandboxRuntimeOptions } from "../runtime/index.js";
-import { randomIds, systemClock, type Clock, type IdSource } from "./ids.js";
-import { JobRunner, type JobOutcome, type JobRunnerHealth, type JobRunnerOptions } from "./jobs/runner.js";
-import { identityDefaults, type Identity } from "./organization/identity.js";
+import { randomIds, systemClock } from "./ids.js";
+import { JobRunner, type JobOutcome, type JobRunnerHealth } from "./jobs/runner.js";
+import { identityDefaults } from "./organization/identity.js";
 import { OrganizationService, withCaller, type OrganizationClient } from "./organization/service.js";
 import { Pipeline, type Caller, type RequestResult } from "./pipeline/pipeline.js";
-import { Relay, type SecretSource } from "./relay/index.js";
+import { resolveHostOptions, type HostOptions, type ResolvedHostOptions } from "./options.js";
+import { Relay } from "./relay/index.js";
 import { PipelineError } from "./pipeline/errors.js";
 import type { SystemJob } from "./jobs/queue.js";
 import type { TraceRow } from "./pipeline/trace-log.js";
@@ -23,35 +24,6 @@ import type { OrganizationRequestValue } from "./organization/arguments.js";
 import { Store, toStoreError, type RecordRow, type StoreOptions } from "./store/store.js";
 import type { WebPolicyInput } from "./web/index.js";
 import { closed, opened } from "../runtime/open-resources.js";
-
-export interface HostOptions {
-  /** A manifest file, or a parsed manifest, or nothing (register steps in code). */
-  manifest?: string | Manifest | Record<string, unknown>;
-  /** The store's file, or ":memory:". @default ":memory:" */
-  db?: string;
-  /** How long a write waits while another process holds the store file, ms. @default 5000 */
-  busyTimeoutMs?: number;
-  /** The store's other options: `quickCheck` (check the file when it opens, default true) and `maxSizeBytes`. */
-  storeOptions?: Pick<StoreOptions, "quickCheck" | "maxSizeBytes">;
-  /** An existing sandbox runtime to share; otherwise the host starts and stops its own. */
-  runtime?: SandboxRuntime;
-  runtimeOptions?: Parameters<typeof createSandboxRuntime>[0];
-  webPolicy?: WebPolicyInput;
-  web?: WebBackend;
-  /** Where notification posts go. @default the relay to the manifest's service endpoints; recorded, not sent, when it declares none */
-  notification?: NotificationBackend;
-  /** Where service endpoints' secrets come from (`env:NAME`, `file:NAME`). @default the environment, no secrets file */
-  secrets?: SecretSource;
-  /** The organization's URL, sent as the Organization claim of posts. @default https://<organizationName>.plugbox.local */
-  organizationUrl?: string;
-  /** Run system jobs in the background as requests queue them. @default true */
-  runJobs?: boolean;
-  jobs?: Omit<JobRunnerOptions, "clock">;
-  /** The one clock of the host: records' and jobs' times, leases, back-off, the job runner's poll. @default systemClock */
-  clock?: Clock;
-  ids?: IdSource;
-  identity?: Partial<Identity>;
-}
 
 /** What `host.health()` reports. */
 export interface HostHealth {
@@ -74,7 +46,7 @@ export class PlugboxHost {
   readonly #ownRuntime: boolean;
   #closing: Promise<void> | undefined;
 
-  protected constructor(parts: { store: Store; registry: Registry; runtime: SandboxRuntime; ownRuntime: boolean; notification: NotificationBackend; options: HostOptions }) {
+  protected constructor(parts: { store: Store; registry: Registry; runtime: SandboxRuntime; ownRuntime: boolean; notification: NotificationBackend; options: ResolvedHostOptions }) {
     this.store = parts.store;
     this.registry = parts.registry;
     this.runtime = parts.runtime;
@@ -100,11 +72,12 @@ export class PlugboxHost {
       { ...options.jobs, clock },
     );
     this.jobRunner = runner;
-    if (options.runJobs ?? true) runner.start();
+    if (options.runJobs) runner.start();
     opened(this, "host");
   }
 
-  static async create(options: HostOptions = {}): Promise<PlugboxHost> {
+  static async create(given: HostOptions = {}): Promise<PlugboxHost> {
+    const options = resolveHostOptions(given);
     const manifest =
       typeof options.manifest === "string"
         ? await loadManifest(options.manifest)
@@ -113,7 +86,7 @@ export class PlugboxHost {
           : parseManifest(options.manifest, "manifest");
     if (manifest) await checkBundleExports(manifest);
     const registry = new Registry(manifest);
-    const store = Store.open({ path: options.db ?? ":memory:", ...options.storeOptions, ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }) });
+    const store = Store.open({ path: options.db, ...options.storeOptions, ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }) });
     const runtime = options.runtime ?? createSandboxRuntime({ ...(options.clock ? { clock: options.clock } : {}), ...options.runtimeOptions });
     try {
       // A runtime of its own that starts at the first execution is not waited for.
@@ -266,4 +239,4 @@ export function createHost(options?: HostOptions): Promise<PlugboxHost> {
   return PlugboxHost.create(options);
 }
 
-export type { SandboxLimits, SandboxRuntimeOptions };
+export type { HostOptions, SandboxLimits, SandboxRuntimeOptions };

@@ -4,6 +4,7 @@
  */
 import os from "node:os";
 import { OptionsError } from "./errors.js";
+import { flag, formatPath, integer, parseOptions, strictOptions, v, withDefaults, type PathItem } from "./schema.js";
 
 export type Isolation = "fresh" | "reuse";
 
@@ -38,7 +39,8 @@ export const sandboxLimitDefaults: Readonly<SandboxLimits> = Object.freeze({
   maxResultBytes: 4_194_304,
 });
 
-const limitRanges: Record<keyof SandboxLimits, [min: number, max: number]> = {
+/** The range of each limit, inclusive. */
+export const sandboxLimitRanges: Readonly<Record<keyof SandboxLimits, readonly [min: number, max: number]>> = {
   wallTimeMs: [1, 3_600_000],
   cpuTimeMs: [1, 3_600_000],
   memoryMb: [8, 4_096],
@@ -120,52 +122,35 @@ const runtimeRanges: Record<keyof Omit<SandboxRuntimeOptions, "limits" | "startO
   unavailableAfterStartFailures: [1, 1_000],
 };
 
-function checkInteger(path: string, value: unknown, [min, max]: [number, number]): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new OptionsError(
-      "OPTIONS_INVALID",
-      `${path} must be an integer from ${min} to ${max}; got ${JSON.stringify(value) ?? String(value)}`,
-    );
-  }
-  return value;
-}
+const mapRanges = <K extends string>(ranges: Readonly<Record<K, readonly [number, number]>>) =>
+  Object.fromEntries(Object.entries<readonly [number, number]>(ranges).map(([key, [min, max]]) => [key, v.optional(integer(min, max))])) as Record<K, v.OptionalSchema<ReturnType<typeof integer>, undefined>>;
 
-function checkKnownKeys(path: string, value: object, known: readonly string[]): void {
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) {
-      throw new OptionsError("OPTIONS_INVALID", `${path}.${key} is not an option; known options are ${known.join(", ")}`);
-    }
-  }
-}
+const limitsSchema = strictOptions(mapRanges(sandboxLimitRanges));
 
-/** Fills in defaults and checks every value; throws OPTIONS_INVALID naming the path and the rule. */
+const runtimeOptionsSchema = strictOptions({
+  ...mapRanges(runtimeRanges),
+  startOnFirstExecution: v.optional(flag()),
+  unsafeKeepWebAssembly: v.optional(flag()),
+  limits: v.optional(limitsSchema),
+});
+
+const optionsError = (root: string) => (path: PathItem[], message: string) => new OptionsError("OPTIONS_INVALID", `${formatPath(root, path)} ${message}`);
+
+/**
+ * Fills in defaults and checks every value; throws OPTIONS_INVALID naming the path and the rule.
+ * Runs per execution when an execution sets its own limits: bench/options.ts measures the schema
+ * against the hand checks it replaced.
+ */
 export function resolveLimits(input: Partial<SandboxLimits> | undefined, base: SandboxLimits = sandboxLimitDefaults, path = "limits"): SandboxLimits {
   if (input === undefined) return base;
-  if (typeof input !== "object" || input === null) throw new OptionsError("OPTIONS_INVALID", `${path} must be an object`);
-  checkKnownKeys(path, input, Object.keys(limitRanges));
-  const out = { ...base };
-  for (const key of Object.keys(limitRanges) as Array<keyof SandboxLimits>) {
-    if (input[key] !== undefined) out[key] = checkInteger(`${path}.${key}`, input[key], limitRanges[key]);
-  }
-  return Object.freeze(out);
+  return withDefaults(base, parseOptions(limitsSchema, input, optionsError(path)));
 }
 
 export function resolveRuntimeOptions(input: Partial<Omit<SandboxRuntimeOptions, "limits"> & { limits: Partial<SandboxLimits> }> = {}): SandboxRuntimeOptions {
-  if (typeof input !== "object" || input === null) throw new OptionsError("OPTIONS_INVALID", "runtime options must be an object");
-  checkKnownKeys("options", input, [...Object.keys(runtimeRanges), "startOnFirstExecution", "unsafeKeepWebAssembly", "limits"]);
-  const out: Record<string, unknown> = { ...sandboxRuntimeDefaults };
-  for (const key of Object.keys(runtimeRanges) as Array<keyof typeof runtimeRanges>) {
-    const value = input[key];
-    if (value !== undefined) out[key] = checkInteger(`options.${key}`, value, runtimeRanges[key]);
-  }
-  for (const key of ["startOnFirstExecution", "unsafeKeepWebAssembly"] as const) {
-    if (input[key] === undefined) continue;
-    if (typeof input[key] !== "boolean") throw new OptionsError("OPTIONS_INVALID", `options.${key} must be true or false; got ${JSON.stringify(input[key]) ?? String(input[key])}`);
-    out[key] = input[key];
-  }
-  if ((out.startRetryMaxMs as number) < (out.startRetryBaseMs as number)) {
+  const { limits, ...given } = parseOptions(runtimeOptionsSchema, input, optionsError("options"));
+  const out = withDefaults(sandboxRuntimeDefaults as Omit<SandboxRuntimeOptions, "limits">, given);
+  if (out.startRetryMaxMs < out.startRetryBaseMs) {
     throw new OptionsError("OPTIONS_INVALID", `options.startRetryMaxMs (${String(out.startRetryMaxMs)}) must not be less than options.startRetryBaseMs (${String(out.startRetryBaseMs)})`);
   }
-  out.limits = resolveLimits(input.limits, sandboxLimitDefaults, "options.limits");
-  return Object.freeze(out) as unknown as SandboxRuntimeOptions;
+  return Object.freeze({ ...out, limits: limits === undefined ? sandboxLimitDefaults : withDefaults(sandboxLimitDefaults, limits) });
 }

@@ -241,7 +241,11 @@ describe("the emulator's Config.json", () => {
     expect(() => parseEmulatorConfig(config({ Name: "q", Properties: { LockDuration: "PT1S" } }, "sbemulatorns"), { strict: true })).toThrow(/Queues\[0\]\.Properties\.LockDuration must be from PT5S to PT5M/);
     expect(() => parseEmulatorConfig(config({ Name: "q", Properties: { LockDuration: "one minute" } }))).toThrow(/Queues\[0\]\.Properties\.LockDuration must be an ISO 8601 duration/);
     expect(() => parseEmulatorConfig(config({ Properties: {} }))).toThrow(/Queues\[0\]\.Name must be a non-empty string/);
+    expect(parseEmulatorConfig(config({ Name: "q", Properties: { Colour: "red" } })).queues).toEqual([{ name: "q" }]);
+    expect(() => parseEmulatorConfig(config({ Name: "q", Properties: { Colour: "red" } }, "sbemulatorns"), { strict: true })).toThrow(/Queues\[0\]\.Properties\.Colour is not a property the emulator knows; it knows LockDuration, MaxDeliveryCount/);
+    expect(() => parseEmulatorConfig(config({ Name: "q", Properties: { MaxDeliveryCount: 11 } }, "sbemulatorns"), { strict: true })).toThrow(/Queues\[0\]\.Properties\.MaxDeliveryCount must be from 1 to 10 in the emulator; got 11/);
     expect(() => parseEmulatorConfig("{ nope")).toThrow(/not valid JSON/);
+    expect(() => parseEmulatorConfig('{\n  // a comment\n  "UserConfig": { "Namespaces": [], }\n}')).toThrow(/Config\.json is not valid JSON \(comments allowed\): property name expected at line 3, column 37/);
     expect(parseDuration("P1DT2H3M4.5S", "d")).toBe(((24 + 2) * 60 + 3) * 60_000 + 4_500);
   });
 });

@@ -240,6 +240,9 @@ describe("relay: webhooks", () => {
     await expect(start({ contract: "Queue", messageFormat: "BinaryXml", path: "q", connectionString: "env:X" })).rejects.toMatchObject({ code: "RELAY_FORMAT_UNSUPPORTED" });
     await expect(start({ authType: "SASKey" })).rejects.toMatchObject({ code: "RELAY_CONFIG_INVALID", message: expect.stringContaining("a Webhook takes authType WebhookKey, HttpHeader or HttpQueryString") });
     await expect(start({ contract: "Queue", path: "q", connectionString: "Endpoint=nowhere;UseDevelopmentEmulator=true" })).rejects.toMatchObject({ code: "RELAY_CONFIG_INVALID", message: expect.stringContaining("malformed") });
+    await expect(start({ contract: "Fax" })).rejects.toMatchObject({ code: "RELAY_CONFIG_INVALID", message: expect.stringContaining('serviceEndpoints "hook".contract must be one of OneWay (1), Queue (2), Rest (3), TwoWay (4), Topic (5), PersistentQueue (6), EventHub (7), Webhook (8); got "Fax"') });
+    await expect(start({ timeoutMs: 0 })).rejects.toMatchObject({ code: "RELAY_CONFIG_INVALID", message: expect.stringContaining('serviceEndpoints "hook".timeoutMs must be a positive integer; got 0') });
+    await expect(start({ retries: 3 })).rejects.toMatchObject({ code: "RELAY_CONFIG_INVALID", message: expect.stringContaining('serviceEndpoints "hook".retries is not a known key; known keys are id, name, description, contract') });
     await expect(createHost({ manifest: { serviceEndpoints: [endpoint({})] }, runtime, runJobs: false, secrets: { env: { PLUGBOX_TEST_HOOK_KEY: "k" } }, organizationUrl: "contoso" })).rejects.toMatchObject({
       code: "RELAY_CONFIG_INVALID",
       message: expect.stringContaining('the organization URL "contoso" is not a URL'),

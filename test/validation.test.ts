@@ -34,3 +34,22 @@ describe("validation where values enter", () => {
     expect(buildContext({ target: new Entity("account", "6D81597F-0F9F-E711-8122-000D3AA2331C") }).primaryEntityId).toBe("6D81597F-0F9F-E711-8122-000D3AA2331C");
   });
 });
+
+describe("createHost options: one schema, OPTIONS_INVALID naming the path and the rule", () => {
+  const refused: Array<[string, Record<string, unknown>, string]> = [
+    ["an unknown option", { dbFile: "x.db" }, "createHost options.dbFile is not an option; known options are manifest, db,"],
+    ["a db that is not a path", { db: 3 }, 'createHost options.db must be a file path or ":memory:"; got 3'],
+    ["a busy timeout that is not a whole number", { busyTimeoutMs: 2.5 }, "createHost options.busyTimeoutMs must be a whole number of milliseconds, 0 or more; got 2.5"],
+    ["a store size below SQLite's smallest", { storeOptions: { maxSizeBytes: 10 } }, "createHost options.storeOptions.maxSizeBytes must be a whole number of bytes, 65536 or more; got 10"],
+    ["runJobs that is not a boolean", { runJobs: "no" }, 'createHost options.runJobs must be true or false; got "no"'],
+    ["a default user that is not a Guid", { identity: { defaultUserId: "admin" } }, "createHost options.identity.defaultUserId must be a Guid"],
+    ["an unknown identity field", { identity: { userId: "x" } }, "createHost options.identity.userId is not an option"],
+    ["a clock without now()", { clock: {} }, "createHost options.clock must be a clock (an object with now())"],
+    ["an organization URL that is not a string", { organizationUrl: 42 }, "createHost options.organizationUrl must be a non-empty string"],
+    ["runtime options that are not an object", { runtimeOptions: 2 }, "createHost options.runtimeOptions must be an object of sandbox runtime options"],
+  ];
+
+  it.each(refused)("refuses %s before anything opens", async (_what, options, says) => {
+    await expect(createHost(options as never)).rejects.toMatchObject({ code: "OPTIONS_INVALID", message: expect.stringContaining(says) });
+  });
+});

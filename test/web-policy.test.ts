@@ -331,6 +331,7 @@ describe("resolveWebPolicy: host configuration", () => {
     expect(Object.isFrozen(policy)).toBe(true);
     expect(webPolicyDefaults.ports).toEqual([80, 443]);
     expect(webPolicyDefaults.resolve).toEqual({});
+    expect(Object.isFrozen(webPolicyDefaults) && Object.isFrozen(webPolicyDefaults.ports) && Object.isFrozen(webPolicyDefaults.resolve)).toBe(true);
   });
 
   const invalid: Array<[what: string, input: unknown, path: string]> = [

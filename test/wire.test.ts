@@ -100,7 +100,8 @@ describe("RemoteExecutionContext JSON", () => {
 
   it("refuses Binary XML with WIRE_FORMAT_UNSUPPORTED, and malformed JSON or XML with WIRE_INVALID", () => {
     expect(() => parseRemoteExecutionContext("\u0040\u0001binary", undefined)).toThrow(expect.objectContaining({ code: "WIRE_FORMAT_UNSUPPORTED", message: expect.stringContaining("Binary XML") }));
-    expect(() => parseRemoteExecutionContext("<RemoteExecutionContext><Depth>1</Stage></RemoteExecutionContext>")).toThrow(expect.objectContaining({ code: "WIRE_INVALID", message: expect.stringContaining("</Depth> was expected") }));
+    expect(() => parseRemoteExecutionContext("<RemoteExecutionContext><Depth>1</Stage></RemoteExecutionContext>")).toThrow(expect.objectContaining({ code: "WIRE_INVALID", message: expect.stringContaining("malformed at line 1, column 33: Expected closing tag 'Depth'") }));
+    expect(() => parseRemoteExecutionContext('<!DOCTYPE x [<!ENTITY e "boom">]><RemoteExecutionContext><MessageName>&e;</MessageName></RemoteExecutionContext>')).toThrow(expect.objectContaining({ code: "WIRE_INVALID", message: expect.stringContaining("DOCTYPE is not allowed") }));
     expect(() => parseRemoteExecutionContext("<Other/>")).toThrow(expect.objectContaining({ code: "WIRE_INVALID", message: expect.stringContaining("not <RemoteExecutionContext>") }));
     expect(() => parseRemoteExecutionContext("{ not json")).toThrow(expect.objectContaining({ code: "WIRE_INVALID" }));
     expect(() => parseRemoteExecutionContext('{"InputParameters": {"Target": 1}}')).toThrow(expect.objectContaining({ code: "WIRE_INVALID", message: expect.stringContaining("InputParameters") }));

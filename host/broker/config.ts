@@ -5,97 +5,92 @@
  * MaxDeliveryCount 1–10, time to live PT5M–PT1H, no unknown keys). Rules map to correlation and SQL
  * filters (rules.ts). Errors name the JSON path.
  */
+import { parse, printParseErrorCode, type ParseError } from "jsonc-parser";
+import { flag, formatPath, integer, parseOptions, shown, strictOptions, v } from "../../runtime/schema.js";
 import { BrokerError } from "./errors.js";
 import type { EventHubSpec } from "./event-hubs.js";
 import type { BrokerTopology, EntityOptions } from "./namespace.js";
 import type { CorrelationFilterSpec, RuleSpec } from "./rules.js";
 
-/** Removes // and /* *\/ comments outside strings. */
-export function stripJsonComments(text: string): string {
-  let out = "";
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (c === '"') {
-      let j = i + 1;
-      while (j < text.length && text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
-      out += text.slice(i, j + 1);
-      i = j;
-    } else if (c === "/" && text[i + 1] === "/") {
-      while (i < text.length && text[i] !== "\n") i++;
-      out += "\n";
-    } else if (c === "/" && text[i + 1] === "*") {
-      const end = text.indexOf("*/", i + 2);
-      i = end < 0 ? text.length : end + 1;
-    } else out += c;
+/** Reads JSON with comments (jsonc-parser); a syntax error names its line and column. */
+function parseJsonc(text: string, file: string): unknown {
+  const errors: ParseError[] = [];
+  const value: unknown = parse(text, errors, { allowTrailingComma: false, disallowComments: false });
+  const first = errors[0];
+  if (first) {
+    const before = text.slice(0, first.offset).split("\n");
+    throw new BrokerError("BROKER_CONFIG_INVALID", `${file} is not valid JSON (comments allowed): ${printParseErrorCode(first.error).replace(/(?<!^)([A-Z])/g, " $1").toLowerCase()} at line ${before.length}, column ${before.at(-1)!.length + 1}`);
   }
-  return out;
+  return value;
 }
+
+const DURATION = /^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/;
+const durationRule = (value: unknown) => `must be an ISO 8601 duration such as "PT1M" or "PT30S", got ${shown(value)}`;
+
+function durationMs(text: string): number {
+  const [, d, h, m, sec] = DURATION.exec(text)!;
+  return ((Number(d ?? 0) * 24 + Number(h ?? 0)) * 60 + Number(m ?? 0)) * 60_000 + Math.round(Number(sec ?? 0) * 1000);
+}
+
+const isDuration = (value: unknown): value is string => typeof value === "string" && value !== "P" && value !== "PT" && DURATION.test(value);
 
 /** ISO 8601 durations as the emulator writes them: PT1M, PT30S, PT0.5S, P1DT2H. */
 export function parseDuration(value: unknown, at: string): number {
-  const match = typeof value === "string" ? /^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/.exec(value) : null;
-  if (!match || value === "P" || value === "PT") throw new BrokerError("BROKER_CONFIG_INVALID", `${at} must be an ISO 8601 duration such as "PT1M" or "PT30S", got ${JSON.stringify(value)}`);
-  const [, d, h, m, s] = match;
-  return ((Number(d ?? 0) * 24 + Number(h ?? 0)) * 60 + Number(m ?? 0)) * 60_000 + Math.round(Number(s ?? 0) * 1000);
+  if (!isDuration(value)) throw new BrokerError("BROKER_CONFIG_INVALID", `${at} ${durationRule(value)}`);
+  return durationMs(value);
 }
 
-function object(value: unknown, at: string): Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new BrokerError("BROKER_CONFIG_INVALID", `${at} must be an object`);
-  return value as Record<string, unknown>;
+const name = v.pipe(v.string("must be a non-empty string"), v.minLength(1, "must be a non-empty string"));
+const named = v.looseObject({ Name: name }, "must be an object");
+const list = <S extends v.GenericSchema>(item: S) => v.optional(v.array(item, "must be an array"), []);
+
+/** A duration, in ms; `strict` holds it to the emulator's range. */
+function duration(strict: boolean, range?: [min: number, max: number, shown: string]) {
+  const ms = v.pipe(v.custom<string>(isDuration, (issue) => durationRule(issue.input)), v.transform(durationMs));
+  if (!strict || !range) return ms;
+  const [min, max, text] = range;
+  return v.pipe(ms, v.check((value) => value >= min && value <= max, `must be from ${text} in the emulator`));
 }
 
-function list(value: unknown, at: string): unknown[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value)) throw new BrokerError("BROKER_CONFIG_INVALID", `${at} must be an array`);
-  return value;
-}
-
-function boolean(value: unknown, at: string): boolean {
-  if (typeof value !== "boolean") throw new BrokerError("BROKER_CONFIG_INVALID", `${at} must be true or false`);
-  return value;
-}
-
-function strictRange(strict: boolean, ms: number, min: number, max: number, at: string, range: string): void {
-  if (strict && (ms < min || ms > max)) throw new BrokerError("BROKER_CONFIG_INVALID", `${at} must be from ${range} in the emulator`);
+/** An entity's Properties as read, durations in ms. */
+interface EntityProperties {
+  LockDuration?: number;
+  MaxDeliveryCount?: number;
+  DefaultMessageTimeToLive?: number;
+  DeadLetteringOnMessageExpiration?: boolean;
+  RequiresDuplicateDetection?: boolean;
+  DuplicateDetectionHistoryTimeWindow?: number;
+  ForwardTo?: string;
+  ForwardDeadLetteredMessagesTo?: string;
+  RequiresSession?: boolean;
 }
 
 /** Every entity property of §1.1; a key this broker does not know is ignored unless strict. */
-function entityOptions(value: unknown, at: string, strict: boolean): EntityOptions {
-  if (value === undefined) return {};
-  const p = object(value, at);
+function entityPropertiesSchema(strict: boolean): v.GenericSchema<unknown, EntityProperties> {
+  const entries = {
+    LockDuration: v.optional(duration(strict, [5_000, 300_000, "PT5S to PT5M"])),
+    MaxDeliveryCount: v.optional(strict ? integer(1, 10, "must be from 1 to 10 in the emulator") : integer(1, Number.MAX_SAFE_INTEGER, "must be a positive integer")),
+    DefaultMessageTimeToLive: v.optional(duration(strict, [300_000, 3_600_000, "PT5M to PT1H"])),
+    DeadLetteringOnMessageExpiration: v.optional(flag()),
+    RequiresDuplicateDetection: v.optional(flag()),
+    DuplicateDetectionHistoryTimeWindow: v.optional(duration(strict, [5_000, 300_000, "PT5S to PT5M"])),
+    ForwardTo: v.optional(v.string(`must be an entity name or ""`)),
+    ForwardDeadLetteredMessagesTo: v.optional(v.string(`must be an entity name or ""`)),
+    RequiresSession: v.optional(flag()),
+  };
+  return v.optional(strict ? strictOptions(entries, "is not a property the emulator knows; it knows") : v.looseObject(entries, "must be an object"), {});
+}
+
+function entityOptions(p: EntityProperties): EntityOptions {
   const options: EntityOptions = {};
-  if (p.LockDuration !== undefined) {
-    options.lockDurationMs = parseDuration(p.LockDuration, `${at}.LockDuration`);
-    strictRange(strict, options.lockDurationMs, 5_000, 300_000, `${at}.LockDuration`, "PT5S to PT5M");
-  }
-  if (p.MaxDeliveryCount !== undefined) {
-    if (typeof p.MaxDeliveryCount !== "number" || !Number.isInteger(p.MaxDeliveryCount) || p.MaxDeliveryCount < 1) throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.MaxDeliveryCount must be a positive integer`);
-    if (strict && p.MaxDeliveryCount > 10) throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.MaxDeliveryCount must be from 1 to 10 in the emulator`);
-    options.maxDeliveryCount = p.MaxDeliveryCount;
-  }
-  if (p.DefaultMessageTimeToLive !== undefined) {
-    options.defaultMessageTtlMs = parseDuration(p.DefaultMessageTimeToLive, `${at}.DefaultMessageTimeToLive`);
-    strictRange(strict, options.defaultMessageTtlMs, 300_000, 3_600_000, `${at}.DefaultMessageTimeToLive`, "PT5M to PT1H");
-  }
-  if (p.DeadLetteringOnMessageExpiration !== undefined) options.deadLetteringOnMessageExpiration = boolean(p.DeadLetteringOnMessageExpiration, `${at}.DeadLetteringOnMessageExpiration`);
-  if (p.RequiresDuplicateDetection !== undefined && boolean(p.RequiresDuplicateDetection, `${at}.RequiresDuplicateDetection`)) {
-    const window = p.DuplicateDetectionHistoryTimeWindow ?? "PT20S";
-    options.duplicateDetectionWindowMs = parseDuration(window, `${at}.DuplicateDetectionHistoryTimeWindow`);
-    strictRange(strict, options.duplicateDetectionWindowMs, 5_000, 300_000, `${at}.DuplicateDetectionHistoryTimeWindow`, "PT5S to PT5M");
-  } else if (p.DuplicateDetectionHistoryTimeWindow !== undefined) {
-    parseDuration(p.DuplicateDetectionHistoryTimeWindow, `${at}.DuplicateDetectionHistoryTimeWindow`);
-  }
-  for (const [key, field] of [["ForwardTo", "forwardTo"], ["ForwardDeadLetteredMessagesTo", "forwardDeadLetteredMessagesTo"]] as const) {
-    if (p[key] === undefined || p[key] === "") continue;
-    if (typeof p[key] !== "string") throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.${key} must be an entity name or ""`);
-    options[field] = p[key];
-  }
-  if (p.RequiresSession !== undefined && boolean(p.RequiresSession, `${at}.RequiresSession`)) options.requiresSession = true;
-  if (strict) {
-    const known = ["LockDuration", "MaxDeliveryCount", "DefaultMessageTimeToLive", "DeadLetteringOnMessageExpiration", "RequiresDuplicateDetection", "DuplicateDetectionHistoryTimeWindow", "ForwardTo", "ForwardDeadLetteredMessagesTo", "RequiresSession"];
-    const unknown = Object.keys(p).filter((k) => !known.includes(k));
-    if (unknown.length > 0) throw new BrokerError("BROKER_CONFIG_INVALID", `${at} has properties the emulator does not know: ${unknown.join(", ")}`);
-  }
+  if (p.LockDuration !== undefined) options.lockDurationMs = p.LockDuration;
+  if (p.MaxDeliveryCount !== undefined) options.maxDeliveryCount = p.MaxDeliveryCount;
+  if (p.DefaultMessageTimeToLive !== undefined) options.defaultMessageTtlMs = p.DefaultMessageTimeToLive;
+  if (p.DeadLetteringOnMessageExpiration !== undefined) options.deadLetteringOnMessageExpiration = p.DeadLetteringOnMessageExpiration;
+  if (p.RequiresDuplicateDetection) options.duplicateDetectionWindowMs = p.DuplicateDetectionHistoryTimeWindow ?? 20_000;
+  if (p.ForwardTo) options.forwardTo = p.ForwardTo;
+  if (p.ForwardDeadLetteredMessagesTo) options.forwardDeadLetteredMessagesTo = p.ForwardDeadLetteredMessagesTo;
+  if (p.RequiresSession) options.requiresSession = true;
   return options;
 }
 
@@ -110,101 +105,100 @@ const CORRELATION_KEYS: Record<string, keyof CorrelationFilterSpec> = {
   To: "to",
 };
 
-function rule(value: unknown, at: string): RuleSpec {
-  const r = object(value, at);
-  if (typeof r.Name !== "string" || r.Name === "") throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.Name must be a non-empty string`);
-  const p = object(r.Properties, `${at}.Properties`);
-  const spec: RuleSpec = { name: r.Name };
+const correlationFilter = strictOptions(
+  { ...Object.fromEntries(Object.keys(CORRELATION_KEYS).map((key) => [key, v.optional(v.string("must be a string"))])), Properties: v.optional(v.record(v.string(), v.unknown(), "must be an object")) },
+  "is not a correlation filter property",
+);
+const sqlExpression = v.looseObject({ SqlExpression: v.string("must be a string") }, "must be an object");
+const filterTypeRule = (issue: v.BaseIssue<unknown>) => `must be "Correlation" or "Sql", got ${shown(issue.input)}`;
+
+const ruleSchema = v.looseObject({
+  Name: name,
+  Properties: v.variant(
+    "FilterType",
+    [
+      v.looseObject({ FilterType: v.literal("Correlation", filterTypeRule), CorrelationFilter: correlationFilter, Action: v.optional(sqlExpression) }),
+      v.looseObject({ FilterType: v.literal("Sql", filterTypeRule), SqlFilter: sqlExpression, Action: v.optional(sqlExpression) }),
+    ],
+    (issue) => (issue.expected === "Object" || issue.expected === "object" ? "must be an object" : filterTypeRule(issue)),
+  ),
+});
+
+function ruleSpec(rule: v.InferOutput<typeof ruleSchema>): RuleSpec {
+  const p = rule.Properties;
+  const spec: RuleSpec = { name: rule.Name };
   if (p.FilterType === "Correlation") {
-    const c = object(p.CorrelationFilter, `${at}.Properties.CorrelationFilter`);
     const correlation: CorrelationFilterSpec = {};
-    for (const [key, v] of Object.entries(c)) {
-      if (key === "Properties") correlation.properties = object(v, `${at}.Properties.CorrelationFilter.Properties`);
-      else if (CORRELATION_KEYS[key] && typeof v === "string") correlation[CORRELATION_KEYS[key]] = v as never;
-      else throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.Properties.CorrelationFilter.${key} is not a correlation filter property (${[...Object.keys(CORRELATION_KEYS), "Properties"].join(", ")})`);
+    for (const [key, value] of Object.entries(p.CorrelationFilter)) {
+      if (value === undefined) continue;
+      if (key === "Properties") correlation.properties = value as Record<string, unknown>;
+      else correlation[CORRELATION_KEYS[key]!] = value as never;
     }
     spec.correlation = correlation;
-  } else if (p.FilterType === "Sql") {
-    const sql = object(p.SqlFilter, `${at}.Properties.SqlFilter`).SqlExpression;
-    if (typeof sql !== "string") throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.Properties.SqlFilter.SqlExpression must be a string`);
-    spec.sql = sql;
-  } else {
-    throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.Properties.FilterType must be "Correlation" or "Sql", got ${JSON.stringify(p.FilterType)}`);
-  }
-  if (p.Action !== undefined) {
-    const action = object(p.Action, `${at}.Properties.Action`).SqlExpression;
-    if (typeof action !== "string") throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.Properties.Action.SqlExpression must be a string`);
-    spec.action = action;
-  }
+  } else spec.sql = p.SqlFilter.SqlExpression;
+  if (p.Action !== undefined) spec.action = p.Action.SqlExpression;
   return spec;
 }
+
+/** The Event Hubs emulator's file: NamespaceConfig[{ Type: "EventHub", Entities: [{ Name, PartitionCount, ConsumerGroups }] }]. */
+function eventHubsNamespace(strict: boolean) {
+  const partitions = v.pipe(
+    v.optional(v.union([v.number(), v.string()]), 1),
+    v.check((n) => Number.isInteger(Number(n)) && Number(n) >= 1 && Number(n) <= 32, (issue) => `must be a whole number from 1 to 32, got ${shown(issue.input)}`),
+    v.transform(Number),
+  );
+  const groups = strict ? v.pipe(list(named), v.maxLength(20, ": the emulator allows 20")) : list(named);
+  return v.looseObject({
+    Type: v.literal("EventHub", (issue) => `must be "EventHub", got ${shown(issue.input)}`),
+    Entities: list(v.looseObject({ Name: name, PartitionCount: partitions, ConsumerGroups: groups }, "must be an object")),
+  }, "must be an object");
+}
+
+function configSchema(strict: boolean) {
+  const properties = entityPropertiesSchema(strict);
+  return v.looseObject({
+    UserConfig: v.looseObject({
+      Namespaces: v.optional(v.array(v.looseObject({
+        Name: v.optional(v.unknown()),
+        Queues: list(v.looseObject({ Name: name, Properties: properties }, "must be an object")),
+        Topics: list(v.looseObject({
+          Name: name,
+          Properties: properties,
+          Subscriptions: list(v.looseObject({ Name: name, Properties: properties, Rules: list(ruleSchema) }, "must be an object")),
+        }, "must be an object")),
+      }, "must be an object"), "must be an array")),
+      NamespaceConfig: v.optional(v.array(eventHubsNamespace(strict), "must be an array")),
+    }, "must be an object"),
+  }, "must be an object");
+}
+
+const schemas = { strict: configSchema(true), lenient: configSchema(false) };
 
 export function parseEmulatorConfig(text: string, options: { strict?: boolean; file?: string } = {}): BrokerTopology {
   const file = options.file ?? "Config.json";
   const strict = options.strict ?? false;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(stripJsonComments(text));
-  } catch (error) {
-    throw new BrokerError("BROKER_CONFIG_INVALID", `${file} is not valid JSON (comments allowed): ${(error as Error).message}`);
-  }
-  const user = object(object(raw, file).UserConfig, `${file}: UserConfig`);
-  const eventHubs = user.NamespaceConfig !== undefined ? parseEventHubsConfig(user.NamespaceConfig, `${file}: UserConfig.NamespaceConfig`, strict) : [];
-  const namespaces = list(user.Namespaces, `${file}: UserConfig.Namespaces`);
+  const { UserConfig: user } = parseOptions(strict ? schemas.strict : schemas.lenient, parseJsonc(text, file), (path, message) =>
+    new BrokerError("BROKER_CONFIG_INVALID", `${path.length === 0 ? file : `${file}: ${formatPath("", path)}`}${message.startsWith(":") ? "" : " "}${message}`),
+  );
   if (user.Namespaces === undefined && user.NamespaceConfig === undefined) {
     throw new BrokerError("BROKER_CONFIG_INVALID", `${file}: UserConfig needs Namespaces (the Service Bus emulator's file) or NamespaceConfig (the Event Hubs emulator's file)`);
   }
-  if (strict && user.Namespaces !== undefined && (namespaces.length !== 1 || object(namespaces[0], `${file}: UserConfig.Namespaces[0]`).Name !== "sbemulatorns")) {
+  const namespaces = user.Namespaces ?? [];
+  if (strict && user.Namespaces !== undefined && (namespaces.length !== 1 || namespaces[0]!.Name !== "sbemulatorns")) {
     throw new BrokerError("BROKER_CONFIG_INVALID", `${file}: UserConfig.Namespaces must hold exactly one namespace named "sbemulatorns" in the emulator`);
   }
   const topology: Required<Omit<BrokerTopology, "eventHubs">> = { queues: [], topics: [] };
-  namespaces.forEach((ns, n) => {
-    const at = `${file}: UserConfig.Namespaces[${n}]`;
-    const namespace = object(ns, at);
-    list(namespace.Queues, `${at}.Queues`).forEach((q, i) => {
-      const queue = object(q, `${at}.Queues[${i}]`);
-      if (typeof queue.Name !== "string" || queue.Name === "") throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.Queues[${i}].Name must be a non-empty string`);
-      topology.queues.push({ name: queue.Name, ...entityOptions(queue.Properties, `${at}.Queues[${i}].Properties`, strict) });
-    });
-    list(namespace.Topics, `${at}.Topics`).forEach((t, i) => {
-      const topic = object(t, `${at}.Topics[${i}]`);
-      if (typeof topic.Name !== "string" || topic.Name === "") throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.Topics[${i}].Name must be a non-empty string`);
-      const subscriptions = list(topic.Subscriptions, `${at}.Topics[${i}].Subscriptions`).map((s, j) => {
-        const subscription = object(s, `${at}.Topics[${i}].Subscriptions[${j}]`);
-        if (typeof subscription.Name !== "string" || subscription.Name === "") throw new BrokerError("BROKER_CONFIG_INVALID", `${at}.Topics[${i}].Subscriptions[${j}].Name must be a non-empty string`);
-        const rules = list(subscription.Rules, `${at}.Topics[${i}].Subscriptions[${j}].Rules`).map((r, k) => rule(r, `${at}.Topics[${i}].Subscriptions[${j}].Rules[${k}]`));
-        return { name: subscription.Name, ...entityOptions(subscription.Properties, `${at}.Topics[${i}].Subscriptions[${j}].Properties`, strict), ...(rules.length > 0 ? { rules } : {}) };
-      });
-      const { defaultMessageTtlMs, duplicateDetectionWindowMs } = entityOptions(topic.Properties, `${at}.Topics[${i}].Properties`, strict);
+  for (const namespace of namespaces) {
+    for (const queue of namespace.Queues) topology.queues.push({ name: queue.Name, ...entityOptions(queue.Properties) });
+    for (const topic of namespace.Topics) {
+      const subscriptions = topic.Subscriptions.map((s) => ({ name: s.Name, ...entityOptions(s.Properties), ...(s.Rules.length > 0 ? { rules: s.Rules.map(ruleSpec) } : {}) }));
+      const { defaultMessageTtlMs, duplicateDetectionWindowMs } = entityOptions(topic.Properties);
       topology.topics.push({ name: topic.Name, subscriptions, ...(defaultMessageTtlMs !== undefined ? { defaultMessageTtlMs } : {}), ...(duplicateDetectionWindowMs !== undefined ? { duplicateDetectionWindowMs } : {}) });
-    });
-  });
+    }
+  }
   if (strict && topology.queues.length + topology.topics.length > 50) throw new BrokerError("BROKER_CONFIG_INVALID", `${file}: the emulator allows 50 queues and topics in all`);
+  const eventHubs: EventHubSpec[] = (user.NamespaceConfig ?? []).flatMap((ns) => ns.Entities.map((e) => ({ name: e.Name, partitionCount: e.PartitionCount, consumerGroups: e.ConsumerGroups.map((g) => g.Name) })));
   return eventHubs.length > 0 ? { ...topology, eventHubs } : topology;
-}
-
-/** The Event Hubs emulator's file: NamespaceConfig[{ Type: "EventHub", Entities: [{ Name, PartitionCount, ConsumerGroups }] }]. */
-function parseEventHubsConfig(value: unknown, at: string, strict: boolean): EventHubSpec[] {
-  const hubs: EventHubSpec[] = [];
-  list(value, at).forEach((ns, n) => {
-    const namespace = object(ns, `${at}[${n}]`);
-    if (namespace.Type !== "EventHub") throw new BrokerError("BROKER_CONFIG_INVALID", `${at}[${n}].Type must be "EventHub", got ${JSON.stringify(namespace.Type)}`);
-    list(namespace.Entities, `${at}[${n}].Entities`).forEach((e, i) => {
-      const where = `${at}[${n}].Entities[${i}]`;
-      const entity = object(e, where);
-      if (typeof entity.Name !== "string" || entity.Name === "") throw new BrokerError("BROKER_CONFIG_INVALID", `${where}.Name must be a non-empty string`);
-      const partitionCount = entity.PartitionCount === undefined ? 1 : Number(entity.PartitionCount);
-      if (!Number.isInteger(partitionCount) || partitionCount < 1 || partitionCount > 32) throw new BrokerError("BROKER_CONFIG_INVALID", `${where}.PartitionCount must be a whole number from 1 to 32, got ${JSON.stringify(entity.PartitionCount)}`);
-      const consumerGroups = list(entity.ConsumerGroups, `${where}.ConsumerGroups`).map((g, j) => {
-        const name = object(g, `${where}.ConsumerGroups[${j}]`).Name;
-        if (typeof name !== "string" || name === "") throw new BrokerError("BROKER_CONFIG_INVALID", `${where}.ConsumerGroups[${j}].Name must be a non-empty string`);
-        return name;
-      });
-      if (strict && consumerGroups.length > 20) throw new BrokerError("BROKER_CONFIG_INVALID", `${where}.ConsumerGroups: the emulator allows 20`);
-      hubs.push({ name: entity.Name, partitionCount, consumerGroups });
-    });
-  });
-  return hubs;
 }
 
 /** ISO 8601 duration of a number of milliseconds, as the emulator writes them (PT1M, PT30S, PT0.5S). */

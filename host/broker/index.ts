@@ -4,4 +4,4 @@
  */
 export { Broker, BrokerError, BROKER_ERRORS, startBroker } from "./broker.js";
 export type { BrokerOptions, BrokerTopology, EntityOptions, BrokerErrorCode, SubscriptionSpec, TopicSpec, RuleSpec, CorrelationFilterSpec, EventHubSpec } from "./broker.js";
-export { parseEmulatorConfig, parseDuration, formatDuration, stripJsonComments, toEmulatorConfig } from "./config.js";
+export { parseEmulatorConfig, parseDuration, formatDuration, toEmulatorConfig } from "./config.js";

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { ServiceEndpointRegistration } from "../registry/manifest.js";
+import { flag, formatPath, integer, parseOptions, shown, strictOptions, v } from "../../runtime/schema.js";
 import { RelayError } from "./errors.js";
 
 /** Dataverse's contract enum (reference 3.2). */
@@ -57,15 +58,44 @@ export interface SecretSource {
   file?: string;
 }
 
-function enumValue<T extends Record<string, number>>(table: T, value: unknown, at: string, fallback?: keyof T): keyof T {
-  if (value === undefined && fallback !== undefined) return fallback;
-  if (typeof value === "string" && Object.prototype.hasOwnProperty.call(table, value)) return value;
-  if (typeof value === "number") {
-    const name = Object.keys(table).find((k) => table[k] === value);
-    if (name) return name;
-  }
-  throw new RelayError("RELAY_CONFIG_INVALID", `${at} must be one of ${Object.entries(table).map(([k, v]) => `${k} (${v})`).join(", ")}; got ${JSON.stringify(value)}`);
+/** A member of one of Dataverse's enums, by name or by number; the output is the name. */
+function enumOf<T extends Record<string, number>>(table: T) {
+  const names = Object.keys(table) as Array<keyof T & string>;
+  const message = (issue: v.BaseIssue<unknown>) => `must be one of ${Object.entries(table).map(([k, n]) => `${k} (${n})`).join(", ")}; got ${shown(issue.input)}`;
+  return v.pipe(
+    v.union([v.picklist(names), v.picklist(Object.values(table))], message),
+    v.transform((value) => (typeof value === "number" ? names.find((k) => table[k] === value)! : value)),
+  );
 }
+
+const positive = integer(1, Number.MAX_SAFE_INTEGER, "must be a positive integer");
+const optionalText = v.optional(v.string("must be a string"));
+
+/** The keys of a declared endpoint and the type of each; what depends on the contract is checked in readServiceEndpoint. */
+const endpointSchema = strictOptions(
+  {
+    id: v.string(),
+    name: v.string(),
+    description: optionalText,
+    contract: enumOf(CONTRACTS),
+    messageFormat: v.optional(enumOf(MESSAGE_FORMATS), "Json"),
+    userClaim: v.optional(enumOf(USER_CLAIMS), "UserId"),
+    path: optionalText,
+    connectionString: v.optional(v.unknown()),
+    namespaceAddress: optionalText,
+    sasKeyName: optionalText,
+    sasKey: v.optional(v.unknown()),
+    url: optionalText,
+    authType: v.optional(enumOf(AUTH_TYPES)),
+    authValue: v.optional(v.unknown()),
+    replyQueue: optionalText,
+    replySessions: v.optional(flag()),
+    timeoutMs: v.optional(positive, 60_000),
+    outbox: v.optional(flag(), false),
+    maxAttempts: v.optional(positive, 10),
+  },
+  "is not a known key; known keys are",
+);
 
 export class SecretResolver {
   readonly #env: Record<string, string | undefined>;
@@ -109,27 +139,21 @@ function isDevelopmentConnection(value: string): boolean {
   return /(^|;)UseDevelopmentEmulator=true(;|$)/.test(value);
 }
 
-export function readServiceEndpoint(raw: ServiceEndpointRegistration, secrets: SecretResolver): ServiceEndpoint {
-  const at = `serviceEndpoints "${raw.name}"`;
-  const known = ["id", "name", "description", "contract", "messageFormat", "userClaim", "path", "connectionString", "namespaceAddress", "sasKeyName", "sasKey", "url", "authType", "authValue", "replyQueue", "replySessions", "timeoutMs", "outbox", "maxAttempts"];
-  for (const key of Object.keys(raw)) if (!known.includes(key)) throw new RelayError("RELAY_CONFIG_INVALID", `${at}: ${key} is not a known key; known keys are ${known.join(", ")}`);
-  const contract = enumValue(CONTRACTS, raw.contract, `${at}.contract`) as Contract;
+export function readServiceEndpoint(declared: ServiceEndpointRegistration, secrets: SecretResolver): ServiceEndpoint {
+  const at = `serviceEndpoints "${declared.name}"`;
+  const raw = parseOptions(endpointSchema, declared, (path, message) => new RelayError("RELAY_CONFIG_INVALID", `${formatPath(at, path)} ${message}`));
+  const { contract, messageFormat: format, userClaim, outbox, timeoutMs, maxAttempts } = raw;
   const transport: Transport = contract === "Webhook" ? "webhook" : contract === "EventHub" ? "eventHub" : "serviceBus";
-  const format = enumValue(MESSAGE_FORMATS, raw.messageFormat, `${at}.messageFormat`, "Json") as MessageFormat;
   if (format === "BinaryXml") {
     throw new RelayError("RELAY_FORMAT_UNSUPPORTED", `${at}: Binary XML (MessageFormat 1) is .NET's binary encoding and is not supported; use Json (2) or TextXml (3)`);
   }
   if (transport === "webhook" && format !== "Json") throw new RelayError("RELAY_CONFIG_INVALID", `${at}: webhooks always post JSON; remove messageFormat or set it to Json`);
-  const userClaim = enumValue(USER_CLAIMS, raw.userClaim, `${at}.userClaim`, "UserId") as UserClaim;
-  const outbox = optionalBoolean(raw.outbox, false, `${at}.outbox`);
   const twoWay = contract === "TwoWay" || contract === "Rest";
   if (outbox && twoWay) throw new RelayError("RELAY_CONFIG_INVALID", `${at}: a ${contract} endpoint answers the plug-in, so its posts cannot wait in the outbox; remove outbox or use a Queue`);
-  const timeoutMs = raw.timeoutMs === undefined ? 60_000 : positiveInteger(raw.timeoutMs, `${at}.timeoutMs`);
-  const maxAttempts = raw.maxAttempts === undefined ? 10 : positiveInteger(raw.maxAttempts, `${at}.maxAttempts`);
   const base = { id: raw.id, name: raw.name, contract, transport, messageFormat: format === "TextXml" ? ("xml" as const) : ("json" as const), userClaim, timeoutMs, outbox, maxAttempts };
 
   if (transport === "webhook") {
-    if (typeof raw.url !== "string") throw new RelayError("RELAY_CONFIG_INVALID", `${at}: a Webhook endpoint needs a url`);
+    if (raw.url === undefined) throw new RelayError("RELAY_CONFIG_INVALID", `${at}: a Webhook endpoint needs a url`);
     let url: URL;
     try {
       url = new URL(raw.url);
@@ -138,7 +162,7 @@ export function readServiceEndpoint(raw: ServiceEndpointRegistration, secrets: S
     }
     if (url.protocol !== "https:" && url.protocol !== "http:") throw new RelayError("RELAY_CONFIG_INVALID", `${at}.url must be http: or https:`);
     if (url.username || url.password) throw new RelayError("RELAY_CONFIG_INVALID", `${at}.url must not hold credentials; use authType HttpHeader with env: secrets`);
-    const authType = raw.authType === undefined ? null : (enumValue(AUTH_TYPES, raw.authType, `${at}.authType`) as AuthType);
+    const authType = raw.authType ?? null;
     if (authType !== null && authType !== "WebhookKey" && authType !== "HttpHeader" && authType !== "HttpQueryString") {
       throw new RelayError("RELAY_CONFIG_INVALID", `${at}: a Webhook takes authType WebhookKey, HttpHeader or HttpQueryString, not ${authType}`);
     }
@@ -153,12 +177,12 @@ export function readServiceEndpoint(raw: ServiceEndpointRegistration, secrets: S
     return { ...base, path: null, connectionString: null, url: url.href, authType, authValues, replyQueue: null, replySessions: false };
   }
 
-  if (typeof raw.path !== "string" || raw.path === "") throw new RelayError("RELAY_CONFIG_INVALID", `${at}: a ${contract} endpoint needs a path (the queue, topic or event hub)`);
+  if (!raw.path) throw new RelayError("RELAY_CONFIG_INVALID", `${at}: a ${contract} endpoint needs a path (the queue, topic or event hub)`);
   let connectionString: string;
   if (raw.connectionString !== undefined) {
     connectionString = secrets.resolve(raw.connectionString, `${at}.connectionString`, { allowLiteral: isDevelopmentConnection });
   } else if (raw.namespaceAddress !== undefined) {
-    if (typeof raw.namespaceAddress !== "string" || typeof raw.sasKeyName !== "string") {
+    if (raw.sasKeyName === undefined) {
       throw new RelayError("RELAY_CONFIG_INVALID", `${at}: SAS authentication needs namespaceAddress, sasKeyName and sasKey`);
     }
     connectionString = `Endpoint=${raw.namespaceAddress};SharedAccessKeyName=${raw.sasKeyName};SharedAccessKey=${secrets.resolve(raw.sasKey, `${at}.sasKey`)}`;
@@ -170,19 +194,8 @@ export function readServiceEndpoint(raw: ServiceEndpointRegistration, secrets: S
   if (!/(^|;)Endpoint=sb:\/\/[^;]+/i.test(connectionString)) {
     throw new RelayError("RELAY_CONFIG_INVALID", `${at}: the connection string is malformed: it needs Endpoint=sb://<namespace>;SharedAccessKeyName=…;SharedAccessKey=…`);
   }
-  const replyQueue = twoWay ? (typeof raw.replyQueue === "string" && raw.replyQueue !== "" ? raw.replyQueue : `${raw.path}-replies`) : null;
-  const replySessions = optionalBoolean(raw.replySessions, twoWay, `${at}.replySessions`);
+  const replyQueue = twoWay ? raw.replyQueue || `${raw.path}-replies` : null;
+  const replySessions = raw.replySessions ?? twoWay;
   if (replySessions && !twoWay) throw new RelayError("RELAY_CONFIG_INVALID", `${at}: replySessions is for TwoWay and Rest endpoints; a ${contract} endpoint gets no reply`);
   return { ...base, path: raw.path, connectionString, url: null, authType: raw.namespaceAddress !== undefined ? "SASKey" : "ConnectionString", authValues: {}, replyQueue, replySessions };
-}
-
-function positiveInteger(value: unknown, at: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) throw new RelayError("RELAY_CONFIG_INVALID", `${at} must be a positive integer`);
-  return value;
-}
-
-function optionalBoolean(value: unknown, fallback: boolean, at: string): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== "boolean") throw new RelayError("RELAY_CONFIG_INVALID", `${at} must be true or false`);
-  return value;
 }

@@ -1,4 +1,5 @@
-/** A store's options: defaults, frozen, and the check of each. */
+/** A store's options: defaults, frozen, and the check of each (the options schema, runtime/schema.ts). */
+import { flag, formatPath, integer, parseOptions, shown, strictOptions, v, withDefaults } from "../../runtime/schema.js";
 import { StoreError } from "./errors.js";
 
 export interface StoreOptions {
@@ -19,20 +20,17 @@ export interface StoreOptions {
 /** The store's defaults, frozen; `Store.open` checks every option against them. */
 export const storeDefaults = Object.freeze({ path: ":memory:", busyTimeoutMs: 5_000, quickCheck: true, maxSizeBytes: undefined as number | undefined });
 
+/** The store's options as a schema; `createHost` checks its `db`, `busyTimeoutMs` and `storeOptions` with the same entries. */
+export const storeOptionEntries = {
+  path: v.optional(v.pipe(v.string((issue) => `must be a file path or ":memory:"; got ${shown(issue.input)}`), v.minLength(1, `must be a file path or ":memory:"; got ""`))),
+  busyTimeoutMs: v.optional(integer(0, Number.MAX_SAFE_INTEGER, "must be a whole number of milliseconds, 0 or more")),
+  quickCheck: v.optional(flag()),
+  maxSizeBytes: v.optional(integer(65_536, Number.MAX_SAFE_INTEGER, "must be a whole number of bytes, 65536 or more")),
+};
+const storeOptionsSchema = strictOptions(storeOptionEntries);
+
 /** Fills in defaults and checks every option; throws STORE_OPEN_FAILED naming the option and the rule. */
 export function resolveStoreOptions(options: StoreOptions = {}): Required<Omit<StoreOptions, "maxSizeBytes">> & Pick<StoreOptions, "maxSizeBytes"> {
-  const shown = (value: unknown) => JSON.stringify(value) ?? String(value);
-  const path = options.path ?? storeDefaults.path;
-  if (typeof path !== "string" || path === "") throw new StoreError("STORE_OPEN_FAILED", `path must be a file path or ":memory:"; got ${shown(path)}`);
-  const busyTimeoutMs = options.busyTimeoutMs ?? storeDefaults.busyTimeoutMs;
-  if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
-    throw new StoreError("STORE_OPEN_FAILED", `busyTimeoutMs must be a whole number of milliseconds, 0 or more; got ${shown(busyTimeoutMs)}`);
-  }
-  const quickCheck = options.quickCheck ?? storeDefaults.quickCheck;
-  if (typeof quickCheck !== "boolean") throw new StoreError("STORE_OPEN_FAILED", `quickCheck must be true or false; got ${shown(quickCheck)}`);
-  const maxSizeBytes = options.maxSizeBytes;
-  if (maxSizeBytes !== undefined && (!Number.isSafeInteger(maxSizeBytes) || maxSizeBytes < 65_536)) {
-    throw new StoreError("STORE_OPEN_FAILED", `maxSizeBytes must be a whole number of bytes, 65536 or more; got ${shown(maxSizeBytes)}`);
-  }
-  return { path, busyTimeoutMs, quickCheck, maxSizeBytes };
+  const given = parseOptions(storeOptionsSchema, options, (path, message) => new StoreError("STORE_OPEN_FAILED", `${formatPath("", path) || "store options"} ${message}`));
+  return withDefaults<Required<Omit<StoreOptions, "maxSizeBytes">> & Pick<StoreOptions, "maxSizeBytes">>(storeDefaults, given);
 }

@@ -17,6 +17,7 @@
  */
 import { statSync } from "node:fs";
 import Database from "better-sqlite3";
+import { flag, formatPath, integer, parseOptions, shown, strictOptions, v, withDefaults } from "../../runtime/schema.js";
 import { MIGRATIONS, SCHEMA_VERSION } from "./schema.js";
 import { restoreAdvice, StoreError, toStoreError } from "./errors.js";
 import { resolveStoreOptions, type StoreOptions } from "./options.js";
@@ -25,7 +26,7 @@ import { TraceLogsTable } from "./trace-logs.js";
 
 export { STORE_ERRORS, StoreError, toStoreError, type StoreErrorCode } from "./errors.js";
 
-export { storeDefaults, resolveStoreOptions, type StoreOptions } from "./options.js";
+export { storeDefaults, storeOptionEntries, resolveStoreOptions, type StoreOptions } from "./options.js";
 
 export interface RecordRow {
   entity: string;

@@ -7,6 +7,7 @@
 import { isIP } from "node:net";
 import { classifyAddress, type AddressClass } from "./addresses.js";
 import { WebError } from "./errors.js";
+import { flag, formatPath, integer, parseOptions, shown, strictOptions, v, withDefaults, type IssueAt, type PathItem } from "../schema.js";
 
 export interface WebPolicy {
   /** Ports a request may use. @default [80, 443] */
@@ -32,9 +33,9 @@ export interface WebPolicy {
 }
 
 export const webPolicyDefaults: Readonly<WebPolicy> = Object.freeze({
-  ports: [80, 443],
+  ports: Object.freeze([80, 443]) as number[],
   allowedHosts: null,
-  resolve: {},
+  resolve: Object.freeze({}),
   unsafeAllowPrivateNetwork: false,
   unsafeAllowLoopback: false,
   requestTimeoutMs: 15_000,
@@ -47,63 +48,42 @@ export const webPolicyDefaults: Readonly<WebPolicy> = Object.freeze({
 /** What host configuration may set: `extraPorts` add to the default ports. */
 export type WebPolicyInput = Partial<WebPolicy> & { extraPorts?: number[] };
 
-function bad(path: string, rule: string): WebError {
-  return new WebError("WEB_POLICY_INVALID", `web policy: ${path} ${rule}`);
-}
+const HOST_PATTERN = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
+const hostRule = (issue: v.BaseIssue<unknown>) => `must be a host name such as "api.example.com" or "*.example.com", got ${shown(issue.input)}`;
+const hostName = v.pipe(v.string(hostRule), v.regex(HOST_PATTERN, hostRule), v.toLowerCase());
+const ports = v.array(integer(1, 65535), "must be an array of port numbers");
+const addressRule = "must be an IP address or a list of them";
+const addresses = v.pipe(
+  v.union([v.string(), v.array(v.string())], addressRule),
+  v.transform((value) => (Array.isArray(value) ? value : [value])),
+  v.check((list) => list.length > 0 && list.every((a) => isIP(a) !== 0), addressRule),
+);
 
-function integerIn(path: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) throw bad(path, `must be an integer from ${min} to ${max}`);
-  return value;
-}
+const policySchema = strictOptions({
+  ports: v.optional(ports),
+  extraPorts: v.optional(ports),
+  allowedHosts: v.optional(v.nullable(v.array(hostName, "must be an array of host names or null"))),
+  resolve: v.optional(v.record(hostName, addresses, "must map host names to addresses")),
+  unsafeAllowPrivateNetwork: v.optional(flag()),
+  unsafeAllowLoopback: v.optional(flag()),
+  requestTimeoutMs: v.optional(integer(1, 600_000)),
+  maxRequestsPerExecution: v.optional(integer(0, 100_000)),
+  maxRequestBytes: v.optional(integer(0, 268_435_456)),
+  maxResponseBytes: v.optional(integer(0, 268_435_456)),
+  maxRedirects: v.optional(integer(0, 50)),
+});
 
-function hostPattern(path: string, value: unknown): string {
-  if (typeof value !== "string" || !/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(value)) {
-    throw bad(path, `must be a host name such as "api.example.com" or "*.example.com", got ${JSON.stringify(value)}`);
-  }
-  return value.toLowerCase();
+function policyError(path: PathItem[], message: string, { atKey }: IssueAt): WebError {
+  const at = atKey ? `${formatPath("", path.slice(0, -1))} key ${JSON.stringify(path.at(-1))}` : path.length === 0 ? "(root)" : formatPath("", path);
+  return new WebError("WEB_POLICY_INVALID", `web policy: ${at} ${message}`);
 }
 
 /** Fills in defaults and checks every value; errors name the path and the rule. */
 export function resolveWebPolicy(input: WebPolicyInput = {}, base: WebPolicy = webPolicyDefaults): WebPolicy {
-  if (typeof input !== "object" || input === null) throw bad("(root)", "must be an object");
-  const known = [...Object.keys(webPolicyDefaults), "extraPorts"];
-  for (const key of Object.keys(input)) if (!known.includes(key)) throw bad(key, `is not an option; known options are ${known.join(", ")}`);
-  const out: WebPolicy = { ...base, ports: [...base.ports], resolve: { ...base.resolve } };
-  if (input.ports !== undefined) {
-    if (!Array.isArray(input.ports)) throw bad("ports", "must be an array of port numbers");
-    out.ports = input.ports.map((p, i) => integerIn(`ports[${i}]`, p, 1, 65535));
-  }
-  if (input.extraPorts !== undefined) {
-    if (!Array.isArray(input.extraPorts)) throw bad("extraPorts", "must be an array of port numbers");
-    out.ports.push(...input.extraPorts.map((p, i) => integerIn(`extraPorts[${i}]`, p, 1, 65535)));
-  }
-  if (input.allowedHosts !== undefined) {
-    if (input.allowedHosts !== null && !Array.isArray(input.allowedHosts)) throw bad("allowedHosts", "must be an array of host names or null");
-    out.allowedHosts = input.allowedHosts === null ? null : input.allowedHosts.map((h, i) => hostPattern(`allowedHosts[${i}]`, h));
-  }
-  if (input.resolve !== undefined) {
-    if (typeof input.resolve !== "object" || input.resolve === null) throw bad("resolve", "must map host names to addresses");
-    for (const [name, addresses] of Object.entries(input.resolve)) {
-      const list = Array.isArray(addresses) ? addresses : [addresses];
-      if (list.length === 0 || !list.every((a) => typeof a === "string" && isIP(a) !== 0)) throw bad(`resolve.${name}`, "must be an IP address or a list of them");
-      out.resolve[hostPattern(`resolve key ${JSON.stringify(name)}`, name)] = list as string[];
-    }
-  }
-  for (const key of ["unsafeAllowPrivateNetwork", "unsafeAllowLoopback"] as const) {
-    if (input[key] !== undefined) {
-      if (typeof input[key] !== "boolean") throw bad(key, "must be true or false");
-      out[key] = input[key];
-    }
-  }
-  const ranges: Array<[keyof WebPolicy, number, number]> = [
-    ["requestTimeoutMs", 1, 600_000],
-    ["maxRequestsPerExecution", 0, 100_000],
-    ["maxRequestBytes", 0, 268_435_456],
-    ["maxResponseBytes", 0, 268_435_456],
-    ["maxRedirects", 0, 50],
-  ];
-  for (const [key, min, max] of ranges) if (input[key] !== undefined) (out as unknown as Record<string, number>)[key] = integerIn(key, input[key], min, max);
-  return Object.freeze(out);
+  const { ports: given, extraPorts, resolve, ...rest } = parseOptions(policySchema, input, policyError);
+  const resolved = { ...base.resolve };
+  for (const [name, list] of Object.entries(resolve ?? {})) resolved[name.toLowerCase()] = list;
+  return withDefaults(base, { ...rest, ports: [...(given ?? base.ports), ...(extraPorts ?? [])], resolve: resolved });
 }
 
 const LOCALHOST_NAMES = new Set(["localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"]);

@@ -5,10 +5,11 @@
  * a value's type is its `i:type` (`b:string`, `b:int`, `b:double`, `b:boolean`, `b:dateTime`,
  * `c:guid`, or a contract such as `Entity`); null is `i:nil="true"`.
  *
- * The reader takes any prefixes (it matches local names), entities, character references, CDATA
- * and comments; it has no dependency, since this module runs inside the sandbox too.
+ * Read with the one XML reader (xml-tree.ts, fast-xml-parser), which takes any prefixes (this
+ * module matches local names), entities, character references, CDATA and comments.
  */
 import { Entity, EntityCollection, EntityReference, Money, OptionSetValue, OptionSetValueCollection, typeOf } from "../model.js";
+import { readXmlTree, type XmlElement } from "./xml-tree.js";
 import { CONTEXT_MEMBERS, CONTRACTS_NAMESPACE, dateOffsetOf, dateWithOffset, WireFormatError } from "./json.js";
 
 const XSI = "http://www.w3.org/2001/XMLSchema-instance";
@@ -145,95 +146,15 @@ export function writeContextXml(context: Record<string, unknown>): string {
 
 // Reading ////////////////////////////////////////////////////////////////////////////////////////
 
-interface XmlElement {
-  name: string;
-  attributes: Record<string, string>;
-  children: XmlElement[];
-  text: string;
-}
-
 function local(name: string): string {
   const i = name.indexOf(":");
   return i < 0 ? name : name.slice(i + 1);
 }
 
-function decodeEntities(text: string): string {
-  return text.replace(/&(#x[0-9a-f]+|#\d+|amp|lt|gt|quot|apos);/gi, (_, e: string) => {
-    if (e[0] === "#") return String.fromCodePoint(e[1] === "x" || e[1] === "X" ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10));
-    return ({ amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" } as Record<string, string>)[e.toLowerCase()]!;
-  });
-}
-
-/** A small XML reader for DataContract documents: elements, attributes, text, CDATA, comments. */
-export function parseXml(text: string): XmlElement {
-  let i = 0;
-  const fail = (problem: string): never => {
-    throw new WireFormatError("WIRE_INVALID", `the XML is malformed at character ${i}: ${problem}`);
-  };
-  const skip = () => {
-    for (;;) {
-      while (i < text.length && /\s/.test(text[i]!)) i++;
-      if (text.startsWith("<?", i)) i = text.indexOf("?>", i) + 2 || fail("an unterminated declaration");
-      else if (text.startsWith("<!--", i)) i = text.indexOf("-->", i) + 3 || fail("an unterminated comment");
-      else if (text.startsWith("<!DOCTYPE", i)) fail("DOCTYPE is not allowed");
-      else return;
-    }
-  };
-  const element = (): XmlElement => {
-    if (text[i] !== "<") fail("an element was expected");
-    const nameMatch = /^<([A-Za-z_][\w.:-]*)/.exec(text.slice(i, i + 256));
-    if (!nameMatch) fail("an element name was expected");
-    const name = nameMatch![1]!;
-    i += nameMatch![0].length;
-    const attributes: Record<string, string> = {};
-    for (;;) {
-      while (/\s/.test(text[i] ?? "")) i++;
-      if (text.startsWith("/>", i)) {
-        i += 2;
-        return { name, attributes, children: [], text: "" };
-      }
-      if (text[i] === ">") {
-        i++;
-        break;
-      }
-      const attr = /^([A-Za-z_][\w.:-]*)\s*=\s*("([^"]*)"|'([^']*)')/.exec(text.slice(i, i + 4096));
-      if (!attr) fail(`a malformed attribute in <${name}>`);
-      attributes[attr![1]!] = decodeEntities(attr![3] ?? attr![4] ?? "");
-      i += attr![0].length;
-    }
-    const children: XmlElement[] = [];
-    let content = "";
-    for (;;) {
-      if (i >= text.length) fail(`<${name}> is not closed`);
-      if (text.startsWith("</", i)) {
-        const end = text.indexOf(">", i);
-        if (end < 0 || text.slice(i + 2, end).trim() !== name) fail(`</${name}> was expected`);
-        i = end + 1;
-        return { name, attributes, children, text: content };
-      }
-      if (text.startsWith("<![CDATA[", i)) {
-        const end = text.indexOf("]]>", i);
-        if (end < 0) fail("an unterminated CDATA section");
-        content += text.slice(i + 9, end);
-        i = end + 3;
-      } else if (text.startsWith("<!--", i)) {
-        const end = text.indexOf("-->", i);
-        if (end < 0) fail("an unterminated comment");
-        i = end + 3;
-      } else if (text[i] === "<") {
-        children.push(element());
-      } else {
-        const next = text.indexOf("<", i);
-        content += decodeEntities(text.slice(i, next < 0 ? text.length : next));
-        i = next < 0 ? text.length : next;
-      }
-    }
-  };
-  skip();
-  const root = element();
-  skip();
-  if (i < text.length) fail("content after the root element");
-  return root;
+function parseXml(text: string): XmlElement {
+  const roots = readXmlTree(text, { trim: false, malformed: (problem, line, column) => new WireFormatError("WIRE_INVALID", `the XML is malformed at line ${line}, column ${column}: ${problem}`) });
+  if (roots.length !== 1) throw new WireFormatError("WIRE_INVALID", `the XML has ${roots.length} root elements; a context has one, <RemoteExecutionContext>`);
+  return roots[0]!;
 }
 
 function child(e: XmlElement, name: string): XmlElement | undefined {

@@ -1,8 +1,8 @@
 /**
- * FetchXML → the query model. Parsed with fast-xml-parser (order preserved, no value coercion:
+ * FetchXML → the query model. Read with the one XML reader (sdk/wire/xml-tree.ts; no value coercion:
  * every attribute and <value> stays a string, and the compiler compares it with the stored type).
  */
-import { XMLParser, XMLValidator } from "fast-xml-parser";
+import { readXmlTree, type XmlElement } from "../../../sdk/wire/xml-tree.js";
 import {
   AGGREGATE_FUNCTIONS,
   DATE_GROUPINGS,
@@ -28,72 +28,23 @@ import {
 /** The longest FetchXML accepted, in characters. */
 export const MAX_FETCH_LENGTH = 1_000_000;
 
-interface XmlNode {
-  name: string;
-  attrs: Record<string, string>;
-  children: XmlNode[];
-  text: string;
-}
-
-const parser = new XMLParser({
-  preserveOrder: true,
-  ignoreAttributes: false,
-  attributeNamePrefix: "",
-  parseAttributeValue: false,
-  parseTagValue: false,
-  trimValues: true,
-  ignoreDeclaration: true,
-  ignorePiTags: true,
-  // Also decodes numeric character references (&#65; &#x41;), which XML allows anywhere.
-  htmlEntities: true,
-});
-
-type Parsed = Array<Record<string, unknown>>;
-
-function toNodes(parsed: Parsed, depth: number): XmlNode[] {
-  if (depth > MAX_NESTING * 2 + 8) throw invalid(`the FetchXML nests elements more than ${MAX_NESTING} levels deep`);
-  const nodes: XmlNode[] = [];
-  for (const item of parsed) {
-    const name = Object.keys(item).find((k) => k !== ":@");
-    if (name === undefined || name === "#text") continue;
-    const body = item[name];
-    const children = Array.isArray(body) ? (body as Parsed) : [];
-    const attrs: Record<string, string> = {};
-    const rawAttrs = item[":@"];
-    if (rawAttrs && typeof rawAttrs === "object") {
-      for (const [k, v] of Object.entries(rawAttrs as Record<string, unknown>)) attrs[k] = String(v);
-    }
-    const text = children
-      .map((c) => (c as { "#text"?: unknown })["#text"])
-      .filter((t) => t !== undefined)
-      .map(String)
-      .join("");
-    nodes.push({ name, attrs, children: toNodes(children, depth + 1), text });
-  }
-  return nodes;
-}
-
-function parseXml(xml: string): XmlNode {
+function parseXml(xml: string): XmlElement {
   if (xml.trim() === "") throw invalid("the FetchExpression's query is empty; it must be FetchXML such as <fetch><entity name=\"account\"/></fetch>");
   if (xml.length > MAX_FETCH_LENGTH) throw invalid(`the FetchXML is ${xml.length} characters long; the limit is ${MAX_FETCH_LENGTH}`);
-  if (/<!DOCTYPE/i.test(xml)) throw invalid("the FetchXML must not contain a DOCTYPE");
-  const valid = XMLValidator.validate(xml);
-  if (valid !== true) throw invalid(`the FetchXML is not well-formed: ${valid.err.msg} (line ${valid.err.line}, column ${valid.err.col})`);
-  let roots: XmlNode[];
-  try {
-    roots = toNodes(parser.parse(xml) as Parsed, 0);
-  } catch (error) {
-    if ((error as { code?: unknown }).code === "ORG_INVALID_ARGUMENT") throw error;
-    throw invalid(`the FetchXML is not well-formed: ${(error as Error).message}`);
-  }
+  const roots = readXmlTree(xml, {
+    trim: true,
+    maxDepth: MAX_NESTING * 2 + 8,
+    malformed: (problem, line, column) => invalid(`the FetchXML is not well-formed: ${problem} (line ${line}, column ${column})`),
+    tooDeep: () => invalid(`the FetchXML nests elements more than ${MAX_NESTING} levels deep`),
+  });
   if (roots.length !== 1 || roots[0]!.name !== "fetch") {
     throw invalid(`the FetchXML must have one <fetch> root element, found ${roots.map((r) => `<${r.name}>`).join(", ") || "none"}`);
   }
   return roots[0]!;
 }
 
-function bool(node: XmlNode, name: string, fallback = false): boolean {
-  const value = node.attrs[name];
+function bool(node: XmlElement, name: string, fallback = false): boolean {
+  const value = node.attributes[name];
   if (value === undefined) return fallback;
   switch (value.trim().toLowerCase()) {
     case "true":
@@ -107,8 +58,8 @@ function bool(node: XmlNode, name: string, fallback = false): boolean {
   }
 }
 
-function whole(node: XmlNode, name: string, min: number): number | null {
-  const value = node.attrs[name];
+function whole(node: XmlElement, name: string, min: number): number | null {
+  const value = node.attributes[name];
   if (value === undefined || value.trim() === "") return null;
   if (!/^\s*\d+\s*$/.test(value) || Number(value) < min || !Number.isSafeInteger(Number(value))) {
     throw invalid(`<${node.name} ${name}="${value}"> must be a whole number of at least ${min}`);
@@ -116,14 +67,14 @@ function whole(node: XmlNode, name: string, min: number): number | null {
   return Number(value);
 }
 
-function nameAttr(node: XmlNode, attr: string, where: string): string {
-  const value = node.attrs[attr];
+function nameAttr(node: XmlElement, attr: string, where: string): string {
+  const value = node.attributes[attr];
   if (value === undefined || value === "") throw invalid(`${where}: <${node.name}> needs a ${attr} attribute`);
   return readName(value, `${where}: <${node.name} ${attr}>`);
 }
 
-function optionalName(node: XmlNode, attr: string, where: string): string | null {
-  const value = node.attrs[attr];
+function optionalName(node: XmlElement, attr: string, where: string): string | null {
+  const value = node.attributes[attr];
   return value === undefined || value === "" ? null : readName(value, `${where}: <${node.name} ${attr}>`);
 }
 
@@ -135,7 +86,7 @@ interface EntityBody {
   links: LinkModel[];
 }
 
-function readEntityBody(node: XmlNode, entity: string, where: string, depth: number): EntityBody {
+function readEntityBody(node: XmlElement, entity: string, where: string, depth: number): EntityBody {
   if (depth > MAX_NESTING) throw invalid(`${where} nests link entities more than ${MAX_NESTING} levels deep`);
   const body: EntityBody = { columns: emptyColumns(), filters: [], orders: [], links: [] };
   let orderIndex = 0;
@@ -165,38 +116,38 @@ function readEntityBody(node: XmlNode, entity: string, where: string, depth: num
   return body;
 }
 
-function readAttribute(node: XmlNode, where: string): ColumnItem {
+function readAttribute(node: XmlElement, where: string): ColumnItem {
   const name = nameAttr(node, "name", where);
-  const aggregateName = node.attrs.aggregate?.trim().toLowerCase();
+  const aggregateName = node.attributes.aggregate?.trim().toLowerCase();
   let aggregate: AggregateFunction | null = null;
   if (aggregateName !== undefined && aggregateName !== "") {
     if (!(AGGREGATE_FUNCTIONS as readonly string[]).includes(aggregateName)) {
-      throw unsupported(`the aggregate ${show(node.attrs.aggregate)} (attribute ${name}) is not supported; supported aggregates: ${AGGREGATE_FUNCTIONS.join(", ")}`);
+      throw unsupported(`the aggregate ${show(node.attributes.aggregate)} (attribute ${name}) is not supported; supported aggregates: ${AGGREGATE_FUNCTIONS.join(", ")}`);
     }
     aggregate = aggregateName as AggregateFunction;
   }
-  const groupingName = node.attrs.dategrouping?.trim().toLowerCase();
+  const groupingName = node.attributes.dategrouping?.trim().toLowerCase();
   let dateGrouping: DateGrouping | null = null;
   if (groupingName !== undefined && groupingName !== "") {
     if (!(DATE_GROUPINGS as readonly string[]).includes(groupingName)) {
-      throw unsupported(`the date grouping ${show(node.attrs.dategrouping)} (attribute ${name}) is not supported; supported date groupings: ${DATE_GROUPINGS.join(", ")}`);
+      throw unsupported(`the date grouping ${show(node.attributes.dategrouping)} (attribute ${name}) is not supported; supported date groupings: ${DATE_GROUPINGS.join(", ")}`);
     }
     dateGrouping = groupingName as DateGrouping;
   }
   return { name, alias: optionalName(node, "alias", where), aggregate, groupBy: bool(node, "groupby"), dateGrouping, distinct: bool(node, "distinct") };
 }
 
-function readOrder(node: XmlNode, where: string): OrderModel {
+function readOrder(node: XmlElement, where: string): OrderModel {
   const attribute = optionalName(node, "attribute", where);
   const alias = optionalName(node, "alias", where) ?? optionalName(node, "entityname", where);
   if (attribute === null && alias === null) throw invalid(`${where}: <order> needs an attribute (or, in an aggregate query, an alias)`);
   return { attribute, alias, descending: bool(node, "descending"), where };
 }
 
-function readFilter(node: XmlNode, where: string, depth: number): FilterModel {
+function readFilter(node: XmlElement, where: string, depth: number): FilterModel {
   if (depth > MAX_NESTING) throw invalid(`${where} nests filters more than ${MAX_NESTING} levels deep`);
-  const typeName = (node.attrs.type ?? "and").trim().toLowerCase();
-  if (typeName !== "and" && typeName !== "or") throw invalid(`${where}: <filter type="${node.attrs.type}"> must be "and" or "or"`);
+  const typeName = (node.attributes.type ?? "and").trim().toLowerCase();
+  if (typeName !== "and" && typeName !== "or") throw invalid(`${where}: <filter type="${node.attributes.type}"> must be "and" or "or"`);
   const filter: FilterModel = { type: typeName, conditions: [], filters: [] };
   let conditionIndex = 0;
   let filterIndex = 0;
@@ -217,10 +168,10 @@ function readFilter(node: XmlNode, where: string, depth: number): FilterModel {
   return filter;
 }
 
-function readCondition(node: XmlNode, where: string): ConditionModel {
+function readCondition(node: XmlElement, where: string): ConditionModel {
   const attribute = nameAttr(node, "attribute", where);
-  if (node.attrs.valueof !== undefined) throw unsupported(`${where}: valueof (comparing two columns) is not supported`);
-  const operatorName = node.attrs.operator;
+  if (node.attributes.valueof !== undefined) throw unsupported(`${where}: valueof (comparing two columns) is not supported`);
+  const operatorName = node.attributes.operator;
   if (operatorName === undefined || operatorName === "") throw invalid(`${where}: <condition attribute="${attribute}"> needs an operator attribute`);
   const key = operatorName.trim().toLowerCase();
   const operator = Object.prototype.hasOwnProperty.call(FETCH_OPERATORS, key) ? FETCH_OPERATORS[key] : undefined;
@@ -228,7 +179,7 @@ function readCondition(node: XmlNode, where: string): ConditionModel {
     throw unsupported(`the FetchXML condition operator ${show(operatorName)} (attribute ${attribute}) is not supported; supported operators: ${Object.keys(FETCH_OPERATORS).join(", ")}`);
   }
   const values: unknown[] = [];
-  if (node.attrs.value !== undefined) values.push(node.attrs.value);
+  if (node.attributes.value !== undefined) values.push(node.attributes.value);
   for (const child of node.children) {
     if (child.name !== "value") throw invalid(`${where}: unexpected <${child.name}> inside <condition>; expected value`);
     values.push(child.text);
@@ -236,14 +187,14 @@ function readCondition(node: XmlNode, where: string): ConditionModel {
   return { attribute, operator, values, entityName: optionalName(node, "entityname", where), where };
 }
 
-function readLink(node: XmlNode, parentEntity: string, where: string, depth: number): LinkModel {
+function readLink(node: XmlElement, parentEntity: string, where: string, depth: number): LinkModel {
   const entity = nameAttr(node, "name", where);
-  const typeName = (node.attrs["link-type"] ?? "inner").trim().toLowerCase();
+  const typeName = (node.attributes["link-type"] ?? "inner").trim().toLowerCase();
   if (typeName !== "inner" && typeName !== "outer") {
-    throw unsupported(`${where}: link-type ${show(node.attrs["link-type"])} is not supported; supported link types: inner, outer`);
+    throw unsupported(`${where}: link-type ${show(node.attributes["link-type"])} is not supported; supported link types: inner, outer`);
   }
-  const from = node.attrs.from;
-  const to = node.attrs.to;
+  const from = node.attributes.from;
+  const to = node.attributes.to;
   if (from === undefined || to === undefined) {
     throw invalid(`${where}: <link-entity name="${entity}"> needs from (a column of ${entity}) and to (a column of ${parentEntity})`);
   }
@@ -286,7 +237,7 @@ export function fromFetchXml(xml: unknown): QueryModel {
   const top = whole(fetch, "top", 1);
   const count = whole(fetch, "count", 1);
   const pageNumber = whole(fetch, "page", 1);
-  const cookie = fetch.attrs["paging-cookie"];
+  const cookie = fetch.attributes["paging-cookie"];
   if (top !== null && (count !== null || pageNumber !== null)) throw invalid("<fetch top> cannot be combined with count or page; use one or the other");
   return {
     entity,
