@@ -53,6 +53,8 @@ export interface BundleRef {
   source?: string;
   /** V8 code cache made by a plugbox worker from this very source, base64; never taken from outside. */
   cachedData?: string;
+  /** Debug mode only: the bundle file's URL (file:///…/bundle.js), so a debugger resolves its source map's paths. */
+  url?: string;
 }
 
 export interface ExecuteMessage {
@@ -130,8 +132,17 @@ export interface DoneMessage {
   rssBytes: number;
 }
 
+/** Debug mode: the worker's DevTools endpoint, sent before it is ready. */
+export interface InspectorMessage {
+  type: "inspector";
+  url: string;
+  port: number;
+  devtoolsFrontendUrl: string;
+}
+
 export type FromWorker =
   | { type: "ready"; pid: number }
+  | InspectorMessage
   | CallMessage
   | DoneMessage
   | { type: "stats"; rssBytes: number; isolates: number; pooled: number };

@@ -12,12 +12,14 @@
  * error that aborts the process that holds it.
  */
 import { fork, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { decode, encode, isPlainObject } from "../sdk/codec.js";
 import type { Bundle } from "./bundle.js";
 import { PluginExecutionError, PlugboxError, SandboxError, sandboxError, isSandboxErrorCode } from "./errors.js";
 import { resolveLimits, resolveRuntimeOptions, type Isolation, type SandboxLimits, type SandboxRuntimeOptions } from "./options.js";
 import { isolatedVmBinding } from "./worker/ivm.js";
+import { resolveInspectorOptions, type InspectorOptions, type ResolvedInspectorOptions } from "./inspect.js";
 import {
   isServiceOperation,
   type CallMessage,
@@ -146,8 +148,20 @@ const WORKER_MAIN = fileURLToPath(new URL("./worker/main.js", import.meta.url));
 /** How long a new worker may take to load before it is killed as failing to start. */
 const WORKER_START_TIMEOUT_MS = 30_000;
 
+/** What `createSandboxRuntime` takes: the runtime options, and debug mode, which only code can turn on. */
+export type SandboxRuntimeInput = Parameters<typeof resolveRuntimeOptions>[0] & {
+  /**
+   * Debug mode: the worker opens a DevTools endpoint on 127.0.0.1 and a debugger can attach to the
+   * plug-in's isolate. It runs one worker, and suspends the wall and CPU limits while the plug-in
+   * is paused. Never for a deployment. @default off
+   */
+  inspector?: InspectorOptions;
+};
+
 export class SandboxRuntime {
   readonly options: SandboxRuntimeOptions;
+  /** Debug mode, when on. */
+  readonly inspector: ResolvedInspectorOptions | undefined;
   readonly #workers: WorkerHandle[] = [];
   readonly #queue: InFlight[] = [];
   #ready: Promise<void> | undefined;
@@ -165,8 +179,11 @@ export class SandboxRuntime {
   #unavailableSince: number | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(options: Parameters<typeof resolveRuntimeOptions>[0] = {}) {
-    this.options = resolveRuntimeOptions(options);
+  constructor(input: SandboxRuntimeInput = {}) {
+    const { inspector, ...options } = input;
+    this.inspector = resolveInspectorOptions(inspector);
+    // One worker, so that there is one endpoint to attach to.
+    this.options = resolveRuntimeOptions(this.inspector ? { ...options, workers: 1 } : options);
     // A Node with no isolated-vm binding fails here, in one line (SANDBOX_UNSUPPORTED_NODE), not in every worker it would start.
     isolatedVmBinding();
     if (!this.options.startOnFirstExecution) void this.#start();
@@ -321,6 +338,7 @@ export class SandboxRuntime {
           defaultMemoryMb: this.options.limits.memoryMb,
           maxReusedContexts: this.options.maxReusedContexts,
           unsafeKeepWebAssembly: this.options.unsafeKeepWebAssembly,
+          ...(this.inspector ? { inspector: { port: this.inspector.port, wait: this.inspector.wait } } : {}),
         }),
       },
     });
@@ -349,6 +367,9 @@ export class SandboxRuntime {
         this.#unavailableSince = undefined;
         this.#settleReady();
         this.#dispatch();
+      } else if (message.type === "inspector") {
+        const { url, port, devtoolsFrontendUrl } = message;
+        this.inspector?.onListening?.({ url, port, devtoolsFrontendUrl });
       } else {
         this.#onMessage(worker, message);
       }
@@ -513,8 +534,9 @@ export class SandboxRuntime {
     worker.bundles.add(bundle.id);
     f.worker = worker;
     worker.inflight.set(f.execId, f);
-    f.deadline = Date.now() + limits.wallTimeMs;
-    f.killTimer = setTimeout(() => {
+    // In debug mode the worker keeps the wall limit itself, stopping it while the plug-in is paused.
+    f.deadline = this.inspector ? Number.MAX_SAFE_INTEGER : Date.now() + limits.wallTimeMs;
+    if (!this.inspector) f.killTimer = setTimeout(() => {
       f.timedOut = true;
       worker.child.kill("SIGKILL");
     }, limits.wallTimeMs + this.options.killGraceMs);
@@ -526,6 +548,7 @@ export class SandboxRuntime {
         filename: bundle.filename,
         ...(first ? { source: bundle.source } : {}),
         ...(bundle.cachedData && first ? { cachedData: Buffer.from(bundle.cachedData).toString("base64") } : {}),
+        ...(this.inspector && bundle.directory !== undefined ? { url: pathToFileURL(path.join(bundle.directory, bundle.filename)).href } : {}),
       },
       typeName: request.typeName,
       isolation: request.isolation ?? "fresh",
@@ -692,6 +715,6 @@ function hash(text: string): number {
 }
 
 /** Starts a sandbox runtime. `await runtime.ready` to wait for its workers; `await runtime.close()` when done. */
-export function createSandboxRuntime(options?: Parameters<typeof resolveRuntimeOptions>[0]): SandboxRuntime {
+export function createSandboxRuntime(options?: SandboxRuntimeInput): SandboxRuntime {
   return new SandboxRuntime(options);
 }

@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { createRequire } from "node:module";
 import { isPlainObject } from "../../sdk/codec.js";
 import { Entity, EntityReference, typeOf } from "../../sdk/model.js";
-import { isolatedVmBinding, sandboxLimitDefaults, type SandboxLimits } from "../../runtime/index.js";
+import { createSandboxRuntime, isolatedVmBinding, sandboxLimitDefaults, type SandboxLimits } from "../../runtime/index.js";
 import { buildBundle } from "../build.js";
 import type { ContextInput, Mode, Stage } from "../context.js";
 import { exitCodeFor, PlugboxError, UsageError } from "../errors.js";
@@ -18,6 +18,7 @@ import { toStoreError } from "../store/errors.js";
 import { isGuid } from "../ids.js";
 import { registerListenCommand } from "./listen-command.js";
 import { registerBrokerCommand } from "./broker-command.js";
+import { addInspectOptions, inspectorFromFlags, type InspectFlags } from "./inspect-flags.js";
 import { registerAuditCommand } from "../audit/command.js";
 import type { WebPolicyInput } from "../web/index.js";
 
@@ -81,7 +82,7 @@ async function readTarget(file: string, messageName: string): Promise<Entity | E
   return new Entity(value.logicalName, id, (value.attributes ?? {}) as Entity["attributes"]);
 }
 
-interface RunFlags {
+interface RunFlags extends InspectFlags {
   type: string;
   message: string;
   entity?: string;
@@ -178,6 +179,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .option("--allow-host <host...>", "narrow outbound web requests to these hosts, as a bundle's manifest entry does")
     .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, …, sandbox: { node, isolatedVm, package } }")
     .option(...STORE_CHECK_FLAG);
+  addInspectOptions(run);
   registerPipelineCommands(program, io);
   registerListenCommand(program, io);
   registerBrokerCommand(program, io);
@@ -213,11 +215,13 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
       webPolicy = policy as WebPolicyInput;
     }
     let host: PlugboxHost | undefined;
+    const inspector = inspectorFromFlags(flags, io.err);
+    const runtimeOptions = { workers: 1, prewarmIsolates: flags.isolation === "reuse" ? 0 : 1, ...(inspector ? { inspector } : {}) };
     if (flags.db || flags.data || flags.manifest) {
       host = await createHost({
         db: flags.db ?? ":memory:",
         runJobs: false,
-        runtimeOptions: { workers: 1, prewarmIsolates: flags.isolation === "reuse" ? 0 : 1 },
+        runtimeOptions,
         storeOptions: { quickCheck: flags.storeCheck !== false },
         ...(flags.manifest ? { manifest: flags.manifest } : {}),
         ...(flags.secrets ? { secrets: { file: flags.secrets } } : {}),
@@ -227,8 +231,10 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
         throw error;
       });
     }
+    const runtime = !host && inspector ? createSandboxRuntime(runtimeOptions) : undefined;
     const result = await runPlugin({
       ...(host ? { runtime: host.runtime, organization: host.organization(), notification: host.notification } : {}),
+      ...(runtime ? { runtime } : {}),
       bundle: bundlePath,
       ...(webPolicy ? { webPolicy } : {}),
       ...(flags.allowHost ? { webAllowedHosts: flags.allowHost } : {}),
@@ -238,7 +244,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
       secureConfig: flags.secureConfig ?? null,
       isolation: flags.isolation,
       limits,
-    }).finally(() => host?.close());
+    }).finally(() => Promise.all([host?.close(), runtime?.close()]));
     if (flags.json) io.out(JSON.stringify({ ...result, sandbox: isolatedVmBinding() }, null, 2));
     else printHuman(result, { ...flags, entity: flags.entity ?? target?.logicalName }, result.ok ? io.out : io.err);
     io.setExitCode(result.exitCode);

@@ -6,7 +6,8 @@ import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fromPlain, isPlainObject, toPlain } from "../../sdk/codec.js";
-import { isolatedVmBinding } from "../../runtime/index.js";
+import { isolatedVmBinding, type InspectorOptions } from "../../runtime/index.js";
+import { addInspectOptions, inspectorFromFlags, type InspectFlags } from "./inspect-flags.js";
 import { UsageError, exitCodeFor, PlugboxError } from "../errors.js";
 import { createHost, type PlugboxHost } from "../host.js";
 import { runJobsInProcesses } from "../job-processes.js";
@@ -83,6 +84,8 @@ async function readWebPolicy(file: string): Promise<WebPolicyInput> {
 export const STORE_CHECK_FLAG = ["--no-store-check", "open the store without SQLite's quick_check (faster for a large store; a damaged one is then found only when read)"] as const;
 
 interface HostFlags {
+  /** Debug mode of the sandbox runtime (`--inspect`), set from the command's flags only. */
+  inspector?: InspectorOptions;
   manifest?: string;
   db?: string;
   webPolicy?: string;
@@ -98,7 +101,7 @@ async function withHost<T>(options: HostFlags, fn: (host: PlugboxHost) => Promis
     ...(options.manifest ? { manifest: options.manifest } : {}),
     db: options.db ?? ":memory:",
     runJobs: false,
-    runtimeOptions: { workers: 1, prewarmIsolates: 1 },
+    runtimeOptions: { workers: 1, prewarmIsolates: 1, ...(options.inspector ? { inspector: options.inspector } : {}) },
     storeOptions: { quickCheck: options.storeCheck !== false },
     ...(options.leaseMs !== undefined ? { jobs: { leaseMs: options.leaseMs } } : {}),
     ...(webPolicy ? { webPolicy } : {}),
@@ -145,7 +148,7 @@ export async function importData(host: PlugboxHost, value: unknown, file: string
 }
 
 export function registerPipelineCommands(program: Command, io: CliIo): void {
-  program
+  const exec = program
     .command("exec")
     .description("run one request through the event pipeline against the store")
     .requiredOption("--manifest <plugbox.json>", "the manifest of bundles, steps and endpoints")
@@ -156,10 +159,11 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     .option("--web-policy <file.json>", "widen or tune the outbound web policy")
     .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
     .option("--json", "print one JSON object { ok, error?, response, journal, jobs, sandbox: { node, isolatedVm, package } }")
-    .option(...STORE_CHECK_FLAG)
-    .action(async (flags: HostFlags & { manifest: string; request: string; data?: string; runJobs?: boolean; json?: boolean }) => {
+    .option(...STORE_CHECK_FLAG);
+  addInspectOptions(exec).action(async (flags: HostFlags & InspectFlags & { manifest: string; request: string; data?: string; runJobs?: boolean; json?: boolean }) => {
       const request = readRequest(await readPlugboxJson(flags.request, "request"), flags.request);
-      await withHost(flags, async (host) => {
+      const inspector = inspectorFromFlags(flags, io.err);
+      await withHost({ ...flags, ...(inspector ? { inspector } : {}) }, async (host) => {
         if (flags.data) await importData(host, await readJson(flags.data, "data"), flags.data);
         try {
           const result = await host.execute(request);

@@ -17,6 +17,7 @@ const config = JSON.parse(process.env.PLUGBOX_WORKER_CONFIG ?? "{}") as {
   defaultMemoryMb?: number;
   maxReusedContexts?: number;
   unsafeKeepWebAssembly?: boolean;
+  inspector?: { port: number; wait: boolean };
 };
 
 /**
@@ -35,6 +36,7 @@ const worker = new SandboxWorker({
   prewarmIsolates: config.prewarmIsolates ?? 2,
   defaultMemoryMb: config.defaultMemoryMb ?? 128,
   maxReusedContexts: config.maxReusedContexts ?? 64,
+  ...(config.inspector ? { inspector: config.inspector } : {}),
 });
 
 process.on("message", (message: ToWorker) => worker.handle(message));
@@ -44,7 +46,10 @@ process.on("disconnect", () => {
 });
 
 worker.start().then(
-  () => send({ type: "ready", pid: process.pid }),
+  (endpoint) => {
+    if (endpoint) send({ type: "inspector", ...endpoint });
+    send({ type: "ready", pid: process.pid });
+  },
   (error: unknown) => {
     writeSync(2, `plugbox-worker: could not start: ${error instanceof Error ? error.stack : String(error)}\n`);
     process.exit(70);
