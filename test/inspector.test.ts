@@ -232,6 +232,19 @@ describe("debug mode is opt-in", () => {
     expect(() => createSandboxRuntime({ inspector: { host: "0.0.0.0" } as never })).toThrow(/options\.inspector\.host is not an option/);
   });
 
+  it("--inspect without a debugger attached: a plug-in that awaits the organization service runs as it does without it", async () => {
+    const hello = path.join(dir, "hello.js");
+    expect((await plugbox(["build", "samples/hello/plugin.ts", "-o", hello])).code).toBe(0);
+    const run = await startRun([hello, "--type", "HelloPlugin", "--target", "samples/hello/account.json", "--stage", "20", "--inspect=0", "--json"]);
+    expect(run.stderr()).not.toContain("Waiting for the debugger");
+    const { code, stdout } = await run.done;
+    expect(code, run.stderr()).toBe(0);
+    const result = JSON.parse(stdout) as { ok: boolean; calls: unknown[]; trace: string };
+    expect(result).toMatchObject({ ok: true, changes: { target: { attributes: { description: "Hello, Contoso!" } } } });
+    expect(result.calls).toHaveLength(1);
+    expect(result.trace).toContain("created task");
+  });
+
   it("in debug mode, a plug-in that is not paused is still held to its CPU limit", async () => {
     await using runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0 } });
     const bundle = bundleFromSource(readFileSync(bundleFile, "utf8"), "debuggee.js", dir);
