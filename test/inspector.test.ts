@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { bundleFromSource, createSandboxRuntime, type InspectorEndpoint } from "../dist/host/index.js";
 import { bin, plugbox, repo } from "./helpers/cli.js";
+import { context } from "./helpers/runtime.js";
 
 /** A plug-in with a `debugger;` statement and locals to read; line numbers below are this file's. */
 const PLUGIN_TS = `interface Context {
@@ -30,6 +31,15 @@ export class Debuggee {
 export class Spinner {
   execute(): void {
     for (;;) {}
+  }
+}
+
+export class Waiter {
+  async execute(serviceProvider: ServiceProvider): Promise<void> {
+    const context = serviceProvider.getService("IPluginExecutionContext");
+    const fired = new Promise<string>((resolve) => setTimeout(() => resolve("fired"), 1));
+    debugger;
+    context.outputParameters.timer = await fired;
   }
 }
 `;
@@ -245,10 +255,31 @@ describe("debug mode is opt-in", () => {
     expect(result.trace).toContain("created task");
   });
 
+  it("a timer that fires while the plug-in is paused runs once it is resumed", async () => {
+    const endpoints: InspectorEndpoint[] = [];
+    await using runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0, wait: true, onListening: (e) => endpoints.push(e) } });
+    await runtime.ready;
+    const bundle = bundleFromSource(readFileSync(bundleFile, "utf8"), "debuggee.js", dir);
+    const report = runtime.execute({ bundle, typeName: "Waiter", context: context() });
+    const client = await DevToolsClient.connect(endpoints[0]!.url);
+    await client.send("Debugger.enable");
+    await client.send("Runtime.runIfWaitingForDebugger");
+    const paused = await client.next("Debugger.paused");
+    const frame = (paused.callFrames as Array<{ callFrameId: string }>)[0]!;
+    // The 1 ms timer is due while the plug-in stays paused; its callback waits for the running call to end.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect((await client.send("Debugger.evaluateOnCallFrame", { callFrameId: frame.callFrameId, expression: "typeof fired" })).result).toMatchObject({ value: "object" });
+    await client.send("Debugger.resume");
+    const done = await report;
+    expect(done.ok, JSON.stringify(!done.ok && done.error)).toBe(true);
+    expect(done.ok && done.changes.outputParameters).toEqual({ timer: "fired" });
+    await client.closed;
+  });
+
   it("in debug mode, a plug-in that is not paused is still held to its CPU limit", async () => {
     await using runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0 } });
     const bundle = bundleFromSource(readFileSync(bundleFile, "utf8"), "debuggee.js", dir);
-    const report = await runtime.execute({ bundle, typeName: "Spinner", context: {}, limits: { cpuTimeMs: 200 } });
+    const report = await runtime.execute({ bundle, typeName: "Spinner", context: context(), limits: { cpuTimeMs: 200 } });
     expect(report.ok).toBe(false);
     expect(!report.ok && report.error.code).toBe("SANDBOX_CPU_LIMIT");
   });
