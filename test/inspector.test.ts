@@ -237,9 +237,16 @@ describe("debug mode is opt-in", () => {
     expect(listeningPorts(debug.workerPids[0]!)).toEqual([endpoints[0]!.port]);
   });
 
+  it("a bad port is a usage error, exit 2", async () => {
+    const run = await plugbox(["run", bundleFile, "--type", "Debuggee", "--inspect=nine"]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/CLI_USAGE.*--inspect \[port\].*expected a port from 0 to 65535/);
+  });
+
   it("the inspector option is checked up front, and no execution's limits can carry it", () => {
     expect(() => createSandboxRuntime({ inspector: { port: 70_000 } })).toThrow(/options\.inspector\.port must be an integer from 0 to 65535/);
     expect(() => createSandboxRuntime({ inspector: { host: "0.0.0.0" } as never })).toThrow(/options\.inspector\.host is not an option/);
+    expect(() => createSandboxRuntime({ limits: { inspector: true } as never })).toThrow(/options\.limits\.inspector is not an option/);
   });
 
   it("--inspect without a debugger attached: a plug-in that awaits the organization service runs as it does without it", async () => {

@@ -3,7 +3,7 @@
  * The flags turn on the sandbox runtime's debug mode (its `inspector` option), which nothing else
  * in the CLI, no manifest and no plug-in can reach.
  */
-import { InvalidArgumentError, type Command } from "commander";
+import { InvalidArgumentError } from "commander";
 import { DEFAULT_INSPECTOR_PORT, type InspectorOptions } from "../../runtime/index.js";
 
 export interface InspectFlags {
@@ -18,11 +18,9 @@ function port(value: string): number {
   return n;
 }
 
-export function addInspectOptions(command: Command): Command {
-  return command
-    .option("--inspect [port]", `let a debugger (chrome://inspect, VS Code) attach to the plug-in on 127.0.0.1:port (default ${DEFAULT_INSPECTOR_PORT}; 0 picks a free one)`, port)
-    .option("--inspect-brk [port]", "as --inspect, and wait for the debugger to attach before the plug-in runs", port);
-}
+/** `.option(...INSPECT_FLAG)`: true for the bare flag, or the port. */
+export const INSPECT_FLAG = ["--inspect [port]", `let a debugger (chrome://inspect, VS Code) attach to the plug-in on 127.0.0.1:port (default ${DEFAULT_INSPECTOR_PORT}; 0 picks a free one)`, port] as const;
+export const INSPECT_BRK_FLAG = ["--inspect-brk [port]", "as --inspect, and wait for the debugger to attach before the plug-in runs", port] as const;
 
 /** The runtime's inspector option for these flags, telling the user where to attach (on stderr); undefined without them. */
 export function inspectorFromFlags(flags: InspectFlags, err: (text: string) => void): InspectorOptions | undefined {

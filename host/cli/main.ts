@@ -18,7 +18,7 @@ import { toStoreError } from "../store/errors.js";
 import { isGuid } from "../ids.js";
 import { registerListenCommand } from "./listen-command.js";
 import { registerBrokerCommand } from "./broker-command.js";
-import { addInspectOptions, inspectorFromFlags, type InspectFlags } from "./inspect-flags.js";
+import { INSPECT_BRK_FLAG, INSPECT_FLAG, inspectorFromFlags, type InspectFlags } from "./inspect-flags.js";
 import { registerAuditCommand } from "../audit/command.js";
 import type { WebPolicyInput } from "../web/index.js";
 
@@ -178,8 +178,9 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .option("--web-policy <file.json>", "widen or tune the outbound web policy (allowed hosts, extra ports, resolver override, …)")
     .option("--allow-host <host...>", "narrow outbound web requests to these hosts, as a bundle's manifest entry does")
     .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, …, sandbox: { node, isolatedVm, package } }")
-    .option(...STORE_CHECK_FLAG);
-  addInspectOptions(run);
+    .option(...STORE_CHECK_FLAG)
+    .option(...INSPECT_FLAG)
+    .option(...INSPECT_BRK_FLAG);
   registerPipelineCommands(program, io);
   registerListenCommand(program, io);
   registerBrokerCommand(program, io);

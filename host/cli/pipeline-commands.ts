@@ -7,7 +7,7 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fromPlain, isPlainObject, toPlain } from "../../sdk/codec.js";
 import { isolatedVmBinding, type InspectorOptions } from "../../runtime/index.js";
-import { addInspectOptions, inspectorFromFlags, type InspectFlags } from "./inspect-flags.js";
+import { INSPECT_BRK_FLAG, INSPECT_FLAG, inspectorFromFlags, type InspectFlags } from "./inspect-flags.js";
 import { UsageError, exitCodeFor, PlugboxError } from "../errors.js";
 import { createHost, type PlugboxHost } from "../host.js";
 import { runJobsInProcesses } from "../job-processes.js";
@@ -148,7 +148,7 @@ export async function importData(host: PlugboxHost, value: unknown, file: string
 }
 
 export function registerPipelineCommands(program: Command, io: CliIo): void {
-  const exec = program
+  program
     .command("exec")
     .description("run one request through the event pipeline against the store")
     .requiredOption("--manifest <plugbox.json>", "the manifest of bundles, steps and endpoints")
@@ -159,8 +159,10 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     .option("--web-policy <file.json>", "widen or tune the outbound web policy")
     .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
     .option("--json", "print one JSON object { ok, error?, response, journal, jobs, sandbox: { node, isolatedVm, package } }")
-    .option(...STORE_CHECK_FLAG);
-  addInspectOptions(exec).action(async (flags: HostFlags & InspectFlags & { manifest: string; request: string; data?: string; runJobs?: boolean; json?: boolean }) => {
+    .option(...STORE_CHECK_FLAG)
+    .option(...INSPECT_FLAG)
+    .option(...INSPECT_BRK_FLAG)
+    .action(async (flags: HostFlags & InspectFlags & { manifest: string; request: string; data?: string; runJobs?: boolean; json?: boolean }) => {
       const request = readRequest(await readPlugboxJson(flags.request, "request"), flags.request);
       const inspector = inspectorFromFlags(flags, io.err);
       await withHost({ ...flags, ...(inspector ? { inspector } : {}) }, async (host) => {
