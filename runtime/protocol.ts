@@ -143,6 +143,8 @@ export interface InspectorMessage {
 export type FromWorker =
   | { type: "ready"; pid: number }
   | InspectorMessage
+  /** Debug mode: the DevTools endpoint could not listen, so the worker cannot start (sent before it exits). */
+  | { type: "inspectorFailed"; message: string }
   | CallMessage
   | DoneMessage
   | { type: "stats"; rssBytes: number; isolates: number; pooled: number };

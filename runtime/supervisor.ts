@@ -123,6 +123,8 @@ interface WorkerHandle {
   executions: number;
   rssBytes: number;
   stderrTail: string;
+  /** Why the worker cannot start, when trying again cannot help (debug mode: the endpoint's port is taken). */
+  cannotStart?: string;
 }
 
 /** What `health()` reports: the runtime's state, its workers, and why it is down when it is. */
@@ -367,6 +369,8 @@ export class SandboxRuntime {
         this.#unavailableSince = undefined;
         this.#settleReady();
         this.#dispatch();
+      } else if (message.type === "inspectorFailed") {
+        worker.cannotStart = message.message;
       } else if (message.type === "inspector") {
         const { url, port, devtoolsFrontendUrl } = message;
         this.inspector?.onListening?.({ url, port, devtoolsFrontendUrl });
@@ -427,11 +431,12 @@ export class SandboxRuntime {
       this.#workers.push(this.#spawn());
       return;
     }
+    // A worker that cannot start for a reason that will not pass makes the runtime unavailable at once.
     this.#startFailures++;
     const output = worker.stderrTail.trim();
-    this.#lastStartFailure = { message: `a worker exited while starting (${how})${output ? `: ${output.slice(-500)}` : ""}`, at: Date.now() };
+    this.#lastStartFailure = { message: worker.cannotStart ?? `a worker exited while starting (${how})${output ? `: ${output.slice(-500)}` : ""}`, at: Date.now() };
     this.#restartLater();
-    if (this.#startFailures < this.options.unavailableAfterStartFailures) return;
+    if (this.#startFailures < this.options.unavailableAfterStartFailures && worker.cannotStart === undefined) return;
     // Some workers up and others failing: serve with those (degraded) rather than wait for all.
     if (this.#workers.some((w) => w.state === "ready")) this.#settleReady(true);
     else this.#becomeUnavailable();

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -235,6 +236,19 @@ describe("debug mode is opt-in", () => {
     await debug.ready;
     expect(endpoints).toHaveLength(1);
     expect(listeningPorts(debug.workerPids[0]!)).toEqual([endpoints[0]!.port]);
+  });
+
+  it("a port that is taken makes the runtime unavailable at once, saying so, rather than retry", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      await using runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port } });
+      await expect(runtime.ready).rejects.toThrow(`the debugger endpoint cannot listen on 127.0.0.1:${port}: the port is in use`);
+      expect(runtime.health()).toMatchObject({ status: "unavailable", startFailuresInARow: 1 });
+    } finally {
+      taken.close();
+    }
   });
 
   it("a bad port is a usage error, exit 2", async () => {

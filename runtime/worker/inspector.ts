@@ -17,6 +17,9 @@ import type { InspectorConnection, SandboxIsolate } from "./ivm.js";
 /** Only the loopback interface: a debugger can run any code in the isolate. */
 export const INSPECTOR_HOST = "127.0.0.1";
 
+/** The endpoint could not listen (its port is taken): starting the worker again would not help. */
+export class InspectorListenError extends Error {}
+
 export interface InspectorHooks {
   paused(): void;
   resumed(): void;
@@ -51,9 +54,12 @@ export class InspectorServer {
 
   async listen(port: number): Promise<InspectorEndpoint> {
     await new Promise<void>((resolve, reject) => {
-      this.#http.once("error", reject);
+      this.#http.once("error", (error: NodeJS.ErrnoException) => {
+        const why = error.code === "EADDRINUSE" ? "the port is in use" : error.message;
+        reject(new InspectorListenError(`the debugger endpoint cannot listen on ${INSPECTOR_HOST}:${port}: ${why}; pick another port (--inspect=PORT), or 0 for a free one`));
+      });
       this.#http.listen(port, INSPECTOR_HOST, () => {
-        this.#http.off("error", reject);
+        this.#http.removeAllListeners("error");
         resolve();
       });
     });

@@ -6,6 +6,7 @@
  */
 import { writeSync } from "node:fs";
 import type { FromWorker, ToWorker } from "../protocol.js";
+import { InspectorListenError } from "./inspector.js";
 import { readShimSource, SandboxWorker } from "./worker.js";
 
 function send(message: FromWorker): void {
@@ -51,6 +52,11 @@ worker.start().then(
     send({ type: "ready", pid: process.pid });
   },
   (error: unknown) => {
+    if (error instanceof InspectorListenError) {
+      send({ type: "inspectorFailed", message: error.message });
+      writeSync(2, `plugbox-worker: could not start: ${error.message}\n`);
+      process.exit(70);
+    }
     writeSync(2, `plugbox-worker: could not start: ${error instanceof Error ? error.stack : String(error)}\n`);
     process.exit(70);
   },
