@@ -29,6 +29,9 @@ export interface ResolvedInspectorOptions {
   onListening: ((endpoint: InspectorEndpoint) => void) | undefined;
 }
 
+/** The debugger endpoint could not listen (its port is taken): starting the worker again would not help. */
+export class InspectorListenError extends Error {}
+
 /** The port Chrome's chrome://inspect and VS Code look at by default. */
 export const DEFAULT_INSPECTOR_PORT = 9229;
 

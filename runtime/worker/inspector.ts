@@ -11,14 +11,11 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
-import type { InspectorEndpoint } from "../inspect.js";
+import { InspectorListenError, type InspectorEndpoint } from "../inspect.js";
 import type { InspectorConnection, SandboxIsolate } from "./ivm.js";
 
 /** Only the loopback interface: a debugger can run any code in the isolate. */
 export const INSPECTOR_HOST = "127.0.0.1";
-
-/** The endpoint could not listen (its port is taken): starting the worker again would not help. */
-export class InspectorListenError extends Error {}
 
 export interface InspectorHooks {
   paused(): void;

@@ -6,7 +6,7 @@
  */
 import { writeSync } from "node:fs";
 import type { FromWorker, ToWorker } from "../protocol.js";
-import { InspectorListenError } from "./inspector.js";
+import { InspectorListenError } from "../inspect.js";
 import { readShimSource, SandboxWorker } from "./worker.js";
 
 function send(message: FromWorker): void {

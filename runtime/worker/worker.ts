@@ -13,7 +13,7 @@ import { WEB_ERROR_CODES, WebError } from "../web/errors.js";
 import type { SandboxLimits } from "../options.js";
 import { classifyIsolateError, SandboxIsolate, type HeapUsage, type IsolateFunction, type IsolateValueHandle, type Primitive } from "./ivm.js";
 import type { InspectorEndpoint } from "../inspect.js";
-import { InspectorServer } from "./inspector.js";
+import type { InspectorServer } from "./inspector.js";
 
 const SHIM_API = ["load", "instantiate", "start", "resume", "fire"] as const;
 type ShimApi = Record<(typeof SHIM_API)[number], IsolateFunction>;
@@ -148,18 +148,24 @@ export class SandboxWorker {
   #shimCachedData: Uint8Array | undefined;
   #closed = false;
 
-  readonly #inspector: { server: InspectorServer; wait: boolean } | undefined;
+  #inspector: { server: InspectorServer; wait: boolean } | undefined;
   /** Debug mode: the execution the debugger is attached to. */
   #debugged: Execution | undefined;
 
   constructor(options: WorkerOptions) {
     this.#options = options;
-    if (options.inspector) this.#inspector = { server: new InspectorServer(this.#inspectorHooks()), wait: options.inspector.wait };
   }
 
   /** Fills the pool and, in debug mode, opens the DevTools endpoint (whose address it returns). */
   async start(): Promise<InspectorEndpoint | undefined> {
-    const endpoint = await this.#inspector?.server.listen(this.#options.inspector!.port);
+    let endpoint: InspectorEndpoint | undefined;
+    const debug = this.#options.inspector;
+    if (debug) {
+      // Loaded only in debug mode: a worker that is not debugged never loads the WebSocket server.
+      const { InspectorServer } = await import("./inspector.js");
+      this.#inspector = { server: new InspectorServer(this.#inspectorHooks()), wait: debug.wait };
+      endpoint = await this.#inspector.server.listen(debug.port);
+    }
     if (this.#options.prewarmIsolates > 0) await this.#fill(this.#options.defaultMemoryMb);
     return endpoint;
   }
