@@ -217,6 +217,18 @@ describe("plugbox run --inspect-brk: a debugger attaches to the plug-in's isolat
     const result = JSON.parse(stdout) as { ok: boolean; changes: { outputParameters: Record<string, unknown> } };
     expect(result).toMatchObject({ ok: true, changes: { outputParameters: { answer: 84 } } });
   });
+
+  it("a debugger that goes away while the plug-in is paused lets it run to the end", async () => {
+    const run = await startRun([bundleFile, "--type", "Debuggee", "--inspect-brk=0", "--json"]);
+    const client = await DevToolsClient.connect(run.url);
+    await client.send("Debugger.enable");
+    await client.send("Runtime.runIfWaitingForDebugger");
+    await client.next("Debugger.paused");
+    client.close();
+    const { code, stdout } = await run.done;
+    expect(code, run.stderr()).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ ok: true, changes: { outputParameters: { answer: 84 } } });
+  });
 });
 
 describe("debug mode is opt-in", () => {
