@@ -220,7 +220,8 @@ export interface IsolateFunction {
   /**
    * The same call run on isolated-vm's thread pool, leaving this thread free (for a debugger's
    * messages while the code is paused). Only for isolates made with `inspector: true`; with
-   * `timeoutMs` 0 no timer is armed (isolated-vm's timer counts time spent paused).
+   * `timeoutMs` 0 no timer is armed (isolated-vm's timer counts time spent paused). The analysis
+   * above covers the synchronous path only: this one is for debugging code its author trusts.
    */
   call(args: Array<Primitive | IsolateValueHandle>, timeoutMs: number): Promise<string>;
 }

@@ -5,6 +5,11 @@
  * Every piece of plug-in code runs inside a synchronous call with a timeout (`enter`): the first
  * call of execute(), every resumption after a service call or a timer, module evaluation and the
  * constructor. Between calls a wall-clock watchdog can end the execution and dispose its isolate.
+ *
+ * Debug mode (`WorkerOptions.inspector`) is the exception: a paused plug-in would block a
+ * synchronous call and with it the thread that carries the debugger's messages, so there the calls
+ * run on isolated-vm's threads, one at a time and with no V8 timer, and the watchdog (which stops
+ * while the plug-in is paused) and a CPU check end an execution by disposing its isolate.
  */
 import { readFileSync } from "node:fs";
 import { isServiceOperation, type BundleRef, type ExecuteMessage, type FromWorker, type Outcome, type ToWorker, type WebCallRecord, type WebConfig, type WireError } from "../protocol.js";
