@@ -309,11 +309,13 @@ describe("debug mode is opt-in", () => {
     await client.closed;
   });
 
-  it("in debug mode, a plug-in that is not paused is still held to its CPU limit", async () => {
+  it("in debug mode, a plug-in that is not paused is still held to its CPU and wall-clock limits", async () => {
     await using runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0 } });
     const bundle = bundleFromSource(readFileSync(bundleFile, "utf8"), "debuggee.js", dir);
     const report = await runtime.execute({ bundle, typeName: "Spinner", context: context(), limits: { cpuTimeMs: 200 } });
     expect(report.ok).toBe(false);
     expect(!report.ok && report.error.code).toBe("SANDBOX_CPU_LIMIT");
+    const wall = await runtime.execute({ bundle, typeName: "Spinner", context: context(), limits: { wallTimeMs: 200, cpuTimeMs: 60_000 } });
+    expect(!wall.ok && wall.error.code).toBe("SANDBOX_TIMEOUT");
   });
 });
