@@ -6,6 +6,8 @@ export { SandboxRuntime, createSandboxRuntime } from "./supervisor.js";
 export type { ExecutionRequest, ExecutionReport, SandboxHealth, SandboxRuntimeInput, SandboxServices, ServiceCall } from "./supervisor.js";
 export { systemClock } from "./clock.js";
 export type { Clock, ClockTimer } from "./clock.js";
+export { DEFAULT_INSPECTOR_PORT } from "./inspect.js";
+export type { InspectorEndpoint, InspectorOptions } from "./inspect.js";
 export { Bundle, bundleFromSource, loadBundleFile, MAX_BUNDLE_BYTES } from "./bundle.js";
 export { sandboxLimitDefaults, sandboxRuntimeDefaults, resolveLimits, resolveRuntimeOptions } from "./options.js";
 export type { Isolation, SandboxLimits, SandboxRuntimeOptions } from "./options.js";

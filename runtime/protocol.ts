@@ -53,6 +53,8 @@ export interface BundleRef {
   source?: string;
   /** V8 code cache made by a plugbox worker from this very source, base64; never taken from outside. */
   cachedData?: string;
+  /** Debug mode only: the bundle file's URL (file:///…/bundle.js), so a debugger resolves its source map's paths. */
+  url?: string;
 }
 
 export interface ExecuteMessage {
@@ -134,7 +136,21 @@ export interface DoneMessage {
   rssBytes: number;
 }
 
-export type FromWorker = { type: "ready"; pid: number } | CallMessage | DoneMessage;
+/** Debug mode: the worker's DevTools endpoint, sent before it is ready. */
+export interface InspectorMessage {
+  type: "inspector";
+  url: string;
+  port: number;
+  devtoolsFrontendUrl: string;
+}
+
+export type FromWorker =
+  | { type: "ready"; pid: number }
+  | InspectorMessage
+  /** Debug mode: the DevTools endpoint could not listen, so the worker cannot start (sent before it exits). */
+  | { type: "inspectorFailed"; message: string }
+  | CallMessage
+  | DoneMessage;
 
 /** What the plug-in's execute() leaves behind: the writable parts of its context. */
 export interface ExecutionChanges {

@@ -24,7 +24,8 @@ export function createStackMapper(source: string, filename: string, firstLineShi
   } catch {
     return null;
   }
-  const frame = new RegExp(`${escapeRegExp(filename)}:(\\d+):(\\d+)`, "g");
+  // In debug mode the bundle runs under its file URL (file:///…/bundle.js): the whole URL is replaced.
+  const frame = new RegExp(`(?:file://[^\\s()]*/)?${escapeRegExp(filename)}:(\\d+):(\\d+)`, "g");
   return (stack) =>
     stack.replace(frame, (whole, lineText: string, columnText: string) => {
       const line = Number(lineText);

@@ -12,7 +12,8 @@
  * error that aborts the process that holds it.
  */
 import { fork, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { decode, encode, isPlainObject } from "../sdk/codec.js";
 import type { Bundle } from "./bundle.js";
 import { PluginExecutionError, PlugboxError, SandboxError, sandboxError, isSandboxErrorCode, type SandboxErrorCode, type ServiceErrorCode } from "./errors.js";
@@ -20,6 +21,7 @@ import { systemClock, type Clock, type ClockTimer } from "./clock.js";
 import { resolveLimits, resolveRuntimeOptions, type Isolation, type SandboxLimits, type SandboxRuntimeOptions } from "./options.js";
 import { isolatedVmBinding } from "./worker/ivm.js";
 import { closed, opened } from "./open-resources.js";
+import { resolveInspectorOptions, type InspectorOptions, type ResolvedInspectorOptions } from "./inspect.js";
 import {
   isServiceOperation,
   type CallMessage,
@@ -123,6 +125,8 @@ interface WorkerHandle {
   executions: number;
   rssBytes: number;
   stderrTail: string;
+  /** Why the worker cannot start, when trying again cannot help (debug mode: the endpoint's port is taken). */
+  cannotStart?: string;
 }
 
 /** What `health()` reports: the runtime's state, its workers, and why it is down when it is. */
@@ -149,15 +153,26 @@ const WORKER_MAIN = fileURLToPath(new URL("./worker/main.js", import.meta.url));
 const WORKER_START_TIMEOUT_MS = 30_000;
 
 /**
- * The runtime's options, and the clock its start back-off waits on. The limits of an execution (its
- * wall-clock and CPU time) are kept in real time whatever the clock: a worker process runs in it.
+ * What `createSandboxRuntime` takes: the runtime options, the clock its start back-off waits on, and
+ * debug mode, which only code can turn on. The limits of an execution (its wall-clock and CPU time)
+ * are kept in real time whatever the clock: a worker process runs in it.
  */
-export type SandboxRuntimeInput = Parameters<typeof resolveRuntimeOptions>[0] & { clock?: Clock };
+export type SandboxRuntimeInput = Parameters<typeof resolveRuntimeOptions>[0] & {
+  clock?: Clock;
+  /**
+   * Debug mode: the worker opens a DevTools endpoint on 127.0.0.1 and a debugger can attach to the
+   * plug-in's isolate. It runs one worker, and suspends the wall and CPU limits while the plug-in
+   * is paused. Never for a deployment. @default off
+   */
+  inspector?: InspectorOptions;
+};
 
 export class SandboxRuntime {
   readonly options: SandboxRuntimeOptions;
   /** When a worker that failed to start is started again, and the times health() reports. */
   readonly clock: Clock;
+  /** Debug mode, when on. */
+  readonly inspector: ResolvedInspectorOptions | undefined;
   readonly #workers: WorkerHandle[] = [];
   readonly #queue: InFlight[] = [];
   #ready: Promise<void> | undefined;
@@ -176,8 +191,10 @@ export class SandboxRuntime {
   #closing: Promise<void> | undefined;
 
   constructor(input: SandboxRuntimeInput = {}) {
-    const { clock, ...options } = input;
-    this.options = resolveRuntimeOptions(options);
+    const { clock, inspector, ...options } = input;
+    this.inspector = resolveInspectorOptions(inspector);
+    // One worker, so that there is one endpoint to attach to.
+    this.options = resolveRuntimeOptions(this.inspector ? { ...options, workers: 1 } : options);
     this.clock = clock ?? systemClock;
     // A Node with no isolated-vm binding fails here, in one line (SANDBOX_UNSUPPORTED_NODE), not in every worker it would start.
     isolatedVmBinding();
@@ -335,6 +352,7 @@ export class SandboxRuntime {
           defaultMemoryMb: this.options.limits.memoryMb,
           maxReusedContexts: this.options.maxReusedContexts,
           unsafeKeepWebAssembly: this.options.unsafeKeepWebAssembly,
+          ...(this.inspector ? { inspector: { port: this.inspector.port, wait: this.inspector.wait } } : {}),
         }),
       },
     });
@@ -365,6 +383,11 @@ export class SandboxRuntime {
         this.#unavailableSince = undefined;
         this.#settleReady();
         this.#dispatch();
+      } else if (message.type === "inspectorFailed") {
+        worker.cannotStart = message.message;
+      } else if (message.type === "inspector") {
+        const { url, port, devtoolsFrontendUrl } = message;
+        this.inspector?.onListening?.({ url, port, devtoolsFrontendUrl });
       } else {
         this.#onMessage(worker, message);
       }
@@ -422,11 +445,12 @@ export class SandboxRuntime {
       this.#workers.push(this.#spawn());
       return;
     }
+    // A worker that cannot start for a reason that will not pass makes the runtime unavailable at once.
     this.#startFailures++;
     const output = worker.stderrTail.trim();
-    this.#lastStartFailure = { message: `a worker exited while starting (${how})${output ? `: ${output.slice(-500)}` : ""}`, at: this.clock.now().getTime() };
+    this.#lastStartFailure = { message: worker.cannotStart ?? `a worker exited while starting (${how})${output ? `: ${output.slice(-500)}` : ""}`, at: this.clock.now().getTime() };
     this.#restartLater();
-    if (this.#startFailures < this.options.unavailableAfterStartFailures) return;
+    if (this.#startFailures < this.options.unavailableAfterStartFailures && worker.cannotStart === undefined) return;
     // Some workers up and others failing: serve with those (degraded) rather than wait for all.
     if (this.#workers.some((w) => w.state === "ready")) this.#settleReady(true);
     else this.#becomeUnavailable();
@@ -532,8 +556,9 @@ export class SandboxRuntime {
     worker.bundles.add(bundle.id);
     f.worker = worker;
     worker.inflight.set(f.execId, f);
-    f.deadline = Date.now() + limits.wallTimeMs;
-    f.killTimer = setTimeout(() => {
+    // In debug mode the worker keeps the wall limit itself, stopping it while the plug-in is paused.
+    f.deadline = this.inspector ? Number.MAX_SAFE_INTEGER : Date.now() + limits.wallTimeMs;
+    if (!this.inspector) f.killTimer = setTimeout(() => {
       f.timedOut = true;
       worker.child.kill("SIGKILL");
     }, limits.wallTimeMs + this.options.killGraceMs);
@@ -545,6 +570,7 @@ export class SandboxRuntime {
         filename: bundle.filename,
         ...(first ? { source: bundle.source } : {}),
         ...(bundle.cachedData && first ? { cachedData: Buffer.from(bundle.cachedData).toString("base64") } : {}),
+        ...(this.inspector && bundle.directory !== undefined ? { url: pathToFileURL(path.join(bundle.directory, bundle.filename)).href } : {}),
       },
       typeName: request.typeName,
       isolation: request.isolation ?? "fresh",

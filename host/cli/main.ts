@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { createRequire } from "node:module";
 import { isPlainObject } from "../../sdk/codec.js";
 import { Entity, EntityReference, typeOf } from "../../sdk/model.js";
-import { isolatedVmBinding, sandboxLimitDefaults, type SandboxLimits } from "../../runtime/index.js";
+import { createSandboxRuntime, isolatedVmBinding, sandboxLimitDefaults, type SandboxLimits } from "../../runtime/index.js";
 import { buildBundle, buildEntry, SOURCE_ENTRY } from "../build.js";
 import type { ContextInput, Mode, Stage } from "../pipeline/context.js";
 import { PlugboxError } from "../../sdk/errors.js";
@@ -20,6 +20,7 @@ import { toStoreError } from "../store/errors.js";
 import { isGuid } from "../ids.js";
 import { registerListenCommand } from "./listen-command.js";
 import { registerBrokerCommand } from "./broker-command.js";
+import { INSPECT_BRK_FLAG, INSPECT_FLAG, inspectorFromFlags, type InspectFlags } from "./inspect-flags.js";
 import { registerAuditCommand } from "./audit-command.js";
 import type { WebPolicyInput } from "../web/index.js";
 
@@ -83,7 +84,7 @@ async function readTarget(file: string, messageName: string): Promise<Entity | E
   return new Entity(value.logicalName, id, (value.attributes ?? {}) as Entity["attributes"]);
 }
 
-interface RunFlags {
+interface RunFlags extends InspectFlags {
   type: string;
   message: string;
   entity?: string;
@@ -179,7 +180,9 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .option("--web-policy <file.json>", "widen or tune the outbound web policy (allowed hosts, extra ports, resolver override, …)")
     .option("--allow-host <host...>", "narrow outbound web requests to these hosts, as a bundle's manifest entry does")
     .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, …, sandbox: { node, isolatedVm, package } }")
-    .option(...STORE_CHECK_FLAG);
+    .option(...STORE_CHECK_FLAG)
+    .option(...INSPECT_FLAG)
+    .option(...INSPECT_BRK_FLAG);
   registerPipelineCommands(program, io);
   registerListenCommand(program, io);
   registerBrokerCommand(program, io);
@@ -216,11 +219,13 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     }
     const bundle = SOURCE_ENTRY.test(bundlePath) ? await buildEntry(bundlePath) : bundlePath;
     let host: PlugboxHost | undefined;
+    const inspector = inspectorFromFlags(flags, io.err);
+    const runtimeOptions = { workers: 1, prewarmIsolates: flags.isolation === "reuse" ? 0 : 1, ...(inspector ? { inspector } : {}) };
     if (flags.db || flags.data || flags.manifest) {
       host = await createHost({
         db: flags.db ?? ":memory:",
         runJobs: false,
-        runtimeOptions: { workers: 1, prewarmIsolates: flags.isolation === "reuse" ? 0 : 1 },
+        runtimeOptions,
         storeOptions: { quickCheck: flags.storeCheck !== false },
         ...(flags.manifest ? { manifest: flags.manifest } : {}),
         ...(flags.secrets ? { secrets: { file: flags.secrets } } : {}),
@@ -230,8 +235,10 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
         throw error;
       });
     }
+    const runtime = !host && inspector ? createSandboxRuntime(runtimeOptions) : undefined;
     const result = withExitStatus(await runPlugin({
       ...(host ? { runtime: host.runtime, organization: host.organization(), notification: host.notification } : {}),
+      ...(runtime ? { runtime } : {}),
       bundle,
       ...(webPolicy ? { webPolicy } : {}),
       ...(flags.allowHost ? { webAllowedHosts: flags.allowHost } : {}),
@@ -241,7 +248,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
       secureConfig: flags.secureConfig ?? null,
       isolation: flags.isolation,
       limits,
-    }).finally(() => host?.close()));
+    }).finally(() => Promise.all([host?.close(), runtime?.close()])));
     if (flags.json) io.out(JSON.stringify({ ...result, sandbox: isolatedVmBinding() }, null, 2));
     else printHuman(result, { ...flags, entity: flags.entity ?? target?.logicalName }, result.ok ? io.out : io.err);
     io.setExitCode(result.exitCode);

@@ -6,7 +6,8 @@ import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fromPlain, isPlainObject, toPlain } from "../../sdk/codec.js";
-import { isolatedVmBinding } from "../../runtime/index.js";
+import { isolatedVmBinding, type InspectorOptions } from "../../runtime/index.js";
+import { INSPECT_BRK_FLAG, INSPECT_FLAG, inspectorFromFlags, type InspectFlags } from "./inspect-flags.js";
 import { PlugboxError } from "../../sdk/errors.js";
 import { UsageError } from "../errors.js";
 import { CliError } from "./errors.js";
@@ -117,6 +118,8 @@ const DB_FLAG = ["--db <path>", "the store file (it must exist)", STORE_DEFAULT]
 export const STORE_CHECK_FLAG = ["--no-store-check", "open the store without SQLite's quick_check (faster for a large store; a damaged one is then found only when read)"] as const;
 
 interface HostFlags {
+  /** Debug mode of the sandbox runtime (`--inspect`), set from the command's flags only. */
+  inspector?: InspectorOptions;
   manifest?: string;
   db?: string;
   webPolicy?: string;
@@ -142,7 +145,7 @@ async function withHost<T>(options: HostFlags & { existingStore?: boolean }, fn:
     ...(options.manifest ? { manifest: options.manifest } : {}),
     db: options.db ?? ":memory:",
     runJobs: false,
-    runtimeOptions: { workers: 1, prewarmIsolates: 1 },
+    runtimeOptions: { workers: 1, prewarmIsolates: 1, ...(options.inspector ? { inspector: options.inspector } : {}) },
     storeOptions: { quickCheck: options.storeCheck !== false },
     ...(options.leaseMs !== undefined ? { jobs: { leaseMs: options.leaseMs } } : {}),
     ...(webPolicy ? { webPolicy } : {}),
@@ -201,9 +204,12 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
     .option("--json", "print one JSON object { ok, error?, response, journal, jobs, sandbox: { node, isolatedVm, package } }")
     .option(...STORE_CHECK_FLAG)
-    .action(async (flags: HostFlags & { manifest: string; request: string; data?: string; runJobs?: boolean; json?: boolean }) => {
+    .option(...INSPECT_FLAG)
+    .option(...INSPECT_BRK_FLAG)
+    .action(async (flags: HostFlags & InspectFlags & { manifest: string; request: string; data?: string; runJobs?: boolean; json?: boolean }) => {
       const request = readRequest(await readPlugboxJson(flags.request, "request"), flags.request);
-      await withHost(flags, async (host) => {
+      const inspector = inspectorFromFlags(flags, io.err);
+      await withHost({ ...flags, ...(inspector ? { inspector } : {}) }, async (host) => {
         if (flags.data) await importData(host, await readJson(flags.data, "data"), flags.data);
         try {
           const result = await host.execute(request);

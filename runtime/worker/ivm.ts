@@ -162,7 +162,8 @@ export function isolatedVmNativePath(): string {
  */
 namespace IvmModule {
   export interface Isolate {
-    createContext(): Promise<Context>;
+    createContext(options?: { inspector: boolean }): Promise<Context>;
+    createInspectorSession(): InspectorSession;
     compileScript(source: string, options: ScriptOptions): Promise<Script>;
     compileScriptSync(source: string, options: ScriptOptions): Script;
     readonly cpuTime: bigint;
@@ -172,6 +173,12 @@ namespace IvmModule {
   }
   export interface Context {
     readonly global: Reference<Record<string, unknown>>;
+  }
+  export interface InspectorSession {
+    dispatchProtocolMessage(message: string): void;
+    dispose(): void;
+    onNotification: (message: string) => void;
+    onResponse: (callId: number, message: string) => void;
   }
   export interface ScriptOptions {
     filename: string;
@@ -192,13 +199,14 @@ namespace IvmModule {
     getSync(property: string, options: { reference: true }): Reference<unknown>;
     deleteSync(property: string): boolean;
     applySync(receiver: undefined, args: unknown[], options: { timeout: number }): unknown;
+    apply(receiver: undefined, args: unknown[], options: { timeout?: number }): Promise<unknown>;
     derefInto(options: { release: true }): unknown;
     release(): void;
   }
 }
 
 interface IsolatedVm {
-  Isolate: new (options: { memoryLimit: number }) => IvmModule.Isolate;
+  Isolate: new (options: { memoryLimit: number; inspector?: boolean }) => IvmModule.Isolate;
   Callback: new (fn: (...args: never[]) => unknown) => unknown;
   ExternalCopy: new (value: ArrayBuffer) => IvmModule.ExternalCopy<ArrayBuffer>;
 }
@@ -209,6 +217,19 @@ export type BridgeFunction = (...args: Primitive[]) => Primitive | void;
 /** A shim entry function inside the isolate, called synchronously with a timeout; it answers with a string. */
 export interface IsolateFunction {
   callSync(args: Array<Primitive | IsolateValueHandle>, timeoutMs: number): string;
+  /**
+   * The same call run on isolated-vm's thread pool, leaving this thread free (for a debugger's
+   * messages while the code is paused). Only for isolates made with `inspector: true`; with
+   * `timeoutMs` 0 no timer is armed (isolated-vm's timer counts time spent paused). The analysis
+   * above covers the synchronous path only: this one is for debugging code its author trusts.
+   */
+  call(args: Array<Primitive | IsolateValueHandle>, timeoutMs: number): Promise<string>;
+}
+
+/** A V8 inspector session on an isolate: DevTools protocol messages in, responses and events out. */
+export interface InspectorConnection {
+  send(message: string): void;
+  close(): void;
 }
 
 export interface CompiledScript {
@@ -246,12 +267,15 @@ export class SandboxIsolate {
   readonly defaultRealm: DefaultRealm;
   #disposed = false;
   #lastCpuNs = 0n;
+  readonly #inspected: boolean;
+  readonly #sessions = new Set<IvmModule.InspectorSession>();
   /** How many entry calls are running (a bridge callback can make a nested one). */
   #entered = 0;
   #pluginCodeRan = false;
 
-  private constructor(isolate: IvmModule.Isolate, context: IvmModule.Context, defaultRealm: DefaultRealm) {
+  private constructor(isolate: IvmModule.Isolate, context: IvmModule.Context, defaultRealm: DefaultRealm, inspected: boolean) {
     this.#isolate = isolate;
+    this.#inspected = inspected;
     this.#context = context;
     this.defaultRealm = defaultRealm;
   }
@@ -266,15 +290,18 @@ export class SandboxIsolate {
     bridge: Record<string, BridgeFunction>;
     shim: { source: string; cachedData?: Uint8Array; filename: string };
     api: readonly string[];
+    /** Lets a debugger attach (`connectInspector`); only ever set by the runtime's inspector option. */
+    inspector?: boolean;
   }): Promise<{ isolate: SandboxIsolate; api: Record<string, IsolateFunction>; shimCachedData?: Uint8Array }> {
     // No onCatastrophicError handler, on purpose: isolated-vm schedules it on the main thread and
     // parks the failing thread, but our isolates run on the main thread (applySync), so the handler
     // could never run. Without one, V8's out-of-memory path prints heap statistics and aborts the
     // process at once, which is what a supervised worker wants.
     const ivm = loadIsolatedVm();
-    const isolate = new ivm.Isolate({ memoryLimit: options.memoryMb });
+    const inspector = options.inspector === true;
+    const isolate = new ivm.Isolate({ memoryLimit: options.memoryMb, ...(inspector ? { inspector } : {}) });
     try {
-      const context = await isolate.createContext();
+      const context = await isolate.createContext(inspector ? { inspector } : undefined);
       const global = context.global;
       for (const [name, fn] of Object.entries(options.bridge)) {
         global.setSync(name, new ivm.Callback(fn));
@@ -299,11 +326,11 @@ export class SandboxIsolate {
       } catch (error) {
         if (error instanceof Error && error.message === "hardened") defaultRealm = "hardened";
       }
-      const sandbox = new SandboxIsolate(isolate, context, defaultRealm);
+      const sandbox = new SandboxIsolate(isolate, context, defaultRealm, inspector);
       const api: Record<string, IsolateFunction> = {};
       for (const name of options.api) {
         const fn = entry(name);
-        api[name] = { callSync: (args, timeoutMs) => sandbox.#enter(fn, args, timeoutMs) };
+        api[name] = { callSync: (args, timeoutMs) => sandbox.#enter(fn, args, timeoutMs), call: (args, timeoutMs) => sandbox.#enterAsync(fn, args, timeoutMs) };
       }
       apiRef.release();
       return { isolate: sandbox, api, ...(shimCachedData ? { shimCachedData } : {}) };
@@ -321,6 +348,51 @@ export class SandboxIsolate {
     } finally {
       this.#entered--;
     }
+  }
+
+  async #enterAsync(fn: IvmModule.Reference<(...a: unknown[]) => unknown>, args: Array<Primitive | IsolateValueHandle>, timeoutMs: number): Promise<string> {
+    if (!this.#inspected) throw new UnsafeIsolateOperationError("an entry runs off this thread only in an isolate made for a debugger");
+    this.#pluginCodeRan = true;
+    try {
+      await fn.apply(undefined, args as never[], timeoutMs > 0 ? { timeout: Math.ceil(timeoutMs) } : {});
+    } catch (thrown) {
+      if (typeof thrown === "string") return thrown;
+      throw thrown;
+    }
+    throw new UnsafeIsolateOperationError("a shim entry returned instead of throwing its answer");
+  }
+
+  /**
+   * Opens a DevTools protocol session on this isolate (made with `inspector: true`). Responses and
+   * events reach `onMessage` on this thread, so it must stay free while the isolate is paused:
+   * entries then run with `call`, not `callSync`.
+   */
+  connectInspector(onMessage: (message: string) => void): InspectorConnection {
+    if (!this.#inspected) throw new UnsafeIsolateOperationError("this isolate was not made for a debugger");
+    if (this.isDisposed) throw new UnsafeIsolateOperationError("the isolate is disposed");
+    const session = this.#isolate.createInspectorSession();
+    this.#sessions.add(session);
+    session.onResponse = (_id, message) => onMessage(message);
+    session.onNotification = onMessage;
+    const close = () => {
+      if (!this.#sessions.delete(session)) return;
+      try {
+        session.dispose();
+      } catch {
+        /* the isolate went first */
+      }
+    };
+    return {
+      send: (message) => {
+        if (!this.#sessions.has(session)) return;
+        try {
+          session.dispatchProtocolMessage(message);
+        } catch {
+          close();
+        }
+      },
+      close,
+    };
   }
 
   #assertNoPluginCodeRan(operation: string): void {
@@ -383,6 +455,15 @@ export class SandboxIsolate {
     if (this.#disposed) return;
     this.cpuTimeMs();
     this.#disposed = true;
+    // isolated-vm can crash disposing an isolate with a session open (laverdet/isolated-vm#497).
+    for (const session of this.#sessions) {
+      try {
+        session.dispose();
+      } catch {
+        /* already gone */
+      }
+    }
+    this.#sessions.clear();
     try {
       if (!this.#isolate.isDisposed) this.#isolate.dispose();
     } catch {

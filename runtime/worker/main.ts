@@ -6,6 +6,7 @@
  */
 import { writeSync } from "node:fs";
 import type { FromWorker, ToWorker } from "../protocol.js";
+import { InspectorListenError } from "../inspect.js";
 import { readShimSource, SandboxWorker } from "./worker.js";
 
 function send(message: FromWorker): void {
@@ -17,6 +18,7 @@ const config = JSON.parse(process.env.PLUGBOX_WORKER_CONFIG ?? "{}") as {
   defaultMemoryMb?: number;
   maxReusedContexts?: number;
   unsafeKeepWebAssembly?: boolean;
+  inspector?: { port: number; wait: boolean };
 };
 
 /**
@@ -35,6 +37,7 @@ const worker = new SandboxWorker({
   prewarmIsolates: config.prewarmIsolates ?? 2,
   defaultMemoryMb: config.defaultMemoryMb ?? 128,
   maxReusedContexts: config.maxReusedContexts ?? 64,
+  ...(config.inspector ? { inspector: config.inspector } : {}),
 });
 
 process.on("message", (message: ToWorker) => worker.handle(message));
@@ -44,8 +47,16 @@ process.on("disconnect", () => {
 });
 
 worker.start().then(
-  () => send({ type: "ready", pid: process.pid }),
+  (endpoint) => {
+    if (endpoint) send({ type: "inspector", ...endpoint });
+    send({ type: "ready", pid: process.pid });
+  },
   (error: unknown) => {
+    if (error instanceof InspectorListenError) {
+      send({ type: "inspectorFailed", message: error.message });
+      writeSync(2, `plugbox-worker: could not start: ${error.message}\n`);
+      process.exit(70);
+    }
     writeSync(2, `plugbox-worker: could not start: ${error instanceof Error ? error.stack : String(error)}\n`);
     process.exit(70);
   },

@@ -5,6 +5,11 @@
  * Every piece of plug-in code runs inside a synchronous call with a timeout (`enter`): the first
  * call of execute(), every resumption after a service call or a timer, module evaluation and the
  * constructor. Between calls a wall-clock watchdog can end the execution and dispose its isolate.
+ *
+ * Debug mode (`WorkerOptions.inspector`) is the exception: a paused plug-in would block a
+ * synchronous call and with it the thread that carries the debugger's messages, so there the calls
+ * run on isolated-vm's threads, one at a time and with no V8 timer, and the watchdog (which stops
+ * while the plug-in is paused) and a CPU check end an execution by disposing its isolate.
  */
 import { readFileSync } from "node:fs";
 import { isServiceOperation, type BundleRef, type ExecuteMessage, type FromWorker, type Outcome, type ToWorker, type WebCallRecord, type WebConfig, type WireError } from "../protocol.js";
@@ -12,10 +17,17 @@ import { WebClient } from "../web/client.js";
 import { familyIn } from "../../sdk/errors.js";
 import { WEB_ERRORS, WebError } from "../web/errors.js";
 import type { SandboxLimits } from "../options.js";
-import { classifyIsolateError, SandboxIsolate, type HeapUsage, type IsolateFunction, type Primitive } from "./ivm.js";
+import { classifyIsolateError, SandboxIsolate, type HeapUsage, type IsolateFunction, type IsolateValueHandle, type Primitive } from "./ivm.js";
+import type { InspectorEndpoint } from "../inspect.js";
+import type { InspectorServer } from "./inspector.js";
 
 const SHIM_API = ["load", "instantiate", "start", "resume", "fire"] as const;
 type ShimApi = Record<(typeof SHIM_API)[number], IsolateFunction>;
+/** One call of a shim entry. */
+interface EntryCall {
+  fn: IsolateFunction;
+  args: Array<Primitive | IsolateValueHandle>;
+}
 
 const MAX_TIMERS = 100;
 const MAX_INSTANCES_PER_STEP = 4;
@@ -46,7 +58,17 @@ export interface WorkerOptions {
   prewarmIsolates: number;
   defaultMemoryMb: number;
   maxReusedContexts: number;
+  /**
+   * Debugging (the runtime's `inspector` option, never set by a plug-in or a manifest): isolates are
+   * made for a debugger, entries run off this thread so it can relay the debugger's messages, and
+   * the wall and CPU limits stop counting while the plug-in is paused. `wait`: each execution waits
+   * for a debugger to attach and ask it to run.
+   */
+  inspector?: { port: number; wait: boolean };
 }
+
+/** How often the CPU limit is checked while an entry runs off this thread (in debug mode, where no V8 timer may be armed). */
+const INSPECTED_CPU_CHECK_MS = 50;
 
 /** One isolate with the shim loaded, and the bridge state that routes its calls. */
 interface Sandbox {
@@ -92,12 +114,23 @@ class Execution {
   inside = false;
   watchdog: NodeJS.Timeout | undefined;
   reused = false;
-  constructor(readonly message: ExecuteMessage) {}
+  /** Debug mode: entries waiting for the one running off-thread to return. */
+  readonly queued: Array<() => void> = [];
+  /** Debug mode: time spent paused in the debugger (or waiting for one), which no limit counts. */
+  pausedMs = 0;
+  pausedSince: number | undefined;
+  cpuCheck: NodeJS.Timeout | undefined;
+  constructor(
+    readonly message: ExecuteMessage,
+    readonly inspected: boolean,
+  ) {}
   get limits(): SandboxLimits {
     return this.message.limits;
   }
   wallRemaining(): number {
-    return this.limits.wallTimeMs - (performance.now() - this.startedAt);
+    const now = performance.now();
+    const paused = this.pausedMs + (this.pausedSince === undefined ? 0 : now - this.pausedSince);
+    return this.limits.wallTimeMs - (now - this.startedAt - paused);
   }
 }
 
@@ -121,12 +154,26 @@ export class SandboxWorker {
   #shimCachedData: Uint8Array | undefined;
   #closed = false;
 
+  #inspector: { server: InspectorServer; wait: boolean } | undefined;
+  /** Debug mode: the execution the debugger is attached to. */
+  #debugged: Execution | undefined;
+
   constructor(options: WorkerOptions) {
     this.#options = options;
   }
 
-  async start(): Promise<void> {
+  /** Fills the pool and, in debug mode, opens the DevTools endpoint (whose address it returns). */
+  async start(): Promise<InspectorEndpoint | undefined> {
+    let endpoint: InspectorEndpoint | undefined;
+    const debug = this.#options.inspector;
+    if (debug) {
+      // Loaded only in debug mode: a worker that is not debugged never loads the WebSocket server.
+      const { InspectorServer } = await import("./inspector.js");
+      this.#inspector = { server: new InspectorServer(this.#inspectorHooks()), wait: debug.wait };
+      endpoint = await this.#inspector.server.listen(debug.port);
+    }
     if (this.#options.prewarmIsolates > 0) await this.#fill(this.#options.defaultMemoryMb);
+    return endpoint;
   }
 
   handle(message: ToWorker): void {
@@ -147,6 +194,7 @@ export class SandboxWorker {
 
   close(): void {
     this.#closed = true;
+    this.#inspector?.server.close();
     for (const client of this.#webClients.values()) void client.close();
     for (const exec of this.#executions.values()) this.#fail(exec, wireError("SANDBOX_CLOSED", "the sandbox worker is shutting down"));
     for (const pool of this.#pools.values()) for (const sandbox of pool) sandbox.isolate.dispose();
@@ -171,6 +219,7 @@ export class SandboxWorker {
       bridge,
       shim: { source: this.#options.shimSource, filename: "plugbox-shim.js", ...(this.#shimCachedData ? { cachedData: this.#shimCachedData } : {}) },
       api: SHIM_API,
+      ...(this.#options.inspector ? { inspector: true } : {}),
     });
     if (created.shimCachedData) this.#shimCachedData = created.shimCachedData;
     const sandbox: Sandbox = { isolate: created.isolate, api: created.api as ShimApi, memoryMb, current: undefined, nextToken: 1, prepared: false, lastUsed: 0, busy: false };
@@ -213,7 +262,8 @@ export class SandboxWorker {
   // Executions ////////////////////////////////////////////////////////////////////////////////
 
   async #execute(message: ExecuteMessage): Promise<void> {
-    const exec = new Execution(message);
+    const inspector = this.#inspector;
+    const exec = new Execution(message, inspector !== undefined);
     this.#executions.set(message.execId, exec);
     exec.watchdog = setTimeout(() => this.#onWallClock(exec), Math.max(1, message.limits.wallTimeMs));
     const bundle = this.#bundle(message.bundle);
@@ -230,13 +280,75 @@ export class SandboxWorker {
     exec.token = sandbox.nextToken++;
     exec.reused = sandbox.prepared;
     sandbox.current = exec;
-    exec.cpuAtStart = sandbox.isolate.cpuTimeMs();
-    if (!sandbox.prepared) {
-      this.#prepare(exec, sandbox, bundle);
-      if (exec.finished) return;
-      sandbox.prepared = true;
+    if (inspector && this.#debugged === undefined) {
+      // One execution at a time is debugged: the first; nested ones run with no debugger attached.
+      this.#debugged = exec;
+      inspector.server.attach(sandbox.isolate);
+      if (inspector.wait) {
+        this.#pause(exec);
+        await inspector.server.waitForDebugger();
+        this.#resume(exec);
+        if (exec.finished) return;
+      }
     }
-    this.#enter(exec, (timeout) => sandbox.api.start.callSync([exec.token, message.context], timeout));
+    if (inspector) {
+      exec.cpuCheck = setInterval(() => this.#checkInspectedCpu(exec), INSPECTED_CPU_CHECK_MS);
+    }
+    exec.cpuAtStart = sandbox.isolate.cpuTimeMs();
+    const start = () => this.#enter(exec, { fn: sandbox.api.start, args: [exec.token, message.context] });
+    if (sandbox.prepared) return start();
+    this.#prepare(exec, sandbox, bundle, () => {
+      sandbox.prepared = true;
+      start();
+    });
+  }
+
+  /** Debug mode: the plug-in is paused in the debugger; its wall clock stops (isolated-vm stops its CPU clock itself). */
+  #pause(exec: Execution): void {
+    if (exec.finished || exec.pausedSince !== undefined) return;
+    exec.pausedSince = performance.now();
+    clearTimeout(exec.watchdog);
+  }
+
+  #resume(exec: Execution): void {
+    if (exec.finished || exec.pausedSince === undefined) return;
+    exec.pausedMs += performance.now() - exec.pausedSince;
+    exec.pausedSince = undefined;
+    exec.watchdog = setTimeout(() => this.#onWallClock(exec), Math.max(1, exec.wallRemaining()));
+  }
+
+  /** What the inspector server reports of the debugger: it acts on the execution that runs. */
+  #inspectorHooks(): { paused(): void; resumed(): void } {
+    return {
+      paused: () => {
+        if (this.#debugged) this.#pause(this.#debugged);
+      },
+      resumed: () => {
+        if (this.#debugged) this.#resume(this.#debugged);
+      },
+    };
+  }
+
+  #checkInspectedCpu(exec: Execution): void {
+    if (!exec.inside || exec.finished) return;
+    this.#accountCpu(exec);
+    if (exec.cpuUsedMs > exec.limits.cpuTimeMs) this.#stopInspected(exec, this.#limitError("cpu"));
+  }
+
+  /**
+   * Debug mode: ends an execution whose code runs off this thread now, by disposing its isolate
+   * (the running call then fails, and the failure recorded here is reported).
+   */
+  #stopInspected(exec: Execution, error: WireError): void {
+    exec.deferredFailure ??= error;
+    this.#undebug(exec);
+    exec.sandbox?.isolate.dispose();
+  }
+
+  #undebug(exec: Execution): void {
+    if (this.#debugged !== exec) return;
+    this.#debugged = undefined;
+    this.#inspector?.server.detach();
   }
 
   /**
@@ -289,11 +401,12 @@ export class SandboxWorker {
   }
 
   /** Compiles the bundle (keeping any code cache made on the way), evaluates it and constructs the plug-in. */
-  #prepare(exec: Execution, sandbox: Sandbox, bundle: { source: string; filename: string; cachedData?: Uint8Array }): void {
+  #prepare(exec: Execution, sandbox: Sandbox, bundle: { source: string; filename: string; cachedData?: Uint8Array }, then: () => void): void {
     const { message } = exec;
     let factory;
     try {
-      const script = sandbox.isolate.compile(`(function (exports, module) {${bundle.source}\n})`, bundle.filename, bundle.cachedData);
+      const filename = exec.inspected && message.bundle.url !== undefined ? message.bundle.url : bundle.filename;
+      const script = sandbox.isolate.compile(`(function (exports, module) {${bundle.source}\n})`, filename, bundle.cachedData);
       if (!bundle.cachedData || script.cachedDataRejected) {
         const produced = script.produceCachedData();
         if (produced) {
@@ -314,11 +427,14 @@ export class SandboxWorker {
       }
       return;
     }
-    const loaded = this.#callEntry(exec, (timeout) => sandbox.api.load.callSync([factory], timeout));
-    if (loaded === undefined) return;
-    if (loaded !== "") return this.#fail(exec, this.#failure(exec, "load", loaded));
-    const made = this.#callEntry(exec, (timeout) => sandbox.api.instantiate.callSync([message.typeName, message.unsecureConfig, message.secureConfig], timeout));
-    if (made !== undefined && made !== "") this.#fail(exec, this.#failure(exec, "instantiate", made));
+    this.#callEntry(exec, { fn: sandbox.api.load, args: [factory] }, (loaded) => {
+      if (loaded === undefined) return;
+      if (loaded !== "") return this.#fail(exec, this.#failure(exec, "load", loaded));
+      this.#callEntry(exec, { fn: sandbox.api.instantiate, args: [message.typeName, message.unsecureConfig, message.secureConfig] }, (made) => {
+        if (made !== undefined && made !== "") this.#fail(exec, this.#failure(exec, "instantiate", made));
+        if (!exec.finished) then();
+      });
+    });
   }
 
   #entryTimeout(exec: Execution): { timeout: number; bound: "cpu" | "wall" } {
@@ -327,36 +443,60 @@ export class SandboxWorker {
     return cpuLeft < wallLeft ? { timeout: cpuLeft, bound: "cpu" } : { timeout: wallLeft, bound: "wall" };
   }
 
-  /** Calls a shim entry for its answer; on failure ends the execution and returns undefined. */
-  #callEntry(exec: Execution, call: (timeoutMs: number) => string): string | undefined {
+  /**
+   * Calls a shim entry and hands `then` its answer; on failure ends the execution and hands it
+   * undefined. Synchronous, under a V8 timeout, except in debug mode: there the call runs off this
+   * thread with no V8 timer (it would count paused time), one at a time, bounded by the pause-aware
+   * watchdog and the CPU check.
+   */
+  #callEntry(exec: Execution, entry: EntryCall, then: (answer: string | undefined) => void): void {
+    if (exec.inspected && exec.inside) {
+      exec.queued.push(() => this.#callEntry(exec, entry, then));
+      return;
+    }
     const { timeout, bound } = this.#entryTimeout(exec);
     if (timeout <= 0) {
       this.#fail(exec, this.#limitError(bound));
-      return undefined;
+      return then(undefined);
     }
     exec.inside = true;
-    try {
-      return call(timeout);
-    } catch (error) {
-      this.#failFromIsolate(exec, error, bound === "cpu");
-      return undefined;
-    } finally {
+    const leave = (answer: string | undefined) => {
       exec.inside = false;
       this.#accountCpu(exec);
       if (exec.deferredFailure && !exec.finished) this.#fail(exec, exec.deferredFailure);
+      then(answer);
+      if (exec.inspected && !exec.inside && !exec.finished) exec.queued.shift()?.();
+    };
+    const failed = (error: unknown) => {
+      this.#failFromIsolate(exec, error, bound === "cpu");
+      leave(undefined);
+    };
+    if (exec.inspected) {
+      entry.fn.call(entry.args, 0).then(leave, failed);
+      return;
     }
+    let answer: string;
+    try {
+      answer = entry.fn.callSync(entry.args, timeout);
+    } catch (error) {
+      return failed(error);
+    }
+    leave(answer);
   }
 
   /** Runs plug-in code (a start, a resumption, a timer) and then settles the execution if it can. */
-  #enter(exec: Execution, call: (timeoutMs: number) => string): void {
+  #enter(exec: Execution, entry: EntryCall): void {
     if (exec.finished) return;
-    const answer = this.#callEntry(exec, call);
+    this.#callEntry(exec, entry, (answer) => this.#settleAfterEntry(exec, answer));
+  }
+
+  #settleAfterEntry(exec: Execution, answer: string | undefined): void {
     if (exec.finished || answer === undefined) return;
     // These entries report outcomes through the done callback; an answer is the shim failing to.
     if (answer !== "") return this.#fail(exec, this.#failure(exec, "execution", answer));
     if (exec.cpuUsedMs > exec.limits.cpuTimeMs) return this.#fail(exec, this.#limitError("cpu"));
     if (exec.result) return this.#finish(exec);
-    if (exec.pending.size === 0 && exec.timers.size === 0) {
+    if (exec.pending.size === 0 && exec.timers.size === 0 && exec.queued.length === 0) {
       this.#fail(
         exec,
         wireError("SANDBOX_STALLED", "execute() returned a promise that can never settle: no service call or timer is pending; await every promise your plug-in starts"),
@@ -392,6 +532,7 @@ export class SandboxWorker {
 
   #onWallClock(exec: Execution): void {
     if (exec.finished) return;
+    if (exec.inspected && exec.inside) return this.#stopInspected(exec, this.#limitError("wall"));
     this.#fail(exec, this.#limitError("wall"));
   }
 
@@ -512,7 +653,7 @@ export class SandboxWorker {
     const timer = setTimeout(() => {
       exec.timers.delete(timerId);
       const sandbox = exec.sandbox;
-      if (sandbox) this.#enter(exec, (timeout) => sandbox.api.fire.callSync([exec.token, timerId], timeout));
+      if (sandbox) this.#enter(exec, { fn: sandbox.api.fire, args: [exec.token, timerId] });
     }, delay);
     exec.timers.set(timerId, timer);
     return "";
@@ -602,7 +743,7 @@ export class SandboxWorker {
       return this.#fail(exec, wireError("SANDBOX_HOST_CALL_TOO_LARGE", `a service answered with ${payload.length} bytes; the limit is ${exec.limits.maxHostCallBytes} (limits.maxHostCallBytes)`));
     }
     const sandbox = exec.sandbox!;
-    this.#enter(exec, (timeout) => sandbox.api.resume.callSync([exec.token, callId, ok, payload], timeout));
+    this.#enter(exec, { fn: sandbox.api.resume, args: [exec.token, callId, ok, payload] });
   }
 
   #fail(exec: Execution, error: WireError): void {
@@ -622,6 +763,9 @@ export class SandboxWorker {
     exec.finished = true;
     exec.webAbort?.abort();
     clearTimeout(exec.watchdog);
+    clearInterval(exec.cpuCheck);
+    exec.queued.length = 0;
+    this.#undebug(exec);
     for (const timer of exec.timers.values()) clearTimeout(timer);
     exec.timers.clear();
     this.#executions.delete(exec.message.execId);
