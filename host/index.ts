@@ -51,6 +51,8 @@ export type {
   ServiceName,
   SandboxHealth,
   IsolatedVmBinding,
+  InspectorOptions,
+  InspectorEndpoint,
 } from "../runtime/index.js";
 
 // The local Service Bus and Event Hubs broker.

@@ -15,29 +15,51 @@ describe("the public surface", () => {
     expect(Object.keys(pkg.exports)).toEqual([".", "./sdk", "./testing", "./testing/internal", "./package.json"]);
   });
 
-  it('"plugbox" exports the host, one-off runs and builds, the sandbox, the broker and the errors a caller catches', () => {
+  it('"plugbox" exports the host, one-off runs and builds, the sandbox, the broker, the system clock and one error class per area (instanceof holds per code)', () => {
     expect(Object.keys(plugbox).sort()).toEqual([
+      "BrokerError",
+      "BundleError",
+      "CliError",
+      "HostError",
+      "HostServiceError",
+      "JobError",
       "JobState",
       "JobStatus",
+      "OptionsError",
+      "OrganizationError",
+      "PipelineError",
       "PlugboxError",
       "PluginExecutionError",
+      "RegistryError",
+      "RelayError",
       "SUPPORTED_NODE_MAJORS",
+      "SandboxCrashError",
       "SandboxError",
+      "SandboxIsolationError",
+      "SandboxLimitError",
+      "SandboxMemoryError",
+      "SandboxTimeoutError",
+      "ServiceError",
       "StepFailedError",
+      "StoreError",
+      "UsageError",
+      "WebError",
       "buildBundle",
       "bundleFromSource",
       "createHost",
       "createSandboxRuntime",
+      "isPlugboxError",
       "isolatedVmBinding",
       "loadBundleFile",
       "runJobsInProcesses",
       "runPlugin",
       "sandboxLimitDefaults",
       "startBroker",
+      "systemClock",
     ]);
   });
 
-  it('"plugbox/testing" exports the test host, one-off runs, predictable ids and the broker', () => {
-    expect(Object.keys(testing).sort()).toEqual(["Broker", "TestHost", "runPlugin", "sequentialIds", "startBroker"]);
+  it('"plugbox/testing" exports the test host, one-off runs, predictable ids, the manual clock and the broker', () => {
+    expect(Object.keys(testing).sort()).toEqual(["Broker", "ManualClock", "TestHost", "runPlugin", "sequentialIds", "startBroker"]);
   });
 });
