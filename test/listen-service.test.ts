@@ -4,7 +4,7 @@
  * and ends with exit 0 when told to stop.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, onTestFailed } from "vitest";
 import { EventHubProducerClient } from "@azure/event-hubs";
 import { ServiceBusClient } from "@azure/service-bus";
 import { serializeRemoteExecutionContext } from "../dist/sdk/index.js";
@@ -118,6 +118,8 @@ describe("plugbox listen as a service", () => {
     const port = await freePort();
     let current = await broker(port);
     const listener = listen(current.connectionString, ["--event-hub", "contexts-hub"]);
+    // On a failure, what the listener said is the evidence.
+    onTestFailed(() => console.log(`listen's stdout:\n${listener.out()}\nlisten's stderr:\n${listener.err()}`));
     await sendEvents(current.connectionString, [uuid(200), uuid(201)]);
     for (const id of [uuid(200), uuid(201)]) await expect.poll(listener.out, { timeout: 30_000 }).toContain(`${id}: Create of account`);
     await current.kill();
