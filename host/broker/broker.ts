@@ -30,12 +30,13 @@ import { systemClock, type Clock, type ClockTimer } from "../../runtime/clock.js
 import { BrokerError } from "./errors.js";
 import { EventHubs } from "./event-hubs.js";
 import { manage, replyTo } from "./management.js";
-import { ManagementFailure, Namespace, type BrokerTopology, type Disposition, type Entity, type Stored } from "./namespace.js";
+import { ManagementFailure, type BrokerTopology, type Disposition, type Entity, type Stored } from "./entities.js";
+import { Namespace } from "./namespace.js";
 import { BrokerStore } from "./persistence.js";
 import { closed, opened } from "../../runtime/open-resources.js";
 
 export { BrokerError, BROKER_ERRORS, type BrokerErrorCode } from "./errors.js";
-export type { BrokerTopology, EntityOptions, SubscriptionSpec, TopicSpec } from "./namespace.js";
+export type { BrokerTopology, EntityOptions, SubscriptionSpec, TopicSpec } from "./entities.js";
 export type { RuleSpec, CorrelationFilterSpec } from "./rules.js";
 export type { EventHubSpec } from "./event-hubs.js";
 
