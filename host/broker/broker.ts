@@ -20,22 +20,27 @@
  * change is answered only after its commit (persistence.ts; docs/broker.md, "Durability").
  *
  * The Service Bus state lives in namespace.ts, its management operations in management.ts, Event
- * Hubs in event-hubs.ts; this module is the AMQP wiring.
+ * Hubs in event-hubs.ts; the AMQP links in links.ts, deliveries to receivers in deliveries.ts,
+ * session receivers in session-receivers.ts and the group commit in group-commit.ts. This module
+ * starts and stops the broker and answers its inspection methods.
  */
-import { randomBytes } from "node:crypto";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
-import { answerEveryDrain, BATCH_FORMAT, entityPath, FrameGuard, guardedSocket, holdAttach, isWritten, lockKeyOfTag, longValue, rhea, sendHeldAttach, writableRoom, type AmqpMessage, type Described, type RheaConnection, type RheaContainer, type RheaContext, type RheaDelivery, type RheaLink } from "./amqp.js";
-import { systemClock, type Clock, type ClockTimer } from "../../runtime/clock.js";
+import { FrameGuard, guardedSocket, rhea, type AmqpMessage, type RheaConnection, type RheaContainer } from "./amqp.js";
+import { systemClock, type Clock } from "../../runtime/clock.js";
+import { Deliveries } from "./deliveries.js";
+import type { BrokerTopology, Entity } from "./entities.js";
 import { BrokerError } from "./errors.js";
 import { EventHubs } from "./event-hubs.js";
-import { manage, replyTo } from "./management.js";
-import { ManagementFailure, Namespace, type BrokerTopology, type Disposition, type Entity, type Stored } from "./namespace.js";
+import { GroupCommit } from "./group-commit.js";
+import { Links } from "./links.js";
+import { Namespace } from "./namespace.js";
 import { BrokerStore } from "./persistence.js";
+import { SessionReceivers } from "./session-receivers.js";
 import { closed, opened } from "../../runtime/open-resources.js";
 
 export { BrokerError, BROKER_ERRORS, type BrokerErrorCode } from "./errors.js";
-export type { BrokerTopology, EntityOptions, SubscriptionSpec, TopicSpec } from "./namespace.js";
+export type { BrokerTopology, EntityOptions, SubscriptionSpec, TopicSpec } from "./entities.js";
 export type { RuleSpec, CorrelationFilterSpec } from "./rules.js";
 export type { EventHubSpec } from "./event-hubs.js";
 
@@ -81,55 +86,20 @@ function bodyOf(message: AmqpMessage): unknown {
   return body;
 }
 
-const kEntity = Symbol("plugbox.broker.entity");
-const kSession = Symbol("plugbox.broker.session");
-/** The deliveries a receiver link was sent and has not settled (a Set<Outstanding>). */
-const kOutstanding = Symbol("plugbox.broker.outstanding");
-/** The receiver links a connection opened (a Set<RheaLink>), released when it goes away. */
-const kLinks = Symbol("plugbox.broker.links");
-/** A receiver link whose attach is held until a session is available. */
-const kWaiting = Symbol("plugbox.broker.waiting");
-interface SessionWaiter {
-  link: RheaLink;
-  timer: ClockTimer;
-}
-interface Outstanding {
-  delivery: RheaDelivery;
-  entity: Entity;
-  stored: Stored;
-  receiveAndDelete: boolean;
-  lockKey?: string;
-}
-const SESSION_FILTER = "com.microsoft:session-filter";
-/** .NET ticks (100 ns since 0001-01-01) as the 8 bytes of an AMQP long, as the client reads a session's locked-until. */
-function dotNetTicks(date: Date): Buffer {
-  const bytes = Buffer.alloc(8);
-  bytes.writeBigInt64BE(BigInt(date.getTime()) * 10_000n + 621_355_968_000_000_000n);
-  return bytes;
-}
-const MANAGEMENT = "/$management";
-const isManagement = (address: string) => address === "$management" || address.endsWith(MANAGEMENT);
-
 export class Broker {
   readonly port: number;
   readonly connectionString: string;
   readonly #server: Server;
   readonly #namespace: Namespace;
   readonly #store: BrokerStore | undefined;
-  /** Changes waiting for the next group commit (data dir only; see #durably). */
-  #group: Array<{ change: () => void; answer: (error?: unknown) => void }> = [];
   readonly #eventHubs: EventHubs;
-  readonly #receivers = new Map<Entity, Set<RheaLink>>();
-  readonly #replyLinks = new Map<string, RheaLink>();
-  readonly #byDelivery = new WeakMap<RheaDelivery, Outstanding>();
-  readonly #sessionWaiters = new Map<Entity, SessionWaiter[]>();
-  /** Rotates which receiver gets the odd message when shares tie. */
-  #turn = 0;
+  readonly #deliveries: Deliveries;
+  readonly #sessionReceivers: SessionReceivers;
+  readonly #links: Links;
   readonly #sockets = new Set<Socket>();
   readonly #connections = new Set<RheaConnection>();
   readonly #container: RheaContainer;
   readonly #maxFrameSize: number;
-  readonly #maxMessageSize: number;
   readonly #clock: Clock;
   #health: HttpServer | undefined;
   /** The port of `GET /health`, when healthPort was given. */
@@ -144,10 +114,13 @@ export class Broker {
     this.#maxFrameSize = options.maxFrameSize ?? 65_536;
     this.port = (server.address() as AddressInfo).port;
     this.connectionString = `Endpoint=sb://127.0.0.1:${this.port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;`;
-    this.#maxMessageSize = options.maxMessageSize ?? 262_144;
     this.#clock = options.clock ?? systemClock;
     this.#namespace = namespace;
     this.#eventHubs = eventHubs;
+    this.#sessionReceivers = new SessionReceivers(namespace, this.#clock, (link, entity) => this.#deliveries.addReceiver(link, entity));
+    const commits = new GroupCommit(namespace, store !== undefined);
+    this.#deliveries = new Deliveries(namespace, this.#sessionReceivers, commits);
+    this.#links = new Links(namespace, eventHubs, this.#deliveries, this.#sessionReceivers, commits, options.maxMessageSize ?? 262_144);
   }
 
   static async start(options: BrokerOptions = {}): Promise<Broker> {
@@ -187,7 +160,7 @@ export class Broker {
     }
     const broker = new Broker(server, container, options, namespace, eventHubs, store);
     accept = (socket) => broker.#accept(socket);
-    pump = (entity) => broker.#pump(entity);
+    pump = (entity) => broker.#deliveries.pump(entity);
     if (options.healthPort !== undefined) {
       try {
         await broker.#serveHealth(options.healthPort);
@@ -196,26 +169,7 @@ export class Broker {
         throw error;
       }
     }
-    container.on("sender_open", (c) => broker.#onSenderOpen(c.sender!));
-    container.on("receiver_open", (c) => broker.#onReceiverOpen(c.receiver!));
-    container.on("message", (c) => broker.#onMessage(c));
-    container.on("sendable", (c) => {
-      if (broker.#eventHubs.isReader(c.sender!)) broker.#eventHubs.pump(c.sender!);
-      else broker.#pump(c.sender![kEntity] as Entity | undefined);
-    });
-    container.on("sender_draining", (c) => {
-      const entity = c.sender![kEntity] as Entity | undefined;
-      if (entity) broker.#pump(entity);
-      broker.#eventHubs.pump(c.sender!);
-      c.sender!.set_drained(true);
-    });
-    container.on("sender_close", (c) => broker.#onSenderClose(c.sender!));
-    for (const outcome of ["accepted", "released", "rejected", "modified"]) container.on(outcome, (c) => broker.#onOutcome(outcome, c));
-    container.on("error", () => undefined);
-    container.on("connection_error", () => undefined);
-    container.on("disconnected", (c) => broker.#onConnectionGone(c.connection!));
-    container.on("connection_close", (c) => broker.#onConnectionGone(c.connection!));
-    container.on("protocol_error", () => undefined);
+    broker.#links.listen(container);
     return broker;
   }
 
@@ -257,386 +211,8 @@ export class Broker {
       this.#connections.delete(connection);
       // rhea listens for 'end' and 'error' only; a socket destroyed here would leave its heartbeat timer running.
       connection._disconnected();
-      this.#onConnectionGone(connection);
+      this.#links.onConnectionGone(connection);
     });
-  }
-
-  /** A connection closed or dropped: its receiver links are gone too (rhea reports no detach for them). */
-  #onConnectionGone(connection: RheaConnection): void {
-    const links = connection[kLinks] as Set<RheaLink> | undefined;
-    if (!links) return;
-    connection[kLinks] = undefined;
-    for (const link of links) this.#onSenderClose(link);
-  }
-
-  #prepareAttach(link: RheaLink): void {
-    link.local.attach.source = link.remote.attach.source;
-    link.local.attach.target = link.remote.attach.target;
-    link.local.attach.max_message_size = this.#maxMessageSize;
-  }
-
-  /** A client receiver attached: our sender, from an entity (or a reply link for $cbs and $management). */
-  #onSenderOpen(link: RheaLink): void {
-    this.#prepareAttach(link);
-    const owner = link.connection as unknown as RheaConnection;
-    ((owner[kLinks] ??= new Set<RheaLink>()) as Set<RheaLink>).add(link);
-    const source = link.remote.attach.source?.address ?? "";
-    if (source === "$cbs" || isManagement(source)) {
-      this.#replyLinks.set(link.remote.attach.target?.address ?? link.name, link);
-      this.#replyLinks.set(link.name, link);
-      return;
-    }
-    const path = entityPath(source);
-    if (this.#eventHubs.owns(path)) {
-      const problem = this.#eventHubs.attachReader(link, path);
-      if (problem) link.close({ condition: "amqp:not-found", description: problem });
-      return;
-    }
-    const filter = link.remote.attach.source?.filter;
-    const sessionful = filter !== undefined && filter !== null && SESSION_FILTER in filter;
-    const entity = this.#namespace.entity(path, { requiresSession: sessionful });
-    if (!entity) return link.close({ condition: "amqp:not-found", description: `The messaging entity '${path}' could not be found.` });
-    if (sessionful !== (entity.options.requiresSession ?? false)) {
-      return link.close({
-        condition: "amqp:not-allowed",
-        description: sessionful ? `${path} is not session-enabled: receive without a session, or create it with RequiresSession` : `${path} requires sessions: receive with acceptSession() or acceptNextSession()`,
-      });
-    }
-    if (sessionful && typeof filter![SESSION_FILTER] !== "string" && this.#namespace.availableSession(entity) === undefined) {
-      return this.#waitForSession(link, entity);
-    }
-    if (sessionful && !this.#lockSession(link, entity, filter![SESSION_FILTER])) return;
-    this.#addReceiver(link, entity);
-  }
-
-  #addReceiver(link: RheaLink, entity: Entity): void {
-    link[kEntity] = entity;
-    link[kOutstanding] = new Set<Outstanding>();
-    answerEveryDrain(link);
-    let links = this.#receivers.get(entity);
-    if (!links) this.#receivers.set(entity, (links = new Set()));
-    links.add(link);
-  }
-
-  /**
-   * "Next available session" with none available: as Service Bus does, the attach is answered only
-   * once a session has messages, or with com.microsoft:timeout when the client's
-   * `com.microsoft:timeout` (its operation timeout) runs out.
-   */
-  #waitForSession(link: RheaLink, entity: Entity): void {
-    holdAttach(link);
-    const requested = longValue(link.remote.attach.properties?.["com.microsoft:timeout"]);
-    const timeoutMs = Number.isFinite(requested) && requested >= 0 ? requested : 60_000;
-    const waiter: SessionWaiter = {
-      link,
-      timer: this.#clock.setTimeout(() => {
-        this.#stopWaiting(entity, waiter);
-        sendHeldAttach(link);
-        link.close({ condition: "com.microsoft:timeout", description: `No unlocked session with messages became available in ${entity.path} within ${timeoutMs} ms.` });
-      }, timeoutMs),
-    };
-    let waiters = this.#sessionWaiters.get(entity);
-    if (!waiters) this.#sessionWaiters.set(entity, (waiters = []));
-    waiters.push(waiter);
-    link[kWaiting] = { entity, waiter };
-  }
-
-  #stopWaiting(entity: Entity, waiter: SessionWaiter): void {
-    this.#clock.clearTimeout(waiter.timer);
-    const waiters = this.#sessionWaiters.get(entity) ?? [];
-    waiters.splice(waiters.indexOf(waiter) >>> 0, 1);
-    waiter.link[kWaiting] = undefined;
-  }
-
-  /** Gives sessions that have messages to the receivers waiting for one, first come first served. */
-  #serveSessionWaiters(entity: Entity): void {
-    const waiters = this.#sessionWaiters.get(entity);
-    while (waiters && waiters.length > 0) {
-      const sessionId = this.#namespace.availableSession(entity);
-      if (sessionId === undefined) return;
-      const waiter = waiters[0]!;
-      this.#stopWaiting(entity, waiter);
-      sendHeldAttach(waiter.link);
-      if (this.#lockSession(waiter.link, entity, sessionId)) this.#addReceiver(waiter.link, entity);
-    }
-  }
-
-  /** Locks the session a receiver asked for (a string) or the next available one (null); false when it cannot. */
-  #lockSession(link: RheaLink, entity: Entity, requested: unknown): boolean {
-    const sessionId = typeof requested === "string" ? requested : this.#namespace.availableSession(entity);
-    if (sessionId === undefined) {
-      link.close({ condition: "com.microsoft:timeout", description: `No unlocked session with messages is available in ${entity.path}.` });
-      return false;
-    }
-    let lockedUntil: Date;
-    try {
-      lockedUntil = this.#namespace.lockSession(entity, sessionId, link, () =>
-        link.close({ condition: "com.microsoft:session-lock-lost", description: `The lock on session '${sessionId}' of ${entity.path} ran out.` }),
-      );
-    } catch (error) {
-      if (!(error instanceof ManagementFailure)) throw error;
-      link.close({ condition: error.condition, description: error.message });
-      return false;
-    }
-    link[kSession] = sessionId;
-    // The client checks that the attach names the session it locked.
-    link.set_source({ address: link.remote.attach.source?.address, filter: { [SESSION_FILTER]: sessionId } });
-    link.local.attach.properties = { ...(link.remote.attach.properties ?? {}), "com.microsoft:locked-until-utc": rhea.types.wrap_long(dotNetTicks(lockedUntil)) };
-    return true;
-  }
-
-  #onSenderClose(link: RheaLink): void {
-    const waiting = link[kWaiting] as { entity: Entity; waiter: SessionWaiter } | undefined;
-    if (waiting) this.#stopWaiting(waiting.entity, waiting.waiter);
-    const entity = link[kEntity] as Entity | undefined;
-    if (entity) this.#receivers.get(entity)?.delete(link);
-    this.#forgetDeliveries(link);
-    if (entity && link[kSession] !== undefined) this.#namespace.releaseSession(entity, link[kSession] as string, link);
-    this.#eventHubs.detach(link);
-    for (const [key, reply] of this.#replyLinks) if (reply === link) this.#replyLinks.delete(key);
-  }
-
-  /** A client sender attached: our receiver, into a queue or topic (or $cbs, $management). */
-  #onReceiverOpen(link: RheaLink): void {
-    this.#prepareAttach(link);
-    const target = entityPath(link.remote.attach.target?.address);
-    if (target === "$cbs" || isManagement(target)) return;
-    if (this.#eventHubs.owns(target)) {
-      if (!this.#eventHubs.isSendTarget(target)) link.close({ condition: "amqp:not-found", description: `The messaging entity '${target}' could not be found.` });
-      return;
-    }
-    if (!this.#namespace.isTarget(target)) link.close({ condition: "amqp:not-found", description: `The messaging entity '${target}' could not be found.` });
-  }
-
-  #reply(request: AmqpMessage, response: AmqpMessage): void {
-    this.#replyLinks.get(request.reply_to ?? "")?.send(response);
-  }
-
-  #onMessage(context: RheaContext): void {
-    const delivery = context.delivery!;
-    const target = entityPath(context.receiver!.remote.attach.target?.address);
-    if (target === "$cbs") {
-      const request = context.message as AmqpMessage;
-      this.#reply(request, { correlation_id: request.message_id, application_properties: { "status-code": 202, "status-description": "Accepted" }, body: "" });
-      return delivery.accept();
-    }
-    if (isManagement(target)) {
-      const request = context.message as AmqpMessage;
-      const reply = this.#eventHubs.read(request) ?? this.#namespace.atomically(() => manage(this.#namespace, target.slice(0, -MANAGEMENT.length), request));
-      this.#reply(request, replyTo(request, reply));
-      return delivery.accept();
-    }
-    if (this.#tooLarge(context.message!)) {
-      return delivery.reject({ condition: "amqp:link:message-size-exceeded", description: `The received message exceeds the limit for the link: ${this.#maxMessageSize} bytes.` });
-    }
-    let messages: AmqpMessage[];
-    try {
-      messages = delivery.format === BATCH_FORMAT ? unpackBatch(context.message as Buffer) : [context.message as AmqpMessage];
-    } catch (error) {
-      return delivery.reject({ condition: "amqp:decode-error", description: `The batch holds a message that cannot be decoded: ${(error as Error).message}` });
-    }
-    if (this.#eventHubs.isSendTarget(target)) {
-      this.#eventHubs.send(target, messages);
-      return delivery.accept();
-    }
-    this.#durably(
-      () => this.#namespace.send(target, messages),
-      (error) => {
-        if (error === undefined) return delivery.accept();
-        const failure = error instanceof ManagementFailure ? error : new ManagementFailure(500, "amqp:internal-error", (error as Error).message);
-        delivery.reject({ condition: failure.condition, description: failure.message });
-      },
-    );
-  }
-
-  /**
-   * Runs a change to the namespace, then answers the client. In memory, both at once. With a data
-   * dir, the changes that arrive in one turn of the event loop (every transfer and settlement read
-   * from the sockets meanwhile) are committed together, one fsync for all, and each is answered
-   * only after that commit: a group commit. A change that fails is rolled back alone (a savepoint);
-   * a commit that fails answers every change of the group with its error.
-   */
-  #durably(change: () => void, answer: (error?: unknown) => void): void {
-    if (!this.#store) {
-      let failure: unknown;
-      try {
-        change();
-      } catch (error) {
-        failure = error ?? new Error("failed");
-      }
-      return answer(failure);
-    }
-    this.#group.push({ change, answer });
-    if (this.#group.length === 1) setImmediate(() => this.#commitGroup());
-  }
-
-  #commitGroup(): void {
-    const group = this.#group;
-    this.#group = [];
-    const failures: unknown[] = [];
-    try {
-      this.#namespace.atomically(() => {
-        for (const { change } of group) {
-          try {
-            this.#namespace.atomically(change);
-            failures.push(undefined);
-          } catch (error) {
-            if (error instanceof BrokerError && error.code === "BROKER_STORE_FAILED") throw error;
-            failures.push(error ?? new Error("failed"));
-          }
-        }
-      });
-    } catch (error) {
-      for (const { answer } of group) answer(error);
-      return;
-    }
-    group.forEach(({ answer }, i) => answer(failures[i]));
-  }
-
-  /**
-   * Whether a transfer is over the size the attach announced. rhea hands over a decoded message, so
-   * one is encoded again to be measured, but only when its body alone comes near the limit.
-   */
-  #tooLarge(message: AmqpMessage | Buffer): boolean {
-    if (Buffer.isBuffer(message)) return message.length > this.#maxMessageSize;
-    const body = message.body as { content?: unknown } | string | Buffer | undefined;
-    const content = typeof body === "object" && body !== null && !Buffer.isBuffer(body) ? body.content : body;
-    const rough = typeof content === "string" ? content.length : Buffer.isBuffer(content) ? content.length : 0;
-    return rough > this.#maxMessageSize / 2 && rhea.message.encode(message).length > this.#maxMessageSize;
-  }
-
-  /**
-   * Hands ready messages to the entity's receivers, never more than each link's credit allows, so a
-   * message is locked only when its transfer is written (see writableRoom). Competing receivers of
-   * a queue or subscription share the ready messages in proportion to their room; a session
-   * receiver takes its session's messages only.
-   */
-  #pump(entity: Entity | undefined): void {
-    if (!entity || entity.ready.size === 0) return;
-    // With a data dir, what one pass locks or takes is written in one commit.
-    this.#namespace.atomically(() => this.#pumpNow(entity));
-  }
-
-  #pumpNow(entity: Entity): void {
-    const links = [...(this.#receivers.get(entity) ?? [])].filter((link) => !link.is_closed());
-    if (entity.options.requiresSession) {
-      this.#serveSessionWaiters(entity);
-      for (const link of [...(this.#receivers.get(entity) ?? [])].filter((l) => !l.is_closed())) {
-        const sessionId = link[kSession] as string;
-        for (let room = this.#room(link); room > 0; room--) {
-          const stored = this.#namespace.next(entity, sessionId);
-          if (!stored) break;
-          this.#deliver(link, entity, stored);
-        }
-      }
-      return;
-    }
-    const rooms = links.map((link) => this.#room(link));
-    const total = rooms.reduce((a, b) => a + b, 0);
-    const taken: Stored[] = [];
-    while (taken.length < total) {
-      const stored = this.#namespace.next(entity);
-      if (!stored) break;
-      taken.push(stored);
-    }
-    if (taken.length === 0) return;
-    const shares = proportionalShares(rooms, taken.length, this.#turn++);
-    // Interleaved, so each receiver's share follows the queue's order.
-    let i = 0;
-    while (i < taken.length) {
-      for (let l = 0; l < links.length && i < taken.length; l++) {
-        if (shares[l]! > 0) {
-          shares[l]!--;
-          this.#deliver(links[l]!, entity, taken[i++]!);
-        }
-      }
-    }
-  }
-
-  /** How many more messages a receiver link can take now. */
-  #room(link: RheaLink): number {
-    const outstanding = link[kOutstanding] as Set<Outstanding>;
-    let unwritten = 0;
-    for (const entry of outstanding) {
-      if (!isWritten(link, entry.delivery)) unwritten++;
-      else if (entry.receiveAndDelete) outstanding.delete(entry);
-    }
-    return writableRoom(link, unwritten);
-  }
-
-  #deliver(link: RheaLink, entity: Entity, stored: Stored): void {
-    const tag = randomBytes(16);
-    const receiveAndDelete = link.remote.attach.snd_settle_mode === 1;
-    let lockKey: string | undefined;
-    if (receiveAndDelete) this.#namespace.take(entity, stored);
-    else this.#namespace.lock(entity, stored, (lockKey = lockKeyOfTag(tag)));
-    const delivery = link.send(this.#namespace.outgoing(stored), tag);
-    const entry: Outstanding = { delivery, entity, stored, receiveAndDelete, ...(lockKey ? { lockKey } : {}) };
-    (link[kOutstanding] as Set<Outstanding>).add(entry);
-    this.#byDelivery.set(delivery, entry);
-  }
-
-  /**
-   * A receiver link went away. A message whose transfer was never written goes back as it was (no
-   * lock, delivery count unchanged). One the client did receive stays locked until its lock runs
-   * out, as a prefetched message does in Service Bus ("If the lock silently expires in the prefetch
-   * buffer, the message is treated as abandoned and is again made available for retrieval",
-   * learn.microsoft.com/azure/service-bus-messaging/service-bus-prefetch), and can still be settled
-   * through `$management` with its lock token meanwhile, which is what @azure/service-bus does for a
-   * message whose receiver is closed. A session's messages follow the session lock instead
-   * (Namespace.abandonSession).
-   */
-  #forgetDeliveries(link: RheaLink): void {
-    const outstanding = link[kOutstanding] as Set<Outstanding> | undefined;
-    if (!outstanding) return;
-    this.#namespace.atomically(() => {
-      for (const entry of outstanding) {
-        this.#byDelivery.delete(entry.delivery);
-        if (isWritten(link, entry.delivery)) continue;
-        if (entry.receiveAndDelete) this.#namespace.restore(entry.entity, entry.stored);
-        else this.#namespace.release(entry.lockKey!);
-      }
-    });
-    outstanding.clear();
-  }
-
-  /** The client settled a peek-lock delivery: act on it, and always answer with a settled disposition. */
-  #onOutcome(outcome: string, context: RheaContext): void {
-    if (context.sender && this.#eventHubs.isReader(context.sender)) return;
-    const delivery = context.delivery!;
-    const entry = this.#byDelivery.get(delivery);
-    if (entry) {
-      this.#byDelivery.delete(delivery);
-      (context.sender![kOutstanding] as Set<Outstanding> | undefined)?.delete(entry);
-    }
-    const state = delivery.remote_state ?? {};
-    const settle = (described: Described) => delivery.update(true, described.described());
-    const disposition: Disposition =
-      outcome === "accepted"
-        ? { kind: "complete" }
-        : outcome === "rejected"
-          ? {
-              kind: "deadLetter",
-              reason: String(state.error?.info?.DeadLetterReason ?? ""),
-              description: String(state.error?.info?.DeadLetterErrorDescription ?? ""),
-            }
-          : outcome === "modified" && state.undeliverable_here
-            ? { kind: "defer", properties: state.message_annotations }
-            : { kind: "abandon", properties: state.message_annotations };
-    this.#durably(
-      () => this.#namespace.settle(lockKeyOfTag(delivery.tag), disposition),
-      (error) => {
-        // The lock is gone (expired, or settled already): the client's promise fails with MessageLockLost.
-        if (error instanceof ManagementFailure) return settle(rhea.message.rejected({ error: { condition: error.condition, description: error.message } }));
-        // The data directory refused the write (BROKER_STORE_FAILED): the settlement is not acknowledged.
-        if (error instanceof BrokerError) return settle(rhea.message.rejected({ error: { condition: "amqp:internal-error", description: error.message } }));
-        if (error !== undefined) throw error;
-        if (disposition.kind === "defer") settle(rhea.message.modified({ undeliverable_here: true }));
-        else if (disposition.kind === "abandon") settle(rhea.message.modified({ delivery_failed: true }));
-        // A dead-letter is settled as accepted: a settled disposition carrying an error would fail the client's deadLetterMessage().
-        else settle(rhea.message.accepted());
-      },
-    );
   }
 
   /** Entities and their message counts (dead-letter queues included). */
@@ -672,7 +248,7 @@ export class Broker {
     this.#closed = true;
     this.#namespace.close();
     this.#store?.close();
-    for (const waiters of this.#sessionWaiters.values()) for (const { timer } of waiters) this.#clock.clearTimeout(timer);
+    this.#sessionReceivers.close();
     for (const connection of this.#connections) {
       if (!connection.is_closed()) connection.close({ condition: "amqp:connection:forced", description: "plugbox broker is shutting down." });
     }
@@ -694,36 +270,4 @@ export class Broker {
 
 export function startBroker(options?: BrokerOptions): Promise<Broker> {
   return Broker.start(options);
-}
-
-/** The messages of a batch (format 0x80013700): its body's data sections, each an encoded message. */
-function unpackBatch(encoded: Buffer): AmqpMessage[] {
-  const body = rhea.message.decode(encoded).body as { multiple?: boolean; content?: Buffer | Buffer[] } | undefined;
-  const parts = body?.multiple ? (body.content as Buffer[]) : [body?.content];
-  return parts.map((part) => {
-    if (!Buffer.isBuffer(part)) throw new Error("a batch's body must be data sections, one encoded message each");
-    return rhea.message.decode(part);
-  });
-}
-
-/**
- * Splits `count` messages among receivers in proportion to their room (largest remainder), never
- * more than a receiver's room; `turn` rotates who gets a tied remainder.
- */
-export function proportionalShares(rooms: number[], count: number, turn = 0): number[] {
-  const total = rooms.reduce((a, b) => a + b, 0);
-  if (total === 0) return rooms.map(() => 0);
-  const n = Math.min(count, total);
-  const exact = rooms.map((room) => (room * n) / total);
-  const shares = exact.map(Math.floor);
-  let left = n - shares.reduce((a, b) => a + b, 0);
-  const order = rooms.map((_, i) => (i + turn) % rooms.length).sort((a, b) => exact[b]! - shares[b]! - (exact[a]! - shares[a]!));
-  for (const i of order) {
-    if (left === 0) break;
-    if (shares[i]! < rooms[i]!) {
-      shares[i]!++;
-      left--;
-    }
-  }
-  return shares;
 }

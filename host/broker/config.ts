@@ -9,7 +9,7 @@ import { parse, printParseErrorCode, type ParseError } from "jsonc-parser";
 import { flag, formatPath, integer, parseOptions, shown, strictOptions, v } from "../../runtime/schema.js";
 import { BrokerError } from "./errors.js";
 import type { EventHubSpec } from "./event-hubs.js";
-import type { BrokerTopology, EntityOptions } from "./namespace.js";
+import type { BrokerTopology, EntityOptions } from "./entities.js";
 import type { CorrelationFilterSpec, RuleSpec } from "./rules.js";
 
 /** Reads JSON with comments (jsonc-parser); a syntax error names its line and column. */

@@ -6,7 +6,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { rhea, longValue, uuidKey, type AmqpMessage, type ManagementReply } from "./amqp.js";
-import { ManagementFailure, type Disposition, type Entity, type Namespace } from "./namespace.js";
+import { ManagementFailure, type Disposition, type Entity } from "./entities.js";
+import type { Namespace } from "./namespace.js";
 
 export type { ManagementReply } from "./amqp.js";
 
