@@ -2,7 +2,7 @@
  * The escape corpus: public sandbox-escape and sandbox-DoS techniques (vm2's advisories and
  * test/vm.js, isolated-vm's issues, SES's taming notes, realms-shim and safe-eval advisories), each
  * adapted to run inside a plug-in. Shipped with plugbox: `plugbox audit` runs every technique as a
- * confinement check, and test/sandbox-escape-corpus.test.ts runs the same table.
+ * confinement check, and test/runtime/sandbox-escape-corpus.test.ts runs the same table.
  *
  * A technique holds when the plug-in finds nothing it should not (it reports what it found in its
  * outputs), or when the execution ends with the typed error listed; in both cases nothing of the

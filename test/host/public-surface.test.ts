@@ -1,0 +1,65 @@
+/**
+ * What a user can import: the package's entries and the values each exports, listed. A name added to
+ * or dropped from a public entry is a change of the API, made here on purpose.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import * as plugbox from "../../dist/host/index.js";
+import * as testing from "../../dist/host/testing/index.js";
+import { repo } from "../helpers/cli.js";
+
+describe("the public surface", () => {
+  it("package.json exports the host, the SDK, the testing API and the marked test hooks, nothing else", () => {
+    const pkg = JSON.parse(readFileSync(path.join(repo, "package.json"), "utf8")) as { exports: Record<string, unknown> };
+    expect(Object.keys(pkg.exports)).toEqual([".", "./sdk", "./testing", "./testing/internal", "./package.json"]);
+  });
+
+  it('"plugbox" exports the host, one-off runs and builds, the sandbox, the broker, the system clock and one error class per area (instanceof holds per code)', () => {
+    expect(Object.keys(plugbox).sort()).toEqual([
+      "BrokerError",
+      "BundleError",
+      "CliError",
+      "HostError",
+      "HostServiceError",
+      "JobError",
+      "JobState",
+      "JobStatus",
+      "OptionsError",
+      "OrganizationError",
+      "PipelineError",
+      "PlugboxError",
+      "PluginExecutionError",
+      "RegistryError",
+      "RelayError",
+      "SUPPORTED_NODE_MAJORS",
+      "SandboxCrashError",
+      "SandboxError",
+      "SandboxIsolationError",
+      "SandboxLimitError",
+      "SandboxMemoryError",
+      "SandboxTimeoutError",
+      "ServiceError",
+      "StepFailedError",
+      "StoreError",
+      "UsageError",
+      "WebError",
+      "buildBundle",
+      "bundleFromSource",
+      "createHost",
+      "createSandboxRuntime",
+      "isPlugboxError",
+      "isolatedVmBinding",
+      "loadBundleFile",
+      "runJobsInProcesses",
+      "runPlugin",
+      "sandboxLimitDefaults",
+      "startBroker",
+      "systemClock",
+    ]);
+  });
+
+  it('"plugbox/testing" exports the test host, one-off runs, predictable ids, the manual clock and the broker', () => {
+    expect(Object.keys(testing).sort()).toEqual(["Broker", "ManualClock", "TestHost", "runPlugin", "sequentialIds", "startBroker"]);
+  });
+});

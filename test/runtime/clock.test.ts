@@ -1,0 +1,81 @@
+/**
+ * The manual clock of `plugbox/testing`: time stands still until a test advances it; advancing
+ * fires the timers that fall due, in order, and lets the work they start run before the next.
+ */
+import { describe, expect, it } from "vitest";
+import { systemClock } from "../../dist/host/index.js";
+import { ManualClock } from "../../dist/host/testing/index.js";
+
+describe("ManualClock", () => {
+  it("shows the time it was given and moves only when advanced", async () => {
+    const clock = new ManualClock("2026-03-01T10:00:00.000Z");
+    expect(clock.now().toISOString()).toBe("2026-03-01T10:00:00.000Z");
+    await clock.advance(1_500);
+    expect(clock.now().toISOString()).toBe("2026-03-01T10:00:01.500Z");
+    expect(() => new ManualClock("not a time")).toThrow(RangeError);
+    await expect(clock.advance(-1)).rejects.toThrow(RangeError);
+  });
+
+  it("advance fires the timers that fall due in order of due time, then of setting, each at its own time; a cleared one never fires", async () => {
+    const clock = new ManualClock(0);
+    const fired: Array<[string, number]> = [];
+    const at = (name: string) => () => fired.push([name, clock.now().getTime()]);
+    clock.setTimeout(at("b at 20"), 20);
+    clock.setTimeout(at("a at 10"), 10);
+    clock.setTimeout(at("c at 20"), 20);
+    clock.clearTimeout(clock.setTimeout(at("cleared"), 5));
+    clock.setTimeout(at("d at 100"), 100);
+    await clock.advance(50);
+    expect(fired).toEqual([
+      ["a at 10", 10],
+      ["b at 20", 20],
+      ["c at 20", 20],
+    ]);
+    expect(clock.pending).toBe(1);
+    expect(clock.nextDueIn).toBe(50);
+    await clock.advance(50);
+    expect(fired.at(-1)).toEqual(["d at 100", 100]);
+    expect(clock.pending).toBe(0);
+  });
+
+  it("is async-safe: a timer set by promise work that a timer started fires within the same advance", async () => {
+    const clock = new ManualClock(0);
+    const fired: number[] = [];
+    clock.setTimeout(() => {
+      void Promise.resolve()
+        .then(() => undefined)
+        .then(() => clock.setTimeout(() => fired.push(clock.now().getTime()), 30));
+    }, 10);
+    await clock.advance(40);
+    expect(fired).toEqual([40]);
+  });
+
+  it("an interval fires once per period until cleared", async () => {
+    const clock = new ManualClock(0);
+    const ticks: number[] = [];
+    const interval = clock.setInterval(() => ticks.push(clock.now().getTime()), 25);
+    await clock.advance(100);
+    clock.clearTimeout(interval);
+    await clock.advance(100);
+    expect(ticks).toEqual([25, 50, 75, 100]);
+  });
+
+  it("whenTimerSet resolves once work that waited on something real sets its next timer", async () => {
+    const clock = new ManualClock(0);
+    await expect(Promise.race([clock.whenTimerSet().then(() => "set"), Promise.resolve("none yet")])).resolves.toBe("none yet");
+    const set = clock.whenTimerSet();
+    setImmediate(() => clock.setTimeout(() => undefined, 1_000));
+    await set;
+    expect(clock.nextDueIn).toBe(1_000);
+  });
+
+  it("the system clock tells real time and its timers are Node's", async () => {
+    const before = Date.now();
+    expect(systemClock.now().getTime()).toBeGreaterThanOrEqual(before);
+    const fired = await new Promise<boolean>((resolve) => {
+      systemClock.clearTimeout(systemClock.setTimeout(() => resolve(false), 0));
+      systemClock.setTimeout(() => resolve(true), 0, { unref: true });
+    });
+    expect(fired).toBe(true);
+  });
+});
