@@ -7,7 +7,7 @@ import type { Isolation, SandboxLimits } from "../../runtime/options.js";
 import type { ExecutionReport, SandboxRuntime, SandboxServices, ServiceCall } from "../../runtime/supervisor.js";
 import type { WebPolicy, WebPolicyInput } from "../../runtime/web/policy.js";
 import { Entity } from "../../sdk/model.js";
-import { ACCOUNT_ID, MISSING_ID } from "./corpus.js";
+import { ACCOUNT_ID, MISSING_ID } from "./corpus/technique.js";
 
 /** The sandbox configuration a check runs in: the one the host would use. */
 export interface CheckSetup {
