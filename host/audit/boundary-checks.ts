@@ -2,7 +2,6 @@
  * Checks on what crosses the boundary: outputs and traces leaving the isolate, service calls
  * reaching the host, and calls made once an execution has ended.
  */
-import { Entity } from "../../sdk/model.js";
 import { ACCOUNT_ID } from "./corpus/technique.js";
 import { attack, codeOf, describeReport, endsWith, recordingServices, verdict, type ConfinementCheck } from "./probe.js";
 
