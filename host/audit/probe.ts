@@ -7,7 +7,7 @@ import type { Isolation, SandboxLimits } from "../../runtime/options.js";
 import type { ExecutionReport, SandboxRuntime, SandboxServices, ServiceCall } from "../../runtime/supervisor.js";
 import type { WebPolicy, WebPolicyInput } from "../../runtime/web/policy.js";
 import { Entity } from "../../sdk/model.js";
-import { ACCOUNT_ID, MISSING_ID } from "./corpus.js";
+import { ACCOUNT_ID, MISSING_ID } from "./corpus/technique.js";
 
 /** The sandbox configuration a check runs in: the one the host would use. */
 export interface CheckSetup {
@@ -181,4 +181,24 @@ export async function stillServes(setup: CheckSetup): Promise<string | undefined
 export function verdict(seen: string, problems: Array<string | undefined>): CheckOutcome {
   const found = problems.filter((p): p is string => p !== undefined);
   return { passed: found.length === 0, evidence: found.length === 0 ? seen : `${seen}; ${found.join("; ")}` };
+}
+
+/** A check that one hostile body ends with one of `codes`, within `cpuMargin` ms past the CPU limit when given, and the runtime serves on. */
+export function endsWith(spec: { id: string; title: string; source: string; area: string; body: string; codes: string[]; limits?: Parameters<typeof attack>[1]["limits"]; cpuMargin?: number; prelude?: string }): ConfinementCheck {
+  return {
+    id: spec.id,
+    title: spec.title,
+    source: spec.source,
+    area: spec.area,
+    async run(setup) {
+      const { report, services, limits } = await attack(setup, { body: spec.body, ...(spec.prelude ? { prelude: spec.prelude } : {}), ...(spec.limits ? { limits: spec.limits } : {}) });
+      const cpuBound = spec.cpuMargin === undefined ? undefined : limits.cpuTimeMs + spec.cpuMargin;
+      return verdict(describeReport(report), [
+        spec.codes.includes(codeOf(report)) ? undefined : `ended with ${codeOf(report)}, expected ${spec.codes.join(" or ")}`,
+        cpuBound !== undefined && report.stats.cpuMs >= cpuBound ? `used ${report.stats.cpuMs} ms of CPU, past the limit of ${limits.cpuTimeMs} ms plus ${spec.cpuMargin} ms` : undefined,
+        leakedWrites(services).length > 0 ? "a hostile write reached the host" : undefined,
+        await stillServes(setup),
+      ]);
+    },
+  };
 }

@@ -1,10 +1,10 @@
 /**
  * The escape corpus of public sandbox-escape and sandbox-DoS techniques, each adapted to run inside
- * a plug-in, run as tests. The table (with each technique's source, and the techniques that cannot
- * apply to plugbox and why) lives in host/audit/corpus.ts: `plugbox audit` ships and runs the same
- * table. A technique passes when the plug-in finds nothing it should not (it reports what it found
- * in its outputs), or when the execution ends with the typed error listed, and the runtime serves
- * the next execution.
+ * a plug-in, run as tests. The table, each technique with its source, lives in host/audit/corpus/ by
+ * attack class, and host/audit/corpus.ts assembles it and says which techniques cannot apply to
+ * plugbox and why: `plugbox audit` ships and runs the same table. A technique passes when the
+ * plug-in finds nothing it should not (it reports what it found in its outputs), or when the
+ * execution ends with the typed error listed, and the runtime serves the next execution.
  */
 import { describe, expect, test } from "vitest";
 import { ACCOUNT_ID, escapeCorpus as corpus, HOST_MARKERS, MISSING_ID, PRELUDE, type Technique } from "../../dist/host/testing/internal.js";

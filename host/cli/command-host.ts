@@ -1,0 +1,72 @@
+/**
+ * What the exec, jobs and data commands share: the output they write to, their JSON inputs, the
+ * store flags, and a host opened from the flags.
+ */
+import { existsSync } from "node:fs";
+import { isPlainObject } from "../../sdk/codec.js";
+import type { InspectorOptions } from "../../runtime/index.js";
+import { UsageError } from "../errors.js";
+import { createHost, type PlugboxHost } from "../host.js";
+import { readJsonInput } from "../json-input.js";
+import type { WebPolicyInput } from "../web/index.js";
+
+export interface CliIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  setExitCode: (code: number) => void;
+}
+
+/** A JSON input file, within plugbox's size and depth limits (INPUT_NOT_FOUND, INPUT_INVALID_JSON, INPUT_TOO_LARGE, INPUT_TOO_DEEP). */
+export function readJson(file: string, what: string): Promise<unknown> {
+  return readJsonInput(file, what);
+}
+
+export async function readWebPolicy(file: string): Promise<WebPolicyInput> {
+  const policy = await readJson(file, "web policy");
+  if (!isPlainObject(policy)) throw new UsageError("INPUT_INVALID_JSON", `the web policy file ${file} must hold a JSON object`);
+  return policy as WebPolicyInput;
+}
+
+export const STORE_DEFAULT = "plugbox.db";
+/** The --db flag of the commands that work on a store file that exists. */
+export const DB_FLAG = ["--db <path>", "the store file (it must exist)", STORE_DEFAULT] as const;
+
+/** The flag that skips the store's quick_check when it opens (for a large store checked otherwise). */
+export const STORE_CHECK_FLAG = ["--no-store-check", "open the store without SQLite's quick_check (faster for a large store; a damaged one is then found only when read)"] as const;
+
+export interface HostFlags {
+  /** Debug mode of the sandbox runtime (`--inspect`), set from the command's flags only. */
+  inspector?: InspectorOptions;
+  manifest?: string;
+  db?: string;
+  webPolicy?: string;
+  secrets?: string;
+  /** false with --no-store-check */
+  storeCheck?: boolean;
+  leaseMs?: number;
+}
+
+/**
+ * A store file a command reads or works on must be there already: a mistyped --db is refused, not
+ * answered from a new, empty store left behind in its place.
+ */
+export function assertStoreExists(db: string): void {
+  if (db === ":memory:" || existsSync(db)) return;
+  throw new UsageError("INPUT_NOT_FOUND", `the store ${db} does not exist (check --db; a store is made by \`plugbox exec --db ${db}\` or \`plugbox data import <file.json> --db ${db}\`)`);
+}
+
+export async function withHost<T>(options: HostFlags & { existingStore?: boolean }, fn: (host: PlugboxHost) => Promise<T>): Promise<T> {
+  if (options.existingStore) assertStoreExists(options.db ?? STORE_DEFAULT);
+  const webPolicy = options.webPolicy ? await readWebPolicy(options.webPolicy) : undefined;
+  await using host = await createHost({
+    ...(options.manifest ? { manifest: options.manifest } : {}),
+    db: options.db ?? ":memory:",
+    runJobs: false,
+    runtimeOptions: { workers: 1, prewarmIsolates: 1, ...(options.inspector ? { inspector: options.inspector } : {}) },
+    storeOptions: { quickCheck: options.storeCheck !== false },
+    ...(options.leaseMs !== undefined ? { jobs: { leaseMs: options.leaseMs } } : {}),
+    ...(webPolicy ? { webPolicy } : {}),
+    ...(options.secrets ? { secrets: { file: options.secrets } } : {}),
+  });
+  return await fn(host);
+}
