@@ -330,15 +330,15 @@ function base64Decode(text: string): Uint8Array {
 
 /**
  * IOrganizationService as Dataverse's proxy builds it: each method sends the request it stands for
- * (sdk/requests.ts) through the one `execute`, and reads its return value from the response.
+ * (sdk/requests.ts) through the one `execute`, and its return value is read from the response as
+ * the answer is decoded (no promise reaction a plug-in's Promise[Symbol.species] could replace).
  */
 function organizationService(state: ExecutionState, userId: string | null) {
-  const execute = (request: unknown) => callHost(state, "organization", "execute", { userId, args: [request] });
+  const send = (request: unknown, decodeResult?: (json: string) => unknown) => callHost(state, "organization", "execute", { userId, args: [request] }, decodeResult);
   const method =
     <A extends unknown[]>(name: OrganizationMethod, build: (...args: A) => unknown) =>
-    (...args: A) => {
-      return then(execute(reflectApply(build, undefined, args)), (response) => methodResult(name, response), (e) => promiseReject(e));
-    };
+    (...args: A) =>
+      send(reflectApply(build, undefined, args), (json) => methodResult(name, decode(json)));
   return objectFreeze({
     create: method("create", methodRequests.create),
     retrieve: method("retrieve", methodRequests.retrieve),
@@ -347,7 +347,7 @@ function organizationService(state: ExecutionState, userId: string | null) {
     associate: method("associate", methodRequests.associate),
     disassociate: method("disassociate", methodRequests.disassociate),
     retrieveMultiple: method("retrieveMultiple", methodRequests.retrieveMultiple),
-    execute,
+    execute: (request: unknown) => send(request),
   });
 }
 
