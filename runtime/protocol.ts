@@ -30,7 +30,7 @@ export interface WebCallRecord {
 
 /** The services a plug-in can reach, and the operations of each. Anything else is refused. */
 export const SERVICE_OPERATIONS = {
-  organization: ["create", "retrieve", "update", "delete", "associate", "disassociate", "retrieveMultiple", "execute"],
+  organization: ["execute"],
   notification: ["execute"],
   web: ["fetch"],
 } as const;

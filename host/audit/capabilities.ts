@@ -11,6 +11,8 @@ import type { Bundle } from "../../runtime/bundle.js";
 import type { SandboxLimits } from "../../runtime/options.js";
 import type { SandboxRuntime, SandboxServices, ServiceCall } from "../../runtime/supervisor.js";
 import { Entity, EntityCollection } from "../../sdk/model.js";
+import { methodResponse } from "../../sdk/requests.js";
+import { asMethodCall } from "../services/index.js";
 import { buildContext, type Mode, type Stage } from "../pipeline/context.js";
 import type { Manifest } from "../registry/manifest.js";
 
@@ -92,19 +94,20 @@ function sampleServices(): SandboxServices & { calls: ServiceCall[] } {
   return {
     calls,
     call: async (request) => {
-      calls.push(request);
+      const { op, args } = asMethodCall(request);
+      calls.push({ ...request, op, args });
       if (request.service === "web") {
         const url = String((request.args[0] as { url?: unknown } | undefined)?.url ?? "");
         return { status: 200, statusText: "OK (answered by plugbox audit; nothing was sent)", url, redirected: false, headers: [], bodyBase64: "" };
       }
       if (request.service === "notification") return "";
-      switch (request.op) {
+      switch (op) {
         case "create":
-          return "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+          return methodResponse(op, "3f2504e0-4f89-41d3-9a0c-0305e82c3301");
         case "retrieve":
-          return new Entity(String(request.args[0] ?? "account"), String(request.args[1] ?? "3f2504e0-4f89-41d3-9a0c-0305e82c3301"), { name: "Sample" });
+          return methodResponse(op, new Entity(String(args[0] ?? "account"), String(args[1] ?? "3f2504e0-4f89-41d3-9a0c-0305e82c3301"), { name: "Sample" }));
         case "retrieveMultiple":
-          return new EntityCollection([]);
+          return methodResponse(op, new EntityCollection([]));
         default:
           return null;
       }

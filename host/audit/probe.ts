@@ -7,6 +7,8 @@ import type { Isolation, SandboxLimits } from "../../runtime/options.js";
 import type { ExecutionReport, SandboxRuntime, SandboxServices, ServiceCall } from "../../runtime/supervisor.js";
 import type { WebPolicy, WebPolicyInput } from "../../runtime/web/policy.js";
 import { Entity } from "../../sdk/model.js";
+import { methodResponse } from "../../sdk/requests.js";
+import { asMethodCall } from "../services/index.js";
 import { ACCOUNT_ID, MISSING_ID } from "./corpus/technique.js";
 
 /** The sandbox configuration a check runs in: the one the host would use. */
@@ -85,7 +87,7 @@ export function sampleContext(overrides: Record<string, unknown> = {}): Record<s
 export type RecordingServices = SandboxServices & { calls: ServiceCall[]; maxInFlight: number };
 
 /**
- * Services that record every call: a retrieve answers an account (or fails for MISSING_ID), a
+ * Services that record every call (an organization request as the method that sends it): a retrieve answers an account (or fails for MISSING_ID), a
  * retrieveMultiple answers 1 MB, a create answers an id. `answerDelayMs` holds each answer, so that
  * concurrency can be observed.
  */
@@ -96,17 +98,18 @@ export function recordingServices(options: { missing?: () => Error; answerDelayM
     calls,
     maxInFlight: 0,
     call: async (request) => {
-      calls.push(request);
+      const { op, args } = asMethodCall(request);
+      calls.push({ ...request, op, args });
       inFlight++;
       services.maxInFlight = Math.max(services.maxInFlight, inFlight);
       try {
         if (options.answerDelayMs) await new Promise((resolve) => setTimeout(resolve, options.answerDelayMs));
-        if (request.op === "retrieve") {
-          if (request.args[1] === MISSING_ID) throw options.missing ? options.missing() : new Error(`account with id ${MISSING_ID} does not exist`);
-          return new Entity("account", ACCOUNT_ID, { name: "Contoso" });
+        if (op === "retrieve") {
+          if (args[1] === MISSING_ID) throw options.missing ? options.missing() : new Error(`account with id ${MISSING_ID} does not exist`);
+          return methodResponse(op, new Entity("account", ACCOUNT_ID, { name: "Contoso" }));
         }
-        if (request.op === "retrieveMultiple") return "x".repeat(1024 * 1024);
-        if (request.op === "create") return ACCOUNT_ID;
+        if (op === "retrieveMultiple") return methodResponse(op, "x".repeat(1024 * 1024));
+        if (op === "create") return methodResponse(op, ACCOUNT_ID);
         return null;
       } finally {
         inFlight--;

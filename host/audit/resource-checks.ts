@@ -3,6 +3,7 @@
  * the limit, and costs nothing beyond its own execution.
  */
 import { Entity } from "../../sdk/model.js";
+import { methodResponse } from "../../sdk/requests.js";
 import { ACCOUNT_ID, SPIN } from "./corpus/technique.js";
 import { attack, attackBundle, codeOf, describeReport, endsWith, sampleContext, stillServes, verdict, type ConfinementCheck } from "./probe.js";
 
@@ -100,7 +101,7 @@ export const costChecks: ConfinementCheck[] = [
           call: async () => {
             entered();
             await released;
-            return new Entity("account", ACCOUNT_ID, { name: "Contoso" });
+            return methodResponse("retrieve", new Entity("account", ACCOUNT_ID, { name: "Contoso" }));
           },
         },
       );

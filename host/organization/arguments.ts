@@ -93,15 +93,3 @@ export function readColumnSet(value: unknown): ColumnSet {
   if (!Array.isArray(columns)) throw invalid("columnSet.columns must be an array of column names");
   return new ColumnSet(...columns.map((c, i) => readLogicalName(c, `columnSet.columns[${i}]`)));
 }
-
-export function readRelationship(value: unknown): string {
-  if (typeof value === "string") return readLogicalName(value, "relationship");
-  if (typeof value === "object" && value !== null) return readLogicalName((value as { schemaName?: unknown }).schemaName, "relationship.schemaName");
-  throw invalid("relationship must be a Relationship or its schema name");
-}
-
-export function readReferences(value: unknown): EntityReference[] {
-  if (!Array.isArray(value)) throw invalid("relatedEntities must be an array of EntityReference");
-  return value.map((v, i) => readEntityReference(v, `relatedEntities[${i}]`));
-}
-

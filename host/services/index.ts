@@ -4,6 +4,7 @@
  * recorded with its outcome, for `plugbox run`'s report and for tests.
  */
 import { toPlain } from "../../sdk/codec.js";
+import { methodCall, methodResult, type OrganizationMethod } from "../../sdk/requests.js";
 import type { SandboxServices, ServiceCall } from "../../runtime/index.js";
 import type { WebCallRecord } from "../../runtime/protocol.js";
 import { PlugboxError } from "../../sdk/errors.js";
@@ -56,12 +57,13 @@ export function createHostServices(backends: HostServiceBackends, options: HostS
   return {
     calls,
     async call(request: ServiceCall): Promise<unknown> {
-      const record: RecordedCall = { service: request.service, op: request.op, userId: request.userId, args: request.args.map(plain), ok: false };
+      const { op, args, method } = asMethodCall(request);
+      const record: RecordedCall = { service: request.service, op, userId: request.userId, args: args.map(plain), ok: false };
       calls.push(record);
       try {
         const result = await dispatch(backends, request, options);
         record.ok = true;
-        record.result = plain(result);
+        record.result = plain(method ? (methodResult(method, result) ?? null) : result);
         return result;
       } catch (error) {
         record.error = error instanceof PlugboxError ? { code: error.code, message: error.message } : { code: "SERVICE_FAILED", message: `the ${request.service} service failed` };
@@ -69,6 +71,13 @@ export function createHostServices(backends: HostServiceBackends, options: HostS
       }
     },
   };
+}
+
+/** A call as the plug-in made it: an organization request as the method that sends it (`organization.create(entity)`), or `execute(request)`. */
+export function asMethodCall(call: Pick<ServiceCall, "service" | "op" | "args">): { op: string; args: unknown[]; method?: OrganizationMethod } {
+  if (call.service !== "organization" || call.op !== "execute") return { op: call.op, args: call.args };
+  const { method, args } = methodCall(call.args[0]);
+  return method === "execute" ? { op: method, args } : { op: method, args, method };
 }
 
 function dispatch(backends: HostServiceBackends, request: ServiceCall, options: HostServiceOptions): Promise<unknown> {

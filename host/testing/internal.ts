@@ -43,3 +43,7 @@ export { hostileValues, REALM_PRELUDE, ROUTES_TO_FUNCTION } from "../audit/check
 export { probeDefaultRealm } from "../audit/realm.js";
 export { attackBundle, sampleContext } from "../audit/probe.js";
 export { sandboxError } from "../../runtime/errors.js";
+
+// A sandbox's organization requests as the methods that send them, for services that answer by method.
+export { asMethodCall } from "../services/index.js";
+export { methodResponse } from "../../sdk/requests.js";

@@ -18,6 +18,7 @@
  */
 import { decode, encode } from "../../sdk/codec.js";
 import { EntityReference } from "../../sdk/model.js";
+import { methodRequests, methodResult, type OrganizationMethod } from "../../sdk/requests.js";
 
 declare const globalThis: Record<string, unknown>;
 
@@ -327,19 +328,26 @@ function base64Decode(text: string): Uint8Array {
 
 // The services.
 
+/**
+ * IOrganizationService as Dataverse's proxy builds it: each method sends the request it stands for
+ * (sdk/requests.ts) through the one `execute`, and its return value is read from the response as
+ * the answer is decoded (no promise reaction a plug-in's Promise[Symbol.species] could replace).
+ */
 function organizationService(state: ExecutionState, userId: string | null) {
-  const call = (op: string, args: unknown[]) => callHost(state, "organization", op, { userId, args });
+  const send = (request: unknown, decodeResult?: (json: string) => unknown) => callHost(state, "organization", "execute", { userId, args: [request] }, decodeResult);
+  const method =
+    <A extends unknown[]>(name: OrganizationMethod, build: (...args: A) => unknown) =>
+    (...args: A) =>
+      send(reflectApply(build, undefined, args), (json) => methodResult(name, decode(json)));
   return objectFreeze({
-    create: (entity: unknown) => call("create", [entity]),
-    retrieve: (entityName: unknown, id: unknown, columnSet: unknown) => call("retrieve", [entityName, id, columnSet]),
-    update: (entity: unknown) => then(call("update", [entity]), () => undefined, (e) => promiseReject(e)),
-    delete: (entityName: unknown, id: unknown) => then(call("delete", [entityName, id]), () => undefined, (e) => promiseReject(e)),
-    associate: (entityName: unknown, id: unknown, relationship: unknown, related: unknown) =>
-      then(call("associate", [entityName, id, relationship, related]), () => undefined, (e) => promiseReject(e)),
-    disassociate: (entityName: unknown, id: unknown, relationship: unknown, related: unknown) =>
-      then(call("disassociate", [entityName, id, relationship, related]), () => undefined, (e) => promiseReject(e)),
-    retrieveMultiple: (query: unknown) => call("retrieveMultiple", [query]),
-    execute: (request: unknown) => call("execute", [request]),
+    create: method("create", methodRequests.create),
+    retrieve: method("retrieve", methodRequests.retrieve),
+    update: method("update", methodRequests.update),
+    delete: method("delete", methodRequests.delete),
+    associate: method("associate", methodRequests.associate),
+    disassociate: method("disassociate", methodRequests.disassociate),
+    retrieveMultiple: method("retrieveMultiple", methodRequests.retrieveMultiple),
+    execute: (request: unknown) => send(request),
   });
 }
 

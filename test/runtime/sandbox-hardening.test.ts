@@ -15,7 +15,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createHost, runPlugin, type ExecutionReport, type PlugboxError, type PlugboxHost, type SandboxLimits, type SandboxRuntime, type SandboxServices, type ServiceCall } from "../../dist/host/index.js";
-import { hostileValues, REALM_PRELUDE, ROUTES_TO_FUNCTION, probeDefaultRealm } from "../../dist/host/testing/internal.js";
+import { hostileValues, methodResponse, REALM_PRELUDE, ROUTES_TO_FUNCTION, probeDefaultRealm } from "../../dist/host/testing/internal.js";
 import { Entity } from "../../dist/sdk/index.js";
 import { attackPlugin, context, recorder, useRuntime } from "../helpers/runtime.js";
 
@@ -72,7 +72,7 @@ function heldVictim(runtime: SandboxRuntime) {
       call: async () => {
         entered();
         await released;
-        return new Entity("account", ACCOUNT_ID, { name: "Contoso" });
+        return methodResponse("retrieve", new Entity("account", ACCOUNT_ID, { name: "Contoso" }));
       },
     },
   );

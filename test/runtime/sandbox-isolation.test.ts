@@ -640,7 +640,7 @@ describe("sandbox isolation", () => {
       const second = await run(runtime(), stash, { isolation: "reuse", instanceKey: "stash", services });
       expect(second.stats.isolateReused).toBe(true);
       expect(errorOf(second).code).toBe("SANDBOX_CALL_AFTER_END");
-      expect(second.violations.join("\n")).toContain("organization.retrieve was called outside its own execution");
+      expect(second.violations.join("\n")).toContain("organization.execute was called outside its own execution");
       // The plug-in saw the refusal, and catching it does not undo the failure.
       expect(second.trace).toContain("execution 2 saw: threw PlugboxServiceError");
       expect(second.trace).not.toContain("ghost line");
@@ -660,7 +660,7 @@ describe("sandbox isolation", () => {
       const services = accountServices();
       const report = await run(runtime(), late, { isolation: "reuse", instanceKey: "late", services });
       expect(errorOf(report).code).toBe("SANDBOX_CALL_AFTER_END");
-      expect(report.violations.join("\n")).toContain("organization.retrieve was called after its execution had ended");
+      expect(report.violations.join("\n")).toContain("organization.execute was called after its execution had ended");
       expect(services.calls).toEqual([]);
       await expectStillServes(runtime());
     });

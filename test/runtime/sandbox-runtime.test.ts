@@ -17,7 +17,7 @@ import {
   QueryExpression,
   Relationship,
 } from "../../dist/sdk/index.js";
-import { bundle, context, recorder, useRuntime } from "../helpers/runtime.js";
+import { bundle, context, recorder, useRuntime, wireRecorder } from "../helpers/runtime.js";
 
 const ACCOUNT_ID = "0b9f4a1e-5a7d-4c1b-8f3e-2d6c9a7b1e01";
 const PARENT_ID = "7c2e8d4f-1b3a-4e5c-9d7f-6a8b0c2e4f10";
@@ -277,19 +277,20 @@ describe("sandbox runtime", () => {
       }
     });
 
-    test("organization service: calls reach the handler with service, op, decoded args and the user (null for SYSTEM, else the guid)", async () => {
-      const services = recorder((call) => {
-        switch (call.op) {
-          case "create":
-            return CONTACT_ID;
-          case "retrieve":
-            return new Entity("account", ACCOUNT_ID, { name: "Contoso", revenue: new Money(99.5), primarycontactid: new EntityReference("contact", CONTACT_ID) });
-          case "retrieveMultiple":
-            return new EntityCollection([new Entity("contact", CONTACT_ID, { fullname: "Ada" })], "contact");
-          case "execute":
-            return { responseName: "WhoAmI", results: { UserId: USER_ID } };
+    test("organization service: every method reaches the handler as execute(request) with the request it stands for, decoded, and the user (null for SYSTEM, else the guid)", async () => {
+      const services = wireRecorder((call) => {
+        const { requestName } = call.args[0] as { requestName: string };
+        switch (requestName) {
+          case "Create":
+            return { responseName: requestName, results: { id: CONTACT_ID } };
+          case "Retrieve":
+            return { responseName: requestName, results: { Entity: new Entity("account", ACCOUNT_ID, { name: "Contoso", revenue: new Money(99.5), primarycontactid: new EntityReference("contact", CONTACT_ID) }) } };
+          case "RetrieveMultiple":
+            return { responseName: requestName, results: { EntityCollection: new EntityCollection([new Entity("contact", CONTACT_ID, { fullname: "Ada" })], "contact") } };
+          case "WhoAmI":
+            return { responseName: requestName, results: { UserId: USER_ID } };
           default:
-            return null;
+            return { responseName: requestName, results: {} };
         }
       });
       const report = await exec(
@@ -323,42 +324,46 @@ describe("sandbox runtime", () => {
       expect(report.stats.hostCalls).toBe(8);
 
       const calls = services.calls;
-      expect(calls.map((c) => [c.service, c.op, c.userId])).toEqual([
-        ["organization", "retrieve", null],
-        ["organization", "create", USER_ID],
-        ["organization", "update", USER_ID],
-        ["organization", "delete", null],
-        ["organization", "associate", null],
-        ["organization", "disassociate", null],
-        ["organization", "retrieveMultiple", null],
-        ["organization", "execute", USER_ID],
+      expect(calls.map((c) => [c.service, c.op, (c.args[0] as { requestName: string }).requestName, c.userId])).toEqual([
+        ["organization", "execute", "Retrieve", null],
+        ["organization", "execute", "Create", USER_ID],
+        ["organization", "execute", "Update", USER_ID],
+        ["organization", "execute", "Delete", null],
+        ["organization", "execute", "Associate", null],
+        ["organization", "execute", "Disassociate", null],
+        ["organization", "execute", "RetrieveMultiple", null],
+        ["organization", "execute", "WhoAmI", USER_ID],
       ]);
+      expect(calls.every((c) => c.args.length === 1)).toBe(true);
       const executionIds = new Set(calls.map((c) => c.executionId));
       expect(executionIds.size).toBe(1);
       expect(calls.every((c) => c.signal.aborted)).toBe(true); // the execution has ended
 
-      const [retrieve, create, update, del, associate, disassociate, retrieveMultiple, execute] = calls.map((c) => c.args);
-      expect(retrieve![0]).toBe("account");
-      expect(retrieve![1]).toBe(ACCOUNT_ID);
-      expect(retrieve![2]).toBeInstanceOf(ColumnSet);
-      expect((retrieve![2] as ColumnSet).columns).toEqual(["name", "revenue"]);
-      const created = create![0] as Entity;
+      const [retrieve, create, update, del, associate, disassociate, retrieveMultiple, execute] = calls.map((c) => (c.args[0] as { parameters: Record<string, unknown> }).parameters);
+      expect(retrieve!.Target).toBeInstanceOf(EntityReference);
+      expect(retrieve!.Target).toMatchObject({ logicalName: "account", id: ACCOUNT_ID });
+      expect(retrieve!.ColumnSet).toBeInstanceOf(ColumnSet);
+      expect((retrieve!.ColumnSet as ColumnSet).columns).toEqual(["name", "revenue"]);
+      const created = create!.Target as Entity;
       expect(created).toBeInstanceOf(Entity);
       expect(created.get("lastname")).toBe("Lovelace");
       expect(created.get("parentcustomerid")).toBeInstanceOf(EntityReference);
       expect(created.get<EntityReference>("parentcustomerid")!.id).toBe(ACCOUNT_ID);
-      const updated = update![0] as Entity;
+      const updated = update!.Target as Entity;
       expect(updated).toBeInstanceOf(Entity);
       expect(updated.get("name")).toBe("Contoso Ltd");
       expect(updated.get("revenue")).toBeInstanceOf(Money);
-      expect(del).toEqual(["contact", CONTACT_ID]);
-      expect(associate![2]).toBeInstanceOf(Relationship);
-      expect((associate![2] as Relationship).schemaName).toBe("account_contacts");
-      expect((associate![3] as unknown[])[0]).toBeInstanceOf(EntityReference);
-      expect(disassociate!.slice(0, 2)).toEqual(["account", ACCOUNT_ID]);
-      expect(retrieveMultiple![0]).toBeInstanceOf(QueryExpression);
-      expect((retrieveMultiple![0] as QueryExpression).entityName).toBe("contact");
-      expect(execute).toEqual([{ requestName: "WhoAmI", parameters: {} }]);
+      expect(del!.Target).toBeInstanceOf(EntityReference);
+      expect(del!.Target).toMatchObject({ logicalName: "contact", id: CONTACT_ID });
+      expect(associate!.Target).toMatchObject({ logicalName: "account", id: ACCOUNT_ID });
+      expect(associate!.Relationship).toBeInstanceOf(Relationship);
+      expect((associate!.Relationship as Relationship).schemaName).toBe("account_contacts");
+      expect((associate!.RelatedEntities as unknown[])[0]).toBeInstanceOf(EntityReference);
+      expect(disassociate!.Target).toMatchObject({ logicalName: "account", id: ACCOUNT_ID });
+      expect(disassociate!.RelatedEntities).toEqual([]);
+      expect(retrieveMultiple!.Query).toBeInstanceOf(QueryExpression);
+      expect((retrieveMultiple!.Query as QueryExpression).entityName).toBe("contact");
+      expect(execute).toEqual({});
     });
 
     test("organization service: the handler's signal is live while the call is served", async () => {

@@ -50,6 +50,53 @@ describe("TestHost's organization service", () => {
     expect(Object.keys(host.organization.snapshot().contact!)).toEqual([id]);
   });
 
+  it("a plug-in's methods are sugar over execute(request): their argument errors reach it with ORG_ codes naming the request's parameter, and the run records each as the method called", async () => {
+    const plugin = attackPlugin(`
+      const id = await org.create({ logicalName: "account", attributes: { name: "Northwind" } });
+      const failures = [];
+      for (const call of [
+        () => org.retrieve("bad table!", id, null),
+        () => org.retrieve("account", "not-a-guid", null),
+        () => org.update({ logicalName: "account", attributes: { name: "x" } }),
+        () => org.delete("account", "3f2504e0-4f89-41d3-9a0c-0305e82c3399"),
+        () => org.retrieveMultiple(null),
+        () => org.execute({ requestName: "" }),
+      ]) {
+        try { await call(); failures.push("resolved"); } catch (e) { failures.push([e.code, e.message]); }
+      }
+      out.failures = JSON.stringify(failures);
+      out.name = (await org.retrieve("account", id, ["name"])).attributes.name;
+      out.updated = String(await org.update({ logicalName: "account", id, attributes: { name: "Northwind Traders" } }));
+      out.same = (await org.execute({ requestName: "Retrieve", parameters: { Target: { logicalName: "account", id }, ColumnSet: ["name"] } })).results.Entity.attributes.name;
+      out.id = id;
+    `);
+    const result = await host.run({ bundle: plugin, typeName: "Attack" });
+    expect(result.ok, JSON.stringify(result.error)).toBe(true);
+    const out = result.changes!.outputParameters as Record<string, string>;
+    expect(JSON.parse(out.failures!)).toEqual([
+      ["ORG_INVALID_ARGUMENT", expect.stringContaining("Target.logicalName must be a table's logical name")],
+      ["ORG_INVALID_ARGUMENT", expect.stringContaining("Target.id must be a Guid")],
+      ["ORG_INVALID_ARGUMENT", "Target.id is required"],
+      ["ORG_NOT_FOUND", "account with id 3f2504e0-4f89-41d3-9a0c-0305e82c3399 does not exist"],
+      ["ORG_INVALID_ARGUMENT", expect.stringContaining("RetrieveMultiple needs a Query")],
+      ["ORG_INVALID_ARGUMENT", expect.stringContaining("request.requestName must name a message")],
+    ]);
+    expect(out).toMatchObject({ name: "Northwind", updated: "undefined", same: "Northwind Traders" });
+    expect(result.calls.map((c) => `${c.service}.${c.op} ${c.ok ? JSON.stringify(c.result) : c.error!.code}`)).toEqual([
+      `organization.create ${JSON.stringify(out.id)}`,
+      "organization.retrieve ORG_INVALID_ARGUMENT",
+      "organization.retrieve ORG_INVALID_ARGUMENT",
+      "organization.update ORG_INVALID_ARGUMENT",
+      "organization.delete ORG_NOT_FOUND",
+      "organization.retrieveMultiple ORG_INVALID_ARGUMENT",
+      "organization.execute ORG_INVALID_ARGUMENT",
+      expect.stringMatching(/^organization\.retrieve \{"\$type":"Entity","logicalName":"account"/),
+      "organization.update null",
+      expect.stringMatching(/^organization\.retrieve \{"\$type":"Entity"/),
+    ]);
+    expect(result.calls[1]!.args).toEqual(["bad table!", out.id, null]);
+  });
+
   it("runPlugin without an organization service gets one of its own, over a store of its own that closes with the run", async () => {
     const plugin = attackPlugin(`out.id = await org.create({ logicalName: "account", attributes: { name: "Fabrikam" } }); out.all = (await org.retrieveMultiple({ entityName: "account", columnSet: { allColumns: true } })).entities.length;`);
     const first = await runPlugin({ bundle: plugin, typeName: "Attack", runtime: host.runtime });
