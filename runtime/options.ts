@@ -4,7 +4,7 @@
  */
 import os from "node:os";
 import { OptionsError } from "./errors.js";
-import { flag, formatPath, integer, parseOptions, strictOptions, v, withDefaults, type PathItem } from "./schema.js";
+import { defaultsOf, flag, formatPath, integer, integerEntries, optionTable, parseOptions, rangesOf, strictOptions, v, withDefaults, type OptionTable, type PathItem } from "./schema.js";
 
 export type Isolation = "fresh" | "reuse";
 
@@ -28,28 +28,22 @@ export interface SandboxLimits {
   maxResultBytes: number;
 }
 
-export const sandboxLimitDefaults: Readonly<SandboxLimits> = Object.freeze({
-  wallTimeMs: 120_000,
-  cpuTimeMs: 60_000,
-  memoryMb: 128,
-  traceBytes: 10_240,
-  maxHostCalls: 1_000,
-  maxConcurrentHostCalls: 8,
-  maxHostCallBytes: 1_048_576,
-  maxResultBytes: 4_194_304,
+/** Each limit declared once: its range (inclusive), unit, default and what it is; the schema, the defaults and `plugbox run`'s flags read it. */
+export const sandboxLimitTable: OptionTable<keyof SandboxLimits> = optionTable({
+  wallTimeMs: { min: 1, max: 3_600_000, unit: "ms", default: 120_000, description: "wall-clock limit of the execution" },
+  cpuTimeMs: { min: 1, max: 3_600_000, unit: "ms", default: 60_000, description: "CPU time the plug-in may use" },
+  memoryMb: { min: 8, max: 4_096, unit: "MB", default: 128, description: "heap limit of the plug-in's isolate" },
+  traceBytes: { min: 0, max: 16_777_216, unit: "bytes", default: 10_240, description: "trace text kept (newest kept)" },
+  maxHostCalls: { min: 0, max: 1_000_000, unit: "calls", default: 1_000, description: "service calls allowed" },
+  maxConcurrentHostCalls: { min: 1, max: 1_024, unit: "calls", default: 8, description: "service calls in flight at once" },
+  maxHostCallBytes: { min: 1_024, max: 268_435_456, unit: "bytes", default: 1_048_576, description: "size of one service call's request or response" },
+  maxResultBytes: { min: 1_024, max: 268_435_456, unit: "bytes", default: 4_194_304, description: "size of the changed context" },
 });
 
+export const sandboxLimitDefaults: Readonly<SandboxLimits> = defaultsOf(sandboxLimitTable);
+
 /** The range of each limit, inclusive. */
-export const sandboxLimitRanges: Readonly<Record<keyof SandboxLimits, readonly [min: number, max: number]>> = {
-  wallTimeMs: [1, 3_600_000],
-  cpuTimeMs: [1, 3_600_000],
-  memoryMb: [8, 4_096],
-  traceBytes: [0, 16_777_216],
-  maxHostCalls: [0, 1_000_000],
-  maxConcurrentHostCalls: [1, 1_024],
-  maxHostCallBytes: [1_024, 268_435_456],
-  maxResultBytes: [1_024, 268_435_456],
-};
+export const sandboxLimitRanges: Readonly<Record<keyof SandboxLimits, readonly [min: number, max: number]>> = rangesOf(sandboxLimitTable);
 
 /** Options of the sandbox runtime (the supervisor of worker processes). */
 export interface SandboxRuntimeOptions {
@@ -125,7 +119,7 @@ const runtimeRanges: Record<keyof Omit<SandboxRuntimeOptions, "limits" | "startO
 const mapRanges = <K extends string>(ranges: Readonly<Record<K, readonly [number, number]>>) =>
   Object.fromEntries(Object.entries<readonly [number, number]>(ranges).map(([key, [min, max]]) => [key, v.optional(integer(min, max))])) as Record<K, v.OptionalSchema<ReturnType<typeof integer>, undefined>>;
 
-const limitsSchema = strictOptions(mapRanges(sandboxLimitRanges));
+const limitsSchema = strictOptions(integerEntries(sandboxLimitTable));
 
 const runtimeOptionsSchema = strictOptions({
   ...mapRanges(runtimeRanges),
