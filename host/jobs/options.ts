@@ -1,6 +1,6 @@
 /** A job runner's options: each declared once (range, unit, default), frozen, and checked with the options schema. */
 import { OptionsError } from "../../runtime/errors.js";
-import { defaultsOf, formatPath, integerEntries, optionTable, parseOptions, strictOptions, v, withDefaults, type OptionTable } from "../../runtime/schema.js";
+import { defaultsOf, formatPath, integerEntries, optionTable, parseOptions, strictOptions, withDefaults, type OptionTable } from "../../runtime/schema.js";
 import type { Clock } from "../ids.js";
 
 export interface JobRunnerOptions {
@@ -28,13 +28,11 @@ export const jobRunnerTable: OptionTable<keyof JobRunnerNumbers> = optionTable({
 
 export const jobRunnerDefaults: Readonly<JobRunnerNumbers> = defaultsOf(jobRunnerTable);
 
-const jobRunnerSchema = strictOptions({
-  ...integerEntries(jobRunnerTable, (min, max) => `must be a whole number from ${min} to ${max}`),
-  clock: v.optional(v.custom<Clock>((value) => typeof (value as Clock | undefined)?.now === "function", "must be a clock (an object with now())")),
-});
+const jobRunnerSchema = strictOptions(integerEntries(jobRunnerTable, (min, max) => `must be a whole number from ${min} to ${max}`));
 
-/** Fills in the defaults and checks each option; throws OPTIONS_INVALID naming it (`jobs.leaseMs`) and the rule. */
+/** Fills in the defaults and checks each option; throws OPTIONS_INVALID naming it (`jobs.leaseMs`) and the rule. The clock is the caller's to use. */
 export function resolveJobRunnerOptions(options: JobRunnerOptions = {}, path = "jobs"): Readonly<JobRunnerNumbers> {
-  const { clock: _clock, ...given } = parseOptions(jobRunnerSchema, options, (at, message) => new OptionsError("OPTIONS_INVALID", `${formatPath(path, at)} ${message}`));
+  const { clock: _clock, ...numbers } = options;
+  const given = parseOptions(jobRunnerSchema, numbers, (at, message) => new OptionsError("OPTIONS_INVALID", `${formatPath(path, at)} ${message}`));
   return withDefaults<JobRunnerNumbers>(jobRunnerDefaults, given);
 }
