@@ -37,8 +37,6 @@ function versionLine(): string {
   }
 }
 
-const limitOptions = derivedFlags.run.map((flag) => ({ key: flag.key as keyof SandboxLimits, option: optionOf(flag) }));
-
 function stage(value: string): Stage {
   const n = Number(value);
   if (n !== 10 && n !== 20 && n !== 40) throw new InvalidArgumentError("expected 10 (pre-validation), 20 (pre-operation) or 40 (post-operation)");
@@ -172,6 +170,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
   registerListenCommand(program, io);
   registerBrokerCommand(program, io);
   registerAuditCommand(program, io);
+  const limitOptions = derivedFlags.run.map((flag) => ({ key: flag.key as keyof SandboxLimits, option: optionOf(flag) }));
   for (const { option } of limitOptions) run.addOption(option);
   run.action(async (bundlePath: string, flags: RunFlags) => {
     const target = flags.target ? await readTarget(flags.target, flags.message) : undefined;
