@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { WebPolicyInput } from "../runtime/web/policy.js";
 import { resolveJobRunnerOptions, type JobOutcome, type JobRunnerOptions } from "./jobs/runner.js";
+import { integerEntries, optionTable, parseOptions, v, type OptionTable } from "../runtime/schema.js";
 import { Store } from "./store/store.js";
 import { JobError } from "./jobs/errors.js";
 import { closed, opened } from "../runtime/open-resources.js";
@@ -23,7 +24,7 @@ export interface JobProcessesOptions {
   busyTimeoutMs?: number;
   /** Check the store file with SQLite's quick_check before the processes start (once, not in each). @default true */
   quickCheck?: boolean;
-  /** @default 2 */
+  /** How many processes run the jobs (`jobProcessesTable`). @default 2 */
   processes?: number;
   secrets?: SecretSource;
   webPolicy?: WebPolicyInput;
@@ -33,6 +34,13 @@ export interface JobProcessesOptions {
   /** Aborting stops every process; the jobs they held are taken again when their leases run out. */
   signal?: AbortSignal;
 }
+
+/** The number of processes, declared once; `runJobsInProcesses` and `plugbox jobs run --processes` read it. */
+export const jobProcessesTable: OptionTable<"processes"> = optionTable({
+  processes: { min: 1, max: 64, unit: "processes", default: 2, description: "run the jobs in this many processes at once, sharing the store file" },
+});
+
+const processesSchema = v.object(integerEntries(jobProcessesTable, (min, max) => `must be a whole number from ${min} to ${max}`));
 
 /** What the parent sends a job process. */
 export type JobProcessTask = Omit<JobProcessesOptions, "processes" | "signal" | "quickCheck">;
@@ -61,8 +69,7 @@ const ENTRY = fileURLToPath(new URL("./job-process-main.js", import.meta.url));
  * when none could run.
  */
 export async function runJobsInProcesses(options: JobProcessesOptions): Promise<JobProcessesResult> {
-  const count = options.processes ?? 2;
-  if (!Number.isInteger(count) || count < 1 || count > 64) throw new JobError("JOB_PROCESSES_INVALID", `the number of job processes must be a whole number from 1 to 64, got ${count}`);
+  const count = parseOptions(processesSchema, { processes: options.processes }, (_, message) => new JobError("JOB_PROCESSES_INVALID", `the number of job processes ${message}`)).processes ?? jobProcessesTable.processes.default;
   if (options.db === ":memory:" || options.db === "") throw new JobError("JOB_PROCESSES_INVALID", "job processes share the store through its file: give a database file, not :memory:");
   resolveJobRunnerOptions(options.jobs);
   const { processes: _count, signal, quickCheck, ...task } = options;

@@ -4,7 +4,7 @@
  */
 import os from "node:os";
 import { OptionsError } from "./errors.js";
-import { flag, formatPath, integer, parseOptions, strictOptions, v, withDefaults, type PathItem } from "./schema.js";
+import { defaultsOf, flag, formatPath, integerEntries, optionTable, parseOptions, rangesOf, strictOptions, v, withDefaults, type OptionTable, type PathItem } from "./schema.js";
 
 export type Isolation = "fresh" | "reuse";
 
@@ -28,28 +28,22 @@ export interface SandboxLimits {
   maxResultBytes: number;
 }
 
-export const sandboxLimitDefaults: Readonly<SandboxLimits> = Object.freeze({
-  wallTimeMs: 120_000,
-  cpuTimeMs: 60_000,
-  memoryMb: 128,
-  traceBytes: 10_240,
-  maxHostCalls: 1_000,
-  maxConcurrentHostCalls: 8,
-  maxHostCallBytes: 1_048_576,
-  maxResultBytes: 4_194_304,
+/** Each limit declared once: its range (inclusive), unit, default and what it is; the schema, the defaults and `plugbox run`'s flags read it. */
+export const sandboxLimitTable: OptionTable<keyof SandboxLimits> = optionTable({
+  wallTimeMs: { min: 1, max: 3_600_000, unit: "ms", default: 120_000, description: "wall-clock limit of the execution" },
+  cpuTimeMs: { min: 1, max: 3_600_000, unit: "ms", default: 60_000, description: "CPU time the plug-in may use" },
+  memoryMb: { min: 8, max: 4_096, unit: "MB", default: 128, description: "heap limit of the plug-in's isolate" },
+  traceBytes: { min: 0, max: 16_777_216, unit: "bytes", default: 10_240, description: "trace text kept (newest kept)" },
+  maxHostCalls: { min: 0, max: 1_000_000, unit: "calls", default: 1_000, description: "service calls allowed" },
+  maxConcurrentHostCalls: { min: 1, max: 1_024, unit: "calls", default: 8, description: "service calls in flight at once" },
+  maxHostCallBytes: { min: 1_024, max: 268_435_456, unit: "bytes", default: 1_048_576, description: "size of one service call's request or response" },
+  maxResultBytes: { min: 1_024, max: 268_435_456, unit: "bytes", default: 4_194_304, description: "size of the changed context" },
 });
 
+export const sandboxLimitDefaults: Readonly<SandboxLimits> = defaultsOf(sandboxLimitTable);
+
 /** The range of each limit, inclusive. */
-export const sandboxLimitRanges: Readonly<Record<keyof SandboxLimits, readonly [min: number, max: number]>> = {
-  wallTimeMs: [1, 3_600_000],
-  cpuTimeMs: [1, 3_600_000],
-  memoryMb: [8, 4_096],
-  traceBytes: [0, 16_777_216],
-  maxHostCalls: [0, 1_000_000],
-  maxConcurrentHostCalls: [1, 1_024],
-  maxHostCallBytes: [1_024, 268_435_456],
-  maxResultBytes: [1_024, 268_435_456],
-};
+export const sandboxLimitRanges: Readonly<Record<keyof SandboxLimits, readonly [min: number, max: number]>> = rangesOf(sandboxLimitTable);
 
 /** Options of the sandbox runtime (the supervisor of worker processes). */
 export interface SandboxRuntimeOptions {
@@ -94,41 +88,30 @@ export interface SandboxRuntimeOptions {
   limits: SandboxLimits;
 }
 
+/** Each whole-number runtime option declared once: its range (inclusive), unit, default and what it is. */
+export const sandboxRuntimeTable: OptionTable<keyof Omit<SandboxRuntimeOptions, "limits" | "startOnFirstExecution" | "unsafeKeepWebAssembly">> = optionTable({
+  workers: { min: 1, max: 64, unit: "processes", default: Math.max(1, Math.min(2, os.cpus().length)), description: "sandbox worker processes" },
+  prewarmIsolates: { min: 0, max: 64, unit: "isolates", default: 2, description: "never-used isolates each worker keeps warm" },
+  maxConcurrentPerWorker: { min: 1, max: 256, unit: "executions", default: Math.max(1, os.cpus().length), description: "executions one worker runs at once" },
+  recycleAfterExecutions: { min: 1, max: Number.MAX_SAFE_INTEGER, unit: "executions", default: 10_000, description: "a worker is replaced after this many executions" },
+  recycleAboveRssMb: { min: 32, max: 1_048_576, unit: "MB", default: 768, description: "a worker is replaced once its resident memory passes this" },
+  maxReusedContexts: { min: 1, max: 100_000, unit: "contexts", default: 64, description: "reuse contexts a worker keeps" },
+  killGraceMs: { min: 0, max: 600_000, unit: "ms", default: 2_000, description: "time granted past the wall limit before a worker that did not answer is killed" },
+  startRetryBaseMs: { min: 1, max: 600_000, unit: "ms", default: 250, description: "first wait before a worker that failed to start is started again" },
+  startRetryMaxMs: { min: 1, max: 3_600_000, unit: "ms", default: 10_000, description: "the longest wait between attempts to start a worker" },
+  unavailableAfterStartFailures: { min: 1, max: 1_000, unit: "failures", default: 3, description: "failures to start a worker in a row before executions fail at once" },
+});
+
 export const sandboxRuntimeDefaults: Readonly<Omit<SandboxRuntimeOptions, "limits">> = Object.freeze({
-  workers: Math.max(1, Math.min(2, os.cpus().length)),
-  prewarmIsolates: 2,
-  maxConcurrentPerWorker: Math.max(1, os.cpus().length),
-  recycleAfterExecutions: 10_000,
-  recycleAboveRssMb: 768,
-  maxReusedContexts: 64,
-  killGraceMs: 2_000,
+  ...defaultsOf(sandboxRuntimeTable),
   startOnFirstExecution: false,
-  startRetryBaseMs: 250,
-  startRetryMaxMs: 10_000,
-  unavailableAfterStartFailures: 3,
   unsafeKeepWebAssembly: false,
 });
 
-const runtimeRanges: Record<keyof Omit<SandboxRuntimeOptions, "limits" | "startOnFirstExecution" | "unsafeKeepWebAssembly">, [number, number]> = {
-  workers: [1, 64],
-  prewarmIsolates: [0, 64],
-  maxConcurrentPerWorker: [1, 256],
-  recycleAfterExecutions: [1, Number.MAX_SAFE_INTEGER],
-  recycleAboveRssMb: [32, 1_048_576],
-  maxReusedContexts: [1, 100_000],
-  killGraceMs: [0, 600_000],
-  startRetryBaseMs: [1, 600_000],
-  startRetryMaxMs: [1, 3_600_000],
-  unavailableAfterStartFailures: [1, 1_000],
-};
-
-const mapRanges = <K extends string>(ranges: Readonly<Record<K, readonly [number, number]>>) =>
-  Object.fromEntries(Object.entries<readonly [number, number]>(ranges).map(([key, [min, max]]) => [key, v.optional(integer(min, max))])) as Record<K, v.OptionalSchema<ReturnType<typeof integer>, undefined>>;
-
-const limitsSchema = strictOptions(mapRanges(sandboxLimitRanges));
+const limitsSchema = strictOptions(integerEntries(sandboxLimitTable));
 
 const runtimeOptionsSchema = strictOptions({
-  ...mapRanges(runtimeRanges),
+  ...integerEntries(sandboxRuntimeTable),
   startOnFirstExecution: v.optional(flag()),
   unsafeKeepWebAssembly: v.optional(flag()),
   limits: v.optional(limitsSchema),

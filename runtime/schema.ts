@@ -86,3 +86,49 @@ export function strictOptions<E extends v.ObjectEntries>(entries: E, noun = "is 
   const known = Object.keys(entries).join(", ");
   return v.strictObject(entries, (issue) => (issue.expected === "never" ? `${noun} ${known}` : "must be an object"));
 }
+
+/**
+ * One whole-number option, declared once: its range, its unit, its default and what it is. The
+ * schema (`integerEntries`), the frozen defaults (`defaultsOf`) and the CLI flag of the option
+ * (host/cli/flags.ts) all read it.
+ */
+export interface IntegerOption {
+  readonly min: number;
+  readonly max: number;
+  /** What the number counts, as a flag's help says it: "ms", "MB", "bytes", "calls", "jobs". */
+  readonly unit: string;
+  readonly default: number;
+  /** What the option is, in a few words (a flag's help line). */
+  readonly description: string;
+}
+
+export type OptionTable<K extends string = string> = Readonly<Record<K, IntegerOption>>;
+
+const mapTable = <K extends string, T>(table: OptionTable<K>, fn: (entry: IntegerOption) => T): Record<K, T> =>
+  Object.fromEntries(Object.entries<IntegerOption>(table).map(([key, entry]) => [key, fn(entry)])) as Record<K, T>;
+
+/** The table, frozen to the last entry. */
+export function optionTable<K extends string>(table: Record<K, IntegerOption>): OptionTable<K> {
+  return Object.freeze(mapTable(table, (entry) => Object.freeze({ ...entry })));
+}
+
+export function defaultsOf<K extends string>(table: OptionTable<K>): Readonly<Record<K, number>> {
+  return Object.freeze(mapTable(table, (entry) => entry.default));
+}
+
+export function rangesOf<K extends string>(table: OptionTable<K>): Readonly<Record<K, readonly [min: number, max: number]>> {
+  return Object.freeze(mapTable(table, (entry) => Object.freeze([entry.min, entry.max] as const)));
+}
+
+/** The rule of an entry, unless a table says it otherwise: "must be an integer from 8 to 4096". */
+export type RangeRule = (min: number, max: number) => string;
+
+/** The schema of one entry: an integer within its range. */
+export function integerEntry(entry: IntegerOption, rule?: RangeRule) {
+  return integer(entry.min, entry.max, rule?.(entry.min, entry.max));
+}
+
+/** Each entry as an optional schema entry, for `strictOptions`. */
+export function integerEntries<K extends string>(table: OptionTable<K>, rule?: RangeRule): Record<K, v.OptionalSchema<ReturnType<typeof integer>, undefined>> {
+  return mapTable(table, (entry) => v.optional(integerEntry(entry, rule)));
+}

@@ -1,24 +1,19 @@
 /**
  * CLI commands over the system jobs in a store: `jobs list`, `show`, `retry`, `cancel` and `run`.
  */
-import { InvalidArgumentError, type Command } from "commander";
+import type { Command } from "commander";
 import path from "node:path";
 import { toPlain } from "../../sdk/codec.js";
 import { CliError } from "./errors.js";
 import { exitStatusOf } from "./exit-statuses.js";
 import { assertStoreExists, DB_FLAG, readWebPolicy, STORE_CHECK_FLAG, withHost, type CliIo, type HostFlags } from "./command-host.js";
 import { runJobsInProcesses } from "../job-processes.js";
+import { derivedFlags, IN_THIS_PROCESS, optionOf } from "./flags.js";
 import { jobRunnerDefaults, type JobOutcome } from "../jobs/runner.js";
 import { describeState, type SystemJob } from "../jobs/queue.js";
 
 function jobLine(job: SystemJob): string {
   return `${job.id}  #${job.sequence}  ${describeState(job).padEnd(30)} ${job.name}${job.retryCount ? `  (retries: ${job.retryCount})` : ""}${job.message ? `  — ${job.message}` : ""}`;
-}
-
-function leaseMs(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 100 || n > 86_400_000) throw new InvalidArgumentError("expected a whole number of milliseconds from 100 to 86400000");
-  return n;
 }
 
 export function registerJobsCommands(program: Command, io: CliIo): void {
@@ -69,33 +64,30 @@ export function registerJobsCommands(program: Command, io: CliIo): void {
         });
       });
   }
-  jobs
+  const run = jobs
     .command("run")
     .description("run the system jobs that are ready, then exit")
     .requiredOption("--manifest <plugbox.json>", "the manifest whose steps the jobs belong to")
     .option(...DB_FLAG)
     .option("--web-policy <file.json>", "widen or tune the outbound web policy")
     .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
-    .option("--processes <n>", "run the jobs in this many processes at once, sharing the store file", (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError("expected a whole number from 1 to 64");
-      return n;
-    }, 1)
-    .option("--lease-ms <ms>", `how long a job is leased: a job whose process dies runs again once its lease runs out (default ${jobRunnerDefaults.leaseMs})`, leaseMs)
+  for (const flag of derivedFlags["jobs run"]) run.addOption(optionOf(flag));
+  run
     .option(...STORE_CHECK_FLAG)
-    .action(async (flags: HostFlags & { manifest: string; db: string; processes: number }) => {
+    .action(async (flags: HostFlags & { manifest: string; db: string; processes?: number }) => {
       const report = (outcomes: JobOutcome[]) => {
         if (outcomes.length === 0) io.out("no system job was ready");
         for (const o of outcomes) io.out(`job ${o.id}: ${o.outcome}${o.message ? ` — ${o.message}` : ""}`);
         if (outcomes.some((o) => o.outcome === "failed")) io.setExitCode(1);
       };
       assertStoreExists(flags.db);
-      if (flags.processes > 1) {
+      const processes = flags.processes ?? IN_THIS_PROCESS;
+      if (processes > 1) {
         const webPolicy = flags.webPolicy ? await readWebPolicy(flags.webPolicy) : undefined;
         const result = await runJobsInProcesses({
           manifest: path.resolve(flags.manifest),
           db: path.resolve(flags.db),
-          processes: flags.processes,
+          processes,
           quickCheck: flags.storeCheck !== false,
           ...(flags.leaseMs !== undefined ? { jobs: { leaseMs: flags.leaseMs } } : {}),
           ...(webPolicy ? { webPolicy } : {}),

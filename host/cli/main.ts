@@ -7,7 +7,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { createRequire } from "node:module";
 import { isPlainObject } from "../../sdk/codec.js";
 import { Entity, EntityReference, typeOf } from "../../sdk/model.js";
-import { createSandboxRuntime, isolatedVmBinding, sandboxLimitDefaults, type SandboxLimits } from "../../runtime/index.js";
+import { createSandboxRuntime, isolatedVmBinding, type SandboxLimits } from "../../runtime/index.js";
+import { derivedFlags, optionOf } from "./flags.js";
 import { buildBundle, buildEntry, SOURCE_ENTRY } from "../build.js";
 import type { ContextInput, Mode, Stage } from "../pipeline/context.js";
 import { PlugboxError } from "../../sdk/errors.js";
@@ -34,24 +35,6 @@ function versionLine(): string {
   } catch (error) {
     return `${version} (${(error as Error).message})`;
   }
-}
-
-/** Every sandbox limit has a flag: the mapped type makes a new limit without one a compile error. */
-const limitFlags: { [K in keyof SandboxLimits]: { flag: string; description: string } } = {
-  wallTimeMs: { flag: "--timeout <ms>", description: "wall-clock limit of the execution" },
-  cpuTimeMs: { flag: "--cpu <ms>", description: "CPU time the plug-in may use" },
-  memoryMb: { flag: "--memory <MB>", description: "heap limit of the plug-in's isolate" },
-  traceBytes: { flag: "--trace-bytes <n>", description: "trace text kept (newest kept)" },
-  maxHostCalls: { flag: "--max-calls <n>", description: "service calls allowed" },
-  maxConcurrentHostCalls: { flag: "--max-concurrent-calls <n>", description: "service calls in flight at once" },
-  maxHostCallBytes: { flag: "--max-call-bytes <n>", description: "size of one service call's request or response" },
-  maxResultBytes: { flag: "--max-result-bytes <n>", description: "size of the changed context" },
-};
-
-function integer(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError("expected a whole number");
-  return n;
 }
 
 function stage(value: string): Stage {
@@ -187,9 +170,8 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
   registerListenCommand(program, io);
   registerBrokerCommand(program, io);
   registerAuditCommand(program, io);
-  for (const [key, { flag, description }] of Object.entries(limitFlags)) {
-    run.option(flag, `${description} (default ${sandboxLimitDefaults[key as keyof SandboxLimits]})`, integer);
-  }
+  const limitOptions = derivedFlags.run.map((flag) => ({ key: flag.key as keyof SandboxLimits, option: optionOf(flag) }));
+  for (const { option } of limitOptions) run.addOption(option);
   run.action(async (bundlePath: string, flags: RunFlags) => {
     const target = flags.target ? await readTarget(flags.target, flags.message) : undefined;
     let sharedVariables: Record<string, unknown> | undefined;
@@ -199,9 +181,8 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
       sharedVariables = shared;
     }
     const limits: Partial<SandboxLimits> = {};
-    for (const [key, { flag }] of Object.entries(limitFlags)) {
-      const name = flag.split(" ")[0]!.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-      if (flags[name] !== undefined) limits[key as keyof SandboxLimits] = flags[name] as number;
+    for (const { key, option } of limitOptions) {
+      if (flags[option.attributeName()] !== undefined) limits[key] = flags[option.attributeName()] as number;
     }
     const context: ContextInput = {
       messageName: flags.message,

@@ -1,5 +1,6 @@
-/** A job runner's options: defaults, frozen, and the check of each. */
+/** A job runner's options: each declared once (range, unit, default), frozen, and checked with the options schema. */
 import { OptionsError } from "../../runtime/errors.js";
+import { defaultsOf, formatPath, integerEntries, optionTable, parseOptions, strictOptions, withDefaults, type OptionTable } from "../../runtime/schema.js";
 import type { Clock } from "../ids.js";
 
 export interface JobRunnerOptions {
@@ -15,27 +16,23 @@ export interface JobRunnerOptions {
   clock?: Clock;
 }
 
-export const jobRunnerDefaults: Readonly<{ leaseMs: number; pollMs: number; backoffBaseMs: number; concurrency: number }> = Object.freeze({ leaseMs: 180_000, pollMs: 1_000, backoffBaseMs: 1_000, concurrency: 8 });
+type JobRunnerNumbers = Required<Omit<JobRunnerOptions, "clock">>;
 
-const jobRunnerRanges: Record<keyof typeof jobRunnerDefaults, [min: number, max: number]> = {
-  leaseMs: [100, 86_400_000],
-  pollMs: [1, 3_600_000],
-  backoffBaseMs: [0, 3_600_000],
-  concurrency: [1, 1_024],
-};
+/** Each option declared once; the schema, the defaults and `plugbox jobs run --lease-ms` read it. */
+export const jobRunnerTable: OptionTable<keyof JobRunnerNumbers> = optionTable({
+  leaseMs: { min: 100, max: 86_400_000, unit: "ms", default: 180_000, description: "how long a job is leased: a job whose process dies runs again once its lease runs out" },
+  pollMs: { min: 1, max: 3_600_000, unit: "ms", default: 1_000, description: "how often to look for jobs when nothing wakes the runner" },
+  backoffBaseMs: { min: 0, max: 3_600_000, unit: "ms", default: 1_000, description: "first retry delay; each further attempt doubles it" },
+  concurrency: { min: 1, max: 1_024, unit: "jobs", default: 8, description: "jobs run at once" },
+});
 
-/** Fills in the defaults and checks each option; throws OPTIONS_INVALID naming it (`jobs.leaseMs`) and the rule. */
-export function resolveJobRunnerOptions(options: JobRunnerOptions = {}, path = "jobs"): Readonly<typeof jobRunnerDefaults> {
-  const out: Record<string, number> = { ...jobRunnerDefaults };
-  for (const key of Object.keys(jobRunnerRanges) as Array<keyof typeof jobRunnerDefaults>) {
-    const value = options[key];
-    if (value === undefined) continue;
-    const [min, max] = jobRunnerRanges[key];
-    if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-      throw new OptionsError("OPTIONS_INVALID", `${path}.${key} must be a whole number from ${min} to ${max}; got ${JSON.stringify(value) ?? String(value)}`);
-    }
-    out[key] = value;
-  }
-  return Object.freeze(out) as Readonly<typeof jobRunnerDefaults>;
+export const jobRunnerDefaults: Readonly<JobRunnerNumbers> = defaultsOf(jobRunnerTable);
+
+const jobRunnerSchema = strictOptions(integerEntries(jobRunnerTable, (min, max) => `must be a whole number from ${min} to ${max}`));
+
+/** Fills in the defaults and checks each option; throws OPTIONS_INVALID naming it (`jobs.leaseMs`) and the rule. The clock is the caller's to use. */
+export function resolveJobRunnerOptions(options: JobRunnerOptions = {}, path = "jobs"): Readonly<JobRunnerNumbers> {
+  const { clock: _clock, ...numbers } = options;
+  const given = parseOptions(jobRunnerSchema, numbers, (at, message) => new OptionsError("OPTIONS_INVALID", `${formatPath(path, at)} ${message}`));
+  return withDefaults<JobRunnerNumbers>(jobRunnerDefaults, given);
 }
-

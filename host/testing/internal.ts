@@ -21,7 +21,10 @@ export { buildContext } from "../pipeline/context.js";
 export { loadManifest } from "../registry/index.js";
 export { exitStatusOf, auditExitStatus, runExitStatus, EXIT_STATUSES, EXIT_STATUS_MEANINGS, ERROR_AREAS } from "../cli/exit-statuses.js";
 export type { ErrorCode } from "../cli/exit-statuses.js";
-export { jobRunnerDefaults } from "../jobs/runner.js";
+export { jobRunnerDefaults, resolveJobRunnerOptions } from "../jobs/runner.js";
+export { resolveLimits } from "../../runtime/options.js";
+export { derivedFlags, optionOf, rangeText } from "../cli/flags.js";
+export type { DerivedFlag } from "../cli/flags.js";
 export { selectBinding, ISOLATED_VM_BINDINGS } from "../../runtime/worker/ivm.js";
 
 // The relay and the broker, part by part.

@@ -47,6 +47,9 @@ describe("createHost options: one schema, OPTIONS_INVALID naming the path and th
     ["a clock without now()", { clock: {} }, "createHost options.clock must be a clock (an object with now())"],
     ["an organization URL that is not a string", { organizationUrl: 42 }, "createHost options.organizationUrl must be a non-empty string"],
     ["runtime options that are not an object", { runtimeOptions: 2 }, "createHost options.runtimeOptions must be an object of sandbox runtime options"],
+    ["a job runner option out of its range", { jobs: { pollMs: 0 } }, "jobs.pollMs must be a whole number from 1 to 3600000; got 0"],
+    ["a job runner option that is not a whole number", { jobs: { backoffBaseMs: 1.5 } }, "jobs.backoffBaseMs must be a whole number from 0 to 3600000; got 1.5"],
+    ["an unknown job runner option", { jobs: { leasMs: 5 } }, "jobs.leasMs is not an option; known options are leaseMs, pollMs, backoffBaseMs, concurrency"],
   ];
 
   it.each(refused)("refuses %s before anything opens", async (_what, options, says) => {

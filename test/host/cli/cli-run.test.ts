@@ -89,7 +89,7 @@ describe("plugbox build and run", () => {
       [["run", file("hello.js"), "--type", "HelloPlugin", "--stage", "30"], /expected 10 \(pre-validation\), 20 \(pre-operation\) or 40/],
       [["run", file("hello.js"), "--type", "HelloPlugin", "--mode", "async", "--stage", "20"], /asynchronous steps run only at stage 40/],
       [["run", file("hello.js"), "--type", "HelloPlugin", "--timeout", "-5"], /expected a whole number/],
-      [["run", file("hello.js"), "--type", "HelloPlugin", "--memory", "2"], /OPTIONS_INVALID.*memoryMb must be an integer from 8/],
+      [["run", file("hello.js"), "--type", "HelloPlugin", "--memory", "2"], /CLI_USAGE.*'--memory <MB>' argument '2' is invalid\. expected a whole number from 8 to 4096/],
       [["run", file("hello.js")], /required option '-t, --type <ExportName>'/],
     ];
     for (const [args, pattern] of cases) {
