@@ -29,6 +29,7 @@ afterAll(() => {
 
 const hostModule = JSON.stringify(path.join(repo, "dist/host/index.js"));
 const sdkModule = JSON.stringify(path.join(repo, "dist/sdk/index.js"));
+const testHooks = JSON.stringify(path.join(repo, "dist/host/testing/internal.js"));
 
 /**
  * A host that makes `requests` Creates one after another and reports how each ended; a request
@@ -97,7 +98,8 @@ describe("fault: the store held and filled from outside", () => {
       script,
       `
 import { rmSync, writeFileSync } from "node:fs";
-import { createHost, Store } from ${hostModule};
+import { createHost } from ${hostModule};
+import { Store } from ${testHooks};
 import { Entity } from ${sdkModule};
 const mount = process.argv[2];
 // Room to free later: a file that takes a quarter of the disk.
