@@ -14,4 +14,9 @@ try {
   process.exit(2);
 }
 const { main } = await import("./main.js");
-process.exitCode = await main(process.argv.slice(2));
+const exitCode = await main(process.argv.slice(2));
+// A command is over when main resolves. A client library may still hold a socket or a timer it did
+// not release on close (the Event Hubs consumer after its broker restarted did, and the process
+// outlived SIGTERM): end once what was written has reached stdout and stderr.
+await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => stream.write("", () => resolve()))));
+process.exit(exitCode);
