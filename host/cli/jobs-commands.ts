@@ -11,6 +11,7 @@ import { runJobsInProcesses } from "../job-processes.js";
 import { derivedFlags, IN_THIS_PROCESS, optionOf } from "./flags.js";
 import { jobRunnerDefaults, type JobOutcome } from "../jobs/runner.js";
 import { describeState, type SystemJob } from "../jobs/queue.js";
+import { JobError } from "../jobs/errors.js";
 
 function jobLine(job: SystemJob): string {
   return `${job.id}  #${job.sequence}  ${describeState(job).padEnd(30)} ${job.name}${job.retryCount ? `  (retries: ${job.retryCount})` : ""}${job.message ? `  — ${job.message}` : ""}`;
@@ -41,7 +42,7 @@ export function registerJobsCommands(program: Command, io: CliIo): void {
     .action(async (id: string, flags: HostFlags) => {
       await withHost({ ...flags, existingStore: true }, async (host) => {
         const job = await host.getJob(id);
-        if (!job) throw new CliError("CLI_USAGE", `no system job has the id ${id}; see \`plugbox jobs list\``);
+        if (!job) throw new JobError("JOB_NOT_FOUND", `no system job has the id ${id}; see \`plugbox jobs list\``);
         const data = await host.jobData(id);
         io.out(JSON.stringify({ ...job, state: describeState(job), context: toPlain(data) }, null, 2));
       });

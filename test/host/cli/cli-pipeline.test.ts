@@ -84,7 +84,7 @@ describe("plugbox exec, jobs and data", () => {
     }
   });
 
-  it("jobs: retry and cancel change a job's state, and an unknown id is an error", async () => {
+  it("jobs: retry and cancel change a job's state, and an unknown id is JOB_NOT_FOUND for show, retry and cancel", async () => {
     const db = path.join(dir, "jobs.db");
     const exec = await plugbox(["exec", "--manifest", "plugbox.json", "--request", "create-account.json", "--db", db], dir);
     const jobId = /queued system job ([0-9a-f-]{36})/.exec(exec.stdout)![1]!;
@@ -95,6 +95,9 @@ describe("plugbox exec, jobs and data", () => {
     const unknown = await plugbox(["jobs", "cancel", "00000000-0000-0000-0000-000000000099", "--db", db], dir);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("JOB_NOT_FOUND");
+    const notShown = await plugbox(["jobs", "show", "00000000-0000-0000-0000-000000000099", "--db", db], dir);
+    expect(notShown.code).toBe(2);
+    expect(notShown.stderr).toContain("[JOB_NOT_FOUND]: no system job has the id 00000000-0000-0000-0000-000000000099");
   });
 
   it("data: imports records checked against the manifest's table schema, and refuses bad ones", async () => {
