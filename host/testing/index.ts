@@ -11,7 +11,7 @@
  * @module
  */
 import path from "node:path";
-import { createSandboxRuntime, type Bundle, type SandboxRuntime } from "../../runtime/index.js";
+import { createSandboxRuntime, type Bundle, type PluginTime, type SandboxRuntime } from "../../runtime/index.js";
 import { buildEntry } from "../build.js";
 import { RecordingNotificationService } from "../services/index.js";
 import { MemoryOrganizationService } from "../pipeline/memory.js";
@@ -25,6 +25,8 @@ export interface TestHostOptions {
   workers?: number;
   ids?: IdSource;
   clock?: Clock;
+  /** "clock": plug-ins see `clock`'s time and their timers wait on it (the runtime option `pluginTime`). @default "system" */
+  pluginTime?: PluginTime;
   /** The outbound web policy, widened for tests (e.g. a resolver override to a local server and unsafeAllowLoopback). */
   webPolicy?: WebPolicyInput;
 }
@@ -46,7 +48,7 @@ export class TestHost {
   }
 
   static async create(options: TestHostOptions = {}): Promise<TestHost> {
-    const runtime = createSandboxRuntime({ workers: options.workers ?? 1, prewarmIsolates: 1, ...(options.clock ? { clock: options.clock } : {}) });
+    const runtime = createSandboxRuntime({ workers: options.workers ?? 1, prewarmIsolates: 1, ...(options.clock ? { clock: options.clock } : {}), ...(options.pluginTime ? { pluginTime: options.pluginTime } : {}) });
     await runtime.ready;
     return new TestHost(runtime, options);
   }
