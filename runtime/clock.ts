@@ -131,8 +131,7 @@ export class ManualClock implements Clock {
     if (ms === undefined) throw new RangeError(`ManualClock.advance: ${typeof duration === "string" ? JSON.stringify(duration) : String(duration)} is not a duration; give ${DURATION_FORMS}`);
     const until = this.#now + ms;
     for (;;) {
-      await turn();
-      await this.#released();
+      await this.#quiet();
       const next = this.#next(until);
       if (!next) break;
       this.#now = Math.max(this.#now, next.due);
@@ -141,13 +140,19 @@ export class ManualClock implements Clock {
       next.callback();
     }
     this.#now = until;
-    await turn();
-    await this.#released();
+    await this.#quiet();
   }
 
-  /** Resolves once no work is held (a plug-in a timer woke has run, and set the timers it sets). */
-  async #released(): Promise<void> {
-    while (this.#holds.size > 0) await new Promise<void>((resolve) => this.#unheld.push(resolve));
+  /**
+   * Resolves after a turn of the event loop at whose end no work is held (a plug-in a timer woke has
+   * run and set its timers, and what its end started in this process has had its turn).
+   */
+  async #quiet(): Promise<void> {
+    for (;;) {
+      await turn();
+      if (this.#holds.size === 0) return;
+      await new Promise<void>((resolve) => this.#unheld.push(resolve));
+    }
   }
 
   #add(callback: () => void, ms: number, every: number | undefined): ClockTimer {

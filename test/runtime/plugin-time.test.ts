@@ -6,7 +6,7 @@
 import { describe, expect, test } from "vitest";
 import { createHost, createSandboxRuntime, type Bundle, type ExecutionReport } from "../../dist/host/index.js";
 import { ManualClock } from "../../dist/host/testing/index.js";
-import { bundle, context, useRuntime } from "../helpers/runtime.js";
+import { bundle, context, useRuntime, wireRecorder } from "../helpers/runtime.js";
 
 const DAY = 86_400_000;
 const START = "2026-03-01T09:00:00.000Z";
@@ -130,6 +130,27 @@ describe('pluginTime "clock"', () => {
     await clock.whenTimerSet();
     await clock.advance("10m");
     expect(outputsOf(await pending)).toEqual({ elapsed: 300_000 });
+  });
+
+  test("a service call between two timers: the timer after the call's answer fires within the same advance", async () => {
+    const services = wireRecorder(() => ({ results: {} }));
+    const pending = runtime().execute(
+      {
+        bundle: plugin(`const t0 = Date.now();
+          await sleep(1000);
+          await sp.getService("IOrganizationServiceFactory").createOrganizationService(null).execute({ requestName: "WhoAmI", parameters: {} });
+          out.calledAt = Date.now() - t0;
+          await sleep(1000);
+          out.elapsed = Date.now() - t0;`),
+        typeName: "Spec",
+        context: context(),
+      },
+      services,
+    );
+    await clock.whenTimerSet();
+    await clock.advance("5s");
+    expect(outputsOf(await pending)).toEqual({ calledAt: 1000, elapsed: 2000 });
+    expect(services.calls).toHaveLength(1);
   });
 
   test("setInterval repeats once per period until cleared, and clearTimeout keeps a timer from firing", async () => {
