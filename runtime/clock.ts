@@ -28,15 +28,18 @@ export interface Clock {
   hold?(): () => void;
 }
 
+/** The longest delay of a Node timer, ms (about 24.8 days): Node fires a timer set for longer at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Real time: `new Date()` and Node's timers. */
 export const systemClock: Clock = Object.freeze({
   now: () => new Date(),
   setTimeout: (callback: () => void, ms: number, options?: { unref?: boolean }) => {
-    const timer = setTimeout(callback, ms);
+    const timer = setTimeout(callback, Math.min(ms, MAX_TIMER_MS));
     if (options?.unref) timer.unref();
     return timer as unknown as ClockTimer;
   },
-  setInterval: (callback: () => void, ms: number) => setInterval(callback, ms) as unknown as ClockTimer,
+  setInterval: (callback: () => void, ms: number) => setInterval(callback, Math.min(ms, MAX_TIMER_MS)) as unknown as ClockTimer,
   clearTimeout: (timer: ClockTimer | undefined) => clearTimeout(timer as unknown as NodeJS.Timeout | undefined),
 });
 

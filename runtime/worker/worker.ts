@@ -187,11 +187,12 @@ export class SandboxWorker {
       case "execute":
         void this.#execute(message).catch((error: unknown) => this.#internalFailure(message.execId, error));
         return;
-      case "reply":
-        this.#entered(message.execId, message.now);
+      case "reply": {
+        const exec = message.now === undefined ? undefined : this.#entered(message.execId, message.now);
         this.#reply(message.execId, message.callId, message.ok, message.payload);
-        this.#reportRan(this.#executions.get(message.execId));
+        this.#reportRan(exec);
         return;
+      }
       case "fire": {
         const exec = this.#entered(message.execId, message.now);
         if (exec?.timers.has(message.timerId) && exec.sandbox) {

@@ -188,6 +188,24 @@ describe('pluginTime "clock"', () => {
   });
 });
 
+describe('pluginTime "clock" on the system clock', () => {
+  const runtime = useRuntime({ pluginTime: "clock" });
+  const run = (b: Bundle, wallTimeMs = 10_000) => runtime().execute({ bundle: b, typeName: "Spec", context: context(), limits: { wallTimeMs } });
+
+  test("the plug-in's Date is the real time and its timers, kept by the host, wait in real time", async () => {
+    const before = Date.now();
+    const report = await run(plugin(`const t0 = Date.now(); await sleep(20); out.t0 = t0; out.slept = Date.now() - t0;`));
+    const { t0, slept } = outputsOf(report) as { t0: number; slept: number };
+    expect(t0).toBeGreaterThanOrEqual(before);
+    expect(slept).toBeGreaterThanOrEqual(20);
+  });
+
+  test("a timer longer than Node's longest (about 24.8 days) does not fire at once: the execution waits until its wall-clock limit", async () => {
+    const report = await run(plugin(`await sleep(${30 * DAY}); out.woke = true;`), 300);
+    expect(!report.ok && report.error.code).toBe("SANDBOX_TIMEOUT");
+  });
+});
+
 describe('pluginTime "system" (the default)', () => {
   const clock = new ManualClock("2001-01-01T00:00:00.000Z");
   const runtime = useRuntime({ clock });
