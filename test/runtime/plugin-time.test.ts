@@ -3,9 +3,14 @@
  * time, and setTimeout and setInterval are timers of that clock, so a test moves a plug-in through
  * days with a ManualClock and no real waiting. With the default, "system", Date is the real one.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { createHost, createSandboxRuntime, type Bundle, type ExecutionReport } from "../../dist/host/index.js";
+import { Entity } from "../../dist/sdk/index.js";
 import { ManualClock } from "../../dist/host/testing/index.js";
+import { fastRuntime, hostWith, rows, step } from "../fixtures/pipeline/support.js";
 import { bundle, context, useRuntime, wireRecorder } from "../helpers/runtime.js";
 
 const DAY = 86_400_000;
@@ -231,6 +236,37 @@ describe("the pluginTime option", () => {
     await using host = await createHost({ clock, runtimeOptions: { workers: 1, prewarmIsolates: 0, pluginTime: "clock" } });
     const report = await host.runtime.execute({ bundle: plugin("out.now = new Date().toISOString();"), typeName: "Spec", context: context() });
     expect(outputsOf(report)).toEqual({ now: START });
+  });
+
+  test('createHost with a ManualClock and pluginTime "clock": a step that waits a day, in a plug-in\'s nested request, completes when the test advances the host\'s clock by a day', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-plugin-time-"));
+    const file = path.join(dir, "reminders.js");
+    // Account (stage 40) creates a task through its organization service; Task (stage 20) waits a day, then stamps the task.
+    writeFileSync(
+      file,
+      `exports.FollowUp = class { async execute(sp) {
+        const org = sp.getService("IOrganizationServiceFactory").createOrganizationService(null);
+        await org.execute({ requestName: "Create", parameters: { Target: { $type: "Entity", logicalName: "task", attributes: { subject: "follow up" } } } });
+      } };
+      exports.Remind = class { async execute(sp) {
+        const target = sp.getService("IPluginExecutionContext").inputParameters.Target;
+        const asked = new Date().toISOString();
+        await new Promise((resolve) => setTimeout(resolve, ${DAY}));
+        target.attributes.description = asked + " -> " + new Date().toISOString();
+      } };`,
+    );
+    const clock = new ManualClock(START);
+    try {
+      await using host = await hostWith(file, { steps: [step("FollowUp", "Create", "account", 40), step("Remind", "Create", "task", 20)] }, { clock, runtimeOptions: { ...fastRuntime, pluginTime: "clock" } });
+      const created = host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Contoso" }) } });
+      await clock.whenTimerSet();
+      expect(await settled(created)).toBe(false);
+      await clock.advance("1d");
+      await created;
+      expect(rows(host, "task").map((task) => task.attributes.description)).toEqual([`${START} -> 2026-03-02T09:00:00.000Z`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("createHost refuses a runtime clock other than the host's when plug-ins follow the clock", async () => {
