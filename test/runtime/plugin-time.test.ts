@@ -54,7 +54,7 @@ describe('pluginTime "clock"', () => {
   test("Date.now(), new Date() and Date() inside a plug-in show the clock's time", async () => {
     const report = await run(
       plugin(`out.now = Date.now(); out.iso = new Date().toISOString(); out.text = Date(); out.given = new Date(0).toISOString();
-        out.isDate = new Date() instanceof Date && new Date().constructor === Date; out.parsed = Date.parse("2001-02-03T00:00:00Z"); out.utc = Date.UTC(2001, 1, 3);`),
+        out.isDate = new Date() instanceof Date && new Date().constructor === Date; out.value = new Date(); out.parsed = Date.parse("2001-02-03T00:00:00Z"); out.utc = Date.UTC(2001, 1, 3);`),
     );
     const now = clock.now().getTime();
     expect(outputsOf(report)).toEqual({
@@ -63,6 +63,7 @@ describe('pluginTime "clock"', () => {
       text: new Date(now).toString(),
       given: "1970-01-01T00:00:00.000Z",
       isDate: true,
+      value: clock.now(),
       parsed: Date.UTC(2001, 1, 3),
       utc: Date.UTC(2001, 1, 3),
     });
