@@ -27,6 +27,10 @@ export interface HostOptions {
   storeOptions?: Pick<StoreOptions, "quickCheck" | "maxSizeBytes">;
   /** An existing sandbox runtime to share; otherwise the host starts and stops its own. */
   runtime?: SandboxRuntime;
+  /**
+   * Options of the host's own sandbox runtime. It runs on the host's `clock`; with
+   * `pluginTime: "clock"` plug-ins see that clock's time and their timers wait on it.
+   */
   runtimeOptions?: Parameters<typeof createSandboxRuntime>[0];
   webPolicy?: WebPolicyInput;
   web?: WebBackend;
@@ -78,5 +82,12 @@ export type ResolvedHostOptions = Readonly<HostOptions & typeof hostOptionDefaul
 /** Fills in the defaults and checks every option; throws OPTIONS_INVALID naming the path and the rule. */
 export function resolveHostOptions(input: HostOptions = {}): ResolvedHostOptions {
   parseOptions(hostOptionsSchema, input, (path, message) => new OptionsError("OPTIONS_INVALID", `${formatPath("createHost options", path)} ${message}`));
+  const runtimeClock = input.runtimeOptions?.clock;
+  if (input.runtimeOptions?.pluginTime === "clock" && runtimeClock !== undefined && input.clock !== undefined && runtimeClock !== input.clock) {
+    throw new OptionsError(
+      "OPTIONS_INVALID",
+      'createHost options.runtimeOptions.clock is not the host\'s clock, and runtimeOptions.pluginTime "clock" would show plug-ins its time rather than the host\'s; leave runtimeOptions.clock out (the runtime takes the host\'s clock)',
+    );
+  }
   return withDefaults<HostOptions & typeof hostOptionDefaults>({ ...input, ...hostOptionDefaults }, input);
 }

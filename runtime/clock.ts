@@ -4,6 +4,7 @@
  * time-to-live, lock durations and scheduled messages) reads and waits through a `Clock`, so a test
  * can move time with a `ManualClock` instead of sleeping.
  */
+import { DURATION_FORMS, parseDuration } from "./duration.js";
 
 /** A pending timer of a clock; only the clock that made it can clear it. */
 export interface ClockTimer {
@@ -19,17 +20,26 @@ export interface Clock {
   setInterval(callback: () => void, ms: number): ClockTimer;
   /** Clears a timer of either kind; nothing happens for one that fired or was cleared. */
   clearTimeout(timer: ClockTimer | undefined): void;
+  /**
+   * Optional, for a clock that moves by hand: reports work in progress that may set timers (a
+   * plug-in running in a worker process, on a clock's time); the clock does not fire its next
+   * timer until every hold is released. Returns the function that releases this hold.
+   */
+  hold?(): () => void;
 }
+
+/** The longest delay of a Node timer, ms (about 24.8 days): Node fires a timer set for longer at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Real time: `new Date()` and Node's timers. */
 export const systemClock: Clock = Object.freeze({
   now: () => new Date(),
   setTimeout: (callback: () => void, ms: number, options?: { unref?: boolean }) => {
-    const timer = setTimeout(callback, ms);
+    const timer = setTimeout(callback, Math.min(ms, MAX_TIMER_MS));
     if (options?.unref) timer.unref();
     return timer as unknown as ClockTimer;
   },
-  setInterval: (callback: () => void, ms: number) => setInterval(callback, ms) as unknown as ClockTimer,
+  setInterval: (callback: () => void, ms: number) => setInterval(callback, Math.min(ms, MAX_TIMER_MS)) as unknown as ClockTimer,
   clearTimeout: (timer: ClockTimer | undefined) => clearTimeout(timer as unknown as NodeJS.Timeout | undefined),
 });
 
@@ -47,7 +57,8 @@ interface Pending {
  * A clock for tests: time stands still until `advance(ms)` moves it, firing the timers that fall
  * due in their order (by due time, then the order they were set). Between two timers it lets the
  * event loop turn, so work a timer starts (promise jobs, a store write) runs, and the timers that
- * work sets fire too if they fall due within the advance.
+ * work sets fire too if they fall due within the advance. Work held with `hold()` (plug-ins of a
+ * runtime whose `pluginTime` is "clock", running in their worker process) is waited for too.
  *
  * @example
  * const clock = new ManualClock();
@@ -61,6 +72,8 @@ export class ManualClock implements Clock {
   #nextId = 1;
   readonly #timers = new Map<number, Pending>();
   readonly #waiters: Array<() => void> = [];
+  readonly #holds = new Set<object>();
+  readonly #unheld: Array<() => void> = [];
 
   /** @param start the time it shows first. @default 2026-01-01T00:00:00.000Z */
   constructor(start: Date | string | number = "2026-01-01T00:00:00.000Z") {
@@ -104,12 +117,24 @@ export class ManualClock implements Clock {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
-  /** Moves time forward by `ms`, firing each timer that falls due, in order. */
-  async advance(ms: number): Promise<void> {
-    if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`ManualClock.advance: ${ms} is not a number of milliseconds, 0 or more`);
+  hold(): () => void {
+    const hold = {};
+    this.#holds.add(hold);
+    return () => {
+      if (this.#holds.delete(hold) && this.#holds.size === 0) for (const wake of this.#unheld.splice(0)) wake();
+    };
+  }
+
+  /**
+   * Moves time forward, firing each timer that falls due, in order. `duration`: milliseconds, or a
+   * string such as "500ms", "10s", "2d" or "1h30m"; anything else is a RangeError.
+   */
+  async advance(duration: number | string): Promise<void> {
+    const ms = parseDuration(duration);
+    if (ms === undefined) throw new RangeError(`ManualClock.advance: ${typeof duration === "string" ? JSON.stringify(duration) : String(duration)} is not a duration; give ${DURATION_FORMS}`);
     const until = this.#now + ms;
     for (;;) {
-      await turn();
+      await this.#quiet();
       const next = this.#next(until);
       if (!next) break;
       this.#now = Math.max(this.#now, next.due);
@@ -118,7 +143,19 @@ export class ManualClock implements Clock {
       next.callback();
     }
     this.#now = until;
-    await turn();
+    await this.#quiet();
+  }
+
+  /**
+   * Resolves after a turn of the event loop at whose end no work is held (a plug-in a timer woke has
+   * run and set its timers, and what its end started in this process has had its turn).
+   */
+  async #quiet(): Promise<void> {
+    for (;;) {
+      await turn();
+      if (this.#holds.size === 0) return;
+      await new Promise<void>((resolve) => this.#unheld.push(resolve));
+    }
   }
 
   #add(callback: () => void, ms: number, every: number | undefined): ClockTimer {

@@ -10,7 +10,7 @@ export { DEFAULT_INSPECTOR_PORT } from "./inspect.js";
 export type { InspectorEndpoint, InspectorOptions } from "./inspect.js";
 export { Bundle, bundleFromSource, loadBundleFile, MAX_BUNDLE_BYTES } from "./bundle.js";
 export { sandboxLimitDefaults, sandboxRuntimeDefaults, resolveLimits, resolveRuntimeOptions } from "./options.js";
-export type { Isolation, SandboxLimits, SandboxRuntimeOptions } from "./options.js";
+export type { Isolation, PluginTime, SandboxLimits, SandboxRuntimeOptions } from "./options.js";
 export type { ExecutionChanges, ExecutionStats, ServiceName } from "./protocol.js";
 export { SERVICE_OPERATIONS } from "./protocol.js";
 export { isolatedVmBinding, SUPPORTED_NODE_MAJORS } from "./worker/ivm.js";

@@ -4,9 +4,12 @@
  */
 import os from "node:os";
 import { OptionsError } from "./errors.js";
-import { defaultsOf, flag, formatPath, integerEntries, optionTable, parseOptions, rangesOf, strictOptions, v, withDefaults, type OptionTable, type PathItem } from "./schema.js";
+import { defaultsOf, flag, formatPath, integerEntries, optionTable, parseOptions, rangesOf, shown, strictOptions, v, withDefaults, type OptionTable, type PathItem } from "./schema.js";
 
 export type Isolation = "fresh" | "reuse";
+
+/** Whose time plug-ins see: the system's, or the runtime's clock (see `SandboxRuntimeOptions.pluginTime`). */
+export type PluginTime = "system" | "clock";
 
 /** Per-execution limits. Every field is optional where accepted and has a default below. */
 export interface SandboxLimits {
@@ -84,12 +87,22 @@ export interface SandboxRuntimeOptions {
    * only: neither a manifest nor a CLI flag reaches it. @default false
    */
   unsafeKeepWebAssembly: boolean;
+  /**
+   * Whose time plug-ins see. `"system"`: the real time, and their timers wait in real time.
+   * `"clock"`: the runtime's clock (`createSandboxRuntime({ clock })`, `createHost({ clock })`):
+   * `Date.now()`, `new Date()` and `Date()` inside a plug-in give the clock's time (as of when
+   * plug-in code was last entered: time stands still while it runs), and its `setTimeout` and
+   * `setInterval` are timers of that clock, so `await clock.advance("1d")` on a ManualClock fires
+   * them, in due order, without real waiting. An execution's own limits (wall and CPU time) stay
+   * real time either way. @default "system"
+   */
+  pluginTime: PluginTime;
   /** Limits applied when an execution does not set its own. */
   limits: SandboxLimits;
 }
 
 /** Each whole-number runtime option declared once: its range (inclusive), unit, default and what it is. */
-export const sandboxRuntimeTable: OptionTable<keyof Omit<SandboxRuntimeOptions, "limits" | "startOnFirstExecution" | "unsafeKeepWebAssembly">> = optionTable({
+export const sandboxRuntimeTable: OptionTable<keyof Omit<SandboxRuntimeOptions, "limits" | "startOnFirstExecution" | "unsafeKeepWebAssembly" | "pluginTime">> = optionTable({
   workers: { min: 1, max: 64, unit: "processes", default: Math.max(1, Math.min(2, os.cpus().length)), description: "sandbox worker processes" },
   prewarmIsolates: { min: 0, max: 64, unit: "isolates", default: 2, description: "never-used isolates each worker keeps warm" },
   maxConcurrentPerWorker: { min: 1, max: 256, unit: "executions", default: Math.max(1, os.cpus().length), description: "executions one worker runs at once" },
@@ -106,6 +119,7 @@ export const sandboxRuntimeDefaults: Readonly<Omit<SandboxRuntimeOptions, "limit
   ...defaultsOf(sandboxRuntimeTable),
   startOnFirstExecution: false,
   unsafeKeepWebAssembly: false,
+  pluginTime: "system",
 });
 
 const limitsSchema = strictOptions(integerEntries(sandboxLimitTable));
@@ -114,6 +128,7 @@ const runtimeOptionsSchema = strictOptions({
   ...integerEntries(sandboxRuntimeTable),
   startOnFirstExecution: v.optional(flag()),
   unsafeKeepWebAssembly: v.optional(flag()),
+  pluginTime: v.optional(v.picklist(["system", "clock"], (issue) => `must be "system" or "clock"; got ${shown(issue.input)}`)),
   limits: v.optional(limitsSchema),
 });
 

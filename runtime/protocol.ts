@@ -71,6 +71,8 @@ export interface ExecuteMessage {
   context: string;
   limits: SandboxLimits;
   web?: WebConfig;
+  /** pluginTime "clock": the clock's time (epoch ms), which the plug-in's Date shows until the next message that enters it. */
+  now?: number;
 }
 
 export interface ReplyMessage {
@@ -80,6 +82,17 @@ export interface ReplyMessage {
   ok: boolean;
   /** ok: the result, plugbox JSON; not ok: `{"code","message"}`. */
   payload: string;
+  /** pluginTime "clock": the clock's time (epoch ms). */
+  now?: number;
+}
+
+/** pluginTime "clock": a timer of the plug-in, set on the runtime's clock, fell due. */
+export interface FireMessage {
+  type: "fire";
+  execId: number;
+  timerId: number;
+  /** The clock's time (epoch ms). */
+  now: number;
 }
 
 export interface AbortMessage {
@@ -88,7 +101,7 @@ export interface AbortMessage {
   reason: string;
 }
 
-export type ToWorker = ExecuteMessage | ReplyMessage | AbortMessage;
+export type ToWorker = ExecuteMessage | ReplyMessage | FireMessage | AbortMessage;
 
 export interface CallMessage {
   type: "call";
@@ -98,6 +111,28 @@ export interface CallMessage {
   op: string;
   /** The arguments, plugbox JSON: `{ "userId"?: …, "args": [...] }`. */
   payload: string;
+}
+
+/** pluginTime "clock": the plug-in set (or cleared) a timer, which the supervisor keeps on the runtime's clock. */
+export interface TimerMessage {
+  type: "timer";
+  execId: number;
+  timerId: number;
+  op: "set" | "clear";
+  /** For "set": when it falls due, ms from the clock's time the plug-in last saw. */
+  delayMs: number;
+}
+
+/**
+ * pluginTime "clock": the worker has run the plug-in code of the first `seen` messages (execute,
+ * reply, fire) it got for this execution, and has sent the timers and calls that code made. Until
+ * then the supervisor holds the clock (`Clock.hold`), so a ManualClock fires no further timer before
+ * the plug-in's follow-ups are set.
+ */
+export interface RanMessage {
+  type: "ran";
+  execId: number;
+  seen: number;
 }
 
 export interface ExecutionStats {
@@ -150,6 +185,8 @@ export type FromWorker =
   /** Debug mode: the DevTools endpoint could not listen, so the worker cannot start (sent before it exits). */
   | { type: "inspectorFailed"; message: string }
   | CallMessage
+  | TimerMessage
+  | RanMessage
   | DoneMessage;
 
 /** What the plug-in's execute() leaves behind: the writable parts of its context. */

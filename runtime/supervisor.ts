@@ -30,6 +30,7 @@ import {
   type ExecutionStats,
   type FromWorker,
   type ServiceName,
+  type TimerMessage,
   type ToWorker,
   type WebCallRecord,
   type WebConfig,
@@ -114,6 +115,13 @@ interface InFlight {
   resolve: (report: ExecutionReport) => void;
   killTimer: NodeJS.Timeout | undefined;
   onAbort: (() => void) | undefined;
+  /** pluginTime "clock": the plug-in's timers, on the runtime's clock, by the shim's timer id. */
+  timers: Map<number, ClockTimer> | undefined;
+  /** pluginTime "clock": messages that enter plug-in code (execute, reply, fire) sent, and those the worker says it ran. */
+  sent: number;
+  ran: number;
+  /** pluginTime "clock": releases the clock, held while the worker runs plug-in code this execution was sent. */
+  release: (() => void) | undefined;
 }
 
 interface WorkerHandle {
@@ -153,9 +161,10 @@ const WORKER_MAIN = fileURLToPath(new URL("./worker/main.js", import.meta.url));
 const WORKER_START_TIMEOUT_MS = 30_000;
 
 /**
- * What `createSandboxRuntime` takes: the runtime options, the clock its start back-off waits on, and
- * debug mode, which only code can turn on. The limits of an execution (its wall-clock and CPU time)
- * are kept in real time whatever the clock: a worker process runs in it.
+ * What `createSandboxRuntime` takes: the runtime options, the clock its start back-off waits on (and
+ * plug-ins' time, with `pluginTime: "clock"`), and debug mode, which only code can turn on. The
+ * limits of an execution (its wall-clock and CPU time) are kept in real time whatever the clock: a
+ * worker process runs in it.
  */
 export type SandboxRuntimeInput = Parameters<typeof resolveRuntimeOptions>[0] & {
   clock?: Clock;
@@ -299,6 +308,10 @@ export class SandboxRuntime {
         resolve,
         killTimer: undefined,
         onAbort: undefined,
+        timers: undefined,
+        sent: 0,
+        ran: 0,
+        release: undefined,
       };
       const signal = request.signal;
       if (this.#unavailableSince !== undefined) return resolve(this.#failure(this.#unavailable()));
@@ -352,6 +365,7 @@ export class SandboxRuntime {
           defaultMemoryMb: this.options.limits.memoryMb,
           maxReusedContexts: this.options.maxReusedContexts,
           unsafeKeepWebAssembly: this.options.unsafeKeepWebAssembly,
+          pluginTime: this.options.pluginTime,
           ...(this.inspector ? { inspector: { port: this.inspector.port, wait: this.inspector.wait } } : {}),
         }),
       },
@@ -580,7 +594,45 @@ export class SandboxRuntime {
       context: f.contextJson,
       limits,
       ...(request.web ? { web: request.web } : {}),
+      ...this.#entering(f),
     });
+  }
+
+  /**
+   * pluginTime "clock": a message about to enter plug-in code carries the clock's time, and the
+   * clock is held until the worker says it ran that code (so the timers it sets are on the clock
+   * before a ManualClock fires the next one). Nothing in real time.
+   */
+  #entering(f: InFlight): { now?: number } {
+    if (this.options.pluginTime !== "clock") return {};
+    f.sent++;
+    f.release ??= this.clock.hold?.();
+    return { now: this.clock.now().getTime() };
+  }
+
+  #onRan(f: InFlight, ran: number): void {
+    f.ran = Math.max(f.ran, ran);
+    if (f.ran < f.sent || !f.release) return;
+    f.release();
+    f.release = undefined;
+  }
+
+  /** pluginTime "clock": a plug-in's timer, kept on the runtime's clock; when it falls due the worker fires it. */
+  #onTimer(worker: WorkerHandle, message: TimerMessage): void {
+    const f = worker.inflight.get(message.execId);
+    if (!f || this.options.pluginTime !== "clock" || typeof message.timerId !== "number") return;
+    const timers = (f.timers ??= new Map());
+    this.clock.clearTimeout(timers.get(message.timerId));
+    timers.delete(message.timerId);
+    if (message.op !== "set") return;
+    const delay = Math.max(0, Number.isFinite(message.delayMs) ? message.delayMs : 0);
+    const timer = this.clock.setTimeout(() => {
+      timers.delete(message.timerId);
+      if (worker.inflight.get(f.execId) !== f) return;
+      const { now = this.clock.now().getTime() } = this.#entering(f);
+      this.#post(worker, { type: "fire", execId: f.execId, timerId: message.timerId, now });
+    }, delay);
+    timers.set(message.timerId, timer);
   }
 
   #post(worker: WorkerHandle, message: ToWorker): void {
@@ -610,13 +662,24 @@ export class SandboxRuntime {
       case "done":
         this.#onDone(worker, message);
         return;
+      case "timer":
+        this.#onTimer(worker, message);
+        return;
+      case "ran": {
+        const f = worker.inflight.get(message.execId);
+        if (f) this.#onRan(f, message.seen);
+        return;
+      }
     }
   }
 
   async #serve(worker: WorkerHandle, message: CallMessage): Promise<void> {
     const f = worker.inflight.get(message.execId);
     if (!f) return;
-    const reply = (ok: boolean, payload: string) => this.#post(worker, { type: "reply", execId: message.execId, callId: message.callId, ok, payload });
+    const reply = (ok: boolean, payload: string) => {
+      if (worker.inflight.get(message.execId) !== f) return;
+      this.#post(worker, { type: "reply", execId: message.execId, callId: message.callId, ok, payload, ...this.#entering(f) });
+    };
     const refuse = (code: SandboxErrorCode | ServiceErrorCode, text: string) => reply(false, JSON.stringify({ code, message: text }));
     if (!isServiceOperation(message.service, message.op)) return refuse("SANDBOX_ISOLATION_VIOLATION", "unknown service operation");
     if (typeof message.payload !== "string" || message.payload.length > f.limits.maxHostCallBytes) {
@@ -693,6 +756,11 @@ export class SandboxRuntime {
 
   #settle(f: InFlight, report: ExecutionReport): void {
     clearTimeout(f.killTimer);
+    // Timers of an execution that ended are dropped, and it holds the clock no more.
+    if (f.timers) for (const timer of f.timers.values()) this.clock.clearTimeout(timer);
+    f.timers?.clear();
+    f.release?.();
+    f.release = undefined;
     // Aborting builds a DOMException: do it only when a service call could still be listening.
     if (f.servedCalls > 0) f.calls.abort();
     if (f.onAbort) f.request.signal?.removeEventListener("abort", f.onAbort);

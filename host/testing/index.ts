@@ -11,7 +11,7 @@
  * @module
  */
 import path from "node:path";
-import { createSandboxRuntime, type Bundle, type SandboxRuntime } from "../../runtime/index.js";
+import { createSandboxRuntime, type Bundle, type PluginTime, type SandboxRuntime } from "../../runtime/index.js";
 import { buildEntry } from "../build.js";
 import { RecordingNotificationService } from "../services/index.js";
 import { MemoryOrganizationService } from "../pipeline/memory.js";
@@ -25,6 +25,8 @@ export interface TestHostOptions {
   workers?: number;
   ids?: IdSource;
   clock?: Clock;
+  /** "clock": plug-ins see `clock`'s time and their timers wait on it (the runtime option `pluginTime`). @default "system" */
+  pluginTime?: PluginTime;
   /** The outbound web policy, widened for tests (e.g. a resolver override to a local server and unsafeAllowLoopback). */
   webPolicy?: WebPolicyInput;
 }
@@ -46,7 +48,7 @@ export class TestHost {
   }
 
   static async create(options: TestHostOptions = {}): Promise<TestHost> {
-    const runtime = createSandboxRuntime({ workers: options.workers ?? 1, prewarmIsolates: 1, ...(options.clock ? { clock: options.clock } : {}) });
+    const runtime = createSandboxRuntime({ workers: options.workers ?? 1, prewarmIsolates: 1, ...(options.clock ? { clock: options.clock } : {}), ...(options.pluginTime ? { pluginTime: options.pluginTime } : {}) });
     await runtime.ready;
     return new TestHost(runtime, options);
   }
@@ -87,7 +89,7 @@ export async function runPlugin(options: RunOptions): Promise<RunResult> {
 export type { RunOptions } from "../run.js";
 export type { RunResult } from "../cli/exit-statuses.js";
 export { sequentialIds } from "../ids.js";
-/** A clock that moves only when a test advances it (`clock.advance(ms)`): leases, back-off, TTLs without sleeping. */
+/** A clock that moves only when a test advances it (`clock.advance(ms)` or `clock.advance("2d")`): leases, back-off, TTLs, and plug-ins' time with `pluginTime: "clock"`, without sleeping. */
 export { ManualClock } from "../../runtime/clock.js";
 export type { Clock, ClockTimer } from "../../runtime/clock.js";
 /** The local Service Bus and Event Hubs broker, to start in a suite's beforeAll and close in its afterAll. */

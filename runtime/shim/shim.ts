@@ -36,6 +36,9 @@ delete globalThis.__pb_call;
 delete globalThis.__pb_trace;
 delete globalThis.__pb_done;
 delete globalThis.__pb_ending;
+/** The runtime's pluginTime is "clock": each entry brings the clock's time, which the plug-in's Date shows. */
+const onClockTime = globalThis.__pb_clock_time === true;
+delete globalThis.__pb_clock_time;
 
 const PromiseCtor = Promise;
 const promiseThen = Promise.prototype.then;
@@ -640,6 +643,38 @@ function defineGlobal(name: string, value: unknown): void {
   defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
 }
 
+// Time. With pluginTime "clock" the plug-in's Date shows the runtime's clock: its time as of the
+// entry that runs (time stands still while plug-in code runs, exact for a clock moved by hand).
+// Date stays the intrinsic in every other way: the same prototype (instanceof, every method),
+// parse and UTC, subclassing; only now(), new Date() and Date() read the clock. In real time
+// nothing here runs and Date is untouched.
+
+let clockNow: number | undefined;
+
+/** Keeps the time an entry was given (a number only with pluginTime "clock"). */
+function enteredAt(now: unknown): void {
+  if (typeof now === "number") clockNow = now;
+}
+
+function installClockDate(): void {
+  const intrinsicNow = DateCtor.now;
+  const dateToString = DateCtor.prototype.toString;
+  const now = (): number => clockNow ?? (reflectApply(intrinsicNow, DateCtor, []) as number);
+  // Proxies over the intrinsics: name, length, prototype, statics and Function.prototype.toString
+  // read as the intrinsic's. The handlers have no prototype, so no trap can be inherited from a
+  // property a plug-in puts on Object.prototype.
+  const ClockDate = new ProxyCtor(DateCtor, {
+    __proto__: null,
+    apply: () => reflectApply(dateToString, reflectConstruct(DateCtor, [now()]), []),
+    construct: (_target: unknown, args: unknown[], newTarget: unknown) => reflectConstruct(DateCtor, args.length === 0 ? [now()] : args, newTarget as DateConstructor),
+  } as ProxyHandler<DateConstructor>);
+  const clockNowFunction = new ProxyCtor(intrinsicNow, { __proto__: null, apply: now } as ProxyHandler<() => number>);
+  defineProperty(DateCtor, "now", { __proto__: null, value: clockNowFunction, writable: true, enumerable: false, configurable: true } as PropertyDescriptor);
+  defineProperty(DateCtor.prototype, "constructor", { __proto__: null, value: ClockDate, writable: true, enumerable: false, configurable: true } as PropertyDescriptor);
+  defineProperty(globalThis, "Date", { __proto__: null, value: ClockDate, writable: true, enumerable: false, configurable: true } as PropertyDescriptor);
+}
+if (onClockTime) installClockDate();
+
 // Globals bundled libraries expect. Timers run only while their execution does.
 
 let nextTimerId = 1;
@@ -709,7 +744,8 @@ function setup(): never {
 // The fixed API the worker calls. Each entry takes primitives and answers with a thrown string.
 
 /** Evaluates the bundle's factory `(exports, module) => void`. Answers "" or a failure description. */
-function load(factory: unknown): string {
+function load(factory: unknown, now?: unknown): string {
+  enteredAt(now);
   if (typeof factory !== "function") return report("bundleNotModule", "the bundle did not evaluate to a module factory");
   const module = { exports: {} as Record<string, unknown> };
   try {
@@ -741,7 +777,8 @@ function exportNames(): string {
 }
 
 /** Constructs the plug-in type with its configuration. Answers "" or a failure description. */
-function instantiate(typeName: string, unsecureConfig: string | null, secureConfig: string | null): string {
+function instantiate(typeName: string, unsecureConfig: string | null, secureConfig: string | null, now?: unknown): string {
+  enteredAt(now);
   // Plain reads: bundlers export through getters, and this is the plug-in's own load, inside a timed call.
   let Type = readProperty(moduleExports, typeName);
   if (Type === undefined && typeName === "default") Type = moduleExports;
@@ -761,7 +798,8 @@ function instantiate(typeName: string, unsecureConfig: string | null, secureConf
 }
 
 /** Starts one execution. Its outcome arrives through the done bridge function. */
-function start(token: number, contextJson: string): string {
+function start(token: number, contextJson: string, now?: unknown): string {
+  enteredAt(now);
   const state: ExecutionState = { token, phase: RUNNING, nextCallId: 1, pending: objectCreate(null), timers: objectCreate(null) };
   current = state;
   let context: Record<string, unknown>;
@@ -788,7 +826,8 @@ function start(token: number, contextJson: string): string {
 }
 
 /** Settles a service call. */
-function resume(token: number, callId: number, ok: boolean, json: string): string {
+function resume(token: number, callId: number, ok: boolean, json: string, now?: unknown): string {
+  enteredAt(now);
   const state = current;
   if (state === undefined || state.token !== token) return "";
   const pending = state.pending[callId];
@@ -810,7 +849,8 @@ function resume(token: number, callId: number, ok: boolean, json: string): strin
 }
 
 /** Runs a timer's callback; one that throws fails its execution, as an uncaught exception would. */
-function fire(token: number, timerId: number): string {
+function fire(token: number, timerId: number, now?: unknown): string {
+  enteredAt(now);
   const state = current;
   if (state === undefined || state.token !== token || !mayCall(state)) return "";
   const timer = state.timers[timerId];

@@ -19,6 +19,7 @@ const config = JSON.parse(process.env.PLUGBOX_WORKER_CONFIG ?? "{}") as {
   maxReusedContexts?: number;
   unsafeKeepWebAssembly?: boolean;
   inspector?: { port: number; wait: boolean };
+  pluginTime?: "system" | "clock";
 };
 
 /**
@@ -31,9 +32,18 @@ function keepingWebAssembly(shim: string): string {
 ;Object.defineProperty(globalThis, "WebAssembly", { configurable: true, writable: true, value: globalThis.__pb_kept }); delete globalThis.__pb_kept;`;
 }
 
+/**
+ * pluginTime "clock": tells the shim, before it runs, to give plug-ins a Date that shows the time
+ * each entry hands it. The shim reads the flag and deletes it before any plug-in code runs.
+ */
+function onClockTime(shim: string): string {
+  return `Object.defineProperty(globalThis, "__pb_clock_time", { configurable: true, value: true });${shim}`;
+}
+
+const shimSource = config.unsafeKeepWebAssembly === true ? keepingWebAssembly(readShimSource()) : readShimSource();
 const worker = new SandboxWorker({
   send,
-  shimSource: config.unsafeKeepWebAssembly === true ? keepingWebAssembly(readShimSource()) : readShimSource(),
+  shimSource: config.pluginTime === "clock" ? onClockTime(shimSource) : shimSource,
   prewarmIsolates: config.prewarmIsolates ?? 2,
   defaultMemoryMb: config.defaultMemoryMb ?? 128,
   maxReusedContexts: config.maxReusedContexts ?? 64,

@@ -89,7 +89,13 @@ interface Sandbox {
 class Execution {
   readonly startedAt = performance.now();
   readonly pending = new Set<number>();
-  readonly timers = new Map<number, NodeJS.Timeout>();
+  /** The plug-in's timers: Node's, or null for one kept on the supervisor's clock (pluginTime "clock"). */
+  readonly timers = new Map<number, NodeJS.Timeout | null>();
+  /** pluginTime "clock": the clock's time the supervisor last sent, epoch ms. */
+  now: number | undefined;
+  /** pluginTime "clock": messages that enter plug-in code received (execute, reply, fire), and the count last reported as run. */
+  seen = 0;
+  ranReported = 0;
   token = 0;
   sandbox: Sandbox | undefined;
   cpuAtStart = 0;
@@ -181,15 +187,52 @@ export class SandboxWorker {
       case "execute":
         void this.#execute(message).catch((error: unknown) => this.#internalFailure(message.execId, error));
         return;
-      case "reply":
+      case "reply": {
+        const exec = message.now === undefined ? undefined : this.#entered(message.execId, message.now);
         this.#reply(message.execId, message.callId, message.ok, message.payload);
+        this.#reportRan(exec);
         return;
+      }
+      case "fire": {
+        const exec = this.#entered(message.execId, message.now);
+        if (exec?.timers.has(message.timerId) && exec.sandbox) {
+          exec.timers.delete(message.timerId);
+          this.#enter(exec, { fn: exec.sandbox.api.fire, args: [exec.token, message.timerId, ...this.#time(exec)] });
+        }
+        this.#reportRan(exec);
+        return;
+      }
       case "abort": {
         const exec = this.#executions.get(message.execId);
         if (exec) this.#fail(exec, wireError("SANDBOX_ABORTED", message.reason));
         return;
       }
     }
+  }
+
+  /** pluginTime "clock": a message that enters plug-in code arrived, with the clock's time. */
+  #entered(execId: number, now: number | undefined): Execution | undefined {
+    const exec = this.#executions.get(execId);
+    if (exec && now !== undefined) {
+      exec.seen++;
+      exec.now = now;
+    }
+    return exec;
+  }
+
+  /** The clock's time as an entry's last argument, for the shim's Date; nothing in real time. */
+  #time(exec: Execution): [number] | [] {
+    return exec.now === undefined ? [] : [exec.now];
+  }
+
+  /**
+   * pluginTime "clock": tells the supervisor the plug-in code of every message it sent so far has run
+   * (and the timers and calls it made were sent before), so it can let its clock move on.
+   */
+  #reportRan(exec: Execution | undefined): void {
+    if (!exec || exec.now === undefined || exec.finished || exec.inside || exec.queued.length > 0 || exec.seen === exec.ranReported) return;
+    exec.ranReported = exec.seen;
+    this.#options.send({ type: "ran", execId: exec.message.execId, seen: exec.seen });
   }
 
   close(): void {
@@ -265,6 +308,7 @@ export class SandboxWorker {
     const inspector = this.#inspector;
     const exec = new Execution(message, inspector !== undefined);
     this.#executions.set(message.execId, exec);
+    this.#entered(message.execId, message.now);
     exec.watchdog = setTimeout(() => this.#onWallClock(exec), Math.max(1, message.limits.wallTimeMs));
     const bundle = this.#bundle(message.bundle);
     const sandbox = message.isolation === "reuse" ? await this.#reusedSandbox(exec) : await this.#freshSandbox(message.limits.memoryMb);
@@ -295,7 +339,7 @@ export class SandboxWorker {
       exec.cpuCheck = setInterval(() => this.#checkInspectedCpu(exec), INSPECTED_CPU_CHECK_MS);
     }
     exec.cpuAtStart = sandbox.isolate.cpuTimeMs();
-    const start = () => this.#enter(exec, { fn: sandbox.api.start, args: [exec.token, message.context] });
+    const start = () => this.#enter(exec, { fn: sandbox.api.start, args: [exec.token, message.context, ...this.#time(exec)] });
     if (sandbox.prepared) return start();
     this.#prepare(exec, sandbox, bundle, () => {
       sandbox.prepared = true;
@@ -427,10 +471,10 @@ export class SandboxWorker {
       }
       return;
     }
-    this.#callEntry(exec, { fn: sandbox.api.load, args: [factory] }, (loaded) => {
+    this.#callEntry(exec, { fn: sandbox.api.load, args: [factory, ...this.#time(exec)] }, (loaded) => {
       if (loaded === undefined) return;
       if (loaded !== "") return this.#fail(exec, this.#failure(exec, "load", loaded));
-      this.#callEntry(exec, { fn: sandbox.api.instantiate, args: [message.typeName, message.unsecureConfig, message.secureConfig] }, (made) => {
+      this.#callEntry(exec, { fn: sandbox.api.instantiate, args: [message.typeName, message.unsecureConfig, message.secureConfig, ...this.#time(exec)] }, (made) => {
         if (made !== undefined && made !== "") this.#fail(exec, this.#failure(exec, "instantiate", made));
         if (!exec.finished) then();
       });
@@ -497,11 +541,12 @@ export class SandboxWorker {
     if (exec.cpuUsedMs > exec.limits.cpuTimeMs) return this.#fail(exec, this.#limitError("cpu"));
     if (exec.result) return this.#finish(exec);
     if (exec.pending.size === 0 && exec.timers.size === 0 && exec.queued.length === 0) {
-      this.#fail(
+      return this.#fail(
         exec,
         wireError("SANDBOX_STALLED", "execute() returned a promise that can never settle: no service call or timer is pending; await every promise your plug-in starts"),
       );
     }
+    this.#reportRan(exec);
   }
 
   #accountCpu(exec: Execution): void {
@@ -640,14 +685,22 @@ export class SandboxWorker {
   }
 
   #onTimer(exec: Execution, timerId: number, op: string, json: string): string {
+    const onClock = exec.now !== undefined;
     const existing = exec.timers.get(timerId);
-    if (existing) {
-      clearTimeout(existing);
+    if (existing !== undefined) {
+      if (existing) clearTimeout(existing);
       exec.timers.delete(timerId);
+      if (onClock && op === "clear") this.#options.send({ type: "timer", execId: exec.message.execId, timerId, op: "clear", delayMs: 0 });
     }
     if (op === "clear") return "";
     if (exec.timers.size >= MAX_TIMERS) {
       return this.#refuse(exec, wireError("SANDBOX_HOST_CALL_LIMIT", `the plug-in had more than ${MAX_TIMERS} timers pending at once`));
+    }
+    if (onClock) {
+      // On the clock's time, which the wall-clock limit (real time) does not bound.
+      exec.timers.set(timerId, null);
+      this.#options.send({ type: "timer", execId: exec.message.execId, timerId, op: "set", delayMs: Math.max(0, Number(json) || 0) });
+      return "";
     }
     const delay = Math.min(Math.max(0, Number(json) || 0), Math.max(0, exec.wallRemaining()) + 1);
     const timer = setTimeout(() => {
@@ -743,7 +796,7 @@ export class SandboxWorker {
       return this.#fail(exec, wireError("SANDBOX_HOST_CALL_TOO_LARGE", `a service answered with ${payload.length} bytes; the limit is ${exec.limits.maxHostCallBytes} (limits.maxHostCallBytes)`));
     }
     const sandbox = exec.sandbox!;
-    this.#enter(exec, { fn: sandbox.api.resume, args: [exec.token, callId, ok, payload] });
+    this.#enter(exec, { fn: sandbox.api.resume, args: [exec.token, callId, ok, payload, ...this.#time(exec)] });
   }
 
   #fail(exec: Execution, error: WireError): void {
@@ -766,7 +819,7 @@ export class SandboxWorker {
     clearInterval(exec.cpuCheck);
     exec.queued.length = 0;
     this.#undebug(exec);
-    for (const timer of exec.timers.values()) clearTimeout(timer);
+    for (const timer of exec.timers.values()) if (timer) clearTimeout(timer);
     exec.timers.clear();
     this.#executions.delete(exec.message.execId);
     const sandbox = exec.sandbox;

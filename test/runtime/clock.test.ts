@@ -16,6 +16,42 @@ describe("ManualClock", () => {
     await expect(clock.advance(-1)).rejects.toThrow(RangeError);
   });
 
+  it('advance takes a duration string ("500ms", "10s", "2d", "1h30m") read by the ms package, and refuses anything else with a RangeError naming the value and the accepted forms', async () => {
+    const clock = new ManualClock("2026-03-01T00:00:00.000Z");
+    await clock.advance("500ms");
+    await clock.advance("10s");
+    await clock.advance("2d");
+    await clock.advance("1h30m");
+    await clock.advance("1.5h");
+    expect(clock.now().toISOString()).toBe("2026-03-03T03:00:10.500Z");
+    for (const bad of ["2 fortnights", "", "-1d", "1h-30m", "soon"]) {
+      await expect(clock.advance(bad)).rejects.toThrow(new RangeError(`ManualClock.advance: ${JSON.stringify(bad)} is not a duration; give a number of milliseconds (0 or more) or a string of one or more parts, each a number and a unit (ms, s, m, h, d, w, y): "500ms", "10s", "1.5h", "2d", "1h30m"`));
+    }
+    await expect(clock.advance(Number.NaN)).rejects.toThrow(/NaN is not a duration/);
+    expect(clock.now().toISOString()).toBe("2026-03-03T03:00:10.500Z");
+  });
+
+  it("advance waits for held work before it fires the next timer, so the timers that work sets fire in their order", async () => {
+    const clock = new ManualClock(0);
+    const fired: Array<[string, number]> = [];
+    clock.setTimeout(() => {
+      fired.push(["first", clock.now().getTime()]);
+      const release = clock.hold();
+      // Work elsewhere (a plug-in in its worker process) sets a timer a little later, then releases the clock.
+      setTimeout(() => {
+        clock.setTimeout(() => fired.push(["set by the held work", clock.now().getTime()]), 5);
+        release();
+      }, 20);
+    }, 10);
+    clock.setTimeout(() => fired.push(["second", clock.now().getTime()]), 30);
+    await clock.advance(100);
+    expect(fired).toEqual([
+      ["first", 10],
+      ["set by the held work", 15],
+      ["second", 30],
+    ]);
+  });
+
   it("advance fires the timers that fall due in order of due time, then of setting, each at its own time; a cleared one never fires", async () => {
     const clock = new ManualClock(0);
     const fired: Array<[string, number]> = [];

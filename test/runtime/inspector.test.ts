@@ -8,6 +8,7 @@ import { SourceMapConsumer, type RawSourceMap } from "source-map-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { bundleFromSource, createSandboxRuntime, type InspectorEndpoint } from "../../dist/host/index.js";
+import { ManualClock } from "../../dist/host/testing/index.js";
 import { bin, plugbox, repo } from "../helpers/cli.js";
 import { context } from "../helpers/runtime.js";
 
@@ -321,6 +322,27 @@ describe("debug mode is opt-in", () => {
     expect(done.ok, JSON.stringify(!done.ok && done.error)).toBe(true);
     expect(done.ok && done.changes.outputParameters).toEqual({ timer: "fired" });
     await client.closed;
+  });
+
+  itDebugs('debug mode with pluginTime "clock": the plug-in\'s Date and timers follow the runtime\'s clock', async () => {
+    const clock = new ManualClock("2026-03-01T00:00:00.000Z");
+    await using runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0 }, clock, pluginTime: "clock" });
+    await runtime.ready;
+    const sleeper = bundleFromSource(
+      `module.exports = { Sleeper: class { async execute(sp) {
+        const out = sp.getService("IPluginExecutionContext").outputParameters;
+        const t0 = Date.now();
+        await new Promise((resolve) => setTimeout(resolve, 86400000));
+        out.slept = Date.now() - t0;
+        out.now = new Date().toISOString();
+      } } };`,
+      "sleeper.js",
+    );
+    const report = runtime.execute({ bundle: sleeper, typeName: "Sleeper", context: context() });
+    await clock.whenTimerSet();
+    await clock.advance("1d");
+    const done = await report;
+    expect(done.ok && done.changes.outputParameters).toEqual({ slept: 86_400_000, now: "2026-03-02T00:00:00.000Z" });
   });
 
   itDebugs("in debug mode, a plug-in that is not paused is still held to its CPU and wall-clock limits", async () => {
