@@ -48,14 +48,16 @@ export interface ContextInput {
   secondaryEntityName?: string;
   /** @default `{ id }` for a Create at stage 40, else empty */
   outputParameters?: Record<string, unknown>;
-  /** @default a new id */
-  requestId?: string;
+  /** @default a new id (null in a captured asynchronous context, as Dataverse posts it) */
+  requestId?: string | null;
   /** @default the RequestId */
   operationId?: string;
   /** @default now */
   operationCreatedOn?: Date;
   /** @default true for a synchronous step past stage 10 */
   isInTransaction?: boolean;
+  /** @default 2 (Sandbox), where plugbox runs every plug-in; 1 (None) in a context captured from a step registered so */
+  isolationMode?: number;
   userAzureActiveDirectoryObjectId?: string;
   initiatingUserAzureActiveDirectoryObjectId?: string;
 }
@@ -90,7 +92,7 @@ export interface ContextFields {
   organizationName: string;
   owningExtension: EntityReference;
   correlationId: string;
-  requestId: string;
+  requestId: string | null;
   operationId: string;
   operationCreatedOn: Date;
   isInTransaction: boolean;
@@ -98,6 +100,8 @@ export interface ContextFields {
   authenticatedUserId: string;
   /** @default "none" */
   secondaryEntityName?: string;
+  /** @default 2 (Sandbox) */
+  isolationMode?: number;
   /** @default the empty Guid */
   userAzureActiveDirectoryObjectId?: string;
   /** @default the empty Guid */
@@ -113,7 +117,7 @@ export function executionContext(f: ContextFields): Record<string, unknown> {
     secondaryEntityName: f.secondaryEntityName ?? "none",
     stage: f.stage,
     mode: f.mode,
-    isolationMode: 2,
+    isolationMode: f.isolationMode ?? 2,
     depth: f.depth,
     inputParameters: f.inputParameters,
     outputParameters: f.outputParameters,
@@ -173,7 +177,7 @@ export function buildContext(input: ContextInput, deps: { clock?: Clock; ids?: I
     if (target) target.id = primaryEntityId;
     outputParameters.id = primaryEntityId;
   }
-  const requestId = input.requestId ?? ids.newId();
+  const requestId = input.requestId === undefined ? ids.newId() : input.requestId;
   const userId = input.userId ?? contextDefaults.userId;
   const organizationId = input.organizationId ?? contextDefaults.organizationId;
   return executionContext({
@@ -197,12 +201,13 @@ export function buildContext(input: ContextInput, deps: { clock?: Clock; ids?: I
     correlationId: input.correlationId ?? ids.newId(),
     requestId,
     // Observed in Dataverse: a synchronous context carries its RequestId as OperationId.
-    operationId: input.operationId ?? requestId,
+    operationId: input.operationId ?? requestId ?? ids.newId(),
     operationCreatedOn: input.operationCreatedOn ?? clock.now(),
     isInTransaction: input.isInTransaction ?? (mode === "sync" && stage !== 10),
     parentContext: input.parentContext ?? null,
     authenticatedUserId: userId,
     ...(input.secondaryEntityName !== undefined ? { secondaryEntityName: input.secondaryEntityName } : {}),
+    ...(input.isolationMode !== undefined ? { isolationMode: input.isolationMode } : {}),
     ...(input.userAzureActiveDirectoryObjectId !== undefined ? { userAzureActiveDirectoryObjectId: input.userAzureActiveDirectoryObjectId } : {}),
     ...(input.initiatingUserAzureActiveDirectoryObjectId !== undefined ? { initiatingUserAzureActiveDirectoryObjectId: input.initiatingUserAzureActiveDirectoryObjectId } : {}),
   });

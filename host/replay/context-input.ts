@@ -51,8 +51,11 @@ async function readStdin(stdin: Readable): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-/** Reads a captured context from its text; `where` names it in errors ("the context file x.json"). */
-export function parseCapturedContext(text: string, where: string): CapturedContext {
+/**
+ * Reads a captured context from its text (any of the forms above); `where` names it in errors
+ * ("the context file x.json"). Its `context` is what `runPlugin` and `TestHost.run` take.
+ */
+export function parseCapturedContext(text: string, where = "the captured context"): CapturedContext {
   const body = text.replace(/^\uFEFF/, "").trim();
   if (body === "") throw new ReplayError("REPLAY_INPUT_EMPTY", `${where} is empty; ${ACCEPTED}`);
   if (body.startsWith("<")) return { form: "xml", context: fromRemote(wire(body, "xml", where), where) };
@@ -149,6 +152,8 @@ function fromRemote(context: Record<string, unknown>, where: string): ContextInp
   if (operationCreatedOn !== undefined && operationCreatedOn !== null && !(operationCreatedOn instanceof Date)) bad("operationCreatedOn", "a date");
   const parentContext = context.parentContext;
   if (parentContext !== undefined && parentContext !== null && !isPlainObject(parentContext)) bad("parentContext", "a context or null");
+  const isolationMode = context.isolationMode;
+  if (isolationMode !== undefined && isolationMode !== null && isolationMode !== 1 && isolationMode !== 2) bad("isolationMode", "1 (None) or 2 (Sandbox)");
   const isInTransaction = context.isInTransaction;
   if (isInTransaction !== undefined && isInTransaction !== null && typeof isInTransaction !== "boolean") bad("isInTransaction", "true or false");
 
@@ -161,6 +166,9 @@ function fromRemote(context: Record<string, unknown>, where: string): ContextInp
     ...(isTarget ? { target: target as Entity | EntityReference } : {}),
     ...(typeof depth === "number" ? { depth } : {}),
     ...(typeof isInTransaction === "boolean" ? { isInTransaction } : {}),
+    ...(typeof isolationMode === "number" ? { isolationMode } : {}),
+    // An asynchronous context carries no RequestId; the replay neither.
+    ...(context.requestId === null ? { requestId: null } : {}),
     ...(operationCreatedOn instanceof Date ? { operationCreatedOn } : {}),
     ...(isPlainObject(parentContext) ? { parentContext } : {}),
     ...(owningExtension ? { owningExtension: owningExtension as EntityReference } : {}),

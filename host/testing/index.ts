@@ -87,6 +87,7 @@ export async function runPlugin(options: RunOptions): Promise<RunResult> {
 export type { RunOptions } from "../run.js";
 export type { RunResult } from "../cli/exit-statuses.js";
 export { sequentialIds } from "../ids.js";
+export { parseCapturedContext, type CapturedContext, type CapturedForm } from "../replay/context-input.js";
 /** A clock that moves only when a test advances it (`clock.advance(ms)`): leases, back-off, TTLs without sleeping. */
 export { ManualClock } from "../../runtime/clock.js";
 export type { Clock, ClockTimer } from "../../runtime/clock.js";
