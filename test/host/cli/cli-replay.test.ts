@@ -1,10 +1,13 @@
 /**
  * `plugbox replay`: a context captured for real (the azure-aware sample relayed by `exec` to
  * `plugbox broker`, received by `listen --json`, or the body as Service Bus carried it, in JSON and
- * Text XML) runs the plug-in again, which posts the very context it was given; `--data` seeds the
- * store from `data export`; bad inputs exit 2 naming the problem and the fix.
+ * Text XML, or as a webhook received it) runs the plug-in again, which posts the very context it
+ * was given; `--data` seeds the store from `data export`; bad inputs exit 2 naming the problem and
+ * the fix.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { ServiceBusClient } from "@azure/service-bus";
@@ -58,7 +61,7 @@ async function execSample(manifest: string, db?: string): Promise<void> {
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-cli-replay-"));
   broker = await startBrokerProcess(["--auto-create", "--port", "0"]);
-  env = { PLUGBOX_SB_CONNECTION: broker.connectionString };
+  env = { PLUGBOX_SB_CONNECTION: broker.connectionString, PLUGBOX_TEST_HOOK_KEY: "replay-test" };
   for (const [entry, out] of [
     ["samples/azure-aware/plugin.ts", "azure-aware.bundle.js"],
     ["test/fixtures/pipeline/plugins.ts", "plugins.bundle.js"],
@@ -114,6 +117,15 @@ describe("plugbox replay: a context captured by listen --json", () => {
     expect((posted.inputParameters as { Target: unknown }).Target).toEqual((context.inputParameters as { Target: unknown }).Target);
     // No difference at all in what Dataverse would post.
     expect(onTheWire(posted)).toBe(onTheWire(context));
+  });
+
+  it("--help: the context is optional, --bundle and --type are required, and run's options (data, manifest, limits, debug) are there", async () => {
+    const help = await plugbox(["replay", "--help"], dir);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: plugbox replay \[options\] \[context\]/);
+    for (const flag of ["--bundle <bundle>", "-t, --type <ExportName>", "--data <file.json>", "--manifest <plugbox.json>", "--unsecure-config <text>", "--isolation <mode>", "--json", "--timeout <ms>", "--memory <MB>", "--inspect-brk [port]"]) {
+      expect(help.stdout, flag).toContain(`  ${flag} `);
+    }
   });
 
   it("prints what run prints: the plug-in, its message and entity, stage and mode, its trace and its post; exit 0", async () => {
@@ -180,6 +192,37 @@ describe("plugbox replay: the body Dataverse posts", () => {
     const posted = postedContext(replay);
     expect(posted).toMatchObject({ messageName: "Create", primaryEntityName: "account", stage: 40, mode: 1 });
     expect(onTheWire(posted, "xml")).toBe(body);
+  });
+});
+
+describe("plugbox replay: a webhook's request body", () => {
+  it("the body a webhook received replays to the same post, and with --manifest the webhook receives that body again, byte for byte", async () => {
+    const bodies: string[] = [];
+    const server = http.createServer((req, res) => {
+      let body = "";
+      req.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      req.on("end", () => {
+        bodies.push(body);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const manifest = JSON.parse(readFileSync(file("plugbox.json"), "utf8"));
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      manifest.serviceEndpoints[0] = { id: ENDPOINT, name: "hook", contract: "Webhook", url, authType: "HttpHeader", authValue: { "x-api-key": "env:PLUGBOX_TEST_HOOK_KEY" } };
+      writeFileSync(file("webhook.json"), JSON.stringify(manifest));
+      await execSample("webhook.json");
+      expect(bodies).toHaveLength(1);
+      writeFileSync(file("hook-body.json"), bodies[0]!);
+      const replay = await plugbox(["replay", "hook-body.json", ...azureAware, "--manifest", "webhook.json", "--json"], dir, env);
+      expect(replay.code, replay.stderr).toBe(0);
+      expect(onTheWire(postedContext(replay))).toBe(bodies[0]);
+      expect(bodies).toHaveLength(2);
+      expect(bodies[1]).toBe(bodies[0]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 
