@@ -56,10 +56,13 @@ describe("parseCapturedContext", () => {
     expect(asInExample(posted)).toEqual(expected());
   });
 
-  it("a `listen --json` line of the same context reaches the plug-in the same", async () => {
-    const line = JSON.stringify({ messageId: "m-1", contentType: "application/json", properties: {}, context: toPlain(parseRemoteExecutionContext(exampleA)) });
+  it("a `listen --json` line of the same context, or its context member alone, reaches the plug-in the same", async () => {
+    const plain = toPlain(parseRemoteExecutionContext(exampleA));
+    const line = JSON.stringify({ messageId: "m-1", contentType: "application/json", properties: {}, context: plain });
     expect(parseCapturedContext(line)).toMatchObject({ form: "listen", messageId: "m-1" });
     expect(asInExample(await replayed(line))).toEqual(expected());
+    expect(parseCapturedContext(JSON.stringify(plain)).form).toBe("plugbox");
+    expect(asInExample(await replayed(JSON.stringify(plain)))).toEqual(expected());
   });
 
   it("refuses what is no context with REPLAY_NOT_A_CONTEXT, naming where it was read", () => {
