@@ -59,7 +59,7 @@ export function parseCapturedContext(text: string, where = "the captured context
   const body = text.replace(/^\uFEFF/, "").trim();
   if (body === "") throw new ReplayError("REPLAY_INPUT_EMPTY", `${where} is empty; ${ACCEPTED}`);
   if (body.startsWith("<")) return { form: "xml", context: fromRemote(wire(body, "xml", where), where) };
-  if (!body.startsWith("{")) throw new ReplayError("REPLAY_NOT_A_CONTEXT", `${where} is neither JSON nor XML; ${ACCEPTED}. (Binary XML, MessageFormat 1, cannot be read: register the endpoint with MessageFormat Json or XML.)`);
+  if (!body.startsWith("{")) throw new ReplayError("REPLAY_NOT_A_CONTEXT", `${where} is neither JSON nor XML; ${ACCEPTED}. (Binary XML, MessageFormat 1, cannot be read: register the endpoint with messageFormat Json or TextXml.)`);
   const lines = body.split(/\r?\n/).filter((line) => line.trim() !== "");
   if (lines.length > 1 && lines.every(isListenLine)) {
     throw new ReplayError("REPLAY_SEVERAL_CONTEXTS", `${where} holds ${lines.length} \`listen --json\` lines; replay runs one context: keep the line of the message you want (such as \`sed -n 2p\`), or capture with \`listen --json --max 1\``);
