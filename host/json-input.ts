@@ -25,16 +25,20 @@ const usageErrors: JsonInputErrors = {
 
 /** Reads and parses a JSON file named on the command line (or in options), within the size and depth limits. */
 export async function readJsonInput(file: string, what: string, errors: JsonInputErrors = usageErrors): Promise<unknown> {
+  return parseJsonInput(await readInputText(file, what, errors), `the ${what} file ${file}`, errors);
+}
+
+/** Reads an input file's text (JSON, or XML), within the size limit of JSON inputs. */
+export async function readInputText(file: string, what: string, errors: Pick<JsonInputErrors, "notFound"> = usageErrors): Promise<string> {
   const unreadable = () => errors.notFound(`cannot read the ${what} file ${file}: it does not exist or is not readable`);
   const info = await stat(file).catch(() => {
     throw unreadable();
   });
   if (!info.isFile()) throw errors.notFound(`the ${what} file ${file} is not a file`);
-  if (info.size > MAX_JSON_INPUT_BYTES) throw new UsageError("INPUT_TOO_LARGE", `the ${what} file ${file} is ${info.size} bytes; plugbox reads JSON files of up to ${MAX_JSON_INPUT_BYTES} bytes (64 MB): split it`);
-  const text = await readFile(file, "utf8").catch(() => {
+  if (info.size > MAX_JSON_INPUT_BYTES) throw new UsageError("INPUT_TOO_LARGE", `the ${what} file ${file} is ${info.size} bytes; plugbox reads input files of up to ${MAX_JSON_INPUT_BYTES} bytes (64 MB): split it`);
+  return readFile(file, "utf8").catch(() => {
     throw unreadable();
   });
-  return parseJsonInput(text, `the ${what} file ${file}`, errors);
 }
 
 /** Parses JSON text and checks its nesting; `what` names it in errors ("the request file x.json"). */

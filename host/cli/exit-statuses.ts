@@ -16,6 +16,7 @@ import { JOB_ERRORS, type JobErrorCode } from "../jobs/errors.js";
 import { PIPELINE_ERRORS, type PipelineErrorCode } from "../pipeline/errors.js";
 import { RELAY_ERRORS, type RelayErrorCode } from "../relay/errors.js";
 import { BROKER_ERRORS, type BrokerErrorCode } from "../broker/errors.js";
+import { REPLAY_ERRORS, type ReplayErrorCode } from "../replay/errors.js";
 import { CLI_ERRORS, type CliErrorCode } from "./errors.js";
 import type { PluginRun } from "../run.js";
 import type { AuditReport } from "../audit/audit.js";
@@ -35,6 +36,7 @@ export type ErrorCode =
   | JobErrorCode
   | RelayErrorCode
   | BrokerErrorCode
+  | ReplayErrorCode
   | CliErrorCode;
 
 /** `plugbox`'s exit status when it fails: one per family of error (0 is success). */
@@ -154,6 +156,11 @@ export const EXIT_STATUSES: { readonly [Code in ErrorCode]: ExitStatus } = {
   BROKER_DATA_DIR_IN_USE: 2,
   BROKER_STORE_FAILED: 1,
 
+  REPLAY_NOT_A_CONTEXT: 2,
+  REPLAY_CONTEXT_MISSING: 2,
+  REPLAY_SEVERAL_CONTEXTS: 2,
+  REPLAY_INPUT_EMPTY: 2,
+
   CLI_USAGE: 2,
   OUTPUT_NOT_WRITABLE: 2,
   LISTEN_ENTITY_NOT_FOUND: 2,
@@ -174,6 +181,7 @@ export const ERROR_AREAS: ReadonlyArray<{ area: string; module: string; table: E
   { area: "System jobs", module: "host/jobs/errors.ts", table: JOB_ERRORS },
   { area: "Relay (service endpoints)", module: "host/relay/errors.ts", table: RELAY_ERRORS },
   { area: "Broker", module: "host/broker/errors.ts", table: BROKER_ERRORS },
+  { area: "Replay", module: "host/replay/errors.ts", table: REPLAY_ERRORS },
   { area: "Wire format (RemoteExecutionContext)", module: "sdk/wire/errors.ts", table: WIRE_ERRORS },
   { area: "CLI", module: "host/cli/errors.ts", table: CLI_ERRORS },
 ];

@@ -7,23 +7,20 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { createRequire } from "node:module";
 import { isPlainObject } from "../../sdk/codec.js";
 import { Entity, EntityReference, typeOf } from "../../sdk/model.js";
-import { createSandboxRuntime, isolatedVmBinding, type SandboxLimits } from "../../runtime/index.js";
-import { derivedFlags, optionOf } from "./flags.js";
-import { buildBundle, buildEntry, SOURCE_ENTRY } from "../build.js";
+import { isolatedVmBinding } from "../../runtime/index.js";
+import { buildBundle } from "../build.js";
 import type { ContextInput, Mode, Stage } from "../pipeline/context.js";
 import { PlugboxError } from "../../sdk/errors.js";
 import { UsageError } from "../errors.js";
-import { heapText, runPlugin } from "../run.js";
-import { EXIT_STATUSES, exitStatusOf, withExitStatus, type RunResult } from "./exit-statuses.js";
-import { createHost, type PlugboxHost } from "../host.js";
-import { importData, readJson, readPlugboxJson, registerPipelineCommands, STORE_CHECK_FLAG } from "./pipeline-commands.js";
+import { EXIT_STATUSES, exitStatusOf } from "./exit-statuses.js";
+import { readPlugboxJson, registerPipelineCommands } from "./pipeline-commands.js";
 import { toStoreError } from "../store/errors.js";
 import { isGuid } from "../ids.js";
 import { registerListenCommand } from "./listen-command.js";
 import { registerBrokerCommand } from "./broker-command.js";
-import { INSPECT_BRK_FLAG, INSPECT_FLAG, inspectorFromFlags, type InspectFlags } from "./inspect-flags.js";
 import { registerAuditCommand } from "./audit-command.js";
-import type { WebPolicyInput } from "../web/index.js";
+import { addPluginRunOptions, runAndReport, type PluginRunFlags } from "./plugin-run.js";
+import { registerReplayCommand } from "./replay-command.js";
 
 const { version } = createRequire(import.meta.url)("../../../package.json") as { version: string };
 
@@ -67,54 +64,13 @@ async function readTarget(file: string, messageName: string): Promise<Entity | E
   return new Entity(value.logicalName, id, (value.attributes ?? {}) as Entity["attributes"]);
 }
 
-interface RunFlags extends InspectFlags {
-  type: string;
+interface RunFlags extends PluginRunFlags {
   message: string;
   entity?: string;
   target?: string;
   stage: Stage;
   mode: Mode;
-  unsecureConfig?: string;
-  secureConfig?: string;
   shared?: string;
-  isolation: "fresh" | "reuse";
-  manifest?: string;
-  secrets?: string;
-  db?: string;
-  data?: string;
-  webPolicy?: string;
-  allowHost?: string[];
-  json?: boolean;
-  storeCheck?: boolean;
-  [limit: string]: unknown;
-}
-
-function indent(text: string, prefix = "  "): string {
-  return text.split("\n").map((line) => prefix + line).join("\n");
-}
-
-function printHuman(result: RunResult, flags: RunFlags, out: (text: string) => void): void {
-  const what = `${flags.type} on ${flags.message}${flags.entity ? ` of ${flags.entity}` : ""} (stage ${flags.stage}, ${flags.mode})`;
-  const took = `${result.durationMs.toFixed(1)} ms, cpu ${result.stats.cpuMs.toFixed(2)} ms, heap ${heapText(result.stats.heapUsedBytes)}, ${result.stats.hostCalls} service call(s)`;
-  out(result.ok ? `ok: ${what} in ${took}` : `failed: ${what} after ${took}`);
-  if (result.error) {
-    out(`error [${result.error.code}]: ${result.error.message}`);
-    if (result.error.stack) out(indent(result.error.stack.split("\n").slice(1).join("\n").trim(), "    "));
-  }
-  out("trace:");
-  out(result.trace ? indent(result.trace) : "  (empty)");
-  if (result.changes) {
-    out("changes:");
-    out(`  target: ${JSON.stringify(result.changes.target)}`);
-    out(`  outputParameters: ${JSON.stringify(result.changes.outputParameters)}`);
-    out(`  sharedVariables: ${JSON.stringify(result.changes.sharedVariables)}`);
-  }
-  out(`service calls: ${result.calls.length === 0 ? "none" : ""}`);
-  for (const call of result.calls) {
-    const outcome = call.ok ? `→ ${JSON.stringify(call.result)}` : `✗ [${call.error?.code}] ${call.error?.message}`;
-    out(`  ${call.service}.${call.op}(${call.args.map((a) => JSON.stringify(a)).join(", ")}) ${outcome}`);
-  }
-  if (result.violations.length > 0) out(`isolation violations:\n${indent(result.violations.join("\n"))}`);
 }
 
 export function createProgram(io: { out: (text: string) => void; err: (text: string) => void; setExitCode: (code: number) => void }): Command {
@@ -152,26 +108,13 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .option("--target <file.json>", "InputParameters.Target: { \"logicalName\", \"id\"?, \"attributes\" }")
     .option("--stage <10|20|40>", "pipeline stage", stage, 40 as Stage)
     .addOption(new Option("--mode <mode>", "execution mode").choices(["sync", "async"]).default("sync"))
-    .option("--unsecure-config <text>", "the step's unsecure configuration (first constructor argument)")
-    .option("--secure-config <text>", "the step's secure configuration (second constructor argument)")
-    .option("--shared <file.json>", "SharedVariables as a JSON object")
-    .addOption(new Option("--isolation <mode>", "fresh: a never-used isolate; reuse: a cached plug-in instance").choices(["fresh", "reuse"]).default("fresh"))
-    .option("--manifest <plugbox.json>", "relay notification posts to this manifest's service endpoints (and check its table schemas)")
-    .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
-    .option("--db <path>", "serve the organization service from this store (file), through the pipeline")
-    .option("--data <file.json>", "records to load into the store first (an in-memory store unless --db is given)")
-    .option("--web-policy <file.json>", "widen or tune the outbound web policy (allowed hosts, extra ports, resolver override, …)")
-    .option("--allow-host <host...>", "narrow outbound web requests to these hosts, as a bundle's manifest entry does")
-    .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, …, sandbox: { node, isolatedVm, package } }")
-    .option(...STORE_CHECK_FLAG)
-    .option(...INSPECT_FLAG)
-    .option(...INSPECT_BRK_FLAG);
+    .option("--shared <file.json>", "SharedVariables as a JSON object");
+  const limitsOf = addPluginRunOptions(run);
   registerPipelineCommands(program, io);
   registerListenCommand(program, io);
+  registerReplayCommand(program, io);
   registerBrokerCommand(program, io);
   registerAuditCommand(program, io);
-  const limitOptions = derivedFlags.run.map((flag) => ({ key: flag.key as keyof SandboxLimits, option: optionOf(flag) }));
-  for (const { option } of limitOptions) run.addOption(option);
   run.action(async (bundlePath: string, flags: RunFlags) => {
     const target = flags.target ? await readTarget(flags.target, flags.message) : undefined;
     let sharedVariables: Record<string, unknown> | undefined;
@@ -179,10 +122,6 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
       const shared = await readPlugboxJson(flags.shared, "shared variables");
       if (!isPlainObject(shared)) throw new UsageError("INPUT_INVALID_JSON", `the shared variables file ${flags.shared} must hold a JSON object of name → value`);
       sharedVariables = shared;
-    }
-    const limits: Partial<SandboxLimits> = {};
-    for (const { key, option } of limitOptions) {
-      if (flags[option.attributeName()] !== undefined) limits[key] = flags[option.attributeName()] as number;
     }
     const context: ContextInput = {
       messageName: flags.message,
@@ -192,47 +131,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
       ...(target ? { target } : {}),
       ...(sharedVariables ? { sharedVariables } : {}),
     };
-    let webPolicy: WebPolicyInput | undefined;
-    if (flags.webPolicy) {
-      const policy = await readPlugboxJson(flags.webPolicy, "web policy");
-      if (!isPlainObject(policy)) throw new UsageError("INPUT_INVALID_JSON", `the web policy file ${flags.webPolicy} must hold a JSON object; see the README's "Outbound web requests"`);
-      webPolicy = policy as WebPolicyInput;
-    }
-    const bundle = SOURCE_ENTRY.test(bundlePath) ? await buildEntry(bundlePath) : bundlePath;
-    let host: PlugboxHost | undefined;
-    const inspector = inspectorFromFlags(flags, io.err);
-    const runtimeOptions = { workers: 1, prewarmIsolates: flags.isolation === "reuse" ? 0 : 1, ...(inspector ? { inspector } : {}) };
-    if (flags.db || flags.data || flags.manifest) {
-      host = await createHost({
-        db: flags.db ?? ":memory:",
-        runJobs: false,
-        runtimeOptions,
-        storeOptions: { quickCheck: flags.storeCheck !== false },
-        ...(flags.manifest ? { manifest: flags.manifest } : {}),
-        ...(flags.secrets ? { secrets: { file: flags.secrets } } : {}),
-      });
-      if (flags.data) await importData(host, await readJson(flags.data, "data"), flags.data).catch(async (error: unknown) => {
-        await host!.close();
-        throw error;
-      });
-    }
-    const runtime = !host && inspector ? createSandboxRuntime(runtimeOptions) : undefined;
-    const result = withExitStatus(await runPlugin({
-      ...(host ? { runtime: host.runtime, organization: host.organization(), notification: host.notification } : {}),
-      ...(runtime ? { runtime } : {}),
-      bundle,
-      ...(webPolicy ? { webPolicy } : {}),
-      ...(flags.allowHost ? { webAllowedHosts: flags.allowHost } : {}),
-      typeName: flags.type,
-      context,
-      unsecureConfig: flags.unsecureConfig ?? null,
-      secureConfig: flags.secureConfig ?? null,
-      isolation: flags.isolation,
-      limits,
-    }).finally(() => Promise.all([host?.close(), runtime?.close()])));
-    if (flags.json) io.out(JSON.stringify({ ...result, sandbox: isolatedVmBinding() }, null, 2));
-    else printHuman(result, { ...flags, entity: flags.entity ?? target?.logicalName }, result.ok ? io.out : io.err);
-    io.setExitCode(result.exitCode);
+    await runAndReport(io, bundlePath, context, flags, limitsOf(flags));
   });
   return program;
 }

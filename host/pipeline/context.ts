@@ -41,6 +41,25 @@ export interface ContextInput {
   depth?: number;
   parentContext?: Record<string, unknown> | null;
   owningExtension?: EntityReference;
+  // A context captured elsewhere (`plugbox replay`) keeps its ids and parts; made afresh when not given.
+  /** @default the target's id; a new id for a Create at stage 40 */
+  primaryEntityId?: string;
+  /** @default "none" */
+  secondaryEntityName?: string;
+  /** @default `{ id }` for a Create at stage 40, else empty */
+  outputParameters?: Record<string, unknown>;
+  /** @default a new id (null in a captured asynchronous context, as Dataverse posts it) */
+  requestId?: string | null;
+  /** @default the RequestId */
+  operationId?: string;
+  /** @default now */
+  operationCreatedOn?: Date;
+  /** @default true for a synchronous step past stage 10 */
+  isInTransaction?: boolean;
+  /** @default 2 (Sandbox), where plugbox runs every plug-in; 1 (None) in a context captured from a step registered so */
+  isolationMode?: number;
+  userAzureActiveDirectoryObjectId?: string;
+  initiatingUserAzureActiveDirectoryObjectId?: string;
 }
 
 export const contextDefaults = Object.freeze({
@@ -73,12 +92,20 @@ export interface ContextFields {
   organizationName: string;
   owningExtension: EntityReference;
   correlationId: string;
-  requestId: string;
+  requestId: string | null;
   operationId: string;
   operationCreatedOn: Date;
   isInTransaction: boolean;
   parentContext: Record<string, unknown> | null;
   authenticatedUserId: string;
+  /** @default "none" */
+  secondaryEntityName?: string;
+  /** @default 2 (Sandbox) */
+  isolationMode?: number;
+  /** @default the empty Guid */
+  userAzureActiveDirectoryObjectId?: string;
+  /** @default the empty Guid */
+  initiatingUserAzureActiveDirectoryObjectId?: string;
 }
 
 /** The execution context of one execution. */
@@ -87,10 +114,10 @@ export function executionContext(f: ContextFields): Record<string, unknown> {
     messageName: f.messageName,
     primaryEntityName: f.primaryEntityName,
     primaryEntityId: f.primaryEntityId,
-    secondaryEntityName: "none",
+    secondaryEntityName: f.secondaryEntityName ?? "none",
     stage: f.stage,
     mode: f.mode,
-    isolationMode: 2,
+    isolationMode: f.isolationMode ?? 2,
     depth: f.depth,
     inputParameters: f.inputParameters,
     outputParameters: f.outputParameters,
@@ -111,8 +138,8 @@ export function executionContext(f: ContextFields): Record<string, unknown> {
     isOfflinePlayback: false,
     isInTransaction: f.isInTransaction,
     parentContext: f.parentContext,
-    userAzureActiveDirectoryObjectId: EMPTY_GUID,
-    initiatingUserAzureActiveDirectoryObjectId: EMPTY_GUID,
+    userAzureActiveDirectoryObjectId: f.userAzureActiveDirectoryObjectId ?? EMPTY_GUID,
+    initiatingUserAzureActiveDirectoryObjectId: f.initiatingUserAzureActiveDirectoryObjectId ?? EMPTY_GUID,
     initiatingUserApplicationId: EMPTY_GUID,
     portalsContactId: EMPTY_GUID,
     isPortalsClientCall: false,
@@ -135,20 +162,22 @@ export function buildContext(input: ContextInput, deps: { clock?: Clock; ids?: I
   const target = input.target;
   // An id that is not a Guid never reaches a plug-in as its primary entity id.
   if (target && !isGuid(target.id)) throw new UsageError("CONTEXT_INVALID", `the target's id must be a Guid such as "6d81597f-0f9f-e711-8122-000d3aa2331c", got ${JSON.stringify(target.id)}`);
+  if (input.primaryEntityId !== undefined && !isGuid(input.primaryEntityId)) throw new UsageError("CONTEXT_INVALID", `the primary entity id must be a Guid, got ${JSON.stringify(input.primaryEntityId)}`);
   const primaryEntityName = input.primaryEntityName ?? target?.logicalName ?? "none";
   const inputParameters: Record<string, unknown> = { ...input.inputParameters };
-  const outputParameters: Record<string, unknown> = {};
-  let primaryEntityId = target && target.id !== EMPTY_GUID ? target.id : EMPTY_GUID;
+  const outputParameters: Record<string, unknown> = { ...input.outputParameters };
+  let primaryEntityId = input.primaryEntityId ?? (target && target.id !== EMPTY_GUID ? target.id : EMPTY_GUID);
   if (target) inputParameters.Target = target;
   if ((messageName === "Update" || messageName === "Delete") && primaryEntityId === EMPTY_GUID) {
     throw new UsageError("CONTEXT_INVALID", `a ${messageName} needs a target with an id; add "id" to the target`);
   }
-  if (messageName === "Create" && stage === 40) {
+  // A captured context (its output parameters given) is replayed as it was, its Target untouched.
+  if (messageName === "Create" && stage === 40 && input.outputParameters === undefined) {
     if (primaryEntityId === EMPTY_GUID) primaryEntityId = ids.newId();
     if (target) target.id = primaryEntityId;
     outputParameters.id = primaryEntityId;
   }
-  const requestId = ids.newId();
+  const requestId = input.requestId === undefined ? ids.newId() : input.requestId;
   const userId = input.userId ?? contextDefaults.userId;
   const organizationId = input.organizationId ?? contextDefaults.organizationId;
   return executionContext({
@@ -172,11 +201,15 @@ export function buildContext(input: ContextInput, deps: { clock?: Clock; ids?: I
     correlationId: input.correlationId ?? ids.newId(),
     requestId,
     // Observed in Dataverse: a synchronous context carries its RequestId as OperationId.
-    operationId: requestId,
-    operationCreatedOn: clock.now(),
-    isInTransaction: mode === "sync" && stage !== 10,
+    operationId: input.operationId ?? requestId ?? ids.newId(),
+    operationCreatedOn: input.operationCreatedOn ?? clock.now(),
+    isInTransaction: input.isInTransaction ?? (mode === "sync" && stage !== 10),
     parentContext: input.parentContext ?? null,
     authenticatedUserId: userId,
+    ...(input.secondaryEntityName !== undefined ? { secondaryEntityName: input.secondaryEntityName } : {}),
+    ...(input.isolationMode !== undefined ? { isolationMode: input.isolationMode } : {}),
+    ...(input.userAzureActiveDirectoryObjectId !== undefined ? { userAzureActiveDirectoryObjectId: input.userAzureActiveDirectoryObjectId } : {}),
+    ...(input.initiatingUserAzureActiveDirectoryObjectId !== undefined ? { initiatingUserAzureActiveDirectoryObjectId: input.initiatingUserAzureActiveDirectoryObjectId } : {}),
   });
 }
 

@@ -89,6 +89,7 @@ export async function runPlugin(options: RunOptions): Promise<RunResult> {
 export type { RunOptions } from "../run.js";
 export type { RunResult } from "../cli/exit-statuses.js";
 export { sequentialIds } from "../ids.js";
+export { parseCapturedContext, type CapturedContext, type CapturedForm } from "../replay/context-input.js";
 /** A clock that moves only when a test advances it (`clock.advance(ms)` or `clock.advance("2d")`): leases, back-off, TTLs, and plug-ins' time with `pluginTime: "clock"`, without sleeping. */
 export { ManualClock } from "../../runtime/clock.js";
 export type { Clock, ClockTimer } from "../../runtime/clock.js";

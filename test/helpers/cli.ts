@@ -11,12 +11,13 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs the real `plugbox` bin in a child process. */
-export function plugbox(args: string[], cwd = repo, env: Record<string, string> = {}): Promise<CliRun> {
+/** Runs the real `plugbox` bin in a child process; `input`, when given, is its standard input (then closed). */
+export function plugbox(args: string[], cwd = repo, env: Record<string, string> = {}, input?: string): Promise<CliRun> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { cwd, timeout: 60_000, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [bin, ...args], { cwd, timeout: 60_000, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
+    if (input !== undefined) child.stdin!.end(input);
   });
 }
 

@@ -32,6 +32,7 @@ describe("the public surface", () => {
       "PluginExecutionError",
       "RegistryError",
       "RelayError",
+      "ReplayError",
       "SUPPORTED_NODE_MAJORS",
       "SandboxCrashError",
       "SandboxError",
@@ -59,7 +60,7 @@ describe("the public surface", () => {
     ]);
   });
 
-  it('"plugbox/testing" exports the test host, one-off runs, predictable ids, the manual clock and the broker', () => {
-    expect(Object.keys(testing).sort()).toEqual(["Broker", "ManualClock", "TestHost", "runPlugin", "sequentialIds", "startBroker"]);
+  it('"plugbox/testing" exports the test host, one-off runs, predictable ids, the manual clock, the broker and the reader of captured contexts', () => {
+    expect(Object.keys(testing).sort()).toEqual(["Broker", "ManualClock", "TestHost", "parseCapturedContext", "runPlugin", "sequentialIds", "startBroker"]);
   });
 });
