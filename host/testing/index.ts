@@ -84,7 +84,12 @@ export async function runPlugin(options: RunOptions): Promise<RunResult> {
   return withExitStatus(await runOnce(options));
 }
 
-export type { RunOptions } from "../run.js";
+export type { RunOptions, RunChanges, PlainEntity, PlainEntityReference } from "../run.js";
+export type { ContextInput, EntityInput, EntityReferenceInput, Stage, Mode } from "../pipeline/context.js";
+/** One plug-in run described step by step, without a manifest: `forPlugin(bundle, "Type").onCreate("account").stage(20).withTarget({ name }).run()`. */
+export { forPlugin } from "./for-plugin.js";
+export type { PluginRunBuilder, PluginRunner, ForPluginOptions, EntityArgument, TargetOf, RunTarget, TypedRunResult } from "./for-plugin.js";
+
 export type { RunResult } from "../cli/exit-statuses.js";
 export { sequentialIds } from "../ids.js";
 /** A clock that moves only when a test advances it (`clock.advance(ms)`): leases, back-off, TTLs without sleeping. */
