@@ -89,7 +89,9 @@ export type { ContextInput, EntityInput, EntityReferenceInput, Stage, Mode } fro
 /** One plug-in run described step by step, without a manifest: `forPlugin(bundle, "Type").onCreate("account").stage(20).withTarget({ name }).run()`. */
 export { forPlugin } from "./for-plugin.js";
 export type { PluginRunBuilder, PluginRunner, ForPluginOptions, EntityArgument, TargetOf, RunTarget, TypedRunResult } from "./for-plugin.js";
-
+/** What changed between two snapshots of a store's records. */
+export { storeDiff } from "./store-diff.js";
+export type { StoreDiff, StoreDiffOptions, StoreSnapshot, StoreRecords, RecordDiff } from "./store-diff.js";
 export type { RunResult } from "../cli/exit-statuses.js";
 export { sequentialIds } from "../ids.js";
 /** A clock that moves only when a test advances it (`clock.advance(ms)`): leases, back-off, TTLs without sleeping. */
