@@ -66,13 +66,13 @@ interface Described {
 
 /** The bundle, built once for every builder made from the same `forPlugin` call. */
 class BundleSource {
-  readonly given: Bundle | string;
+  readonly #given: Bundle | string;
   #resolved: Promise<Bundle | string> | undefined;
   constructor(given: Bundle | string) {
-    this.given = given;
+    this.#given = given;
   }
   get(): Promise<Bundle | string> {
-    return (this.#resolved ??= resolveBundle(this.given));
+    return (this.#resolved ??= resolveBundle(this.#given));
   }
 }
 
@@ -246,8 +246,8 @@ export class PluginRunBuilder<Target extends RunTarget = RunTarget> {
     });
   }
 
-  /** The options `run()` passes to the host (with the bundle as given, unbuilt). */
-  runOptions(): Omit<RunOptions, "runtime"> {
+  /** The options `run()` passes to the host, but for the bundle (built when it is an entry). */
+  #runOptions(): Omit<RunOptions, "runtime" | "bundle"> {
     const d = this.#d;
     const context: ContextInput = { ...d.context };
     const target = d.target === undefined ? this.#defaultTarget() : this.#entity(d.target, "withTarget");
@@ -255,12 +255,12 @@ export class PluginRunBuilder<Target extends RunTarget = RunTarget> {
     if (d.id !== undefined && target === undefined) context.primaryEntityId = d.id;
     if (Object.keys(d.preImages).length > 0) context.preEntityImages = this.#images(d.preImages, "withPreImage");
     if (Object.keys(d.postImages).length > 0) context.postEntityImages = this.#images(d.postImages, "withPostImage");
-    return { ...d.options, bundle: d.source.given, typeName: d.typeName, context, unsecureConfig: d.unsecureConfig, secureConfig: d.secureConfig };
+    return { ...d.options, typeName: d.typeName, context, unsecureConfig: d.unsecureConfig, secureConfig: d.secureConfig };
   }
 
   /** Runs the plug-in once in the real sandbox. */
   async run(): Promise<TypedRunResult<Target>> {
-    const options = { ...this.runOptions(), bundle: await this.#d.source.get() };
+    const options = { ...this.#runOptions(), bundle: await this.#d.source.get() };
     const result = this.#d.host ? await this.#d.host.run(options) : withExitStatus(await runPlugin(options));
     return typed<Target>(result);
   }
