@@ -78,6 +78,7 @@ describe("toHaveRunStep", () => {
   it("reads the journal of a rejected request too, and says what it takes when given something else", async () => {
     const error = await pipeline.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, {}) } }).catch((e: unknown) => e);
     expect(error).toHaveRunStep({ name: "Greet new accounts", outcome: "failed", error: { code: "PIPELINE_STEP_FAILED", message: /An account needs a name\.$/ } });
+    expect(error).toHaveTraced("Create of account at stage 20");
     expect(() => expect({ ok: true }).toHaveRunStep("x")).toThrow(/toHaveRunStep takes a RequestResult \(host\.execute's\), a failed request's error or a journal; it received \{"ok":true\}/);
   });
 });
@@ -139,6 +140,7 @@ describe("toHavePosted", () => {
     expect(run).toHavePosted();
     expect(run).toHavePosted(ENDPOINT, { messageName: "Create", primaryEntityName: "account", inputParameters: { Target: { attributes: { name: "Contoso" } } } });
     expect(host.notifications).toHavePosted(ENDPOINT.toUpperCase(), { stage: 40 });
+    expect(host).toHavePosted(ENDPOINT);
     expect(host.notifications.posts).toHavePosted(ENDPOINT, { primaryEntityId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
     // A test host's inbox: posts(endpoint?) of { endpoint, messageId, body, contentType, properties, context }.
     const inbox = {
