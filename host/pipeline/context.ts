@@ -223,9 +223,12 @@ function entityOrReference(value: Entity | EntityReference | EntityInput, what: 
     throw new UsageError("CONTEXT_INVALID", `the ${what} must be an Entity, an EntityReference or a plain { logicalName, id?, attributes? }`);
   }
   if (plain.attributes !== undefined && !isPlainObject(plain.attributes)) throw new UsageError("CONTEXT_INVALID", `the ${what}'s attributes must be an object of column values`);
-  const id = typeof plain.id === "string" ? plain.id.toLowerCase() : plain.id;
+  const id = typeof plain.id === "string" ? plain.id.toLowerCase() : (plain.id ?? undefined);
   if (id !== undefined && !isGuid(id)) throw new UsageError("CONTEXT_INVALID", `the ${what}'s id must be a Guid such as "6d81597f-0f9f-e711-8122-000d3aa2331c", got ${JSON.stringify(plain.id)}`);
-  if (plain.attributes === undefined && id !== undefined && messageName !== "Create" && messageName !== "Update") {
+  // Its plugbox JSON says which it is (a run's changes given back); else, as a --target file is read.
+  const isReference = plain.$type === "EntityReference" || (plain.$type === undefined && plain.attributes === undefined && id !== undefined && messageName !== "Create" && messageName !== "Update");
+  if (isReference) {
+    if (id === undefined) throw new UsageError("CONTEXT_INVALID", `the ${what} is an EntityReference, which needs an id`);
     return new EntityReference(plain.logicalName, id, typeof plain.name === "string" ? plain.name : null);
   }
   const entity = new Entity(plain.logicalName, id, { ...(plain.attributes as Attributes | undefined) });

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
 import { buildBundle } from "../../../dist/host/index.js";
 import { forPlugin, TestHost, type PlainEntity, type PlainEntityReference, type RunTarget } from "../../../dist/host/testing/index.js";
-import { Entity, fromPlain, serializeRemoteExecutionContext } from "../../../dist/sdk/index.js";
+import { Entity, fromPlain, Money, serializeRemoteExecutionContext } from "../../../dist/sdk/index.js";
 import { repo } from "../../helpers/cli.js";
 
 const hello = path.join(repo, "samples/hello/plugin.ts");
@@ -80,6 +80,7 @@ describe("forPlugin", () => {
       config: ["unsecure", "secure"],
       target: "Entity",
       targetColumns: { name: "New" },
+      targetKinds: { name: "string" },
       inputs: { SuppressDuplicateDetection: true },
       shared: { a: 1, b: "two" },
       pre: { pre: { name: "Old" } },
@@ -90,6 +91,18 @@ describe("forPlugin", () => {
     // The builder it was made from is unchanged.
     const plainer = await update.run();
     expect(plainer.changes.outputParameters.seen).toMatchObject({ mode: 0, config: [null, null], pre: {}, shared: {} });
+  });
+
+  it("takes a run's changed target back as the next run's: its plugbox JSON read as an Entity (typed values revived) or an EntityReference", async () => {
+    const echo = forPlugin(fixtures, "Echo", { host });
+    const first = await echo.onCreate("account").stage(20).withTarget({ name: "Contoso", revenue: new Money(5), due: new Date("2026-01-31T00:00:00Z") }).run();
+    expect(first.changes.target.attributes).toEqual({ name: "Contoso", revenue: { $type: "Money", value: 5 }, due: { $type: "DateTime", value: "2026-01-31T00:00:00.000Z" } });
+    const second = await echo.onUpdate("account").stage(20).withTarget({ ...first.changes.target, id: ACCOUNT_ID }).run();
+    expect(second.changes.outputParameters.seen).toMatchObject({ target: "Entity", id: ACCOUNT_ID, targetKinds: { name: "string", revenue: "Money", due: "Date" } });
+
+    const deleted = await echo.onDelete("account", ACCOUNT_ID).stage(20).run();
+    const again = await echo.on("Assign", "account").stage(20).withTarget(deleted.changes.target).run();
+    expect(again.changes.outputParameters.seen).toMatchObject({ message: "Assign", target: "EntityReference", id: ACCOUNT_ID });
   });
 
   it("onDelete(table, id) gives the plug-in an EntityReference, and the result types it as one", async () => {
