@@ -29,8 +29,8 @@ export type { WebPolicyInput } from "./web/index.js";
 // One plug-in, once; bundles.
 export { runPlugin } from "./testing/index.js";
 export type { RunResult } from "./testing/index.js";
-export type { RunOptions, RunError, PluginRun } from "./run.js";
-export type { ContextInput, Stage, Mode } from "./pipeline/context.js";
+export type { RunOptions, RunError, PluginRun, RunChanges, PlainEntity, PlainEntityReference } from "./run.js";
+export type { ContextInput, EntityInput, EntityReferenceInput, Stage, Mode } from "./pipeline/context.js";
 export { buildBundle } from "./build.js";
 export type { BuildOptions, BuildResult } from "./build.js";
 

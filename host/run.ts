@@ -61,20 +61,51 @@ export interface RunError {
   stack?: string;
 }
 
+/**
+ * An Entity as plain data (plugbox JSON): attribute values are JSON, typed ones as `$type` objects
+ * (`{ "$type": "Money", "value": 10 }`, `{ "$type": "DateTime", "value": "2024-01-31T00:00:00.000Z" }`).
+ */
+export interface PlainEntity {
+  $type: "Entity";
+  logicalName: string;
+  id: string;
+  attributes: Record<string, unknown>;
+  formattedValues: Record<string, string>;
+  keyAttributes: Record<string, unknown>;
+}
+
+/** An EntityReference as plain data (plugbox JSON). */
+export interface PlainEntityReference {
+  $type: "EntityReference";
+  logicalName: string;
+  id: string;
+  name: string | null;
+  keyAttributes: Record<string, unknown>;
+}
+
+/** The writable parts of the context after execute(), as plain data (plugbox JSON). */
+export interface RunChanges<Target extends PlainEntity | PlainEntityReference | null = PlainEntity | PlainEntityReference | null> {
+  /** InputParameters.Target: written with the record at stages 10 and 20. */
+  target: Target;
+  inputParameters: Record<string, unknown>;
+  outputParameters: Record<string, unknown>;
+  sharedVariables: Record<string, unknown>;
+}
+
 /** What one run did; `plugbox/testing`'s `RunResult` adds the exit status `plugbox run` gives it. */
 export interface PluginRun {
   ok: boolean;
   error?: RunError;
   trace: string;
-  /** The writable parts of the context after execute(), as plain data (plugbox JSON). */
-  changes: { target: unknown; inputParameters: unknown; outputParameters: unknown; sharedVariables: unknown } | null;
+  /** The writable parts of the context after execute(), as plain data (plugbox JSON); null when the plug-in failed. */
+  changes: RunChanges | null;
   calls: RecordedCall[];
   /** Isolation rules the plug-in tried to break, even where it caught the error. */
   violations: string[];
   durationMs: number;
   stats: ExecutionStats;
   /** The context the plug-in received, as plain data. */
-  context: unknown;
+  context: Record<string, unknown>;
 }
 
 /** An execution's heap for people: "1.2 MB", or "unknown" when the isolate was gone before it could be read. */
@@ -130,10 +161,15 @@ export async function runPlugin(options: RunOptions): Promise<PluginRun> {
     const refused = services.calls.filter((c) => c.error && familyIn(c.error.code, WEB_ERRORS, HOST_SERVICE_ERRORS, SERVICE_ERRORS, SANDBOX_ERRORS) === "isolation").map((c) => `${c.service}.${c.op}: ${c.error!.message}`);
     services.calls.push(...report.webCalls.map(webCallRecord));
     const violations = [...report.violations, ...refused];
-    const base = { trace: report.trace, calls: services.calls, violations, durationMs: performance.now() - started, stats: report.stats, context: toPlain(context) };
+    const base = { trace: report.trace, calls: services.calls, violations, durationMs: performance.now() - started, stats: report.stats, context: toPlain(context) as Record<string, unknown> };
     if (report.ok) {
       const { inputParameters, outputParameters, sharedVariables } = report.changes;
-      const changes = { target: toPlain(inputParameters.Target ?? null), inputParameters: toPlain(inputParameters), outputParameters: toPlain(outputParameters), sharedVariables: toPlain(sharedVariables) };
+      const changes = {
+        target: toPlain(inputParameters.Target ?? null) as RunChanges["target"],
+        inputParameters: toPlain(inputParameters) as Record<string, unknown>,
+        outputParameters: toPlain(outputParameters) as Record<string, unknown>,
+        sharedVariables: toPlain(sharedVariables) as Record<string, unknown>,
+      };
       if (violations.length > 0) {
         const message = `the plug-in tried to break an isolation rule (and caught the error): ${violations.join("; ")}`;
         return { ok: false, error: { code: "SANDBOX_ISOLATION_VIOLATION", message }, changes, ...base };

@@ -18,6 +18,7 @@ import { RELAY_ERRORS, type RelayErrorCode } from "../relay/errors.js";
 import { BROKER_ERRORS, type BrokerErrorCode } from "../broker/errors.js";
 import { REPLAY_ERRORS, type ReplayErrorCode } from "../replay/errors.js";
 import { CLI_ERRORS, type CliErrorCode } from "./errors.js";
+import { TESTING_ERRORS, type TestingErrorCode } from "../testing/errors.js";
 import type { PluginRun } from "../run.js";
 import type { AuditReport } from "../audit/audit.js";
 
@@ -37,7 +38,8 @@ export type ErrorCode =
   | RelayErrorCode
   | BrokerErrorCode
   | ReplayErrorCode
-  | CliErrorCode;
+  | CliErrorCode
+  | TestingErrorCode;
 
 /** `plugbox`'s exit status when it fails: one per family of error (0 is success). */
 export type ExitStatus = 1 | 2 | 3 | 4 | 5;
@@ -165,6 +167,9 @@ export const EXIT_STATUSES: { readonly [Code in ErrorCode]: ExitStatus } = {
   OUTPUT_NOT_WRITABLE: 2,
   LISTEN_ENTITY_NOT_FOUND: 2,
   LISTEN_UNREACHABLE: 5,
+
+  TEST_RUN_FAILED: 2,
+  TEST_BUILDER_INVALID: 2,
 };
 
 /** Each area's table and the module that declares it, in the order docs/errors.md lists them. */
@@ -184,6 +189,7 @@ export const ERROR_AREAS: ReadonlyArray<{ area: string; module: string; table: E
   { area: "Replay", module: "host/replay/errors.ts", table: REPLAY_ERRORS },
   { area: "Wire format (RemoteExecutionContext)", module: "sdk/wire/errors.ts", table: WIRE_ERRORS },
   { area: "CLI", module: "host/cli/errors.ts", table: CLI_ERRORS },
+  { area: "Testing (`plugbox/testing`)", module: "host/testing/errors.ts", table: TESTING_ERRORS },
 ];
 
 function isErrorCode(code: string): code is ErrorCode {

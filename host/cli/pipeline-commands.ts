@@ -12,6 +12,7 @@ import { readJson, STORE_CHECK_FLAG, withHost, type CliIo, type HostFlags } from
 import { importData, registerDataCommands } from "./data-commands.js";
 import { registerJobsCommands } from "./jobs-commands.js";
 import { readRequest, type JournalRequest } from "../pipeline/pipeline.js";
+import { journalLines } from "../pipeline/journal.js";
 
 export { readJson, STORE_CHECK_FLAG, type CliIo } from "./command-host.js";
 export { importData, writeOutput } from "./data-commands.js";
@@ -24,25 +25,6 @@ export async function readPlugboxJson(file: string, what: string): Promise<unkno
   } catch (error) {
     throw new UsageError("INPUT_INVALID_JSON", `the ${what} file ${file} holds a value plugbox cannot read: ${(error as Error).message}`);
   }
-}
-
-/**
- * The journal of a request, one line per request and step. `reported` is the error printed after it:
- * a line that would repeat it says only that it failed, so the message is printed once.
- */
-export function journalLines(journal: JournalRequest, indent = "", reported?: { code: string; message: string }): string[] {
-  const same = (error: { code: string; message: string } | undefined) => error !== undefined && reported !== undefined && error.code === reported.code && error.message === reported.message;
-  const failure = (error: { code: string; message: string } | undefined, sep: string) => (error && !same(error) ? `${sep}[${error.code}] ${error.message}` : "");
-  const what = `${journal.message}${journal.entity ? ` of ${journal.entity}` : ""}${journal.id ? ` ${journal.id}` : ""}`;
-  const lines = [`${indent}${journal.outcome === "ok" ? "ok" : "FAILED"}: ${what} (depth ${journal.depth}) in ${journal.durationMs.toFixed(1)} ms${failure(journal.error, " — ")}`];
-  for (const step of journal.steps) {
-    lines.push(`${indent}  stage ${step.stage} ${step.mode}: ${step.name} — ${step.outcome}${failure(step.error, " ")} (${step.durationMs.toFixed(1)} ms)`);
-    for (const line of step.trace ? step.trace.split("\n") : []) lines.push(`${indent}    | ${line}`);
-    for (const call of step.calls) lines.push(`${indent}    ${call.service}.${call.op} ${call.ok ? "ok" : `failed [${call.error?.code}]`}`);
-    for (const nested of step.requests) lines.push(...journalLines(nested, `${indent}    `, reported));
-  }
-  for (const job of journal.jobs) lines.push(`${indent}  queued system job ${job}`);
-  return lines;
 }
 
 /** A failed request's error: its code, the plug-in's own code inside it, and the plug-in's stack mapped to its sources. */

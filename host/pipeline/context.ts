@@ -4,7 +4,8 @@
  * run on its own, with Dataverse's defaults and rules: stages 10, 20 and 40; asynchronous only at
  * 40; OutputParameters.id of a Create from stage 40 on.
  */
-import { ColumnSet, Entity, EntityReference, EMPTY_GUID } from "../../sdk/model.js";
+import { isPlainObject } from "../../sdk/codec.js";
+import { ColumnSet, Entity, EntityReference, EMPTY_GUID, typeOf, type Attributes, type AttributeValue } from "../../sdk/model.js";
 import { UsageError } from "../errors.js";
 import { isGuid, systemClock, randomIds, type Clock, type IdSource } from "../ids.js";
 import { toEntity } from "../organization/columns.js";
@@ -15,13 +16,40 @@ import type { StepRun } from "./journal.js";
 export type Stage = 10 | 20 | 40;
 export type Mode = "sync" | "async";
 
+/**
+ * An entity as a plain object of an Entity's shape, accepted wherever an Entity is:
+ * `{ logicalName: "account", attributes: { name: "Contoso" } }`. Attribute values are SDK values
+ * or their plugbox JSON (`{ "$type": "Money", "value": 10 }`).
+ */
+export interface EntityInput {
+  logicalName: string;
+  /** @default the empty Guid (a Create's new record) */
+  id?: string;
+  attributes?: Record<string, unknown>;
+  formattedValues?: Record<string, string>;
+  keyAttributes?: Record<string, unknown>;
+}
+
+/** An entity reference as a plain object: `{ logicalName, id, name? }`. */
+export interface EntityReferenceInput {
+  logicalName: string;
+  id: string;
+  name?: string | null;
+}
+
 export interface ContextInput {
   /** @default "Create" */
   messageName?: string;
   /** @default the target's logicalName */
   primaryEntityName?: string;
-  /** InputParameters.Target: an Entity (Create, Update) or an EntityReference (Delete, …). */
-  target?: Entity | EntityReference;
+  /** @default the target's id (a Create's at stage 40: a new one) */
+  primaryEntityId?: string;
+  /**
+   * InputParameters.Target: an Entity (Create, Update) or an EntityReference (Delete, …), as an
+   * instance or a plain object. A plain `{ logicalName, id }` with no attributes is a reference for
+   * a message other than Create and Update, as a `--target` file is.
+   */
+  target?: Entity | EntityReference | EntityInput;
   /** @default 40 */
   stage?: Stage;
   /** @default "sync" */
@@ -29,8 +57,10 @@ export interface ContextInput {
   sharedVariables?: Record<string, unknown>;
   /** Further input parameters, by their Dataverse keys. */
   inputParameters?: Record<string, unknown>;
-  preEntityImages?: Record<string, Entity>;
-  postEntityImages?: Record<string, Entity>;
+  /** Output parameters already set (a post-operation context replayed); a Create's `id` at stage 40 is added. */
+  outputParameters?: Record<string, unknown>;
+  preEntityImages?: Record<string, Entity | EntityInput>;
+  postEntityImages?: Record<string, Entity | EntityInput>;
   userId?: string;
   initiatingUserId?: string;
   businessUnitId?: string;
@@ -40,14 +70,10 @@ export interface ContextInput {
   /** @default 1 */
   depth?: number;
   parentContext?: Record<string, unknown> | null;
-  owningExtension?: EntityReference;
+  owningExtension?: EntityReference | EntityReferenceInput;
   // A context captured elsewhere (`plugbox replay`) keeps its ids and parts; made afresh when not given.
-  /** @default the target's id; a new id for a Create at stage 40 */
-  primaryEntityId?: string;
   /** @default "none" */
   secondaryEntityName?: string;
-  /** @default `{ id }` for a Create at stage 40, else empty */
-  outputParameters?: Record<string, unknown>;
   /** @default a new id (null in a captured asynchronous context, as Dataverse posts it) */
   requestId?: string | null;
   /** @default the RequestId */
@@ -159,7 +185,7 @@ export function buildContext(input: ContextInput, deps: { clock?: Clock; ids?: I
   const mode = input.mode ?? contextDefaults.mode;
   if (![10, 20, 40].includes(stage)) throw new UsageError("CONTEXT_INVALID", `stage must be 10 (pre-validation), 20 (pre-operation) or 40 (post-operation), not ${String(stage)}`);
   if (mode === "async" && stage !== 40) throw new UsageError("CONTEXT_INVALID", "asynchronous steps run only at stage 40 (post-operation), as in Dataverse; use --stage 40 or --mode sync");
-  const target = input.target;
+  const target = input.target === undefined ? undefined : entityOrReference(input.target, "target", messageName);
   // An id that is not a Guid never reaches a plug-in as its primary entity id.
   if (target && !isGuid(target.id)) throw new UsageError("CONTEXT_INVALID", `the target's id must be a Guid such as "6d81597f-0f9f-e711-8122-000d3aa2331c", got ${JSON.stringify(target.id)}`);
   if (input.primaryEntityId !== undefined && !isGuid(input.primaryEntityId)) throw new UsageError("CONTEXT_INVALID", `the primary entity id must be a Guid, got ${JSON.stringify(input.primaryEntityId)}`);
@@ -190,14 +216,14 @@ export function buildContext(input: ContextInput, deps: { clock?: Clock; ids?: I
     inputParameters,
     outputParameters,
     sharedVariables: { ...input.sharedVariables },
-    preEntityImages: { ...input.preEntityImages },
-    postEntityImages: { ...input.postEntityImages },
+    preEntityImages: images(input.preEntityImages, "preEntityImages"),
+    postEntityImages: images(input.postEntityImages, "postEntityImages"),
     userId,
     initiatingUserId: input.initiatingUserId ?? userId,
     businessUnitId: input.businessUnitId ?? contextDefaults.businessUnitId,
     organizationId,
     organizationName: input.organizationName ?? contextDefaults.organizationName,
-    owningExtension: input.owningExtension ?? new EntityReference("sdkmessageprocessingstep", ids.newId()),
+    owningExtension: input.owningExtension ? reference(input.owningExtension) : new EntityReference("sdkmessageprocessingstep", ids.newId()),
     correlationId: input.correlationId ?? ids.newId(),
     requestId,
     // Observed in Dataverse: a synchronous context carries its RequestId as OperationId.
@@ -211,6 +237,47 @@ export function buildContext(input: ContextInput, deps: { clock?: Clock; ids?: I
     ...(input.userAzureActiveDirectoryObjectId !== undefined ? { userAzureActiveDirectoryObjectId: input.userAzureActiveDirectoryObjectId } : {}),
     ...(input.initiatingUserAzureActiveDirectoryObjectId !== undefined ? { initiatingUserAzureActiveDirectoryObjectId: input.initiatingUserAzureActiveDirectoryObjectId } : {}),
   });
+}
+
+/**
+ * An Entity or EntityReference given as an instance (kept: a Create's target at stage 40 gets its
+ * new id) or as a plain object of its shape (copied into one).
+ */
+function entityOrReference(value: Entity | EntityReference | EntityInput, what: string, messageName: string): Entity | EntityReference {
+  const tag = typeOf(value);
+  if (tag === "Entity" || tag === "EntityReference") return value as Entity | EntityReference;
+  const plain = value as unknown;
+  if (!isPlainObject(plain) || typeof plain.logicalName !== "string" || plain.logicalName === "") {
+    throw new UsageError("CONTEXT_INVALID", `the ${what} must be an Entity, an EntityReference or a plain { logicalName, id?, attributes? }`);
+  }
+  if (plain.attributes !== undefined && !isPlainObject(plain.attributes)) throw new UsageError("CONTEXT_INVALID", `the ${what}'s attributes must be an object of column values`);
+  const id = typeof plain.id === "string" ? plain.id.toLowerCase() : (plain.id ?? undefined);
+  if (id !== undefined && !isGuid(id)) throw new UsageError("CONTEXT_INVALID", `the ${what}'s id must be a Guid such as "6d81597f-0f9f-e711-8122-000d3aa2331c", got ${JSON.stringify(plain.id)}`);
+  // Its plugbox JSON says which it is (a run's changes given back); else, as a --target file is read.
+  const isReference = plain.$type === "EntityReference" || (plain.$type === undefined && plain.attributes === undefined && id !== undefined && messageName !== "Create" && messageName !== "Update");
+  if (isReference) {
+    if (id === undefined) throw new UsageError("CONTEXT_INVALID", `the ${what} is an EntityReference, which needs an id`);
+    return new EntityReference(plain.logicalName, id, typeof plain.name === "string" ? plain.name : null);
+  }
+  const entity = new Entity(plain.logicalName, id, { ...(plain.attributes as Attributes | undefined) });
+  if (isPlainObject(plain.formattedValues)) entity.formattedValues = { ...(plain.formattedValues as Record<string, string>) };
+  if (isPlainObject(plain.keyAttributes)) entity.keyAttributes = { ...(plain.keyAttributes as Record<string, AttributeValue>) };
+  return entity;
+}
+
+function images(input: Record<string, Entity | EntityInput> | undefined, what: string): Record<string, Entity> {
+  const out: Record<string, Entity> = {};
+  for (const [alias, value] of Object.entries(input ?? {})) {
+    const image = entityOrReference(value, `${what}.${alias}`, "Create");
+    if (!(image instanceof Entity)) throw new UsageError("CONTEXT_INVALID", `${what}.${alias} must be an entity, not a reference`);
+    out[alias] = image;
+  }
+  return out;
+}
+
+function reference(value: EntityReference | EntityReferenceInput): EntityReference {
+  if (value instanceof EntityReference) return value;
+  return new EntityReference(value.logicalName, value.id, value.name ?? null);
 }
 
 /** Whether a step runs for this request: an Update's step with filtering attributes runs when the target has one of them. */

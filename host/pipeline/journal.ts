@@ -97,3 +97,21 @@ export function errorSummary(error: unknown): { code: string; message: string } 
   return { code: typeof e.code === "string" ? e.code : "INTERNAL", message: typeof e.message === "string" ? e.message : String(error) };
 }
 
+/**
+ * The journal of a request, one line per request and step. `reported` is the error printed after it:
+ * a line that would repeat it says only that it failed, so the message is printed once.
+ */
+export function journalLines(journal: JournalRequest, indent = "", reported?: { code: string; message: string }): string[] {
+  const same = (error: { code: string; message: string } | undefined) => error !== undefined && reported !== undefined && error.code === reported.code && error.message === reported.message;
+  const failure = (error: { code: string; message: string } | undefined, sep: string) => (error && !same(error) ? `${sep}[${error.code}] ${error.message}` : "");
+  const what = `${journal.message}${journal.entity ? ` of ${journal.entity}` : ""}${journal.id ? ` ${journal.id}` : ""}`;
+  const lines = [`${indent}${journal.outcome === "ok" ? "ok" : "FAILED"}: ${what} (depth ${journal.depth}) in ${journal.durationMs.toFixed(1)} ms${failure(journal.error, " — ")}`];
+  for (const step of journal.steps) {
+    lines.push(`${indent}  stage ${step.stage} ${step.mode}: ${step.name} — ${step.outcome}${failure(step.error, " ")} (${step.durationMs.toFixed(1)} ms)`);
+    for (const line of step.trace ? step.trace.split("\n") : []) lines.push(`${indent}    | ${line}`);
+    for (const call of step.calls) lines.push(`${indent}    ${call.service}.${call.op} ${call.ok ? "ok" : `failed [${call.error?.code}]`}`);
+    for (const nested of step.requests) lines.push(...journalLines(nested, `${indent}    `, reported));
+  }
+  for (const job of journal.jobs) lines.push(`${indent}  queued system job ${job}`);
+  return lines;
+}

@@ -86,7 +86,14 @@ export async function runPlugin(options: RunOptions): Promise<RunResult> {
   return withExitStatus(await runOnce(options));
 }
 
-export type { RunOptions } from "../run.js";
+export type { RunOptions, RunChanges, PlainEntity, PlainEntityReference } from "../run.js";
+export type { ContextInput, EntityInput, EntityReferenceInput, Stage, Mode } from "../pipeline/context.js";
+/** One plug-in run described step by step, without a manifest: `forPlugin(bundle, "Type").onCreate("account").stage(20).withTarget({ name }).run()`. */
+export { forPlugin } from "./for-plugin.js";
+export type { PluginRunBuilder, PluginRunner, ForPluginOptions, EntityArgument, TargetOf, RunTarget, TypedRunResult } from "./for-plugin.js";
+/** What changed between two snapshots of a store's records. */
+export { storeDiff } from "./store-diff.js";
+export type { StoreDiff, StoreDiffOptions, StoreSnapshot, StoreRecords, RecordDiff } from "./store-diff.js";
 export type { RunResult } from "../cli/exit-statuses.js";
 export { sequentialIds } from "../ids.js";
 export { parseCapturedContext, type CapturedContext, type CapturedForm } from "../replay/context-input.js";

@@ -7,12 +7,13 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import * as plugbox from "../../dist/host/index.js";
 import * as testing from "../../dist/host/testing/index.js";
+import * as testingVitest from "../../dist/host/testing/vitest.js";
 import { repo } from "../helpers/cli.js";
 
 describe("the public surface", () => {
-  it("package.json exports the host, the SDK, the testing API and the marked test hooks, nothing else", () => {
+  it("package.json exports the host, the SDK, the testing API, its vitest matchers and the marked test hooks, nothing else", () => {
     const pkg = JSON.parse(readFileSync(path.join(repo, "package.json"), "utf8")) as { exports: Record<string, unknown> };
-    expect(Object.keys(pkg.exports)).toEqual([".", "./sdk", "./testing", "./testing/internal", "./package.json"]);
+    expect(Object.keys(pkg.exports)).toEqual([".", "./sdk", "./testing", "./testing/vitest", "./testing/internal", "./package.json"]);
   });
 
   it('"plugbox" exports the host, one-off runs and builds, the sandbox, the broker, the system clock and one error class per area (instanceof holds per code)', () => {
@@ -60,7 +61,12 @@ describe("the public surface", () => {
     ]);
   });
 
-  it('"plugbox/testing" exports the test host, one-off runs, predictable ids, the manual clock, the broker and the reader of captured contexts', () => {
-    expect(Object.keys(testing).sort()).toEqual(["Broker", "ManualClock", "TestHost", "parseCapturedContext", "runPlugin", "sequentialIds", "startBroker"]);
+  it('"plugbox/testing" exports the test host, one-off runs and their builder, store diffs, predictable ids, the manual clock, the broker and the reader of captured contexts', () => {
+    expect(Object.keys(testing).sort()).toEqual(["Broker", "ManualClock", "TestHost", "forPlugin", "parseCapturedContext", "runPlugin", "sequentialIds", "startBroker", "storeDiff"]);
+  });
+
+  it('"plugbox/testing/vitest" registers its matchers when imported, and exports the journal as text', () => {
+    expect(Object.keys(testingVitest)).toEqual(["journalText"]);
+    expect(expect(() => undefined)).toHaveProperty("toHaveRunStep");
   });
 });
