@@ -8,6 +8,13 @@
  * const result = await host.run({ bundle: plugin, typeName: "HelloPlugin", context: { target } });
  * expect(result.ok).toBe(true);
  * await host.close();
+ *
+ * @example
+ * import { createTestHost } from "plugbox/testing";
+ * await using host = await createTestHost({ manifest: "plugbox.json", seed: { account: [{ name: "Contoso" }] } });
+ * const { journal } = await host.execute({ requestName: "Create", parameters: { Target: account } });
+ * await host.jobs.drain();
+ * expect(host.inbox.posts("account-events")).toHaveLength(1);
  * @module
  */
 import path from "node:path";
@@ -86,6 +93,12 @@ export async function runPlugin(options: RunOptions): Promise<RunResult> {
   return withExitStatus(await runOnce(options));
 }
 
+export { createTestHost } from "./test-host.js";
+export type { TestPipelineHost, TestHostOptions as CreateTestHostOptions, TestStep, SeedData, TestSnapshot, TestStore, StoredRecords } from "./test-host.js";
+export type { TestInbox, InboxPost, InboxReply } from "./inbox.js";
+export type { JournalRequest, JournalStep, RequestResult } from "../pipeline/pipeline.js";
+export type { JobOutcome } from "../jobs/runner.js";
+export type { TraceRow } from "../pipeline/trace-log.js";
 export type { RunOptions } from "../run.js";
 export type { RunResult } from "../cli/exit-statuses.js";
 export { sequentialIds } from "../ids.js";

@@ -60,7 +60,7 @@ describe("the public surface", () => {
     ]);
   });
 
-  it('"plugbox/testing" exports the test host, one-off runs, predictable ids, the manual clock, the broker and the reader of captured contexts', () => {
-    expect(Object.keys(testing).sort()).toEqual(["Broker", "ManualClock", "TestHost", "parseCapturedContext", "runPlugin", "sequentialIds", "startBroker"]);
+  it('"plugbox/testing" exports the test hosts (one plug-in, the whole pipeline), one-off runs, predictable ids, the manual clock, the broker and the reader of captured contexts', () => {
+    expect(Object.keys(testing).sort()).toEqual(["Broker", "ManualClock", "TestHost", "createTestHost", "parseCapturedContext", "runPlugin", "sequentialIds", "startBroker"]);
   });
 });
