@@ -27,7 +27,7 @@ export type InboxReply = string | ((context: RemoteExecutionContext, post: Inbox
 
 /** Where an inbox stands, for a snapshot to come back to. */
 export interface InboxMark {
-  posts: number;
+  posts: readonly InboxPost[];
   replies: ReadonlyMap<string, InboxReply>;
 }
 
@@ -70,12 +70,12 @@ export class TestInbox {
   }
 
   mark(): InboxMark {
-    return { posts: this.#posts.length, replies: new Map(this.#replies) };
+    return { posts: [...this.#posts], replies: new Map(this.#replies) };
   }
 
-  /** Back to a mark: the posts made since are dropped, and the replies are those scripted then. */
+  /** Back to a mark: the posts and the scripted replies as they were then. */
   reset(mark: InboxMark): void {
-    this.#posts.length = Math.min(this.#posts.length, mark.posts);
+    this.#posts.splice(0, this.#posts.length, ...mark.posts);
     this.#replies.clear();
     for (const [id, reply] of mark.replies) this.#replies.set(id, reply);
   }

@@ -269,14 +269,16 @@ export interface TestSnapshot {
 interface SnapshotState {
   readonly host: TestPipelineHost;
   readonly slot: number;
-  readonly journal: number;
+  /** Every row of each table at the snapshot, for a restore whose savepoint was let go. */
+  readonly rows: ReadonlyArray<{ table: string; columns: number; rows: unknown[][] }>;
+  readonly journal: readonly JournalRequest[];
   readonly inbox: InboxMark;
-  restore?: () => void;
+  copyBack?: () => void;
 }
 
 /** The store's tables a snapshot copies (not plugbox_schema, which never changes). */
 const DATA_TABLES = ["records", "relationships", "system_jobs", "trace_logs", "table_schemas"] as const;
-const SNAPSHOTS_SCHEMA = "plugbox_snapshots";
+const savepointOf = (slot: number) => `plugbox_snapshot_${slot}`;
 
 /** Reading and seeding the host's store directly: no step fires. */
 export interface TestStore {
@@ -433,23 +435,27 @@ export class TestPipelineHost {
 
   /**
    * Marks where the host stands: every row of the store (records, relationships, system jobs,
-   * trace logs), the journal's length and the inbox. The rows are copied inside the same SQLite
-   * connection (an attached in-memory schema), so `restore` is one transaction of copies back.
+   * trace logs), the journal's length and the inbox. The store holds a savepoint open from here,
+   * so `restore` is one ROLLBACK TO; the rows are also copied, for a restore after an earlier
+   * snapshot was restored (which lets the later savepoints go).
    */
   snapshot(): TestSnapshot {
     this.#assertOpen();
-    const { db } = this.host.store;
-    if (this.#slots === 0) db.exec(`ATTACH DATABASE ':memory:' AS ${SNAPSHOTS_SCHEMA}`);
+    const { store } = this.host;
     const slot = ++this.#slots;
-    db.transaction(() => {
-      for (const table of DATA_TABLES) db.exec(`CREATE TABLE ${SNAPSHOTS_SCHEMA}.s${slot}_${table} AS SELECT * FROM main.${table}`);
-    })();
+    const rows = DATA_TABLES.map((table) => {
+      const select = store.db.prepare(`SELECT * FROM main.${table}`).raw();
+      return { table, columns: select.columns().length, rows: select.all() as unknown[][] };
+    });
+    const state: SnapshotState = { host: this, slot, rows, journal: [...this.#journal], inbox: this.inbox.mark() };
+    store.holdSavepoint(savepointOf(slot));
     const snapshot: TestSnapshot = Object.freeze({ records: this.#records() });
-    this.#snapshots.set(snapshot, { host: this, slot, journal: this.#journal.length, inbox: this.inbox.mark() });
+    this.#snapshots.set(snapshot, state);
+    this.#restored = { state, changes: this.#changes.get()! };
     return snapshot;
   }
 
-  /** Comes back to a snapshot of this host: the store's rows as they were, the journal and the inbox cut back to that point. */
+  /** Comes back to a snapshot of this host: the store's rows, the journal and the inbox as they were then. */
   async restore(snapshot: TestSnapshot): Promise<void> {
     this.#assertOpen();
     const state = this.#snapshots.get(snapshot);
@@ -459,21 +465,30 @@ export class TestPipelineHost {
       // Waits for a request or job still holding the store (none between tests).
       using _lease = await store.acquire();
       if (this.#restored?.state !== state || this.#restored.changes !== this.#changes.get()) {
-        state.restore ??= this.#restoreStatements(state.slot);
-        state.restore();
+        if (!store.rollbackToHeld(savepointOf(state.slot))) {
+          (state.copyBack ??= this.#copyBack(state))();
+          store.holdSavepoint(savepointOf(state.slot));
+        }
         this.#restored = { state, changes: this.#changes.get()! };
       }
     }
-    this.#journal.length = Math.min(this.#journal.length, state.journal);
+    this.#journal.splice(0, this.#journal.length, ...state.journal);
     this.inbox.reset(state.inbox);
   }
 
-  /** The copy back of one snapshot, prepared once (the store's own statements stay valid: same connection, same tables). */
-  #restoreStatements(slot: number): () => void {
+  /** Writes a snapshot's rows back, prepared once (the store's own statements stay valid: same connection, same tables). */
+  #copyBack(state: SnapshotState): () => void {
     const { db } = this.host.store;
-    const statements = DATA_TABLES.flatMap((table) => [db.prepare(`DELETE FROM main.${table}`), db.prepare(`INSERT INTO main.${table} SELECT * FROM ${SNAPSHOTS_SCHEMA}.s${slot}_${table}`)]);
+    const tables = state.rows.map(({ table, columns, rows }) => ({
+      clear: db.prepare(`DELETE FROM main.${table}`),
+      insert: db.prepare(`INSERT INTO main.${table} VALUES (${Array.from({ length: columns }, () => "?").join(", ")})`),
+      rows,
+    }));
     return db.transaction(() => {
-      for (const statement of statements) statement.run();
+      for (const { clear, insert, rows } of tables) {
+        clear.run();
+        for (const row of rows) insert.run(...row);
+      }
     });
   }
 

@@ -56,6 +56,21 @@ describe("createTestHost: a manifest's steps, with each test starting from the s
     expect(host.journal.map((j) => [j.message, j.entity])).toEqual([["Create", "account"]]);
   });
 
+  it("restores any of several snapshots, in any order", async () => {
+    const first = (await host.execute(account("Adatum"))).response.results.id as string;
+    const withAdatum = host.snapshot();
+    const second = (await host.execute(account("Tailspin"))).response.results.id as string;
+    await host.restore(clean);
+    expect(host.store.records("account")).toEqual({});
+    await host.restore(withAdatum); // its savepoint went with the restore of an earlier snapshot: copied back
+    expect(Object.keys(host.store.records("account"))).toEqual([first]);
+    expect(host.journal).toHaveLength(1);
+    await host.execute(account("Tailspin"));
+    await host.restore(withAdatum);
+    expect(Object.keys(host.store.records("account"))).toEqual([first]);
+    expect(host.store.get("account", second)).toBeUndefined();
+  });
+
   it("a snapshot's records are every record by table and id, as stored", async () => {
     const { response } = await host.execute(account("Litware"));
     const now = host.snapshot();
