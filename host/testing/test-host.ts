@@ -22,6 +22,7 @@ import { OrganizationCore } from "../organization/core.js";
 import { identityDefaults, SYSTEM_USER_ID, type Identity } from "../organization/identity.js";
 import type { CallerIdentity, OrganizationRequestValue, OrganizationResponseValue } from "../organization/arguments.js";
 import { OrganizationService } from "../organization/service.js";
+import { PipelineError } from "../pipeline/errors.js";
 import type { Caller, JournalRequest, RequestResult } from "../pipeline/pipeline.js";
 import type { TraceRow } from "../pipeline/trace-log.js";
 import { parseManifest, RegistryError, type Manifest } from "../registry/index.js";
@@ -374,7 +375,7 @@ export class TestPipelineHost {
   }
 
   #assertOpen(): void {
-    if (this.#closing) throw new OptionsError("OPTIONS_INVALID", "the test host was closed; create a new one with createTestHost()");
+    if (this.#closing) throw new PipelineError("PIPELINE_CLOSED", "the test host was closed; create a new one with createTestHost()");
   }
 
   /** Runs a request through the whole pipeline (steps, stages, transaction, system jobs queued); its journal is kept in `journal`. */
@@ -521,7 +522,7 @@ export class TestPipelineHost {
       if (ran.length === 0) return outcomes;
       outcomes.push(...ran);
     }
-    throw new OptionsError("OPTIONS_INVALID", "jobs.drain() ran 1000 rounds of system jobs and more keep falling due: a step queues itself without end");
+    throw new PipelineError("PIPELINE_DEPTH_LIMIT", "jobs.drain() ran 1000 rounds of system jobs and more kept falling due: an asynchronous step queues itself without end");
   }
 
   /** Closes the host (runtime, relay, store). */

@@ -3,6 +3,9 @@
  * `:memory:` store, the real sandbox), start each test from the same data, drain system jobs on
  * demand, and read what the relay would have sent from an inbox (or send it to a real broker).
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { ServiceBusClient } from "@azure/service-bus";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Entity } from "../../../dist/sdk/index.js";
@@ -178,6 +181,54 @@ describe("createTestHost: the inbox holds what the relay would have sent", () =>
   it("restore empties the inbox and forgets the replies scripted since the snapshot", () => {
     expect(host.inbox.posts()).toEqual([]);
     return expect(host.execute(account("Contoso"))).rejects.toMatchObject({ code: "PIPELINE_STEP_FAILED", message: expect.stringContaining("no reply is scripted") });
+  });
+});
+
+describe("createTestHost: a webhook's post in the inbox", () => {
+  it("holds the x-ms-dynamics-* headers, and the webhook's scripted reply is the post's answer", async () => {
+    await using host = await createTestHost({
+      endpoints: [{ id: EVENTS, name: "account-hook", contract: "Webhook", url: "https://hooks.example.com/accounts", authType: "WebhookKey", authValue: "env:PLUGBOX_TEST_UNSET_KEY" }],
+      steps: [{ message: "Create", entity: "account", stage: 40, serviceEndpoint: "account-hook" }],
+      organizationUrl: "https://contoso.crm.example.com",
+    });
+    host.inbox.reply("account-hook", "accepted");
+    await host.execute(account("Contoso"));
+    const [post] = host.inbox.posts("account-hook");
+    expect(post!.headers).toMatchObject({ "x-ms-dynamics-organization": "contoso.crm.example.com", "x-ms-dynamics-entity-name": "account", "x-ms-dynamics-request-name": "create" });
+    expect(post!.headers["x-request-id"]).toBe(post!.messageId);
+    expect(post!.properties).toEqual({});
+    expect(post!.reply).toBe("accepted");
+    expect(() => host.inbox.reply("nowhere", "x")).toThrow(expect.objectContaining({ code: "RELAY_ENDPOINT_UNKNOWN" }));
+  });
+});
+
+describe("createTestHost: builds and lifetime", () => {
+  it("an entry is built again when a module it imports changes, and only then", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "plugbox-testhost-"));
+    try {
+      const entry = path.join(dir, "plugin.ts");
+      const imported = path.join(dir, "greeting.ts");
+      writeFileSync(imported, 'export const greeting = "Hello";\n');
+      writeFileSync(entry, 'import { greeting } from "./greeting";\nexport class Greeter { execute() { return greeting; } }\n');
+      await using host = await createTestHost({ steps: [{ message: "Create", entity: "account", stage: 20, entry, type: "Greeter" }] });
+      const first = await host.build(entry);
+      expect(await host.build(entry)).toBe(first);
+      writeFileSync(imported, 'export const greeting = "Bonjour";\n');
+      const rebuilt = await host.build(entry);
+      expect(rebuilt).not.toBe(first);
+      expect(rebuilt.source).toContain("Bonjour");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a test host is in the registry of open resources until it is closed", async () => {
+    const open = (globalThis as Record<symbol, Map<object, { kind: string }>>)[Symbol.for("plugbox.openResources")]!;
+    const host = await createTestHost();
+    expect(open.get(host)).toMatchObject({ kind: "test host" });
+    await host.close();
+    expect(open.has(host)).toBe(false);
+    await expect(host.execute(account("Contoso"))).rejects.toMatchObject({ code: "PIPELINE_CLOSED", message: expect.stringContaining("the test host was closed") });
   });
 });
 
