@@ -37,10 +37,13 @@ export class TestInbox {
   readonly #posts: InboxPost[] = [];
   readonly #replies = new Map<string, InboxReply>();
   readonly #endpoints: ServiceEndpoint[];
+  /** False when the host relays to the network: nothing lands here, and replies come from the endpoints' listeners. */
+  readonly #inUse: boolean;
 
-  constructor(endpoints: readonly ServiceEndpointRegistration[], secrets?: SecretResolver) {
-    const resolver = secrets ?? new SecretResolver();
+  constructor(endpoints: readonly ServiceEndpointRegistration[], options: { secrets?: SecretResolver; inUse?: boolean } = {}) {
+    const resolver = options.secrets ?? new SecretResolver();
     this.#endpoints = endpoints.map((e) => readServiceEndpoint(e, resolver));
+    this.#inUse = options.inUse ?? true;
   }
 
   /** Every post, in order; only those to one endpoint (by name or id) when it is given. */
@@ -57,6 +60,7 @@ export class TestInbox {
    */
   reply(endpoint: string, answer: InboxReply): void {
     const found = this.#endpoint(endpoint);
+    if (!this.#inUse) throw new RelayError("RELAY_CONFIG_INVALID", `this test host relays to the network (relay: "network"): "${found.name}" answers with its listener's reply; script replies with the default relay: "inbox"`);
     if (!ANSWERING.has(found.contract)) {
       throw new RelayError("RELAY_CONFIG_INVALID", `the endpoint "${found.name}" is a ${found.contract} endpoint, which answers nothing; only TwoWay, Rest and Webhook endpoints reply`);
     }

@@ -341,7 +341,7 @@ export class TestPipelineHost {
     const manifest = await registration(options);
     const mode = options.relay ?? "inbox";
     const secrets = mode === "inbox" ? inboxSecrets(options.secrets) : options.secrets;
-    const inbox = new TestInbox(manifest.serviceEndpoints, new SecretResolver(secrets));
+    const inbox = new TestInbox(manifest.serviceEndpoints, { secrets: new SecretResolver(secrets), inUse: mode === "inbox" });
     const organizationUrl = options.organizationUrl ?? `https://${options.identity?.organizationName ?? identityDefaults.organizationName}.plugbox.local`;
     const relay = new Relay({ endpoints: manifest.serviceEndpoints, organizationUrl, ...(secrets ? { secrets } : {}), ...(mode === "inbox" ? { transports: inbox.transports() } : {}) });
     let host: PlugboxHost;

@@ -244,6 +244,7 @@ describe("createTestHost with relay: \"network\"", () => {
       const { journal } = await host.execute(account("Contoso"));
       expect((await host.jobs.drain()).map((o) => o.outcome)).toEqual(["succeeded"]);
       expect(host.inbox.posts()).toEqual([]);
+      expect(() => host.inbox.reply("account-events", "x")).toThrow(expect.objectContaining({ code: "RELAY_CONFIG_INVALID", message: expect.stringContaining('relay: "network"') }));
 
       const client = new ServiceBusClient(broker.connectionString);
       const receiver = client.createReceiver("account-events", { receiveMode: "receiveAndDelete", skipParsingBodyAsJson: true });
