@@ -222,6 +222,17 @@ describe("createTestHost: builds and lifetime", () => {
     }
   });
 
+  it("a step takes a bundle built before, and hosts can share one runtime (which the sharing host leaves running)", async () => {
+    await using first = await createTestHost();
+    const bundle = await first.build(SAMPLE);
+    {
+      await using second = await createTestHost({ runtime: first.host.runtime, steps: [{ message: "Create", entity: "account", stage: 20, bundle, type: "AccountNumbering", unsecureConfig: "BND" }] });
+      const { response } = await second.execute(account("Contoso"));
+      expect(second.store.get("account", response.results.id as string)).toMatchObject({ accountnumber: expect.stringMatching(/^BND-CON-/) });
+    }
+    expect(first.host.health().runtime.status).not.toBe("closed");
+  });
+
   it("a test host is in the registry of open resources until it is closed", async () => {
     const open = (globalThis as Record<symbol, Map<object, { kind: string }>>)[Symbol.for("plugbox.openResources")]!;
     const host = await createTestHost();
