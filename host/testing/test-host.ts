@@ -89,6 +89,8 @@ export interface TestHostOptions {
   clock?: Clock;
   /** @default random Guids */
   ids?: IdSource;
+  /** `"clock"`: plug-ins' Date and timers follow `clock` (the runtime's pluginTime). @default "system" */
+  pluginTime?: "system" | "clock";
   /** `inbox` keeps every post in `host.inbox`; `network` sends them to the endpoints' brokers and webhooks. @default "inbox" */
   relay?: "inbox" | "network";
   /** Where endpoints' secrets (`env:NAME`, `file:NAME`) come from. @default the environment */
@@ -146,6 +148,7 @@ const testHostSchema = strictOptions({
   identity: v.optional(objectOf("identity settings")),
   clock: v.optional(withMethods("a clock", "now")),
   ids: v.optional(withMethods("an id source", "newId")),
+  pluginTime: v.optional(v.picklist(["system", "clock"], `must be "system" (plug-ins see the real time) or "clock" (they follow the clock option)`)),
   relay: v.optional(v.picklist(["inbox", "network"], `must be "inbox" (posts kept in host.inbox) or "network" (sent to the endpoints)`)),
   secrets: v.optional(objectOf("secret sources ({ env, file })")),
   organizationUrl: v.optional(text),
@@ -353,7 +356,7 @@ export class TestPipelineHost {
         organizationUrl,
         ...(options.runtime
           ? { runtime: options.runtime }
-          : { runtimeOptions: { workers: options.workers ?? 1, prewarmIsolates: 1, ...(options.limits ? { limits: options.limits } : {}) } }),
+          : { runtimeOptions: { workers: options.workers ?? 1, prewarmIsolates: 1, ...(options.limits ? { limits: options.limits } : {}), ...(options.pluginTime ? { pluginTime: options.pluginTime } : {}) } }),
         ...(options.clock ? { clock: options.clock } : {}),
         ...(options.ids ? { ids: options.ids } : {}),
         ...(options.identity ? { identity: options.identity } : {}),

@@ -9,7 +9,7 @@ import path from "node:path";
 import { ServiceBusClient } from "@azure/service-bus";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Entity } from "../../../dist/sdk/index.js";
-import { createTestHost, sequentialIds, startBroker, type TestPipelineHost, type TestSnapshot } from "../../../dist/host/testing/index.js";
+import { createTestHost, ManualClock, sequentialIds, startBroker, type TestPipelineHost, type TestSnapshot } from "../../../dist/host/testing/index.js";
 
 const MANIFEST = "test/fixtures/testing/plugbox.json";
 const SAMPLE = "samples/pipeline/plugins.ts";
@@ -231,6 +231,13 @@ describe("createTestHost: builds and lifetime", () => {
       expect(second.store.get("account", response.results.id as string)).toMatchObject({ accountnumber: expect.stringMatching(/^BND-CON-/) });
     }
     expect(first.host.health().runtime.status).not.toBe("closed");
+  });
+
+  it("with a ManualClock and pluginTime \"clock\", records and plug-ins see the clock's time", async () => {
+    const clock = new ManualClock("2030-05-01T08:00:00.000Z");
+    await using host = await createTestHost({ clock, pluginTime: "clock", steps: [{ message: "Create", entity: "account", stage: 20, entry: FIXTURE, type: "StampTime" }] });
+    const { response } = await host.execute(account("Contoso"));
+    expect(host.store.get("account", response.results.id as string)).toMatchObject({ description: "2030-05-01T08:00:00.000Z", createdon: { value: "2030-05-01T08:00:00.000Z" } });
   });
 
   it("a test host is in the registry of open resources until it is closed", async () => {
