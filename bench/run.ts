@@ -9,6 +9,7 @@ import { runWebBench } from "./web.js";
 import { runRelayBench } from "./relay.js";
 import { runStoreBench } from "./store.js";
 import { runOptionsBench } from "./options.js";
+import { runTestHostBench } from "./test-host.js";
 import type { BenchRow } from "./row.js";
 
 type Row = BenchRow;
@@ -19,6 +20,7 @@ const suites: Record<string, () => Promise<Row[]>> = {
   relay: () => runRelayBench(),
   store: () => runStoreBench(),
   options: () => runOptionsBench(),
+  "test-host": () => runTestHostBench(),
   web: async () =>
     (await runWebBench()).map((r) => ({ name: r.name, value: r.value, unit: r.unit, baseline: `${Math.round(r.baseline)} ${r.unit}`, ratio: r.ratio, goal: "ratio ≤ 1.5" })),
 };

@@ -24,6 +24,8 @@ export interface BuildResult {
   bytes: number;
   source: string;
   warnings: string[];
+  /** Every file esbuild read to make the bundle, absolute: what a cache of builds compares. */
+  inputs: string[];
 }
 
 /** Node built-ins have no place in a sandboxed plug-in: importing one fails the build, naming it. */
@@ -116,9 +118,11 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
       banner: { js: "// plugbox bundle: load with `plugbox run <bundle> --type <ExportName>`" },
       plugins: [nodeBuiltins as never],
       write: options.write ?? true,
+      metafile: true,
     });
+    const inputs = Object.keys(result.metafile.inputs).map((input) => path.resolve(resolution.absWorkingDir!, input));
     const source = options.write === false ? result.outputFiles![0]!.text : await readFile(options.outfile, "utf8");
-    return { outfile: path.resolve(options.outfile), bytes: Buffer.byteLength(source), source, warnings: result.warnings.length ? describe(result.warnings).split("\n") : [] };
+    return { outfile: path.resolve(options.outfile), bytes: Buffer.byteLength(source), source, warnings: result.warnings.length ? describe(result.warnings).split("\n") : [], inputs };
   } catch (error) {
     if (error instanceof HostError) throw error;
     const errors = (error as { errors?: Message[] }).errors;
@@ -132,7 +136,12 @@ export const SOURCE_ENTRY = /\.(?:[cm]?ts|tsx)$/i;
 
 /** Bundles a plug-in module (TypeScript or JavaScript) in memory and loads it as a bundle written beside it. */
 export async function buildEntry(entry: string): Promise<Bundle> {
+  return (await buildEntryWithInputs(entry)).bundle;
+}
+
+/** `buildEntry`, and every file esbuild read for it (absolute paths). */
+export async function buildEntryWithInputs(entry: string): Promise<{ bundle: Bundle; inputs: string[] }> {
   const outfile = path.resolve(path.dirname(entry), `${path.basename(entry).replace(/\.[^.]+$/, "")}.bundle.js`);
   const built = await buildBundle({ entry, outfile, write: false });
-  return bundleFromSource(built.source, outfile, path.dirname(outfile));
+  return { bundle: bundleFromSource(built.source, outfile, path.dirname(outfile)), inputs: built.inputs };
 }

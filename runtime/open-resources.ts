@@ -4,7 +4,7 @@
  * registry on `globalThis` (test/setup/open-resources.ts does, to fail a test file that leaves one
  * open); then each is recorded with the stack of its creation until it closes.
  */
-export type OpenResourceKind = "sandbox runtime" | "sandbox worker" | "host" | "broker" | "job process";
+export type OpenResourceKind = "sandbox runtime" | "sandbox worker" | "host" | "test host" | "broker" | "job process";
 
 export interface OpenResource {
   kind: OpenResourceKind;

@@ -68,7 +68,7 @@ export class StepExecutor {
     if (!registration) return Promise.reject(new PipelineError("PIPELINE_INVALID_REQUEST", `no bundle named ${name} is registered`));
     let bundle = this.#bundles.get(registration.path);
     if (!bundle) {
-      bundle = loadBundleFile(registration.path);
+      bundle = registration.loaded ? Promise.resolve(registration.loaded) : loadBundleFile(registration.path);
       bundle.catch(() => this.#bundles.delete(registration.path));
       this.#bundles.set(registration.path, bundle);
     }

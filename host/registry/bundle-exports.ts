@@ -31,7 +31,7 @@ export async function checkBundleExports(manifest: Manifest): Promise<void> {
   const bundleNames = [...manifest.bundles.keys()];
   for (const name of bundleNames) {
     const bundle = manifest.bundles.get(name)!;
-    const source = await readFile(bundle.path, "utf8").catch(() => undefined);
+    const source = bundle.loaded?.source ?? (await readFile(bundle.path, "utf8").catch(() => undefined));
     if (source === undefined) continue;
     const exported = await readBundleExports(source);
     if (!exported) continue;

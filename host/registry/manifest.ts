@@ -6,6 +6,7 @@
  * only at stage 40; images only on messages that support them; filtering attributes only on Update.
  */
 import path from "node:path";
+import type { Bundle } from "../../runtime/bundle.js";
 import type { Isolation } from "../../runtime/options.js";
 import { isGuid } from "../ids.js";
 import { readJsonInput } from "../json-input.js";
@@ -57,6 +58,8 @@ export interface BundleRegistration {
   types: string[] | null;
   /** Narrows the outbound web policy for this bundle's plug-ins. */
   allowedHosts: string[] | null;
+  /** The bundle already in memory (plugbox/testing's entries built without writing a file): used instead of reading `path`. */
+  loaded?: Bundle;
 }
 
 /** A service endpoint, kept as declared; the relay validates the parts it uses. */

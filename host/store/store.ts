@@ -53,6 +53,8 @@ export class Store {
   readonly db: Database.Database;
   #queue: Promise<void> = Promise.resolve();
   #depth = 0;
+  /** Savepoints held open between requests (plugbox/testing's snapshots), oldest first: while any is, a request's transaction is a savepoint inside them. */
+  readonly #held: string[] = [];
   #closed = false;
   readonly #busyTimeoutMs: number;
   readonly #statements;
@@ -147,8 +149,11 @@ export class Store {
     this.#assertOpen();
     const level = this.#depth;
     const name = `sp${level}`;
+    // SQLite ended the held transaction by itself (a full disk): the held savepoints are gone with it.
+    if (this.#held.length > 0 && !this.db.inTransaction) this.#held.length = 0;
+    const nested = level > 0 || this.#held.length > 0;
     try {
-      if (level === 0) {
+      if (!nested) {
         // A transaction no one ends any more (its ROLLBACK failed) would turn every later BEGIN into an error.
         if (this.db.inTransaction) this.#statements.rollback.run();
         this.#statements.begin.run();
@@ -170,7 +175,7 @@ export class Store {
       if (ended) return;
       try {
         if (!this.db.inTransaction) throw new StoreError("STORE_IO", `the transaction on ${this.path} was rolled back by SQLite after an earlier failure, so nothing of it was kept`);
-        if (level === 0) this.#statements.commit.run();
+        if (!nested) this.#statements.commit.run();
         else this.db.exec(`RELEASE ${name}`);
       } catch (error) {
         // A COMMIT that fails leaves the transaction open for the caller's rollback, unless SQLite ended it.
@@ -184,7 +189,7 @@ export class Store {
       try {
         // Nothing to undo when SQLite rolled the transaction back by itself.
         if (!this.db.inTransaction) return;
-        if (level === 0) this.#statements.rollback.run();
+        if (!nested) this.#statements.rollback.run();
         else this.db.exec(`ROLLBACK TO ${name}; RELEASE ${name}`);
       } catch (error) {
         throw toStoreError(error, this.path);
@@ -248,6 +253,36 @@ export class Store {
     const result = fn();
     transaction.commit();
     return result;
+  }
+
+  /**
+   * Opens a savepoint that stays open between requests, to come back to with `rollbackToHeld`
+   * (plugbox/testing's snapshots; a test store only: nothing written after it is committed).
+   * Only while no transaction of a request is open.
+   */
+  holdSavepoint(name: string): void {
+    this.#assertOpen();
+    if (this.#depth > 0) throw new StoreError("STORE_BUSY", "a savepoint cannot be held while a request's transaction is open; take it between requests");
+    if (this.#held.length > 0 && !this.db.inTransaction) this.#held.length = 0;
+    if (this.#held.length === 0 && this.db.inTransaction) this.#statements.rollback.run();
+    this.db.exec(`SAVEPOINT ${name}`);
+    this.#held.push(name);
+  }
+
+  /**
+   * Undoes everything written since the held savepoint `name`, which stays held; those held after
+   * it are let go. False when it is not held any more (an earlier one was rolled back to, or SQLite
+   * ended the transaction after a failure), and nothing is undone.
+   */
+  rollbackToHeld(name: string): boolean {
+    this.#assertOpen();
+    if (this.#depth > 0) throw new StoreError("STORE_BUSY", "a held savepoint cannot be rolled back to while a request's transaction is open");
+    if (!this.db.inTransaction) this.#held.length = 0;
+    const at = this.#held.indexOf(name);
+    if (at < 0) return false;
+    this.db.exec(`ROLLBACK TO ${name}`);
+    this.#held.length = at + 1;
+    return true;
   }
 
   get inTransaction(): boolean {

@@ -8,6 +8,13 @@
  * const result = await host.run({ bundle: plugin, typeName: "HelloPlugin", context: { target } });
  * expect(result.ok).toBe(true);
  * await host.close();
+ *
+ * @example
+ * import { createTestHost } from "plugbox/testing";
+ * await using host = await createTestHost({ manifest: "plugbox.json", seed: { account: [{ name: "Contoso" }] } });
+ * const { journal } = await host.execute({ requestName: "Create", parameters: { Target: account } });
+ * await host.jobs.drain();
+ * expect(host.inbox.posts("account-events")).toHaveLength(1);
  * @module
  */
 import path from "node:path";
@@ -94,6 +101,12 @@ export type { PluginRunBuilder, PluginRunner, ForPluginOptions, EntityArgument, 
 /** What changed between two snapshots of a store's records. */
 export { storeDiff } from "./store-diff.js";
 export type { StoreDiff, StoreDiffOptions, StoreSnapshot, StoreRecords, RecordDiff } from "./store-diff.js";
+export { createTestHost } from "./test-host.js";
+export type { TestPipelineHost, TestHostOptions as CreateTestHostOptions, TestStep, SeedData, TestSnapshot, TestStore, StoredRecords } from "./test-host.js";
+export type { TestInbox, InboxPost, InboxReply } from "./inbox.js";
+export type { JournalRequest, JournalStep, RequestResult } from "../pipeline/pipeline.js";
+export type { JobOutcome } from "../jobs/runner.js";
+export type { TraceRow } from "../pipeline/trace-log.js";
 export type { RunResult } from "../cli/exit-statuses.js";
 export { sequentialIds } from "../ids.js";
 export { parseCapturedContext, type CapturedContext, type CapturedForm } from "../replay/context-input.js";

@@ -61,8 +61,8 @@ describe("the public surface", () => {
     ]);
   });
 
-  it('"plugbox/testing" exports the test host, one-off runs and their builder, store diffs, predictable ids, the manual clock, the broker and the reader of captured contexts', () => {
-    expect(Object.keys(testing).sort()).toEqual(["Broker", "ManualClock", "TestHost", "forPlugin", "parseCapturedContext", "runPlugin", "sequentialIds", "startBroker", "storeDiff"]);
+  it('"plugbox/testing" exports the test hosts (one plug-in, the whole pipeline), one-off runs and their builder, store diffs, predictable ids, the manual clock, the broker and the reader of captured contexts', () => {
+    expect(Object.keys(testing).sort()).toEqual(["Broker", "ManualClock", "TestHost", "createTestHost", "forPlugin", "parseCapturedContext", "runPlugin", "sequentialIds", "startBroker", "storeDiff"]);
   });
 
   it('"plugbox/testing/vitest" registers its matchers when imported, and exports the journal as text', () => {

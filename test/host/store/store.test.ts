@@ -50,6 +50,27 @@ describe("store", () => {
     store.close();
   });
 
+  it("a held savepoint (a test host's snapshot): transactions commit inside it, rolling back to it undoes them and keeps it held, and the savepoints held after it go", () => {
+    const store = Store.open();
+    const a = "6d81597f-0f9f-e711-8122-000d3aa2331c";
+    const b = "7e92608f-1f9f-e711-8122-000d3aa2331c";
+    store.holdSavepoint("first");
+    store.transaction(() => store.insertRecord("account", a, { name: "A" }));
+    store.holdSavepoint("second");
+    store.transaction(() => store.insertRecord("account", b, { name: "B" }));
+    expect(store.allRecords().map((r) => r.id)).toEqual([a, b]);
+
+    expect(store.rollbackToHeld("second")).toBe(true);
+    expect(store.allRecords().map((r) => r.id)).toEqual([a]);
+    expect(store.rollbackToHeld("first")).toBe(true);
+    expect(store.allRecords()).toEqual([]);
+    expect(store.rollbackToHeld("second")).toBe(false);
+    store.transaction(() => store.insertRecord("account", b, { name: "B" }));
+    expect(store.rollbackToHeld("first")).toBe(true);
+    expect(store.allRecords()).toEqual([]);
+    store.close();
+  });
+
   it("beginWrite: while another process holds the write lock it waits with the event loop free, and begins once the lock is let go", async () => {
     const file = path.join(dir, "shared.db");
     const holder = Store.open({ path: file });
