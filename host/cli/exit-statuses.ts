@@ -16,6 +16,7 @@ import { JOB_ERRORS, type JobErrorCode } from "../jobs/errors.js";
 import { PIPELINE_ERRORS, type PipelineErrorCode } from "../pipeline/errors.js";
 import { RELAY_ERRORS, type RelayErrorCode } from "../relay/errors.js";
 import { BROKER_ERRORS, type BrokerErrorCode } from "../broker/errors.js";
+import { REPLAY_ERRORS, type ReplayErrorCode } from "../replay/errors.js";
 import { CLI_ERRORS, type CliErrorCode } from "./errors.js";
 import type { PluginRun } from "../run.js";
 import type { AuditReport } from "../audit/audit.js";
@@ -35,6 +36,7 @@ export type ErrorCode =
   | JobErrorCode
   | RelayErrorCode
   | BrokerErrorCode
+  | ReplayErrorCode
   | CliErrorCode;
 
 /** `plugbox`'s exit status when it fails: one per family of error (0 is success). */
@@ -154,6 +156,13 @@ export const EXIT_STATUSES: { readonly [Code in ErrorCode]: ExitStatus } = {
   BROKER_DATA_DIR_IN_USE: 2,
   BROKER_STORE_FAILED: 1,
 
+  REPLAY_RECORDING_INVALID: 2,
+  REPLAY_VERSION_UNSUPPORTED: 2,
+  REPLAY_RECORDING_NOT_WRITTEN: 2,
+  REPLAY_BUNDLE_UNMATCHED: 2,
+  REPLAY_CALL_NOT_RECORDED: 1,
+  REPLAY_DIFFERS: 1,
+
   CLI_USAGE: 2,
   OUTPUT_NOT_WRITABLE: 2,
   LISTEN_ENTITY_NOT_FOUND: 2,
@@ -175,6 +184,7 @@ export const ERROR_AREAS: ReadonlyArray<{ area: string; module: string; table: E
   { area: "Relay (service endpoints)", module: "host/relay/errors.ts", table: RELAY_ERRORS },
   { area: "Broker", module: "host/broker/errors.ts", table: BROKER_ERRORS },
   { area: "Wire format (RemoteExecutionContext)", module: "sdk/wire/errors.ts", table: WIRE_ERRORS },
+  { area: "Record and replay", module: "host/replay/errors.ts", table: REPLAY_ERRORS },
   { area: "CLI", module: "host/cli/errors.ts", table: CLI_ERRORS },
 ];
 

@@ -17,6 +17,8 @@ import { heapText, runPlugin } from "../run.js";
 import { EXIT_STATUSES, exitStatusOf, withExitStatus, type RunResult } from "./exit-statuses.js";
 import { createHost, type PlugboxHost } from "../host.js";
 import { importData, readJson, readPlugboxJson, registerPipelineCommands, STORE_CHECK_FLAG } from "./pipeline-commands.js";
+import { RECORD_FLAG, withRecording } from "./command-host.js";
+import { registerReplayCommand } from "./replay-command.js";
 import { toStoreError } from "../store/errors.js";
 import { isGuid } from "../ids.js";
 import { registerListenCommand } from "./listen-command.js";
@@ -86,6 +88,7 @@ interface RunFlags extends InspectFlags {
   allowHost?: string[];
   json?: boolean;
   storeCheck?: boolean;
+  record?: string;
   [limit: string]: unknown;
 }
 
@@ -163,10 +166,12 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
     .option("--web-policy <file.json>", "widen or tune the outbound web policy (allowed hosts, extra ports, resolver override, …)")
     .option("--allow-host <host...>", "narrow outbound web requests to these hosts, as a bundle's manifest entry does")
     .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, …, sandbox: { node, isolatedVm, package } }")
+    .option(...RECORD_FLAG)
     .option(...STORE_CHECK_FLAG)
     .option(...INSPECT_FLAG)
     .option(...INSPECT_BRK_FLAG);
   registerPipelineCommands(program, io);
+  registerReplayCommand(program, io);
   registerListenCommand(program, io);
   registerBrokerCommand(program, io);
   registerAuditCommand(program, io);
@@ -199,37 +204,41 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
       webPolicy = policy as WebPolicyInput;
     }
     const bundle = SOURCE_ENTRY.test(bundlePath) ? await buildEntry(bundlePath) : bundlePath;
-    let host: PlugboxHost | undefined;
     const inspector = inspectorFromFlags(flags, io.err);
     const runtimeOptions = { workers: 1, prewarmIsolates: flags.isolation === "reuse" ? 0 : 1, ...(inspector ? { inspector } : {}) };
-    if (flags.db || flags.data || flags.manifest) {
-      host = await createHost({
-        db: flags.db ?? ":memory:",
-        runJobs: false,
-        runtimeOptions,
-        storeOptions: { quickCheck: flags.storeCheck !== false },
-        ...(flags.manifest ? { manifest: flags.manifest } : {}),
-        ...(flags.secrets ? { secrets: { file: flags.secrets } } : {}),
-      });
-      if (flags.data) await importData(host, await readJson(flags.data, "data"), flags.data).catch(async (error: unknown) => {
-        await host!.close();
-        throw error;
-      });
-    }
-    const runtime = !host && inspector ? createSandboxRuntime(runtimeOptions) : undefined;
-    const result = withExitStatus(await runPlugin({
-      ...(host ? { runtime: host.runtime, organization: host.organization(), notification: host.notification } : {}),
-      ...(runtime ? { runtime } : {}),
-      bundle,
-      ...(webPolicy ? { webPolicy } : {}),
-      ...(flags.allowHost ? { webAllowedHosts: flags.allowHost } : {}),
-      typeName: flags.type,
-      context,
-      unsecureConfig: flags.unsecureConfig ?? null,
-      secureConfig: flags.secureConfig ?? null,
-      isolation: flags.isolation,
-      limits,
-    }).finally(() => Promise.all([host?.close(), runtime?.close()])));
+    const result = await withRecording(flags.record, runtimeOptions, async (recording) => {
+      if (recording && typeof bundle !== "string") recording.recorder.noteSource(bundle, bundlePath);
+      let host: PlugboxHost | undefined;
+      if (flags.db || flags.data || flags.manifest) {
+        host = await createHost({
+          db: flags.db ?? ":memory:",
+          runJobs: false,
+          ...(recording ? { runtime: recording.runtime } : { runtimeOptions }),
+          storeOptions: { quickCheck: flags.storeCheck !== false },
+          ...(flags.manifest ? { manifest: flags.manifest } : {}),
+          ...(flags.secrets ? { secrets: { file: flags.secrets } } : {}),
+        });
+        if (flags.data) await importData(host, await readJson(flags.data, "data"), flags.data).catch(async (error: unknown) => {
+          await host!.close();
+          throw error;
+        });
+      }
+      const runtime = recording?.runtime ?? (!host && inspector ? createSandboxRuntime(runtimeOptions) : undefined);
+      const ownRuntime = recording ? undefined : runtime;
+      return withExitStatus(await runPlugin({
+        ...(host ? { runtime: host.runtime, organization: host.organization(), notification: host.notification } : {}),
+        ...(runtime ? { runtime } : {}),
+        bundle,
+        ...(webPolicy ? { webPolicy } : {}),
+        ...(flags.allowHost ? { webAllowedHosts: flags.allowHost } : {}),
+        typeName: flags.type,
+        context,
+        unsecureConfig: flags.unsecureConfig ?? null,
+        secureConfig: flags.secureConfig ?? null,
+        isolation: flags.isolation,
+        limits,
+      }).finally(() => Promise.all([host?.close(), ownRuntime?.close()])));
+    });
     if (flags.json) io.out(JSON.stringify({ ...result, sandbox: isolatedVmBinding() }, null, 2));
     else printHuman(result, { ...flags, entity: flags.entity ?? target?.logicalName }, result.ok ? io.out : io.err);
     io.setExitCode(result.exitCode);
