@@ -201,6 +201,16 @@ function nameOf(call: RecordedCall): string {
   return `${call.service}.${call.op}`;
 }
 
+/** A call's arguments as the plug-in passed them: `organization.update(entity)` has the entity as args[0]. */
+function argsOf(call: RecordedCall): unknown[] {
+  if (call.service !== "organization") return call.args;
+  try {
+    return plain(asMethodCall({ service: "organization", op: call.op, args: fromPlain(call.args) as unknown[] }).args);
+  } catch {
+    return call.args;
+  }
+}
+
 const READS = /^(Retrieve|WhoAmI|Fetch)/;
 
 function kindOf(call: RecordedCall): DifferenceKind {
@@ -220,7 +230,7 @@ function callDifferences(recorded: readonly RecordedCall[], replayed: readonly R
     else if (was && now) {
       if (operationOf(was) !== operationOf(now)) out.push({ kind: kindOf(now), where: `${at}: ${nameOf(was)} recorded, ${nameOf(now)} replayed`, recorded: was.args, replayed: now.args });
       else {
-        for (const d of leafDifferences(was.args, now.args, "args")) out.push({ kind: kindOf(now), where: `${at} ${nameOf(now)}: ${d.where}`, recorded: d.recorded, replayed: d.replayed });
+        for (const d of leafDifferences(argsOf(was), argsOf(now), "args")) out.push({ kind: kindOf(now), where: `${at} ${nameOf(now)}: ${d.where}`, recorded: d.recorded, replayed: d.replayed });
         if (was.userId !== now.userId) out.push({ kind: kindOf(now), where: `${at} ${nameOf(now)}: the user it acts as`, recorded: was.userId, replayed: now.userId });
       }
     }
