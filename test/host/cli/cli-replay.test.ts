@@ -136,6 +136,23 @@ describe("plugbox replay --recording", () => {
     ]);
   });
 
+  it("a call the recording does not hold at its position is answered with REPLAY_CALL_NOT_RECORDED, and shown as a difference", async () => {
+    const file = path.join(dir, "no-credit.recording.json");
+    expect((await plugbox(["run", "v1/account-review.js", "--type", "AccountReview", "--stage", "20", "--target", "account.json", "--record", file], dir)).code).toBe(0);
+    const replay = await plugbox(["replay", "--recording", file, "--bundle", "v2/account-review.js", "--json"], dir);
+    expect(replay.code).toBe(1);
+    const report = JSON.parse(replay.stdout) as { executions: Array<{ calls: { recorded: number; replayed: number }; differences: Array<{ kind: string; where: string; recorded?: unknown; replayed?: unknown }> }> };
+    const [execution] = report.executions;
+    expect(execution!.calls).toEqual({ recorded: 3, replayed: 4 });
+    expect(execution!.differences).toContainEqual({ kind: "read", where: "call 4 organization.execute(WhoAmI): not in the recording", replayed: [{ requestName: "WhoAmI", parameters: {} }] });
+    expect(execution!.differences).toContainEqual({
+      kind: "outcome",
+      where: "outcome",
+      recorded: "ok",
+      replayed: { code: "REPLAY_CALL_NOT_RECORDED", message: expect.stringMatching(/^call 4 \(organization\.execute\(WhoAmI\)\) is not in the recording: the recording has 3 call\(s\); a replay is offline/) },
+    });
+  });
+
   it("reports a recorded bundle file that changed since the recording", async () => {
     const file = path.join(dir, "moved.recording.json");
     mkdirSync(path.join(dir, "moving"));
