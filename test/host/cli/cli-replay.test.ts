@@ -15,6 +15,7 @@ let dir: string;
 let credit: Server;
 let creditUrl: string;
 let recorded: string;
+const ENDPOINT_ID = "5b1f3c2e-8d4a-4f6b-9c7e-2a1d0e9f8b7c";
 
 interface RecordingFile {
   format: string;
@@ -22,6 +23,7 @@ interface RecordingFile {
   plugbox: string;
   executions: Array<{
     typeName: string;
+    secureConfig: string | null;
     bundle: { path: string; sha256: string };
     context: { messageName: string; stage: number };
     calls: Array<{ service: string; op: string; args: unknown[]; ok: boolean; result?: unknown }>;
@@ -52,9 +54,9 @@ beforeAll(async () => {
   writeFileSync(path.join(dir, "account.json"), JSON.stringify({ logicalName: "account", attributes: { name: "Contoso" } }));
   writeFileSync(path.join(dir, "nameless.json"), JSON.stringify({ logicalName: "account", attributes: {} }));
 
-  // The recording the replay tests share: a run that writes, reads, traces and asks the credit service over the web.
+  // The recording the replay tests share: a run that writes, reads, traces, asks the credit service over the web and posts.
   recorded = path.join(dir, "review.recording.json");
-  const run = await plugbox(["run", "v1/account-review.js", "--type", "AccountReview", "--stage", "20", "--target", "account.json", "--unsecure-config", creditUrl, "--web-policy", "web-policy.json", "--record", recorded], dir);
+  const run = await plugbox(["run", "v1/account-review.js", "--type", "AccountReview", "--stage", "20", "--target", "account.json", "--unsecure-config", creditUrl, "--secure-config", ENDPOINT_ID, "--web-policy", "web-policy.json", "--record", recorded], dir);
   expect(run.code, run.stderr).toBe(0);
   // Replays are offline: the credit service is gone before any of them runs.
   await new Promise((resolve) => credit.close(resolve));
@@ -65,7 +67,7 @@ afterAll(() => {
 });
 
 describe("plugbox run --record", () => {
-  it("records the context, each service call with its reply in order, the whole web exchange and the outcome", () => {
+  it("records the context, each service call with its reply in order, the whole web exchange, the post and the outcome", () => {
     const recording = readRecording(recorded);
     expect(recording).toMatchObject({ format: "plugbox-recording", version: 1, plugbox: expect.stringMatching(/^\d+\.\d+\.\d+/) });
     expect(recording.executions).toHaveLength(1);
@@ -78,7 +80,11 @@ describe("plugbox run --record", () => {
       "organization.execute Retrieve",
       "organization.execute Update",
       "web.fetch",
+      "notification.execute",
     ]);
+    expect(execution!.secureConfig).toBe(ENDPOINT_ID);
+    expect(execution!.calls[4]!.args[0]).toEqual({ logicalName: "serviceendpoint", id: ENDPOINT_ID });
+    expect(execution!.calls[4]!.args[1]).toMatchObject({ messageName: "Create", primaryEntityName: "account" });
     const web = execution!.calls[3]!;
     expect(web.args[0]).toMatchObject({ url: `${creditUrl}/score?name=Contoso` });
     expect(web.result).toMatchObject({ status: 200, headers: expect.arrayContaining([["x-credit-source", "local"]]), bodyBase64: expect.any(String) });
@@ -101,7 +107,7 @@ describe("plugbox replay --recording", () => {
   it("re-runs the recording offline and finds no difference: exit 0", async () => {
     const replay = await plugbox(["replay", "--recording", recorded], dir);
     expect(replay.code, replay.stderr).toBe(0);
-    expect(replay.stdout).toContain("execution 1: AccountReview on Create of account (stage 20, depth 1), 4 service call(s) — same");
+    expect(replay.stdout).toContain("execution 1: AccountReview on Create of account (stage 20, depth 1), 5 service call(s) — same");
     expect(replay.stdout).toMatch(/same: the replay did what the recording did\n$/);
   });
 
