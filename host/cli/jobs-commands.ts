@@ -82,10 +82,10 @@ export function registerJobsCommands(program: Command, io: CliIo): void {
         for (const o of outcomes) io.out(`job ${o.id}: ${o.outcome}${o.message ? ` — ${o.message}` : ""}`);
         if (outcomes.some((o) => o.outcome === "failed")) io.setExitCode(1);
       };
-      assertStoreExists(flags.db);
       const processes = flags.processes ?? IN_THIS_PROCESS;
+      if (flags.record && processes > 1) throw new CliError("CLI_USAGE", "--record records the jobs run in this process; it cannot be used with --processes above 1");
+      assertStoreExists(flags.db);
       if (processes > 1) {
-        if (flags.record) throw new CliError("CLI_USAGE", "--record records the jobs run in this process; it cannot be used with --processes above 1");
         const webPolicy = flags.webPolicy ? await readWebPolicy(flags.webPolicy) : undefined;
         const result = await runJobsInProcesses({
           manifest: path.resolve(flags.manifest),

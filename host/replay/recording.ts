@@ -21,7 +21,7 @@ import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { fromPlain, MAX_DEPTH } from "../../sdk/codec.js";
 import { formatPath, parseOptions, v } from "../../runtime/schema.js";
-import type { Isolation, SandboxLimits } from "../../runtime/index.js";
+import { resolveLimits, type Isolation, type SandboxLimits } from "../../runtime/index.js";
 import { nestingDepth } from "../json-input.js";
 import { UsageError } from "../errors.js";
 import { ReplayError } from "./errors.js";
@@ -197,10 +197,11 @@ export function parseRecording(source: string, file: string): Recording {
   if (checksumOf(recording.executions) !== recording.checksum) throw invalid(file, "does not match its checksum: it was changed or damaged after it was written");
   recording.executions.forEach((entry, index) => {
     try {
+      resolveLimits(entry.limits, undefined, `executions[${index}].limits`);
       fromPlain(entry.context);
       for (const c of entry.calls) fromPlain({ args: c.args, result: c.result ?? null });
     } catch (error) {
-      throw invalid(file, `holds a value plugbox cannot read in executions[${index}]: ${(error as Error).message}`);
+      throw invalid(file, `holds a value plugbox cannot use in executions[${index}]: ${(error as Error).message}`);
     }
   });
   return recording;

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -222,11 +223,19 @@ describe("exec and jobs run --record", () => {
   });
 
   it("jobs run --record refuses --processes above 1 (the jobs would run in other processes)", async () => {
-    const run = await plugbox(["jobs", "run", "--manifest", "plugbox-async.json", "--db", path.join(dir, "jobs.db"), "--processes", "2", "--record", path.join(dir, "never.json")], dir);
+    const run = await plugbox(["jobs", "run", "--manifest", "plugbox-async.json", "--db", path.join(dir, "no-such.db"), "--processes", "2", "--record", path.join(dir, "never.json")], dir);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("plugbox: error [CLI_USAGE]: --record records the jobs run in this process");
   });
 });
+
+/** A recording changed as a tool that knows the format would change it: its checksum made again. */
+function rewritten(text: string, change: (recording: { executions: Array<Record<string, unknown>>; checksum: string }) => void): string {
+  const recording = JSON.parse(text) as { executions: Array<Record<string, unknown>>; checksum: string };
+  change(recording);
+  recording.checksum = createHash("sha256").update(JSON.stringify(recording.executions)).digest("hex");
+  return JSON.stringify(recording);
+}
 
 describe("replay refuses a recording it cannot trust, and replays none of it", () => {
   const refusals: Array<[string, (text: string) => string, string, RegExp]> = [
@@ -236,6 +245,8 @@ describe("replay refuses a recording it cannot trust, and replays none of it", (
     ["a missing part", (text) => text.replace(/"typeName": "AccountReview",/, ""), "REPLAY_RECORDING_INVALID", /is damaged: executions\[0\]\.typeName must be a string/],
     ["another plugbox version", (text) => text.replace(/"plugbox": "[^"]+"/, '"plugbox": "0.0.1"'), "REPLAY_VERSION_UNSUPPORTED", /was made by plugbox "0\.0\.1" in recording format 1; this is plugbox .*record it again/],
     ["another recording format", (text) => text.replace('"version": 1', '"version": 2'), "REPLAY_VERSION_UNSUPPORTED", /in recording format 2/],
+    ["a value plugbox cannot use, with the checksum made again", (text) => rewritten(text, (r) => (r.executions[0]!.limits = { timeoutMs: -1 })), "REPLAY_RECORDING_INVALID", /cannot use in executions\[0\]: .*timeoutMs/],
+    ["an unknown member, with the checksum made again", (text) => rewritten(text, (r) => Object.assign(r.executions[0]!, { profiler: true })), "REPLAY_RECORDING_INVALID", /is damaged: executions\[0\]\.profiler/],
     ["a file that is not a recording", () => JSON.stringify({ logicalName: "account" }), "REPLAY_RECORDING_INVALID", /is not a plugbox recording/],
   ];
   for (const [what, damage, code, message] of refusals) {
