@@ -281,6 +281,29 @@ function shownValue(value: unknown): string {
   return value === undefined ? "(none)" : JSON.stringify(value);
 }
 
+/** Two traces line by line: `- ` a recorded line the replay did not trace, `+ ` a replayed one, in order (a longest common subsequence). */
+function lineDiff(recorded: string, replayed: string): string[] {
+  const a = recorded === "" ? [] : recorded.split("\n");
+  const b = replayed === "" ? [] : replayed.split("\n");
+  // Past this size, the table would cost too much: every line is shown as changed.
+  if (a.length * b.length > 4_000_000) return [...a.map((l) => `- ${l}`), ...b.map((l) => `+ ${l}`)];
+  const common: number[][] = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
+  for (let i = a.length - 1; i >= 0; i--) for (let j = b.length - 1; j >= 0; j--) common[i]![j] = a[i] === b[j] ? common[i + 1]![j + 1]! + 1 : Math.max(common[i + 1]![j]!, common[i]![j + 1]!);
+  const out: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (i < a.length && j < b.length && a[i] === b[j]) {
+      i++;
+      j++;
+    } else if (j >= b.length || (i < a.length && common[i + 1]![j]! >= common[i]![j + 1]!)) out.push(`- ${a[i++]}`);
+    else out.push(`+ ${b[j++]}`);
+  }
+  if (a.length === 0) out.unshift("- (no trace)");
+  if (b.length === 0) out.push("+ (no trace)");
+  return out;
+}
+
 /** A replay report for people: each execution, what differs in it (recorded, then replayed), and a last line that sums it up. */
 export function formatReplayDiff(report: ReplayReport): string[] {
   const lines = [`replay of ${report.recording} (recorded ${report.recordedAt} by plugbox ${report.plugbox}): ${report.executions.length} execution(s)`];
@@ -293,12 +316,9 @@ export function formatReplayDiff(report: ReplayReport): string[] {
       lines.push(`  bundle: ${moved} (sha256 ${e.bundle.replayed.sha256.slice(0, 12)}…, recorded ${e.bundle.recorded.sha256.slice(0, 12)}…)`);
     }
     for (const d of e.differences) {
-      lines.push(`  ${KIND_LABELS[d.kind]}: ${d.where}`);
+      lines.push(`  ${KIND_LABELS[d.kind]}${d.where === d.kind ? "" : `: ${d.where}`}`);
       if (d.kind === "trace") {
-        const was = String(d.recorded ?? "").split("\n");
-        const now = String(d.replayed ?? "").split("\n");
-        for (const line of was) if (!now.includes(line)) lines.push(`    - ${line}`);
-        for (const line of now) if (!was.includes(line)) lines.push(`    + ${line}`);
+        lines.push(...lineDiff(String(d.recorded ?? ""), String(d.replayed ?? "")).map((line) => `    ${line}`));
         continue;
       }
       lines.push(`    recorded: ${shownValue(d.recorded)}`);

@@ -90,7 +90,7 @@ describe("plugbox run --record", () => {
     expect(web.args[0]).toMatchObject({ url: `${creditUrl}/score?name=Contoso` });
     expect(web.result).toMatchObject({ status: 200, headers: expect.arrayContaining([["x-credit-source", "local"]]), bodyBase64: expect.any(String) });
     expect(JSON.parse(Buffer.from((web.result as { bodyBase64: string }).bodyBase64, "base64").toString())).toEqual({ score: 720, asked: "/score?name=Contoso" });
-    expect(execution!.outcome).toMatchObject({ ok: true, trace: "reviewing Contoso\ncredit score 720" });
+    expect(execution!.outcome).toMatchObject({ ok: true, trace: "reviewing Contoso\ntask due this week\ncredit score 720" });
   });
 
   it("records a run that fails too, and its replay is the same failure", async () => {
@@ -112,7 +112,7 @@ describe("plugbox replay --recording", () => {
     expect(replay.stdout).toMatch(/same: the replay did what the recording did\n$/);
   });
 
-  it("--bundle: replays the next build and prints the write and the output that changed, exit 1 with REPLAY_DIFFERS", async () => {
+  it("--bundle: replays the next build and prints the write, the output and the trace that changed, exit 1 with REPLAY_DIFFERS", async () => {
     const replay = await plugbox(["replay", "--recording", recorded, "--bundle", "v2/account-review.js"], dir);
     expect(replay.code).toBe(1);
     expect(replay.stdout).toContain(`bundle: ${path.join(dir, "v2/account-review.js")} in place of ${path.join(dir, "v1/account-review.js")}`);
@@ -125,10 +125,13 @@ describe("plugbox replay --recording", () => {
         "  output: changes.inputParameters.Target.attributes.description",
         `    recorded: "reviewed by task ${taskId}"`,
         `    replayed: "review task ${taskId}"`,
+        "  trace",
+        "    - task due this week",
+        "    + task due today",
       ].join("\n"),
     );
-    expect(replay.stdout).toContain("differs: 2 difference(s) in 1 of 1 execution(s)");
-    expect(replay.stderr).toContain("plugbox: error [REPLAY_DIFFERS]: the replay differs from the recording in 2 place(s)");
+    expect(replay.stdout).toContain("differs: 3 difference(s) in 1 of 1 execution(s)");
+    expect(replay.stderr).toContain("plugbox: error [REPLAY_DIFFERS]: the replay differs from the recording in 3 place(s)");
   });
 
   it("--json: prints the differences as data", async () => {
@@ -140,6 +143,7 @@ describe("plugbox replay --recording", () => {
     expect(report.executions[0]!.differences).toEqual([
       { kind: "write", where: "call 3 organization.update: args[0].attributes.subject", recorded: "Review Contoso this week", replayed: "Review Contoso today" },
       { kind: "changes", where: "changes.inputParameters.Target.attributes.description", recorded: expect.stringMatching(/^reviewed by task /), replayed: expect.stringMatching(/^review task /) },
+      { kind: "trace", where: "trace", recorded: "reviewing Contoso\ntask due this week\ncredit score 720", replayed: "reviewing Contoso\ntask due today\ncredit score 720" },
     ]);
   });
 
