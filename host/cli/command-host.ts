@@ -8,7 +8,7 @@ import type { InspectorOptions, SandboxRuntime, SandboxRuntimeInput } from "../.
 import { UsageError } from "../errors.js";
 import { createHost, type PlugboxHost } from "../host.js";
 import { readJsonInput } from "../json-input.js";
-import { Recorder } from "../replay/index.js";
+import { assertRecordingWritable, Recorder } from "../replay/index.js";
 import type { WebPolicyInput } from "../web/index.js";
 
 export interface CliIo {
@@ -44,6 +44,7 @@ export const RECORD_FLAG = ["--record <file>", "record every plug-in execution (
  */
 export async function withRecording<T>(file: string | undefined, runtimeInput: Parameters<Recorder["createRuntime"]>[0], fn: (recording: { recorder: Recorder; runtime: SandboxRuntime } | undefined) => Promise<T>): Promise<T> {
   if (file === undefined) return fn(undefined);
+  await assertRecordingWritable(file);
   const recorder = new Recorder();
   const runtime = recorder.createRuntime(runtimeInput);
   try {

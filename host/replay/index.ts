@@ -6,7 +6,7 @@
 export { Recorder } from "./recorder.js";
 export { replayRecording, formatReplayDiff } from "./replay.js";
 export type { ReplayOptions, ReplayReport, ExecutionReplay, ReplayDifference, DifferenceKind, BundleIdentity } from "./replay.js";
-export { readRecording, parseRecording, writeRecording, RECORDING_FORMAT, RECORDING_VERSION, PLUGBOX_VERSION } from "./recording.js";
+export { readRecording, parseRecording, writeRecording, assertRecordingWritable, RECORDING_FORMAT, RECORDING_VERSION, PLUGBOX_VERSION } from "./recording.js";
 export type { Recording, RecordedExecution, RecordedCall, RecordedOutcome, RecordedChanges, RecordedError } from "./recording.js";
 export { ReplayError, REPLAY_ERRORS } from "./errors.js";
 export type { ReplayErrorCode } from "./errors.js";

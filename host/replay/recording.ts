@@ -17,7 +17,9 @@
  * in it; any fault is a typed error and nothing is replayed.
  */
 import { createHash } from "node:crypto";
-import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { createRequire } from "node:module";
 import { fromPlain, MAX_DEPTH } from "../../sdk/codec.js";
 import { formatPath, parseOptions, v } from "../../runtime/schema.js";
@@ -101,6 +103,16 @@ export function checksumOf(executions: readonly RecordedExecution[]): string {
 
 export function makeRecording(executions: RecordedExecution[], recordedAt: Date): Recording {
   return { format: RECORDING_FORMAT, version: RECORDING_VERSION, plugbox: PLUGBOX_VERSION, recordedAt: recordedAt.toISOString(), checksum: checksumOf(executions), executions };
+}
+
+/** Refuses, before anything runs, a recording file that could not be written at the end (REPLAY_RECORDING_NOT_WRITTEN). */
+export async function assertRecordingWritable(file: string): Promise<void> {
+  const folder = path.dirname(path.resolve(file));
+  const refuse = (why: string) => new ReplayError("REPLAY_RECORDING_NOT_WRITTEN", `cannot write the recording ${file}: ${why}; nothing ran`);
+  const info = await stat(folder).catch(() => undefined);
+  if (!info?.isDirectory()) throw refuse(`the folder ${folder} does not exist`);
+  if (await access(folder, constants.W_OK).then(() => false, () => true)) throw refuse(`the folder ${folder} is not writable`);
+  if ((await stat(file).catch(() => undefined))?.isDirectory()) throw refuse("it is a folder");
 }
 
 /** Writes a recording whole or not at all: to a file beside it, then renamed over it. */

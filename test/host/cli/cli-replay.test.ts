@@ -102,6 +102,16 @@ describe("plugbox run --record", () => {
     expect(replay.code, replay.stderr).toBe(0);
     expect(replay.stdout).toContain("same: the replay did what the recording did");
   });
+
+  it("refuses a recording file it could not write before the plug-in runs: REPLAY_RECORDING_NOT_WRITTEN", async () => {
+    for (const [file, why] of [[path.join(dir, "no-such-folder/r.json"), "does not exist"], [dir, "it is a folder"]] as const) {
+      const run = await plugbox(["run", "v1/account-review.js", "--type", "AccountReview", "--stage", "20", "--target", "account.json", "--record", file], dir);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/^plugbox: error \[REPLAY_RECORDING_NOT_WRITTEN\]: cannot write the recording /);
+      expect(run.stderr).toContain(why);
+      expect(run.stdout).toBe("");
+    }
+  });
 });
 
 describe("plugbox replay --recording", () => {
