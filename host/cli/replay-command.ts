@@ -3,7 +3,7 @@
  * prints what differs (exit 0 when nothing does, 1 with REPLAY_DIFFERS when something does).
  */
 import type { Command } from "commander";
-import { createSandboxRuntime, isolatedVmBinding } from "../../runtime/index.js";
+import { isolatedVmBinding } from "../../runtime/index.js";
 import { formatReplayDiff, replayRecording, REPLAY_ERRORS } from "../replay/index.js";
 import { CliError } from "./errors.js";
 import { EXIT_STATUSES } from "./exit-statuses.js";
@@ -27,8 +27,7 @@ export function registerReplayCommand(program: Command, io: CliIo): void {
       if (context !== undefined) throw new CliError("CLI_USAGE", `replay takes either a context or --recording, not both (got ${context})`);
       // Debug mode: the recorded executions run again under the debugger, one after the other.
       const inspector = inspectorFromFlags(flags, io.err);
-      const runtime = inspector ? createSandboxRuntime({ workers: 1, prewarmIsolates: 1, inspector }) : undefined;
-      const report = await replayRecording(flags.recording, { ...(flags.bundle !== undefined ? { bundle: flags.bundle } : {}), ...(runtime ? { runtime } : {}) }).finally(() => runtime?.close());
+      const report = await replayRecording(flags.recording, { ...(flags.bundle !== undefined ? { bundle: flags.bundle } : {}), ...(inspector ? { inspector } : {}) });
       const error = report.same ? undefined : { code: "REPLAY_DIFFERS", message: `the replay differs from the recording in ${report.differences} place(s)` };
       if (flags.json) io.out(JSON.stringify({ ok: report.same, ...(error ? { error } : {}), ...report, sandbox: isolatedVmBinding() }, null, 2));
       else {

@@ -20,6 +20,7 @@ import {
 } from "../../runtime/index.js";
 import type { WebCallRecord } from "../../runtime/protocol.js";
 import { createWebClient, WEB_ERRORS, WebError, type WebClient, type WebPolicyInput } from "../web/index.js";
+import { PinnedClock } from "./pinned-clock.js";
 import { makeRecording, writeRecording, type RecordedCall, type RecordedError, type RecordedExecution, type RecordedOutcome, type Recording } from "./recording.js";
 import path from "node:path";
 
@@ -43,11 +44,15 @@ export function outcomeOf(report: ExecutionReport, violations: readonly string[]
   return { ok: false, error: { code, message: error.message }, changes: null, ...base };
 }
 
+const iso = (time: number) => new Date(time).toISOString();
+
 export class Recorder {
   readonly #executions: RecordedExecution[] = [];
   readonly #webClients = new Map<string, WebClient>();
   readonly #sources = new Map<string, string>();
   readonly #startedAt: Date;
+  /** The time its plug-ins see, pinned when each starts and each call is answered, and recorded then. */
+  readonly #clock = new PinnedClock();
 
   constructor(startedAt: Date = new Date()) {
     this.#startedAt = startedAt;
@@ -63,14 +68,18 @@ export class Recorder {
     this.#sources.set(bundle.id, path.resolve(file));
   }
 
-  /** A sandbox runtime (started with `input`) whose executions this recorder records. */
-  createRuntime(input?: SandboxRuntimeInput): SandboxRuntime {
+  /**
+   * A sandbox runtime (started with `input`) whose executions this recorder records. Its plug-ins
+   * see the recorder's clock (`pluginTime: "clock"` on real time): the time stands still while their
+   * code runs, and is the one recorded each time it is entered.
+   */
+  createRuntime(input?: Omit<SandboxRuntimeInput, "clock" | "pluginTime">): SandboxRuntime {
     const record = (request: ExecutionRequest, services: SandboxServices, run: (r: ExecutionRequest, s: SandboxServices) => Promise<ExecutionReport>) => this.#record(request, services, run);
     return new (class RecordingRuntime extends SandboxRuntime {
       override execute(request: ExecutionRequest, services?: SandboxServices): Promise<ExecutionReport> {
         return record(request, services ?? noServices, (r, s) => super.execute(r, s));
       }
-    })(input);
+    })({ ...input, clock: this.#clock, pluginTime: "clock" });
   }
 
   recording(): Recording {
@@ -108,6 +117,7 @@ export class Recorder {
       isolation: request.isolation ?? "fresh",
       limits: { ...request.limits },
       context: plain(request.context),
+      startedAt: iso(this.#clock.pin()),
       calls: [],
       outcome: { ok: false, error: { code: "SANDBOX_INTERNAL", message: "the execution did not end" }, changes: null, trace: "", violations: [] },
     };
@@ -116,7 +126,7 @@ export class Recorder {
     const web = webConfig ? { client: this.#webClient(webConfig.policy), allowedHosts: webConfig.allowedHosts, served: [] as WebCallRecord[], violations: [] as string[] } : undefined;
     const recording: SandboxServices = {
       call: async (call: ServiceCall) => {
-        const record: RecordedCall = { service: call.service, op: call.op, userId: call.userId, args: plain(call.args), ok: false };
+        const record: RecordedCall = { service: call.service, op: call.op, userId: call.userId, args: plain(call.args), ok: false, at: "" };
         entry.calls.push(record);
         try {
           const result = web && call.service === "web" ? await this.#fetch(web, call) : await services.call(call);
@@ -126,6 +136,9 @@ export class Recorder {
         } catch (error) {
           record.error = recordedError(error, call.service);
           throw error;
+        } finally {
+          // The time the plug-in sees when the answer resumes it.
+          record.at = iso(this.#clock.pin());
         }
       },
     };

@@ -7,8 +7,8 @@
  *   "checksum": "<sha256 of the executions' JSON>",
  *   "executions": [ { "bundle": { "path": "/abs/dist/plugin.js", "sha256": "…" }, "typeName": "HelloPlugin",
  *     "unsecureConfig": null, "secureConfig": null, "isolation": "fresh", "limits": {},
- *     "context": { … the context as the plug-in received it … },
- *     "calls": [ { "service": "organization", "op": "execute", "userId": "…", "args": [ … ], "ok": true, "result": … } ],
+ *     "context": { … the context as the plug-in received it … }, "startedAt": "2026-12-02T14:00:00.120Z",
+ *     "calls": [ { "service": "organization", "op": "execute", "userId": "…", "args": [ … ], "ok": true, "at": "2026-12-02T14:00:00.131Z", "result": … } ],
  *     "outcome": { "ok": true, "changes": { "inputParameters": …, "outputParameters": …, "sharedVariables": … }, "trace": "…", "violations": [] } } ] }
  * ```
  *
@@ -52,6 +52,8 @@ export interface RecordedCall {
   /** The arguments, plugbox JSON: an organization request, a notification's endpoint and context, a web request. */
   args: unknown[];
   ok: boolean;
+  /** When the reply was given: the time the plug-in saw when it resumed (ISO 8601, ms). */
+  at: string;
   /** The reply, plugbox JSON: an organization response, a post's answer, a web response with its status, headers and body. */
   result?: unknown;
   error?: RecordedError;
@@ -83,6 +85,8 @@ export interface RecordedExecution {
   limits: Partial<SandboxLimits>;
   /** The execution context as the plug-in received it, plugbox JSON. */
   context: Record<string, unknown>;
+  /** When it started: the time the plug-in saw when its code was first entered (ISO 8601, ms). */
+  startedAt: string;
   calls: RecordedCall[];
   outcome: RecordedOutcome;
 }
@@ -128,6 +132,7 @@ export async function writeRecording(file: string, recording: Recording): Promis
 }
 
 const text = v.string("must be a string");
+const time = v.pipe(text, v.isoTimestamp("must be a time such as 2026-12-02T14:39:01.247Z"));
 const error = v.strictObject({ code: text, message: text }, "must be an object { code, message }");
 const plainObject = v.record(v.string(), v.unknown(), "must be an object");
 const call = v.strictObject(
@@ -137,6 +142,7 @@ const call = v.strictObject(
     userId: v.nullable(text),
     args: v.array(v.unknown(), "must be an array"),
     ok: v.boolean("must be true or false"),
+    at: time,
     result: v.optional(v.unknown()),
     error: v.optional(error),
   },
@@ -161,6 +167,7 @@ const execution = v.strictObject(
     isolation: v.picklist(["fresh", "reuse"], "must be fresh or reuse"),
     limits: v.record(v.string(), v.number(), "must be an object of sandbox limits"),
     context: plainObject,
+    startedAt: time,
     calls: v.array(call, "must be an array"),
     outcome,
   },
@@ -171,7 +178,7 @@ const recordingSchema = v.strictObject(
     format: v.literal(RECORDING_FORMAT),
     version: v.literal(RECORDING_VERSION),
     plugbox: text,
-    recordedAt: text,
+    recordedAt: time,
     checksum: v.pipe(text, v.regex(/^[0-9a-f]{64}$/, "must be a sha256 in hex")),
     executions: v.array(execution, "must be an array"),
   },

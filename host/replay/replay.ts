@@ -7,11 +7,12 @@
 import path from "node:path";
 import { fromPlain, isPlainObject } from "../../sdk/codec.js";
 import { familyIn, PlugboxError } from "../../sdk/errors.js";
-import { createSandboxRuntime, loadBundleFile, type Bundle, type SandboxRuntime, type SandboxServices, type ServiceCall } from "../../runtime/index.js";
+import { createSandboxRuntime, loadBundleFile, type Bundle, type InspectorOptions, type SandboxRuntime, type SandboxServices, type ServiceCall } from "../../runtime/index.js";
 import { buildEntry, SOURCE_ENTRY } from "../build.js";
 import { asMethodCall } from "../services/index.js";
 import { WEB_ERRORS } from "../web/index.js";
 import { ReplayError } from "./errors.js";
+import { PinnedClock } from "./pinned-clock.js";
 import { outcomeOf, plain } from "./recorder.js";
 import { readRecording, type RecordedCall, type RecordedExecution, type RecordedOutcome } from "./recording.js";
 
@@ -22,8 +23,8 @@ export interface ReplayOptions {
    * Without it each execution runs the recorded bundle file again.
    */
   bundle?: string;
-  /** A runtime to replay in; without one, a runtime with one worker is started and closed. */
-  runtime?: SandboxRuntime;
+  /** Debug mode: the executions run again under a debugger (`plugbox replay --inspect`). */
+  inspector?: InspectorOptions;
 }
 
 /**
@@ -78,14 +79,16 @@ export interface ReplayReport {
 export async function replayRecording(file: string, options: ReplayOptions = {}): Promise<ReplayReport> {
   const recording = await readRecording(file);
   const bundles = await loadBundles(recording.executions, options.bundle);
-  const runtime = options.runtime ?? createSandboxRuntime({ workers: 1, prewarmIsolates: 1 });
+  // The plug-ins see the recorded time: pinned when each execution starts and each call is answered.
+  const clock = new PinnedClock();
+  const runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 1, clock, pluginTime: "clock", ...(options.inspector ? { inspector: options.inspector } : {}) });
   try {
     const executions: ExecutionReplay[] = [];
-    for (const [index, entry] of recording.executions.entries()) executions.push(await replayExecution(runtime, entry, bundles.get(entry.bundle.path)!, index + 1));
+    for (const [index, entry] of recording.executions.entries()) executions.push(await replayExecution(runtime, clock, entry, bundles.get(entry.bundle.path)!, index + 1));
     const differences = executions.reduce((sum, e) => sum + e.differences.length, 0);
     return { recording: file, plugbox: recording.plugbox, recordedAt: recording.recordedAt, same: differences === 0, differences, executions };
   } finally {
-    if (!options.runtime) await runtime.close();
+    await runtime.close();
   }
 }
 
@@ -103,9 +106,10 @@ async function loadBundles(executions: readonly RecordedExecution[], replacement
   return bundles;
 }
 
-async function replayExecution(runtime: SandboxRuntime, entry: RecordedExecution, bundle: Bundle, index: number): Promise<ExecutionReplay> {
-  const calls = new RecordedAnswers(entry.calls);
+async function replayExecution(runtime: SandboxRuntime, clock: PinnedClock, entry: RecordedExecution, bundle: Bundle, index: number): Promise<ExecutionReplay> {
+  const calls = new RecordedAnswers(entry.calls, clock);
   const context = fromPlain(entry.context) as Record<string, unknown>;
+  clock.pin(Date.parse(entry.startedAt));
   const report = await runtime.execute(
     {
       bundle,
@@ -146,13 +150,15 @@ class RecordedAnswers implements SandboxServices {
   readonly made: RecordedCall[] = [];
   readonly violations: string[] = [];
   readonly #recorded: readonly RecordedCall[];
+  readonly #clock: PinnedClock;
 
-  constructor(recorded: readonly RecordedCall[]) {
+  constructor(recorded: readonly RecordedCall[], clock: PinnedClock) {
     this.#recorded = recorded;
+    this.#clock = clock;
   }
 
   async call(call: ServiceCall): Promise<unknown> {
-    const made: RecordedCall = { service: call.service, op: call.op, userId: call.userId, args: plain(call.args), ok: false };
+    const made: RecordedCall = { service: call.service, op: call.op, userId: call.userId, args: plain(call.args), ok: false, at: this.#clock.now().toISOString() };
     const position = this.made.push(made);
     const recorded = this.#recorded[position - 1];
     if (!recorded || operationOf(recorded) !== operationOf(made)) {
@@ -161,6 +167,8 @@ class RecordedAnswers implements SandboxServices {
       made.error = { code: error.code, message: error.message };
       throw error;
     }
+    made.at = recorded.at;
+    this.#clock.pin(Date.parse(recorded.at));
     if (!recorded.ok) {
       const failure = recorded.error ?? { code: "SERVICE_FAILED", message: `the ${call.service} service failed` };
       made.error = failure;

@@ -27,8 +27,9 @@ interface RecordingFile {
     secureConfig: string | null;
     bundle: { path: string; sha256: string };
     context: { messageName: string; stage: number };
-    calls: Array<{ service: string; op: string; args: unknown[]; ok: boolean; result?: unknown }>;
-    outcome: { ok: boolean; error?: { code: string }; trace: string };
+    startedAt: string;
+    calls: Array<{ service: string; op: string; args: unknown[]; ok: boolean; at: string; result?: unknown }>;
+    outcome: { ok: boolean; error?: { code: string }; trace: string; changes: { sharedVariables: Record<string, unknown> } | null };
   }>;
 }
 
@@ -91,6 +92,17 @@ describe("plugbox run --record", () => {
     expect(web.result).toMatchObject({ status: 200, headers: expect.arrayContaining([["x-credit-source", "local"]]), bodyBase64: expect.any(String) });
     expect(JSON.parse(Buffer.from((web.result as { bodyBase64: string }).bodyBase64, "base64").toString())).toEqual({ score: 720, asked: "/score?name=Contoso" });
     expect(execution!.outcome).toMatchObject({ ok: true, trace: "reviewing Contoso\ntask due this week\ncredit score 720" });
+  });
+
+  it("records the time the plug-in saw when it started and when each answer resumed it, and a replay shows it the same times", async () => {
+    const [execution] = readRecording(recorded).executions;
+    const shared = execution!.outcome.changes!.sharedVariables;
+    expect(shared.reviewStartedAt).toBe(execution!.startedAt);
+    expect(shared.reviewedAt).toBe(execution!.calls[2]!.at);
+    const replay = await plugbox(["replay", "--recording", recorded, "--json"], dir);
+    expect(replay.code, replay.stderr).toBe(0);
+    const report = JSON.parse(replay.stdout) as { executions: Array<{ replayed: { changes: { sharedVariables: Record<string, unknown> } } }> };
+    expect(report.executions[0]!.replayed.changes.sharedVariables).toMatchObject({ reviewStartedAt: execution!.startedAt, reviewedAt: execution!.calls[2]!.at });
   });
 
   it("records a run that fails too, and its replay is the same failure", async () => {
