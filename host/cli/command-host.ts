@@ -4,10 +4,11 @@
  */
 import { existsSync } from "node:fs";
 import { isPlainObject } from "../../sdk/codec.js";
-import type { InspectorOptions } from "../../runtime/index.js";
+import type { InspectorOptions, SandboxRuntime, SandboxRuntimeInput } from "../../runtime/index.js";
 import { UsageError } from "../errors.js";
 import { createHost, type PlugboxHost } from "../host.js";
 import { readJsonInput } from "../json-input.js";
+import { assertRecordingWritable, Recorder } from "../replay/index.js";
 import type { WebPolicyInput } from "../web/index.js";
 
 export interface CliIo {
@@ -34,6 +35,27 @@ export const DB_FLAG = ["--db <path>", "the store file (it must exist)", STORE_D
 /** The flag that skips the store's quick_check when it opens (for a large store checked otherwise). */
 export const STORE_CHECK_FLAG = ["--no-store-check", "open the store without SQLite's quick_check (faster for a large store; a damaged one is then found only when read)"] as const;
 
+/** The flag of run, exec and jobs run that records their sandboxed executions for `plugbox replay --recording`. */
+export const RECORD_FLAG = ["--record <file>", "record every plug-in execution (context, service calls and replies, web exchanges, posts, outcome) to this file, for `plugbox replay --recording <file>`"] as const;
+
+/**
+ * Runs `fn` with a sandbox runtime that records its executions when `file` is given, and writes the
+ * recording when `fn` is over, whether it succeeded or failed (a failed run is worth replaying too).
+ */
+export async function withRecording<T>(file: string | undefined, runtimeInput: Parameters<Recorder["createRuntime"]>[0], fn: (recording: { recorder: Recorder; runtime: SandboxRuntime } | undefined) => Promise<T>): Promise<T> {
+  if (file === undefined) return fn(undefined);
+  await assertRecordingWritable(file);
+  const recorder = new Recorder();
+  const runtime = recorder.createRuntime(runtimeInput);
+  try {
+    return await fn({ recorder, runtime });
+  } finally {
+    await runtime.close();
+    await recorder.close();
+    await recorder.write(file);
+  }
+}
+
 export interface HostFlags {
   /** Debug mode of the sandbox runtime (`--inspect`), set from the command's flags only. */
   inspector?: InspectorOptions;
@@ -44,6 +66,8 @@ export interface HostFlags {
   /** false with --no-store-check */
   storeCheck?: boolean;
   leaseMs?: number;
+  /** --record <file> */
+  record?: string;
 }
 
 /**
@@ -58,11 +82,16 @@ export function assertStoreExists(db: string): void {
 export async function withHost<T>(options: HostFlags & { existingStore?: boolean }, fn: (host: PlugboxHost) => Promise<T>): Promise<T> {
   if (options.existingStore) assertStoreExists(options.db ?? STORE_DEFAULT);
   const webPolicy = options.webPolicy ? await readWebPolicy(options.webPolicy) : undefined;
+  const runtimeOptions = { workers: 1, prewarmIsolates: 1, ...(options.inspector ? { inspector: options.inspector } : {}) };
+  return withRecording(options.record, runtimeOptions, (recording) => withOpenHost(options, webPolicy, recording ? { runtime: recording.runtime } : { runtimeOptions }, fn));
+}
+
+async function withOpenHost<T>(options: HostFlags, webPolicy: WebPolicyInput | undefined, runtime: { runtime: SandboxRuntime } | { runtimeOptions: SandboxRuntimeInput }, fn: (host: PlugboxHost) => Promise<T>): Promise<T> {
   await using host = await createHost({
     ...(options.manifest ? { manifest: options.manifest } : {}),
     db: options.db ?? ":memory:",
     runJobs: false,
-    runtimeOptions: { workers: 1, prewarmIsolates: 1, ...(options.inspector ? { inspector: options.inspector } : {}) },
+    ...runtime,
     storeOptions: { quickCheck: options.storeCheck !== false },
     ...(options.leaseMs !== undefined ? { jobs: { leaseMs: options.leaseMs } } : {}),
     ...(webPolicy ? { webPolicy } : {}),

@@ -6,7 +6,7 @@ import path from "node:path";
 import { toPlain } from "../../sdk/codec.js";
 import { CliError } from "./errors.js";
 import { exitStatusOf } from "./exit-statuses.js";
-import { assertStoreExists, DB_FLAG, readWebPolicy, STORE_CHECK_FLAG, withHost, type CliIo, type HostFlags } from "./command-host.js";
+import { assertStoreExists, DB_FLAG, readWebPolicy, RECORD_FLAG, STORE_CHECK_FLAG, withHost, type CliIo, type HostFlags } from "./command-host.js";
 import { runJobsInProcesses } from "../job-processes.js";
 import { derivedFlags, IN_THIS_PROCESS, optionOf } from "./flags.js";
 import { jobRunnerDefaults, type JobOutcome } from "../jobs/runner.js";
@@ -74,6 +74,7 @@ export function registerJobsCommands(program: Command, io: CliIo): void {
     .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
   for (const flag of derivedFlags["jobs run"]) run.addOption(optionOf(flag));
   run
+    .option(...RECORD_FLAG)
     .option(...STORE_CHECK_FLAG)
     .action(async (flags: HostFlags & { manifest: string; db: string; processes?: number }) => {
       const report = (outcomes: JobOutcome[]) => {
@@ -81,8 +82,9 @@ export function registerJobsCommands(program: Command, io: CliIo): void {
         for (const o of outcomes) io.out(`job ${o.id}: ${o.outcome}${o.message ? ` — ${o.message}` : ""}`);
         if (outcomes.some((o) => o.outcome === "failed")) io.setExitCode(1);
       };
-      assertStoreExists(flags.db);
       const processes = flags.processes ?? IN_THIS_PROCESS;
+      if (flags.record && processes > 1) throw new CliError("CLI_USAGE", "--record records the jobs run in this process; it cannot be used with --processes above 1");
+      assertStoreExists(flags.db);
       if (processes > 1) {
         const webPolicy = flags.webPolicy ? await readWebPolicy(flags.webPolicy) : undefined;
         const result = await runJobsInProcesses({

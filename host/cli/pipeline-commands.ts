@@ -8,7 +8,7 @@ import { INSPECT_BRK_FLAG, INSPECT_FLAG, inspectorFromFlags, type InspectFlags }
 import { PlugboxError } from "../../sdk/errors.js";
 import { UsageError } from "../errors.js";
 import { exitStatusOf } from "./exit-statuses.js";
-import { readJson, STORE_CHECK_FLAG, withHost, type CliIo, type HostFlags } from "./command-host.js";
+import { readJson, RECORD_FLAG, STORE_CHECK_FLAG, withHost, type CliIo, type HostFlags } from "./command-host.js";
 import { importData, registerDataCommands } from "./data-commands.js";
 import { registerJobsCommands } from "./jobs-commands.js";
 import { readRequest, type JournalRequest } from "../pipeline/pipeline.js";
@@ -60,6 +60,7 @@ export function registerPipelineCommands(program: Command, io: CliIo): void {
     .option("--web-policy <file.json>", "widen or tune the outbound web policy")
     .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
     .option("--json", "print one JSON object { ok, error?, response, journal, jobs, sandbox: { node, isolatedVm, package } }")
+    .option(...RECORD_FLAG)
     .option(...STORE_CHECK_FLAG)
     .option(...INSPECT_FLAG)
     .option(...INSPECT_BRK_FLAG)

@@ -12,7 +12,7 @@ import { createHost, type PlugboxHost } from "../host.js";
 import { contextDefaults, type ContextInput } from "../pipeline/context.js";
 import { heapText, runPlugin } from "../run.js";
 import type { WebPolicyInput } from "../web/index.js";
-import { readJson, STORE_CHECK_FLAG, type CliIo } from "./command-host.js";
+import { readJson, RECORD_FLAG, STORE_CHECK_FLAG, withRecording, type CliIo } from "./command-host.js";
 import { importData } from "./data-commands.js";
 import { withExitStatus, type RunResult } from "./exit-statuses.js";
 import { derivedFlags, optionOf } from "./flags.js";
@@ -32,6 +32,8 @@ export interface PluginRunFlags extends InspectFlags {
   allowHost?: string[];
   json?: boolean;
   storeCheck?: boolean;
+  /** --record <file> */
+  record?: string;
   [limit: string]: unknown;
 }
 
@@ -51,6 +53,7 @@ export function addPluginRunOptions(command: Command): LimitsOf {
     .option("--web-policy <file.json>", "widen or tune the outbound web policy (allowed hosts, extra ports, resolver override, …)")
     .option("--allow-host <host...>", "narrow outbound web requests to these hosts, as a bundle's manifest entry does")
     .option("--json", "print one JSON object: { ok, error?, trace, changes, calls, …, sandbox: { node, isolatedVm, package } }")
+    .option(...RECORD_FLAG)
     .option(...STORE_CHECK_FLAG)
     .option(...INSPECT_FLAG)
     .option(...INSPECT_BRK_FLAG);
@@ -111,37 +114,42 @@ export async function runAndReport(io: CliIo, bundlePath: string, context: Conte
     webPolicy = policy as WebPolicyInput;
   }
   const bundle = SOURCE_ENTRY.test(bundlePath) ? await buildEntry(bundlePath) : bundlePath;
-  let host: PlugboxHost | undefined;
   const inspector = inspectorFromFlags(flags, io.err);
   const runtimeOptions = { workers: 1, prewarmIsolates: flags.isolation === "reuse" ? 0 : 1, ...(inspector ? { inspector } : {}) };
-  if (flags.db || flags.data || flags.manifest) {
-    host = await createHost({
-      db: flags.db ?? ":memory:",
-      runJobs: false,
-      runtimeOptions,
-      storeOptions: { quickCheck: flags.storeCheck !== false },
-      ...(flags.manifest ? { manifest: flags.manifest } : {}),
-      ...(flags.secrets ? { secrets: { file: flags.secrets } } : {}),
-    });
-    if (flags.data) await importData(host, await readJson(flags.data, "data"), flags.data).catch(async (error: unknown) => {
-      await host!.close();
-      throw error;
-    });
-  }
-  const runtime = !host && inspector ? createSandboxRuntime(runtimeOptions) : undefined;
-  const result = withExitStatus(await runPlugin({
-    ...(host ? { runtime: host.runtime, organization: host.organization(), notification: host.notification } : {}),
-    ...(runtime ? { runtime } : {}),
-    bundle,
-    ...(webPolicy ? { webPolicy } : {}),
-    ...(flags.allowHost ? { webAllowedHosts: flags.allowHost } : {}),
-    typeName: flags.type,
-    context,
-    unsecureConfig: flags.unsecureConfig ?? null,
-    secureConfig: flags.secureConfig ?? null,
-    isolation: flags.isolation,
-    limits,
-  }).finally(() => Promise.all([host?.close(), runtime?.close()])));
+  const result = await withRecording(flags.record, runtimeOptions, async (recording) => {
+    if (recording && typeof bundle !== "string") recording.recorder.noteSource(bundle, bundlePath);
+    let host: PlugboxHost | undefined;
+    if (flags.db || flags.data || flags.manifest) {
+      host = await createHost({
+        db: flags.db ?? ":memory:",
+        runJobs: false,
+        ...(recording ? { runtime: recording.runtime } : { runtimeOptions }),
+        storeOptions: { quickCheck: flags.storeCheck !== false },
+        ...(flags.manifest ? { manifest: flags.manifest } : {}),
+        ...(flags.secrets ? { secrets: { file: flags.secrets } } : {}),
+      });
+      if (flags.data) await importData(host, await readJson(flags.data, "data"), flags.data).catch(async (error: unknown) => {
+        await host!.close();
+        throw error;
+      });
+    }
+    // A recording's runtime is closed by withRecording; one started here for the debugger, here.
+    const runtime = recording?.runtime ?? (!host && inspector ? createSandboxRuntime(runtimeOptions) : undefined);
+    const ownRuntime = recording ? undefined : runtime;
+    return withExitStatus(await runPlugin({
+      ...(host ? { runtime: host.runtime, organization: host.organization(), notification: host.notification } : {}),
+      ...(runtime ? { runtime } : {}),
+      bundle,
+      ...(webPolicy ? { webPolicy } : {}),
+      ...(flags.allowHost ? { webAllowedHosts: flags.allowHost } : {}),
+      typeName: flags.type,
+      context,
+      unsecureConfig: flags.unsecureConfig ?? null,
+      secureConfig: flags.secureConfig ?? null,
+      isolation: flags.isolation,
+      limits,
+    }).finally(() => Promise.all([host?.close(), ownRuntime?.close()])));
+  });
   if (flags.json) io.out(JSON.stringify({ ...result, sandbox: isolatedVmBinding() }, null, 2));
   else printHuman(result, describeRun(flags.type, context), result.ok ? io.out : io.err);
   io.setExitCode(result.exitCode);

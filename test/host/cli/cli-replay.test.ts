@@ -266,13 +266,16 @@ describe("plugbox replay: bad input exits 2 naming the problem and the fix", () 
     expect(missing.stderr).toContain("error [INPUT_NOT_FOUND]: cannot read the context file nowhere.json: it does not exist or is not readable");
   });
 
-  it("a type the bundle does not export, no --bundle, a bundle that is not there", async () => {
+  it("a type the bundle does not export, no --bundle, no --type, a bundle that is not there", async () => {
     const unknown = await plugbox(["replay", "captured.jsonl", "--bundle", "azure-aware.bundle.js", "--type", "Nope", "--json"], dir);
     expect(unknown.code).toBe(2);
     expect(JSON.parse(unknown.stdout)).toMatchObject({ ok: false, exitCode: 2, error: { code: "PLUGIN_TYPE_NOT_FOUND", message: 'the bundle exports no plug-in type named "Nope"; it exports: AzureAwarePlugin' } });
     const noBundle = await plugbox(["replay", "captured.jsonl", "--type", "AzureAwarePlugin"], dir);
     expect(noBundle.code).toBe(2);
-    expect(noBundle.stderr).toContain("error [CLI_USAGE]: required option '--bundle <bundle>' not specified");
+    expect(noBundle.stderr).toContain("error [CLI_USAGE]: replaying a context needs --bundle <bundle>");
+    const noType = await plugbox(["replay", "captured.jsonl", "--bundle", "azure-aware.bundle.js"], dir);
+    expect(noType.code).toBe(2);
+    expect(noType.stderr).toContain("error [CLI_USAGE]: replaying a context needs --type <ExportName>");
     const missing = await plugbox(["replay", "captured.jsonl", "--bundle", "nowhere.js", "--type", "AzureAwarePlugin"], dir);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("error [BUNDLE_NOT_FOUND]: cannot read the bundle nowhere.js: it does not exist or is not readable; build one with `plugbox build <entry> -o <bundle.js>`");
