@@ -6,6 +6,7 @@
 import { build, type BuildOptions as EsbuildOptions, type Message } from "esbuild";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { bundleFromSource, type Bundle } from "../runtime/index.js";
 import { HostError, UsageError } from "./errors.js";
 
@@ -42,6 +43,28 @@ const nodeBuiltins = {
   },
 };
 
+/** The SDK of the plugbox that builds: where a plug-in's `plugbox/sdk` resolves when its project has none installed. */
+const OWN_SDK = fileURLToPath(new URL("../sdk/index.js", import.meta.url));
+
+/**
+ * `plugbox/sdk` resolves as any import does, from the plug-in's folder (its project's plugbox);
+ * where nothing is installed there (`npx plugbox run plugin.ts` in a bare folder, a global install),
+ * to this plugbox's own SDK, the one its sandbox runs.
+ */
+const sdkFallback = {
+  name: "plugbox-sdk-fallback",
+  setup(b: {
+    onResolve: (o: { filter: RegExp }, cb: (args: { path: string; importer: string; resolveDir: string; kind: string; pluginData?: unknown }) => unknown) => void;
+    resolve: (path: string, options: { resolveDir: string; kind: string; pluginData: unknown }) => Promise<{ errors: unknown[]; path: string }>;
+  }) {
+    b.onResolve({ filter: /^plugbox\/sdk$/ }, async (args) => {
+      if (args.pluginData === sdkFallback) return undefined;
+      const found = await b.resolve(args.path, { resolveDir: args.resolveDir, kind: args.kind, pluginData: sdkFallback });
+      return found.errors.length === 0 ? { path: found.path } : { path: OWN_SDK };
+    });
+  },
+};
+
 function describe(messages: Message[]): string {
   return messages
     .map((m) => (m.location ? `${m.location.file}:${m.location.line}:${m.location.column + 1}: ${m.text}` : m.text))
@@ -61,7 +84,7 @@ interface EntryExports {
  * with keepNames), tells which are classes. The bundle itself carries the names in `exportAnnotation`.
  */
 async function entryExports(entry: string, resolution: EsbuildOptions): Promise<EntryExports> {
-  const result = await build({ ...resolution, entryPoints: [entry], format: "esm", write: false, metafile: true, keepNames: true, outdir: "plugbox-exports", plugins: [nodeBuiltins as never] });
+  const result = await build({ ...resolution, entryPoints: [entry], format: "esm", write: false, metafile: true, keepNames: true, outdir: "plugbox-exports", plugins: [nodeBuiltins as never, sdkFallback as never] });
   const names = Object.values(result.metafile.outputs).find((output) => output.entryPoint !== undefined)?.exports ?? [];
   const text = result.outputFiles.find((file) => file.path.endsWith(".js"))?.text ?? "";
   const declaredClasses = new Set([...text.matchAll(/^(?:var|let|const)\s+([\w$]+)\s*=\s*class\b|^class\s+([\w$]+)/gm)].map((m) => m[1] ?? m[2]!));
@@ -116,7 +139,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
       keepNames: true,
       legalComments: "none",
       banner: { js: "// plugbox bundle: load with `plugbox run <bundle> --type <ExportName>`" },
-      plugins: [nodeBuiltins as never],
+      plugins: [nodeBuiltins as never, sdkFallback as never],
       write: options.write ?? true,
       metafile: true,
     });

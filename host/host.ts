@@ -8,6 +8,7 @@
  * await host.close();
  */
 import { createSandboxRuntime, type SandboxHealth, type SandboxLimits, type SandboxRuntime, type SandboxRuntimeOptions } from "../runtime/index.js";
+import { buildEntry, SOURCE_ENTRY } from "./build.js";
 import { randomIds, systemClock } from "./ids.js";
 import { JobRunner, type JobOutcome, type JobRunnerHealth } from "./jobs/runner.js";
 import { identityDefaults } from "./organization/identity.js";
@@ -84,7 +85,10 @@ export class PlugboxHost {
         : options.manifest === undefined || options.manifest.bundles instanceof Map
           ? (options.manifest as Manifest | undefined)
           : parseManifest(options.manifest, "manifest");
-    if (manifest) await checkBundleExports(manifest);
+    if (manifest) {
+      await buildSourceBundles(manifest);
+      await checkBundleExports(manifest);
+    }
     const registry = new Registry(manifest);
     const store = Store.open({ path: options.db, ...options.storeOptions, ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }) });
     const runtime = options.runtime ?? createSandboxRuntime({ ...(options.clock ? { clock: options.clock } : {}), ...options.runtimeOptions });
@@ -233,6 +237,15 @@ export class PlugboxHost {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** A manifest's bundles given as TypeScript modules (`src/plugins.ts`) are bundled in memory, as `plugbox run` does an entry. */
+async function buildSourceBundles(manifest: Manifest): Promise<void> {
+  await Promise.all(
+    [...manifest.bundles.values()].map(async (bundle) => {
+      if (!bundle.loaded && SOURCE_ENTRY.test(bundle.path)) bundle.loaded = await buildEntry(bundle.path);
+    }),
+  );
 }
 
 export function createHost(options?: HostOptions): Promise<PlugboxHost> {
