@@ -1,6 +1,9 @@
 /**
- * `plugbox/testing/vitest`: matchers for plug-in runs and pipeline requests. Importing this module
- * registers them with vitest's `expect` and adds them to its `Assertion` type.
+ * `plugbox/testing/vitest`: matchers for plug-in runs and pipeline requests, and a check that no
+ * test file leaves a host open. Importing this module (best as a `setupFiles` entry of the vitest
+ * config) registers the matchers with vitest's `expect`, adds them to its `Assertion` type, and
+ * fails each test file that leaves a host, test host, sandbox runtime, broker or job process open,
+ * naming where it was created (and closes it).
  *
  * @example
  * import "plugbox/testing/vitest";
@@ -9,7 +12,8 @@
  * await expect(host.execute(bad)).rejects.toHaveFailedWith("PLUGIN_FAILED", "needs a name");
  * @module
  */
-import { expect, type MatcherState } from "vitest";
+import { afterAll, expect, type MatcherState } from "vitest";
+import { closeOpenResources, watchOpenResources } from "./leak-check.js";
 import { failuresOf, journalOf, journalText, matchesPartial, postsOf, postsText, sameEndpoint, stepsOf, tracesOf, type MatchedStep, type Pattern } from "./matchers.js";
 
 export interface PlugboxMatchers<R = unknown> {
@@ -90,12 +94,16 @@ function toHaveFailedWith(this: MatcherState, received: unknown, code: string, m
 function toHavePosted(this: MatcherState, received: unknown, endpoint?: string, context?: Record<string, unknown>): Result {
   const posts = postsOf(received);
   if (!posts) refuse("toHavePosted", "posts (a recording notification service, a test host or its inbox, a RunResult or a RequestResult)", received);
-  const pass = posts.some((post) => (endpoint === undefined || sameEndpoint(post.endpoint, endpoint)) && (context === undefined || matchesPartial(post.context, context, (a, b) => this.equals(a, b))));
+  const pass = posts.some((post) => (endpoint === undefined || sameEndpoint(post, endpoint)) && (context === undefined || matchesPartial(post.context, context, (a, b) => this.equals(a, b))));
   const wanted = `${endpoint === undefined ? "any endpoint" : JSON.stringify(endpoint)}${context === undefined ? "" : ` with a context matching ${describe(context)}`}`;
   return { pass, message: () => `expected ${this.isNot ? "no post" : "a post"} to ${wanted}; the posts:\n${postsText(posts)}` };
 }
 
 expect.extend({ toHaveRunStep, toHaveTraced, toHaveFailedWith, toHavePosted });
+
+// From here on plugbox records what it opens; after the file's own afterAll hooks, what is left fails it.
+watchOpenResources();
+afterAll(closeOpenResources);
 
 export { journalText } from "./matchers.js";
 export type { MatchedStep, Pattern } from "./matchers.js";
