@@ -19,7 +19,10 @@ export interface MatchedStep extends Omit<JournalStep, "requests" | "calls"> {
 export type Pattern<T> = T extends string ? T | RegExp : T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]?: Pattern<T[K]> } : T;
 
 export interface SeenPost {
+  /** The endpoint's id (a recording notification service's, a run's call) or name. */
   endpoint: string;
+  /** Its other name: an inbox post's endpoint has both a name and an id. */
+  alias?: string;
   context: Record<string, unknown>;
 }
 
@@ -112,6 +115,11 @@ export function failuresOf(value: unknown): { failures: Failure[]; journal?: Jou
 }
 
 function post(endpoint: unknown, context: unknown): SeenPost | undefined {
+  // An inbox post: its endpoint as { id, name }, its body parsed on demand by context().
+  if (isRecord(endpoint) && typeof endpoint.name === "string" && typeof endpoint.id === "string") {
+    const parsed = typeof context === "function" ? (context as () => unknown)() : context;
+    return isRecord(parsed) ? { endpoint: endpoint.name, alias: endpoint.id, context: parsed } : undefined;
+  }
   return typeof endpoint === "string" && isRecord(context) ? { endpoint, context } : undefined;
 }
 
@@ -167,6 +175,6 @@ export function postsText(posts: SeenPost[]): string {
 }
 
 /** Endpoint ids compare without case (a Guid's); names as they are. */
-export function sameEndpoint(seen: string, wanted: string): boolean {
-  return seen === wanted || seen.toLowerCase() === wanted.toLowerCase();
+export function sameEndpoint(seen: SeenPost, wanted: string): boolean {
+  return [seen.endpoint, seen.alias].some((name) => name !== undefined && (name === wanted || name.toLowerCase() === wanted.toLowerCase()));
 }

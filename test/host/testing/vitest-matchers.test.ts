@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import "../../../dist/host/testing/vitest.js";
 import { buildBundle, createHost, type PlugboxHost, type RequestResult } from "../../../dist/host/index.js";
-import { forPlugin, storeDiff, TestHost, type TypedRunResult } from "../../../dist/host/testing/index.js";
+import { createTestHost, forPlugin, storeDiff, TestHost, type TypedRunResult } from "../../../dist/host/testing/index.js";
 import { Entity, EntityReference, Money } from "../../../dist/sdk/index.js";
 import { repo } from "../../helpers/cli.js";
 
@@ -142,15 +142,22 @@ describe("toHavePosted", () => {
     expect(host.notifications).toHavePosted(ENDPOINT.toUpperCase(), { stage: 40 });
     expect(host).toHavePosted(ENDPOINT);
     expect(host.notifications.posts).toHavePosted(ENDPOINT, { primaryEntityId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
-    // A test host's inbox: posts(endpoint?) of { endpoint, messageId, body, contentType, properties, context }.
-    const inbox = {
-      posts: (endpoint?: string) =>
-        host.notifications.posts
-          .filter((p) => endpoint === undefined || p.endpointId === endpoint)
-          .map((p, i) => ({ endpoint: p.endpointId, messageId: String(i), body: "", contentType: "application/json", properties: {}, context: p.context })),
-    };
-    expect({ inbox }).toHavePosted(ENDPOINT, { messageName: "Create" });
     expect(run).not.toHavePosted("00000000-0000-0000-0000-0000000000ff");
+  });
+
+  it("reads a test host's inbox: its endpoint by name or id, the context parsed from the body that would have been sent", async () => {
+    await using pipeline = await createTestHost({
+      endpoints: [{ id: ENDPOINT, name: "account-events", contract: "Queue", path: "account-events", connectionString: "env:SB_CONNECTION" }],
+      steps: [{ message: "Create", entity: "account", stage: 40, mode: "async", serviceEndpoint: "account-events" }],
+    });
+    await pipeline.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "Contoso" }) } });
+    expect(pipeline).not.toHavePosted(); // not yet: the posting step is asynchronous
+    await pipeline.jobs.drain();
+    expect(pipeline).toHavePosted("account-events", { messageName: "Create", primaryEntityName: "account", stage: 40 });
+    expect(pipeline.inbox).toHavePosted(ENDPOINT.toUpperCase());
+    expect(() => expect(pipeline.inbox).toHavePosted("account-events", { messageName: "Update" })).toThrow(
+      /expected a post to "account-events" with a context matching \{"messageName":"Update"\}; the posts:\n {2}account-events: Create of account [0-9a-f-]{36} \(stage 40, depth 1\)/,
+    );
   });
 
   it("fails listing the posts there were", () => {
