@@ -9,6 +9,8 @@ import path from "node:path";
 import { fromPlain, toPlain } from "../../sdk/codec.js";
 import { Entity, EMPTY_GUID, type AttributeValue } from "../../sdk/model.js";
 import { OptionsError } from "../../runtime/errors.js";
+import { ManualClock } from "../../runtime/clock.js";
+import { DURATION_FORMS, parseDuration } from "../../runtime/duration.js";
 import type { Bundle, SandboxLimits, SandboxRuntime } from "../../runtime/index.js";
 import { formatPath, parseOptions, strictOptions, v } from "../../runtime/schema.js";
 import { closed, opened } from "../../runtime/open-resources.js";
@@ -309,6 +311,12 @@ export class TestPipelineHost {
   readonly jobs: {
     /** Runs every system job that is due, and those they queue, until none is due; resolves with each outcome in order. */
     drain(): Promise<JobOutcome[]>;
+    /**
+     * Moves the host's `ManualClock` by `duration` (ms, or "500ms", "2d", "1h30m"), running each
+     * system job at the time it falls due on the way: a retry after its back-off, a job a retry
+     * queues, in order. Plug-ins' timers (with `pluginTime: "clock"`) fire as the clock passes them.
+     */
+    advance(duration: number | string): Promise<JobOutcome[]>;
   };
   readonly #journal: JournalRequest[] = [];
   readonly #core: OrganizationCore;
@@ -335,7 +343,7 @@ export class TestPipelineHost {
       get: (table, id) => host.store.getRecord(table, id.toLowerCase())?.attributes,
       records,
     };
-    this.jobs = { drain: () => this.#drain() };
+    this.jobs = { drain: () => this.#drain(), advance: (duration) => this.#advance(duration) };
     opened(this, "test host");
   }
 
@@ -526,6 +534,35 @@ export class TestPipelineHost {
       outcomes.push(...ran);
     }
     throw new PipelineError("PIPELINE_DEPTH_LIMIT", "jobs.drain() ran 1000 rounds of system jobs and more kept falling due: an asynchronous step queues itself without end");
+  }
+
+  async #advance(duration: number | string): Promise<JobOutcome[]> {
+    this.#assertOpen();
+    const clock = this.#options.clock;
+    if (!(clock instanceof ManualClock)) {
+      throw new OptionsError("OPTIONS_INVALID", "jobs.advance() moves the test host's clock: create the host with `clock: new ManualClock()` (from plugbox/testing), or run due jobs with jobs.drain()");
+    }
+    const ms = parseDuration(duration);
+    if (ms === undefined) throw new RangeError(`jobs.advance: ${JSON.stringify(duration)} is not a duration; give ${DURATION_FORMS}`);
+    const until = clock.now().getTime() + ms;
+    const outcomes = await this.#drain();
+    for (let step = 0; ; step++) {
+      const due = await this.#nextJobDue();
+      if (due === undefined || due > until) break;
+      if (step === 10_000) throw new PipelineError("PIPELINE_DEPTH_LIMIT", "jobs.advance() ran 10,000 rounds of system jobs and more kept falling due: an asynchronous step queues itself without end");
+      // A job due now that did not run (its lease is still held) is waited for in the smallest step.
+      await clock.advance(Math.max(due - clock.now().getTime(), 1));
+      outcomes.push(...(await this.#drain()));
+    }
+    await clock.advance(Math.max(0, until - clock.now().getTime()));
+    outcomes.push(...(await this.#drain()));
+    return outcomes;
+  }
+
+  /** When the next system job falls due (a ready job, a postponed one, or a lease that runs out), ms since the epoch. */
+  async #nextJobDue(): Promise<number | undefined> {
+    using _lease = await this.host.store.acquire();
+    return this.host.pipeline.jobs.nextDue()?.getTime();
   }
 
   /** Closes the host (runtime, relay, store). */

@@ -240,6 +240,25 @@ describe("createTestHost: builds and lifetime", () => {
     expect(host.store.get("account", response.results.id as string)).toMatchObject({ description: "2030-05-01T08:00:00.000Z", createdon: { value: "2030-05-01T08:00:00.000Z" } });
   });
 
+  it("jobs.advance moves the clock and runs each system job when it falls due: a retry after its back-off, with no real waiting", async () => {
+    const clock = new ManualClock("2030-05-01T08:59:58.000Z");
+    await using host = await createTestHost({ clock, pluginTime: "clock", steps: [{ message: "Create", entity: "account", stage: 40, mode: "async", entry: FIXTURE, type: "WaitForOfficeHours" }] });
+    await host.execute(account("Contoso"));
+
+    // Attempt 1 at 08:59:58 asks for a retry; the back-off (1 s, then 2 s) puts attempt 2 at 08:59:59 and attempt 3 at 09:00:01.
+    const outcomes = await host.jobs.advance("1m");
+    expect(outcomes.map((o) => o.outcome)).toEqual(["retrying", "retrying", "succeeded"]);
+    expect(Object.values(host.store.records("task"))).toEqual([expect.objectContaining({ subject: "called at 2030-05-01T09:00:01.000Z" })]);
+    expect(clock.now().toISOString()).toBe("2030-05-01T09:00:58.000Z");
+  });
+
+  it("jobs.advance needs the host's clock to be a ManualClock, and a duration", async () => {
+    await using host = await createTestHost();
+    await expect(host.jobs.advance("1d")).rejects.toMatchObject({ code: "OPTIONS_INVALID", message: expect.stringContaining("clock: new ManualClock()") });
+    await using manual = await createTestHost({ clock: new ManualClock() });
+    await expect(manual.jobs.advance("soon")).rejects.toThrow(/jobs.advance: "soon" is not a duration; give a number of milliseconds/);
+  });
+
   it("a test host is in the registry of open resources until it is closed", async () => {
     const open = (globalThis as Record<symbol, Map<object, { kind: string }>>)[Symbol.for("plugbox.openResources")]!;
     const host = await createTestHost();
