@@ -2,7 +2,8 @@
  * Test host benchmark: what a test of plugbox/testing's createTestHost costs. 200 tests, each a
  * `restore` of the same snapshot and one Create with one synchronous stage-20 plug-in through the
  * whole pipeline, against the same plug-in executed 200 times directly on the same runtime; in
- * `fresh` (the default) and `reuse` isolation. Then the ways a snapshot could come back, weighed on
+ * `fresh` (the default) and `reuse` isolation, and `fresh` with two sandbox workers (whose pools of
+ * pre-warmed isolates refill side by side). Then the ways a snapshot could come back, weighed on
  * a store of the same shape: a savepoint held open and rolled back to (what the test host does), the
  * rows kept in memory and written back (its fallback), a copy in an attached in-memory schema, and
  * better-sqlite3's serialize() with a new connection.
@@ -37,8 +38,9 @@ async function msPer(count: number, fn: (i: number) => Promise<unknown> | unknow
 }
 
 /** 200 × (restore + Create) on a test host, against 200 × the plug-in on the host's runtime. */
-async function perTest(bundlePath: string, isolation: "fresh" | "reuse"): Promise<BenchRow[]> {
+async function perTest(bundlePath: string, isolation: "fresh" | "reuse", workers = 1): Promise<BenchRow[]> {
   await using host = await createTestHost({
+    workers,
     steps: [{ bundle: bundlePath, type: "Numbering", message: "Create", entity: "account", stage: 20, isolation }],
     seed: { account: Array.from({ length: 20 }, (_, i) => ({ name: `Seeded ${i}` })) },
   });
@@ -74,10 +76,11 @@ async function perTest(bundlePath: string, isolation: "fresh" | "reuse"): Promis
   }
   const restoreMs = restoreTotal / TESTS;
   const createMs = await msPer(TESTS, (i) => host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: `Account ${i}` }) } }));
+  const what = `${isolation}${workers > 1 ? `, ${workers} workers` : ""}`;
   return [
-    { name: `test host: restore + Create with one sync plug-in (${isolation}), per test over ${TESTS}`, value: hostMs, unit: "ms", baseline: `the plug-in on the runtime directly: ${directMs.toFixed(2)} ms`, ratio: hostMs / directMs, goal: isolation === "fresh" ? "< 5 ms per test" : "" },
+    { name: `test host: restore + Create with one sync plug-in (${what}), per test over ${TESTS}`, value: hostMs, unit: "ms", baseline: `the plug-in on the runtime directly: ${directMs.toFixed(2)} ms`, ratio: hostMs / directMs, goal: isolation === "fresh" ? "< 5 ms per test" : "" },
     { name: `… of which the restore (20 seeded records, one written since)`, value: restoreMs * 1000, unit: "µs", baseline: "the whole test", ratio: restoreMs / hostMs },
-    { name: `… a Create alone, no restore (${isolation})`, value: createMs, unit: "ms", baseline: "the plug-in on the runtime directly", ratio: createMs / directMs },
+    { name: `… a Create alone, no restore (${what})`, value: createMs, unit: "ms", baseline: "the plug-in on the runtime directly", ratio: createMs / directMs },
   ];
 }
 
@@ -155,6 +158,7 @@ export async function runTestHostBench(): Promise<BenchRow[]> {
     writeFileSync(bundlePath, PLUGIN_SOURCE);
     const rows: BenchRow[] = [];
     for (const isolation of ["fresh", "reuse"] as const) rows.push(...(await perTest(bundlePath, isolation)));
+    rows.push(...(await perTest(bundlePath, "fresh", 2)));
     for (const records of [20, 1_000]) rows.push(...mechanisms(records));
     return rows;
   } finally {
