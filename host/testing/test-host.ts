@@ -83,6 +83,12 @@ export interface TestHostOptions {
   settings?: { maxDepth?: number; traceLogSetting?: "Off" | "Exceptions" | "All"; maxAsyncAttempts?: number };
   /** Records written before anything runs (no step fires for them). */
   seed?: SeedData;
+  /**
+   * Users of the organization, as `systemuser` records (`{ id, fullname, … }`), written with the seed:
+   * the ids a test passes as `execute(request, { userId })` or a step's `runAs`. The identity's default
+   * user needs none.
+   */
+  users?: Array<{ id: string } & Record<string, unknown>>;
   /** Every execution's sandbox limits. */
   limits?: Partial<SandboxLimits>;
   /** The organization and its default user. */
@@ -145,6 +151,7 @@ const testHostSchema = strictOptions({
   tables: v.optional(objectOf("table schemas (table → { columns })")),
   endpoints: v.optional(v.array(objectOf("endpoint settings ({ id, name, contract, … })"), "must be an array of service endpoints")),
   settings: v.optional(objectOf("manifest settings")),
+  users: v.optional(v.array(objectOf("a user's columns ({ id, fullname, … })"), "must be an array of users ({ id, fullname, … })")),
   seed: v.optional(v.record(text, v.array(objectOf("columns"), "must be an array of records ({ id, …columns })"), "must be an object of table → records")),
   limits: v.optional(objectOf("sandbox limits")),
   identity: v.optional(objectOf("identity settings")),
@@ -176,6 +183,9 @@ function checkOptions(options: TestHostOptions): void {
     }
     if (step.serviceEndpoint === undefined && step.type === undefined) throw invalid(`${at}.type`, "is required: the exported plug-in class the step runs, e.g. \"AccountNumbering\"");
     if (step.serviceEndpoint !== undefined && step.type !== undefined) throw invalid(`${at}.type`, "is for plug-in steps; a step handled by a serviceEndpoint takes none");
+  });
+  options.users?.forEach((user, i) => {
+    if (!isGuid(user.id)) throw invalid(formatPath(ROOT, ["users", i, "id"]), `must be a Guid such as "3f2504e0-4f89-11d3-9a0c-0305e82c3301": the id a request's caller or a step's runAs names; got ${JSON.stringify(user.id)}`);
   });
   for (const [table, records] of Object.entries(options.seed ?? {})) {
     records.forEach((record, i) => {
@@ -377,6 +387,7 @@ export class TestPipelineHost {
     }
     const testHost = new TestPipelineHost(host, inbox, options);
     try {
+      if (options.users) testHost.#seed({ systemuser: options.users });
       if (options.seed) testHost.#seed(options.seed);
     } catch (error) {
       await testHost.close();

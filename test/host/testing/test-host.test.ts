@@ -252,6 +252,15 @@ describe("createTestHost: builds and lifetime", () => {
     expect(clock.now().toISOString()).toBe("2030-05-01T09:00:58.000Z");
   });
 
+  it("users are systemuser records: a request made as one is stamped with it, and a bad id is refused naming the key", async () => {
+    const ada = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+    await using host = await createTestHost({ users: [{ id: ada, fullname: "Ada Lovelace" }] });
+    expect(host.store.get("systemuser", ada)).toMatchObject({ fullname: "Ada Lovelace" });
+    const { response } = await host.execute(account("Contoso"), { userId: ada });
+    expect(host.store.get("account", response.results.id as string)).toMatchObject({ createdby: { $type: "EntityReference", logicalName: "systemuser", id: ada } });
+    await expect(createTestHost({ users: [{ id: "ada" }] })).rejects.toMatchObject({ code: "OPTIONS_INVALID", message: expect.stringContaining("createTestHost options.users[0].id must be a Guid") });
+  });
+
   it("jobs.advance needs the host's clock to be a ManualClock, and a duration", async () => {
     await using host = await createTestHost();
     await expect(host.jobs.advance("1d")).rejects.toMatchObject({ code: "OPTIONS_INVALID", message: expect.stringContaining("clock: new ManualClock()") });
