@@ -55,6 +55,10 @@ export type {
   InspectorEndpoint,
 } from "../runtime/index.js";
 
+// `plugbox serve`'s HTTP API over a host.
+export { startServe } from "./serve/index.js";
+export type { Serve, ServeOptions } from "./serve/index.js";
+
 // The local Service Bus and Event Hubs broker.
 export { startBroker } from "./broker/index.js";
 export type { Broker, BrokerOptions, BrokerTopology, EntityOptions, SubscriptionSpec, TopicSpec, RuleSpec, CorrelationFilterSpec, EventHubSpec } from "./broker/index.js";

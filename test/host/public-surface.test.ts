@@ -57,6 +57,7 @@ describe("the public surface", () => {
       "runPlugin",
       "sandboxLimitDefaults",
       "startBroker",
+      "startServe",
       "systemClock",
     ]);
   });
