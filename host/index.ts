@@ -91,6 +91,7 @@ export { RelayError } from "./relay/errors.js";
 export { BrokerError } from "./broker/errors.js";
 export { CliError } from "./cli/errors.js";
 export { ReplayError } from "./replay/errors.js";
+export { ServeError } from "./serve/errors.js";
 export type { SandboxErrorCode } from "../runtime/index.js";
 export type { HostErrorCode } from "./errors.js";
 export type { PipelineErrorCode } from "./pipeline/errors.js";

@@ -41,6 +41,7 @@ describe("the public surface", () => {
       "SandboxLimitError",
       "SandboxMemoryError",
       "SandboxTimeoutError",
+      "ServeError",
       "ServiceError",
       "StepFailedError",
       "StoreError",
