@@ -21,10 +21,12 @@ import { toStoreError } from "../store/errors.js";
 import { ServeError } from "./errors.js";
 import { ServeMetrics } from "./metrics.js";
 import { httpStatusOf } from "./status.js";
+import { resolveServeOptions } from "./options.js";
 
 export interface ServeOptions {
   /** The host whose pipeline serves the requests; the server does not close it. */
   host: PlugboxHost;
+  // The numbers are declared once, with their ranges, in options.ts (serveTable).
   /** 0 picks a free port. @default 8080 */
   port?: number;
   /** @default "127.0.0.1" */
@@ -49,7 +51,8 @@ const ROUTES: Readonly<Record<string, string>> = { "/execute": "POST", "/health"
 const JOB_STATES = Object.fromEntries(Object.entries(JobStatus).map(([name, code]) => [code, name.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase()])) as Record<number, string>;
 
 export async function startServe(options: ServeOptions): Promise<Serve> {
-  const { host } = options;
+  const { host, ...given } = options;
+  const settings = resolveServeOptions(given);
   const metrics = new ServeMetrics();
   const inFlight = new Set<Promise<void>>();
   let closing: Promise<void> | undefined;
@@ -184,11 +187,11 @@ export async function startServe(options: ServeOptions): Promise<Serve> {
     }
   }
 
-  server.listen(options.port ?? 8080, options.hostname ?? "127.0.0.1");
+  server.listen(settings.port, settings.hostname);
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve);
     server.once("error", (error: NodeJS.ErrnoException) =>
-      reject(error.code === "EADDRINUSE" ? new ServeError("SERVE_PORT_IN_USE", `port ${options.port} is in use: pick another with --port, or 0 for a free one`) : error),
+      reject(error.code === "EADDRINUSE" ? new ServeError("SERVE_PORT_IN_USE", `port ${settings.port} is in use: pick another with --port, or 0 for a free one`) : error),
     );
   });
   const address = server.address() as AddressInfo;
@@ -199,7 +202,7 @@ export async function startServe(options: ServeOptions): Promise<Serve> {
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       let timer: NodeJS.Timeout | undefined;
-      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, options.shutdownGraceMs ?? 10_000)));
+      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, settings.shutdownGraceMs)));
       await Promise.race([Promise.allSettled([...inFlight]), grace]);
       clearTimeout(timer);
       server.closeAllConnections();
