@@ -1,4 +1,5 @@
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { request } from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -117,5 +118,53 @@ describe("plugbox serve's HTTP API", () => {
 
     expect((await post("/execute", createAccount({ name: "Still serving" }))).status).toBe(200);
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  });
+
+  it("refuses a body declared larger than plugbox reads (413, INPUT_TOO_LARGE) before reading it, and closes that connection", async () => {
+    const answer = await new Promise<{ status: number; connection: string | undefined; body: string }>((resolve, reject) => {
+      const req = request(`${server.url}/execute`, { method: "POST", headers: { "Content-Type": "application/json", "Content-Length": String(65 * 1024 * 1024) } }, (res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        res.on("end", () => {
+          req.destroy();
+          resolve({ status: res.statusCode!, connection: res.headers.connection, body });
+        });
+      });
+      req.on("error", reject);
+      req.flushHeaders();
+    });
+    expect(answer.status).toBe(413);
+    expect(answer.connection).toBe("close");
+    expect(JSON.parse(answer.body)).toMatchObject({ error: { code: "INPUT_TOO_LARGE", message: expect.stringContaining("up to 67108864 bytes") } });
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  });
+
+  it("startServe: an option out of range is OPTIONS_INVALID naming it and the range", async () => {
+    await expect(startServe({ host, port: 70_000 })).rejects.toMatchObject({ code: "OPTIONS_INVALID", message: "port must be a whole number from 0 to 65535; got 70000" });
+    await expect(startServe({ host, port: 0, shutdownGraceMs: -1 })).rejects.toMatchObject({ code: "OPTIONS_INVALID", message: expect.stringContaining("shutdownGraceMs") });
+  });
+
+  it("close(): lets a request in flight finish, then takes no more connections; the host stays open", async () => {
+    const second = await startServe({ host, port: 0 });
+    const body = JSON.stringify(createAccount({ name: "Late" }));
+    let closed: Promise<void> | undefined;
+    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(`${second.url}/execute`, { method: "POST", headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) } }, (res) => {
+        let text = "";
+        res.on("data", (chunk: Buffer) => (text += chunk.toString()));
+        res.on("end", () => resolve({ status: res.statusCode!, text }));
+      });
+      req.on("error", reject);
+      req.write(body.slice(0, 10), async () => {
+        // Answered after the server has read what the first socket sent: the request's headers are in.
+        expect((await fetch(`${second.url}/health`)).status).toBe(200);
+        closed = second.close();
+        req.end(body.slice(10));
+      });
+    });
+    await closed;
+    expect(answer.status, answer.text).toBe(200);
+    await expect(fetch(`${second.url}/health`)).rejects.toThrow();
+    expect(host.health().status).toBe("ready");
   });
 });
