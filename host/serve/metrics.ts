@@ -75,6 +75,7 @@ export class ServeMetrics {
   readonly requests = new Family("plugbox_requests_total", "counter", "Organization requests served over HTTP, by message and outcome (ok, failed: the pipeline refused or failed it, rejected: refused before the pipeline)");
   readonly executions = new Family("plugbox_executions_total", "counter", "Plug-in step executions in requests served over HTTP, by outcome");
   readonly relayPosts = new Family("plugbox_relay_posts_total", "counter", "Notification posts by synchronous steps of requests served over HTTP, by outcome");
+  readonly jobRuns = new Family("plugbox_job_runs_total", "counter", "System job attempts by the host's background job runner, by outcome (succeeded, failed, retrying, waiting, lost)");
   readonly duration = new Histogram("plugbox_request_duration_seconds", "Time to answer an organization request over HTTP, seconds");
 
   /** The text of a scrape: the counters, then the gauges read now. */
@@ -83,6 +84,6 @@ export class ServeMetrics {
     for (const [state, n] of Object.entries(gauges.jobs)) jobs.add({ state }, n);
     const workers = new Family("plugbox_sandbox_workers", "gauge", "Sandbox worker processes, by status (wanted, ready, starting)");
     for (const [status, n] of Object.entries(gauges.workers)) workers.add({ status }, n);
-    return [...this.requests.lines(), ...this.executions.lines(), ...this.relayPosts.lines(), ...this.duration.lines(), ...jobs.lines(), ...workers.lines()].join("\n") + "\n";
+    return [...this.requests.lines(), ...this.executions.lines(), ...this.relayPosts.lines(), ...this.jobRuns.lines(), ...this.duration.lines(), ...jobs.lines(), ...workers.lines()].join("\n") + "\n";
   }
 }

@@ -58,6 +58,8 @@ export async function startServe(options: ServeOptions): Promise<Serve> {
   let closing: Promise<void> | undefined;
   let url = "";
 
+  const stopCounting = host.jobRunner.onOutcome((job) => metrics.jobRuns.add({ outcome: job.outcome }));
+
   const server = createServer((req, res) => {
     const handled = handle(req, res).finally(() => inFlight.delete(handled));
     inFlight.add(handled);
@@ -69,7 +71,7 @@ export async function startServe(options: ServeOptions): Promise<Serve> {
       const path = new URL(req.url ?? "/", "http://localhost").pathname;
       if (path.startsWith(WEB_API_ROOT)) {
         allow(req, "POST");
-        await webApiCreate(req, res, decodeURIComponent(path.slice(WEB_API_ROOT.length)));
+        await webApiCreate(req, res, entitySetOf(path.slice(WEB_API_ROOT.length)));
         return;
       }
       const method = ROUTES[path];
@@ -188,12 +190,17 @@ export async function startServe(options: ServeOptions): Promise<Serve> {
   }
 
   server.listen(settings.port, settings.hostname);
-  await new Promise<void>((resolve, reject) => {
-    server.once("listening", resolve);
-    server.once("error", (error: NodeJS.ErrnoException) =>
-      reject(error.code === "EADDRINUSE" ? new ServeError("SERVE_PORT_IN_USE", `port ${settings.port} is in use: pick another with --port, or 0 for a free one`) : error),
-    );
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("listening", resolve);
+      server.once("error", (error: NodeJS.ErrnoException) =>
+        reject(error.code === "EADDRINUSE" ? new ServeError("SERVE_PORT_IN_USE", `port ${settings.port} is in use: pick another with --port, or 0 for a free one`) : error),
+      );
+    });
+  } catch (error) {
+    stopCounting();
+    throw error;
+  }
   const address = server.address() as AddressInfo;
   url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
 
@@ -206,10 +213,19 @@ export async function startServe(options: ServeOptions): Promise<Serve> {
       await Promise.race([Promise.allSettled([...inFlight]), grace]);
       clearTimeout(timer);
       server.closeAllConnections();
+      stopCounting();
       await stopped;
     })());
 
   return { url, close, [Symbol.asyncDispose]: close };
+}
+
+function entitySetOf(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ServeError("SERVE_NOT_FOUND", `no entity set ${JSON.stringify(segment)}: it is not a valid URL path segment`);
+  }
 }
 
 /** Refuses a request whose method the path does not answer (405, naming the one it does). */
@@ -252,6 +268,8 @@ function sendError(res: ServerResponse, error: unknown, journal?: JournalRequest
   const headers: Record<string, string> = { "Content-Type": "application/json; charset=utf-8" };
   if (typed instanceof PlugboxError && typed.code === "SERVE_METHOD_NOT_ALLOWED") headers.Allow = String(typed.details?.allow);
   // A body left unread (refused before it was read) would otherwise be parsed as the next request.
-  if (!(res.req as IncomingMessage).readableEnded) headers.Connection = "close";
+  const req = res.req as IncomingMessage;
+  const hasBody = (req.headers["content-length"] ?? "0") !== "0" || req.headers["transfer-encoding"] !== undefined;
+  if (hasBody && !req.readableEnded) headers.Connection = "close";
   res.writeHead(status, headers).end(JSON.stringify({ error: { code: typed.code, message: typed.message, ...(typeof inner === "string" && inner !== typed.code ? { innerCode: inner } : {}) }, ...(journal ? { journal } : {}) }));
 }

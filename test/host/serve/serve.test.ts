@@ -93,8 +93,14 @@ describe("plugbox serve's HTTP API", () => {
     expect(grew('plugbox_executions_total{outcome="failed"}')).toBe(1);
     expect(grew("plugbox_request_duration_seconds_count")).toBe(2);
     expect(after.get('plugbox_request_duration_seconds_bucket{le="+Inf"}')).toBe(after.get("plugbox_request_duration_seconds_count"));
-    // The async stage 40 step of each created account waits as a job (this host runs none).
+    // The async stage 40 step of each created account waits as a job (this host runs none in the background).
     expect(grew('plugbox_jobs{state="waiting_for_resources"}')).toBe(1);
+
+    const ran = await host.runJobs();
+    const runs = await scrape();
+    expect(runs.get('plugbox_job_runs_total{outcome="succeeded"}')).toBe(ran.filter((job) => job.outcome === "succeeded").length);
+    expect(runs.get('plugbox_jobs{state="succeeded"}')).toBe(ran.length);
+    expect(runs.get('plugbox_jobs{state="waiting_for_resources"}')).toBe(0);
   });
 
   it("refuses bad requests with a typed error and the status of its family, and keeps serving after each", async () => {
@@ -107,6 +113,7 @@ describe("plugbox serve's HTTP API", () => {
     expect(wrongMethod.headers.get("allow")).toBe("POST");
     await expectError(wrongMethod, 405, "SERVE_METHOD_NOT_ALLOWED", /use POST/);
     await expectError(await fetch(`${server.url}/nowhere`), 404, "SERVE_NOT_FOUND", /no endpoint at \/nowhere/);
+    await expectError(await post("/api/data/v9.2/accounts%E0%A4%A", { name: "x" }), 404, "SERVE_NOT_FOUND", /not a valid URL path segment/);
     await expectError(await post("/api/data/v9.2/contacts", { lastname: "Doe" }), 404, "SERVE_NOT_FOUND", /entity set "contacts".*declares account \(entity set accounts\)/);
     await expectError(await post("/execute", { requestName: "Retrieve", parameters: { Target: { $type: "EntityReference", logicalName: "account", id: "6d81597f-0f9f-e711-8122-000d3aa2331c" }, ColumnSet: { $type: "ColumnSet", allColumns: true } } }), 404, "ORG_NOT_FOUND", /./);
 
