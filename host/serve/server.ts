@@ -54,15 +54,14 @@ export async function startServe(options: ServeOptions): Promise<Serve> {
   const { host, ...given } = options;
   const settings = resolveServeOptions(given);
   const metrics = new ServeMetrics();
-  const inFlight = new Set<Promise<void>>();
+  const inFlight = new Map<ServerResponse, Promise<void>>();
   let closing: Promise<void> | undefined;
   let url = "";
 
   const stopCounting = host.jobRunner.onOutcome((job) => metrics.jobRuns.add({ outcome: job.outcome }));
 
   const server = createServer((req, res) => {
-    const handled = handle(req, res).finally(() => inFlight.delete(handled));
-    inFlight.add(handled);
+    inFlight.set(res, handle(req, res).finally(() => inFlight.delete(res)));
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -208,9 +207,11 @@ export async function startServe(options: ServeOptions): Promise<Serve> {
     (closing ??= (async () => {
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      // The answers still to come end their connections: a client does not send its next request there.
+      for (const res of inFlight.keys()) if (!res.headersSent) res.setHeader("Connection", "close");
       let timer: NodeJS.Timeout | undefined;
       const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, settings.shutdownGraceMs)));
-      await Promise.race([Promise.allSettled([...inFlight]), grace]);
+      await Promise.race([Promise.allSettled([...inFlight.values()]), grace]);
       clearTimeout(timer);
       server.closeAllConnections();
       stopCounting();

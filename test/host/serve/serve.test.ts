@@ -151,15 +151,15 @@ describe("plugbox serve's HTTP API", () => {
     await expect(startServe({ host, port: 0, shutdownGraceMs: -1 })).rejects.toMatchObject({ code: "OPTIONS_INVALID", message: expect.stringContaining("shutdownGraceMs") });
   });
 
-  it("close(): lets a request in flight finish, then takes no more connections; the host stays open", async () => {
+  it("close(): lets a request in flight finish (its answer closes the connection), then takes no more connections; the host stays open", async () => {
     const second = await startServe({ host, port: 0 });
     const body = JSON.stringify(createAccount({ name: "Late" }));
     let closed: Promise<void> | undefined;
-    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const answer = await new Promise<{ status: number; connection: string | undefined; text: string }>((resolve, reject) => {
       const req = request(`${second.url}/execute`, { method: "POST", headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) } }, (res) => {
         let text = "";
         res.on("data", (chunk: Buffer) => (text += chunk.toString()));
-        res.on("end", () => resolve({ status: res.statusCode!, text }));
+        res.on("end", () => resolve({ status: res.statusCode!, connection: res.headers.connection, text }));
       });
       req.on("error", reject);
       req.write(body.slice(0, 10), async () => {
@@ -171,6 +171,8 @@ describe("plugbox serve's HTTP API", () => {
     });
     await closed;
     expect(answer.status, answer.text).toBe(200);
+    // Its answer ends its connection, so the client sends no further request there.
+    expect(answer.connection).toBe("close");
     await expect(fetch(`${second.url}/health`)).rejects.toThrow();
     expect(host.health().status).toBe("ready");
   });
