@@ -101,14 +101,7 @@ export async function startServe(options: ServeOptions): Promise<Serve> {
   async function execute(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let request: OrganizationRequestValue;
     try {
-      const body = await readJsonBody(req);
-      let value: unknown;
-      try {
-        value = fromPlain(body);
-      } catch (error) {
-        throw new UsageError("INPUT_INVALID_JSON", `the request body holds a value plugbox cannot read: ${(error as Error).message}`);
-      }
-      request = readRequest(value, "the request body");
+      request = readRequest(typedValues(await readJsonBody(req)), "the request body");
     } catch (error) {
       metrics.requests.add({ message: "none", outcome: "rejected" });
       throw error;
@@ -148,12 +141,7 @@ export async function startServe(options: ServeOptions): Promise<Serve> {
   /** Column values as the Web API sends them: a money or choice column's plain number becomes a Money or OptionSetValue. */
   function columnsOf(logicalName: string, body: Record<string, unknown>): Entity["attributes"] {
     const columns = host.registry.tables.get(logicalName)?.columns ?? {};
-    let values: Record<string, unknown>;
-    try {
-      values = fromPlain(body) as Record<string, unknown>;
-    } catch (error) {
-      throw new UsageError("INPUT_INVALID_JSON", `the request body holds a value plugbox cannot read: ${(error as Error).message}`);
-    }
+    const values = typedValues(body) as Record<string, unknown>;
     for (const [name, value] of Object.entries(values)) {
       if (typeof value !== "number") continue;
       if (columns[name] === "money") values[name] = new Money(value);
@@ -249,6 +237,15 @@ async function readJsonBody(req: IncomingMessage): Promise<unknown> {
     chunks.push(chunk);
   }
   return parseJsonInput(Buffer.concat(chunks).toString("utf8"), "the request body");
+}
+
+/** plugbox JSON's typed values read (`{ "$type": "Money", … }`); one it cannot read is INPUT_INVALID_JSON. */
+function typedValues(body: unknown): unknown {
+  try {
+    return fromPlain(body);
+  } catch (error) {
+    throw new UsageError("INPUT_INVALID_JSON", `the request body holds a value plugbox cannot read: ${(error as Error).message}`);
+  }
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
