@@ -55,6 +55,10 @@ export type {
   InspectorEndpoint,
 } from "../runtime/index.js";
 
+// `plugbox serve`'s HTTP API over a host.
+export { startServe } from "./serve/index.js";
+export type { Serve, ServeOptions } from "./serve/index.js";
+
 // The local Service Bus and Event Hubs broker.
 export { startBroker } from "./broker/index.js";
 export type { Broker, BrokerOptions, BrokerTopology, EntityOptions, SubscriptionSpec, TopicSpec, RuleSpec, CorrelationFilterSpec, EventHubSpec } from "./broker/index.js";
@@ -87,6 +91,7 @@ export { RelayError } from "./relay/errors.js";
 export { BrokerError } from "./broker/errors.js";
 export { CliError } from "./cli/errors.js";
 export { ReplayError } from "./replay/errors.js";
+export { ServeError } from "./serve/errors.js";
 export type { SandboxErrorCode } from "../runtime/index.js";
 export type { HostErrorCode } from "./errors.js";
 export type { PipelineErrorCode } from "./pipeline/errors.js";

@@ -68,6 +68,8 @@ export interface HostFlags {
   leaseMs?: number;
   /** --record <file> */
   record?: string;
+  /** Run system jobs in the background (`serve`); other commands run them in the foreground or not at all. */
+  runJobs?: boolean;
 }
 
 /**
@@ -90,7 +92,7 @@ async function withOpenHost<T>(options: HostFlags, webPolicy: WebPolicyInput | u
   await using host = await createHost({
     ...(options.manifest ? { manifest: options.manifest } : {}),
     db: options.db ?? ":memory:",
-    runJobs: false,
+    runJobs: options.runJobs ?? false,
     ...runtime,
     storeOptions: { quickCheck: options.storeCheck !== false },
     ...(options.leaseMs !== undefined ? { jobs: { leaseMs: options.leaseMs } } : {}),

@@ -18,6 +18,7 @@ import { RELAY_ERRORS, type RelayErrorCode } from "../relay/errors.js";
 import { BROKER_ERRORS, type BrokerErrorCode } from "../broker/errors.js";
 import { REPLAY_ERRORS, type ReplayErrorCode } from "../replay/errors.js";
 import { CLI_ERRORS, type CliErrorCode } from "./errors.js";
+import { SERVE_ERRORS, type ServeErrorCode } from "../serve/errors.js";
 import { TESTING_ERRORS, type TestingErrorCode } from "../testing/errors.js";
 import type { PluginRun } from "../run.js";
 import type { AuditReport } from "../audit/audit.js";
@@ -39,6 +40,7 @@ export type ErrorCode =
   | BrokerErrorCode
   | ReplayErrorCode
   | CliErrorCode
+  | ServeErrorCode
   | TestingErrorCode;
 
 /** `plugbox`'s exit status when it fails: one per family of error (0 is success). */
@@ -174,6 +176,12 @@ export const EXIT_STATUSES: { readonly [Code in ErrorCode]: ExitStatus } = {
   LISTEN_ENTITY_NOT_FOUND: 2,
   LISTEN_UNREACHABLE: 5,
 
+  SERVE_NOT_FOUND: 2,
+  SERVE_METHOD_NOT_ALLOWED: 2,
+  SERVE_UNSUPPORTED_MEDIA_TYPE: 2,
+  SERVE_PORT_IN_USE: 2,
+  SERVE_SHUTTING_DOWN: 5,
+
   TEST_RUN_FAILED: 2,
   TEST_BUILDER_INVALID: 2,
 };
@@ -195,6 +203,7 @@ export const ERROR_AREAS: ReadonlyArray<{ area: string; module: string; table: E
   { area: "Replay (captured contexts, recordings)", module: "host/replay/errors.ts", table: REPLAY_ERRORS },
   { area: "Wire format (RemoteExecutionContext)", module: "sdk/wire/errors.ts", table: WIRE_ERRORS },
   { area: "CLI", module: "host/cli/errors.ts", table: CLI_ERRORS },
+  { area: "HTTP API (`plugbox serve`)", module: "host/serve/errors.ts", table: SERVE_ERRORS },
   { area: "Testing (`plugbox/testing`)", module: "host/testing/errors.ts", table: TESTING_ERRORS },
 ];
 

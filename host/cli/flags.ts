@@ -8,6 +8,7 @@ import { sandboxLimitTable, type SandboxLimits } from "../../runtime/options.js"
 import { integerEntry, v, type IntegerOption, type OptionTable } from "../../runtime/schema.js";
 import { jobProcessesTable } from "../job-processes.js";
 import { jobRunnerTable } from "../jobs/options.js";
+import { serveTable } from "../serve/options.js";
 
 /** The help line's tail of an entry: ` (ms, default: 120000, from 1 to 3600000)`. */
 export function rangeText(entry: IntegerOption, shownDefault = entry.default): string {
@@ -55,9 +56,10 @@ const limitFlags: { [K in keyof SandboxLimits]: string } = {
 export const IN_THIS_PROCESS = 1;
 
 /** Every flag derived from an option table, by the command that has it. */
-export const derivedFlags: Readonly<Record<"run" | "jobs run", readonly DerivedFlag[]>> = {
+export const derivedFlags: Readonly<Record<"run" | "jobs run" | "serve", readonly DerivedFlag[]>> = {
   run: (Object.entries(limitFlags) as Array<[keyof SandboxLimits, string]>).map(([key, flags]) => derived(sandboxLimitTable, key, flags)),
   "jobs run": [derived(jobProcessesTable, "processes", "--processes <n>", IN_THIS_PROCESS), derived(jobRunnerTable, "leaseMs", "--lease-ms <ms>")],
+  serve: [derived(serveTable, "port", "--port <n>"), derived(serveTable, "shutdownGraceMs", "--grace-ms <ms>")],
 };
 
 export const optionOf = (flag: DerivedFlag): Option => flagFor(flag.table, flag.key, flag.flags, flag.cliDefault);

@@ -21,6 +21,7 @@ import { registerBrokerCommand } from "./broker-command.js";
 import { registerAuditCommand } from "./audit-command.js";
 import { addPluginRunOptions, runAndReport, type PluginRunFlags } from "./plugin-run.js";
 import { registerReplayCommand } from "./replay-command.js";
+import { registerServeCommand } from "./serve-command.js";
 
 const { version } = createRequire(import.meta.url)("../../../package.json") as { version: string };
 
@@ -115,6 +116,7 @@ export function createProgram(io: { out: (text: string) => void; err: (text: str
   registerReplayCommand(program, io);
   registerBrokerCommand(program, io);
   registerAuditCommand(program, io);
+  registerServeCommand(program, io);
   run.action(async (bundlePath: string, flags: RunFlags) => {
     const target = flags.target ? await readTarget(flags.target, flags.message) : undefined;
     let sharedVariables: Record<string, unknown> | undefined;

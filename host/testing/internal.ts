@@ -24,6 +24,7 @@ export type { ErrorCode } from "../cli/exit-statuses.js";
 export { jobRunnerDefaults, resolveJobRunnerOptions } from "../jobs/runner.js";
 export { resolveLimits } from "../../runtime/options.js";
 export { derivedFlags, optionOf, rangeText } from "../cli/flags.js";
+export { resolveServeOptions, serveDefaults } from "../serve/options.js";
 export type { DerivedFlag } from "../cli/flags.js";
 export { selectBinding, ISOLATED_VM_BINDINGS } from "../../runtime/worker/ivm.js";
 

@@ -41,6 +41,7 @@ describe("the public surface", () => {
       "SandboxLimitError",
       "SandboxMemoryError",
       "SandboxTimeoutError",
+      "ServeError",
       "ServiceError",
       "StepFailedError",
       "StoreError",
@@ -57,6 +58,7 @@ describe("the public surface", () => {
       "runPlugin",
       "sandboxLimitDefaults",
       "startBroker",
+      "startServe",
       "systemClock",
     ]);
   });

@@ -5,13 +5,14 @@
  */
 import { describe, expect, it } from "vitest";
 import { runJobsInProcesses } from "../../../dist/host/index.js";
-import { derivedFlags, optionOf, resolveJobRunnerOptions, resolveLimits, type DerivedFlag } from "../../../dist/host/testing/internal.js";
+import { derivedFlags, optionOf, resolveJobRunnerOptions, resolveLimits, resolveServeOptions, type DerivedFlag } from "../../../dist/host/testing/internal.js";
 import { plugbox } from "../../helpers/cli.js";
 
 /** The arguments a command needs besides the flag, so that only the flag can be refused. */
 const commands: Record<keyof typeof derivedFlags, string[]> = {
   run: ["run", "nowhere.js", "--type", "Nope"],
   "jobs run": ["jobs", "run", "--manifest", "nowhere.json", "--db", "nowhere.db"],
+  serve: ["serve", "--manifest", "nowhere.json"],
 };
 
 /** Whether the option's schema takes `value`, through the resolver that reads the option. */
@@ -26,6 +27,7 @@ async function schemaTakes(flag: DerivedFlag, value: number): Promise<boolean> {
     else if (flag.key === "processes") await runJobsInProcesses({ manifest: {}, db: ":memory:", processes: value }).catch((error: unknown) => {
       if (!(error as Error).message.includes(":memory:")) throw error;
     });
+    else if (flag.table === derivedFlags.serve[0]!.table) resolveServeOptions({ [flag.key]: value });
     else resolveJobRunnerOptions({ [flag.key]: value });
     return true;
   } catch (error) {
@@ -60,7 +62,7 @@ describe.each(Object.entries(derivedFlags) as Array<[keyof typeof derivedFlags, 
   });
 
   it("--help names each flag's default and range from its table", async () => {
-    const help = await plugbox([...commands[command].slice(0, command === "run" ? 1 : 2), "--help"]);
+    const help = await plugbox([...commands[command].slice(0, command.split(" ").length), "--help"]);
     expect(help.code, help.stderr).toBe(0);
     for (const flag of flags) {
       const entry = flag.table[flag.key]!;
