@@ -1,12 +1,12 @@
 /**
  * The HTTP status of a failed request, read from its error code's family (the areas' error tables,
- * host/cli/exit-statuses.ts ERROR_AREAS) so a new code gets a status without a new line here; the
+ * host/error-areas.ts) so a new code gets a status without a new line here; the
  * code's own name refines it where HTTP has a closer word (a record not found, a duplicate, a body
  * too large, a host closed).
  */
 import type { ErrorFamily } from "../../sdk/errors.js";
 import { familyIn } from "../../sdk/errors.js";
-import { ERROR_AREAS } from "../cli/exit-statuses.js";
+import { ERROR_AREAS } from "../error-areas.js";
 
 const FAMILY_STATUS: Readonly<Record<ErrorFamily, number>> = {
   usage: 400,
