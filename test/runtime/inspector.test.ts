@@ -162,13 +162,13 @@ function listeningPorts(pid: number): number[] {
 
 /** Debug mode runs where it is checked to stop a plug-in (runtime/inspect.ts); elsewhere it is refused, and that is what these tests check there. */
 const nodeMajor = Number(process.versions.node.split(".")[0]);
-const debuggable = [20, 24].includes(nodeMajor);
-const REFUSED = /OPTIONS_INVALID|debug mode \(--inspect\) runs on Node\.js 20 and 24; on Node\.js/;
+const debuggable = [20, 22, 24, 26].includes(nodeMajor);
+const REFUSED = /OPTIONS_INVALID|debug mode \(--inspect\) runs on Node\.js 20 and 22 and 24 and 26; on Node\.js/;
 const itDebugs = (name: string, fn: () => Promise<void>) =>
   debuggable
     ? it(name, fn)
     : it(`on Node.js ${nodeMajor}, debug mode is refused with the Nodes it runs on (instead of: ${name})`, async () => {
-        expect(() => createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0 } })).toThrow(/debug mode \(--inspect\) runs on Node\.js 20 and 24; on Node\.js \d+/);
+        expect(() => createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0 } })).toThrow(/debug mode \(--inspect\) runs on Node\.js 20 and 22 and 24 and 26; on Node\.js \d+/);
         const run = await plugbox(["run", bundleFile, "--type", "Debuggee", "--inspect=0"]);
         expect(run.code).toBe(2);
         expect(run.stderr).toMatch(REFUSED);
