@@ -65,7 +65,7 @@ export const SUPPORTED_NODE_MAJORS: readonly number[] = ISOLATED_VM_BINDINGS.map
  *   when the Error is made, so a getter defined later is never called by it.
  * - V8 14 (Node 26) adds the ECMAScript global `Temporal` to every context, the isolate's too.
  * - V8 14 (Node 26) aborts the process when isolated-vm opens an inspector session from a thread
- *   that does not hold the isolate (CONNECT_INSIDE_ISOLATE below).
+ *   that does not hold the isolate (ConnectHook below).
  */
 
 /** Which isolated-vm the sandbox uses on this Node: what `plugbox --version` and `--json` report. */
@@ -263,20 +263,20 @@ export type DefaultRealm = "hardened" | "unreachable";
 /** Thrown when the facade is asked for something that would let plug-in code run outside a timed entry. */
 export class UnsafeIsolateOperationError extends Error {}
 
-/**
- * Whether a V8 inspector session must be opened on a thread that holds the isolate. isolated-vm's
- * `createInspectorSession` calls V8's `V8Inspector::connect` on the calling thread, which holds
- * only Node's own isolate. Up to V8 13 (Node 24) that works. V8 14 (Node 26) allocates the session
- * on the isolate's cppgc heap, and the process aborts with "Check failed: IsCreationThread()"
- * (isolated-vm 7.0.1, Node 26.12.1). Called from a host callback inside a synchronous call into the
- * isolate, when this thread holds the isolate's lock, it works, on every Node.
- */
-const CONNECT_INSIDE_ISOLATE = Number(process.versions.v8.split(".")[0]) >= 14;
-
 /** What the connect hook throws to leave the isolate (see "Why every entry leaves the isolate by throwing a string"). */
 const CONNECTED = "connected";
 
-/** Opens inspector sessions from inside a synchronous call (CONNECT_INSIDE_ISOLATE). */
+/**
+ * Opens inspector sessions on a thread that holds the isolate. isolated-vm's
+ * `createInspectorSession` calls V8's `V8Inspector::connect` on the calling thread, which holds
+ * only Node's own isolate:
+ * - V8 14 (Node 26, isolated-vm 7.0.1) allocates the session on the inspected isolate's cppgc heap,
+ *   and the process aborts with "Check failed: IsCreationThread()".
+ * - On Node 20 (isolated-vm 5.0.4) and 24 (7.0.1) a session opened while a call runs on the thread
+ *   pool pauses, but then never processes `Debugger.resume`: the plug-in stays paused.
+ * So the session is opened from a host callback inside a synchronous call into the isolate (this
+ * thread then holds the isolate's lock), and only while no other call runs. That works on every Node.
+ */
 interface ConnectHook {
   /** `function () { connect(); throw "connected"; }` in the isolate, where `connect` runs `pending`. */
   fn: IvmModule.Reference<() => never>;
@@ -292,12 +292,13 @@ export class SandboxIsolate {
   #lastCpuNs = 0n;
   readonly #inspected: boolean;
   readonly #sessions = new Set<IvmModule.InspectorSession>();
+  /** Set for isolates made with `inspector: true`. */
   readonly #connectHook: ConnectHook | undefined;
   /** How many entry calls are running (a bridge callback can make a nested one). */
   #entered = 0;
   /** How many entry calls run on isolated-vm's thread pool (`call`); the isolate is busy while any does. */
   #enteredAsync = 0;
-  /** Sessions to open once no call runs on the thread pool (CONNECT_INSIDE_ISOLATE). */
+  /** Sessions to open once no call runs on the thread pool (ConnectHook). */
   #connectQueue: Array<() => void> = [];
   #pluginCodeRan = false;
 
@@ -332,7 +333,7 @@ export class SandboxIsolate {
     try {
       const context = await isolate.createContext(inspector ? { inspector } : undefined);
       let connectHook: ConnectHook | undefined;
-      if (inspector && CONNECT_INSIDE_ISOLATE) {
+      if (inspector) {
         // Made before any plug-in code, and reachable from no global: plug-in code never sees it.
         const hook: Partial<ConnectHook> = {};
         hook.fn = context.evalClosureSync(`const connect = $0; return function () { connect(); throw ${JSON.stringify(CONNECTED)}; };`, [new ivm.Callback(() => hook.pending?.())], {
@@ -409,9 +410,8 @@ export class SandboxIsolate {
    * events reach `onMessage` on this thread, so it must stay free while the isolate is paused:
    * entries then run with `call`, not `callSync`.
    *
-   * On V8 14 and later (CONNECT_INSIDE_ISOLATE) the session is opened inside a synchronous call,
-   * so while a call runs on the thread pool it opens when that call ends; messages sent meanwhile
-   * are kept and sent then, in order.
+   * The session is opened inside a synchronous call (ConnectHook), so while a call runs on the
+   * thread pool it opens when that call ends; messages sent meanwhile are kept and sent then, in order.
    */
   connectInspector(onMessage: (message: string) => void): InspectorConnection {
     if (!this.#inspected) throw new UnsafeIsolateOperationError("this isolate was not made for a debugger");
@@ -439,13 +439,18 @@ export class SandboxIsolate {
     const open = () => {
       if (closed || this.isDisposed) return;
       session = this.#createSession();
-      if (!session) return;
+      if (!session) {
+        // The isolate went meanwhile: nothing to keep messages for.
+        closed = true;
+        queued.length = 0;
+        return;
+      }
       this.#sessions.add(session);
       session.onResponse = (_id, message) => onMessage(message);
       session.onNotification = onMessage;
       for (const message of queued.splice(0)) send(message);
     };
-    if (this.#connectHook && this.#enteredAsync > 0) this.#connectQueue.push(open);
+    if (this.#enteredAsync > 0) this.#connectQueue.push(open);
     else open();
     return {
       send: (message) => {
@@ -456,10 +461,9 @@ export class SandboxIsolate {
     };
   }
 
-  /** isolated-vm's `createInspectorSession`, on a thread that holds the isolate where V8 requires it; undefined if the isolate is gone. */
+  /** isolated-vm's `createInspectorSession`, on this thread while it holds the isolate; undefined if the isolate is gone. */
   #createSession(): IvmModule.InspectorSession | undefined {
-    const hook = this.#connectHook;
-    if (!hook) return this.#isolate.createInspectorSession();
+    const hook = this.#connectHook!;
     let session: IvmModule.InspectorSession | undefined;
     hook.pending = () => {
       session = this.#isolate.createInspectorSession();

@@ -324,6 +324,35 @@ describe("debug mode is opt-in", () => {
     await client.closed;
   });
 
+  itDebugs("a debugger that attaches while the plug-in's code runs stops it at its next debugger; statement", async () => {
+    const endpoints: InspectorEndpoint[] = [];
+    await using runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0, onListening: (e) => endpoints.push(e) } });
+    await runtime.ready;
+    // The session opens once the running call into the isolate ends (docs/debugging.md), before the debugger; statement.
+    const busy = bundleFromSource(
+      `module.exports = { Busy: class { async execute(sp) {
+        const out = sp.getService("IPluginExecutionContext").outputParameters;
+        const until = Date.now() + 1500;
+        while (Date.now() < until) {}
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        debugger;
+        out.done = true;
+      } } };`,
+      "busy.js",
+    );
+    const report = runtime.execute({ bundle: busy, typeName: "Busy", context: context() });
+    // Real time: the plug-in spins on real time too, and the debugger attaches in the middle.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const client = await DevToolsClient.connect(endpoints[0]!.url);
+    await client.send("Debugger.enable");
+    const paused = await client.next("Debugger.paused");
+    expect(paused.reason).toBe("other");
+    await client.send("Debugger.resume");
+    const done = await report;
+    expect(done.ok && done.changes.outputParameters).toEqual({ done: true });
+    await client.closed;
+  });
+
   itDebugs('debug mode with pluginTime "clock": the plug-in\'s Date and timers follow the runtime\'s clock', async () => {
     const clock = new ManualClock("2026-03-01T00:00:00.000Z");
     await using runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0 }, clock, pluginTime: "clock" });
