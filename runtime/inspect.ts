@@ -34,11 +34,10 @@ export class InspectorListenError extends Error {}
 
 /**
  * The Node.js majors on which debug mode is checked to stop a plug-in at a breakpoint (CI drives
- * the DevTools protocol on each). On Node.js 26 (isolated-vm 7.0.1) a breakpoint does not pause the
- * isolate, and Node.js 22 (isolated-vm 6) is not checked yet: there debug mode is refused, not run
- * unpaused.
+ * the DevTools protocol on each: test/runtime/inspector.test.ts). On any other Node debug mode is
+ * refused, not run unpaused.
  */
-export const DEBUGGABLE_NODE_MAJORS: readonly number[] = Object.freeze([20, 24]);
+export const DEBUGGABLE_NODE_MAJORS: readonly number[] = Object.freeze([20, 22, 24, 26]);
 
 /** The port Chrome's chrome://inspect and VS Code look at by default. */
 export const DEFAULT_INSPECTOR_PORT = 9229;

@@ -64,6 +64,8 @@ export const SUPPORTED_NODE_MAJORS: readonly number[] = ISOLATED_VM_BINDINGS.map
  *   `message` getter then (one that loops is stopped by the CPU limit); from V8 13 it is written
  *   when the Error is made, so a getter defined later is never called by it.
  * - V8 14 (Node 26) adds the ECMAScript global `Temporal` to every context, the isolate's too.
+ * - V8 14 (Node 26) aborts the process when isolated-vm opens an inspector session from a thread
+ *   that does not hold the isolate (ConnectHook below).
  */
 
 /** Which isolated-vm the sandbox uses on this Node: what `plugbox --version` and `--json` report. */
@@ -173,6 +175,7 @@ namespace IvmModule {
   }
   export interface Context {
     readonly global: Reference<Record<string, unknown>>;
+    evalClosureSync(code: string, args: unknown[], options: { result: { reference: true } }): Reference<unknown>;
   }
   export interface InspectorSession {
     dispatchProtocolMessage(message: string): void;
@@ -260,6 +263,26 @@ export type DefaultRealm = "hardened" | "unreachable";
 /** Thrown when the facade is asked for something that would let plug-in code run outside a timed entry. */
 export class UnsafeIsolateOperationError extends Error {}
 
+/** What the connect hook throws to leave the isolate (see "Why every entry leaves the isolate by throwing a string"). */
+const CONNECTED = "connected";
+
+/**
+ * Opens inspector sessions on a thread that holds the isolate. isolated-vm's
+ * `createInspectorSession` calls V8's `V8Inspector::connect` on the calling thread, which holds
+ * only Node's own isolate:
+ * - V8 14 (Node 26, isolated-vm 7.0.1) allocates the session on the inspected isolate's cppgc heap,
+ *   and the process aborts with "Check failed: IsCreationThread()".
+ * - On Node 20 (isolated-vm 5.0.4) and 24 (7.0.1) a session opened while a call runs on the thread
+ *   pool pauses, but then never processes `Debugger.resume`: the plug-in stays paused.
+ * So the session is opened from a host callback inside a synchronous call into the isolate (this
+ * thread then holds the isolate's lock), and only while no other call runs. That works on every Node.
+ */
+interface ConnectHook {
+  /** `function () { connect(); throw "connected"; }` in the isolate, where `connect` runs `pending`. */
+  fn: IvmModule.Reference<() => never>;
+  pending: (() => void) | undefined;
+}
+
 /** One V8 isolate with one context. */
 export class SandboxIsolate {
   readonly #isolate: IvmModule.Isolate;
@@ -269,15 +292,22 @@ export class SandboxIsolate {
   #lastCpuNs = 0n;
   readonly #inspected: boolean;
   readonly #sessions = new Set<IvmModule.InspectorSession>();
+  /** Set for isolates made with `inspector: true`. */
+  readonly #connectHook: ConnectHook | undefined;
   /** How many entry calls are running (a bridge callback can make a nested one). */
   #entered = 0;
+  /** How many entry calls run on isolated-vm's thread pool (`call`); the isolate is busy while any does. */
+  #enteredAsync = 0;
+  /** Sessions to open once no call runs on the thread pool (ConnectHook). */
+  #connectQueue: Array<() => void> = [];
   #pluginCodeRan = false;
 
-  private constructor(isolate: IvmModule.Isolate, context: IvmModule.Context, defaultRealm: DefaultRealm, inspected: boolean) {
+  private constructor(isolate: IvmModule.Isolate, context: IvmModule.Context, defaultRealm: DefaultRealm, inspected: boolean, connectHook: ConnectHook | undefined) {
     this.#isolate = isolate;
     this.#inspected = inspected;
     this.#context = context;
     this.defaultRealm = defaultRealm;
+    this.#connectHook = connectHook;
   }
 
   /**
@@ -302,6 +332,15 @@ export class SandboxIsolate {
     const isolate = new ivm.Isolate({ memoryLimit: options.memoryMb, ...(inspector ? { inspector } : {}) });
     try {
       const context = await isolate.createContext(inspector ? { inspector } : undefined);
+      let connectHook: ConnectHook | undefined;
+      if (inspector) {
+        // Made before any plug-in code, and reachable from no global: plug-in code never sees it.
+        const hook: Partial<ConnectHook> = {};
+        hook.fn = context.evalClosureSync(`const connect = $0; return function () { connect(); throw ${JSON.stringify(CONNECTED)}; };`, [new ivm.Callback(() => hook.pending?.())], {
+          result: { reference: true },
+        }) as IvmModule.Reference<() => never>;
+        connectHook = hook as ConnectHook;
+      }
       const global = context.global;
       for (const [name, fn] of Object.entries(options.bridge)) {
         global.setSync(name, new ivm.Callback(fn));
@@ -326,7 +365,7 @@ export class SandboxIsolate {
       } catch (error) {
         if (error instanceof Error && error.message === "hardened") defaultRealm = "hardened";
       }
-      const sandbox = new SandboxIsolate(isolate, context, defaultRealm, inspector);
+      const sandbox = new SandboxIsolate(isolate, context, defaultRealm, inspector, connectHook);
       const api: Record<string, IsolateFunction> = {};
       for (const name of options.api) {
         const fn = entry(name);
@@ -353,11 +392,15 @@ export class SandboxIsolate {
   async #enterAsync(fn: IvmModule.Reference<(...a: unknown[]) => unknown>, args: Array<Primitive | IsolateValueHandle>, timeoutMs: number): Promise<string> {
     if (!this.#inspected) throw new UnsafeIsolateOperationError("an entry runs off this thread only in an isolate made for a debugger");
     this.#pluginCodeRan = true;
+    this.#enteredAsync++;
     try {
       await fn.apply(undefined, args as never[], timeoutMs > 0 ? { timeout: Math.ceil(timeoutMs) } : {});
     } catch (thrown) {
       if (typeof thrown === "string") return thrown;
       throw thrown;
+    } finally {
+      this.#enteredAsync--;
+      if (this.#enteredAsync === 0) for (const open of this.#connectQueue.splice(0)) open();
     }
     throw new UnsafeIsolateOperationError("a shim entry returned instead of throwing its answer");
   }
@@ -366,33 +409,77 @@ export class SandboxIsolate {
    * Opens a DevTools protocol session on this isolate (made with `inspector: true`). Responses and
    * events reach `onMessage` on this thread, so it must stay free while the isolate is paused:
    * entries then run with `call`, not `callSync`.
+   *
+   * The session is opened inside a synchronous call (ConnectHook), so while a call runs on the
+   * thread pool it opens when that call ends; messages sent meanwhile are kept and sent then, in order.
    */
   connectInspector(onMessage: (message: string) => void): InspectorConnection {
     if (!this.#inspected) throw new UnsafeIsolateOperationError("this isolate was not made for a debugger");
     if (this.isDisposed) throw new UnsafeIsolateOperationError("the isolate is disposed");
-    const session = this.#isolate.createInspectorSession();
-    this.#sessions.add(session);
-    session.onResponse = (_id, message) => onMessage(message);
-    session.onNotification = onMessage;
+    let session: IvmModule.InspectorSession | undefined;
+    let closed = false;
+    const queued: string[] = [];
     const close = () => {
-      if (!this.#sessions.delete(session)) return;
+      closed = true;
+      if (!session || !this.#sessions.delete(session)) return;
       try {
         session.dispose();
       } catch {
         /* the isolate went first */
       }
     };
+    const send = (message: string) => {
+      if (!session || !this.#sessions.has(session)) return;
+      try {
+        session.dispatchProtocolMessage(message);
+      } catch {
+        close();
+      }
+    };
+    const open = () => {
+      if (closed || this.isDisposed) return;
+      session = this.#createSession();
+      if (!session) {
+        // The isolate went meanwhile: nothing to keep messages for.
+        closed = true;
+        queued.length = 0;
+        return;
+      }
+      this.#sessions.add(session);
+      session.onResponse = (_id, message) => onMessage(message);
+      session.onNotification = onMessage;
+      for (const message of queued.splice(0)) send(message);
+    };
+    if (this.#enteredAsync > 0) this.#connectQueue.push(open);
+    else open();
     return {
       send: (message) => {
-        if (!this.#sessions.has(session)) return;
-        try {
-          session.dispatchProtocolMessage(message);
-        } catch {
-          close();
-        }
+        if (session) send(message);
+        else if (!closed) queued.push(message);
       },
       close,
     };
+  }
+
+  /** isolated-vm's `createInspectorSession`, on this thread while it holds the isolate; undefined if the isolate is gone. */
+  #createSession(): IvmModule.InspectorSession | undefined {
+    const hook = this.#connectHook!;
+    let session: IvmModule.InspectorSession | undefined;
+    hook.pending = () => {
+      session = this.#isolate.createInspectorSession();
+    };
+    try {
+      // Throws its answer, like the shim's entries: isolated-vm then runs no task epilogue.
+      hook.fn.applySync(undefined, [], { timeout: 5_000 });
+    } catch (thrown) {
+      if (thrown !== CONNECTED) {
+        session?.dispose();
+        return undefined;
+      }
+    } finally {
+      hook.pending = undefined;
+    }
+    return session;
   }
 
   #assertNoPluginCodeRan(operation: string): void {

@@ -162,13 +162,13 @@ function listeningPorts(pid: number): number[] {
 
 /** Debug mode runs where it is checked to stop a plug-in (runtime/inspect.ts); elsewhere it is refused, and that is what these tests check there. */
 const nodeMajor = Number(process.versions.node.split(".")[0]);
-const debuggable = [20, 24].includes(nodeMajor);
-const REFUSED = /OPTIONS_INVALID|debug mode \(--inspect\) runs on Node\.js 20 and 24; on Node\.js/;
+const debuggable = [20, 22, 24, 26].includes(nodeMajor);
+const REFUSED = /OPTIONS_INVALID|debug mode \(--inspect\) runs on Node\.js 20 and 22 and 24 and 26; on Node\.js/;
 const itDebugs = (name: string, fn: () => Promise<void>) =>
   debuggable
     ? it(name, fn)
     : it(`on Node.js ${nodeMajor}, debug mode is refused with the Nodes it runs on (instead of: ${name})`, async () => {
-        expect(() => createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0 } })).toThrow(/debug mode \(--inspect\) runs on Node\.js 20 and 24; on Node\.js \d+/);
+        expect(() => createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0 } })).toThrow(/debug mode \(--inspect\) runs on Node\.js 20 and 22 and 24 and 26; on Node\.js \d+/);
         const run = await plugbox(["run", bundleFile, "--type", "Debuggee", "--inspect=0"]);
         expect(run.code).toBe(2);
         expect(run.stderr).toMatch(REFUSED);
@@ -321,6 +321,35 @@ describe("debug mode is opt-in", () => {
     const done = await report;
     expect(done.ok, JSON.stringify(!done.ok && done.error)).toBe(true);
     expect(done.ok && done.changes.outputParameters).toEqual({ timer: "fired" });
+    await client.closed;
+  });
+
+  itDebugs("a debugger that attaches while the plug-in's code runs stops it at its next debugger; statement", async () => {
+    const endpoints: InspectorEndpoint[] = [];
+    await using runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0, onListening: (e) => endpoints.push(e) } });
+    await runtime.ready;
+    // The session opens once the running call into the isolate ends (docs/debugging.md), before the debugger; statement.
+    const busy = bundleFromSource(
+      `module.exports = { Busy: class { async execute(sp) {
+        const out = sp.getService("IPluginExecutionContext").outputParameters;
+        const until = Date.now() + 1500;
+        while (Date.now() < until) {}
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        debugger;
+        out.done = true;
+      } } };`,
+      "busy.js",
+    );
+    const report = runtime.execute({ bundle: busy, typeName: "Busy", context: context() });
+    // Real time: the plug-in spins on real time too, and the debugger attaches in the middle.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const client = await DevToolsClient.connect(endpoints[0]!.url);
+    await client.send("Debugger.enable");
+    const paused = await client.next("Debugger.paused");
+    expect(paused.reason).toBe("other");
+    await client.send("Debugger.resume");
+    const done = await report;
+    expect(done.ok && done.changes.outputParameters).toEqual({ done: true });
     await client.closed;
   });
 
