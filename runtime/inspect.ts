@@ -32,13 +32,6 @@ export interface ResolvedInspectorOptions {
 /** The debugger endpoint could not listen (its port is taken): starting the worker again would not help. */
 export class InspectorListenError extends Error {}
 
-/**
- * The Node.js majors on which debug mode is checked to stop a plug-in at a breakpoint (CI drives
- * the DevTools protocol on each: test/runtime/inspector.test.ts). On any other Node debug mode is
- * refused, not run unpaused.
- */
-export const DEBUGGABLE_NODE_MAJORS: readonly number[] = Object.freeze([20, 22, 24, 26]);
-
 /** The port Chrome's chrome://inspect and VS Code look at by default. */
 export const DEFAULT_INSPECTOR_PORT = 9229;
 
@@ -57,9 +50,5 @@ export function resolveInspectorOptions(input: InspectorOptions | undefined): Re
   }
   if (input.wait !== undefined && typeof input.wait !== "boolean") throw new OptionsError("OPTIONS_INVALID", "options.inspector.wait must be true or false");
   if (input.onListening !== undefined && typeof input.onListening !== "function") throw new OptionsError("OPTIONS_INVALID", "options.inspector.onListening must be a function");
-  const node = process.versions.node;
-  if (!DEBUGGABLE_NODE_MAJORS.includes(Number(node.split(".")[0]))) {
-    throw new OptionsError("OPTIONS_INVALID", `debug mode (--inspect) runs on Node.js ${DEBUGGABLE_NODE_MAJORS.join(" and ")}; on Node.js ${node} the debugger is not known to stop the plug-in, so plugbox refuses it rather than run it unpaused: run this command with Node.js ${DEBUGGABLE_NODE_MAJORS.join(" or ")}`);
-  }
   return { port, wait: input.wait === true, onListening: input.onListening };
 }

@@ -160,22 +160,8 @@ function listeningPorts(pid: number): number[] {
   return ports;
 }
 
-/** Debug mode runs where it is checked to stop a plug-in (runtime/inspect.ts); elsewhere it is refused, and that is what these tests check there. */
-const nodeMajor = Number(process.versions.node.split(".")[0]);
-const debuggable = [20, 22, 24, 26].includes(nodeMajor);
-const REFUSED = /OPTIONS_INVALID|debug mode \(--inspect\) runs on Node\.js 20 and 22 and 24 and 26; on Node\.js/;
-const itDebugs = (name: string, fn: () => Promise<void>) =>
-  debuggable
-    ? it(name, fn)
-    : it(`on Node.js ${nodeMajor}, debug mode is refused with the Nodes it runs on (instead of: ${name})`, async () => {
-        expect(() => createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0 } })).toThrow(/debug mode \(--inspect\) runs on Node\.js 20 and 22 and 24 and 26; on Node\.js \d+/);
-        const run = await plugbox(["run", bundleFile, "--type", "Debuggee", "--inspect=0"]);
-        expect(run.code).toBe(2);
-        expect(run.stderr).toMatch(REFUSED);
-      });
-
 describe("plugbox run --inspect-brk: a debugger attaches to the plug-in's isolate", () => {
-  itDebugs("stops on debugger; in the TypeScript source, reads a local, hits a breakpoint, and the paused time does not count against the wall limit", async () => {
+  it("stops on debugger; in the TypeScript source, reads a local, hits a breakpoint, and the paused time does not count against the wall limit", async () => {
     const run = await startRun([bundleFile, "--type", "Debuggee", "--inspect-brk=0", "--timeout", String(WALL_LIMIT_MS), "--json"]);
     const { port } = new URL(run.url);
 
@@ -233,7 +219,7 @@ describe("plugbox run --inspect-brk: a debugger attaches to the plug-in's isolat
     expect(result).toMatchObject({ ok: true, changes: { outputParameters: { answer: 84 } } });
   });
 
-  itDebugs("a debugger that goes away while the plug-in is paused lets it run to the end", async () => {
+  it("a debugger that goes away while the plug-in is paused lets it run to the end", async () => {
     const run = await startRun([bundleFile, "--type", "Debuggee", "--inspect-brk=0", "--json"]);
     const client = await DevToolsClient.connect(run.url);
     await client.send("Debugger.enable");
@@ -247,7 +233,7 @@ describe("plugbox run --inspect-brk: a debugger attaches to the plug-in's isolat
 });
 
 describe("debug mode is opt-in", () => {
-  itDebugs("without --inspect, debugger; is a no-op and the sandbox worker listens on no port", async () => {
+  it("without --inspect, debugger; is a no-op and the sandbox worker listens on no port", async () => {
     const run = await plugbox(["run", bundleFile, "--type", "Debuggee", "--json"]);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).not.toContain("Debugger listening");
@@ -265,7 +251,7 @@ describe("debug mode is opt-in", () => {
     expect(listeningPorts(debug.workerPids[0]!)).toEqual([endpoints[0]!.port]);
   });
 
-  itDebugs("a port that is taken makes the runtime unavailable at once, saying so, rather than retry", async () => {
+  it("a port that is taken makes the runtime unavailable at once, saying so, rather than retry", async () => {
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
     const { port } = taken.address() as AddressInfo;
@@ -290,7 +276,7 @@ describe("debug mode is opt-in", () => {
     expect(() => createSandboxRuntime({ limits: { inspector: true } as never })).toThrow(/options\.limits\.inspector is not an option/);
   });
 
-  itDebugs("--inspect without a debugger attached: a plug-in that awaits the organization service runs as it does without it", async () => {
+  it("--inspect without a debugger attached: a plug-in that awaits the organization service runs as it does without it", async () => {
     const hello = path.join(dir, "hello.js");
     expect((await plugbox(["build", "samples/hello/plugin.ts", "-o", hello])).code).toBe(0);
     const run = await startRun([hello, "--type", "HelloPlugin", "--target", "samples/hello/account.json", "--stage", "20", "--inspect=0", "--json"]);
@@ -303,7 +289,7 @@ describe("debug mode is opt-in", () => {
     expect(result.trace).toContain("created task");
   });
 
-  itDebugs("a timer that fires while the plug-in is paused runs once it is resumed", async () => {
+  it("a timer that fires while the plug-in is paused runs once it is resumed", async () => {
     const endpoints: InspectorEndpoint[] = [];
     await using runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0, wait: true, onListening: (e) => endpoints.push(e) } });
     await runtime.ready;
@@ -324,7 +310,7 @@ describe("debug mode is opt-in", () => {
     await client.closed;
   });
 
-  itDebugs("a debugger that attaches while the plug-in's code runs stops it at its next debugger; statement", async () => {
+  it("a debugger that attaches while the plug-in's code runs stops it at its next debugger; statement", async () => {
     const endpoints: InspectorEndpoint[] = [];
     await using runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0, onListening: (e) => endpoints.push(e) } });
     await runtime.ready;
@@ -353,7 +339,7 @@ describe("debug mode is opt-in", () => {
     await client.closed;
   });
 
-  itDebugs('debug mode with pluginTime "clock": the plug-in\'s Date and timers follow the runtime\'s clock', async () => {
+  it('debug mode with pluginTime "clock": the plug-in\'s Date and timers follow the runtime\'s clock', async () => {
     const clock = new ManualClock("2026-03-01T00:00:00.000Z");
     await using runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0 }, clock, pluginTime: "clock" });
     await runtime.ready;
@@ -374,7 +360,7 @@ describe("debug mode is opt-in", () => {
     expect(done.ok && done.changes.outputParameters).toEqual({ slept: 86_400_000, now: "2026-03-02T00:00:00.000Z" });
   });
 
-  itDebugs("in debug mode, a plug-in that is not paused is still held to its CPU and wall-clock limits", async () => {
+  it("in debug mode, a plug-in that is not paused is still held to its CPU and wall-clock limits", async () => {
     await using runtime = createSandboxRuntime({ workers: 1, prewarmIsolates: 0, inspector: { port: 0 } });
     const bundle = bundleFromSource(readFileSync(bundleFile, "utf8"), "debuggee.js", dir);
     const report = await runtime.execute({ bundle, typeName: "Spinner", context: context(), limits: { cpuTimeMs: 200 } });
