@@ -68,8 +68,12 @@ export interface HostFlags {
   leaseMs?: number;
   /** --record <file> */
   record?: string;
-  /** Run system jobs in the background (`serve`); other commands run them in the foreground or not at all. */
-  runJobs?: boolean;
+  /**
+   * Run system jobs in the background (`serve`), set by the command, never from a flag (exec's
+   * `--run-jobs` runs them in the foreground, after its request); other commands run them in the
+   * foreground or not at all.
+   */
+  backgroundJobs?: boolean;
 }
 
 /**
@@ -92,7 +96,7 @@ async function withOpenHost<T>(options: HostFlags, webPolicy: WebPolicyInput | u
   await using host = await createHost({
     ...(options.manifest ? { manifest: options.manifest } : {}),
     db: options.db ?? ":memory:",
-    runJobs: options.runJobs ?? false,
+    runJobs: options.backgroundJobs ?? false,
     ...runtime,
     storeOptions: { quickCheck: options.storeCheck !== false },
     ...(options.leaseMs !== undefined ? { jobs: { leaseMs: options.leaseMs } } : {}),

@@ -45,7 +45,7 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
     try {
-      await withHost({ ...flags, runJobs: true }, async (host) => {
+      await withHost({ ...flags, backgroundJobs: true }, async (host) => {
         // Closed before the host (await using runs in reverse): no request is left without its pipeline.
         await using server = await startServe({ host, hostname: flags.host, ...(flags.port === undefined ? {} : { port: flags.port }), ...(flags.graceMs === undefined ? {} : { shutdownGraceMs: flags.graceMs }) });
         io.out(`listening: ${server.url}`);
