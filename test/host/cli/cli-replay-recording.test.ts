@@ -186,15 +186,8 @@ describe("plugbox replay --recording", () => {
     });
   });
 
-  // Debug mode runs where it is checked to stop a plug-in (Node.js 20 and 24; test/runtime/inspector.test.ts); elsewhere it is refused.
-  const debuggable = [20, 24].includes(Number(process.versions.node.split(".")[0]));
-  it(debuggable ? "--inspect: replays under debug mode, with the endpoint on stderr" : "--inspect: refused on this Node.js, naming the Nodes debug mode runs on", async () => {
+  it("--inspect: replays under debug mode, with the endpoint on stderr", async () => {
     const replay = await plugbox(["replay", "--recording", recorded, "--inspect=0"], dir);
-    if (!debuggable) {
-      expect(replay.code).toBe(2);
-      expect(replay.stderr).toMatch(/debug mode \(--inspect\) runs on Node\.js 20 and 24/);
-      return;
-    }
     expect(replay.code, replay.stderr).toBe(0);
     expect(replay.stderr).toMatch(/^Debugger listening on ws:\/\/127\.0\.0\.1:\d+\//);
     expect(replay.stdout).toContain("same: the replay did what the recording did");
