@@ -15,7 +15,8 @@ import { Entity } from "../sdk/model.js";
 
 export type { BenchRow };
 
-const PLUGIN_SOURCE = `
+/** A stage-20 plug-in that numbers an account: the plug-in of the pipeline and test-host benchmarks. */
+export const PLUGIN_SOURCE = `
 class Numbering {
   execute(sp) {
     const ctx = sp.getService("IPluginExecutionContext");

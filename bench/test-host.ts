@@ -16,18 +16,9 @@ import { loadBundleFile } from "../runtime/index.js";
 import { Store } from "../host/store/store.js";
 import { createTestHost } from "../host/testing/test-host.js";
 import { Entity } from "../sdk/model.js";
+import { PLUGIN_SOURCE } from "./pipeline.js";
 import type { BenchRow } from "./row.js";
 
-const PLUGIN_SOURCE = `
-class Numbering {
-  execute(sp) {
-    const ctx = sp.getService("IPluginExecutionContext");
-    const target = ctx.inputParameters.Target;
-    target.attributes.accountnumber = "ACC-" + String(target.attributes.name).slice(0, 3).toUpperCase();
-  }
-}
-module.exports = { Numbering };
-`;
 
 const TESTS = 200;
 

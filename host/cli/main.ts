@@ -6,10 +6,10 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { createRequire } from "node:module";
 import { isPlainObject } from "../../sdk/codec.js";
-import { Entity, EntityReference, typeOf } from "../../sdk/model.js";
+import type { Entity, EntityReference } from "../../sdk/model.js";
 import { isolatedVmBinding } from "../../runtime/index.js";
 import { buildBundle } from "../build.js";
-import type { ContextInput, Mode, Stage } from "../pipeline/context.js";
+import { entityOrReference, type ContextInput, type EntityInput, type Mode, type Stage } from "../pipeline/context.js";
 import { PlugboxError } from "../../sdk/errors.js";
 import { UsageError } from "../errors.js";
 import { EXIT_STATUSES, exitStatusOf } from "./exit-statuses.js";
@@ -41,28 +41,18 @@ function stage(value: string): Stage {
   return n;
 }
 
+/** `--target`'s file: an entity (or, for a message other than Create and Update, a reference) as plugbox JSON. */
 async function readTarget(file: string, messageName: string): Promise<Entity | EntityReference> {
   const value = await readPlugboxJson(file, "target");
-  const tag = typeOf(value);
-  if (tag === "Entity" || tag === "EntityReference") {
-    const typed = value as Entity | EntityReference;
-    if (!isGuid(typed.id)) throw new UsageError("INPUT_INVALID_JSON", `the target file ${file}: "id" must be a Guid such as "6d81597f-0f9f-e711-8122-000d3aa2331c", got ${JSON.stringify(typed.id)}`);
-    return typed;
+  let target: Entity | EntityReference;
+  try {
+    target = entityOrReference(value as EntityInput, "target", messageName);
+  } catch (error) {
+    if (error instanceof UsageError && error.code === "CONTEXT_INVALID") throw new UsageError("INPUT_INVALID_JSON", `the target file ${file}: ${error.message}`);
+    throw error;
   }
-  if (!isPlainObject(value) || typeof value.logicalName !== "string") {
-    throw new UsageError("INPUT_INVALID_JSON", `the target file ${file} must hold an entity: { "logicalName": "account", "id"?: "<guid>", "attributes": { … } }`);
-  }
-  if (value.attributes !== undefined && !isPlainObject(value.attributes)) {
-    throw new UsageError("INPUT_INVALID_JSON", `the target file ${file}: "attributes" must be an object of column values`);
-  }
-  if (value.id !== undefined && value.id !== null && !isGuid(value.id)) {
-    throw new UsageError("INPUT_INVALID_JSON", `the target file ${file}: "id" must be a Guid such as "6d81597f-0f9f-e711-8122-000d3aa2331c", got ${JSON.stringify(value.id)}`);
-  }
-  const id = typeof value.id === "string" ? value.id.toLowerCase() : undefined;
-  if (value.attributes === undefined && id !== undefined && messageName !== "Create" && messageName !== "Update") {
-    return new EntityReference(value.logicalName, id);
-  }
-  return new Entity(value.logicalName, id, (value.attributes ?? {}) as Entity["attributes"]);
+  if (!isGuid(target.id)) throw new UsageError("INPUT_INVALID_JSON", `the target file ${file}: "id" must be a Guid such as "6d81597f-0f9f-e711-8122-000d3aa2331c", got ${JSON.stringify(target.id)}`);
+  return target;
 }
 
 interface RunFlags extends PluginRunFlags {

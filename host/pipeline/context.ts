@@ -241,9 +241,10 @@ export function buildContext(input: ContextInput, deps: { clock?: Clock; ids?: I
 
 /**
  * An Entity or EntityReference given as an instance (kept: a Create's target at stage 40 gets its
- * new id) or as a plain object of its shape (copied into one).
+ * new id) or as a plain object of its shape (copied into one): a context's target and images, and
+ * `plugbox run --target`'s file.
  */
-function entityOrReference(value: Entity | EntityReference | EntityInput, what: string, messageName: string): Entity | EntityReference {
+export function entityOrReference(value: Entity | EntityReference | EntityInput, what: string, messageName: string): Entity | EntityReference {
   const tag = typeOf(value);
   if (tag === "Entity" || tag === "EntityReference") return value as Entity | EntityReference;
   const plain = value as unknown;
@@ -252,7 +253,7 @@ function entityOrReference(value: Entity | EntityReference | EntityInput, what: 
   }
   if (plain.attributes !== undefined && !isPlainObject(plain.attributes)) throw new UsageError("CONTEXT_INVALID", `the ${what}'s attributes must be an object of column values`);
   const id = typeof plain.id === "string" ? plain.id.toLowerCase() : (plain.id ?? undefined);
-  if (id !== undefined && !isGuid(id)) throw new UsageError("CONTEXT_INVALID", `the ${what}'s id must be a Guid such as "6d81597f-0f9f-e711-8122-000d3aa2331c", got ${JSON.stringify(plain.id)}`);
+  if (id !== undefined && !isGuid(id)) throw new UsageError("CONTEXT_INVALID", `the ${what}'s "id" must be a Guid such as "6d81597f-0f9f-e711-8122-000d3aa2331c", got ${JSON.stringify(plain.id)}`);
   // Its plugbox JSON says which it is (a run's changes given back); else, as a --target file is read.
   const isReference = plain.$type === "EntityReference" || (plain.$type === undefined && plain.attributes === undefined && id !== undefined && messageName !== "Create" && messageName !== "Update");
   if (isReference) {

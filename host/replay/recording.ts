@@ -23,7 +23,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { fromPlain, MAX_DEPTH } from "../../sdk/codec.js";
 import { formatPath, parseOptions, v } from "../../runtime/schema.js";
-import { resolveLimits, type Isolation, type SandboxLimits } from "../../runtime/index.js";
+import { resolveLimits, type ExecutionChanges, type Isolation, type SandboxLimits } from "../../runtime/index.js";
 import { nestingDepth } from "../json-input.js";
 import { UsageError } from "../errors.js";
 import { ReplayError } from "./errors.js";
@@ -59,11 +59,8 @@ export interface RecordedCall {
   error?: RecordedError;
 }
 
-export interface RecordedChanges {
-  inputParameters: Record<string, unknown>;
-  outputParameters: Record<string, unknown>;
-  sharedVariables: Record<string, unknown>;
-}
+/** The writable parts of the context after execute(), as the sandbox reports them (plugbox JSON). */
+export type RecordedChanges = ExecutionChanges;
 
 export interface RecordedOutcome {
   ok: boolean;

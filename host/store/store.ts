@@ -48,6 +48,12 @@ export interface StoreTransaction extends Disposable {
   rollback(): void;
 }
 
+/** The tables that hold data (the schema's own bookkeeping aside): what a copy of the rows takes. */
+const DATA_TABLES = ["records", "relationships", "system_jobs", "trace_logs", "table_schemas"] as const;
+
+/** Every row of the data tables, as `Store.copyRows` took them. */
+export type StoreRowsCopy = ReadonlyArray<{ table: string; columns: number; rows: unknown[][] }>;
+
 export class Store {
   readonly path: string;
   readonly db: Database.Database;
@@ -55,6 +61,7 @@ export class Store {
   #depth = 0;
   /** Savepoints held open between requests (plugbox/testing's snapshots), oldest first: while any is, a request's transaction is a savepoint inside them. */
   readonly #held: string[] = [];
+  #totalChanges: Database.Statement<[], number> | undefined;
   #closed = false;
   readonly #busyTimeoutMs: number;
   readonly #statements;
@@ -283,6 +290,34 @@ export class Store {
     this.db.exec(`ROLLBACK TO ${name}`);
     this.#held.length = at + 1;
     return true;
+  }
+
+  /** Rows changed since the store opened (SQLite's total_changes()): whether anything was written between two readings. */
+  totalChanges(): number {
+    return (this.#totalChanges ??= this.db.prepare<[], number>("SELECT total_changes()").pluck()).get()!;
+  }
+
+  /** Every row of the tables that hold data, as it is now: for `rowsWriter` to put back. */
+  copyRows(): StoreRowsCopy {
+    return DATA_TABLES.map((table) => {
+      const select = this.db.prepare(`SELECT * FROM main.${table}`).raw();
+      return { table, columns: select.columns().length, rows: select.all() as unknown[][] };
+    });
+  }
+
+  /** A function that replaces every row of the data tables with `copy`, in one transaction; its statements prepared once. */
+  rowsWriter(copy: StoreRowsCopy): () => void {
+    const tables = copy.map(({ table, columns, rows }) => ({
+      clear: this.db.prepare(`DELETE FROM main.${table}`),
+      insert: this.db.prepare(`INSERT INTO main.${table} VALUES (${Array.from({ length: columns }, () => "?").join(", ")})`),
+      rows,
+    }));
+    return this.db.transaction(() => {
+      for (const { clear, insert, rows } of tables) {
+        clear.run();
+        for (const row of rows) insert.run(...row);
+      }
+    });
   }
 
   get inTransaction(): boolean {

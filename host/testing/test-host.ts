@@ -30,6 +30,7 @@ import type { TraceRow } from "../pipeline/trace-log.js";
 import { parseManifest, RegistryError, type Manifest } from "../registry/index.js";
 import { Relay, SecretResolver, type SecretSource } from "../relay/index.js";
 import { runPlugin, type RunOptions } from "../run.js";
+import type { StoreRowsCopy } from "../store/store.js";
 import type { WebPolicyInput } from "../web/index.js";
 import { cachedBuild } from "./build-cache.js";
 import { TestInbox, type InboxMark } from "./inbox.js";
@@ -286,14 +287,13 @@ interface SnapshotState {
   readonly host: TestPipelineHost;
   readonly slot: number;
   /** Every row of each table at the snapshot, for a restore whose savepoint was let go. */
-  readonly rows: ReadonlyArray<{ table: string; columns: number; rows: unknown[][] }>;
+  readonly rows: StoreRowsCopy;
   readonly journal: readonly JournalRequest[];
   readonly inbox: InboxMark;
   copyBack?: () => void;
 }
 
 /** The store's tables a snapshot copies (not plugbox_schema, which never changes). */
-const DATA_TABLES = ["records", "relationships", "system_jobs", "trace_logs", "table_schemas"] as const;
 const savepointOf = (slot: number) => `plugbox_snapshot_${slot}`;
 
 /** Reading and seeding the host's store directly: no step fires. */
@@ -336,7 +336,6 @@ export class TestPipelineHost {
   #slots = 0;
   /** The snapshot last restored and the store's change count just after: a restore with no write since is free. */
   #restored: { state: SnapshotState; changes: number } | undefined;
-  readonly #changes;
   #closing: Promise<void> | undefined;
 
   protected constructor(host: PlugboxHost, inbox: TestInbox, options: TestHostOptions) {
@@ -346,7 +345,6 @@ export class TestPipelineHost {
     this.#identity = { ...identityDefaults, ...options.identity };
     const { registry } = host;
     this.#core = new OrganizationCore({ store: host.store, clock: options.clock ?? systemClock, ids: options.ids ?? randomIds, schemaFor: (table) => registry.schemaFor(table), tables: registry.tables });
-    this.#changes = host.store.db.prepare<[], number>("SELECT total_changes()").pluck();
     const records = ((table?: string) => (table === undefined ? this.#records() : (this.#records(table)[table] ?? {}))) as TestStore["records"];
     this.store = {
       seed: (data) => this.#seed(data),
@@ -466,15 +464,11 @@ export class TestPipelineHost {
     this.#assertOpen();
     const { store } = this.host;
     const slot = ++this.#slots;
-    const rows = DATA_TABLES.map((table) => {
-      const select = store.db.prepare(`SELECT * FROM main.${table}`).raw();
-      return { table, columns: select.columns().length, rows: select.all() as unknown[][] };
-    });
-    const state: SnapshotState = { host: this, slot, rows, journal: [...this.#journal], inbox: this.inbox.mark() };
+    const state: SnapshotState = { host: this, slot, rows: store.copyRows(), journal: [...this.#journal], inbox: this.inbox.mark() };
     store.holdSavepoint(savepointOf(slot));
     const snapshot: TestSnapshot = Object.freeze({ records: this.#records() });
     this.#snapshots.set(snapshot, state);
-    this.#restored = { state, changes: this.#changes.get()! };
+    this.#restored = { state, changes: store.totalChanges() };
     return snapshot;
   }
 
@@ -487,32 +481,16 @@ export class TestPipelineHost {
     {
       // Waits for a request or job still holding the store (none between tests).
       using _lease = await store.acquire();
-      if (this.#restored?.state !== state || this.#restored.changes !== this.#changes.get()) {
+      if (this.#restored?.state !== state || this.#restored.changes !== store.totalChanges()) {
         if (!store.rollbackToHeld(savepointOf(state.slot))) {
-          (state.copyBack ??= this.#copyBack(state))();
+          (state.copyBack ??= store.rowsWriter(state.rows))();
           store.holdSavepoint(savepointOf(state.slot));
         }
-        this.#restored = { state, changes: this.#changes.get()! };
+        this.#restored = { state, changes: store.totalChanges() };
       }
     }
     this.#journal.splice(0, this.#journal.length, ...state.journal);
     this.inbox.reset(state.inbox);
-  }
-
-  /** Writes a snapshot's rows back, prepared once (the store's own statements stay valid: same connection, same tables). */
-  #copyBack(state: SnapshotState): () => void {
-    const { db } = this.host.store;
-    const tables = state.rows.map(({ table, columns, rows }) => ({
-      clear: db.prepare(`DELETE FROM main.${table}`),
-      insert: db.prepare(`INSERT INTO main.${table} VALUES (${Array.from({ length: columns }, () => "?").join(", ")})`),
-      rows,
-    }));
-    return db.transaction(() => {
-      for (const { clear, insert, rows } of tables) {
-        clear.run();
-        for (const row of rows) insert.run(...row);
-      }
-    });
   }
 
   #records(only?: string): StoredRecords {
