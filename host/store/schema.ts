@@ -9,6 +9,8 @@
  * `{"$type":"DateTime","value":"<ISO 8601 UTC>"}`. Guids are stored in lower case. Queries read
  * them with SQLite's JSON functions (see host/organization/query).
  */
+import type Database from "better-sqlite3";
+import { restoreAdvice, StoreError } from "./errors.js";
 
 export const SCHEMA_VERSION = 4;
 
@@ -106,3 +108,34 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
     sql: `ALTER TABLE system_jobs ADD COLUMN post TEXT;`,
   },
 ];
+
+/**
+ * SQLite's `PRAGMA quick_check`: every page and index entry readable and well formed (it does not
+ * compare indexes with their tables, as integrity_check does, which costs several times more).
+ */
+export function checkIntegrity(db: Database.Database, path: string): void {
+  const problems = (db.pragma("quick_check(5)") as Array<{ quick_check: string }>).flatMap((row) => row.quick_check.split("\n"));
+  if (problems.length === 1 && problems[0] === "ok") return;
+  throw new StoreError("STORE_CORRUPT", `the store ${path} is damaged (SQLite's quick_check: ${problems.join("; ")}); ${restoreAdvice(path)}`);
+}
+
+/** Brings a store to this plugbox's schema version, once, under the write lock (STORE_TOO_NEW for a newer one). */
+export function migrate(db: Database.Database, path: string): void {
+  db.exec("CREATE TABLE IF NOT EXISTS plugbox_schema (version INTEGER NOT NULL)");
+  const version = () => db.prepare<[], { version: number }>("SELECT version FROM plugbox_schema").get()?.version ?? 0;
+  const tooNew = (current: number) => new StoreError("STORE_TOO_NEW", `${path} has schema version ${current}; this plugbox reads up to ${SCHEMA_VERSION}: upgrade plugbox`);
+  const found = version();
+  if (found > SCHEMA_VERSION) throw tooNew(found);
+  if (found === SCHEMA_VERSION) return;
+  // Under the write lock, from the version found under it: another process opening the same file
+  // at the same moment migrates it once, and the other finds it done.
+  db.transaction(() => {
+    const current = version();
+    if (current > SCHEMA_VERSION) throw tooNew(current);
+    for (const migration of MIGRATIONS) if (migration.version > current) db.exec(migration.sql);
+    if (current < SCHEMA_VERSION) {
+      db.prepare("DELETE FROM plugbox_schema").run();
+      db.prepare("INSERT INTO plugbox_schema (version) VALUES (?)").run(SCHEMA_VERSION);
+    }
+  }).immediate();
+}

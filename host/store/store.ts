@@ -18,7 +18,7 @@
 import { statSync } from "node:fs";
 import Database from "better-sqlite3";
 import { flag, formatPath, integer, parseOptions, shown, strictOptions, v, withDefaults } from "../../runtime/schema.js";
-import { MIGRATIONS, SCHEMA_VERSION } from "./schema.js";
+import { checkIntegrity, migrate } from "./schema.js";
 import { restoreAdvice, StoreError, toStoreError } from "./errors.js";
 import { resolveStoreOptions, type StoreOptions } from "./options.js";
 import { SystemJobsTable } from "./system-jobs.js";
@@ -47,12 +47,6 @@ export interface StoreTransaction extends Disposable {
   commit(): void;
   rollback(): void;
 }
-
-/** The tables that hold data (the schema's own bookkeeping aside): what a copy of the rows takes. */
-const DATA_TABLES = ["records", "relationships", "system_jobs", "trace_logs", "table_schemas"] as const;
-
-/** Every row of the data tables, as `Store.copyRows` took them. */
-export type StoreRowsCopy = ReadonlyArray<{ table: string; columns: number; rows: unknown[][] }>;
 
 export class Store {
   readonly path: string;
@@ -297,29 +291,6 @@ export class Store {
     return (this.#totalChanges ??= this.db.prepare<[], number>("SELECT total_changes()").pluck()).get()!;
   }
 
-  /** Every row of the tables that hold data, as it is now: for `rowsWriter` to put back. */
-  copyRows(): StoreRowsCopy {
-    return DATA_TABLES.map((table) => {
-      const select = this.db.prepare(`SELECT * FROM main.${table}`).raw();
-      return { table, columns: select.columns().length, rows: select.all() as unknown[][] };
-    });
-  }
-
-  /** A function that replaces every row of the data tables with `copy`, in one transaction; its statements prepared once. */
-  rowsWriter(copy: StoreRowsCopy): () => void {
-    const tables = copy.map(({ table, columns, rows }) => ({
-      clear: this.db.prepare(`DELETE FROM main.${table}`),
-      insert: this.db.prepare(`INSERT INTO main.${table} VALUES (${Array.from({ length: columns }, () => "?").join(", ")})`),
-      rows,
-    }));
-    return this.db.transaction(() => {
-      for (const { clear, insert, rows } of tables) {
-        clear.run();
-        for (const row of rows) insert.run(...row);
-      }
-    });
-  }
-
   get inTransaction(): boolean {
     return this.#depth > 0;
   }
@@ -416,40 +387,10 @@ function sizeOf(path: string): number | undefined {
   }
 }
 
-/**
- * SQLite's `PRAGMA quick_check`: every page and index entry readable and well formed (it does not
- * compare indexes with their tables, as integrity_check does, which costs several times more).
- */
-function checkIntegrity(db: Database.Database, path: string): void {
-  const problems = (db.pragma("quick_check(5)") as Array<{ quick_check: string }>).flatMap((row) => row.quick_check.split("\n"));
-  if (problems.length === 1 && problems[0] === "ok") return;
-  throw new StoreError("STORE_CORRUPT", `the store ${path} is damaged (SQLite's quick_check: ${problems.join("; ")}); ${restoreAdvice(path)}`);
-}
-
 function parseAttributes(text: string): Record<string, unknown> {
   try {
     return JSON.parse(text) as Record<string, unknown>;
   } catch {
     throw new StoreError("STORE_CORRUPT_VALUE", "a stored record's attributes are not valid JSON");
   }
-}
-
-function migrate(db: Database.Database, path: string): void {
-  db.exec("CREATE TABLE IF NOT EXISTS plugbox_schema (version INTEGER NOT NULL)");
-  const version = () => db.prepare<[], { version: number }>("SELECT version FROM plugbox_schema").get()?.version ?? 0;
-  const tooNew = (current: number) => new StoreError("STORE_TOO_NEW", `${path} has schema version ${current}; this plugbox reads up to ${SCHEMA_VERSION}: upgrade plugbox`);
-  const found = version();
-  if (found > SCHEMA_VERSION) throw tooNew(found);
-  if (found === SCHEMA_VERSION) return;
-  // Under the write lock, from the version found under it: another process opening the same file
-  // at the same moment migrates it once, and the other finds it done.
-  db.transaction(() => {
-    const current = version();
-    if (current > SCHEMA_VERSION) throw tooNew(current);
-    for (const migration of MIGRATIONS) if (migration.version > current) db.exec(migration.sql);
-    if (current < SCHEMA_VERSION) {
-      db.prepare("DELETE FROM plugbox_schema").run();
-      db.prepare("INSERT INTO plugbox_schema (version) VALUES (?)").run(SCHEMA_VERSION);
-    }
-  }).immediate();
 }
