@@ -15,6 +15,10 @@ export const STORE_ERRORS = {
   STORE_CORRUPT: { family: "environment", means: "SQLite found the file damaged (or it is empty); restore it from a backup" },
   STORE_IO: { family: "environment", means: "the operating system failed a read or write of the file (disk error, read-only, removed)" },
   STORE_BACKUP_FAILED: { family: "environment", means: "a backup or a restore could not be made; the message says why" },
+  STORE_UNREACHABLE: { family: "usage", means: "the PostgreSQL server named by --db / db cannot be reached (refused, unknown host, timed out) or has no such database" },
+  STORE_AUTH_FAILED: { family: "usage", means: "PostgreSQL refused the user or password of the connection string" },
+  STORE_SCHEMA_CHANGED: { family: "usage", means: "a table of the PostgreSQL store is not as plugbox made it (another tool changed it); nothing was migrated" },
+  STORE_CONNECTION_LOST: { family: "environment", means: "the connection to PostgreSQL broke during a request: that request failed and was not kept; the next one reconnects" },
 } as const satisfies ErrorTable;
 
 export type StoreErrorCode = keyof typeof STORE_ERRORS;
