@@ -63,12 +63,13 @@ export interface SystemJob {
  * The columns a SystemJob is read from, in the order `toJob` takes them. Rows are read as arrays:
  * better-sqlite3 builds an object per row at several times the cost.
  */
-const JOB_COLUMNS =
+export const JOB_COLUMNS =
   "id, sequence, name, operation_type, state_code, status_code, owning_extension_id, message_name, primary_entity_type, regarding_id, depth, retry_count, error_code, message, friendly_message, created_on, started_on, completed_on, postpone_until, auto_delete";
-const JOB_COLUMN_COUNT = JOB_COLUMNS.split(",").length;
-type Column = string | number | null;
+export const JOB_COLUMN_COUNT = JOB_COLUMNS.split(",").length;
+export type Column = string | number | null;
 
-function toJob(v: Column[]): SystemJob {
+/** A SystemJob from its row, read as an array of JOB_COLUMNS (shared with postgres/system-jobs.ts). */
+export function toJob(v: Column[]): SystemJob {
   return {
     id: v[0] as string,
     sequence: v[1] as number,
