@@ -8,6 +8,7 @@
  */
 import { JOB_COLUMN_COUNT, JOB_COLUMNS, toJob, type Column, type LeasedJob, type NewJobRow, type SystemJob } from "../system-jobs.js";
 import type { SystemJobsStore } from "../engine.js";
+import { prepared, preparedRows } from "./prepared.js";
 import type { PgQueryable } from "./schema.js";
 
 const COLUMN_NAMES = JOB_COLUMNS.split(",").map((column) => column.trim());
@@ -30,16 +31,16 @@ export class PostgresSystemJobsTable implements SystemJobsStore {
   }
 
   async #rows(text: string, values: unknown[]): Promise<Column[][]> {
-    return (await this.#db.query<Column[]>({ text, values, rowMode: "array" })).rows;
+    return (await this.#db.query<Column[]>(preparedRows(text, values))).rows;
   }
 
-  /** Runs an UPDATE or DELETE; true when it changed a row. */
+  /** Runs an INSERT, UPDATE or DELETE; true when it changed a row. */
   async #changed(text: string, values: unknown[]): Promise<boolean> {
-    return ((await this.#db.query(text, values)).rowCount ?? 0) > 0;
+    return ((await this.#db.query(prepared(text, values))).rowCount ?? 0) > 0;
   }
 
   async insert(job: NewJobRow): Promise<void> {
-    await this.#db.query(
+    await this.#changed(
       `INSERT INTO system_jobs (id, name, operation_type, state_code, status_code, owning_extension_id, message_name, primary_entity_type, regarding_id, data, post, depth, created_on, auto_delete)
        VALUES ($1, $2, 1, 0, 0, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
       [job.id, job.name, job.stepId, job.messageName, job.entity, job.regardingId, job.data, job.post, job.depth, job.createdOn.toISOString(), job.autoDelete ? 1 : 0],
@@ -75,7 +76,7 @@ export class PostgresSystemJobsTable implements SystemJobsStore {
   /** Gives back leased jobs that were not started (a runner that stops), so they are ready at once. */
   async release(ids: readonly string[], owner: string): Promise<void> {
     if (ids.length === 0) return;
-    await this.#db.query(
+    await this.#changed(
       "UPDATE system_jobs SET state_code = 0, status_code = 0, lease_owner = NULL, lease_until = NULL, started_on = NULL WHERE id = ANY($1::text[]) AND lease_owner = $2 AND state_code = 2",
       [ids, owner],
     );
@@ -84,8 +85,8 @@ export class PostgresSystemJobsTable implements SystemJobsStore {
   /** When the next job becomes ready (now if one is), or undefined when none is waiting. */
   async nextDue(): Promise<Date | undefined> {
     const { rows } = await this.#db.query<{ due: string | null }>(
-      `SELECT min(CASE WHEN state_code = 0 THEN coalesce(postpone_until, created_on) ELSE lease_until END) AS due
-       FROM system_jobs WHERE state_code = 0 OR state_code = 2`,
+      prepared(`SELECT min(CASE WHEN state_code = 0 THEN coalesce(postpone_until, created_on) ELSE lease_until END) AS due
+                FROM system_jobs WHERE state_code = 0 OR state_code = 2`),
     );
     const due = rows[0]?.due;
     return due ? new Date(due) : undefined;
@@ -130,7 +131,7 @@ export class PostgresSystemJobsTable implements SystemJobsStore {
 
   /** The job's stored context as text: plugbox JSON, or a serialized context's header and body. */
   async data(id: string): Promise<{ data: string; post: string | null } | undefined> {
-    return (await this.#db.query<{ data: string; post: string | null }>("SELECT data, post FROM system_jobs WHERE id = $1", [id.toLowerCase()])).rows[0];
+    return (await this.#db.query<{ data: string; post: string | null }>(prepared("SELECT data, post FROM system_jobs WHERE id = $1", [id.toLowerCase()]))).rows[0];
   }
 
   async list(filter: { stateCode?: number } = {}): Promise<SystemJob[]> {
@@ -143,7 +144,7 @@ export class PostgresSystemJobsTable implements SystemJobsStore {
 
   /** Makes a job ready again with a fresh set of attempts. */
   async reset(id: string): Promise<void> {
-    await this.#db.query(
+    await this.#changed(
       "UPDATE system_jobs SET state_code = 0, status_code = 0, retry_count = 0, postpone_until = NULL, completed_on = NULL, message = NULL, friendly_message = NULL, error_code = NULL WHERE id = $1",
       [id],
     );
@@ -151,6 +152,6 @@ export class PostgresSystemJobsTable implements SystemJobsStore {
 
   /** Completes a job as Canceled. */
   async cancel(id: string, at: Date): Promise<void> {
-    await this.#db.query("UPDATE system_jobs SET state_code = 3, status_code = 32, completed_on = $2, lease_owner = NULL, lease_until = NULL WHERE id = $1", [id, at.toISOString()]);
+    await this.#changed("UPDATE system_jobs SET state_code = 3, status_code = 32, completed_on = $2, lease_owner = NULL, lease_until = NULL WHERE id = $1", [id, at.toISOString()]);
   }
 }

@@ -4,6 +4,7 @@
  */
 import type { TraceLogsStore } from "../engine.js";
 import type { TraceRow } from "../trace-logs.js";
+import { prepared } from "./prepared.js";
 import type { PgQueryable } from "./schema.js";
 
 const COLUMNS = `id, correlation_id AS "correlationId", request_id AS "requestId", operation_id AS "operationId", type_name AS "typeName",
@@ -31,7 +32,7 @@ const FIELDS = [
 // The rows in the order given (WITH ORDINALITY), so the identity numbers them in that order.
 const INSERT = `INSERT INTO trace_logs (${FIELDS.map(([, column]) => column).join(", ")})
   SELECT ${FIELDS.map(([, column]) => column).join(", ")}
-  FROM unnest(${FIELDS.map(([, , type], i) => `$${i + 1}::${type}[]`).join(", ")}) WITH ORDINALITY AS row(${FIELDS.map(([, column]) => column).join(", ")}, position)
+  FROM unnest(${FIELDS.map(([, , type], i) => `$${i + 1}::${type}[]`).join(", ")}) WITH ORDINALITY AS given(${FIELDS.map(([, column]) => column).join(", ")}, position)
   ORDER BY position`;
 
 export class PostgresTraceLogsTable implements TraceLogsStore {
@@ -44,15 +45,17 @@ export class PostgresTraceLogsTable implements TraceLogsStore {
   async insert(rows: readonly TraceRow[]): Promise<void> {
     if (rows.length === 0) return;
     await this.#db.query(
-      INSERT,
-      FIELDS.map(([field]) => rows.map((row) => row[field])),
+      prepared(
+        INSERT,
+        FIELDS.map(([field]) => rows.map((row) => row[field])),
+      ),
     );
   }
 
   async list(filter: { correlationId?: string } = {}): Promise<TraceRow[]> {
     const { rows } = filter.correlationId
-      ? await this.#db.query<TraceRow>(`SELECT ${COLUMNS} FROM trace_logs WHERE correlation_id = $1 ORDER BY created_on, sequence`, [filter.correlationId])
-      : await this.#db.query<TraceRow>(`SELECT ${COLUMNS} FROM trace_logs ORDER BY created_on, sequence`);
+      ? await this.#db.query<TraceRow>(prepared(`SELECT ${COLUMNS} FROM trace_logs WHERE correlation_id = $1 ORDER BY created_on, sequence`, [filter.correlationId]))
+      : await this.#db.query<TraceRow>(prepared(`SELECT ${COLUMNS} FROM trace_logs ORDER BY created_on, sequence`));
     return rows;
   }
 }
