@@ -49,7 +49,7 @@ export class PostgresSystemJobsTable implements SystemJobsStore {
 
   /**
    * Leases up to `limit` jobs: ready ones oldest first, then those whose lease ran out (the longest
-   * expired first), sorted by sequence. Each part is read through its index; rows another
+   * expired first, then the oldest), sorted by sequence. Each part is read through its index; rows another
    * transaction holds are skipped, not waited for.
    */
   async lease(owner: string, at: Date, leaseMs: number, limit: number): Promise<LeasedJob[]> {
@@ -61,7 +61,7 @@ export class PostgresSystemJobsTable implements SystemJobsStore {
          ORDER BY sequence LIMIT $4 FOR UPDATE SKIP LOCKED
        ), expired AS (
          SELECT id FROM system_jobs WHERE state_code = 2 AND lease_until < $3
-         ORDER BY lease_until LIMIT $4 - (SELECT count(*) FROM ready) FOR UPDATE SKIP LOCKED
+         ORDER BY lease_until, sequence LIMIT $4 - (SELECT count(*) FROM ready) FOR UPDATE SKIP LOCKED
        )
        UPDATE system_jobs AS j SET state_code = 2, status_code = 20, lease_owner = $1, lease_until = $2, started_on = $3
        FROM (SELECT id FROM ready UNION ALL SELECT id FROM expired) AS picked WHERE j.id = picked.id
