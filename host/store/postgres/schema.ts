@@ -290,10 +290,9 @@ export async function migratePostgres(client: PgQueryable, where: string, migrat
 
 /** The version in plugbox_schema (0 for a database plugbox never used), creating the table if missing; under the lock. */
 async function readVersion(client: PgQueryable, where: string): Promise<number> {
-  const tables = Object.keys(POSTGRES_COLUMNS).filter((table) => table !== "plugbox_schema");
   const { rows: found } = await client.query<{ name: string }>(
     "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ANY($1::text[]) ORDER BY table_name",
-    [[...tables, "plugbox_schema"]],
+    [Object.keys(POSTGRES_COLUMNS)],
   );
   const names = found.map((row) => row.name);
   const version = names.includes("plugbox_schema")
@@ -304,7 +303,7 @@ async function readVersion(client: PgQueryable, where: string): Promise<number> 
     throw new StoreError(
       "STORE_OPEN_FAILED",
       `the PostgreSQL database ${where} holds ${theirs.length === 1 ? "a table" : "tables"} named like plugbox's (${theirs.join(", ")}) but no plugbox schema version: ` +
-        `it is not a plugbox store, or its plugbox_schema table was emptied or dropped; point --db at an empty database (or restore the store from a backup)`,
+        `it is not a plugbox store, or its plugbox_schema table was emptied or dropped; point --db at another database (an empty one, or one without tables of these names), or restore the store from a backup`,
     );
   }
   if (!names.includes("plugbox_schema")) await client.query("CREATE TABLE plugbox_schema (version integer NOT NULL)");
