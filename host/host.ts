@@ -22,7 +22,9 @@ import type { TraceRow } from "./pipeline/trace-log.js";
 import { checkBundleExports, loadManifest, parseManifest, Registry, type Manifest } from "./registry/index.js";
 import { RecordingNotificationService, type NotificationBackend, type WebBackend } from "./services/index.js";
 import type { OrganizationRequestValue } from "./organization/arguments.js";
-import { Store, toStoreError, type RecordRow, type StoreOptions } from "./store/store.js";
+import { toStoreError, type RecordRow, type StoreOptions } from "./store/store.js";
+import type { Awaitable, DataStore } from "./store/engine.js";
+import { openStore } from "./store/open.js";
 import type { WebPolicyInput } from "./web/index.js";
 import { closed, opened } from "../runtime/open-resources.js";
 
@@ -38,7 +40,7 @@ export interface HostHealth {
 export type { OrganizationClient } from "./organization/service.js";
 
 export class PlugboxHost {
-  readonly store: Store;
+  readonly store: DataStore;
   readonly registry: Registry;
   readonly runtime: SandboxRuntime;
   readonly pipeline: Pipeline;
@@ -47,7 +49,7 @@ export class PlugboxHost {
   readonly #ownRuntime: boolean;
   #closing: Promise<void> | undefined;
 
-  protected constructor(parts: { store: Store; registry: Registry; runtime: SandboxRuntime; ownRuntime: boolean; notification: NotificationBackend; options: ResolvedHostOptions }) {
+  protected constructor(parts: { store: DataStore; registry: Registry; runtime: SandboxRuntime; ownRuntime: boolean; notification: NotificationBackend; options: ResolvedHostOptions }) {
     this.store = parts.store;
     this.registry = parts.registry;
     this.runtime = parts.runtime;
@@ -90,13 +92,13 @@ export class PlugboxHost {
       await checkBundleExports(manifest);
     }
     const registry = new Registry(manifest);
-    const store = Store.open({ path: options.db, ...options.storeOptions, ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }) });
+    const store = await openStore({ path: options.db, ...options.storeOptions, ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }) });
     const runtime = options.runtime ?? createSandboxRuntime({ ...(options.clock ? { clock: options.clock } : {}), ...options.runtimeOptions });
     try {
       // A runtime of its own that starts at the first execution is not waited for.
       if (options.runtime || options.runtimeOptions?.startOnFirstExecution !== true) await runtime.ready;
     } catch (error) {
-      store.close();
+      await store.close();
       if (!options.runtime) await runtime.close();
       throw error;
     }
@@ -109,7 +111,7 @@ export class PlugboxHost {
           organizationUrl: options.organizationUrl ?? `https://${options.identity?.organizationName ?? identityDefaults.organizationName}.plugbox.local`,
         });
       } catch (error) {
-        store.close();
+        await store.close();
         if (!options.runtime) await runtime.close();
         throw error;
       }
@@ -118,7 +120,7 @@ export class PlugboxHost {
       return new PlugboxHost({ store, registry, runtime, ownRuntime: !options.runtime, notification: notification ?? new RecordingNotificationService(), options });
     } catch (error) {
       // An option only the pipeline or the job runner reads was refused: what was opened for the host closes.
-      store.close();
+      await store.close();
       await Promise.allSettled([options.runtime ? undefined : runtime.close(), !options.notification && notification instanceof Relay ? notification.close() : undefined]);
       throw error;
     }
@@ -155,10 +157,10 @@ export class PlugboxHost {
     return this.jobRunner.runReady();
   }
 
-  async #locked<T>(fn: () => T): Promise<T> {
+  async #locked<T>(fn: () => Awaitable<T>): Promise<T> {
     using _lease = await this.store.acquire();
     try {
-      return fn();
+      return await fn();
     } catch (error) {
       throw toStoreError(error, this.store.path);
     }
@@ -226,7 +228,7 @@ export class PlugboxHost {
           this.notification instanceof Relay ? this.notification.close() : Promise.resolve(),
         ])),
       );
-      this.store.close();
+      await this.store.close();
       closed(this);
       const failed = results.find((r) => r.status === "rejected");
       if (failed) throw (failed as PromiseRejectedResult).reason;

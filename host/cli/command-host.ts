@@ -2,6 +2,7 @@
  * What the exec, jobs and data commands share: the output they write to, their JSON inputs, the
  * store flags, and a host opened from the flags.
  */
+import { isPostgresUrl } from "../store/open.js";
 import { existsSync } from "node:fs";
 import { isPlainObject } from "../../sdk/codec.js";
 import type { InspectorOptions, SandboxRuntime, SandboxRuntimeInput } from "../../runtime/index.js";
@@ -81,7 +82,7 @@ export interface HostFlags {
  * answered from a new, empty store left behind in its place.
  */
 export function assertStoreExists(db: string): void {
-  if (db === ":memory:" || existsSync(db)) return;
+  if (db === ":memory:" || isPostgresUrl(db) || existsSync(db)) return;
   throw new UsageError("INPUT_NOT_FOUND", `the store ${db} does not exist (check --db; a store is made by \`plugbox exec --db ${db}\` or \`plugbox data import <file.json> --db ${db}\`)`);
 }
 

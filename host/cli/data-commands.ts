@@ -7,6 +7,8 @@ import path from "node:path";
 import { fromPlain, isPlainObject } from "../../sdk/codec.js";
 import { UsageError } from "../errors.js";
 import { CliError } from "./errors.js";
+import { isPostgresUrl } from "../store/open.js";
+import { redactUrl } from "../store/postgres/errors.js";
 import { assertStoreExists, DB_FLAG, readJson, STORE_CHECK_FLAG, STORE_DEFAULT, withHost, type CliIo, type HostFlags } from "./command-host.js";
 import type { PlugboxHost } from "../host.js";
 import { storedAttributes } from "../organization/core.js";
@@ -50,9 +52,9 @@ export async function importData(host: PlugboxHost, value: unknown, file: string
       rows.push({ table, id: record.id.toLowerCase(), attributes: { ...attributes, [`${table}id`]: record.id.toLowerCase() } });
     });
   }
-  await host.store.write(() => {
+  await host.store.write(async () => {
     for (const row of rows) {
-      if (!host.store.replaceRecord(row.table, row.id, row.attributes)) host.store.insertRecord(row.table, row.id, row.attributes);
+      if (!(await host.store.replaceRecord(row.table, row.id, row.attributes))) await host.store.insertRecord(row.table, row.id, row.attributes);
     }
   }).catch((error: unknown) => {
     throw toStoreError(error, host.store.path);
@@ -118,6 +120,7 @@ export function registerDataCommands(program: Command, io: CliIo): void {
     .argument("<backup>", "the backup file")
     .option("--db <path>", "the store file to replace (made if it does not exist)", STORE_DEFAULT)
     .action(async (backup: string, flags: { db: string }) => {
+      refusePostgres(flags.db, "restore");
       const result = await restoreStore(backup, flags.db);
       io.out(`restored ${flags.db} from ${backup} (${result.pages} pages)${result.replaced ? `; the file it replaced is kept as ${result.replaced}` : ""}`);
     });
@@ -125,6 +128,14 @@ export function registerDataCommands(program: Command, io: CliIo): void {
 
 /** Opens a store file that must exist (a backup of a file that is not there is a mistake, not a new store). */
 function openStoreFor(db: string, quickCheck: boolean): Store {
+  refusePostgres(db, "backup");
   assertStoreExists(db);
   return Store.open({ path: db, quickCheck });
+}
+
+/** Backups are SQLite's online backup of a store file; a PostgreSQL database has its own tools. */
+function refusePostgres(db: string, command: "backup" | "restore"): void {
+  if (!isPostgresUrl(db)) return;
+  const tool = command === "backup" ? "pg_dump (e.g. `pg_dump -Fc -f plugbox.dump <url>`)" : "pg_restore (e.g. `pg_restore --clean -d <url> plugbox.dump`)";
+  throw new CliError("CLI_USAGE", `plugbox data ${command} copies a store file; ${redactUrl(db)} is a PostgreSQL database: use ${tool}`);
 }

@@ -5,7 +5,7 @@
  */
 import type { Clock } from "../ids.js";
 import type { SerializedContext } from "../services/notification.js";
-import type { Store } from "../store/store.js";
+import type { DataStore } from "../store/engine.js";
 import { describeState, JobState, JobStatus, type LeasedJob, type NewJobRow, type SystemJob } from "../store/system-jobs.js";
 import { encodeJobData, readJobContext } from "./job-data.js";
 import { JobError } from "./errors.js";
@@ -23,96 +23,96 @@ export interface NewJob extends Omit<NewJobRow, "data" | "post"> {
 type Failure = { message: string; errorCode: number | null };
 
 export class JobQueue {
-  readonly #store: Store;
+  readonly #store: DataStore;
   readonly #clock: Clock;
 
-  constructor(store: Store, clock: Clock) {
+  constructor(store: DataStore, clock: Clock) {
     this.#store = store;
     this.#clock = clock;
   }
 
-  insert(job: NewJob): void {
+  async insert(job: NewJob): Promise<void> {
     const { data, serialized, ...row } = job;
-    this.#store.systemJobs.insert({ ...row, ...encodeJobData(data, serialized) });
+    await this.#store.systemJobs.insert({ ...row, ...encodeJobData(data, serialized) });
   }
 
   /** Leases the next job that is ready (or whose worker's lease ran out), oldest first. */
-  claim(owner: string, leaseMs: number): LeasedJob | undefined {
-    return this.claimBatch(owner, leaseMs, 1)[0];
+  async claim(owner: string, leaseMs: number): Promise<LeasedJob | undefined> {
+    return (await this.claimBatch(owner, leaseMs, 1))[0];
   }
 
   /**
    * Leases up to `limit` jobs at once: ready ones oldest first, then those whose lease ran out.
    * Their data comes as text, to be read after the lease commits. The reads and the update are one
-   * transaction (a savepoint of the caller's, if it has one open).
+   * statement (SQLite: a read and an update; the caller holds a transaction).
    */
-  claimBatch(owner: string, leaseMs: number, limit: number): LeasedJob[] {
-    return this.#store.transaction(() => this.#store.systemJobs.lease(owner, this.#clock.now(), leaseMs, limit));
+  async claimBatch(owner: string, leaseMs: number, limit: number): Promise<LeasedJob[]> {
+    return this.#store.systemJobs.lease(owner, this.#clock.now(), leaseMs, limit);
   }
 
   /** Gives back leased jobs that were not started (a runner that stops), so they are ready at once. */
-  release(ids: readonly string[], owner: string): void {
-    this.#store.systemJobs.release(ids, owner);
+  async release(ids: readonly string[], owner: string): Promise<void> {
+    await this.#store.systemJobs.release(ids, owner);
   }
 
   /** When the next job becomes ready (now if one is), or undefined when none is waiting. */
-  nextDue(): Date | undefined {
+  async nextDue(): Promise<Date | undefined> {
     return this.#store.systemJobs.nextDue();
   }
 
   /** Completes a job the owner still holds; false when the lease was lost (another worker took over). */
-  succeed(id: string, owner: string, autoDelete: boolean): boolean {
+  async succeed(id: string, owner: string, autoDelete: boolean): Promise<boolean> {
     return this.#store.systemJobs.succeed(id, owner, autoDelete, this.#clock.now());
   }
 
-  fail(id: string, owner: string, failure: Failure): boolean {
+  async fail(id: string, owner: string, failure: Failure): Promise<boolean> {
     return this.#store.systemJobs.fail(id, owner, failure, this.#clock.now());
   }
 
   /** Puts the job back to wait until `at`, counting the attempt. */
-  retryLater(id: string, owner: string, at: Date, failure: Failure): boolean {
+  async retryLater(id: string, owner: string, at: Date, failure: Failure): Promise<boolean> {
     return this.#store.systemJobs.retryLater(id, owner, at, failure);
   }
 
   /** Puts a job back to wait until `at` for a sandbox worker, without counting an attempt. */
-  waitForResources(id: string, owner: string, at: Date, message: string): boolean {
+  async waitForResources(id: string, owner: string, at: Date, message: string): Promise<boolean> {
     return this.#store.systemJobs.waitForResources(id, owner, at, message);
   }
 
-  get(id: string): SystemJob | undefined {
+  async get(id: string): Promise<SystemJob | undefined> {
     return this.#store.systemJobs.get(id);
   }
 
   /** The job's context; JOB_DATA_INVALID when what the store holds was damaged. */
-  data(id: string): Record<string, unknown> | undefined {
-    const row = this.#store.systemJobs.data(id);
+  async data(id: string): Promise<Record<string, unknown> | undefined> {
+    const row = await this.#store.systemJobs.data(id);
     return row ? readJobContext(row.data, row.post) : undefined;
   }
 
-  list(filter: { stateCode?: number } = {}): SystemJob[] {
+  async list(filter: { stateCode?: number } = {}): Promise<SystemJob[]> {
     return this.#store.systemJobs.list(filter);
   }
 
   /** Makes a failed or canceled job ready again (a fresh set of attempts). */
-  retry(id: string): SystemJob {
-    const job = this.#existing(id);
+  async retry(id: string): Promise<SystemJob> {
+    const job = await this.#existing(id);
     if (job.stateCode !== JobState.Completed || job.statusCode === JobStatus.Succeeded) {
       throw new JobError("JOB_INVALID_STATE", `job ${id} is ${describeState(job)}; only failed or canceled jobs can be retried`);
     }
-    this.#store.systemJobs.reset(job.id);
-    return this.get(id)!;
+    await this.#store.systemJobs.reset(job.id);
+    return (await this.get(id))!;
   }
 
   /** Cancels a job that has not completed (Ready, Suspended or Locked → Completed/Canceled). */
-  cancel(id: string): SystemJob {
-    const job = this.#existing(id);
+  async cancel(id: string): Promise<SystemJob> {
+    const job = await this.#existing(id);
     if (job.stateCode === JobState.Completed) throw new JobError("JOB_INVALID_STATE", `job ${id} is already ${describeState(job)}`);
-    this.#store.systemJobs.cancel(job.id, this.#clock.now());
-    return this.get(id)!;
+    await this.#store.systemJobs.cancel(job.id, this.#clock.now());
+    return (await this.get(id))!;
   }
 
-  #existing(id: string): SystemJob {
-    const job = this.get(id);
+  async #existing(id: string): Promise<SystemJob> {
+    const job = await this.get(id);
     if (!job) throw new JobError("JOB_NOT_FOUND", `no system job has the id ${id}`);
     return job;
   }

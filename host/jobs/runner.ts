@@ -20,7 +20,7 @@ import { RETRYABLE_RELAY_CODES } from "../relay/errors.js";
 import { executeSerialized, type NotificationBackend, type SerializedContext } from "../services/notification.js";
 import type { RecordedCall } from "../services/organization.js";
 import { toStoreError } from "../store/errors.js";
-import type { Store } from "../store/store.js";
+import type { DataStore } from "../store/engine.js";
 import type { TraceRow } from "../store/trace-logs.js";
 import { readClaimed, type ClaimedJob } from "./kinds.js";
 import { jobRunnerDefaults, resolveJobRunnerOptions, type JobRunnerOptions } from "./options.js";
@@ -61,7 +61,7 @@ export interface JobStepOutcome {
 
 /** Everything a runner uses, given explicitly. */
 export interface JobRunnerParts {
-  store: Store;
+  store: DataStore;
   queue: JobQueue;
   /** Writes the trace rows the setting keeps (in the outcome's transaction). */
   traceLog: { write(rows: readonly TraceRow[], setting: "Off" | "Exceptions" | "All"): void };
@@ -89,7 +89,7 @@ export class JobRunner {
   readonly #listeners = new Set<(outcome: JobOutcome) => void>();
   readonly #claimed: ClaimedJob[] = [];
   #refill: Promise<void> | undefined;
-  readonly #writes: Array<{ write: () => JobOutcome; resolve: (outcome: JobOutcome) => void; reject: (error: unknown) => void }> = [];
+  readonly #writes: Array<{ write: () => Promise<JobOutcome>; resolve: (outcome: JobOutcome) => void; reject: (error: unknown) => void }> = [];
   #flushing: Promise<void> | undefined;
 
   constructor(parts: JobRunnerParts, options: JobRunnerOptions = {}) {
@@ -148,7 +148,7 @@ export class JobRunner {
 
   async #nextDue(): Promise<Date | undefined> {
     using _lease = await this.#parts.store.acquire();
-    return this.#parts.queue.nextDue();
+    return await this.#parts.queue.nextDue();
   }
 
   /**
@@ -272,7 +272,7 @@ export class JobRunner {
       const message = result.error!.message;
       return this.#record(job.id, (owner) => jobs.waitForResources(job.id, owner, this.#sandboxDue(), message), "waiting", message);
     }
-    if (result.ok) return this.#record(job.id, (owner) => (trace(), jobs.succeed(job.id, owner, job.autoDelete)), "succeeded");
+    if (result.ok) return this.#record(job.id, async (owner) => (await trace(), jobs.succeed(job.id, owner, job.autoDelete)), "succeeded");
     const error = result.error!;
     const attempts = job.retryCount + 1;
     // A post the relay could not deliver re-runs the whole plug-in, as in Dataverse, up to the
@@ -284,10 +284,10 @@ export class JobRunner {
     const failure = { message: error.message, errorCode: typeof error.details?.errorCode === "number" ? error.details.errorCode : null };
     if (wantsRetry && attempts < limit) {
       const at = this.#retryAt(job);
-      return this.#record(job.id, (owner) => (trace(), jobs.retryLater(job.id, owner, at, failure)), "retrying", error.message);
+      return this.#record(job.id, async (owner) => (await trace(), jobs.retryLater(job.id, owner, at, failure)), "retrying", error.message);
     }
     const message = wantsRetry ? `${error.message} (gave up after ${attempts} attempts)` : error.message;
-    return this.#record(job.id, (owner) => (trace(), jobs.fail(job.id, owner, { ...failure, message })), "failed", message);
+    return this.#record(job.id, async (owner) => (await trace(), jobs.fail(job.id, owner, { ...failure, message })), "failed", message);
   }
 
   /** The attempts a job gets in all: its endpoint's maxAttempts when a post failed, else settings.maxAsyncAttempts. */
@@ -331,15 +331,30 @@ export class JobRunner {
    * Records an outcome while the runner still holds the lease. Outcomes that finish together are
    * written in one transaction: one store turn and one commit for many jobs.
    */
-  #record(id: string, update: (owner: string) => boolean, outcome: JobOutcome["outcome"], message?: string): Promise<JobOutcome> {
+  #record(id: string, update: (owner: string) => Promise<boolean>, outcome: JobOutcome["outcome"], message?: string): Promise<JobOutcome> {
     return new Promise<JobOutcome>((resolve, reject) => {
       this.#writes.push({
-        write: () => ({ id, outcome: update(this.owner) ? outcome : "lost", ...(message ? { message } : {}) }),
+        write: async () => ({ id, outcome: (await update(this.owner)) ? outcome : "lost", ...(message ? { message } : {}) }),
         resolve,
         reject,
       });
       this.#flushing ??= this.#flush();
     });
+  }
+
+  /**
+   * One job's outcome inside the batch's transaction, in a savepoint of its own: a write that fails
+   * fails that job only (PostgreSQL would otherwise refuse every later statement of the transaction).
+   */
+  async #writeOne(write: () => Promise<JobOutcome>): Promise<{ ok: true; value: JobOutcome } | { ok: false; error: unknown }> {
+    try {
+      await using savepoint = await this.#parts.store.begin();
+      const value = await write();
+      await savepoint.commit();
+      return { ok: true, value };
+    } catch (error) {
+      return { ok: false, error };
+    }
   }
 
   /** Writes the waiting outcomes, each batch in one transaction; callers learn theirs once it committed. */
@@ -350,15 +365,11 @@ export class JobRunner {
         let results: Array<{ ok: true; value: JobOutcome } | { ok: false; error: unknown }>;
         try {
           // One job's failed write fails that job only; the store failing (busy, closed) fails the batch.
-          results = await this.#parts.store.write(() =>
-            batch.map(({ write }) => {
-              try {
-                return { ok: true as const, value: write() };
-              } catch (error) {
-                return { ok: false as const, error };
-              }
-            }),
-          );
+          results = await this.#parts.store.write(async () => {
+            const written: typeof results = [];
+            for (const { write } of batch) written.push(await this.#writeOne(write));
+            return written;
+          });
         } catch (error) {
           for (const { reject } of batch) reject(error);
           continue;

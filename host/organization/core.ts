@@ -7,7 +7,7 @@
 import { ColumnSet, Entity, EntityCollection, EntityReference, EMPTY_GUID, OptionSetValue } from "../../sdk/model.js";
 import { OrganizationError } from "./errors.js";
 import { isGuid, type Clock, type IdSource } from "../ids.js";
-import type { Store } from "../store/store.js";
+import type { DataStore } from "../store/engine.js";
 import type { SchemaLookup } from "../store/table-schema.js";
 import { primaryIdAttribute, storedAttributes, toEntity } from "./columns.js";
 import { retrieveMultiple } from "./query/index.js";
@@ -15,7 +15,7 @@ import { retrieveMultiple } from "./query/index.js";
 export { checkColumnName, storedAttributes, toEntity } from "./columns.js";
 
 export interface CoreDeps {
-  store: Store;
+  store: DataStore;
   clock: Clock;
   ids: IdSource;
   schemaFor: SchemaLookup;
@@ -37,18 +37,18 @@ export class OrganizationCore {
     return new EntityReference("systemuser", userId);
   }
 
-  read(entity: string, id: string): Record<string, unknown> | undefined {
-    return this.#deps.store.getRecord(entity, id.toLowerCase())?.attributes;
+  async read(entity: string, id: string): Promise<Record<string, unknown> | undefined> {
+    return (await this.#deps.store.getRecord(entity, id.toLowerCase()))?.attributes;
   }
 
-  #mustRead(entity: string, id: string): Record<string, unknown> {
-    const row = this.read(entity, id);
+  async #mustRead(entity: string, id: string): Promise<Record<string, unknown>> {
+    const row = await this.read(entity, id);
     if (!row) throw new OrganizationError("ORG_NOT_FOUND", `${entity} with id ${id} does not exist`);
     return row;
   }
 
   /** Creates the record; returns its id. The target gets the id and the columns the platform set. */
-  create(target: Entity, userId: string): string {
+  async create(target: Entity, userId: string): Promise<string> {
     const schema = this.#deps.schemaFor(target.logicalName);
     const idColumn = primaryIdAttribute(target.logicalName, schema);
     const fromColumn = target.attributes[idColumn];
@@ -66,66 +66,63 @@ export class OrganizationCore {
       statuscode: target.attributes.statuscode ?? new OptionSetValue(1),
     };
     const attributes = { ...target.attributes, ...platform };
-    try {
-      this.#deps.store.insertRecord(target.logicalName, id, storedAttributes(target.logicalName, attributes, schema));
-    } catch (error) {
-      // The primary key says what a read before the insert would have: the row exists.
-      if ((error as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") throw new OrganizationError("ORG_DUPLICATE", `${target.logicalName} with id ${id} already exists`);
-      throw error;
+    // The primary key says what a read before the insert would have: whether the row exists.
+    if (!(await this.#deps.store.insertRecord(target.logicalName, id, storedAttributes(target.logicalName, attributes, schema)))) {
+      throw new OrganizationError("ORG_DUPLICATE", `${target.logicalName} with id ${id} already exists`);
     }
     target.id = id;
     Object.assign(target.attributes, platform);
     return id;
   }
 
-  retrieve(entity: string, id: string, columns: ColumnSet): Entity {
-    return toEntity(entity, id.toLowerCase(), this.#mustRead(entity, id), columns);
+  async retrieve(entity: string, id: string, columns: ColumnSet): Promise<Entity> {
+    return toEntity(entity, id.toLowerCase(), await this.#mustRead(entity, id), columns);
   }
 
-  update(target: Entity, userId: string): void {
-    const existing = this.#mustRead(target.logicalName, target.id);
+  async update(target: Entity, userId: string): Promise<void> {
+    const existing = await this.#mustRead(target.logicalName, target.id);
     const schema = this.#deps.schemaFor(target.logicalName);
     const platform = { modifiedon: this.#now(), modifiedby: this.#user(userId) };
     const changes = storedAttributes(target.logicalName, { ...target.attributes, ...platform }, schema);
     delete changes[primaryIdAttribute(target.logicalName, schema)];
-    this.#deps.store.replaceRecord(target.logicalName, target.id.toLowerCase(), { ...existing, ...changes });
+    await this.#deps.store.replaceRecord(target.logicalName, target.id.toLowerCase(), { ...existing, ...changes });
     Object.assign(target.attributes, platform);
   }
 
-  delete(entity: string, id: string): void {
-    if (!this.#deps.store.deleteRecord(entity, id.toLowerCase())) throw new OrganizationError("ORG_NOT_FOUND", `${entity} with id ${id} does not exist`);
+  async delete(entity: string, id: string): Promise<void> {
+    if (!(await this.#deps.store.deleteRecord(entity, id.toLowerCase()))) throw new OrganizationError("ORG_NOT_FOUND", `${entity} with id ${id} does not exist`);
   }
 
-  associate(target: EntityReference, relationship: string, related: EntityReference[]): void {
-    this.#mustRead(target.logicalName, target.id);
+  async associate(target: EntityReference, relationship: string, related: EntityReference[]): Promise<void> {
+    await this.#mustRead(target.logicalName, target.id);
     for (const other of related) {
-      this.#mustRead(other.logicalName, other.id);
-      this.#deps.store.link(relationship, target.logicalName, target.id.toLowerCase(), other.logicalName, other.id.toLowerCase());
+      await this.#mustRead(other.logicalName, other.id);
+      await this.#deps.store.link(relationship, target.logicalName, target.id.toLowerCase(), other.logicalName, other.id.toLowerCase());
     }
   }
 
-  disassociate(target: EntityReference, relationship: string, related: EntityReference[]): void {
+  async disassociate(target: EntityReference, relationship: string, related: EntityReference[]): Promise<void> {
     for (const other of related) {
       const a = [relationship, target.logicalName, target.id.toLowerCase(), other.logicalName, other.id.toLowerCase()] as const;
       const b = [relationship, other.logicalName, other.id.toLowerCase(), target.logicalName, target.id.toLowerCase()] as const;
-      if (!this.#deps.store.unlink(...a) && !this.#deps.store.unlink(...b)) {
+      if (!(await this.#deps.store.unlink(...a)) && !(await this.#deps.store.unlink(...b))) {
         throw new OrganizationError("ORG_NOT_FOUND", `${target.logicalName} ${target.id} and ${other.logicalName} ${other.id} are not associated through ${relationship}`);
       }
     }
   }
 
   /** Runs a query; where the manifest declares tables, one it does not declare and that holds nothing is unknown. */
-  retrieveMultiple(query: object, entity: string | null): EntityCollection {
+  async retrieveMultiple(query: object, entity: string | null): Promise<EntityCollection> {
     const { tables, store, schemaFor } = this.#deps;
-    if (entity && tables.size > 0 && !tables.has(entity) && !store.hasRecords(entity)) {
+    if (entity && tables.size > 0 && !tables.has(entity) && !(await store.hasRecords(entity))) {
       throw new OrganizationError("ORG_INVALID_ARGUMENT", `there is no table ${entity}: the manifest declares ${[...tables.keys()].join(", ")} and no ${entity} record exists; declare it under tables`);
     }
-    return retrieveMultiple(store, query, { schemaFor });
+    return retrieveMultiple(store as never, query, { schemaFor }); // TODO(pg merge): DataStore
   }
 
   /** Finds the record an Upsert targets: by id, or by one of the table's alternate keys. */
-  findForUpsert(target: Entity): string | undefined {
-    if (target.id !== EMPTY_GUID) return this.read(target.logicalName, target.id) ? target.id.toLowerCase() : undefined;
+  async findForUpsert(target: Entity): Promise<string | undefined> {
+    if (target.id !== EMPTY_GUID) return (await this.read(target.logicalName, target.id)) ? target.id.toLowerCase() : undefined;
     const keyValues = target.keyAttributes ?? {};
     const keyColumns = Object.keys(keyValues);
     if (keyColumns.length === 0) throw new OrganizationError("ORG_INVALID_ARGUMENT", "Upsert needs a Target with an id or with keyAttributes that form an alternate key");

@@ -40,15 +40,15 @@ export async function executeMultiple(pipeline: BatchRunner, p: Record<string, u
 
 /** Runs a request of a batch in its own transaction (or savepoint), not the batch's. */
 async function isolated(pipeline: BatchRunner, request: OrganizationRequestValue, scope: Scope): Promise<OrganizationResponseValue> {
-  using tx = await pipeline.transactionFor(scope);
+  await using tx = await pipeline.transactionFor(scope);
   const response = await pipeline.runNested(request, { ...scope, inTransaction: true });
-  tx.commit();
+  await tx.commit();
   return response;
 }
 
 export async function executeTransaction(pipeline: BatchRunner, p: Record<string, unknown>, scope: Scope): Promise<OrganizationResponseValue> {
   const requests = readRequests(p);
-  using tx = await pipeline.transactionFor(scope);
+  await using tx = await pipeline.transactionFor(scope);
   const responses: OrganizationResponseValue[] = [];
   for (const [index, request] of requests.entries()) {
     try {
@@ -60,6 +60,6 @@ export async function executeTransaction(pipeline: BatchRunner, p: Record<string
       });
     }
   }
-  tx.commit();
+  await tx.commit();
   return { responseName: "ExecuteTransaction", results: { Responses: p.ReturnResponses === true ? responses : [] } };
 }

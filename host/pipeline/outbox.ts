@@ -39,7 +39,7 @@ export class Outbox {
     const { notification, ids, clock, jobs } = this.#parts;
     if (!notification.holdsForOutbox?.(endpointId)) return notification.execute(endpointId, context, signal);
     const primaryId = String(context.primaryEntityId ?? "");
-    jobs.insert({
+    await jobs.insert({
       id: ids.newId(),
       name: `Post to service endpoint ${endpointId}`,
       stepId: outboxOwner(endpointId),
@@ -56,7 +56,7 @@ export class Outbox {
   }
 
   /** Each asynchronous step of the request's stage 40 becomes a system job of its transaction. */
-  queueAsyncSteps(run: StepRun): void {
+  async queueAsyncSteps(run: StepRun): Promise<void> {
     const { registry, contexts, jobs, ids, clock } = this.#parts;
     for (const step of registry.stepsFor(run.message, run.entity, 40)) {
       if (step.mode !== "async" || !passesFilter(step, run)) continue;
@@ -64,7 +64,7 @@ export class Outbox {
       const createdOn = clock.now();
       const copied = { ...run, inputParameters: copy(run.inputParameters), outputParameters: copy(run.outputParameters), sharedVariables: copy(run.sharedVariables) };
       const context = contexts.forStep(step, 40, copied, 1, { id: jobId, createdOn });
-      jobs.insert({
+      await jobs.insert({
         id: jobId,
         name: step.name,
         stepId: step.id,

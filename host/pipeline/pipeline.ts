@@ -20,7 +20,8 @@ import { identityDefaults, type Identity } from "../organization/identity.js";
 import { messages, primaryRecord, type MessageOperation, type MessageServices } from "../organization/messages/index.js";
 import type { Registry, StageNumber, StepRegistration } from "../registry/index.js";
 import type { NotificationBackend, WebBackend } from "../services/index.js";
-import { StoreError, toStoreError, type Store, type StoreTransaction } from "../store/store.js";
+import { StoreError, toStoreError } from "../store/store.js";
+import type { DataStore, StoreTransaction } from "../store/engine.js";
 import { STORE_ERRORS } from "../store/errors.js";
 import type { WebPolicyInput } from "../web/index.js";
 import { executeMultiple, executeTransaction } from "./batches.js";
@@ -37,7 +38,7 @@ export { SYSTEM_USER_ID, identityDefaults, type Identity } from "../organization
 export type { Caller, JournalRequest, JournalStep, RequestFailure, RequestResult, StepOutcome } from "./journal.js";
 
 export interface PipelineOptions {
-  store: Store;
+  store: DataStore;
   registry: Registry;
   runtime: SandboxRuntime;
   /** A web backend of the host's; without one, sandbox workers serve web requests under `webPolicy`. */
@@ -55,7 +56,7 @@ export interface PipelineOptions {
 const SUPPORTED = `${[...messages.keys(), "ExecuteMultiple"].join(", ")} and ExecuteTransaction`;
 
 export class Pipeline {
-  readonly store: Store;
+  readonly store: DataStore;
   readonly registry: Registry;
   readonly runtime: SandboxRuntime;
   readonly identity: Identity;
@@ -156,9 +157,9 @@ export class Pipeline {
       return;
     }
     try {
-      using transaction = await this.store.beginWrite();
-      this.traceLog.insert(rows);
-      transaction.commit();
+      await using transaction = await this.store.beginWrite();
+      await this.traceLog.insert(rows);
+      await transaction.commit();
     } catch (error) {
       const typed = errorSummary(toStoreError(error, this.store.path));
       if (journal) journal.traceLogError = { code: typed.code, message: `the trace logs of this request were not written: ${typed.message}` };
@@ -232,10 +233,10 @@ export class Pipeline {
     };
     // Images are read only when a step asks for one; the pre-image before stage 10, which may want it too.
     const images = this.#imagesWanted(message, entity);
-    base.preImage = images.pre && id && entity && definition?.hasPreImage ? this.#core.read(entity, id) : undefined;
+    base.preImage = images.pre && id && entity && definition?.hasPreImage ? await this.#core.read(entity, id) : undefined;
     // Stage 10: outside the transaction unless a caller's is open.
     const stage10Context = await this.#runSteps(10, base);
-    using tx = await this.#begin(scope);
+    await using tx = await this.#begin(scope);
     const inner: Scope = { ...scope, inTransaction: true };
     // Shared variables of stage 10 reach later stages through ParentContext for some messages (reference 2.6).
     const throughParent = definition?.sharedThroughParent === true;
@@ -246,7 +247,7 @@ export class Pipeline {
       parentContext: throughParent && stage10Context ? stage10Context : scope.parentContext,
     };
     // The pre-image as the transaction sees the record (stage 10 may have changed it).
-    if (images.pre && id && entity && base.preImage !== undefined) run.preImage = this.#core.read(entity, id);
+    if (images.pre && id && entity && base.preImage !== undefined) run.preImage = await this.#core.read(entity, id);
     await this.#runSteps(20, run);
     if (!definition) {
       throw new PipelineError(
@@ -256,10 +257,10 @@ export class Pipeline {
     }
     await definition.run(run, this.#messageServices);
     journal.id = run.primaryId === EMPTY_GUID ? journal.id : run.primaryId;
-    run.postImage = images.post && entity && run.primaryId !== EMPTY_GUID && definition.hasPostImage !== false ? this.#core.read(entity, run.primaryId) : undefined;
+    run.postImage = images.post && entity && run.primaryId !== EMPTY_GUID && definition.hasPostImage !== false ? await this.#core.read(entity, run.primaryId) : undefined;
     await this.#runSteps(40, run);
-    this.#outbox.queueAsyncSteps(run);
-    tx.commit();
+    await this.#outbox.queueAsyncSteps(run);
+    await tx.commit();
     return responseFor(message, run.outputParameters);
   }
 

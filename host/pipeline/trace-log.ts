@@ -3,14 +3,14 @@
  * kept according to the setting Off, Exceptions or All. They are written after the request's
  * transaction has ended, so they survive a rollback.
  */
-import type { Store } from "../store/store.js";
+import type { DataStore } from "../store/engine.js";
 import type { TraceRow } from "../store/trace-logs.js";
 
 export type { TraceRow } from "../store/trace-logs.js";
 
 export class TraceLog {
-  readonly #store: Store;
-  constructor(store: Store) {
+  readonly #store: DataStore;
+  constructor(store: DataStore) {
     this.#store = store;
   }
 
@@ -20,18 +20,18 @@ export class TraceLog {
     return setting === "All" ? rows : rows.filter((r) => r.exceptionDetails !== null);
   }
 
-  /** Writes the rows the setting keeps, in a transaction (a savepoint of the caller's, if it has one open). */
-  write(rows: readonly TraceRow[], setting: "Off" | "Exceptions" | "All"): void {
+  /** Writes the rows the setting keeps; the caller holds the store and a transaction. */
+  async write(rows: readonly TraceRow[], setting: "Off" | "Exceptions" | "All"): Promise<void> {
     const kept = this.kept(rows, setting);
-    if (kept.length > 0) this.#store.transaction(() => this.insert(kept));
+    if (kept.length > 0) await this.insert(kept);
   }
 
   /** Inserts rows as they are; the caller holds the store and a transaction. */
-  insert(rows: readonly TraceRow[]): void {
-    this.#store.traceLogs.insert(rows);
+  async insert(rows: readonly TraceRow[]): Promise<void> {
+    await this.#store.traceLogs.insert(rows);
   }
 
-  list(filter: { correlationId?: string } = {}): TraceRow[] {
+  async list(filter: { correlationId?: string } = {}): Promise<TraceRow[]> {
     return this.#store.traceLogs.list(filter);
   }
 }

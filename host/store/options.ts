@@ -3,7 +3,7 @@ import { flag, formatPath, integer, parseOptions, shown, strictOptions, v, withD
 import { StoreError } from "./errors.js";
 
 export interface StoreOptions {
-  /** A file path, or ":memory:". @default ":memory:" */
+  /** A SQLite file path, ":memory:", or a PostgreSQL connection string (`postgres://user:password@host:5432/database`). @default ":memory:" */
   path?: string;
   /** How long to wait for another process holding the file, ms. @default 5000 */
   busyTimeoutMs?: number;
@@ -22,7 +22,7 @@ export const storeDefaults = Object.freeze({ path: ":memory:", busyTimeoutMs: 5_
 
 /** The store's options as a schema; `createHost` checks its `db`, `busyTimeoutMs` and `storeOptions` with the same entries. */
 export const storeOptionEntries = {
-  path: v.optional(v.pipe(v.string((issue) => `must be a file path or ":memory:"; got ${shown(issue.input)}`), v.minLength(1, `must be a file path or ":memory:"; got ""`))),
+  path: v.optional(v.pipe(v.string((issue) => `must be a file path, ":memory:" or a postgres:// connection string; got ${shown(issue.input)}`), v.minLength(1, `must be a file path, ":memory:" or a postgres:// connection string; got ""`))),
   busyTimeoutMs: v.optional(integer(0, Number.MAX_SAFE_INTEGER, "must be a whole number of milliseconds, 0 or more")),
   quickCheck: v.optional(flag()),
   maxSizeBytes: v.optional(integer(65_536, Number.MAX_SAFE_INTEGER, "must be a whole number of bytes, 65536 or more")),

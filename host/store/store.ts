@@ -19,39 +19,30 @@ import { statSync } from "node:fs";
 import Database from "better-sqlite3";
 import { flag, formatPath, integer, parseOptions, shown, strictOptions, v, withDefaults } from "../../runtime/schema.js";
 import { checkIntegrity, migrate } from "./schema.js";
+import { StoreHolder } from "./holder.js";
 import { restoreAdvice, StoreError, toStoreError } from "./errors.js";
 import { resolveStoreOptions, type StoreOptions } from "./options.js";
 import { SystemJobsTable } from "./system-jobs.js";
 import { TraceLogsTable } from "./trace-logs.js";
+import type { Awaitable, DataStore, RecordRow, StoreLease, StoreTransaction } from "./engine.js";
 
 export { STORE_ERRORS, StoreError, toStoreError, type StoreErrorCode } from "./errors.js";
 
 export { storeDefaults, storeOptionEntries, resolveStoreOptions, type StoreOptions } from "./options.js";
 
-export interface RecordRow {
-  entity: string;
-  id: string;
-  /** Column → plugbox JSON value. */
-  attributes: Record<string, unknown>;
-  version: number;
-}
+export type { RecordRow, StoreLease, StoreTransaction, DataStore, StoreEngine, Awaitable } from "./engine.js";
 
-/** The hold on the store: call it, or let `using` dispose of it, to let the next holder in. */
-export type StoreLease = (() => void) & Disposable;
-
-/**
- * A transaction (or a savepoint inside one). `commit()` ends it; disposing of it (`using`) without
- * a commit rolls it back, and never throws: the error that left the block is the one that counts.
- */
-export interface StoreTransaction extends Disposable {
+/** SQLite's transactions end synchronously; `using` (sync) and `await using` both dispose of them. */
+export interface SqliteTransaction extends StoreTransaction, Disposable {
   commit(): void;
   rollback(): void;
 }
 
-export class Store {
+export class Store implements DataStore {
+  readonly engine = "sqlite" as const;
   readonly path: string;
   readonly db: Database.Database;
-  #queue: Promise<void> = Promise.resolve();
+  readonly #holder = new StoreHolder();
   #depth = 0;
   /** Savepoints held open between requests (plugbox/testing's snapshots), oldest first: while any is, a request's transaction is a savepoint inside them. */
   readonly #held: string[] = [];
@@ -77,7 +68,7 @@ export class Store {
       commit: db.prepare("COMMIT"),
       rollback: db.prepare("ROLLBACK"),
       get: db.prepare<[string, string], { attributes: string; version: number }>("SELECT attributes, version FROM records WHERE entity = ? AND id = ?"),
-      insert: db.prepare<[string, string, string]>("INSERT INTO records (entity, id, attributes, version) VALUES (?, ?, ?, 1)"),
+      insert: db.prepare<[string, string, string]>("INSERT INTO records (entity, id, attributes, version) VALUES (?, ?, ?, 1) ON CONFLICT DO NOTHING"),
       update: db.prepare<[string, string, string]>("UPDATE records SET attributes = ?, version = version + 1 WHERE entity = ? AND id = ?"),
       delete: db.prepare<[string, string]>("DELETE FROM records WHERE entity = ? AND id = ?"),
       all: db.prepare<[], { entity: string; id: string; attributes: string; version: number }>("SELECT entity, id, attributes, version FROM records ORDER BY entity, id"),
@@ -131,22 +122,11 @@ export class Store {
    */
   async acquire(): Promise<StoreLease> {
     this.#assertOpen();
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => (release = resolve));
-    const before = this.#queue;
-    this.#queue = before.then(() => mine);
-    await before;
-    let released = false;
-    const lease = () => {
-      if (released) return;
-      released = true;
-      release();
-    };
-    return Object.assign(lease, { [Symbol.dispose]: lease });
+    return this.#holder.acquire();
   }
 
   /** Starts a transaction, or a savepoint inside the open one. Returns how to end it. */
-  begin(): StoreTransaction {
+  begin(): SqliteTransaction {
     this.#assertOpen();
     const level = this.#depth;
     const name = `sp${level}`;
@@ -205,7 +185,7 @@ export class Store {
         // The error that ended the block is the one the caller gets; the next BEGIN rolls back what is left.
       }
     };
-    return { commit, rollback, [Symbol.dispose]: dispose };
+    return { commit, rollback, [Symbol.dispose]: dispose, [Symbol.asyncDispose]: async () => dispose() };
   }
 
   /**
@@ -214,7 +194,7 @@ export class Store {
    * sockets and timers), for up to busyTimeoutMs; then throws STORE_BUSY. For callers that hold the
    * store and no transaction.
    */
-  async beginWrite(): Promise<StoreTransaction> {
+  async beginWrite(): Promise<SqliteTransaction> {
     // No other process can hold a :memory: store, and a zero busy timeout never blocks: begin at once
     // (the pragmas below are compiled on every call, a measurable share of a request).
     if (this.path === ":memory:" || this.#busyTimeoutMs === 0) return this.begin();
@@ -248,10 +228,10 @@ export class Store {
    * Holds the store, and runs `fn` in a transaction started with `beginWrite` (the event loop stays
    * free while another process holds the file); committed if it returns, rolled back if it throws.
    */
-  async write<T>(fn: () => T): Promise<T> {
+  async write<T>(fn: () => Awaitable<T>): Promise<T> {
     using _lease = await this.acquire();
     using transaction = await this.beginWrite();
-    const result = fn();
+    const result = await fn();
     transaction.commit();
     return result;
   }
@@ -302,8 +282,9 @@ export class Store {
     return row ? { entity, id, attributes: parseAttributes(row.attributes), version: row.version } : undefined;
   }
 
-  insertRecord(entity: string, id: string, attributes: Record<string, unknown>): void {
-    this.#statements.insert.run(entity, id, JSON.stringify(attributes));
+  /** Inserts a record; false when one with that id exists (nothing is written). */
+  insertRecord(entity: string, id: string, attributes: Record<string, unknown>): boolean {
+    return this.#statements.insert.run(entity, id, JSON.stringify(attributes)).changes > 0;
   }
 
   /** Replaces a record's attributes; returns false when it does not exist. */

@@ -8,7 +8,8 @@
  */
 
 // The store and what is written in it.
-export { Store, SCHEMA_VERSION } from "../store/index.js";
+export { Store, SCHEMA_VERSION, openStore, PostgresStore } from "../store/index.js";
+export type { DataStore } from "../store/index.js";
 export { backupStore, restoreStore } from "../store/backup.js";
 export type { TableSchema, SchemaLookup } from "../store/table-schema.js";
 export { JobQueue } from "../jobs/queue.js";

@@ -26,6 +26,7 @@ import type { TraceRow } from "../pipeline/trace-log.js";
 import { Relay, SecretResolver } from "../relay/index.js";
 import { runPlugin, type RunOptions } from "../run.js";
 import { copyRows, rowsWriter, type StoreRowsCopy } from "../store/row-copy.js";
+import type { Store } from "../store/store.js";
 import { cachedBuild } from "./build-cache.js";
 import { TestInbox, type InboxMark } from "./inbox.js";
 import { checkOptions, inboxSecrets, registration, type SeedData, type TestHostOptions } from "./test-host-options.js";
@@ -59,9 +60,9 @@ export interface TestStore {
   /**
    * Writes records as the core operation of a Create does (the primary id column, createdon,
    * ownerid, statecode…; checked against the table's schema), without running any step.
-   * Values are SDK values or plugbox JSON. Returns the ids, by table, in order.
+   * Values are SDK values or plugbox JSON. Resolves with the ids, by table, in order.
    */
-  seed(data: SeedData): Record<string, string[]>;
+  seed(data: SeedData): Promise<Record<string, string[]>>;
   /** A record's columns as stored, or undefined. */
   get(table: string, id: string): Record<string, unknown> | undefined;
   /** Every record, by table and id. */
@@ -108,7 +109,7 @@ export class TestPipelineHost {
     const records = ((table?: string) => (table === undefined ? this.#records() : (this.#records(table)[table] ?? {}))) as TestStore["records"];
     this.store = {
       seed: (data) => this.#seed(data),
-      get: (table, id) => host.store.getRecord(table, id.toLowerCase())?.attributes,
+      get: (table, id) => this.#store.getRecord(table, id.toLowerCase())?.attributes,
       records,
     };
     this.jobs = { drain: () => this.#drain(), advance: (duration) => this.#advance(duration) };
@@ -145,8 +146,8 @@ export class TestPipelineHost {
     }
     const testHost = new TestPipelineHost(host, inbox, options);
     try {
-      if (options.users) testHost.#seed({ systemuser: options.users });
-      if (options.seed) testHost.#seed(options.seed);
+      if (options.users) await testHost.#seed({ systemuser: options.users });
+      if (options.seed) await testHost.#seed(options.seed);
     } catch (error) {
       await testHost.close();
       throw error;
@@ -180,7 +181,7 @@ export class TestPipelineHost {
   /** The trace logs kept (every execution's, unless settings.traceLogSetting says otherwise), oldest first. */
   traces(filter?: { correlationId?: string }): TraceRow[] {
     this.#assertOpen();
-    return this.host.pipeline.traceLog.list(filter);
+    return this.#store.traceLogs.list(filter);
   }
 
   /** Bundles a plug-in module in memory (cached while none of its files change). */
@@ -222,7 +223,7 @@ export class TestPipelineHost {
    */
   snapshot(): TestSnapshot {
     this.#assertOpen();
-    const { store } = this.host;
+    const store = this.#store;
     const slot = ++this.#slots;
     const state: SnapshotState = { host: this, slot, rows: copyRows(store.db), journal: [...this.#journal], inbox: this.inbox.mark() };
     store.holdSavepoint(savepointOf(slot));
@@ -237,7 +238,7 @@ export class TestPipelineHost {
     this.#assertOpen();
     const state = this.#snapshots.get(snapshot);
     if (!state) throw new OptionsError("OPTIONS_INVALID", "restore(snapshot) takes a snapshot this test host's snapshot() returned");
-    const { store } = this.host;
+    const store = this.#store;
     {
       // Waits for a request or job still holding the store (none between tests).
       using _lease = await store.acquire();
@@ -255,22 +256,28 @@ export class TestPipelineHost {
 
   #records(only?: string): StoredRecords {
     const out: StoredRecords = {};
-    for (const row of this.host.store.allRecords()) if (only === undefined || row.entity === only) (out[row.entity] ??= {})[row.id] = row.attributes;
+    for (const row of this.#store.allRecords()) if (only === undefined || row.entity === only) (out[row.entity] ??= {})[row.id] = row.attributes;
     return out;
   }
 
-  #seed(data: SeedData): Record<string, string[]> {
+  /** Writes the records through the core operations (the platform's columns, the schema's checks), in one transaction. */
+  async #seed(data: SeedData): Promise<Record<string, string[]>> {
     this.#assertOpen();
     const ids: Record<string, string[]> = {};
-    this.host.store.transaction(() => {
+    await this.host.store.write(async () => {
       for (const [table, records] of Object.entries(data)) {
         for (const { id, ...columns } of records) {
           const attributes = fromPlain(toPlain(columns, `seed.${table}`)) as Record<string, AttributeValue>;
-          (ids[table] ??= []).push(this.#core.create(new Entity(table, id, attributes), this.#identity.defaultUserId));
+          (ids[table] ??= []).push(await this.#core.create(new Entity(table, id, attributes), this.#identity.defaultUserId));
         }
       }
     });
     return ids;
+  }
+
+  /** The test host's store: always the embedded one, in memory, which its snapshots and synchronous reads need. */
+  get #store(): Store {
+    return this.host.store as Store;
   }
 
   async #drain(): Promise<JobOutcome[]> {
@@ -311,7 +318,7 @@ export class TestPipelineHost {
   /** When the next system job falls due (a ready job, a postponed one, or a lease that runs out), ms since the epoch. */
   async #nextJobDue(): Promise<number | undefined> {
     using _lease = await this.host.store.acquire();
-    return this.host.pipeline.jobs.nextDue()?.getTime();
+    return (await this.host.pipeline.jobs.nextDue())?.getTime();
   }
 
   /** Closes the host (runtime, relay, store). */

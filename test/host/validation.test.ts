@@ -23,7 +23,7 @@ describe("validation where values enter", () => {
       // Without a declared table too: a Money is a number whatever the column.
       await expect(host.execute({ requestName: "Create", parameters: { Target: new Entity("contact", undefined, { budget: new Money("much" as never) }) } })).rejects.toMatchObject({ code: "ORG_INVALID_ARGUMENT" });
       await expect(create({ revenue: new Money(10), industrycode: new OptionSetValue(7) })).resolves.toBeDefined();
-      expect(host.store.allRecords()).toHaveLength(1);
+      expect((await host.store.allRecords())).toHaveLength(1);
     } finally {
       await host.close();
     }
@@ -38,7 +38,7 @@ describe("validation where values enter", () => {
 describe("createHost options: one schema, OPTIONS_INVALID naming the path and the rule", () => {
   const refused: Array<[string, Record<string, unknown>, string]> = [
     ["an unknown option", { dbFile: "x.db" }, "createHost options.dbFile is not an option; known options are manifest, db,"],
-    ["a db that is not a path", { db: 3 }, 'createHost options.db must be a file path or ":memory:"; got 3'],
+    ["a db that is not a path", { db: 3 }, 'createHost options.db must be a file path, ":memory:" or a postgres:// connection string; got 3'],
     ["a busy timeout that is not a whole number", { busyTimeoutMs: 2.5 }, "createHost options.busyTimeoutMs must be a whole number of milliseconds, 0 or more; got 2.5"],
     ["a store size below SQLite's smallest", { storeOptions: { maxSizeBytes: 10 } }, "createHost options.storeOptions.maxSizeBytes must be a whole number of bytes, 65536 or more; got 10"],
     ["runJobs that is not a boolean", { runJobs: "no" }, 'createHost options.runJobs must be true or false; got "no"'],

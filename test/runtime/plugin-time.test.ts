@@ -264,7 +264,7 @@ describe("the pluginTime option", () => {
       expect(await settled(created)).toBe(false);
       await clock.advance("1d");
       await created;
-      expect(rows(host, "task").map((task) => task.attributes.description)).toEqual([`${START} -> 2026-03-02T09:00:00.000Z`]);
+      expect((await rows(host, "task")).map((task) => task.attributes.description)).toEqual([`${START} -> 2026-03-02T09:00:00.000Z`]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

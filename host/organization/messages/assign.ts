@@ -5,9 +5,9 @@ import type { Message } from "./message.js";
 export const assign: Message = {
   name: "Assign",
   hasPreImage: true,
-  run(op, { core }) {
+  async run(op, { core }) {
     const target = readEntityReference(op.inputParameters.Target, "Target");
     const assignee = readEntityReference(op.inputParameters.Assignee, "Assignee");
-    core.update(new Entity(target.logicalName, target.id, { ownerid: assignee }), op.scope.userId);
+    await core.update(new Entity(target.logicalName, target.id, { ownerid: assignee }), op.scope.userId);
   },
 };

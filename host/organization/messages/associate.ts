@@ -12,16 +12,16 @@ function readLink(p: Record<string, unknown>) {
 
 export const associate: Message = {
   name: "Associate",
-  run(op: MessageOperation, { core }) {
+  async run(op: MessageOperation, { core }) {
     const { target, relationship, related } = readLink(op.inputParameters);
-    core.associate(target, relationship, related);
+    await core.associate(target, relationship, related);
   },
 };
 
 export const disassociate: Message = {
   name: "Disassociate",
-  run(op: MessageOperation, { core }) {
+  async run(op: MessageOperation, { core }) {
     const { target, relationship, related } = readLink(op.inputParameters);
-    core.disassociate(target, relationship, related);
+    await core.disassociate(target, relationship, related);
   },
 };

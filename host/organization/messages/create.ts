@@ -5,9 +5,9 @@ export const create: Message = {
   name: "Create",
   target: "entity",
   sharedThroughParent: true,
-  run(op, { core }) {
+  async run(op, { core }) {
     const target = readEntity(op.inputParameters.Target, "Target");
-    const id = core.create(target, op.scope.userId);
+    const id = await core.create(target, op.scope.userId);
     op.inputParameters.Target = target;
     op.outputParameters.id = id;
     op.primaryId = id;

@@ -6,8 +6,8 @@ export const deleteMessage: Message = {
   hasPreImage: true,
   hasPostImage: false,
   sharedThroughParent: true,
-  run(op, { core }) {
+  async run(op, { core }) {
     const target = readEntityReference(op.inputParameters.Target, "Target");
-    core.delete(target.logicalName, target.id);
+    await core.delete(target.logicalName, target.id);
   },
 };

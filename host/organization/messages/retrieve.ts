@@ -3,8 +3,8 @@ import type { Message } from "./message.js";
 
 export const retrieve: Message = {
   name: "Retrieve",
-  run(op, { core }) {
+  async run(op, { core }) {
     const target = readEntityReference(op.inputParameters.Target, "Target");
-    op.outputParameters.BusinessEntity = core.retrieve(target.logicalName, target.id, readColumnSet(op.inputParameters.ColumnSet));
+    op.outputParameters.BusinessEntity = await core.retrieve(target.logicalName, target.id, readColumnSet(op.inputParameters.ColumnSet));
   },
 };

@@ -14,12 +14,12 @@ function optionValue(value: unknown, what: string): number {
 export const setState: Message = {
   name: "SetState",
   hasPreImage: true,
-  run(op, { core }) {
+  async run(op, { core }) {
     const p = op.inputParameters;
     const moniker = readEntityReference(p.EntityMoniker, "EntityMoniker");
     const state = optionValue(p.State, "State");
     const status = optionValue(p.Status, "Status");
     const changes = { statecode: fromPlain({ $type: "OptionSetValue", value: state }) as never, statuscode: fromPlain({ $type: "OptionSetValue", value: status }) as never };
-    core.update(new Entity(moniker.logicalName, moniker.id, changes), op.scope.userId);
+    await core.update(new Entity(moniker.logicalName, moniker.id, changes), op.scope.userId);
   },
 };

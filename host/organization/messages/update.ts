@@ -6,9 +6,9 @@ export const update: Message = {
   target: "entityWithId",
   hasPreImage: true,
   sharedThroughParent: true,
-  run(op, { core }) {
+  async run(op, { core }) {
     const target = readEntity(op.inputParameters.Target, "Target", true);
-    core.update(target, op.scope.userId);
+    await core.update(target, op.scope.userId);
     op.inputParameters.Target = target;
   },
 };

@@ -9,7 +9,7 @@ export const upsert: Message = {
   hasPreImage: true,
   async run(op, { core, nested }) {
     const target = readEntity(op.inputParameters.Target, "Target");
-    const existing = core.findForUpsert(target);
+    const existing = await core.findForUpsert(target);
     const keys = target.keyAttributes ?? {};
     if (existing) {
       target.id = existing;

@@ -24,7 +24,10 @@ import { SCHEMA_VERSION } from "../schema.js";
 import { StoreError } from "../errors.js";
 
 /** One connection (a pg.Client or a pool's client): a transaction's statements must share it. */
-export type PgQueryable = Pick<pg.ClientBase, "query">;
+export interface PgQueryable {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the row type is the caller's, as in pg's own signature
+  query<R extends pg.QueryResultRow = any>(query: string | pg.QueryConfig<unknown[]> | pg.QueryArrayConfig<unknown[]>, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
 
 export interface PostgresMigration {
   version: number;

@@ -16,7 +16,8 @@ import { jobRunnerDefaults } from "../../../dist/host/testing/internal.js";
 import { createHost, type JobOutcome, type PlugboxHost, type SystemJob } from "../../../dist/host/index.js";
 import { Entity } from "../../../dist/sdk/index.js";
 import { ManualClock } from "../../../dist/host/testing/index.js";
-import { buildPlugins, failure, fastRuntime, hostWith, rows, step } from "../../fixtures/pipeline/support.js";
+import { ENGINES, testDb } from "../../helpers/stores.js";
+import { buildPlugins, failure, fastRuntime, hostWith, rows, step, sqliteOf } from "../../fixtures/pipeline/support.js";
 
 const CALLER = "aaaaaaaa-0000-4000-8000-000000000001";
 
@@ -48,322 +49,323 @@ async function queued(host: PlugboxHost, entity: string, attributes: Record<stri
   return { id: response.results.id as string, jobId: journal.jobs[0]! };
 }
 
-describe("system jobs from asynchronous steps", () => {
-  let host: PlugboxHost;
-  const clock = new ManualClock();
-  const BACKOFF = 1_000;
-
-  beforeAll(async () => {
-    host = await hostWith(
-      plugins.bundle,
-      {
-        settings: { traceLogSetting: "All" },
-        steps: [
-          step("SetOutput", "Create", "asy", 40, { rank: 1, config: { extra: "from sync 40" } }),
-          step("Share", "Create", "asy", 40, { rank: 2, config: { fromSync: "yes" } }),
-          step("AsyncProbe", "Create", "asy", 40, { name: "Probe asy", mode: "async", images: [{ alias: "created", type: "post", attributes: ["name"] }] }),
-          step("AsyncProbe", "Create", "rb", 40, { mode: "async" }),
-          step("Fail", "Create", "rb", 40, { rank: 2, config: { message: "roll it back" } }),
-          step("Retry", "Create", "retry", 40, { mode: "async" }),
-          step("Fail", "Create", "failing", 40, { mode: "async", config: { message: "async failure" } }),
-          step("FailUnlessFlag", "Create", "flagged", 40, { mode: "async" }),
-          step("RetryUntilFlag", "Create", "retryflag", 40, { mode: "async" }),
-          step("AsyncProbe", "Create", "auto", 40, { mode: "async", asyncAutoDelete: true }),
-          step("Fail", "Create", "autofail", 40, { mode: "async", asyncAutoDelete: true, config: { message: "kept for the record" } }),
-          step("AsyncProbe", "Update", "filt", 40, { mode: "async", filteringAttributes: ["name"] }),
-          step("AsyncProbe", "Create", "cancelme", 40, { mode: "async" }),
-          step("AsyncProbe", "Create", "lease", 40, { mode: "async" }),
-        ],
-      },
-      { clock, jobs: { backoffBaseMs: BACKOFF } },
-    );
-  });
-
-  afterAll(async () => {
-    await host?.close();
-  });
-
-  it("an async step runs after the commit as a system job: OperationId is the job's id, OperationCreatedOn its createdOn, Mode 1, IsInTransaction false", async () => {
-    const { id, jobId } = await queued(host, "asy", { name: "Contoso" }, { userId: CALLER });
-    const step = host.registry.steps.find((s) => s.name === "Probe asy")!;
-    const job = (await host.getJob(jobId))!;
-    expect(job).toMatchObject({
-      id: jobId,
-      name: "Probe asy",
-      operationType: 1,
-      stateCode: 0,
-      statusCode: 0,
-      owningExtensionId: step.id,
-      messageName: "Create",
-      primaryEntityType: "asy",
-      regardingObjectId: id,
-      depth: 1,
-      retryCount: 0,
-      autoDelete: false,
-      completedOn: null,
-    });
-    // Queued, not run: nothing has happened yet.
-    expect(rows(host, "jobrun").filter((r) => r.attributes.recordid === id)).toEqual([]);
-
-    expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "succeeded" }]);
-
-    const run = rows(host, "jobrun").find((r) => r.attributes.recordid === id)!.attributes;
-    expect(run).toMatchObject({
-      operationid: jobId,
-      operationcreatedon: job.createdOn,
-      mode: 1,
-      stage: 40,
-      depth: 1,
-      intransaction: false,
-      recordname: "Contoso", // the committed record, read by the job
-      imagename: "Contoso", // its post-image
-      userid: CALLER,
-      initiatinguserid: CALLER,
-    });
-    expect(await host.getJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 30, startedOn: expect.any(String), completedOn: expect.any(String) });
-    const trace = (await host.traceLogs()).find((t) => t.operationId === jobId);
-    expect(trace).toMatchObject({ mode: 1, stage: 40, messageBlock: `job ${jobId} for ${id}`, exceptionDetails: null });
-  });
-
-  it("an async step gets a copy of the OutputParameters and SharedVariables as the synchronous stage 40 steps left them", async () => {
-    const { id } = await queued(host, "asy", { name: "Copies" });
-    await host.runJobs();
-    const run = rows(host, "jobrun").find((r) => r.attributes.recordid === id)!.attributes;
-    expect(run.extra).toBe("from sync 40");
-    expect(JSON.parse(run.shared as string)).toMatchObject({ fromSync: "yes" });
-  });
-
-  it("jobs are queued in the request's transaction: a request that rolls back leaves no job", async () => {
-    const error = await failure(create(host, "rb", { name: "R" }));
-    expect(error.message).toContain("roll it back");
-    expect((await host.listJobs()).filter((j) => j.primaryEntityType === "rb")).toEqual([]);
-    expect(await host.runJobs()).toEqual([]);
-  });
-
-  it("filtering attributes apply to asynchronous Update steps: a job is queued only when a listed column changes", async () => {
-    const id = (await create(host, "filt", { name: "F" })).response.results.id as string;
-    const updateWith = (attributes: Record<string, unknown>) => host.execute({ requestName: "Update", parameters: { Target: new Entity("filt", id, attributes as never) } });
-    expect((await updateWith({ telephone1: "1" })).journal.jobs).toEqual([]);
-    const { journal } = await updateWith({ name: "G" });
-    expect(journal.jobs).toHaveLength(1);
-    expect(await host.runJobs()).toEqual([{ id: journal.jobs[0], outcome: "succeeded" }]);
-  });
-
-  it("retry: a plug-in throwing with OperationStatus.Retry runs again after an exponential back-off, four attempts in all, then the job is Failed (3, 31) with its message and error code", async () => {
-    const { jobId } = await queued(host, "retry");
-    const attempts: Array<{ outcome: JobOutcome | undefined; job: SystemJob; at: number }> = [];
-    for (let i = 0; i < 4; i++) {
-      const at = clock.now().getTime();
-      attempts.push({ outcome: await host.jobRunner.runOne(), job: (await host.getJob(jobId))!, at });
-      if (i === 3) break;
-      const delay = BACKOFF * 2 ** i;
-      await clock.advance(delay - 1);
-      expect(await host.jobRunner.runOne()).toBeUndefined(); // not due before its back-off runs out
-      await clock.advance(1);
-    }
-    expect(attempts.map((a) => [a.outcome?.id, a.outcome?.outcome])).toEqual([
-      [jobId, "retrying"],
-      [jobId, "retrying"],
-      [jobId, "retrying"],
-      [jobId, "failed"],
-    ]);
-    attempts.slice(0, 3).forEach(({ job, at }, i) => {
-      // Waiting for its next attempt: Ready (0) / Waiting (10), the attempt counted, postponed by base × 2^i.
-      expect(job).toMatchObject({ stateCode: 0, statusCode: 10, retryCount: i + 1, message: expect.stringContaining("try again later") });
-      expect(Date.parse(job.postponeUntil!)).toBe(at + BACKOFF * 2 ** i);
-    });
-    expect(attempts[3]!.job).toMatchObject({ stateCode: 3, statusCode: 31, retryCount: 3, errorCode: 4242, completedOn: expect.any(String) });
-    expect(attempts[3]!.job.message).toContain("try again later");
-    expect(attempts[3]!.job.message).toContain("4 attempts");
-    // Every attempt left its trace, with the failure.
-    const traces = (await host.traceLogs()).filter((t) => t.operationId === jobId);
-    expect(traces).toHaveLength(4);
-    expect(traces.every((t) => t.messageBlock.includes(`attempt for ${jobId}`) && t.exceptionDetails?.includes("try again later"))).toBe(true);
-  });
-
-  it("a job that succeeds after attempts that asked to be retried is Succeeded (3, 30) without their error code or message; its attempts stay counted and traced", async () => {
-    const { id, jobId } = await queued(host, "retryflag");
-    expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "retrying", message: expect.stringContaining("no flag yet") }]);
-    expect(await host.getJob(jobId)).toMatchObject({ stateCode: 0, statusCode: 10, retryCount: 1, errorCode: 4242, message: expect.stringContaining("no flag yet") });
-    await create(host, "flag", { regarding: id });
-    await clock.advance(BACKOFF);
-    expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "succeeded" }]);
-    expect(await host.getJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 30, retryCount: 1, errorCode: null, message: null, friendlyMessage: null });
-    expect((await host.traceLogs()).filter((t) => t.operationId === jobId)).toHaveLength(2);
-  });
-
-  it("a failure without OperationStatus.Retry fails the job at its first attempt, with the message on the job", async () => {
-    const { jobId } = await queued(host, "failing");
-    const outcomes = await host.runJobs();
-    expect(outcomes).toEqual([{ id: jobId, outcome: "failed", message: expect.stringContaining("async failure") }]);
-    expect(await host.getJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 31, retryCount: 0, message: expect.stringContaining("async failure"), errorCode: -2147220891 });
-  });
-
-  it("asyncAutoDelete: a job that succeeds is deleted; one that fails is kept", async () => {
-    const succeeded = await queued(host, "auto");
-    const failed = await queued(host, "autofail");
-    expect((await host.runJobs()).map((o) => [o.id, o.outcome]).sort()).toEqual(
-      [
-        [succeeded.jobId, "succeeded"],
-        [failed.jobId, "failed"],
-      ].sort(),
-    );
-    expect(await host.getJob(succeeded.jobId)).toBeUndefined();
-    expect((await host.listJobs()).map((j) => j.id)).not.toContain(succeeded.jobId);
-    expect(rows(host, "jobrun").map((r) => r.attributes.operationid)).toContain(succeeded.jobId);
-    expect(await host.getJob(failed.jobId)).toMatchObject({ stateCode: 3, statusCode: 31, autoDelete: true });
-  });
-
-  it("retryJob makes a failed job Ready again with a fresh set of attempts, and it then runs", async () => {
-    const { id, jobId } = await queued(host, "flagged");
-    expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "failed", message: expect.stringContaining("no flag yet") }]);
-    await create(host, "flag", { regarding: id });
-    expect(await host.retryJob(jobId)).toMatchObject({ stateCode: 0, statusCode: 0, retryCount: 0, message: null, completedOn: null });
-    expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "succeeded" }]);
-    expect(await host.getJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 30 });
-    expect(rows(host, "jobrun").filter((r) => r.attributes.operationid === jobId)).toHaveLength(1);
-  });
-
-  it("cancelJob cancels a waiting job (3, 32): it never runs, until retryJob makes it Ready again", async () => {
-    const { id, jobId } = await queued(host, "cancelme");
-    expect(await host.cancelJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 32, completedOn: expect.any(String) });
-    expect(await host.runJobs()).toEqual([]);
-    expect(rows(host, "jobrun").filter((r) => r.attributes.recordid === id)).toEqual([]);
-    await host.retryJob(jobId);
-    expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "succeeded" }]);
-    expect(rows(host, "jobrun").filter((r) => r.attributes.recordid === id)).toHaveLength(1);
-  });
-
-  it("retryJob and cancelJob refuse jobs in the wrong state (JOB_INVALID_STATE) and unknown ids (JOB_NOT_FOUND)", async () => {
-    const { jobId } = await queued(host, "cancelme");
-    await expect(host.retryJob(jobId)).rejects.toMatchObject({ code: "JOB_INVALID_STATE", message: expect.stringContaining("Ready") });
-    await host.runJobs();
-    await expect(host.retryJob(jobId)).rejects.toMatchObject({ code: "JOB_INVALID_STATE", message: expect.stringContaining("Succeeded") });
-    await expect(host.cancelJob(jobId)).rejects.toMatchObject({ code: "JOB_INVALID_STATE", message: expect.stringContaining("already Completed") });
-    const unknown = "00000000-0000-4000-8000-00000000beef";
-    await expect(host.retryJob(unknown)).rejects.toMatchObject({ code: "JOB_NOT_FOUND", message: expect.stringContaining(unknown) });
-    await expect(host.cancelJob(unknown)).rejects.toMatchObject({ code: "JOB_NOT_FOUND" });
-  });
-
-  it("listJobs lists jobs in the order they were queued and filters by state", async () => {
-    const all = await host.listJobs();
-    expect(all.map((j) => j.sequence)).toEqual([...all.map((j) => j.sequence)].sort((a, b) => a - b));
-    const completed = await host.listJobs({ stateCode: 3 });
-    expect(completed.length).toBeGreaterThan(0);
-    expect(completed.every((j) => j.stateCode === 3)).toBe(true);
-    expect(await host.listJobs({ stateCode: 1 })).toEqual([]);
-  });
-
-  it("leases: a job leased by a runner that died is not taken while the lease holds; once it runs out another runner completes it, once, and the dead runner cannot complete it", async () => {
-    await host.runJobs();
-    const held = await queued(host, "lease", { name: "held" });
-    const expired = await queued(host, "lease", { name: "expired" });
-    const release = await host.store.acquire();
-    try {
-      expect(host.pipeline.jobs.claim("a runner that died", 60_000)?.job.id).toBe(held.jobId);
-      expect(host.pipeline.jobs.claim("a runner that died", 1)?.job.id).toBe(expired.jobId);
-    } finally {
-      release();
-    }
-    expect(await host.getJob(held.jobId)).toMatchObject({ stateCode: 2, statusCode: 20 });
-    expect(await host.runJobs()).toEqual([]);
-    await clock.advance(2);
-    expect(await host.runJobs()).toEqual([{ id: expired.jobId, outcome: "succeeded" }]);
-    expect(rows(host, "jobrun").filter((r) => r.attributes.recordid === expired.id)).toHaveLength(1);
-    expect(await host.getJob(held.jobId)).toMatchObject({ stateCode: 2, statusCode: 20 });
-    const late = await host.store.acquire();
-    try {
-      expect(host.pipeline.jobs.succeed(expired.jobId, "a runner that died", false)).toBe(false);
-      expect(host.pipeline.jobs.fail(held.jobId, "another runner", { message: "not mine", errorCode: null })).toBe(false);
-    } finally {
-      late();
-    }
-    expect(await host.getJob(expired.jobId)).toMatchObject({ stateCode: 3, statusCode: 30 });
-    await host.cancelJob(held.jobId);
-  });
-});
-
-describe("limits", () => {
-  it("settings.maxAsyncAttempts sets how many attempts a Retry job gets", async () => {
+describe.each(ENGINES)("on the %s store", (engine) => {
+  describe("system jobs from asynchronous steps", () => {
+    let host: PlugboxHost;
     const clock = new ManualClock();
-    const host = await hostWith(plugins.bundle, { steps: [step("Retry", "Create", "retry", 40, { mode: "async" })], settings: { maxAsyncAttempts: 2 } }, { clock, jobs: { backoffBaseMs: 1_000 } });
-    try {
-      const { jobId } = await queued(host, "retry");
-      const outcomes: string[] = [];
-      outcomes.push(...(await host.runJobs()).map((o) => o.outcome));
-      await clock.advance(1_000);
-      outcomes.push(...(await host.runJobs()).map((o) => o.outcome));
-      expect(outcomes).toEqual(["retrying", "failed"]);
-      expect((await host.getJob(jobId))!.statusCode).toBe(31);
-      expect((await host.getJob(jobId))!.message).toContain("2 attempts");
-    } finally {
-      await host.close();
-    }
-  });
-});
+    const BACKOFF = 1_000;
 
-describe("asynchronous steps and depth", () => {
-  it("an asynchronous step that updates its own record loops through system jobs at depth + 1 until the depth limit fails the last job", async () => {
-    const host = await hostWith(plugins.bundle, { steps: [step("Recurse", "Update", "aloop", 40, { mode: "async" })], settings: { maxDepth: 3 } });
-    try {
-      const id = (await create(host, "aloop", { name: "L" })).response.results.id as string;
-      await host.execute({ requestName: "Update", parameters: { Target: new Entity("aloop", id, { name: "go" }) } });
-      const outcomes: JobOutcome[] = [];
-      await expect
-        .poll(async () => {
-          outcomes.push(...(await host.runJobs()));
-          return outcomes.some((o) => o.outcome === "failed");
-        })
-        .toBe(true);
-      expect(outcomes.map((o) => o.outcome)).toEqual(["succeeded", "succeeded", "failed"]);
-      const jobs = await host.listJobs();
-      expect(jobs.map((j) => [j.depth, j.statusCode])).toEqual([
-        [1, 30],
-        [2, 30],
-        [3, 31],
-      ]);
-      expect(jobs[2]!.message).toContain("maximum depth of 3");
-      expect(host.store.getRecord("aloop", id)!.attributes.description).toBe("depth 3");
-    } finally {
-      await host.close();
-    }
-  });
-
-  it("an asynchronous step triggered by a plug-in's nested request is queued in the outer transaction: it exists only if the outer request commits", async () => {
-    const host = await hostWith(plugins.bundle, {
-      steps: [
-        step("CreateRecord", "Create", "outer", 40, { rank: 1, config: { entity: "inner" } }),
-        step("Fail", "Create", "outer", 40, { rank: 2, config: { message: "outer fails", when: "fail" } }),
-        step("AsyncProbe", "Create", "inner", 40, { mode: "async" }),
-      ],
+    beforeAll(async () => {
+      host = await hostWith(
+        plugins.bundle,
+        {
+          settings: { traceLogSetting: "All" },
+          steps: [
+            step("SetOutput", "Create", "asy", 40, { rank: 1, config: { extra: "from sync 40" } }),
+            step("Share", "Create", "asy", 40, { rank: 2, config: { fromSync: "yes" } }),
+            step("AsyncProbe", "Create", "asy", 40, { name: "Probe asy", mode: "async", images: [{ alias: "created", type: "post", attributes: ["name"] }] }),
+            step("AsyncProbe", "Create", "rb", 40, { mode: "async" }),
+            step("Fail", "Create", "rb", 40, { rank: 2, config: { message: "roll it back" } }),
+            step("Retry", "Create", "retry", 40, { mode: "async" }),
+            step("Fail", "Create", "failing", 40, { mode: "async", config: { message: "async failure" } }),
+            step("FailUnlessFlag", "Create", "flagged", 40, { mode: "async" }),
+            step("RetryUntilFlag", "Create", "retryflag", 40, { mode: "async" }),
+            step("AsyncProbe", "Create", "auto", 40, { mode: "async", asyncAutoDelete: true }),
+            step("Fail", "Create", "autofail", 40, { mode: "async", asyncAutoDelete: true, config: { message: "kept for the record" } }),
+            step("AsyncProbe", "Update", "filt", 40, { mode: "async", filteringAttributes: ["name"] }),
+            step("AsyncProbe", "Create", "cancelme", 40, { mode: "async" }),
+            step("AsyncProbe", "Create", "lease", 40, { mode: "async" }),
+          ],
+        }, { db: await testDb(engine), clock, jobs: { backoffBaseMs: BACKOFF } },
+      );
     });
-    try {
-      await failure(create(host, "outer", { name: "O", fail: true }));
-      expect(await host.listJobs()).toEqual([]);
-      const { journal } = await create(host, "outer", { name: "O" });
-      const nested = journal.steps[0]!.requests[0]!;
-      expect(nested.jobs).toHaveLength(1);
-      expect(await host.getJob(nested.jobs[0]!)).toMatchObject({ depth: 2, primaryEntityType: "inner", regardingObjectId: nested.id });
-      expect(await host.runJobs()).toEqual([{ id: nested.jobs[0], outcome: "succeeded" }]);
-      expect(rows(host, "jobrun").map((r) => r.attributes)).toEqual([expect.objectContaining({ operationid: nested.jobs[0], depth: 2, recordid: nested.id })]);
-    } finally {
-      await host.close();
-    }
-  });
-});
 
-describe("the background job runner", () => {
-  it("with runJobs on (the default), a queued job runs after the commit without being asked", async () => {
-    const host = await hostWith(plugins.bundle, { steps: [step("AsyncProbe", "Create", "bg", 40, { mode: "async" })] }, { runJobs: true, jobs: { pollMs: 50 } });
-    try {
-      const outcome = nextOutcome(host);
-      const { jobId } = await queued(host, "bg", { name: "Background" });
-      expect(await outcome).toEqual({ id: jobId, outcome: "succeeded" });
+    afterAll(async () => {
+      await host?.close();
+    });
+
+    it("an async step runs after the commit as a system job: OperationId is the job's id, OperationCreatedOn its createdOn, Mode 1, IsInTransaction false", async () => {
+      const { id, jobId } = await queued(host, "asy", { name: "Contoso" }, { userId: CALLER });
+      const step = host.registry.steps.find((s) => s.name === "Probe asy")!;
+      const job = (await host.getJob(jobId))!;
+      expect(job).toMatchObject({
+        id: jobId,
+        name: "Probe asy",
+        operationType: 1,
+        stateCode: 0,
+        statusCode: 0,
+        owningExtensionId: step.id,
+        messageName: "Create",
+        primaryEntityType: "asy",
+        regardingObjectId: id,
+        depth: 1,
+        retryCount: 0,
+        autoDelete: false,
+        completedOn: null,
+      });
+      // Queued, not run: nothing has happened yet.
+      expect((await rows(host, "jobrun")).filter((r) => r.attributes.recordid === id)).toEqual([]);
+
+      expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "succeeded" }]);
+
+      const run = (await rows(host, "jobrun")).find((r) => r.attributes.recordid === id)!.attributes;
+      expect(run).toMatchObject({
+        operationid: jobId,
+        operationcreatedon: job.createdOn,
+        mode: 1,
+        stage: 40,
+        depth: 1,
+        intransaction: false,
+        recordname: "Contoso", // the committed record, read by the job
+        imagename: "Contoso", // its post-image
+        userid: CALLER,
+        initiatinguserid: CALLER,
+      });
+      expect(await host.getJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 30, startedOn: expect.any(String), completedOn: expect.any(String) });
+      const trace = (await host.traceLogs()).find((t) => t.operationId === jobId);
+      expect(trace).toMatchObject({ mode: 1, stage: 40, messageBlock: `job ${jobId} for ${id}`, exceptionDetails: null });
+    });
+
+    it("an async step gets a copy of the OutputParameters and SharedVariables as the synchronous stage 40 steps left them", async () => {
+      const { id } = await queued(host, "asy", { name: "Copies" });
+      await host.runJobs();
+      const run = (await rows(host, "jobrun")).find((r) => r.attributes.recordid === id)!.attributes;
+      expect(run.extra).toBe("from sync 40");
+      expect(JSON.parse(run.shared as string)).toMatchObject({ fromSync: "yes" });
+    });
+
+    it("jobs are queued in the request's transaction: a request that rolls back leaves no job", async () => {
+      const error = await failure(create(host, "rb", { name: "R" }));
+      expect(error.message).toContain("roll it back");
+      expect((await host.listJobs()).filter((j) => j.primaryEntityType === "rb")).toEqual([]);
+      expect(await host.runJobs()).toEqual([]);
+    });
+
+    it("filtering attributes apply to asynchronous Update steps: a job is queued only when a listed column changes", async () => {
+      const id = (await create(host, "filt", { name: "F" })).response.results.id as string;
+      const updateWith = (attributes: Record<string, unknown>) => host.execute({ requestName: "Update", parameters: { Target: new Entity("filt", id, attributes as never) } });
+      expect((await updateWith({ telephone1: "1" })).journal.jobs).toEqual([]);
+      const { journal } = await updateWith({ name: "G" });
+      expect(journal.jobs).toHaveLength(1);
+      expect(await host.runJobs()).toEqual([{ id: journal.jobs[0], outcome: "succeeded" }]);
+    });
+
+    it("retry: a plug-in throwing with OperationStatus.Retry runs again after an exponential back-off, four attempts in all, then the job is Failed (3, 31) with its message and error code", async () => {
+      const { jobId } = await queued(host, "retry");
+      const attempts: Array<{ outcome: JobOutcome | undefined; job: SystemJob; at: number }> = [];
+      for (let i = 0; i < 4; i++) {
+        const at = clock.now().getTime();
+        attempts.push({ outcome: await host.jobRunner.runOne(), job: (await host.getJob(jobId))!, at });
+        if (i === 3) break;
+        const delay = BACKOFF * 2 ** i;
+        await clock.advance(delay - 1);
+        expect(await host.jobRunner.runOne()).toBeUndefined(); // not due before its back-off runs out
+        await clock.advance(1);
+      }
+      expect(attempts.map((a) => [a.outcome?.id, a.outcome?.outcome])).toEqual([
+        [jobId, "retrying"],
+        [jobId, "retrying"],
+        [jobId, "retrying"],
+        [jobId, "failed"],
+      ]);
+      attempts.slice(0, 3).forEach(({ job, at }, i) => {
+        // Waiting for its next attempt: Ready (0) / Waiting (10), the attempt counted, postponed by base × 2^i.
+        expect(job).toMatchObject({ stateCode: 0, statusCode: 10, retryCount: i + 1, message: expect.stringContaining("try again later") });
+        expect(Date.parse(job.postponeUntil!)).toBe(at + BACKOFF * 2 ** i);
+      });
+      expect(attempts[3]!.job).toMatchObject({ stateCode: 3, statusCode: 31, retryCount: 3, errorCode: 4242, completedOn: expect.any(String) });
+      expect(attempts[3]!.job.message).toContain("try again later");
+      expect(attempts[3]!.job.message).toContain("4 attempts");
+      // Every attempt left its trace, with the failure.
+      const traces = (await host.traceLogs()).filter((t) => t.operationId === jobId);
+      expect(traces).toHaveLength(4);
+      expect(traces.every((t) => t.messageBlock.includes(`attempt for ${jobId}`) && t.exceptionDetails?.includes("try again later"))).toBe(true);
+    });
+
+    it("a job that succeeds after attempts that asked to be retried is Succeeded (3, 30) without their error code or message; its attempts stay counted and traced", async () => {
+      const { id, jobId } = await queued(host, "retryflag");
+      expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "retrying", message: expect.stringContaining("no flag yet") }]);
+      expect(await host.getJob(jobId)).toMatchObject({ stateCode: 0, statusCode: 10, retryCount: 1, errorCode: 4242, message: expect.stringContaining("no flag yet") });
+      await create(host, "flag", { regarding: id });
+      await clock.advance(BACKOFF);
+      expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "succeeded" }]);
+      expect(await host.getJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 30, retryCount: 1, errorCode: null, message: null, friendlyMessage: null });
+      expect((await host.traceLogs()).filter((t) => t.operationId === jobId)).toHaveLength(2);
+    });
+
+    it("a failure without OperationStatus.Retry fails the job at its first attempt, with the message on the job", async () => {
+      const { jobId } = await queued(host, "failing");
+      const outcomes = await host.runJobs();
+      expect(outcomes).toEqual([{ id: jobId, outcome: "failed", message: expect.stringContaining("async failure") }]);
+      expect(await host.getJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 31, retryCount: 0, message: expect.stringContaining("async failure"), errorCode: -2147220891 });
+    });
+
+    it("asyncAutoDelete: a job that succeeds is deleted; one that fails is kept", async () => {
+      const succeeded = await queued(host, "auto");
+      const failed = await queued(host, "autofail");
+      expect((await host.runJobs()).map((o) => [o.id, o.outcome]).sort()).toEqual(
+        [
+          [succeeded.jobId, "succeeded"],
+          [failed.jobId, "failed"],
+        ].sort(),
+      );
+      expect(await host.getJob(succeeded.jobId)).toBeUndefined();
+      expect((await host.listJobs()).map((j) => j.id)).not.toContain(succeeded.jobId);
+      expect((await rows(host, "jobrun")).map((r) => r.attributes.operationid)).toContain(succeeded.jobId);
+      expect(await host.getJob(failed.jobId)).toMatchObject({ stateCode: 3, statusCode: 31, autoDelete: true });
+    });
+
+    it("retryJob makes a failed job Ready again with a fresh set of attempts, and it then runs", async () => {
+      const { id, jobId } = await queued(host, "flagged");
+      expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "failed", message: expect.stringContaining("no flag yet") }]);
+      await create(host, "flag", { regarding: id });
+      expect(await host.retryJob(jobId)).toMatchObject({ stateCode: 0, statusCode: 0, retryCount: 0, message: null, completedOn: null });
+      expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "succeeded" }]);
       expect(await host.getJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 30 });
-      expect(rows(host, "jobrun").map((r) => r.attributes.operationid)).toEqual([jobId]);
-    } finally {
-      await host.close();
-    }
+      expect((await rows(host, "jobrun")).filter((r) => r.attributes.operationid === jobId)).toHaveLength(1);
+    });
+
+    it("cancelJob cancels a waiting job (3, 32): it never runs, until retryJob makes it Ready again", async () => {
+      const { id, jobId } = await queued(host, "cancelme");
+      expect(await host.cancelJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 32, completedOn: expect.any(String) });
+      expect(await host.runJobs()).toEqual([]);
+      expect((await rows(host, "jobrun")).filter((r) => r.attributes.recordid === id)).toEqual([]);
+      await host.retryJob(jobId);
+      expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "succeeded" }]);
+      expect((await rows(host, "jobrun")).filter((r) => r.attributes.recordid === id)).toHaveLength(1);
+    });
+
+    it("retryJob and cancelJob refuse jobs in the wrong state (JOB_INVALID_STATE) and unknown ids (JOB_NOT_FOUND)", async () => {
+      const { jobId } = await queued(host, "cancelme");
+      await expect(host.retryJob(jobId)).rejects.toMatchObject({ code: "JOB_INVALID_STATE", message: expect.stringContaining("Ready") });
+      await host.runJobs();
+      await expect(host.retryJob(jobId)).rejects.toMatchObject({ code: "JOB_INVALID_STATE", message: expect.stringContaining("Succeeded") });
+      await expect(host.cancelJob(jobId)).rejects.toMatchObject({ code: "JOB_INVALID_STATE", message: expect.stringContaining("already Completed") });
+      const unknown = "00000000-0000-4000-8000-00000000beef";
+      await expect(host.retryJob(unknown)).rejects.toMatchObject({ code: "JOB_NOT_FOUND", message: expect.stringContaining(unknown) });
+      await expect(host.cancelJob(unknown)).rejects.toMatchObject({ code: "JOB_NOT_FOUND" });
+    });
+
+    it("listJobs lists jobs in the order they were queued and filters by state", async () => {
+      const all = await host.listJobs();
+      expect(all.map((j) => j.sequence)).toEqual([...all.map((j) => j.sequence)].sort((a, b) => a - b));
+      const completed = await host.listJobs({ stateCode: 3 });
+      expect(completed.length).toBeGreaterThan(0);
+      expect(completed.every((j) => j.stateCode === 3)).toBe(true);
+      expect(await host.listJobs({ stateCode: 1 })).toEqual([]);
+    });
+
+    it("leases: a job leased by a runner that died is not taken while the lease holds; once it runs out another runner completes it, once, and the dead runner cannot complete it", async () => {
+      await host.runJobs();
+      const held = await queued(host, "lease", { name: "held" });
+      const expired = await queued(host, "lease", { name: "expired" });
+      const release = await host.store.acquire();
+      try {
+        expect((await host.pipeline.jobs.claim("a runner that died", 60_000))?.job.id).toBe(held.jobId);
+        expect((await host.pipeline.jobs.claim("a runner that died", 1))?.job.id).toBe(expired.jobId);
+      } finally {
+        release();
+      }
+      expect(await host.getJob(held.jobId)).toMatchObject({ stateCode: 2, statusCode: 20 });
+      expect(await host.runJobs()).toEqual([]);
+      await clock.advance(2);
+      expect(await host.runJobs()).toEqual([{ id: expired.jobId, outcome: "succeeded" }]);
+      expect((await rows(host, "jobrun")).filter((r) => r.attributes.recordid === expired.id)).toHaveLength(1);
+      expect(await host.getJob(held.jobId)).toMatchObject({ stateCode: 2, statusCode: 20 });
+      const late = await host.store.acquire();
+      try {
+        expect(await host.pipeline.jobs.succeed(expired.jobId, "a runner that died", false)).toBe(false);
+        expect(await host.pipeline.jobs.fail(held.jobId, "another runner", { message: "not mine", errorCode: null })).toBe(false);
+      } finally {
+        late();
+      }
+      expect(await host.getJob(expired.jobId)).toMatchObject({ stateCode: 3, statusCode: 30 });
+      await host.cancelJob(held.jobId);
+    });
+  });
+
+  describe("limits", () => {
+    it("settings.maxAsyncAttempts sets how many attempts a Retry job gets", async () => {
+      const clock = new ManualClock();
+      const host = await hostWith(plugins.bundle, { steps: [step("Retry", "Create", "retry", 40, { mode: "async" })], settings: { maxAsyncAttempts: 2 } }, { db: await testDb(engine), clock, jobs: { backoffBaseMs: 1_000 } });
+      try {
+        const { jobId } = await queued(host, "retry");
+        const outcomes: string[] = [];
+        outcomes.push(...(await host.runJobs()).map((o) => o.outcome));
+        await clock.advance(1_000);
+        outcomes.push(...(await host.runJobs()).map((o) => o.outcome));
+        expect(outcomes).toEqual(["retrying", "failed"]);
+        expect((await host.getJob(jobId))!.statusCode).toBe(31);
+        expect((await host.getJob(jobId))!.message).toContain("2 attempts");
+      } finally {
+        await host.close();
+      }
+    });
+  });
+
+  describe("asynchronous steps and depth", () => {
+    it("an asynchronous step that updates its own record loops through system jobs at depth + 1 until the depth limit fails the last job", async () => {
+      const host = await hostWith(plugins.bundle, { steps: [step("Recurse", "Update", "aloop", 40, { mode: "async" })], settings: { maxDepth: 3 } }, { db: await testDb(engine) });
+      try {
+        const id = (await create(host, "aloop", { name: "L" })).response.results.id as string;
+        await host.execute({ requestName: "Update", parameters: { Target: new Entity("aloop", id, { name: "go" }) } });
+        const outcomes: JobOutcome[] = [];
+        await expect
+          .poll(async () => {
+            outcomes.push(...(await host.runJobs()));
+            return outcomes.some((o) => o.outcome === "failed");
+          })
+          .toBe(true);
+        expect(outcomes.map((o) => o.outcome)).toEqual(["succeeded", "succeeded", "failed"]);
+        const jobs = await host.listJobs();
+        expect(jobs.map((j) => [j.depth, j.statusCode])).toEqual([
+          [1, 30],
+          [2, 30],
+          [3, 31],
+        ]);
+        expect(jobs[2]!.message).toContain("maximum depth of 3");
+        expect((await host.store.getRecord("aloop", id))!.attributes.description).toBe("depth 3");
+      } finally {
+        await host.close();
+      }
+    });
+
+    it("an asynchronous step triggered by a plug-in's nested request is queued in the outer transaction: it exists only if the outer request commits", async () => {
+      const host = await hostWith(plugins.bundle, {
+        steps: [
+          step("CreateRecord", "Create", "outer", 40, { rank: 1, config: { entity: "inner" } }),
+          step("Fail", "Create", "outer", 40, { rank: 2, config: { message: "outer fails", when: "fail" } }),
+          step("AsyncProbe", "Create", "inner", 40, { mode: "async" }),
+        ],
+      }, { db: await testDb(engine) });
+      try {
+        await failure(create(host, "outer", { name: "O", fail: true }));
+        expect(await host.listJobs()).toEqual([]);
+        const { journal } = await create(host, "outer", { name: "O" });
+        const nested = journal.steps[0]!.requests[0]!;
+        expect(nested.jobs).toHaveLength(1);
+        expect(await host.getJob(nested.jobs[0]!)).toMatchObject({ depth: 2, primaryEntityType: "inner", regardingObjectId: nested.id });
+        expect(await host.runJobs()).toEqual([{ id: nested.jobs[0], outcome: "succeeded" }]);
+        expect((await rows(host, "jobrun")).map((r) => r.attributes)).toEqual([expect.objectContaining({ operationid: nested.jobs[0], depth: 2, recordid: nested.id })]);
+      } finally {
+        await host.close();
+      }
+    });
+  });
+
+  describe("the background job runner", () => {
+    it("with runJobs on (the default), a queued job runs after the commit without being asked", async () => {
+      const host = await hostWith(plugins.bundle, { steps: [step("AsyncProbe", "Create", "bg", 40, { mode: "async" })] }, { db: await testDb(engine), runJobs: true, jobs: { pollMs: 50 } });
+      try {
+        const outcome = nextOutcome(host);
+        const { jobId } = await queued(host, "bg", { name: "Background" });
+        expect(await outcome).toEqual({ id: jobId, outcome: "succeeded" });
+        expect(await host.getJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 30 });
+        expect((await rows(host, "jobrun")).map((r) => r.attributes.operationid)).toEqual([jobId]);
+      } finally {
+        await host.close();
+      }
+    });
   });
 });
 
@@ -441,7 +443,7 @@ describe("jobs that cannot run as stored", () => {
     try {
       const broken = await queued(host, "bg", { name: "Broken" });
       const fine = await queued(host, "bg", { name: "Fine" });
-      host.store.db.prepare("UPDATE system_jobs SET data = ? WHERE id = ?").run("{not json", broken.jobId);
+      sqliteOf(host).db.prepare("UPDATE system_jobs SET data = ? WHERE id = ?").run("{not json", broken.jobId);
       const outcomes = await host.runJobs();
       expect(outcomes).toEqual(
         expect.arrayContaining([
@@ -470,7 +472,7 @@ describe("jobs that cannot run as stored", () => {
       await clock.advance(10); // the next round is under way
       await expect(host.close()).resolves.toBeUndefined();
       expect(host.runtime.workerPids).toEqual([]);
-      expect(() => host.store.db.prepare("SELECT 1")).toThrow(/not open/);
+      expect(() => sqliteOf(host).db.prepare("SELECT 1")).toThrow(/not open/);
     } finally {
       other.close();
       rmSync(dir, { recursive: true, force: true });
@@ -607,7 +609,7 @@ process.send({ finished: outcomes });
       expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "succeeded" }]);
       expect(await host.getJob(jobId)).toMatchObject({ stateCode: 3, statusCode: 30, retryCount: 0, completedOn: expect.any(String) });
       expect(seen.filter((url) => url === `/${jobId}`)).toHaveLength(2);
-      expect(rows(host, "calldone").map((r) => r.attributes)).toEqual([expect.objectContaining({ operationid: jobId, answer: `answer to /${jobId}` })]);
+      expect((await rows(host, "calldone")).map((r) => r.attributes)).toEqual([expect.objectContaining({ operationid: jobId, answer: `answer to /${jobId}` })]);
       expect(await host.runJobs()).toEqual([]);
     } finally {
       await host.close();

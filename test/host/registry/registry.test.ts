@@ -196,12 +196,12 @@ describe("manifest files", () => {
     it("resolves them against the manifest's directory, and the steps run", async () => {
       expect(host.registry.bundles.get("local")!.path).toBe(path.join(dir, "local.bundle.js"));
       const { response } = await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: "A" }) } });
-      expect(host.store.getRecord("account", response.results.id as string)!.attributes.description).toBe("from the file's bundle");
+      expect((await host.store.getRecord("account", response.results.id as string))!.attributes.description).toBe("from the file's bundle");
     });
 
     it("two identical registrations each fire (the plug-in runs twice)", async () => {
       const { response } = await host.execute({ requestName: "Create", parameters: { Target: new Entity("twice", undefined, { name: "T" }) } });
-      expect(host.store.getRecord("twice", response.results.id as string)!.attributes.description).toBe("!!");
+      expect((await host.store.getRecord("twice", response.results.id as string))!.attributes.description).toBe("!!");
       expect(new Set(host.registry.steps.filter((s) => s.entity === "twice").map((s) => s.id)).size).toBe(2);
     });
   });
@@ -224,14 +224,14 @@ describe("steps registered in code", () => {
   it("a step added with registry.addStep runs like a manifest step", async () => {
     host.registry.addStep({ bundle: "p", type: "SetColumns", message: "Create", entity: "coded", stage: 20, unsecureConfig: JSON.stringify({ description: "from code" }) });
     const { response } = await create("coded");
-    expect(host.store.getRecord("coded", response.results.id as string)!.attributes.description).toBe("from code");
+    expect((await host.store.getRecord("coded", response.results.id as string))!.attributes.description).toBe("from code");
   });
 
   it("steps added in code run in rank order, whatever order they were added in", async () => {
     host.registry.addStep({ bundle: "p", type: "Append", message: "Create", entity: "ranked", stage: 20, rank: 2, unsecureConfig: "b" });
     host.registry.addStep({ bundle: "p", type: "Append", message: "Create", entity: "ranked", stage: 20, rank: 1, unsecureConfig: "a" });
     const { response } = await create("ranked");
-    expect(host.store.getRecord("ranked", response.results.id as string)!.attributes.description).toBe("ab");
+    expect((await host.store.getRecord("ranked", response.results.id as string))!.attributes.description).toBe("ab");
   });
 
   it("an asynchronous step added in code becomes a system job that runs", async () => {
@@ -240,7 +240,7 @@ describe("steps registered in code", () => {
     const [jobId] = journal.jobs;
     expect(await host.getJob(jobId!)).toMatchObject({ owningExtensionId: registered.id, stateCode: 0 });
     expect(await host.runJobs()).toEqual([{ id: jobId, outcome: "succeeded" }]);
-    expect(rows(host, "jobrun").map((r) => r.attributes.operationid)).toEqual([jobId]);
+    expect((await rows(host, "jobrun")).map((r) => r.attributes.operationid)).toEqual([jobId]);
   });
 
   it("a step without a table runs for every table", async () => {
@@ -248,7 +248,7 @@ describe("steps registered in code", () => {
     for (const entity of ["anyone", "anything"]) {
       const id = (await create(entity)).response.results.id as string;
       await host.execute({ requestName: "Update", parameters: { Target: new Entity(entity, id, { name: "changed" }) } });
-      expect(host.store.getRecord(entity, id)!.attributes.touched).toBe(true);
+      expect((await host.store.getRecord(entity, id))!.attributes.touched).toBe(true);
     }
   });
 
@@ -256,7 +256,7 @@ describe("steps registered in code", () => {
     const registered = host.registry.addStep({ bundle: "p", type: "SetColumns", message: "Create", entity: "removed", stage: 20, unsecureConfig: JSON.stringify({ description: "present" }) });
     expect(host.registry.removeStep(registered.id)).toBe(true);
     const { response } = await create("removed");
-    expect(host.store.getRecord("removed", response.results.id as string)!.attributes.description).toBeUndefined();
+    expect((await host.store.getRecord("removed", response.results.id as string))!.attributes.description).toBeUndefined();
   });
 
   it("addStep applies the manifest's rules, naming the path and the fix", () => {

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBundle, createHost, startBroker, type Broker, createSandboxRuntime, type SandboxRuntime } from "../../../dist/host/index.js";
 import { Relay, jobRunnerDefaults } from "../../../dist/host/testing/internal.js";
 import { decode, Entity, Money, OptionSetValue, parseRemoteExecutionContext } from "../../../dist/sdk/index.js";
+import { sqliteOf } from "../../fixtures/pipeline/support.js";
 import { ManualClock } from "../../../dist/host/testing/index.js";
 import { repo } from "../../helpers/cli.js";
 
@@ -240,7 +241,7 @@ process.send({ ids });
         code: "PIPELINE_STEP_FAILED",
         message: expect.stringContaining("Failed to post the context to the service endpoint"),
       });
-      expect(host.store.allRecords()).toEqual([]);
+      expect((await host.store.allRecords())).toEqual([]);
     } finally {
       await host.close();
     }
@@ -489,7 +490,7 @@ describe("relay: asynchronous posting steps keep their context serialized", () =
   });
   const create = (host: Awaited<ReturnType<typeof createHost>>, target: Entity) =>
     host.execute({ requestName: "Create", parameters: { Target: target } }, { userId: USER }).then((r) => r.journal.jobs[0]!);
-  const stored = (host: Awaited<ReturnType<typeof createHost>>, jobId: string) => host.store.db.prepare("SELECT data, post FROM system_jobs WHERE id = ?").get(jobId) as { data: string; post: string };
+  const stored = (host: Awaited<ReturnType<typeof createHost>>, jobId: string) => sqliteOf(host).db.prepare("SELECT data, post FROM system_jobs WHERE id = ?").get(jobId) as { data: string; post: string };
 
   it("the job keeps the body serialized when it is queued; the listener gets exactly that body, with the claims and MessageId = OperationId, and the job's context reads back from it", async () => {
     const broker = await startBroker({ port: 0, topology: { queues: [{ name: "account-events" }] } });
@@ -507,7 +508,7 @@ describe("relay: asynchronous posting steps keep their context serialized", () =
       });
       // A plugbox from before this layout, still running on the store, cannot read the job: it fails it (to be retried) rather than post nothing.
       expect(() => decode(row.data)).toThrow(/unknown \$type "SerializedContext"/);
-      expect(host.pipeline.jobs.data(jobId)).toMatchObject({ operationId: jobId, messageName: "Create", initiatingUserAgent: "plugbox", inputParameters: { Target: expect.any(Entity) } });
+      expect(await host.pipeline.jobs.data(jobId)).toMatchObject({ operationId: jobId, messageName: "Create", initiatingUserAgent: "plugbox", inputParameters: { Target: expect.any(Entity) } });
       expect((await host.runJobs()).map((o) => o.outcome)).toEqual(["succeeded"]);
       const message = (await receiveOne(broker))!;
       expect(String(message.body)).toBe(row.post);
@@ -601,9 +602,9 @@ describe("relay: asynchronous posting steps keep their context serialized", () =
       const badHeader = await create(host, new Entity("account", undefined, { name: "Bad header" }));
       const cutBody = await create(host, new Entity("account", undefined, { name: "Cut body" }));
       const fine = await create(host, new Entity("account", undefined, { name: "Fine" }));
-      host.store.db.prepare("UPDATE system_jobs SET data = ? WHERE id = ?").run('{"$type":"SerializedContext","format":"binary"}', badHeader);
-      host.store.db.prepare("UPDATE system_jobs SET post = substr(post, 1, 100) WHERE id = ?").run(cutBody);
-      expect(() => host.pipeline.jobs.data(cutBody)).toThrow(expect.objectContaining({ code: "JOB_DATA_INVALID", message: expect.stringContaining("is not the") }));
+      sqliteOf(host).db.prepare("UPDATE system_jobs SET data = ? WHERE id = ?").run('{"$type":"SerializedContext","format":"binary"}', badHeader);
+      sqliteOf(host).db.prepare("UPDATE system_jobs SET post = substr(post, 1, 100) WHERE id = ?").run(cutBody);
+      await expect(host.pipeline.jobs.data(cutBody)).rejects.toThrow(expect.objectContaining({ code: "JOB_DATA_INVALID", message: expect.stringContaining("is not the") }));
       const outcomes = await host.runJobs();
       expect(Object.fromEntries(outcomes.map((o) => [o.id, o.outcome]))).toEqual({ [badHeader]: "failed", [cutBody]: "failed", [fine]: "succeeded" });
       expect(await host.getJob(badHeader)).toMatchObject({ statusCode: 31, message: expect.stringContaining("does not describe a serialized context") });

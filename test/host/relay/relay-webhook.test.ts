@@ -7,6 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createHost, type PlugboxHost, createSandboxRuntime, type SandboxRuntime } from "../../../dist/host/index.js";
 import { ManualClock } from "../../../dist/host/testing/index.js";
 import { Entity, parseRemoteExecutionContext } from "../../../dist/sdk/index.js";
+import { sqliteOf } from "../../fixtures/pipeline/support.js";
 
 interface Hit {
   url: string;
@@ -139,7 +140,7 @@ describe("relay: webhooks", () => {
     const error = await create(host).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: "PIPELINE_STEP_FAILED", message: expect.stringContaining("post failed: RELAY_UNREACHABLE") });
     expect(hits).toHaveLength(2);
-    expect(host.store.allRecords()).toEqual([]);
+    expect((await host.store.allRecords())).toEqual([]);
     answers = [[500, ""]];
     await expect(create(host)).rejects.toMatchObject({ message: expect.stringContaining("RELAY_REJECTED") });
     expect(hits).toHaveLength(3);
@@ -181,7 +182,7 @@ describe("relay: webhooks", () => {
       expect(id).toMatch(/^[0-9a-f-]{36}$/);
       expect(hits.map((h) => parseRemoteExecutionContext(h.body)).map((c) => [c.stage, c.mode])).toEqual([[20, 0], [40, 0]]);
       expect(parseRemoteExecutionContext(hits[1]!.body).outputParameters.id).toBe(id);
-      expect(host.store.getRecord("account", id)?.attributes).toMatchObject({ name: "Posted in sync" });
+      expect((await host.store.getRecord("account", id))?.attributes).toMatchObject({ name: "Posted in sync" });
     } finally {
       await host.close();
     }
@@ -207,7 +208,7 @@ describe("relay: webhooks", () => {
     expect(hits).toHaveLength(1);
     expect(parseRemoteExecutionContext(hits[0]!.body).primaryEntityName).toBe("account");
     // The post was serialized when it was queued, and sent exactly so.
-    const held = host.store.db.prepare("SELECT data, post FROM system_jobs WHERE owning_extension_id = ?").get(`serviceendpoint:${ENDPOINT}`) as { data: string; post: string };
+    const held = sqliteOf(host).db.prepare("SELECT data, post FROM system_jobs WHERE owning_extension_id = ?").get(`serviceendpoint:${ENDPOINT}`) as { data: string; post: string };
     expect(hits[0]!.body).toBe(held.post);
     expect(JSON.parse(held.data)).toMatchObject({ $type: "SerializedContext", format: "json", fields: { messageName: "Create", primaryEntityName: "account" } });
     // An Update of a record that does not exist fails after its stage-20 post was queued: nothing is sent.

@@ -12,7 +12,7 @@ import { createHost, type PlugboxHost } from "../../../dist/host/index.js";
 import { Store, backupStore, restoreStore } from "../../../dist/host/testing/internal.js";
 import { ManualClock } from "../../../dist/host/testing/index.js";
 import { ColumnSet, Entity, EntityReference, QueryExpression } from "../../../dist/sdk/index.js";
-import { buildPlugins, failure, fastRuntime, step } from "../../fixtures/pipeline/support.js";
+import { buildPlugins, failure, fastRuntime, sqliteOf, step } from "../../fixtures/pipeline/support.js";
 import { damageStore, holdWriteLock } from "../../helpers/faults.js";
 
 let plugins: Awaited<ReturnType<typeof buildPlugins>>;
@@ -208,7 +208,7 @@ describe("backup and restore", () => {
     const backup = path.join(dir, "backup.db");
     const host = await openHost(db);
     for (let i = 0; i < 100; i++) await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: `b${i}`.padEnd(300, "-") }) } });
-    const result = await backupStore(host.store, backup);
+    const result = await backupStore(sqliteOf(host), backup);
     expect(result.pages).toBeGreaterThan(5);
     await host.execute(account("after the backup"));
     await expect(restoreStore(backup, db)).rejects.toMatchObject({ code: "STORE_BACKUP_FAILED", message: expect.stringContaining("in use by another process") });
@@ -230,7 +230,7 @@ describe("backup and restore", () => {
     const bad = path.join(dir, "bad-backup.db");
     const host = await openHost(db);
     for (let i = 0; i < 100; i++) await host.execute({ requestName: "Create", parameters: { Target: new Entity("account", undefined, { name: `c${i}`.padEnd(300, "-") }) } });
-    await backupStore(host.store, bad);
+    await backupStore(sqliteOf(host), bad);
     await host.close();
     damageStore(bad);
     await expect(restoreStore(bad, db)).rejects.toMatchObject({ code: "STORE_BACKUP_FAILED", message: expect.stringContaining("damaged") });

@@ -166,7 +166,7 @@ process.once("message", () => {
     migrated.close();
   });
 
-  it("a store of an older schema is migrated when it opens, keeping its data", () => {
+  it("a store of an older schema is migrated when it opens, keeping its data", async () => {
     const file = path.join(dir, "old.db");
     const store = Store.open({ path: file });
     store.insertRecord("account", "6d81597f-0f9f-e711-8122-000d3aa2331c", { name: "kept" });
@@ -178,7 +178,7 @@ process.once("message", () => {
       .run("0b5ed3a4-4d3c-4ad2-9a8f-2f0c6a0d6f11", JSON.stringify({ messageName: "Create", operationCreatedOn: { $type: "DateTime", value: "2026-01-02T03:04:05.000Z" } }), "2026-01-02T03:04:05.000Z");
     store.close();
     const migrated = Store.open({ path: file });
-    expect(new JobQueue(migrated, systemClock).data("0b5ed3a4-4d3c-4ad2-9a8f-2f0c6a0d6f11")).toEqual({ messageName: "Create", operationCreatedOn: new Date("2026-01-02T03:04:05.000Z") });
+    expect(await new JobQueue(migrated, systemClock).data("0b5ed3a4-4d3c-4ad2-9a8f-2f0c6a0d6f11")).toEqual({ messageName: "Create", operationCreatedOn: new Date("2026-01-02T03:04:05.000Z") });
     expect(migrated.db.prepare("SELECT version FROM plugbox_schema").get()).toEqual({ version: SCHEMA_VERSION });
     const indexes = (migrated.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'system_jobs'").all() as Array<{ name: string }>).map((r) => r.name);
     expect(indexes).toEqual(expect.arrayContaining(["system_jobs_state_sequence", "system_jobs_lease"]));

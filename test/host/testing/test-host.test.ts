@@ -108,8 +108,8 @@ describe("createTestHost: inline steps, seed data and run", () => {
     expect(Object.values(host.store.records("task")).map((t) => t.subject)).toEqual(["Welcome Seeded Limited (ACC-SEE-0001)"]);
   });
 
-  it("seed checks columns against the table's schema", () => {
-    expect(() => host.store.seed({ account: [{ nmae: "typo" }] })).toThrow(expect.objectContaining({ code: "ORG_INVALID_ARGUMENT", message: expect.stringContaining("account has no column nmae") }));
+  it("seed checks columns against the table's schema", async () => {
+    await expect(host.store.seed({ account: [{ nmae: "typo" }] })).rejects.toThrow(expect.objectContaining({ code: "ORG_INVALID_ARGUMENT", message: expect.stringContaining("account has no column nmae") }));
   });
 
   it("run executes one plug-in against this host: its organization calls go through the pipeline and the store", async () => {
