@@ -67,6 +67,8 @@ export interface HostFlags {
   /** false with --no-store-check */
   storeCheck?: boolean;
   leaseMs?: number;
+  /** `serve --poll-ms`: how often an idle job runner looks for jobs. */
+  pollMs?: number;
   /** --record <file> */
   record?: string;
   /**
@@ -100,7 +102,7 @@ async function withOpenHost<T>(options: HostFlags, webPolicy: WebPolicyInput | u
     runJobs: options.backgroundJobs ?? false,
     ...runtime,
     storeOptions: { quickCheck: options.storeCheck !== false },
-    ...(options.leaseMs !== undefined ? { jobs: { leaseMs: options.leaseMs } } : {}),
+    jobs: { ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}), ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) },
     ...(webPolicy ? { webPolicy } : {}),
     ...(options.secrets ? { secrets: { file: options.secrets } } : {}),
   });

@@ -59,7 +59,12 @@ export const IN_THIS_PROCESS = 1;
 export const derivedFlags: Readonly<Record<"run" | "jobs run" | "serve", readonly DerivedFlag[]>> = {
   run: (Object.entries(limitFlags) as Array<[keyof SandboxLimits, string]>).map(([key, flags]) => derived(sandboxLimitTable, key, flags)),
   "jobs run": [derived(jobProcessesTable, "processes", "--processes <n>", IN_THIS_PROCESS), derived(jobRunnerTable, "leaseMs", "--lease-ms <ms>")],
-  serve: [derived(serveTable, "port", "--port <n>"), derived(serveTable, "shutdownGraceMs", "--grace-ms <ms>")],
+  serve: [
+    derived(serveTable, "port", "--port <n>"),
+    derived(serveTable, "shutdownGraceMs", "--grace-ms <ms>"),
+    derived(jobRunnerTable, "leaseMs", "--lease-ms <ms>"),
+    derived(jobRunnerTable, "pollMs", "--poll-ms <ms>"),
+  ],
 };
 
 export const optionOf = (flag: DerivedFlag): Option => flagFor(flag.table, flag.key, flag.flags, flag.cliDefault);

@@ -26,7 +26,7 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     .command("serve")
     .description("run a host (pipeline, system jobs, relay) behind an HTTP API: POST /execute, POST /api/data/v9.2/<entityset>, GET /health, GET /metrics")
     .requiredOption("--manifest <plugbox.json>", "the manifest of bundles, steps, tables and endpoints")
-    .option("--db <path>", "the store file, made if it does not exist (default: in memory, gone when the server stops)")
+    .option("--db <path|url>", "the store: a file, made if it does not exist, or a PostgreSQL database shared by many hosts (postgres://user:password@host:5432/db); default: in memory, gone when the server stops")
     .option("--host <address>", "the address to listen on", serveDefaults.hostname)
     .option("--web-policy <file.json>", "widen or tune the outbound web policy")
     .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
