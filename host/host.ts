@@ -67,7 +67,7 @@ export class PlugboxHost {
       clock,
       ids: options.ids ?? randomIds,
       ...(options.identity ? { identity: options.identity } : {}),
-      onJobsQueued: () => runner?.wake(),
+      onJobsQueued: () => this.#jobsReady(),
     });
     const { pipeline } = this;
     runner = new JobRunner(
@@ -124,6 +124,12 @@ export class PlugboxHost {
       await Promise.allSettled([options.runtime ? undefined : runtime.close(), !options.notification && notification instanceof Relay ? notification.close() : undefined]);
       throw error;
     }
+  }
+
+  /** Jobs are ready: this host's runner looks now, and so do those of the hosts sharing its store. */
+  #jobsReady(): void {
+    this.jobRunner?.wake();
+    void this.store.announceJobs?.();
   }
 
   #assertOpen(): void {
@@ -197,7 +203,7 @@ export class PlugboxHost {
   }
 
   retryJob(id: string): Promise<SystemJob> {
-    return this.#locked(() => this.pipeline.jobs.retry(id)).finally(() => this.jobRunner.wake());
+    return this.#locked(() => this.pipeline.jobs.retry(id)).finally(() => this.#jobsReady());
   }
 
   cancelJob(id: string): Promise<SystemJob> {

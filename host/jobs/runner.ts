@@ -92,6 +92,8 @@ export class JobRunner {
   readonly #writes: Array<{ write: () => Promise<JobOutcome>; resolve: (outcome: JobOutcome) => void; reject: (error: unknown) => void }> = [];
   #flushing: Promise<void> | undefined;
 
+  #unwatch: (() => void) | undefined;
+
   constructor(parts: JobRunnerParts, options: JobRunnerOptions = {}) {
     this.#parts = parts;
     this.#options = resolveJobRunnerOptions(options);
@@ -113,6 +115,8 @@ export class JobRunner {
   start(): void {
     if (this.#started) return;
     this.#started = true;
+    // Jobs another host queued (or released) wake this runner at once instead of at its next poll.
+    this.#unwatch = this.#parts.store.watchJobs?.(() => this.wake());
     this.wake();
   }
 
@@ -221,7 +225,10 @@ export class JobRunner {
     if (this.#claimed.length === 0) return;
     const ids = this.#claimed.splice(0).map((c) => c.job.id);
     const { store, queue } = this.#parts;
-    await store.write(() => queue.release(ids, this.owner)).catch(() => undefined); // else left to their leases
+    await store.write(() => queue.release(ids, this.owner)).then(
+      () => store.announceJobs?.(),
+      () => undefined, // else left to their leases
+    );
   }
 
   /** Takes and runs the next ready job; undefined when none is ready. */
@@ -388,6 +395,7 @@ export class JobRunner {
   /** Stops taking jobs and waits for the one running. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#unwatch?.();
     this.#clock.clearTimeout(this.#timer);
     clearImmediate(this.#woken);
     // The round's own failure was the loop's to handle; stopping waits for it, nothing more.

@@ -94,5 +94,13 @@ export interface DataStore {
   unlink(relationship: string, entity1: string, id1: string, entity2: string, id2: string): Awaitable<boolean>;
   isLinked(relationship: string, entity1: string, id1: string, entity2: string, id2: string): Awaitable<boolean>;
 
+  /**
+   * Tells the other hosts sharing this store that jobs are ready now (PostgreSQL's NOTIFY, sent on a
+   * connection of its own, never inside a transaction). Absent where no other host shares the store.
+   */
+  announceJobs?(): Promise<void>;
+  /** Calls `onAnnounced` whenever a host sharing the store announced jobs (and after a reconnect); returns how to stop. */
+  watchJobs?(onAnnounced: () => void): () => void;
+
   close(): Awaitable<void>;
 }

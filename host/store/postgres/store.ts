@@ -32,6 +32,11 @@ export function isPostgresUrl(db: string): boolean {
   return /^postgres(ql)?:\/\//i.test(db);
 }
 
+/** The channel that wakes idle job runners on every host sharing the database. */
+const JOBS_CHANNEL = "plugbox_jobs";
+/** How long a host waits before it listens again after losing its signal connection. */
+const SIGNAL_RETRY_MS = 1_000;
+
 /** How long a connection attempt may take before the server counts as unreachable. */
 const CONNECT_TIMEOUT_MS = 10_000;
 
@@ -52,6 +57,10 @@ export class PostgresStore implements DataStore {
   readonly #holder = new StoreHolder();
   #depth = 0;
   #closed = false;
+  /** The connection that carries job announcements (LISTEN/NOTIFY), apart from any transaction. */
+  #signal: Promise<pg.Client> | undefined;
+  #signalRetry: ReturnType<typeof setTimeout> | undefined;
+  readonly #watchers = new Set<() => void>();
 
   private constructor(url: string, busyTimeoutMs: number) {
     this.#url = url;
@@ -266,9 +275,69 @@ export class PostgresStore implements DataStore {
     return rows.length > 0;
   }
 
+  // Job announcements /////////////////////////////////////////////////////////////////////////
+
+  /** NOTIFY on the signal connection: every host listening wakes its job runner. Best effort: the others poll too. */
+  async announceJobs(): Promise<void> {
+    try {
+      await (await this.#signalClient()).query(`NOTIFY ${JOBS_CHANNEL}`);
+    } catch {
+      // The other hosts find the jobs at their next poll (pollMs).
+    }
+  }
+
+  watchJobs(onAnnounced: () => void): () => void {
+    this.#watchers.add(onAnnounced);
+    this.#signalClient().catch(() => this.#retrySignal());
+    return () => void this.#watchers.delete(onAnnounced);
+  }
+
+  #signalClient(): Promise<pg.Client> {
+    if (this.#closed) return Promise.reject(new StoreError("STORE_CLOSED", "the store was closed"));
+    const connecting: Promise<pg.Client> = (this.#signal ??= (async () => {
+      const client = new pg.Client({ connectionString: this.#url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, application_name: "plugbox-signal" });
+      const lost = () => {
+        if (this.#signal !== connecting) return;
+        this.#signal = undefined;
+        client.end().catch(() => undefined);
+        if (this.#watchers.size > 0) this.#retrySignal();
+      };
+      client.on("error", lost);
+      client.on("end", lost);
+      client.on("notification", () => this.#announced());
+      await client.connect();
+      await client.query(`LISTEN ${JOBS_CHANNEL}`);
+      // Jobs announced while no connection listened are looked for now.
+      this.#announced();
+      return client;
+    })().catch((error: unknown) => {
+      if (this.#signal === connecting) this.#signal = undefined;
+      throw error;
+    }));
+    return connecting;
+  }
+
+  #announced(): void {
+    for (const watcher of this.#watchers) watcher();
+  }
+
+  /** Listens again after a second (the server restarting, say); the runners poll meanwhile. */
+  #retrySignal(): void {
+    if (this.#closed || this.#signalRetry) return;
+    this.#signalRetry = setTimeout(() => {
+      this.#signalRetry = undefined;
+      if (this.#watchers.size > 0) this.#signalClient().catch(() => this.#retrySignal());
+    }, SIGNAL_RETRY_MS);
+    this.#signalRetry.unref?.();
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#signalRetry);
+    const signal = this.#signal;
+    this.#signal = undefined;
+    await signal?.then((client) => client.end()).catch(() => undefined);
     const client = this.#client ?? (await this.#connecting?.catch(() => undefined));
     this.#client = undefined;
     await client?.end().catch(() => undefined);
