@@ -9,8 +9,10 @@
  *   numerically, text case-insensitively as NOCASE does (`lower()` under the "C" collation folds
  *   ASCII only), DateTime values by their ISO text, byte by byte.
  * - Nothing casts a stored value without checking its JSON type first, so no record can make a
- *   statement fail: a number with an exponent too large for `numeric` is read as ±1e309 (or 0), a
- *   string holding \u0000 (which PostgreSQL's text cannot hold) as its JSON text.
+ *   statement fail: a number with an exponent too large for `numeric` is read as ±1e309 (or 0), and
+ *   a record holding \u0000 (which PostgreSQL's text cannot hold) is read with \ufffd in its place.
+ * - The SQL's literals (`'\u0000'`, regular expressions) assume standard_conforming_strings = on,
+ *   PostgreSQL's default.
  * - Sorts put NULLs first, then numbers, then text, as SQLite does, with explicit NULLS FIRST/LAST.
  * - Results come back with SQLite's JavaScript types: numbers as float8, JSON as text.
  */
@@ -18,17 +20,30 @@ import type { AggregateFunction, DateGrouping } from "./model.js";
 import type { AggregateSql, ColumnSql, Dialect, GroupSql, Sorted } from "./dialect.js";
 
 const NUL = `'\\u0000'`;
+const STAND_IN = `'\\ufffd'`;
 const TEXT_TYPES = `('string', 'object', 'array')`;
 const NUMBER_TYPES = `('number', 'boolean')`;
 
+/** SQL true when a record's JSON text holds the escape \u0000. */
+const hasNul = (table: string) => `strpos(${table}.attributes::text, ${NUL}) > 0`;
+
+/**
+ * A record's attributes, readable: PostgreSQL fails any `->` into a `json` text holding \u0000
+ * (its text type cannot hold the character), so such a record is read with \ufffd in its place.
+ */
+const readable = (table: string) => `(CASE WHEN ${hasNul(table)} THEN replace(${table}.attributes::text, ${NUL}, ${STAND_IN})::json ELSE ${table}.attributes END)`;
+
 /** The stored JSON value of a column (SQL NULL when the record has none). */
-const stored = (c: ColumnSql) => `(${c.table}.attributes -> '${c.name}')`;
+const stored = (c: ColumnSql) => `(${readable(c.table)} -> '${c.name}')`;
 
 /** A JSON value's text: a string unquoted, anything else as JSON. */
-const safeText = (j: string) => `(CASE WHEN strpos((${j})::text, ${NUL}) = 0 THEN (${j}) #>> '{}' ELSE (${j})::text END)`;
+const safeText = (j: string) => `((${j}) #>> '{}')`;
+
+/** A number's exponent that numeric (or jsonb) might refuse: 1000 or more. */
+const HUGE_EXPONENT = `'[eE][+-]?0*[1-9][0-9]{3}'`;
 
 /** A JSON number's text as numeric, never failing: `numeric` takes exponents up to about ±16000. */
-const safeNumeric = (t: string) => `(CASE WHEN ${t} ~ '[eE][+-]?0*[1-9][0-9]{3}' THEN (CASE WHEN ${t} ~ '[eE]-' THEN 0 WHEN ${t} ~ '^-' THEN -1e309 ELSE 1e309 END) ELSE (${t})::numeric END)`;
+const safeNumeric = (t: string) => `(CASE WHEN ${t} ~ ${HUGE_EXPONENT} THEN (CASE WHEN ${t} ~ '[eE]-' THEN 0 WHEN ${t} ~ '^-' THEN -1e309 ELSE 1e309 END) ELSE (${t})::numeric END)`;
 
 /** A key's number (numbers, booleans as 1 and 0), else NULL. */
 const numOf = (k: string) => `(CASE json_typeof(${k}) WHEN 'number' THEN ${safeNumeric(`(${k})::text`)} WHEN 'boolean' THEN (CASE WHEN (${k})::text = 'true' THEN 1 ELSE 0 END) END)`;
@@ -198,7 +213,11 @@ export const postgresDialect: Dialect = {
     }
     return `(SELECT coalesce(${numOf("a.k")} = ${numOf("b.k")}, ${textOf("a.k")} = ${textOf("b.k")}) FROM ${keyFrom(to, "a")}, ${keyFrom(from, "b")})`;
   },
-  json: (c) => (c.isId ? `to_json(${c.table}.id)::text` : `${stored(c)}::text`),
+  // As stored: a record holding \u0000 is read with \ufffd in its place (see `readable`), and given back with \u0000.
+  json: (c) =>
+    c.isId
+      ? `to_json(${c.table}.id)::text`
+      : `(CASE WHEN ${hasNul(c.table)} THEN replace(${stored(c)}::text, ${STAND_IN}, ${NUL}) ELSE (${c.table}.attributes -> '${c.name}')::text END)`,
   attributes: (table) => `${table}.attributes::text`,
   orderKey: (c, name) => ({ selects: [`${num(c)} AS ${name}`, `${text(c)} AS ${name}t`], order: (descending) => sortTerms(name, `${name}t`, descending) }),
   tieBreaker: (name) => `q.${name} COLLATE "C" ASC NULLS FIRST`,
@@ -248,11 +267,11 @@ export function findRecordSql(entity: string, values: Record<string, unknown>): 
   const where = Object.keys(values).map((column) => {
     params.push(column, JSON.stringify(values[column]) ?? "null");
     const [name, value] = [`$${params.length - 1}::text`, `$${params.length}::text`];
-    const had = `(attributes -> ${name})`;
+    const had = `(${readable("records")} -> ${name})`;
     return (
       ` AND (CASE WHEN json_typeof(${had}) = 'null' OR ${value} = 'null' THEN false` +
-      ` WHEN strpos(${had}::text, ${NUL}) = 0 AND strpos(${value}, ${NUL}) = 0 THEN ${had}::jsonb = ${value}::jsonb` +
-      ` ELSE ${had}::text = ${value} END)`
+      ` WHEN ${had}::text ~ ${HUGE_EXPONENT} OR ${value} ~ ${HUGE_EXPONENT} THEN ${had}::text = ${value}` +
+      ` ELSE ${had}::jsonb = replace(${value}, ${NUL}, ${STAND_IN})::jsonb END)`
     );
   });
   return { text: `SELECT id FROM records WHERE entity = $1${where.join("")} LIMIT 1`, values: params };
