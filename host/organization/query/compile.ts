@@ -20,7 +20,7 @@ import type { SchemaLookup, TableSchema } from "../../store/table-schema.js";
 import type { CompiledQuery, Output } from "./compiled.js";
 import { COMPARISONS, sqliteDialect, type ColumnSql, type Dialect, type Engine, type Sorted } from "./dialect.js";
 import { toLiteral, type Literal } from "./literal.js";
-import { postgresDialect } from "./postgres.js";
+import { PostgresDialect } from "./postgres.js";
 import {
   invalid,
   NAME_PATTERN,
@@ -243,7 +243,7 @@ class Compiler {
       const on = [`${scope.sql}.entity = ${this.param(link.entity)}`, this.#dialect.joinOn(to, from)];
       const criteria = this.#filter(link.criteria, scope, scope.index);
       if (criteria !== null) on.push(criteria);
-      sql += ` ${link.join === "outer" ? "LEFT JOIN" : "JOIN"} records AS ${scope.sql} ON ${on.join(" AND ")}`;
+      sql += ` ${link.join === "outer" ? "LEFT JOIN" : "JOIN"} ${this.#dialect.table(scope.sql, false)} ON ${on.join(" AND ")}`;
       sql += this.#joins(link.links, scope);
     }
     return sql;
@@ -362,9 +362,10 @@ class Compiler {
     }
 
     const distinct = model.distinct && !model.aggregate;
-    const inner =
-      `SELECT ${distinct ? "DISTINCT " : ""}${selects.length > 0 ? selects.join(", ") : "1 AS __one"} FROM records AS t0${joins}` +
-      ` WHERE ${where.join(" AND ")}${groupBy.length > 0 ? ` GROUP BY ${groupBy.join(", ")}` : ""}`;
+    const inner = dialect.finish(
+      `SELECT ${distinct ? "DISTINCT " : ""}${selects.length > 0 ? selects.join(", ") : "1 AS __one"} FROM ${dialect.table("t0", true)}${joins}` +
+        ` WHERE ${where.join(" AND ")}${groupBy.length > 0 ? ` GROUP BY ${groupBy.join(", ")}` : ""}`,
+    );
     const withTotal = model.page.returnTotalRecordCount && model.top === null;
     const sql =
       `SELECT q.*${withTotal ? `, ${dialect.total} AS __total` : ""} FROM (${inner}) AS q` +
@@ -393,5 +394,5 @@ class Compiler {
  * for the SQL text: `@name` placeholders (toPositional turns them into PostgreSQL's `$n`).
  */
 export function compileQuery(model: QueryModel, schemaFor?: SchemaLookup, dialect: Engine = "sqlite"): CompiledQuery {
-  return new Compiler(model, schemaFor, dialect === "postgres" ? postgresDialect : sqliteDialect).compile();
+  return new Compiler(model, schemaFor, dialect === "postgres" ? new PostgresDialect() : sqliteDialect).compile();
 }

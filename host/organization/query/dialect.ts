@@ -49,8 +49,13 @@ export const COMPARISONS = {
 
 export type Comparison = (typeof COMPARISONS)[keyof typeof COMPARISONS];
 
+/** A statement's dialect: a new one for each statement (PostgreSQL's remembers the columns it reads). */
 export interface Dialect {
   readonly engine: Engine;
+  /** The FROM item of a table of the records (`main` for t0, else a joined one). */
+  table(alias: string, main: boolean): string;
+  /** The statement as it runs, once every part of it is written. */
+  finish(sql: string): string;
   isNull(column: ColumnSql): string;
   /** `column <op> literal`, comparing as the stored value's kind: number, DateTime or text (case-insensitive). */
   compare(column: ColumnSql, op: Comparison, literal: Literal, param: Param): string;
@@ -116,6 +121,8 @@ const nocase = (name: string) => (descending: boolean) => [`q.${name} COLLATE NO
 
 export const sqliteDialect: Dialect = {
   engine: "sqlite",
+  table: (alias) => `records AS ${alias}`,
+  finish: (sql) => sql,
   isNull: (c) => `${key(c)} IS NULL`,
   compare(c, op, literal, param) {
     const k = key(c);

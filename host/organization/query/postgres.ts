@@ -2,8 +2,9 @@
  * The PostgreSQL dialect of the query compiler (see dialect.ts), over `records.attributes json`,
  * written to give SQLite's results row for row:
  *
- * - A column's key is read once per use, in a scalar subquery fenced with OFFSET 0 (`v.k`, its
- *   `$type` in `v.t`), since every `->` on a `json` value parses the record's text again.
+ * - Each column a statement uses is read once per row, in a LATERAL item after its table fenced
+ *   with OFFSET 0 (`t0_1.j` the stored value, `.k` its key, `.t` its `$type`), since every `->` on
+ *   a `json` value parses the record's text again.
  * - A key is a number (numbers, and booleans as 1/0, as SQLite's `->>` reads them), text (strings,
  *   and objects and arrays as their JSON text) or NULL (no column, or JSON null). Numbers compare
  *   numerically, text case-insensitively as NOCASE does (`lower()` under the "C" collation folds
@@ -17,7 +18,8 @@
  * - Results come back with SQLite's JavaScript types: numbers as float8, JSON as text.
  */
 import type { AggregateFunction, DateGrouping } from "./model.js";
-import type { AggregateSql, ColumnSql, Dialect, GroupSql, Sorted } from "./dialect.js";
+import type { AggregateSql, ColumnSql, Comparison, Dialect, GroupSql, Param, Sorted } from "./dialect.js";
+import type { Literal } from "./literal.js";
 
 const NUL = `'\\u0000'`;
 const STAND_IN = `'\\ufffd'`;
@@ -66,26 +68,17 @@ const toFloat = (x: string) =>
 
 const lower = (t: string) => `lower((${t}) COLLATE "C")`;
 
-/**
- * The FROM item that reads a column's key once, as `alias.k`, and its `$type` as `alias.t`: the
- * lookup's id, the value of an OptionSetValue, Money or DateTime, or the stored value itself.
- */
-function keyFrom(c: ColumnSql, alias: string): string {
+/** The item of a FROM list that reads a column once per row: `alias.j` stored, `alias.k` its key, `alias.t` its `$type`. */
+function lateral(c: ColumnSql, alias: string): string {
   const j = "w.j";
   const present = (x: string) => `json_typeof(${x}) <> 'null'`;
+  // The key: the lookup's id, the value of an OptionSetValue, Money or DateTime, or the stored value itself.
   const k = `CASE WHEN ${present(`${j} -> 'id'`)} THEN ${j} -> 'id' WHEN ${present(`${j} -> 'value'`)} THEN ${j} -> 'value' WHEN ${present(j)} THEN ${j} END`;
-  return `(SELECT ${k}, ${j} -> '$type' FROM (SELECT ${stored(c)} OFFSET 0) AS w(j) OFFSET 0) AS ${alias}(k, t)`;
+  return ` CROSS JOIN LATERAL (SELECT ${j}, ${k}, ${j} -> '$type' FROM (SELECT ${stored(c)} OFFSET 0) AS w(j) OFFSET 0) AS ${alias}(j, k, t)`;
 }
 
-/** An expression over a column's key `v.k` (and `$type` `v.t`). */
-const withKey = (c: ColumnSql, body: string) => `(SELECT ${body} FROM ${keyFrom(c, "v")})`;
-
-/** The key's number, or NULL. */
-const num = (c: ColumnSql) => (c.isId ? "NULL::numeric" : withKey(c, numOf("v.k")));
-/** The key's text, or NULL. */
-const text = (c: ColumnSql) => (c.isId ? `${c.table}.id` : withKey(c, textOf("v.k")));
-/** SQL true when the column has a value. */
-const present = (c: ColumnSql) => (c.isId ? `${c.table}.id IS NOT NULL` : `json_typeof(${stored(c)}) <> 'null'`);
+/** Where the reads of a table's columns go in the FROM list, once the statement is compiled. */
+const MARK = "\u0001";
 
 const direction = (descending: boolean) => (descending ? "DESC NULLS LAST" : "ASC NULLS FIRST");
 
@@ -106,6 +99,8 @@ function sortTerms(n: string, t: string, descending: boolean, textWins = false):
 // (2023-02-30 is 2 March, 24:00 the next day, an offset is taken off); anything else groups as NULL.
 const DATE = String.raw`^(\d{4})-(\d{2})-(\d{2})(?:[\sT]*|[\sT]*(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?\s*(?:(?:[Zz]|([+-])(\d{2}):(\d{2}))\s*)?)$`;
 
+const STORED_DATE = String.raw`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$`;
+
 function dateGroup(t: string, grouping: DateGrouping): string {
   const m = (i: number) => `r.m[${i}]::int`;
   const z = (i: number) => `coalesce(${m(i)}, 0)`;
@@ -121,112 +116,184 @@ function dateGroup(t: string, grouping: DateGrouping): string {
     // As SQLite's week: ((day of year - 1 + weekday of 1 January) / 7 + 1), weeks starting on Sunday.
     week: `((${part("DOY")} - 1 + ${part("DOW", `date_trunc('year', ${ts})`)}) / 7 + 1)`,
   }[grouping];
-  return `(SELECT CASE WHEN ${valid} THEN ${value} END FROM (SELECT regexp_match(${t}, '${DATE}') AS m OFFSET 0) AS r)`;
+  // The store's own form (2024-01-31T09:00:00.000Z) is cut apart without regexp_match, which is slow.
+  const cut = `ARRAY[substr(x.t, 1, 4), substr(x.t, 6, 2), substr(x.t, 9, 2), substr(x.t, 12, 2), substr(x.t, 15, 2), substr(x.t, 18, 2), NULL, NULL, NULL]`;
+  const parts = `CASE WHEN x.t ~ '${STORED_DATE}' THEN ${cut} ELSE regexp_match(x.t, '${DATE}') END`;
+  return `(SELECT CASE WHEN ${valid} THEN ${value} END FROM (SELECT ${parts} FROM (SELECT ${t} OFFSET 0) AS x(t) OFFSET 0) AS r(m))`;
 }
 
-function aggregate(fn: AggregateFunction, c: ColumnSql, distinct: boolean, name: string): AggregateSql {
-  const d = distinct ? "DISTINCT " : "";
-  const single = (expression: string): AggregateSql => ({
-    selects: [`${expression} AS ${name}`],
-    textColumn: null,
-    order: (descending) => [`q.${name} ${direction(descending)}`],
-  });
-  // What SQLite counts: non-NULL values; with DISTINCT, distinct numbers plus distinct texts (byte for byte).
-  const counted = distinct ? `(count(DISTINCT ${num(c)}) + count(DISTINCT ${text(c)}))` : `count(CASE WHEN ${present(c)} THEN 1 END)`;
-  // SQLite adds text as the number it starts with, or 0.
-  const addend = c.isId ? `${addendOf(`to_json(${c.table}.id)`)}` : withKey(c, addendOf("v.k"));
-  const sum = `coalesce(sum(${d}${addend}), 0)`;
-  switch (fn) {
-    case "count":
-      return single(`${distinct ? counted : "count(*)"}::float8`);
-    case "countcolumn":
-      return single(`${counted}::float8`);
-    case "sum":
-      return single(`(CASE WHEN ${counted} > 0 THEN ${toFloat(sum)} END)`);
-    case "avg":
-      return single(`(${toFloat(sum)} / NULLIF(${counted}, 0)::float8)`);
-    case "min":
-    case "max": {
-      const textColumn = `${name}t`;
-      return {
-        selects: [`${toFloat(`${fn}(${num(c)})`)} AS ${name}`, `${fn}(${text(c)} COLLATE "C") AS ${textColumn}`],
-        textColumn,
-        // SQLite's min is a number when there is one, its max text when there is any.
-        order: (descending) => sortTerms(name, textColumn, descending, fn === "max"),
-      };
+/**
+ * The PostgreSQL dialect for one statement: every column a statement reads is read once per row,
+ * in a LATERAL item after its table (`t0_1`, `l1_2`, …), and the rest of the statement refers to it.
+ */
+export class PostgresDialect implements Dialect {
+  readonly engine = "postgres";
+  readonly total = "(count(*) OVER ())::float8";
+  /** `table.column` → the alias of its read; table → its reads. */
+  readonly #reads = new Map<string, string>();
+  readonly #laterals = new Map<string, string[]>();
+
+  /** The read of a column (registered on first use): `.j`, `.k` and `.t`. */
+  #read(c: ColumnSql): string {
+    const key = `${c.table}.${c.name}`;
+    let alias = this.#reads.get(key);
+    if (alias === undefined) {
+      const items = this.#laterals.get(c.table) ?? [];
+      alias = `${c.table}_${items.length + 1}`;
+      items.push(lateral(c, alias));
+      this.#laterals.set(c.table, items);
+      this.#reads.set(key, alias);
     }
+    return alias;
   }
-}
 
-function group(c: ColumnSql, grouping: DateGrouping | null, name: string): GroupSql {
-  if (grouping) {
-    const expression = dateGroup(text(c), grouping);
-    return { selects: [`${expression} AS ${name}`], groupBy: [expression], order: (descending) => [`q.${name} ${direction(descending)}`] };
+  #num(c: ColumnSql): string {
+    return c.isId ? "NULL::numeric" : numOf(`${this.#read(c)}.k`);
   }
-  // Text groups case-insensitively, as SQLite's GROUP BY … COLLATE NOCASE does.
-  const parts = [num(c), lower(text(c))];
-  return { selects: [`${parts[0]} AS ${name}`, `${parts[1]} AS ${name}t`], groupBy: parts, order: (descending) => sortTerms(name, `${name}t`, descending) };
-}
 
-export const postgresDialect: Dialect = {
-  engine: "postgres",
-  isNull: (c) => (c.isId ? `${c.table}.id IS NULL` : `coalesce(json_typeof(${stored(c)}), 'null') = 'null'`),
-  compare(c, op, literal, param) {
+  #text(c: ColumnSql): string {
+    return c.isId ? `${c.table}.id` : textOf(`${this.#read(c)}.k`);
+  }
+
+  #present(c: ColumnSql): string {
+    return c.isId ? `${c.table}.id IS NOT NULL` : `${this.#read(c)}.k IS NOT NULL`;
+  }
+
+  table(alias: string, main: boolean): string {
+    return `${MARK}${main ? "main" : "join"} ${alias}${MARK}`;
+  }
+
+  /** Writes each table's FROM item: the table and the reads of its columns (a joined one in parentheses). */
+  finish(sql: string): string {
+    return sql.replace(new RegExp(`${MARK}(main|join) (\\w+)${MARK}`, "g"), (_, kind: string, table: string) => {
+      const reads = this.#laterals.get(table) ?? [];
+      const item = `records AS ${table}${reads.join("")}`;
+      return kind === "join" && reads.length > 0 ? `(${item})` : item;
+    });
+  }
+
+  isNull(c: ColumnSql): string {
+    return c.isId ? `${c.table}.id IS NULL` : `${this.#read(c)}.k IS NULL`;
+  }
+
+  compare(c: ColumnSql, op: Comparison, literal: Literal, param: Param): string {
     if (c.isId) return `${c.table}.id COLLATE "C" ${op} ${param(literal.text?.toLowerCase() ?? null)}::text`;
-    return withKey(
-      c,
-      `CASE WHEN json_typeof(v.k) IN ${NUMBER_TYPES} THEN ${numOf("v.k")} ${op} ${param(literal.num)}::numeric` +
-        ` WHEN (v.t)::text = '"DateTime"' THEN ${textOf("v.k")} COLLATE "C" ${op} ${param(literal.iso)}::text` +
-        ` ELSE ${lower(textOf("v.k"))} ${op} ${lower(`${param(literal.text)}::text`)} END`,
+    const r = this.#read(c);
+    return (
+      `(CASE WHEN json_typeof(${r}.k) IN ${NUMBER_TYPES} THEN ${numOf(`${r}.k`)} ${op} ${param(literal.num)}::numeric` +
+      ` WHEN (${r}.t)::text = '"DateTime"' THEN ${textOf(`${r}.k`)} COLLATE "C" ${op} ${param(literal.iso)}::text` +
+      ` ELSE ${lower(textOf(`${r}.k`))} ${op} ${lower(`${param(literal.text)}::text`)} END)`
     );
-  },
-  member(c, literals, param) {
+  }
+
+  member(c: ColumnSql, literals: Literal[], param: Param): string {
     const list = (values: Array<string | number | null>) => `${param(JSON.stringify(values.filter((v) => v !== null)))}::json`;
     if (c.isId) return `(${c.table}.id IN (SELECT json_array_elements_text(${list(literals.map((l) => l.text?.toLowerCase() ?? null))})))`;
-    return withKey(
-      c,
-      `CASE WHEN v.k IS NULL THEN NULL` +
-        ` WHEN json_typeof(v.k) IN ${NUMBER_TYPES} THEN ${numOf("v.k")} IN (SELECT value::numeric FROM json_array_elements_text(${list(literals.map((l) => l.num))}))` +
-        ` WHEN (v.t)::text = '"DateTime"' THEN ${textOf("v.k")} IN (SELECT json_array_elements_text(${list(literals.map((l) => l.iso))}))` +
-        ` ELSE ${lower(textOf("v.k"))} IN (SELECT ${lower("value")} FROM json_array_elements_text(${list(literals.map((l) => l.text))})) END`,
-    );
-  },
-  like(c, negate, pattern, escaped) {
-    const match = (t: string) => `${lower(t)} ${negate ? "NOT LIKE" : "LIKE"} ${lower(`${pattern}::text`)} ESCAPE '${escaped ? "\\" : ""}'`;
-    return c.isId ? `(${match(`${c.table}.id`)})` : withKey(c, match(anyTextOf("v.k")));
-  },
-  onDate: (c, op, day) => `coalesce(substr(${text(c)}, 1, 10) COLLATE "C" ${op} ${day}::text, false)`,
-  containsAny(c, numbers) {
-    const values = "s.vs";
-    const elements = `CASE json_typeof(${values}) WHEN 'array' THEN ${values} WHEN 'object' THEN (SELECT json_agg(o.value) FROM json_each(${values}) AS o) WHEN 'null' THEN NULL ELSE json_build_array(${values}) END`;
+    const r = this.#read(c);
     return (
-      `EXISTS (SELECT 1 FROM (SELECT ${stored(c)} -> 'values' OFFSET 0) AS s(vs), json_array_elements(${elements}) AS e(v)` +
-      ` WHERE ${numOf("e.v")} IN (SELECT value::numeric FROM json_array_elements_text(${numbers}::json)))`
+      `(CASE WHEN ${r}.k IS NULL THEN NULL` +
+      ` WHEN json_typeof(${r}.k) IN ${NUMBER_TYPES} THEN ${numOf(`${r}.k`)} IN (SELECT value::numeric FROM json_array_elements_text(${list(literals.map((l) => l.num))}))` +
+      ` WHEN (${r}.t)::text = '"DateTime"' THEN ${textOf(`${r}.k`)} IN (SELECT json_array_elements_text(${list(literals.map((l) => l.iso))}))` +
+      ` ELSE ${lower(textOf(`${r}.k`))} IN (SELECT ${lower("value")} FROM json_array_elements_text(${list(literals.map((l) => l.text))})) END)`
     );
-  },
-  joinOn(to, from) {
+  }
+
+  like(c: ColumnSql, negate: boolean, pattern: string, escaped: boolean): string {
+    const subject = c.isId ? `${c.table}.id` : anyTextOf(`${this.#read(c)}.k`);
+    return `(${lower(subject)} ${negate ? "NOT LIKE" : "LIKE"} ${lower(`${pattern}::text`)} ESCAPE '${escaped ? "\\" : ""}')`;
+  }
+
+  onDate(c: ColumnSql, op: Comparison, day: string): string {
+    return `coalesce(substr(${this.#text(c)}, 1, 10) COLLATE "C" ${op} ${day}::text, false)`;
+  }
+
+  containsAny(c: ColumnSql, numbers: string): string {
+    const values = `(${this.#read(c)}.j -> 'values')`;
+    const elements = `CASE json_typeof(${values}) WHEN 'array' THEN ${values} WHEN 'object' THEN (SELECT json_agg(o.value) FROM json_each(${values}) AS o) WHEN 'null' THEN NULL ELSE json_build_array(${values}) END`;
+    return `EXISTS (SELECT 1 FROM json_array_elements(${elements}) AS e(v) WHERE ${numOf("e.v")} IN (SELECT value::numeric FROM json_array_elements_text(${numbers}::json)))`;
+  }
+
+  joinOn(to: ColumnSql, from: ColumnSql): string {
     if (to.isId && from.isId) return `${to.table}.id = ${from.table}.id`;
     // SQLite compares a value with the id column as text.
     if (to.isId || from.isId) {
       const [id, other] = to.isId ? [to, from] : [from, to];
-      return `${id.table}.id = ${withKey(other, anyTextOf("v.k"))}`;
+      return `${id.table}.id = ${anyTextOf(`${this.#read(other)}.k`)}`;
     }
-    return `(SELECT coalesce(${numOf("a.k")} = ${numOf("b.k")}, ${textOf("a.k")} = ${textOf("b.k")}) FROM ${keyFrom(to, "a")}, ${keyFrom(from, "b")})`;
-  },
+    const [a, b] = [`${this.#read(to)}.k`, `${this.#read(from)}.k`];
+    return `coalesce(${numOf(a)} = ${numOf(b)}, ${textOf(a)} = ${textOf(b)})`;
+  }
+
   // As stored: a record holding \u0000 is read with \ufffd in its place (see `readable`), and given back with \u0000.
-  json: (c) =>
-    c.isId
-      ? `to_json(${c.table}.id)::text`
-      : `(CASE WHEN ${hasNul(c.table)} THEN replace(${stored(c)}::text, ${STAND_IN}, ${NUL}) ELSE (${c.table}.attributes -> '${c.name}')::text END)`,
-  attributes: (table) => `${table}.attributes::text`,
-  orderKey: (c, name) => ({ selects: [`${num(c)} AS ${name}`, `${text(c)} AS ${name}t`], order: (descending) => sortTerms(name, `${name}t`, descending) }),
-  tieBreaker: (name) => `q.${name} COLLATE "C" ASC NULLS FIRST`,
-  aggregate,
-  maxTag: (c) => (c.isId ? "max(NULL::text)" : `max(${safeText(`${stored(c)} -> '$type'`)} COLLATE "C")`),
-  group,
-  groupJson: (c) => `min(${postgresDialect.json(c)} COLLATE "C")`,
-  total: "(count(*) OVER ())::float8",
-};
+  json(c: ColumnSql): string {
+    if (c.isId) return `to_json(${c.table}.id)::text`;
+    const j = `${this.#read(c)}.j::text`;
+    return `(CASE WHEN ${hasNul(c.table)} THEN replace(${j}, ${STAND_IN}, ${NUL}) ELSE ${j} END)`;
+  }
+
+  attributes(table: string): string {
+    return `${table}.attributes::text`;
+  }
+
+  orderKey(c: ColumnSql, name: string): Sorted {
+    return { selects: [`${this.#num(c)} AS ${name}`, `${this.#text(c)} AS ${name}t`], order: (descending) => sortTerms(name, `${name}t`, descending) };
+  }
+
+  tieBreaker(name: string): string {
+    return `q.${name} COLLATE "C" ASC NULLS FIRST`;
+  }
+
+  aggregate(fn: AggregateFunction, c: ColumnSql, distinct: boolean, name: string): AggregateSql {
+    const d = distinct ? "DISTINCT " : "";
+    const single = (expression: string): AggregateSql => ({
+      selects: [`${expression} AS ${name}`],
+      textColumn: null,
+      order: (descending) => [`q.${name} ${direction(descending)}`],
+    });
+    // What SQLite counts: non-NULL values; with DISTINCT, distinct numbers plus distinct texts (byte for byte).
+    const counted = distinct ? `(count(DISTINCT ${this.#num(c)}) + count(DISTINCT ${this.#text(c)}))` : `count(CASE WHEN ${this.#present(c)} THEN 1 END)`;
+    // SQLite adds text as the number it starts with, or 0.
+    const sum = `coalesce(sum(${d}${addendOf(c.isId ? `to_json(${c.table}.id)` : `${this.#read(c)}.k`)}), 0)`;
+    switch (fn) {
+      case "count":
+        return single(`${distinct ? counted : "count(*)"}::float8`);
+      case "countcolumn":
+        return single(`${counted}::float8`);
+      case "sum":
+        return single(`(CASE WHEN ${counted} > 0 THEN ${toFloat(sum)} END)`);
+      case "avg":
+        return single(`(${toFloat(sum)} / NULLIF(${counted}, 0)::float8)`);
+      case "min":
+      case "max": {
+        const textColumn = `${name}t`;
+        return {
+          selects: [`${toFloat(`${fn}(${this.#num(c)})`)} AS ${name}`, `${fn}(${this.#text(c)} COLLATE "C") AS ${textColumn}`],
+          textColumn,
+          // SQLite's min is a number when there is one, its max text when there is any.
+          order: (descending) => sortTerms(name, textColumn, descending, fn === "max"),
+        };
+      }
+    }
+  }
+
+  maxTag(c: ColumnSql): string {
+    return c.isId ? "max(NULL::text)" : `max(${safeText(`${this.#read(c)}.t`)} COLLATE "C")`;
+  }
+
+  group(c: ColumnSql, grouping: DateGrouping | null, name: string): GroupSql {
+    if (grouping) {
+      const expression = dateGroup(this.#text(c), grouping);
+      return { selects: [`${expression} AS ${name}`], groupBy: [expression], order: (descending) => [`q.${name} ${direction(descending)}`] };
+    }
+    // Text groups case-insensitively, as SQLite's GROUP BY … COLLATE NOCASE does.
+    const parts = [this.#num(c), lower(this.#text(c))];
+    return { selects: [`${parts[0]} AS ${name}`, `${parts[1]} AS ${name}t`], groupBy: parts, order: (descending) => sortTerms(name, `${name}t`, descending) };
+  }
+
+  groupJson(c: ColumnSql): string {
+    return `min(${this.json(c)} COLLATE "C")`;
+  }
+}
 
 // Statements for the PostgreSQL store ///////////////////////////////////////////////////////////
 
