@@ -12,22 +12,24 @@
  *   ORDER BY <order keys>, <tie-breakers> LIMIT @limit OFFSET @offset
  *
  * Only checked names (NAME_PATTERN) are written into the SQL text, in JSON paths; every value,
- * table name included, is a named parameter.
+ * table name included, is a named parameter. What reads, compares, orders, groups and aggregates
+ * keys is the dialect's (dialect.ts for SQLite, postgres.ts for PostgreSQL); the statement's shape
+ * and its parameters are the same for both.
  */
 import type { SchemaLookup, TableSchema } from "../../store/table-schema.js";
+import type { CompiledQuery, Output } from "./compiled.js";
+import { COMPARISONS, sqliteDialect, type ColumnSql, type Dialect, type Engine, type Sorted } from "./dialect.js";
 import { toLiteral, type Literal } from "./literal.js";
+import { PostgresDialect } from "./postgres.js";
 import {
   invalid,
   NAME_PATTERN,
   show,
-  type AggregateFunction,
   type ColumnsModel,
   type ConditionModel,
-  type DateGrouping,
   type FilterModel,
   type LinkModel,
   type OrderModel,
-  type PageModel,
   type QueryModel,
 } from "./model.js";
 import { SYSTEM_COLUMN_TYPES } from "../system-columns.js";
@@ -35,37 +37,9 @@ import { SYSTEM_COLUMN_TYPES } from "../system-columns.js";
 /** Columns the platform maintains on every table; a table schema need not declare them. */
 export const SYSTEM_COLUMNS: ReadonlySet<string> = new Set(Object.keys(SYSTEM_COLUMN_TYPES));
 
-/** How one column of a result row becomes attributes of an Entity. */
-export type Output =
-  /** The main record's id. */
-  | { kind: "id"; column: string }
-  /** A whole attributes object (all columns), each key prefixed (`alias.` for link entities). */
-  | { kind: "all"; column: string; prefix: string }
-  /** One column as plugbox JSON text. */
-  | { kind: "json"; column: string; key: string }
-  /** An aggregate; `tagColumn` holds the $type of the aggregated values (Money, DateTime). */
-  | { kind: "aggregate"; column: string; key: string; fn: AggregateFunction; tagColumn: string | null }
-  /** A group-by value: plugbox JSON text when `json`, else a number (date grouping). */
-  | { kind: "group"; column: string; key: string; json: boolean };
+export type { CompiledQuery, Output } from "./compiled.js";
 
 type OutputWithoutColumn = Output extends infer O ? (O extends Output ? Omit<O, "column"> : never) : never;
-
-export interface CompiledQuery {
-  entity: string;
-  primaryIdAttribute: string;
-  /** The SELECT without ordering and paging (what a total count counts). */
-  inner: string;
-  /** The whole statement; binds `params` plus @limit and @offset. */
-  sql: string;
-  params: Record<string, unknown>;
-  outputs: Output[];
-  aggregate: boolean;
-  distinct: boolean;
-  top: number | null;
-  page: PageModel;
-  /** The statement returns the number of matching rows in a `__total` column. */
-  withTotal: boolean;
-}
 
 interface Scope {
   /** The table alias in the SQL: t0, l1, l2, … */
@@ -80,20 +54,9 @@ interface Scope {
   orders: OrderModel[];
 }
 
-interface ColumnRef {
+interface ColumnRef extends ColumnSql {
   scope: Scope;
-  name: string;
-  isId: boolean;
 }
-
-const COMPARISONS = {
-  Equal: "=",
-  NotEqual: "<>",
-  GreaterThan: ">",
-  GreaterEqual: ">=",
-  LessThan: "<",
-  LessEqual: "<=",
-} as const;
 
 const hasOwn = (object: object, key: string) => Object.prototype.hasOwnProperty.call(object, key);
 
@@ -101,34 +64,19 @@ function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
-function dateGroupExpression(key: string, grouping: DateGrouping): string {
-  const part = (format: string, of = key) => `CAST(strftime('${format}', ${of}) AS INTEGER)`;
-  switch (grouping) {
-    case "year":
-      return part("%Y");
-    case "quarter":
-      return `((${part("%m")} + 2) / 3)`;
-    case "month":
-      return part("%m");
-    case "day":
-      return part("%d");
-    case "week":
-      // Week of the year as Dataverse (SQL Server's DATEPART(week)) counts it: weeks start on Sunday, 1 January is in week 1.
-      return `((${part("%j")} - 1 + ${part("%w", `strftime('%Y-01-01', ${key})`)}) / 7 + 1)`;
-  }
-}
-
 class Compiler {
   readonly params: Record<string, unknown> = {};
   readonly #schemaFor: SchemaLookup | undefined;
   readonly #model: QueryModel;
+  readonly #dialect: Dialect;
   readonly #scopes: Scope[] = [];
   readonly #aliases = new Map<string, Scope>();
   readonly #links = new Map<LinkModel, Scope>();
   #next = 0;
 
-  constructor(model: QueryModel, schemaFor: SchemaLookup | undefined) {
+  constructor(model: QueryModel, schemaFor: SchemaLookup | undefined, dialect: Dialect) {
     this.#model = model;
+    this.#dialect = dialect;
     this.#schemaFor = schemaFor;
     this.#scopes.push(this.#scope(model.entity, model.entity, 0, model.columns, model.orders));
     this.#register(model.links);
@@ -157,12 +105,12 @@ class Compiler {
     }
   }
 
-  param(value: unknown): string {
+  readonly param = (value: unknown): string => {
     if (value === null || value === undefined) return "NULL";
     const name = `p${this.#next++}`;
     this.params[name] = typeof value === "boolean" ? (value ? 1 : 0) : value;
     return `@${name}`;
-  }
+  };
 
   #resolve(entityName: string | null, fallback: Scope, where: string, maxIndex = Number.POSITIVE_INFINITY): Scope {
     if (entityName === null) return fallback;
@@ -182,56 +130,14 @@ class Compiler {
     if (scope.schema && !isId && !hasOwn(scope.schema.columns, name) && !SYSTEM_COLUMNS.has(name)) {
       throw invalid(`${scope.entity} has no column ${name} (${where}); declare it in the manifest under tables.${scope.entity}.columns`);
     }
-    return { scope, name, isId };
-  }
-
-  /** The comparable value of a column (see the module comment). */
-  #key(ref: ColumnRef): string {
-    const { sql } = ref.scope;
-    if (ref.isId) return `${sql}.id`;
-    const path = `'$.${ref.name}`;
-    return `coalesce(${sql}.attributes ->> ${path}.id', ${sql}.attributes ->> ${path}.value', ${sql}.attributes ->> ${path}')`;
-  }
-
-  /** The `$type` of a column's stored value (NULL for plain JSON values). */
-  #tag(ref: ColumnRef): string {
-    return ref.isId ? "NULL" : `(${ref.scope.sql}.attributes ->> '$.${ref.name}."$type"')`;
-  }
-
-  /** The stored value as plugbox JSON text (NULL when the record has no such column). */
-  #json(ref: ColumnRef): string {
-    return ref.isId ? `json_quote(${ref.scope.sql}.id)` : `(${ref.scope.sql}.attributes -> '$.${ref.name}')`;
-  }
-
-  /** `column <op> literal`, comparing as the stored value's kind: number, DateTime or text (case-insensitive). */
-  #compare(ref: ColumnRef, op: string, literal: Literal): string {
-    const key = this.#key(ref);
-    if (ref.isId) return `${key} ${op} ${this.param(literal.text?.toLowerCase() ?? null)}`;
-    return (
-      `(CASE WHEN typeof(${key}) IN ('integer', 'real') THEN ${key} ${op} ${this.param(literal.num)}` +
-      ` WHEN ${this.#tag(ref)} = 'DateTime' THEN ${key} ${op} ${this.param(literal.iso)}` +
-      ` ELSE ${key} ${op} ${this.param(literal.text)} COLLATE NOCASE END)`
-    );
-  }
-
-  /** `column IN (literals)`, each list a JSON array parameter. */
-  #member(ref: ColumnRef, literals: Literal[]): string {
-    const key = this.#key(ref);
-    const list = (values: Array<string | number | null>) => `(SELECT value FROM json_each(${this.param(JSON.stringify(values.filter((v) => v !== null)))}))`;
-    if (ref.isId) return `(CASE WHEN ${key} IS NULL THEN NULL ELSE ${key} IN ${list(literals.map((l) => l.text?.toLowerCase() ?? null))} END)`;
-    return (
-      `(CASE WHEN ${key} IS NULL THEN NULL` +
-      ` WHEN typeof(${key}) IN ('integer', 'real') THEN ${key} IN ${list(literals.map((l) => l.num))}` +
-      ` WHEN ${this.#tag(ref)} = 'DateTime' THEN ${key} IN ${list(literals.map((l) => l.iso))}` +
-      ` ELSE ${key} COLLATE NOCASE IN ${list(literals.map((l) => l.text))} END)`
-    );
+    return { scope, table: scope.sql, name, isId };
   }
 
   #condition(condition: ConditionModel, fallback: Scope, maxIndex: number): string {
     const { operator, values, where } = condition;
     const scope = this.#resolve(condition.entityName, fallback, where, maxIndex);
     const ref = this.#column(scope, condition.attribute, where);
-    const key = this.#key(ref);
+    const dialect = this.#dialect;
     const count = (n: number) => {
       if (values.length !== n) throw invalid(`${where}: ${operator} on ${condition.attribute} takes ${n === 1 ? "one value" : `${n} values`}, got ${values.length}`);
     };
@@ -247,9 +153,9 @@ class Compiler {
     };
     switch (operator) {
       case "Null":
-        return `${key} IS NULL`;
+        return dialect.isNull(ref);
       case "NotNull":
-        return `${key} IS NOT NULL`;
+        return `NOT (${dialect.isNull(ref)})`;
       case "Equal":
       case "NotEqual":
       case "GreaterThan":
@@ -259,28 +165,28 @@ class Compiler {
         count(1);
         const lit = toLiteral(values[0], where);
         if (lit === null) {
-          if (operator === "Equal") return `${key} IS NULL`;
-          if (operator === "NotEqual") return `${key} IS NOT NULL`;
+          if (operator === "Equal") return dialect.isNull(ref);
+          if (operator === "NotEqual") return `NOT (${dialect.isNull(ref)})`;
           throw invalid(`${where}: ${operator} on ${condition.attribute} cannot compare with null; use Null or NotNull`);
         }
-        return this.#compare(ref, COMPARISONS[operator], lit);
+        return dialect.compare(ref, COMPARISONS[operator], lit, this.param);
       }
       case "Between":
       case "NotBetween": {
         count(2);
-        const range = `(${this.#compare(ref, ">=", literal(values[0]))} AND ${this.#compare(ref, "<=", literal(values[1]))})`;
+        const range = `(${dialect.compare(ref, ">=", literal(values[0]), this.param)} AND ${dialect.compare(ref, "<=", literal(values[1]), this.param)})`;
         return operator === "Between" ? range : `NOT ${range}`;
       }
       case "In":
       case "NotIn": {
         if (values.length === 0) throw invalid(`${where}: ${operator} on ${condition.attribute} needs at least one value`);
-        const inList = this.#member(ref, values.map(literal));
+        const inList = dialect.member(ref, values.map(literal), this.param);
         return operator === "In" ? inList : `NOT ${inList}`;
       }
       case "Like":
       case "NotLike":
         count(1);
-        return `${key} ${operator === "NotLike" ? "NOT LIKE" : "LIKE"} ${this.param(text(literal(values[0])))}`;
+        return dialect.like(ref, operator === "NotLike", this.param(text(literal(values[0]))), false);
       case "BeginsWith":
       case "DoesNotBeginWith":
       case "EndsWith":
@@ -290,8 +196,7 @@ class Compiler {
         count(1);
         const escaped = escapeLike(text(literal(values[0])));
         const pattern = operator.endsWith("BeginWith") || operator === "BeginsWith" ? `${escaped}%` : operator.endsWith("EndWith") || operator === "EndsWith" ? `%${escaped}` : `%${escaped}%`;
-        const not = operator.startsWith("DoesNot") ? "NOT LIKE" : "LIKE";
-        return `${key} ${not} ${this.param(pattern)} ESCAPE '\\'`;
+        return dialect.like(ref, operator.startsWith("DoesNot"), this.param(pattern), true);
       }
       case "On":
       case "NotOn":
@@ -299,7 +204,7 @@ class Compiler {
       case "OnOrBefore": {
         count(1);
         const op = operator === "On" ? "=" : operator === "NotOn" ? "<>" : operator === "OnOrAfter" ? ">=" : "<=";
-        return `(typeof(${key}) = 'text' AND substr(${key}, 1, 10) ${op} ${this.param(day(literal(values[0])))})`;
+        return dialect.onDate(ref, op, this.param(day(literal(values[0]))));
       }
       case "ContainValues":
       case "DoesNotContainValues": {
@@ -310,8 +215,8 @@ class Compiler {
           return lit.num;
         });
         if (ref.isId) throw invalid(`${where}: ${operator} needs a multi-select choice column, not the id`);
-        const exists = `EXISTS (SELECT 1 FROM json_each(${scope.sql}.attributes, '$.${ref.name}.values') WHERE value IN (SELECT value FROM json_each(${this.param(JSON.stringify(numbers))})))`;
-        return operator === "ContainValues" ? exists : `(${key} IS NOT NULL AND NOT ${exists})`;
+        const exists = dialect.containsAny(ref, this.param(JSON.stringify(numbers)));
+        return operator === "ContainValues" ? exists : `(NOT (${dialect.isNull(ref)}) AND NOT ${exists})`;
       }
     }
   }
@@ -335,10 +240,10 @@ class Compiler {
       const scope = this.#links.get(link)!;
       const to = this.#column(scope, link.toAttribute, `${link.where} (the column of ${link.entity} it links to)`);
       const from = this.#column(parent, link.fromAttribute, `${link.where} (the column of ${parent.entity} it links from)`);
-      const on = [`${scope.sql}.entity = ${this.param(link.entity)}`, `${this.#key(to)} = ${this.#key(from)}`];
+      const on = [`${scope.sql}.entity = ${this.param(link.entity)}`, this.#dialect.joinOn(to, from)];
       const criteria = this.#filter(link.criteria, scope, scope.index);
       if (criteria !== null) on.push(criteria);
-      sql += ` ${link.join === "outer" ? "LEFT JOIN" : "JOIN"} records AS ${scope.sql} ON ${on.join(" AND ")}`;
+      sql += ` ${link.join === "outer" ? "LEFT JOIN" : "JOIN"} ${this.#dialect.table(scope.sql, false)} ON ${on.join(" AND ")}`;
       sql += this.#joins(link.links, scope);
     }
     return sql;
@@ -356,6 +261,7 @@ class Compiler {
     const outputs: Output[] = [];
     const orderBy: string[] = [];
     const groupBy: string[] = [];
+    const dialect = this.#dialect;
     let columnIndex = 0;
     const add = (expression: string, output: OutputWithoutColumn): string => {
       const column = `c${columnIndex++}`;
@@ -366,42 +272,40 @@ class Compiler {
     const keyFor = (scope: Scope, name: string, alias: string | null) => alias ?? (scope === main ? name : `${scope.alias}.${name}`);
 
     if (model.aggregate) {
-      /** Output key → the column to order on for it. */
-      const orderColumns = new Map<string, string>();
-      /** `scope index:column name` → the group column, for orders that name a group-by column. */
-      const groupColumns = new Map<string, string>();
+      /** Output key → how to order on it. */
+      const orderColumns = new Map<string, Sorted>();
+      /** `scope index:column name` → the group, for orders that name a group-by column. */
+      const groupColumns = new Map<string, Sorted>();
+      const groups: Sorted[] = [];
       for (const scope of this.#scopes) {
         const where = scope === main ? "<entity>" : `link entity ${scope.alias}`;
         if (scope.columns.all) throw invalid(`${where}: all columns cannot be requested in an aggregate query; list the attributes with aggregate or groupby`);
         for (const item of scope.columns.items) {
           const ref = this.#column(scope, item.name, `${where} attribute ${item.name}`);
-          const key = this.#key(ref);
           if (item.aggregate !== null) {
             if (item.alias === null) throw invalid(`${where}: the aggregate attribute ${item.name} needs an alias`);
             if (item.groupBy) throw invalid(`${where}: attribute ${item.name} cannot be both an aggregate and a groupby`);
-            const distinct = item.distinct ? "DISTINCT " : "";
-            let expression: string;
+            const column = `c${columnIndex++}`;
             let tagColumn: string | null = null;
-            if (item.aggregate === "count") expression = item.distinct ? `count(DISTINCT ${key})` : "count(*)";
-            else if (item.aggregate === "countcolumn") expression = `count(${distinct}${key})`;
-            else {
-              expression = `${item.aggregate}(${distinct}${key})`;
-              tagColumn = `__tag${columnIndex}`;
-              selects.push(`max(${this.#tag(ref)}) AS ${tagColumn}`);
+            if (item.aggregate !== "count" && item.aggregate !== "countcolumn") {
+              tagColumn = `__tag${column.slice(1)}`;
+              selects.push(`${dialect.maxTag(ref)} AS ${tagColumn}`);
             }
-            const column = add(expression, { kind: "aggregate", key: item.alias, fn: item.aggregate, tagColumn });
-            orderColumns.set(item.alias, column);
+            const aggregate = dialect.aggregate(item.aggregate, ref, item.distinct, column);
+            selects.push(...aggregate.selects);
+            outputs.push({ kind: "aggregate", column, key: item.alias, fn: item.aggregate, tagColumn, textColumn: aggregate.textColumn });
+            orderColumns.set(item.alias, aggregate);
           } else if (item.groupBy) {
-            const group = item.dateGrouping ? dateGroupExpression(key, item.dateGrouping) : key;
-            const groupColumn = `g${groupBy.length}`;
-            // Text groups as Dataverse's case-insensitive collation does: "Seattle" and "seattle" are one group.
-            groupBy.push(item.dateGrouping ? group : `${group} COLLATE NOCASE`);
-            selects.push(`${group} AS ${groupColumn}`);
+            const groupColumn = `g${groups.length}`;
+            const group = dialect.group(ref, item.dateGrouping, groupColumn);
+            groups.push(group);
+            groupBy.push(...group.groupBy);
+            selects.push(...group.selects);
             const outputKey = keyFor(scope, item.name, item.alias);
             if (item.dateGrouping) outputs.push({ kind: "group", column: groupColumn, key: outputKey, json: false });
-            else add(`min(${this.#json(ref)})`, { kind: "group", key: outputKey, json: true });
-            orderColumns.set(outputKey, groupColumn);
-            groupColumns.set(`${scope.index}:${item.name}`, groupColumn);
+            else add(dialect.groupJson(ref), { kind: "group", key: outputKey, json: true });
+            orderColumns.set(outputKey, group);
+            groupColumns.set(`${scope.index}:${item.name}`, group);
           } else if (item.dateGrouping) {
             throw invalid(`${where}: attribute ${item.name} has a dategrouping but no groupby="true"`);
           } else {
@@ -417,10 +321,10 @@ class Compiler {
             column = groupColumns.get(`${target.index}:${order.attribute}`);
           }
           if (column === undefined) throw invalid(`${order.where}: in an aggregate query, order by the alias of an aggregate or groupby attribute`);
-          orderBy.push(`q.${column} COLLATE NOCASE ${order.descending ? "DESC" : "ASC"}`);
+          orderBy.push(...column.order(order.descending));
         }
       }
-      for (let i = 0; i < groupBy.length; i++) orderBy.push(`q.g${i}`);
+      for (const group of groups) orderBy.push(...group.order(false));
     } else {
       if (!model.distinct) {
         selects.push("t0.id AS __id");
@@ -428,12 +332,12 @@ class Compiler {
       }
       for (const scope of this.#scopes) {
         const where = scope === main ? "columns" : `columns of link entity ${scope.alias}`;
-        if (scope.columns.all) add(`${scope.sql}.attributes`, { kind: "all", prefix: scope === main ? "" : `${scope.alias}.` });
+        if (scope.columns.all) add(dialect.attributes(scope.sql), { kind: "all", prefix: scope === main ? "" : `${scope.alias}.` });
         for (const item of scope.columns.items) {
           if (item.aggregate !== null || item.groupBy || item.dateGrouping !== null) {
             throw invalid(`${where}: attribute ${item.name} has an aggregate, groupby or dategrouping, which needs <fetch aggregate="true">`);
           }
-          add(this.#json(this.#column(scope, item.name, where)), { kind: "json", key: keyFor(scope, item.name, item.alias) });
+          add(dialect.json(this.#column(scope, item.name, where)), { kind: "json", key: keyFor(scope, item.name, item.alias) });
         }
       }
       let orderIndex = 0;
@@ -441,34 +345,37 @@ class Compiler {
         for (const order of scope.orders) {
           if (order.attribute === null) throw invalid(`${order.where}: an order needs the column to order on (attributeName)`);
           const target = this.#resolve(order.alias, scope, order.where);
-          const column = `o${orderIndex++}`;
-          selects.push(`${this.#key(this.#column(target, order.attribute, order.where))} AS ${column}`);
-          orderBy.push(`q.${column} COLLATE NOCASE ${order.descending ? "DESC" : "ASC"}`);
+          const key = dialect.orderKey(this.#column(target, order.attribute, order.where), `o${orderIndex++}`);
+          selects.push(...key.selects);
+          orderBy.push(...key.order(order.descending));
         }
       }
       if (model.distinct) {
-        for (const output of outputs) orderBy.push(`q.${output.column}`);
+        for (const output of outputs) orderBy.push(dialect.tieBreaker(output.column));
       } else {
-        orderBy.push("q.__id");
+        orderBy.push(dialect.tieBreaker("__id"));
         for (const scope of this.#scopes.slice(1)) {
           selects.push(`${scope.sql}.id AS __k${scope.index}`);
-          orderBy.push(`q.__k${scope.index}`);
+          orderBy.push(dialect.tieBreaker(`__k${scope.index}`));
         }
       }
     }
 
     const distinct = model.distinct && !model.aggregate;
-    const inner =
-      `SELECT ${distinct ? "DISTINCT " : ""}${selects.length > 0 ? selects.join(", ") : "1 AS __one"} FROM records AS t0${joins}` +
-      ` WHERE ${where.join(" AND ")}${groupBy.length > 0 ? ` GROUP BY ${groupBy.join(", ")}` : ""}`;
+    const inner = dialect.finish(
+      `SELECT ${distinct ? "DISTINCT " : ""}${selects.length > 0 ? selects.join(", ") : "1 AS __one"} FROM ${dialect.table("t0", true)}${joins}` +
+        ` WHERE ${where.join(" AND ")}${groupBy.length > 0 ? ` GROUP BY ${groupBy.join(", ")}` : ""}`,
+    );
     const withTotal = model.page.returnTotalRecordCount && model.top === null;
     const sql =
-      `SELECT q.*${withTotal ? ", count(*) OVER () AS __total" : ""} FROM (${inner}) AS q` +
+      `SELECT q.*${withTotal ? `, ${dialect.total} AS __total` : ""} FROM (${inner}) AS q` +
       `${orderBy.length > 0 ? ` ORDER BY ${orderBy.join(", ")}` : ""} LIMIT @limit OFFSET @offset`;
     return {
+      engine: dialect.engine,
       entity: model.entity,
       primaryIdAttribute: main.primaryId,
       inner,
+      countSql: `SELECT count(*) AS n FROM (${inner}) AS q`,
       sql,
       params: this.params,
       outputs,
@@ -481,7 +388,11 @@ class Compiler {
   }
 }
 
-/** Compiles a normalized query; `schemaFor` supplies the table schemas columns are checked against. */
-export function compileQuery(model: QueryModel, schemaFor?: SchemaLookup): CompiledQuery {
-  return new Compiler(model, schemaFor).compile();
+/**
+ * Compiles a normalized query for an engine's SQL dialect; `schemaFor` supplies the table schemas
+ * columns are checked against. The statement and its `params` are the same for both engines but
+ * for the SQL text: `@name` placeholders (toPositional turns them into PostgreSQL's `$n`).
+ */
+export function compileQuery(model: QueryModel, schemaFor?: SchemaLookup, dialect: Engine = "sqlite"): CompiledQuery {
+  return new Compiler(model, schemaFor, dialect === "postgres" ? new PostgresDialect() : sqliteDialect).compile();
 }

@@ -3,21 +3,26 @@
  * as SDK instances, decoded values or plain objects of the same shapes.
  *
  * Every form is normalized into one query model (model.ts), compiled to one parameterized SELECT
- * over `records` (compile.ts), run with better-sqlite3, and the rows mapped back to Entities:
+ * over `records` in the store's dialect (compile.ts: SQLite's, or PostgreSQL's from postgres.ts,
+ * which gives the same rows), run by the store, and the rows mapped back to Entities:
  * attributes decoded from plugbox JSON, columns of link entities under `alias.column` (the value
  * of Dataverse's AliasedValue), aggregates under their aliases. As in Dataverse, a column whose
  * value is null is left out of the Entity.
  */
 import { decode } from "../../../sdk/codec.js";
 import { EMPTY_GUID, Entity, EntityCollection, type Attributes } from "../../../sdk/model.js";
+import type { DataStore } from "../../store/engine.js";
 import { StoreError, type Store } from "../../store/store.js";
 import type { SchemaLookup } from "../../store/table-schema.js";
-import { compileQuery, type CompiledQuery, type Output } from "./compile.js";
+import { compileQuery } from "./compile.js";
+import type { CompiledQuery, Output } from "./compiled.js";
 import { fromFetchXml } from "./fetchxml.js";
 import { invalid, type QueryModel } from "./model.js";
 import { fromQueryByAttribute, fromQueryExpression, queryKind } from "./normalize.js";
 
 export { compileQuery, SYSTEM_COLUMNS, type CompiledQuery, type Output } from "./compile.js";
+export type { Engine } from "./dialect.js";
+export { findRecordSql, toPositional, type PositionalSql } from "./postgres.js";
 export { fromFetchXml } from "./fetchxml.js";
 export { FETCH_OPERATORS, OPERATORS, DEFAULT_PAGE_SIZE, type Operator, type QueryModel } from "./model.js";
 export { queryKind, type QueryKind } from "./normalize.js";
@@ -39,9 +44,23 @@ export function normalizeQuery(query: unknown): QueryModel {
   }
 }
 
+/** What a query runs on: the store's engine (its SQL dialect) and its query method. */
+export type QueryStore = Pick<DataStore, "engine" | "selectRows">;
+
 /** Runs a query against the store's database and returns the matching records. */
-export function retrieveMultiple(store: Store, query: unknown, options: RetrieveMultipleOptions = {}): EntityCollection {
-  return runQuery(store, compileQuery(normalizeQuery(query), options.schemaFor));
+export function retrieveMultiple(store: QueryStore, query: unknown, options?: RetrieveMultipleOptions): Promise<EntityCollection>;
+/**
+ * @deprecated The synchronous form for the SQLite Store until its callers await the one above
+ * (a Store without `engine`): the same query, compiled for SQLite, answered at once.
+ */
+export function retrieveMultiple(store: Store, query: unknown, options?: RetrieveMultipleOptions): EntityCollection;
+export function retrieveMultiple(store: QueryStore | Store, query: unknown, options: RetrieveMultipleOptions = {}): Promise<EntityCollection> | EntityCollection {
+  if (!("engine" in store)) return runQuerySync(store, compileQuery(normalizeQuery(query), options.schemaFor));
+  try {
+    return runQuery(store, compileQuery(normalizeQuery(query), options.schemaFor, store.engine));
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 // Paging cookies ////////////////////////////////////////////////////////////////////////////////
@@ -63,10 +82,12 @@ function pageOffset(compiled: CompiledQuery): number {
 
 // Running ////////////////////////////////////////////////////////////////////////////////////////
 
-/** SQLite refusing a statement for its size is the query's fault; anything else is ours. */
+/** The engine refusing a statement for its size is the query's fault; anything else is ours. */
 function tooLarge(error: unknown): never {
   const message = error instanceof Error ? error.message : String(error);
-  if (/too many SQL variables|too many terms|Expression tree is too large|parser stack overflow|string or blob too big|too many FROM clause terms/i.test(message)) {
+  const sqlite = /too many SQL variables|too many terms|Expression tree is too large|parser stack overflow|string or blob too big|too many FROM clause terms/i;
+  const postgres = /stack depth limit exceeded|number of parameters must be between|too many range table entries|target lists can have at most/i;
+  if (sqlite.test(message) || postgres.test(message)) {
     throw invalid(`the query is too large to run (${message}); use fewer values or conditions`);
   }
   throw error;
@@ -74,7 +95,15 @@ function tooLarge(error: unknown): never {
 
 type Row = Record<string, unknown>;
 
-function all(store: Store, sql: string, params: Record<string, unknown>): Row[] {
+async function all(store: QueryStore, sql: string, params: Record<string, unknown>): Promise<Row[]> {
+  try {
+    return await store.selectRows(sql, params);
+  } catch (error) {
+    return tooLarge(error);
+  }
+}
+
+function allSync(store: Store, sql: string, params: Record<string, unknown>): Row[] {
   try {
     return store.selectRows(sql, params);
   } catch (error) {
@@ -92,7 +121,10 @@ function decodeStored(text: unknown, what: string): unknown {
 }
 
 function aggregateValue(output: Extract<Output, { kind: "aggregate" }>, row: Row): unknown {
-  const value = row[output.column];
+  // A min or max in two columns (number, text): SQLite's min is the number when there is one, its max the text.
+  const text = output.textColumn === null ? null : row[output.textColumn];
+  const number = row[output.column];
+  const value = output.fn === "max" ? (text ?? number) : (number ?? text);
   if (value === null || value === undefined) return null;
   if (output.fn === "count" || output.fn === "countcolumn") return value;
   const tag = output.tagColumn === null ? null : row[output.tagColumn];
@@ -142,25 +174,51 @@ function toEntity(compiled: CompiledQuery, row: Row): Entity {
   return new Entity(compiled.entity, id, attributes);
 }
 
-/** Runs a compiled query. */
-export function runQuery(store: Store, compiled: CompiledQuery): EntityCollection {
+interface Plan {
+  paged: boolean;
+  offset: number;
+  params: Record<string, unknown>;
+}
+
+function plan(compiled: CompiledQuery): Plan {
   const paged = compiled.top === null;
   const offset = paged ? pageOffset(compiled) : 0;
   const limit = paged ? compiled.page.size + 1 : compiled.top!;
-  let rows = all(store, compiled.sql, { ...compiled.params, limit, offset });
-  const moreRecords = paged && rows.length > compiled.page.size;
-  if (moreRecords) rows = rows.slice(0, compiled.page.size);
+  return { paged, offset, params: { ...compiled.params, limit, offset } };
+}
+
+/** The page of entities; `count` is called for the total when the page is past the end. */
+function collect(compiled: CompiledQuery, { paged, offset }: Plan, all: Row[]): { collection: EntityCollection; needsCount: boolean } {
+  const moreRecords = paged && all.length > compiled.page.size;
+  const rows = moreRecords ? all.slice(0, compiled.page.size) : all;
   const collection = new EntityCollection(
     rows.map((row) => toEntity(compiled, row)),
     compiled.entity,
   );
   collection.moreRecords = moreRecords;
   collection.pagingCookie = paged && rows.length > 0 ? pagingCookie(compiled.page.number, offset + rows.length) : null;
+  let needsCount = false;
   if (compiled.withTotal) {
     if (rows.length > 0) collection.totalRecordCount = Number(rows[0]!.__total);
     else if (offset === 0) collection.totalRecordCount = 0;
     // A page past the end has no row to carry the count: count on its own.
-    else collection.totalRecordCount = Number(all(store, `SELECT count(*) AS n FROM (${compiled.inner})`, compiled.params)[0]!.n);
+    else needsCount = true;
   }
+  return { collection, needsCount };
+}
+
+/** Runs a compiled query (compiled for the store's engine). */
+export async function runQuery(store: QueryStore, compiled: CompiledQuery): Promise<EntityCollection> {
+  if (compiled.engine !== store.engine) throw new Error(`a query compiled for ${compiled.engine} cannot run on ${store.engine}`);
+  const how = plan(compiled);
+  const { collection, needsCount } = collect(compiled, how, await all(store, compiled.sql, how.params));
+  if (needsCount) collection.totalRecordCount = Number((await all(store, compiled.countSql, compiled.params))[0]!.n);
+  return collection;
+}
+
+function runQuerySync(store: Store, compiled: CompiledQuery): EntityCollection {
+  const how = plan(compiled);
+  const { collection, needsCount } = collect(compiled, how, allSync(store, compiled.sql, how.params));
+  if (needsCount) collection.totalRecordCount = Number(allSync(store, compiled.countSql, compiled.params)[0]!.n);
   return collection;
 }
