@@ -117,7 +117,7 @@ export class OrganizationCore {
     if (entity && tables.size > 0 && !tables.has(entity) && !(await store.hasRecords(entity))) {
       throw new OrganizationError("ORG_INVALID_ARGUMENT", `there is no table ${entity}: the manifest declares ${[...tables.keys()].join(", ")} and no ${entity} record exists; declare it under tables`);
     }
-    return retrieveMultiple(store as never, query, { schemaFor }); // TODO(pg merge): DataStore
+    return retrieveMultiple(store, query, { schemaFor });
   }
 
   /** Finds the record an Upsert targets: by id, or by one of the table's alternate keys. */

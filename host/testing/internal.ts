@@ -9,6 +9,7 @@
 
 // The store and what is written in it.
 export { Store, SCHEMA_VERSION, openStore, PostgresStore } from "../store/index.js";
+export { toPositional } from "../store/postgres/sql.js";
 export type { DataStore } from "../store/index.js";
 export { backupStore, restoreStore } from "../store/backup.js";
 export type { TableSchema, SchemaLookup } from "../store/table-schema.js";

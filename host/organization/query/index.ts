@@ -12,7 +12,7 @@
 import { decode } from "../../../sdk/codec.js";
 import { EMPTY_GUID, Entity, EntityCollection, type Attributes } from "../../../sdk/model.js";
 import type { DataStore } from "../../store/engine.js";
-import { StoreError, type Store } from "../../store/store.js";
+import { StoreError } from "../../store/store.js";
 import type { SchemaLookup } from "../../store/table-schema.js";
 import { compileQuery } from "./compile.js";
 import type { CompiledQuery, Output } from "./compiled.js";
@@ -22,7 +22,6 @@ import { fromQueryByAttribute, fromQueryExpression, queryKind } from "./normaliz
 
 export { compileQuery, SYSTEM_COLUMNS, type CompiledQuery, type Output } from "./compile.js";
 export type { Engine } from "./dialect.js";
-export { findRecordSql, toPositional, type PositionalSql } from "./postgres.js";
 export { fromFetchXml } from "./fetchxml.js";
 export { FETCH_OPERATORS, OPERATORS, DEFAULT_PAGE_SIZE, type Operator, type QueryModel } from "./model.js";
 export { queryKind, type QueryKind } from "./normalize.js";
@@ -48,19 +47,8 @@ export function normalizeQuery(query: unknown): QueryModel {
 export type QueryStore = Pick<DataStore, "engine" | "selectRows">;
 
 /** Runs a query against the store's database and returns the matching records. */
-export function retrieveMultiple(store: QueryStore, query: unknown, options?: RetrieveMultipleOptions): Promise<EntityCollection>;
-/**
- * @deprecated The synchronous form for the SQLite Store until its callers await the one above
- * (a Store without `engine`): the same query, compiled for SQLite, answered at once.
- */
-export function retrieveMultiple(store: Store, query: unknown, options?: RetrieveMultipleOptions): EntityCollection;
-export function retrieveMultiple(store: QueryStore | Store, query: unknown, options: RetrieveMultipleOptions = {}): Promise<EntityCollection> | EntityCollection {
-  if (!("engine" in store)) return runQuerySync(store, compileQuery(normalizeQuery(query), options.schemaFor));
-  try {
-    return runQuery(store, compileQuery(normalizeQuery(query), options.schemaFor, store.engine));
-  } catch (error) {
-    return Promise.reject(error);
-  }
+export async function retrieveMultiple(store: QueryStore, query: unknown, options: RetrieveMultipleOptions = {}): Promise<EntityCollection> {
+  return runQuery(store, compileQuery(normalizeQuery(query), options.schemaFor, store.engine));
 }
 
 // Paging cookies ////////////////////////////////////////////////////////////////////////////////
@@ -98,14 +86,6 @@ type Row = Record<string, unknown>;
 async function all(store: QueryStore, sql: string, params: Record<string, unknown>): Promise<Row[]> {
   try {
     return await store.selectRows(sql, params);
-  } catch (error) {
-    return tooLarge(error);
-  }
-}
-
-function allSync(store: Store, sql: string, params: Record<string, unknown>): Row[] {
-  try {
-    return store.selectRows(sql, params);
   } catch (error) {
     return tooLarge(error);
   }
@@ -213,12 +193,5 @@ export async function runQuery(store: QueryStore, compiled: CompiledQuery): Prom
   const how = plan(compiled);
   const { collection, needsCount } = collect(compiled, how, await all(store, compiled.sql, how.params));
   if (needsCount) collection.totalRecordCount = Number((await all(store, compiled.countSql, compiled.params))[0]!.n);
-  return collection;
-}
-
-function runQuerySync(store: Store, compiled: CompiledQuery): EntityCollection {
-  const how = plan(compiled);
-  const { collection, needsCount } = collect(compiled, how, allSync(store, compiled.sql, how.params));
-  if (needsCount) collection.totalRecordCount = Number(allSync(store, compiled.countSql, compiled.params)[0]!.n);
   return collection;
 }

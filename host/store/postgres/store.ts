@@ -23,7 +23,7 @@ import { migratePostgres, type PgQueryable } from "./schema.js";
 import { PostgresSystemJobsTable } from "./system-jobs.js";
 import { PostgresTraceLogsTable } from "./trace-logs.js";
 import { redactUrl, toPostgresStoreError } from "./errors.js";
-import { toPositional } from "./sql.js";
+import { findRecordSql, toPositional } from "./sql.js";
 
 export { redactUrl } from "./errors.js";
 
@@ -61,6 +61,10 @@ export class PostgresStore implements DataStore {
   #signal: Promise<pg.Client> | undefined;
   #signalRetry: ReturnType<typeof setTimeout> | undefined;
   readonly #watchers = new Set<() => void>();
+  /** An announcement waiting for the one before it, which later ones join. */
+  #announcing: Promise<void> | undefined;
+  /** The NOTIFY on its way. */
+  #notifying: Promise<void> = Promise.resolve();
 
   private constructor(url: string, busyTimeoutMs: number) {
     this.#url = url;
@@ -253,11 +257,8 @@ export class PostgresStore implements DataStore {
   }
 
   async findRecordId(entity: string, values: Record<string, unknown>): Promise<string | undefined> {
-    const columns = Object.keys(values);
-    // Compared as jsonb: the same value whatever its spacing or key order.
-    const where = columns.map((_, i) => `(attributes -> $${2 * i + 2})::jsonb = $${2 * i + 3}::jsonb`).join(" AND ");
-    const params = columns.flatMap((c) => [c, JSON.stringify(values[c])]);
-    const { rows } = await this.#query<{ id: string }>(`SELECT id FROM records WHERE entity = $1 AND ${where} LIMIT 1`, [entity, ...params]);
+    const { text, values: bound } = findRecordSql(entity, values);
+    const { rows } = await this.#query<{ id: string }>(text, bound);
     return rows[0]?.id;
   }
 
@@ -277,13 +278,27 @@ export class PostgresStore implements DataStore {
 
   // Job announcements /////////////////////////////////////////////////////////////////////////
 
-  /** NOTIFY on the signal connection: every host listening wakes its job runner. Best effort: the others poll too. */
-  async announceJobs(): Promise<void> {
-    try {
-      await (await this.#signalClient()).query(`NOTIFY ${JOBS_CHANNEL}`);
-    } catch {
-      // The other hosts find the jobs at their next poll (pollMs).
-    }
+  /**
+   * NOTIFY on the signal connection: every host listening wakes its job runner. One at a time (a
+   * connection runs one statement at a time), and announcements made while one waits are one. Best
+   * effort: the other hosts poll too.
+   */
+  announceJobs(): Promise<void> {
+    if (this.#announcing) return this.#announcing;
+    const announcing = (async () => {
+      // The announcement before this one may still be on its way: this one follows it.
+      await this.#notifying;
+      // Sent from here on: an announcement asked for now is one of its own, after this one.
+      this.#announcing = undefined;
+      const notify = this.#signalClient().then((client) => client.query(`NOTIFY ${JOBS_CHANNEL}`));
+      this.#notifying = notify.then(
+        () => undefined,
+        () => undefined, // the other hosts find the jobs at their next poll (pollMs)
+      );
+      await this.#notifying;
+    })();
+    this.#announcing = announcing;
+    return announcing;
   }
 
   watchJobs(onAnnounced: () => void): () => void {

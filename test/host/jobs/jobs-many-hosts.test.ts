@@ -50,15 +50,16 @@ describe("hosts sharing a PostgreSQL store", () => {
 
   it("three runners leasing from one store run each of 45 jobs once, and each job is completed once", async () => {
     const db = await testDb("postgres");
-    const caller = await hostWith(plugins.bundle, manifest, { db, runJobs: false });
-    const ids: string[] = [];
-    for (let i = 0; i < 45; i++) {
-      const { journal } = await caller.execute({ requestName: "Create", parameters: { Target: new Entity("shared", undefined, { name: `record ${i}` }) } });
-      ids.push(...journal.jobs);
-    }
     const runners = await Promise.all([0, 1, 2].map(() => hostWith(plugins.bundle, manifest, { db, runJobs: true, jobs: { pollMs: AN_HOUR, concurrency: 4 } })));
+    const caller = await hostWith(plugins.bundle, manifest, { db, runJobs: false });
     try {
-      const outcomes = await outcomesOf(runners, ids.length);
+      const ran = outcomesOf(runners, 45);
+      const ids: string[] = [];
+      for (let i = 0; i < 45; i++) {
+        const { journal } = await caller.execute({ requestName: "Create", parameters: { Target: new Entity("shared", undefined, { name: `record ${i}` }) } });
+        ids.push(...journal.jobs);
+      }
+      const outcomes = await ran;
       expect(outcomes.map((o) => o.outcome)).toEqual(ids.map(() => "succeeded"));
       expect(outcomes.map((o) => o.id).sort()).toEqual([...ids].sort());
       // Every job's plug-in ran once: one jobrun record per job, none twice.

@@ -4,10 +4,9 @@
  * condition operator with type-aware comparison, filters, link entities, orders, distinct, top,
  * paging, aggregates, table schemas, and how malformed or unsupported queries are refused.
  */
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { findRecordSql, toPositional, type QueryStore } from "../../../dist/host/organization/query/index.js";
-import { retrieveMultiple, Store, type SchemaLookup, type TableSchema } from "../../../dist/host/testing/internal.js";
+import type { QueryStore } from "../../../dist/host/organization/query/index.js";
+import { openStore, retrieveMultiple, Store, toPositional, type SchemaLookup, type TableSchema } from "../../../dist/host/testing/internal.js";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres.js";
 import {
   ColumnSet,
@@ -98,11 +97,6 @@ const RECORDS: Array<[string, string, Record<string, unknown>]> = [
   ["note", M(9), { noteid: M(9), body: "plain", size: 2 }],
 ];
 
-/** The records table as the PostgreSQL store creates it. */
-const POSTGRES_DDL = `
-  CREATE TABLE records (entity text NOT NULL, id text NOT NULL, attributes json NOT NULL, version integer NOT NULL DEFAULT 1, PRIMARY KEY (entity, id));
-  CREATE TABLE relationships (relationship text NOT NULL, entity1 text NOT NULL, id1 text NOT NULL, entity2 text NOT NULL, id2 text NOT NULL, PRIMARY KEY (relationship, entity1, id1, entity2, id2));`;
-
 interface TestStore extends QueryStore {
   findRecordId(entity: string, values: Record<string, unknown>): Promise<string | undefined> | string | undefined;
   close(): Promise<void> | void;
@@ -120,29 +114,11 @@ function openSqlite(): TestStore {
   };
 }
 
-/**
- * A stand-in for the PostgreSQL store (until it exists): one pg client on a fresh database of the
- * test server, the records table, the same rows, and selectRows through toPositional.
- */
+/** The PostgreSQL store on a fresh database of the test server, seeded with the same rows. */
 async function openPostgres(server: TestPostgres): Promise<TestStore> {
-  const client = new pg.Client({ connectionString: await server.createDatabase() });
-  await client.connect();
-  await client.query(POSTGRES_DDL);
-  for (const [entity, id, attributes] of RECORDS) {
-    await client.query("INSERT INTO records (entity, id, attributes) VALUES ($1, $2, $3)", [entity, id, JSON.stringify(attributes)]);
-  }
-  return {
-    engine: "postgres",
-    async selectRows(sql, params) {
-      const { text, values } = toPositional(sql, params);
-      return (await client.query(text, values)).rows as Array<Record<string, unknown>>;
-    },
-    async findRecordId(entity, values) {
-      const { text, values: bound } = findRecordSql(entity, values);
-      return ((await client.query(text, bound)).rows[0] as { id: string } | undefined)?.id;
-    },
-    close: () => client.end(),
-  };
+  const postgres = await openStore({ path: await server.createDatabase() });
+  for (const [entity, id, attributes] of RECORDS) await postgres.insertRecord(entity, id, attributes);
+  return postgres;
 }
 
 let server: TestPostgres | undefined;
