@@ -70,7 +70,7 @@ const ENTRY = fileURLToPath(new URL("./job-process-main.js", import.meta.url));
  */
 export async function runJobsInProcesses(options: JobProcessesOptions): Promise<JobProcessesResult> {
   const count = parseOptions(processesSchema, { processes: options.processes }, (_, message) => new JobError("JOB_PROCESSES_INVALID", `the number of job processes ${message}`)).processes ?? jobProcessesTable.processes.default;
-  if (options.db === ":memory:" || options.db === "") throw new JobError("JOB_PROCESSES_INVALID", "job processes share the store through its file: give a database file, not :memory:");
+  if (options.db === ":memory:" || options.db === "") throw new JobError("JOB_PROCESSES_INVALID", "job processes share the store through its file or database: give a database file or a postgres:// connection string, not :memory:");
   resolveJobRunnerOptions(options.jobs);
   const { processes: _count, signal, quickCheck, ...task } = options;
   // One check of the file (and its migration) here, rather than one in each process.

@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bin, plugbox, repo } from "../../helpers/cli.js";
+import { testPostgres } from "../../helpers/stores.js";
 
 let dir: string;
 
@@ -94,5 +95,33 @@ describe("plugbox serve", () => {
       first.kill("SIGINT");
       expect(await exited).toBe(0);
     }
+  });
+
+  it("a PostgreSQL store that cannot be used is one line naming the problem and the fix, exit 2, before the server listens", async () => {
+    const server = await testPostgres();
+    const unreachable = server.url("plugbox").replace(`:${server.port}/`, ":1/");
+    const wrongPassword = server.url("postgres").replace(`:${server.password}@`, ":not-it@");
+    const cases: Array<[string, string, string]> = [
+      [unreachable, "STORE_UNREACHABLE", "start it, or fix the host and port"],
+      [wrongPassword, "STORE_AUTH_FAILED", "fix the user and password"],
+      [server.url("no_such_database"), "STORE_UNREACHABLE", "createdb"],
+    ];
+    for (const [db, code, fix] of cases) {
+      const run = await plugbox(["serve", "--manifest", "plugbox.json", "--port", "0", "--db", db], dir);
+      expect.soft(run.code, db).toBe(2);
+      expect.soft(run.stderr, db).toMatch(new RegExp(`^plugbox: error \\[${code}\\]: .*${fix}`));
+      expect.soft(run.stdout, db).not.toContain("listening");
+      expect.soft(run.stderr, db).not.toContain(server.password);
+    }
+  });
+
+  it("data backup and restore of a PostgreSQL store: a usage error naming pg_dump or pg_restore, exit 2", async () => {
+    const db = (await testPostgres()).url("postgres");
+    const backup = await plugbox(["data", "backup", "--db", db, "-o", path.join(dir, "b.db")], dir);
+    expect(backup.code).toBe(2);
+    expect(backup.stderr).toMatch(/CLI_USAGE.*pg_dump/);
+    const restore = await plugbox(["data", "restore", path.join(dir, "b.db"), "--db", db], dir);
+    expect(restore.code).toBe(2);
+    expect(restore.stderr).toMatch(/CLI_USAGE.*pg_restore/);
   });
 });
