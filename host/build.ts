@@ -3,7 +3,7 @@
  * classes) with esbuild into the format the runtime loads: one CommonJS script, no imports left,
  * with an inline source map so stack traces point at the author's sources.
  */
-import { build, type BuildOptions as EsbuildOptions, type Message } from "esbuild";
+import type { BuildOptions as EsbuildOptions, Message } from "esbuild";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -84,6 +84,7 @@ interface EntryExports {
  * with keepNames), tells which are classes. The bundle itself carries the names in `exportAnnotation`.
  */
 async function entryExports(entry: string, resolution: EsbuildOptions): Promise<EntryExports> {
+  const { build } = await esbuild();
   const result = await build({ ...resolution, entryPoints: [entry], format: "esm", write: false, metafile: true, keepNames: true, outdir: "plugbox-exports", plugins: [nodeBuiltins as never, sdkFallback as never] });
   const names = Object.values(result.metafile.outputs).find((output) => output.entryPoint !== undefined)?.exports ?? [];
   const text = result.outputFiles.find((file) => file.path.endsWith(".js"))?.text ?? "";
@@ -123,6 +124,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildResult> {
   try {
     const exports = await entryExports(options.entry, resolution);
     assertExportsAClass(options.entry, exports);
+    const { build } = await esbuild();
     const result = await build({
       ...resolution,
       entryPoints: [options.entry],
@@ -167,4 +169,12 @@ export async function buildEntryWithInputs(entry: string): Promise<{ bundle: Bun
   const outfile = path.resolve(path.dirname(entry), `${path.basename(entry).replace(/\.[^.]+$/, "")}.bundle.js`);
   const built = await buildBundle({ entry, outfile, write: false });
   return { bundle: bundleFromSource(built.source, outfile, path.dirname(outfile)), inputs: built.inputs };
+}
+
+/**
+ * esbuild, loaded at the first build: importing it costs a process about 40 ms, which a host whose
+ * manifest names only built bundles (and every module that imports this one for its types) need not pay.
+ */
+function esbuild(): Promise<typeof import("esbuild")> {
+  return import("esbuild");
 }
