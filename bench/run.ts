@@ -10,6 +10,7 @@ import { runRelayBench } from "./relay.js";
 import { runStoreBench } from "./store.js";
 import { runOptionsBench } from "./options.js";
 import { runTestHostBench } from "./test-host.js";
+import { runScaleOutBench } from "./scale-out.js";
 import type { BenchRow } from "./row.js";
 
 type Row = BenchRow;
@@ -21,6 +22,7 @@ const suites: Record<string, () => Promise<Row[]>> = {
   store: () => runStoreBench(),
   options: () => runOptionsBench(),
   "test-host": () => runTestHostBench(),
+  "scale-out": () => runScaleOutBench(),
   web: async () =>
     (await runWebBench()).map((r) => ({ name: r.name, value: r.value, unit: r.unit, baseline: `${Math.round(r.baseline)} ${r.unit}`, ratio: r.ratio, goal: "ratio ≤ 1.5" })),
 };
