@@ -24,8 +24,6 @@ import type { BenchRow } from "./row.js";
 
 const IN_FLIGHT = 16;
 const WARMUP = 300;
-/** How often an idle host's job runner looks for jobs other hosts queued (its own creates wake it). */
-const POLL_MS = 50;
 /** The role the hosts connect as (owner of their database, not a superuser); this process connects as another, so its statements are not counted. */
 const HOST_ROLE = "plugbox_host";
 const START_TIMEOUT_MS = 30_000;
@@ -69,7 +67,7 @@ async function freePort(): Promise<number> {
 
 /** A `plugbox serve` process, as the tests run the CLI; resolves once it prints `listening:`. */
 function startHost(manifest: string, db: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ["--no-node-snapshot", CLI, "serve", "--manifest", manifest, "--db", db, "--port", "0", "--poll-ms", String(POLL_MS)], {
+  const child = spawn(process.execPath, ["--no-node-snapshot", CLI, "serve", "--manifest", manifest, "--db", db, "--port", "0"], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
