@@ -198,6 +198,11 @@ export class PlugboxHost {
     return this.#locked(() => this.pipeline.jobs.list(filter));
   }
 
+  /** How many system jobs have each status code (Waiting For Resources 0, Waiting 10, In Progress 20, Succeeded 30, Failed 31, Canceled 32). */
+  countJobs(): Promise<Map<number, number>> {
+    return this.#locked(() => this.pipeline.jobs.countByStatus());
+  }
+
   getJob(id: string): Promise<SystemJob | undefined> {
     return this.#locked(() => this.pipeline.jobs.get(id));
   }

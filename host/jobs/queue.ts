@@ -93,6 +93,11 @@ export class JobQueue {
     return this.#store.systemJobs.list(filter);
   }
 
+  /** How many jobs have each status code. */
+  async countByStatus(): Promise<Map<number, number>> {
+    return this.#store.systemJobs.countByStatus();
+  }
+
   /** Makes a failed or canceled job ready again (a fresh set of attempts). */
   async retry(id: string): Promise<SystemJob> {
     const job = await this.#existing(id);

@@ -91,9 +91,9 @@ export async function startServe(options: ServeOptions): Promise<Serve> {
 
   async function jobCounts(): Promise<Record<string, number>> {
     const counts: Record<string, number> = Object.fromEntries(Object.values(JOB_STATES).map((state) => [state, 0]));
-    for (const job of await host.listJobs()) {
-      const state = JOB_STATES[job.statusCode] ?? `status_${job.statusCode}`;
-      counts[state] = (counts[state] ?? 0) + 1;
+    for (const [status, n] of await host.countJobs()) {
+      const state = JOB_STATES[status] ?? `status_${status}`;
+      counts[state] = (counts[state] ?? 0) + n;
     }
     return counts;
   }

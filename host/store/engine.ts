@@ -50,6 +50,8 @@ export interface SystemJobsStore {
   get(id: string): Awaitable<SystemJob | undefined>;
   data(id: string): Awaitable<{ data: string; post: string | null } | undefined>;
   list(filter?: { stateCode?: number }): Awaitable<SystemJob[]>;
+  /** How many jobs have each status code (one grouped read, for /metrics). */
+  countByStatus(): Awaitable<Map<number, number>>;
   reset(id: string): Awaitable<void>;
   cancel(id: string, at: Date): Awaitable<void>;
 }

@@ -248,6 +248,12 @@ export class SystemJobsTable {
     return rows.map(toJob);
   }
 
+  /** How many jobs have each status code. */
+  countByStatus(): Map<number, number> {
+    const rows = this.#sql<{ status: number; n: number }>("SELECT status_code AS status, count(*) AS n FROM system_jobs GROUP BY status_code").all();
+    return new Map(rows.map((r) => [r.status, r.n]));
+  }
+
   /** Makes a job ready again with a fresh set of attempts. */
   reset(id: string): void {
     this.#sql("UPDATE system_jobs SET state_code = 0, status_code = 0, retry_count = 0, postpone_until = NULL, completed_on = NULL, message = NULL, friendly_message = NULL, error_code = NULL WHERE id = ?")

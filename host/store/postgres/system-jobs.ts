@@ -142,6 +142,11 @@ export class PostgresSystemJobsTable implements SystemJobsStore {
     return rows.map(fromRow);
   }
 
+  async countByStatus(): Promise<Map<number, number>> {
+    const { rows } = await this.#db.query<{ status: number; n: number }>(prepared("SELECT status_code AS status, count(*)::int AS n FROM system_jobs GROUP BY status_code"));
+    return new Map(rows.map((r) => [r.status, r.n]));
+  }
+
   /** Makes a job ready again with a fresh set of attempts. */
   async reset(id: string): Promise<void> {
     await this.#changed(

@@ -114,6 +114,7 @@ describe.each(ENGINES)("the store interface on %s", (engine) => {
       expect(await store.write(() => store.systemJobs.succeed(A, "someone else", false, new Date()))).toBe(false);
       expect(await store.write(() => store.systemJobs.succeed(A, "me", false, new Date("2026-01-01T00:00:02Z")))).toBe(true);
       expect(await store.systemJobs.get(A)).toMatchObject({ stateCode: 3, statusCode: 30, completedOn: "2026-01-01T00:00:02.000Z" });
+      expect(await store.systemJobs.countByStatus()).toEqual(new Map([[30, 1]]));
       const trace = { id: B, correlationId: C, requestId: C, operationId: A, typeName: "T", messageName: "Create", primaryEntity: "account", stage: 40, mode: 1, depth: 1, messageBlock: "hello", exceptionDetails: null, performanceMs: 1.5, createdOn: "2026-01-01T00:00:00.000Z" };
       await store.write(() => store.traceLogs.insert([trace]));
       expect(await store.traceLogs.list({ correlationId: C })).toEqual([trace]);
