@@ -47,6 +47,8 @@ export interface JobOutcome {
 export interface JobRunnerHealth {
   /** Started and not stopped: it takes jobs in the background. */
   running: boolean;
+  /** The id this runner leases jobs under (system_jobs.lease_owner): which host holds which job. */
+  owner: string;
   /** Why the last round could not take jobs (the store busy, full, damaged…), until a round succeeds. */
   lastError?: { code: string; message: string; at: string };
 }
@@ -100,7 +102,7 @@ export class JobRunner {
 
   /** Whether it runs, and why its last round could not take jobs. */
   health(): JobRunnerHealth {
-    return { running: this.#started && !this.#stopped, ...(this.#lastError ? { lastError: { ...this.#lastError } } : {}) };
+    return { running: this.#started && !this.#stopped, owner: this.owner, ...(this.#lastError ? { lastError: { ...this.#lastError } } : {}) };
   }
 
   /** Calls back after each job attempt (for tests and the CLI). Returns a function that removes the listener. */
