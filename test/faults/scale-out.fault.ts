@@ -185,10 +185,12 @@ describe("fault: three hosts on one PostgreSQL and one broker", () => {
     const beforeOutage = await jobs();
     mark("pg stop");
     await pg.stop();
+    const asked = Date.now();
     const refused = await fetch(`${survivors[0].url}/api/data/v9.2/accounts`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "During the outage" }), signal: AbortSignal.timeout(20_000) });
     const refusal = (await refused.json()) as { error: { code: string; message: string } };
     expect(refused.status, JSON.stringify(refusal)).toBe(503);
     expect(refusal.error.code).toMatch(/^STORE_/);
+    const refusedIn = Date.now() - asked;
     // Each survivor's runner saw the outage (health says why), and the process keeps serving.
     for (const host of survivors) {
       await until(`${host.url}'s runner to report the outage`, async () => {
@@ -238,8 +240,13 @@ describe("fault: three hosts on one PostgreSQL and one broker", () => {
     // if it was not in flight when PostgreSQL stopped, and the extra runs are no more than the lost outcomes.
     const inFlightAtOutage = new Set(beforeOutage.filter((job) => job.state_code !== 3).map((job) => job.id));
     const unexplained = twice.filter((job) => !heldByVictim.has(job.id) && !inFlightAtOutage.has(job.id));
-    if (unexplained.length > 0) console.log("DIAG", JSON.stringify({ phases, unexplained: await sql(db, "SELECT id, created_on, started_on, completed_on, retry_count FROM system_jobs WHERE id = ANY($1::text[])", [unexplained.map((j) => j.id)]), records: await sql(db, "SELECT id, attributes->>'operationid' AS op, attributes->>'createdon' AS c, attributes::text AS a FROM records WHERE entity = 'jobrun' AND attributes->>'operationid' = ANY($1::text[])", [unexplained.map((j) => j.id)]) }, null, 1));
-    expect(unexplained.map((job) => ({ ...job, runs: runs.get(job.id) })), "plug-in jobs run more than once though neither the killed host nor the outage cut them short").toEqual([]);
+    // On failure, when each phase began and the jobs' and their records' times tell which run took over which.
+    const diagnosis = unexplained.length === 0 ? "" : JSON.stringify({
+      phases,
+      jobs: await sql(db, "SELECT id, created_on, started_on, completed_on, retry_count FROM system_jobs WHERE id = ANY($1::text[])", [unexplained.map((job) => job.id)]),
+      records: await sql(db, "SELECT attributes->>'operationid' AS job, attributes->>'createdon' AS created FROM records WHERE entity = 'jobrun' AND attributes->>'operationid' = ANY($1::text[])", [unexplained.map((job) => job.id)]),
+    });
+    expect(unexplained.map((job) => ({ ...job, runs: runs.get(job.id) })), `plug-in jobs run more than once though neither the killed host nor the outage cut them short ${diagnosis}`).toEqual([]);
     const lost = () => attempts.filter((line) => line.includes('"lost"')).reduce((sum, line) => sum + Number(line.split(" ")[1]), 0);
     const extraRuns = twice.filter((job) => !heldByVictim.has(job.id)).reduce((sum, job) => sum + runs.get(job.id)! - 1, 0);
     expect(extraRuns, `extra runs of jobs the killed host did not hold, against the lost outcomes (${attempts.join(" ")})`).toBeLessThanOrEqual(lost());
@@ -281,7 +288,7 @@ describe("fault: three hosts on one PostgreSQL and one broker", () => {
     }
     console.log(
       `scale-out: ${accounts.length} creates, ${final.length} jobs; the killed host held ${heldByVictim.size}; plug-in jobs run twice: ${twice.length} (${twice.filter((job) => heldByVictim.has(job.id)).length} held by the killed host); in flight at the outage: ${inFlightAtOutage.size}; ` +
-        `posts retried: ${posts.filter((job) => job.retry_count > 0).length}; messages received ${messages} (${messages - received.size} duplicates); survivors' attempts ${attempts.join(" ")}; ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        `a create during the outage: ${refusal.error.code} in ${refusedIn} ms; posts retried: ${posts.filter((job) => job.retry_count > 0).length}; messages received ${messages} (${messages - received.size} duplicates); survivors' attempts ${attempts.join(" ")}; ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
   });
 });
