@@ -10,7 +10,8 @@
  *
  * Faults of the machine are not the job's: while the sandbox runtime cannot start a worker
  * (SANDBOX_UNAVAILABLE) a job waits for it without counting an attempt, and a job whose worker
- * died under it (SANDBOX_WORKER_CRASHED) is retried like one that asked to be.
+ * died under it (SANDBOX_WORKER_CRASHED), or whose plug-in's call the store failed (STORE_BUSY,
+ * STORE_CONNECTION_LOST, STORE_UNREACHABLE), is retried like one that asked to be.
  */
 import { randomUUID } from "node:crypto";
 import type { SandboxRuntime } from "../../runtime/index.js";
@@ -33,6 +34,12 @@ const RETRY_STATUS = 2; // OperationStatus.Retry
 const CRASHED = "SANDBOX_WORKER_CRASHED";
 /** No worker can start: the job waits for one, and no attempt is counted. */
 const UNAVAILABLE = "SANDBOX_UNAVAILABLE";
+/**
+ * The store failed the plug-in's own call (another host held its rows past busyTimeoutMs, the
+ * connection to PostgreSQL broke or the server could not be reached): the job is retried like one
+ * that asked to be, not failed for a fault that was not the plug-in's.
+ */
+const STORE_FAULTS: ReadonlySet<string> = new Set(["STORE_BUSY", "STORE_CONNECTION_LOST", "STORE_UNREACHABLE"]);
 /** The longest a job waits for the sandbox before it looks again, ms. */
 const MAX_WAIT_FOR_SANDBOX_MS = 60_000;
 
@@ -47,6 +54,8 @@ export interface JobOutcome {
 export interface JobRunnerHealth {
   /** Started and not stopped: it takes jobs in the background. */
   running: boolean;
+  /** The id this runner leases jobs under (system_jobs.lease_owner): which host holds which job. */
+  owner: string;
   /** Why the last round could not take jobs (the store busy, full, damaged…), until a round succeeds. */
   lastError?: { code: string; message: string; at: string };
 }
@@ -102,7 +111,7 @@ export class JobRunner {
 
   /** Whether it runs, and why its last round could not take jobs. */
   health(): JobRunnerHealth {
-    return { running: this.#started && !this.#stopped, ...(this.#lastError ? { lastError: { ...this.#lastError } } : {}) };
+    return { running: this.#started && !this.#stopped, owner: this.owner, ...(this.#lastError ? { lastError: { ...this.#lastError } } : {}) };
   }
 
   /** Calls back after each job attempt (for tests and the CLI). Returns a function that removes the listener. */
@@ -286,7 +295,7 @@ export class JobRunner {
     // endpoint's limit; a posting step (the endpoint is its handler) is retried the same way.
     const failedPost = result.calls.find((c) => c.service === "notification" && c.error && RETRYABLE_RELAY_CODES.has(c.error.code));
     const failedEndpoint = step.handler.kind === "serviceEndpoint" && RETRYABLE_RELAY_CODES.has(error.innerCode) ? step.handler.endpoint : undefined;
-    const wantsRetry = error.status === RETRY_STATUS || error.innerCode === CRASHED || failedPost !== undefined || failedEndpoint !== undefined;
+    const wantsRetry = error.status === RETRY_STATUS || error.innerCode === CRASHED || STORE_FAULTS.has(error.innerCode) || failedPost !== undefined || failedEndpoint !== undefined;
     const limit = this.#attemptsFor(failedEndpoint ?? (failedPost?.args[0] as { id?: unknown } | undefined)?.id);
     const failure = { message: error.message, errorCode: typeof error.details?.errorCode === "number" ? error.details.errorCode : null };
     if (wantsRetry && attempts < limit) {
