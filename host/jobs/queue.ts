@@ -55,6 +55,11 @@ export class JobQueue {
     await this.#store.systemJobs.release(ids, owner);
   }
 
+  /** Keeps the owner's leases for another `leaseMs` from now: its jobs are still running or waiting for a lane. */
+  async renewLeases(owner: string, leaseMs: number): Promise<number> {
+    return this.#store.systemJobs.renewLeases(owner, new Date(this.#clock.now().getTime() + leaseMs));
+  }
+
   /** When the next job becomes ready (now if one is), or undefined when none is waiting. */
   async nextDue(): Promise<Date | undefined> {
     return this.#store.systemJobs.nextDue();

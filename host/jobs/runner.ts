@@ -1,7 +1,8 @@
 /**
  * Runs system jobs: the asynchronous steps queued by committed requests. It leases jobs a batch at
  * a time, runs each plug-in outside any transaction (the plug-in's own calls are requests of their
- * own), and records the outcome only while it still holds the lease. When another process holds
+ * own), and records the outcome only while it still holds the lease, which it renews while the job
+ * waits and runs (a third of leaseMs at a time), so only a dead runner's jobs are taken over. When another process holds
  * the store file, the runner waits with its event loop free; an outcome it cannot write in time
  * comes back "lost", and the job runs again when its lease runs out. A plug-in that throws
  * InvalidPluginExecutionError with OperationStatus.Retry is run again with exponential back-off,
@@ -102,6 +103,8 @@ export class JobRunner {
   #flushing: Promise<void> | undefined;
 
   #unwatch: (() => void) | undefined;
+  /** Stops renewing this round's leases (set while a round holds jobs). */
+  #stopRenewing: (() => void) | undefined;
 
   constructor(parts: JobRunnerParts, options: JobRunnerOptions = {}) {
     this.#parts = parts;
@@ -171,6 +174,15 @@ export class JobRunner {
    * before that still run to their end first.
    */
   async runReady(): Promise<JobOutcome[]> {
+    try {
+      return await this.#runReady();
+    } finally {
+      this.#stopRenewing?.();
+      this.#stopRenewing = undefined;
+    }
+  }
+
+  async #runReady(): Promise<JobOutcome[]> {
     const outcomes: JobOutcome[] = [];
     let failure: { error: unknown } | undefined;
     const lane = async () => {
@@ -193,6 +205,32 @@ export class JobRunner {
     }
     if (failure) throw failure.error;
     return outcomes;
+  }
+
+  /**
+   * While jobs run, their leases are renewed every third of leaseMs: a job that waits for a lane or
+   * a sandbox worker, or runs long, is not taken over by another host while this one is alive. A
+   * host that dies stops renewing, and its jobs are free once their last lease runs out.
+   */
+  #renewLeases(): () => void {
+    const every = Math.max(1, Math.floor(this.#options.leaseMs / 3));
+    let timer: ClockTimer | undefined;
+    let stopped = false;
+    const renew = () => {
+      if (stopped) return;
+      const { store, queue } = this.#parts;
+      void store
+        .write(() => queue.renewLeases(this.owner, this.#options.leaseMs))
+        .catch(() => undefined) // not renewed: the leases run out as after a crash, and the jobs run again
+        .finally(() => {
+          if (!stopped) timer = this.#clock.setTimeout(renew, every, { unref: true });
+        });
+    };
+    timer = this.#clock.setTimeout(renew, every, { unref: true });
+    return () => {
+      stopped = true;
+      this.#clock.clearTimeout(timer);
+    };
   }
 
   /**
@@ -221,6 +259,7 @@ export class JobRunner {
   async #claim(limit: number): Promise<ClaimedJob[]> {
     const { store, queue } = this.#parts;
     const leased = await store.write(() => queue.claimBatch(this.owner, this.#options.leaseMs, limit));
+    if (leased.length > 0) this.#stopRenewing ??= this.#renewLeases();
     // Read after the commit: the write lock is held for the lease only. A context that cannot be
     // read fails its own job, not the batch.
     return leased.map(readClaimed);

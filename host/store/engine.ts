@@ -42,6 +42,8 @@ export interface SystemJobsStore {
   /** Leases up to `limit` jobs, ready ones oldest first, then those whose lease ran out; the caller holds a transaction. */
   lease(owner: string, at: Date, leaseMs: number, limit: number): Awaitable<LeasedJob[]>;
   release(ids: readonly string[], owner: string): Awaitable<void>;
+  /** Moves on every lease the owner holds to `until` (a runner still at work); returns how many. */
+  renewLeases(owner: string, until: Date): Awaitable<number>;
   nextDue(): Awaitable<Date | undefined>;
   succeed(id: string, owner: string, autoDelete: boolean, at: Date): Awaitable<boolean>;
   fail(id: string, owner: string, failure: { message: string; errorCode: number | null }, at: Date): Awaitable<boolean>;

@@ -248,6 +248,11 @@ export class SystemJobsTable {
     return rows.map(toJob);
   }
 
+  /** Moves on the leases the owner holds (its jobs still running or waiting for a lane) to `until`; returns how many. */
+  renewLeases(owner: string, until: Date): number {
+    return this.#sql("UPDATE system_jobs SET lease_until = ? WHERE lease_owner = ? AND state_code = 2").run(until.toISOString(), owner).changes;
+  }
+
   /** How many jobs have each status code. */
   countByStatus(): Map<number, number> {
     const rows = this.#sql<{ status: number; n: number }>("SELECT status_code AS status, count(*) AS n FROM system_jobs GROUP BY status_code").all();

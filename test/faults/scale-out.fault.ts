@@ -28,12 +28,11 @@ import { pluginsSource } from "../fixtures/pipeline/support.js";
 const ENDPOINT = "c2c5d1a6-4f6f-4b71-9a0b-5b0c3d6e7f80";
 const QUEUE = "contexts";
 /**
- * Longer than any attempt takes here, from its lease to its outcome: the runner does not renew a
- * lease, and a job leased with seven others waits for one of its host's two sandbox workers with its
- * lease running. With 2 s, on this 2-core machine under this test's load, live hosts took over jobs
- * another live host was still running and both ran them (not the faults under test).
+ * Short, so the killed host's jobs are free soon. A live host renews the leases of the jobs it holds
+ * every third of it (they may wait for one of its two sandbox workers), so no live host's job is
+ * taken over by another host, however long it waits.
  */
-const LEASE_MS = 6_000;
+const LEASE_MS = 2_000;
 
 const stops: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

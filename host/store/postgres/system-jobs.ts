@@ -142,6 +142,11 @@ export class PostgresSystemJobsTable implements SystemJobsStore {
     return rows.map(fromRow);
   }
 
+  async renewLeases(owner: string, until: Date): Promise<number> {
+    const result = await this.#db.query(prepared("UPDATE system_jobs SET lease_until = $1 WHERE lease_owner = $2 AND state_code = 2", [until.toISOString(), owner]));
+    return result.rowCount ?? 0;
+  }
+
   async countByStatus(): Promise<Map<number, number>> {
     const { rows } = await this.#db.query<{ status: number; n: number }>(prepared("SELECT status_code AS status, count(*)::int AS n FROM system_jobs GROUP BY status_code"));
     return new Map(rows.map((r) => [r.status, r.n]));

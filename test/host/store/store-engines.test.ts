@@ -106,6 +106,20 @@ describe.each(ENGINES)("the store interface on %s", (engine) => {
     });
   });
 
+  it("a lease renewed by its owner is not taken by another runner until the renewed time", async () => {
+    await withStore(await testDb(engine), async (store) => {
+      await store.write(() => store.systemJobs.insert({ id: A, name: "job", stepId: B, messageName: "Create", entity: "account", regardingId: null, data: "{}", post: null, depth: 1, createdOn: new Date("2026-01-01T00:00:00Z"), autoDelete: false }));
+      const at = (s: number) => new Date(Date.parse("2026-01-01T00:00:00Z") + s * 1000);
+      expect((await store.write(() => store.systemJobs.lease("alive", at(1), 2_000, 1))).map((l) => l.job.id)).toEqual([A]);
+      expect(await store.write(() => store.systemJobs.renewLeases("alive", at(60)))).toBe(1);
+      expect(await store.write(() => store.systemJobs.renewLeases("someone else", at(60)))).toBe(0);
+      // Past the first lease, within the renewed one: not free.
+      expect(await store.write(() => store.systemJobs.lease("other", at(10), 2_000, 1))).toEqual([]);
+      // Past the renewed one (its owner died): free.
+      expect((await store.write(() => store.systemJobs.lease("other", at(61), 2_000, 1))).map((l) => l.job.id)).toEqual([A]);
+    });
+  });
+
   it("system jobs and trace logs through the store's tables", async () => {
     await withStore(await testDb(engine), async (store) => {
       await store.write(() => store.systemJobs.insert({ id: A, name: "job", stepId: B, messageName: "Create", entity: "account", regardingId: C, data: "{}", post: null, depth: 1, createdOn: new Date("2026-01-01T00:00:00Z"), autoDelete: false }));
