@@ -115,7 +115,9 @@ export class PostgresStore implements DataStore {
         await client.query(`SET lock_timeout = ${this.#busyTimeoutMs}`);
       } catch (error) {
         client.end().catch(() => undefined);
-        throw toPostgresStoreError(error, this.path, opening || this.#generation === 0);
+        if (opening || this.#generation === 0) throw toPostgresStoreError(error, this.path, true);
+        // Connected before: the server went away (a restart, a failover). The request fails; the next one tries again.
+        throw new StoreError("STORE_CONNECTION_LOST", `PostgreSQL at ${this.path} cannot be reached again (${(error as Error).message}); this request failed and nothing of it was kept; the next one tries to connect again`, { cause: error });
       }
       this.#client = client;
       this.#generation++;
