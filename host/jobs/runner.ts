@@ -25,7 +25,9 @@ import { toStoreError } from "../store/errors.js";
 import type { DataStore } from "../store/engine.js";
 import type { TraceRow } from "../store/trace-logs.js";
 import { readClaimed, type ClaimedJob } from "./kinds.js";
+import { renewLeasesWhileHeld } from "./lease-renewal.js";
 import { jobRunnerDefaults, resolveJobRunnerOptions, type JobRunnerOptions } from "./options.js";
+import { OutcomeWriter } from "./outcome-writer.js";
 import type { JobQueue, SystemJob } from "./queue.js";
 
 export { jobRunnerDefaults, resolveJobRunnerOptions, type JobRunnerOptions } from "./options.js";
@@ -74,7 +76,7 @@ export interface JobRunnerParts {
   store: DataStore;
   queue: JobQueue;
   /** Writes the trace rows the setting keeps (in the outcome's transaction). */
-  traceLog: { write(rows: readonly TraceRow[], setting: "Off" | "Exceptions" | "All"): void };
+  traceLog: { write(rows: readonly TraceRow[], setting: "Off" | "Exceptions" | "All"): Promise<void> };
   /** Runs a step's job: its plug-in (or post) with the context it holds, or a serialized post. */
   steps: {
     executeStep(step: StepRegistration, context: Record<string, unknown>, options: Record<string, never>): Promise<JobStepOutcome>;
@@ -99,8 +101,7 @@ export class JobRunner {
   readonly #listeners = new Set<(outcome: JobOutcome) => void>();
   readonly #claimed: ClaimedJob[] = [];
   #refill: Promise<void> | undefined;
-  readonly #writes: Array<{ write: () => Promise<JobOutcome>; resolve: (outcome: JobOutcome) => void; reject: (error: unknown) => void }> = [];
-  #flushing: Promise<void> | undefined;
+  readonly #outcomes: OutcomeWriter<JobOutcome>;
 
   #unwatch: (() => void) | undefined;
   /** Stops renewing this round's leases (set while a round holds jobs). */
@@ -108,6 +109,7 @@ export class JobRunner {
 
   constructor(parts: JobRunnerParts, options: JobRunnerOptions = {}) {
     this.#parts = parts;
+    this.#outcomes = new OutcomeWriter(parts.store);
     this.#options = resolveJobRunnerOptions(options);
     this.#clock = options.clock ?? systemClock;
   }
@@ -208,32 +210,6 @@ export class JobRunner {
   }
 
   /**
-   * While jobs run, their leases are renewed every third of leaseMs: a job that waits for a lane or
-   * a sandbox worker, or runs long, is not taken over by another host while this one is alive. A
-   * host that dies stops renewing, and its jobs are free once their last lease runs out.
-   */
-  #renewLeases(): () => void {
-    const every = Math.max(1, Math.floor(this.#options.leaseMs / 3));
-    let timer: ClockTimer | undefined;
-    let stopped = false;
-    const renew = () => {
-      if (stopped) return;
-      const { store, queue } = this.#parts;
-      void store
-        .write(() => queue.renewLeases(this.owner, this.#options.leaseMs))
-        .catch(() => undefined) // not renewed: the leases run out as after a crash, and the jobs run again
-        .finally(() => {
-          if (!stopped) timer = this.#clock.setTimeout(renew, every, { unref: true });
-        });
-    };
-    timer = this.#clock.setTimeout(renew, every, { unref: true });
-    return () => {
-      stopped = true;
-      this.#clock.clearTimeout(timer);
-    };
-  }
-
-  /**
    * The next job for a lane. Jobs are leased `concurrency` at a time in one transaction, so lanes do
    * not queue on the store one claim each; the lanes share one refill at a time.
    */
@@ -259,7 +235,7 @@ export class JobRunner {
   async #claim(limit: number): Promise<ClaimedJob[]> {
     const { store, queue } = this.#parts;
     const leased = await store.write(() => queue.claimBatch(this.owner, this.#options.leaseMs, limit));
-    if (leased.length > 0) this.#stopRenewing ??= this.#renewLeases();
+    if (leased.length > 0) this.#stopRenewing ??= renewLeasesWhileHeld({ store, queue, clock: this.#clock, owner: this.owner, leaseMs: this.#options.leaseMs });
     // Read after the commit: the write lock is held for the lease only. A context that cannot be
     // read fails its own job, not the batch.
     return leased.map(readClaimed);
@@ -382,62 +358,9 @@ export class JobRunner {
     }
   }
 
-  /**
-   * Records an outcome while the runner still holds the lease. Outcomes that finish together are
-   * written in one transaction: one store turn and one commit for many jobs.
-   */
+  /** Records an outcome while the runner still holds the lease (outcomes that finish together share one transaction). */
   #record(id: string, update: (owner: string) => Promise<boolean>, outcome: JobOutcome["outcome"], message?: string): Promise<JobOutcome> {
-    return new Promise<JobOutcome>((resolve, reject) => {
-      this.#writes.push({
-        write: async () => ({ id, outcome: (await update(this.owner)) ? outcome : "lost", ...(message ? { message } : {}) }),
-        resolve,
-        reject,
-      });
-      this.#flushing ??= this.#flush();
-    });
-  }
-
-  /**
-   * One job's outcome inside the batch's transaction, in a savepoint of its own: a write that fails
-   * fails that job only (PostgreSQL would otherwise refuse every later statement of the transaction).
-   */
-  async #writeOne(write: () => Promise<JobOutcome>): Promise<{ ok: true; value: JobOutcome } | { ok: false; error: unknown }> {
-    try {
-      await using savepoint = await this.#parts.store.begin();
-      const value = await write();
-      await savepoint.commit();
-      return { ok: true, value };
-    } catch (error) {
-      return { ok: false, error };
-    }
-  }
-
-  /** Writes the waiting outcomes, each batch in one transaction; callers learn theirs once it committed. */
-  async #flush(): Promise<void> {
-    try {
-      while (this.#writes.length > 0) {
-        const batch = this.#writes.splice(0);
-        let results: Array<{ ok: true; value: JobOutcome } | { ok: false; error: unknown }>;
-        try {
-          // One job's failed write fails that job only; the store failing (busy, closed) fails the batch.
-          results = await this.#parts.store.write(async () => {
-            const written: typeof results = [];
-            for (const { write } of batch) written.push(await this.#writeOne(write));
-            return written;
-          });
-        } catch (error) {
-          for (const { reject } of batch) reject(error);
-          continue;
-        }
-        batch.forEach(({ resolve, reject }, i) => {
-          const result = results[i]!;
-          if (result.ok) resolve(result.value);
-          else reject(result.error);
-        });
-      }
-    } finally {
-      this.#flushing = undefined;
-    }
+    return this.#outcomes.record(async () => ({ id, outcome: (await update(this.owner)) ? outcome : "lost", ...(message ? { message } : {}) }));
   }
 
   /** Stops taking jobs and waits for the one running. */
