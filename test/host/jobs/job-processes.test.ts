@@ -14,6 +14,7 @@ import { ManualClock } from "../../../dist/host/testing/index.js";
 import { Entity } from "../../../dist/sdk/index.js";
 import { bin, plugbox } from "../../helpers/cli.js";
 import { childrenOf, isRunning } from "../../helpers/faults.js";
+import { ENGINES, testDb } from "../../helpers/stores.js";
 
 let dir: string;
 let server: Server;
@@ -75,8 +76,8 @@ async function queue(db: string, count: number): Promise<string[]> {
 }
 
 describe("jobs in several processes", () => {
-  it("three processes on one store file run every job exactly once", async () => {
-    const db = path.join(dir, "three.db");
+  it.each(ENGINES)("three processes on one %s store run every job exactly once", async (engine) => {
+    const db = engine === "sqlite" ? path.join(dir, "three.db") : await testDb("postgres");
     const ids = await queue(db, 60);
     posts.length = 0;
     const { outcomes, processes } = await runJobsInProcesses({ manifest: manifest(), db, processes: 3, webPolicy: { unsafeAllowLoopback: true, extraPorts: [(server.address() as AddressInfo).port] } });

@@ -16,7 +16,7 @@ import { jobRunnerDefaults } from "../../../dist/host/testing/internal.js";
 import { createHost, type JobOutcome, type PlugboxHost, type SystemJob } from "../../../dist/host/index.js";
 import { Entity } from "../../../dist/sdk/index.js";
 import { ManualClock } from "../../../dist/host/testing/index.js";
-import { ENGINES, testDb } from "../../helpers/stores.js";
+import { ENGINES, sql, testDb } from "../../helpers/stores.js";
 import { buildPlugins, failure, fastRuntime, hostWith, rows, step, sqliteOf } from "../../fixtures/pipeline/support.js";
 
 const CALLER = "aaaaaaaa-0000-4000-8000-000000000001";
@@ -438,12 +438,15 @@ describe("jobs on a store file another process is writing", () => {
 });
 
 describe("jobs that cannot run as stored", () => {
-  it("a job whose stored context cannot be read fails alone, with the reason; the others of its batch run", async () => {
-    const host = await hostWith(plugins.bundle, { steps: [step("AsyncProbe", "Create", "bg", 40, { mode: "async" })] }, { runJobs: false });
+  it.each(ENGINES)("a job whose stored context cannot be read fails alone, with the reason; the others of its batch run (%s)", async (engine) => {
+    const db = await testDb(engine);
+    const host = await hostWith(plugins.bundle, { steps: [step("AsyncProbe", "Create", "bg", 40, { mode: "async" })] }, { db, runJobs: false });
     try {
       const broken = await queued(host, "bg", { name: "Broken" });
       const fine = await queued(host, "bg", { name: "Fine" });
-      sqliteOf(host).db.prepare("UPDATE system_jobs SET data = ? WHERE id = ?").run("{not json", broken.jobId);
+      const damage = ["UPDATE system_jobs SET data = $1 WHERE id = $2", "{not json", broken.jobId] as const;
+      if (engine === "sqlite") sqliteOf(host).db.prepare(damage[0].replace(/\$\d/g, "?")).run(damage[1], damage[2]);
+      else await sql(db, damage[0], [damage[1], damage[2]]);
       const outcomes = await host.runJobs();
       expect(outcomes).toEqual(
         expect.arrayContaining([
@@ -512,9 +515,9 @@ describe("a job whose runner stops mid-job", () => {
     for (const res of waiting.splice(0)) if (!res.destroyed) res.end("late answer");
   };
 
-  it("a job cancelled while it runs stays Canceled: the runner's completion is refused (outcome lost)", async () => {
+  it.each(ENGINES)("a job cancelled while it runs stays Canceled: the runner's completion is refused (outcome lost) (%s)", async (engine) => {
     answering = false;
-    const host = await hostWith(plugins.bundle, { steps: [step("CallOut", "Create", "remote", 40, { mode: "async", config: { port } })] }, { webPolicy: webPolicy() });
+    const host = await hostWith(plugins.bundle, { steps: [step("CallOut", "Create", "remote", 40, { mode: "async", config: { port } })] }, { db: await testDb(engine), webPolicy: webPolicy() });
     try {
       const { jobId } = await queued(host, "remote", { name: "R" });
       const running = host.runJobs();
