@@ -6,7 +6,9 @@
  * whose message could not be sent is found by the store sweep.
  */
 import { ServiceBusClient } from "@azure/service-bus";
-import { mkdtempSync, rmSync } from "node:fs";
+import Database from "better-sqlite3";
+import { spawn } from "node:child_process";
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -15,7 +17,7 @@ import { ManualClock } from "../../../dist/host/testing/index.js";
 import { jobTransportDefaults } from "../../../dist/host/testing/internal.js";
 import { Entity } from "../../../dist/sdk/index.js";
 import { buildPlugins, failure, hostWith, outcomesOf, rows, step } from "../../fixtures/pipeline/support.js";
-import { plugbox } from "../../helpers/cli.js";
+import { bin, plugbox, repo } from "../../helpers/cli.js";
 import { sql, testDb } from "../../helpers/stores.js";
 
 let plugins: Awaited<ReturnType<typeof buildPlugins>>;
@@ -158,6 +160,70 @@ describe("jobs over a Service Bus queue", () => {
       await host.close();
       await broker.close();
     }
+  });
+
+  it("a message whose job another host holds (a host that died mid-job) comes back when that lease runs out, and runs the job then", async () => {
+    // The broker's scheduled messages and the hosts' leases go by one manual clock.
+    const clock = new ManualClock();
+    const broker = await startBroker({ port: 0, clock, topology: { queues: [{ name: QUEUE }] } });
+    const db = path.join(dir, "died.db");
+    const caller = await hostWith(plugins.bundle, manifest, { db, clock, runJobs: false, jobs: { transport: transport(broker) } });
+    const [jobId] = await create(caller, "shared", "orphan");
+    // A host that leased the job and died: its lease runs for a minute more.
+    const [held] = await caller.store.write(() => caller.pipeline.jobs.claimBatch("a host that died", 60_000, 1));
+    expect(held?.job.id).toBe(jobId);
+    const runner = await hostWith(plugins.bundle, manifest, { db, clock, runJobs: true, jobs: { leaseMs: 60_000, transport: transport(broker) } });
+    try {
+      // The message found the job Locked: it was completed, and a message scheduled for when the lease runs out.
+      await vi.waitFor(() => expect(queueCounts(broker)).toMatchObject({ active: 0, locked: 0, scheduled: 1 }), { timeout: 10_000 });
+      expect(await caller.getJob(jobId!)).toMatchObject({ stateCode: 2 });
+      const ran = outcomesOf([runner], 1);
+      await clock.advance(65_000);
+      expect(await ran).toEqual([expect.objectContaining({ id: jobId, outcome: "succeeded" })]);
+      expect((await rows(caller, "jobrun")).map((r) => r.attributes.operationid)).toEqual([jobId]);
+    } finally {
+      await Promise.all([caller.close(), runner.close()]);
+      await broker.close();
+    }
+  });
+
+  it("plugbox serve --jobs-queue: a request's job travels over the queue and runs; SIGTERM closes the receiver and exits 0", async () => {
+    const project = path.join(dir, "serve");
+    cpSync(path.join(repo, "samples/pipeline"), project, { recursive: true, filter: (src) => !/\.db|bundle\.js$/.test(src) });
+    const built = await plugbox(["build", "samples/pipeline/plugins.ts", "-o", path.join(project, "accounts.bundle.js")], repo);
+    expect(built.code, built.stderr).toBe(0);
+    const broker = await startBroker({ port: 0, topology: { queues: [{ name: QUEUE }] } });
+    const child = spawn(process.execPath, [bin, "serve", "--manifest", "plugbox.json", "--db", "serve.db", "--port", "0", "--jobs-queue", `${broker.connectionString}EntityPath=${QUEUE}`], { cwd: project, stdio: ["ignore", "pipe", "pipe"] });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let stdout = "";
+        child.stdout.on("data", (chunk: Buffer) => {
+          stdout += chunk.toString();
+          const match = /listening: (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+          if (match) resolve(match[1]!);
+        });
+        child.once("exit", (code) => reject(new Error(`plugbox serve exited with ${code}: ${stderr}`)));
+      });
+      const body = { requestName: "Create", parameters: { Target: { $type: "Entity", logicalName: "account", attributes: { name: "Contoso" } } } };
+      const answer = await fetch(`${url}/execute`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      expect(answer.status).toBe(200);
+      const [jobId] = ((await answer.json()) as { journal: { jobs: string[] } }).journal.jobs;
+      const store = new Database(path.join(project, "serve.db"), { readonly: true });
+      try {
+        await vi.waitFor(() => expect(store.prepare("SELECT state_code, status_code FROM system_jobs WHERE id = ?").get(jobId)).toEqual({ state_code: 3, status_code: 30 }), { timeout: 20_000, interval: 50 });
+      } finally {
+        store.close();
+      }
+      expect(((await (await fetch(`${url}/health`)).json()) as { jobs: unknown }).jobs).toMatchObject({ running: true, queue: { queue: QUEUE } });
+    } finally {
+      child.kill("SIGTERM");
+      expect(await exited, stderr).toBe(0);
+      await broker.close();
+    }
+    expect(queueCounts(broker)).toMatchObject({ active: 0, locked: 0, scheduled: 0 });
   });
 
   describe("bad options are OPTIONS_INVALID naming the option and the fix", () => {
