@@ -10,7 +10,8 @@
 import { createSandboxRuntime, type SandboxHealth, type SandboxLimits, type SandboxRuntime, type SandboxRuntimeOptions } from "../runtime/index.js";
 import { buildEntry, SOURCE_ENTRY } from "./build.js";
 import { randomIds, systemClock } from "./ids.js";
-import { JobRunner, type JobOutcome, type JobRunnerHealth } from "./jobs/runner.js";
+import { JobRunner, resolveJobRunnerOptions, type JobOutcome, type JobRunnerHealth } from "./jobs/runner.js";
+import { openJobTransport, type ServiceBusJobTransport } from "./jobs/service-bus-transport.js";
 import { identityDefaults } from "./organization/identity.js";
 import { OrganizationService, withCaller, type OrganizationClient } from "./organization/service.js";
 import { Pipeline, type Caller, type RequestResult } from "./pipeline/pipeline.js";
@@ -34,7 +35,8 @@ export interface HostHealth {
   status: "ready" | "starting" | "degraded" | "unavailable" | "closed";
   runtime: SandboxHealth;
   store: { status: "open" | "closed"; path: string };
-  jobs: JobRunnerHealth;
+  /** With `jobs.transport`, `queue` names its queue and its last failure to send, receive or settle. */
+  jobs: JobRunnerHealth & { queue?: { queue: string; lastError?: { code: string; message: string; at: string } } };
 }
 
 export type { OrganizationClient } from "./organization/service.js";
@@ -47,9 +49,11 @@ export class PlugboxHost {
   readonly jobRunner: JobRunner;
   readonly notification: NotificationBackend;
   readonly #ownRuntime: boolean;
+  /** With `jobs.transport`: the queue that carries the jobs. */
+  readonly #jobTransport: ServiceBusJobTransport | undefined;
   #closing: Promise<void> | undefined;
 
-  protected constructor(parts: { store: DataStore; registry: Registry; runtime: SandboxRuntime; ownRuntime: boolean; notification: NotificationBackend; options: ResolvedHostOptions }) {
+  protected constructor(parts: { store: DataStore; registry: Registry; runtime: SandboxRuntime; ownRuntime: boolean; notification: NotificationBackend; options: ResolvedHostOptions; jobTransport?: ServiceBusJobTransport | undefined }) {
     this.store = parts.store;
     this.registry = parts.registry;
     this.runtime = parts.runtime;
@@ -67,20 +71,42 @@ export class PlugboxHost {
       clock,
       ids: options.ids ?? randomIds,
       ...(options.identity ? { identity: options.identity } : {}),
-      onJobsQueued: () => this.#jobsReady(),
+      onJobsQueued: (ids) => this.#jobsReady(ids),
     });
     const { pipeline } = this;
+    const { transport: _transport, ...runnerOptions } = options.jobs ?? {};
+    const transport = parts.jobTransport;
+    // With a transport, the runner sweeps the store every sweepMs for jobs no message brought.
     runner = new JobRunner(
       { store: this.store, queue: pipeline.jobs, traceLog: pipeline.traceLog, steps: pipeline.steps, notification: parts.notification, registry: this.registry, runtime: this.runtime },
-      { ...options.jobs, clock },
+      { ...runnerOptions, ...(transport ? { pollMs: options.jobTransport!.sweepMs } : {}), clock },
     );
     this.jobRunner = runner;
-    if (options.runJobs) runner.start();
+    this.#jobTransport = transport;
+    if (transport) {
+      const { leaseMs, concurrency } = resolveJobRunnerOptions(runnerOptions);
+      transport.attach({ runner, queue: pipeline.jobs, store: this.store, clock, leaseMs, concurrency });
+    }
+    if (options.runJobs) {
+      runner.start(transport ? "sweep" : "poll");
+      transport?.receive();
+    }
     opened(this, "host");
   }
 
   static async create(given: HostOptions = {}): Promise<PlugboxHost> {
     const options = resolveHostOptions(given);
+    // Read before anything is opened: a connection string the client cannot read is refused here.
+    const jobTransport = options.jobTransport ? await openJobTransport(options.jobTransport, "createHost options.jobs.transport") : undefined;
+    try {
+      return await PlugboxHost.#open(options, jobTransport);
+    } catch (error) {
+      await jobTransport?.close();
+      throw error;
+    }
+  }
+
+  static async #open(options: ResolvedHostOptions, jobTransport: ServiceBusJobTransport | undefined): Promise<PlugboxHost> {
     const manifest =
       typeof options.manifest === "string"
         ? await loadManifest(options.manifest)
@@ -117,7 +143,7 @@ export class PlugboxHost {
       }
     }
     try {
-      return new PlugboxHost({ store, registry, runtime, ownRuntime: !options.runtime, notification: notification ?? new RecordingNotificationService(), options });
+      return new PlugboxHost({ store, registry, runtime, ownRuntime: !options.runtime, notification: notification ?? new RecordingNotificationService(), options, jobTransport });
     } catch (error) {
       // An option only the pipeline or the job runner reads was refused: what was opened for the host closes.
       await store.close();
@@ -126,8 +152,12 @@ export class PlugboxHost {
     }
   }
 
-  /** Jobs are ready: this host's runner looks now, and so do those of the hosts sharing its store. */
-  #jobsReady(): void {
+  /**
+   * Jobs are ready: this host's runner looks now, and so do those of the hosts sharing its store;
+   * with a transport, a message for each job goes to the queue instead (`fresh`: a job made ready again).
+   */
+  #jobsReady(ids: readonly string[], fresh = false): void {
+    if (this.#jobTransport) return this.#jobTransport.announce(ids, fresh);
     this.jobRunner?.wake();
     void this.store.announceJobs?.();
   }
@@ -179,13 +209,13 @@ export class PlugboxHost {
   health(): HostHealth {
     const runtime = this.runtime.health();
     const store = this.#closing ? { status: "closed" as const, path: this.store.path } : { status: "open" as const, path: this.store.path };
-    const jobs = this.jobRunner.health();
+    const jobs = { ...this.jobRunner.health(), ...(this.#jobTransport ? { queue: this.#jobTransport.health() } : {}) };
     const status: HostHealth["status"] = this.#closing
       ? "closed"
       : runtime.status === "unavailable"
         ? "unavailable"
         : runtime.status === "ready" || runtime.status === "idle"
-          ? jobs.lastError
+          ? jobs.lastError || jobs.queue?.lastError
             ? "degraded"
             : "ready"
           : runtime.status === "starting"
@@ -208,7 +238,7 @@ export class PlugboxHost {
   }
 
   retryJob(id: string): Promise<SystemJob> {
-    return this.#locked(() => this.pipeline.jobs.retry(id)).finally(() => this.#jobsReady());
+    return this.#locked(() => this.pipeline.jobs.retry(id)).then((job) => (this.#jobsReady([job.id], true), job));
   }
 
   cancelJob(id: string): Promise<SystemJob> {
@@ -232,7 +262,9 @@ export class PlugboxHost {
   /** Stops the job runner, then the runtime (if the host started it) and the store. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      const results = await Promise.allSettled([this.jobRunner.stop()]);
+      // The queue first: the jobs its messages brought finish and are recorded while the store is open.
+      const results = await Promise.allSettled([this.#jobTransport?.close()]);
+      results.push(...(await Promise.allSettled([this.jobRunner.stop()])));
       results.push(
         ...(await Promise.allSettled([
           this.#ownRuntime ? this.runtime.close() : Promise.resolve(),

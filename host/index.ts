@@ -16,6 +16,7 @@ export type { Caller, Identity, JournalRequest, JournalStep, RequestResult } fro
 export { JobState, JobStatus } from "./jobs/queue.js";
 export type { SystemJob } from "./jobs/queue.js";
 export type { JobOutcome, JobRunnerOptions } from "./jobs/runner.js";
+export type { JobTransportOptions } from "./jobs/transport-options.js";
 export { runJobsInProcesses } from "./job-processes.js";
 export type { JobProcessesOptions, JobProcessesResult } from "./job-processes.js";
 export type { TraceRow } from "./pipeline/trace-log.js";

@@ -9,6 +9,7 @@ import type { createSandboxRuntime, SandboxRuntime } from "../runtime/index.js";
 import { formatPath, flag, parseOptions, strictOptions, v, withDefaults } from "../runtime/schema.js";
 import { isGuid, type Clock, type IdSource } from "./ids.js";
 import type { JobRunnerOptions } from "./jobs/runner.js";
+import { resolveJobTransportOptions, type JobTransportOptions, type ResolvedJobTransport } from "./jobs/transport-options.js";
 import type { Identity } from "./organization/identity.js";
 import type { SecretSource } from "./relay/index.js";
 import type { Manifest } from "./registry/index.js";
@@ -42,7 +43,12 @@ export interface HostOptions {
   organizationUrl?: string;
   /** Run system jobs in the background as requests queue them. @default true */
   runJobs?: boolean;
-  jobs?: Omit<JobRunnerOptions, "clock">;
+  /**
+   * The job runner's options, and `transport`: jobs carried over a Service Bus queue instead of found
+   * by polling the store (docs/scale-out.md#jobs-over-a-service-bus-queue); with it, the store is
+   * swept every `transport.sweepMs` and `pollMs` does not apply.
+   */
+  jobs?: Omit<JobRunnerOptions, "clock"> & { transport?: JobTransportOptions };
   /** The one clock of the host: records' and jobs' times, leases, back-off, the job runner's poll. @default systemClock */
   clock?: Clock;
   ids?: IdSource;
@@ -77,7 +83,7 @@ const hostOptionsSchema = strictOptions({
   identity: v.optional(strictOptions({ organizationId: v.optional(guid), organizationName: v.optional(text), businessUnitId: v.optional(guid), defaultUserId: v.optional(guid) })),
 });
 
-export type ResolvedHostOptions = Readonly<HostOptions & typeof hostOptionDefaults>;
+export type ResolvedHostOptions = Readonly<HostOptions & typeof hostOptionDefaults & { jobTransport?: ResolvedJobTransport }>;
 
 /** Fills in the defaults and checks every option; throws OPTIONS_INVALID naming the path and the rule. */
 export function resolveHostOptions(input: HostOptions = {}): ResolvedHostOptions {
@@ -89,5 +95,10 @@ export function resolveHostOptions(input: HostOptions = {}): ResolvedHostOptions
       'createHost options.runtimeOptions.clock is not the host\'s clock, and runtimeOptions.pluginTime "clock" would show plug-ins its time rather than the host\'s; leave runtimeOptions.clock out (the runtime takes the host\'s clock)',
     );
   }
-  return withDefaults<HostOptions & typeof hostOptionDefaults>({ ...input, ...hostOptionDefaults }, input);
+  const transport = input.jobs?.transport === undefined ? undefined : resolveJobTransportOptions(input.jobs.transport, "createHost options.jobs.transport");
+  if (transport && input.jobs?.pollMs !== undefined) {
+    throw new OptionsError("OPTIONS_INVALID", "createHost options.jobs.pollMs does not apply with jobs.transport (messages bring the jobs); leave it out and set jobs.transport.sweepMs, how often the store is swept for jobs no message brought");
+  }
+  const resolved = withDefaults<HostOptions & typeof hostOptionDefaults>({ ...input, ...hostOptionDefaults }, input);
+  return transport ? Object.freeze({ ...resolved, jobTransport: transport }) : resolved;
 }

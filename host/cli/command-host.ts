@@ -69,6 +69,8 @@ export interface HostFlags {
   leaseMs?: number;
   /** `serve --poll-ms`: how often an idle job runner looks for jobs. */
   pollMs?: number;
+  /** `serve --jobs-queue`: a Service Bus connection string whose EntityPath is the queue that carries the jobs. */
+  jobsQueue?: string;
   /** --record <file> */
   record?: string;
   /**
@@ -102,7 +104,11 @@ async function withOpenHost<T>(options: HostFlags, webPolicy: WebPolicyInput | u
     runJobs: options.backgroundJobs ?? false,
     ...runtime,
     storeOptions: { quickCheck: options.storeCheck !== false },
-    jobs: { ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}), ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}) },
+    jobs: {
+      ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
+      ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
+      ...(options.jobsQueue !== undefined ? { transport: { kind: "servicebus" as const, connectionString: options.jobsQueue } } : {}),
+    },
     ...(webPolicy ? { webPolicy } : {}),
     ...(options.secrets ? { secrets: { file: options.secrets } } : {}),
   });

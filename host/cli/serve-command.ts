@@ -7,6 +7,7 @@
 import type { Command } from "commander";
 import { startServe } from "../serve/index.js";
 import { serveDefaults } from "../serve/options.js";
+import { CliError } from "./errors.js";
 import { derivedFlags, optionOf } from "./flags.js";
 import { STORE_CHECK_FLAG, withHost, type CliIo, type HostFlags } from "./command-host.js";
 
@@ -30,9 +31,11 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     .option("--host <address>", "the address to listen on", serveDefaults.hostname)
     .option("--web-policy <file.json>", "widen or tune the outbound web policy")
     .option("--secrets <file.json>", "where service endpoints' file:NAME secrets come from")
+    .option("--jobs-queue <connection-string>", "carry system jobs over this Service Bus queue (competing consumers, peek-lock, dead-letter after the retry limit) instead of polling the store: a connection string ending ;EntityPath=<queue>; the store is still swept every 30 s for jobs no message brought")
     .option(...STORE_CHECK_FLAG);
   for (const flag of derivedFlags.serve) command.addOption(optionOf(flag));
   command.action(async (flags: ServeFlags) => {
+    if (flags.jobsQueue !== undefined && flags.pollMs !== undefined) throw new CliError("CLI_USAGE", "--poll-ms does not apply with --jobs-queue: messages bring the jobs, and the store is swept every 30 s for those no message brought; leave --poll-ms out");
     let stopRequested: (() => void) | undefined;
     const stop = new Promise<void>((resolve) => (stopRequested = resolve));
     let signalled = false;

@@ -50,6 +50,15 @@ export class JobQueue {
     return this.#store.systemJobs.lease(owner, this.#clock.now(), leaseMs, limit);
   }
 
+  /**
+   * Leases the job a queue message names, at the attempt the message was made for: when it is
+   * Ready and due by `dueBy` (the host's time plus the clocks' tolerance), or its lease ran out.
+   * Otherwise the job as it is (undefined when there is none): the message's to settle.
+   */
+  async claimById(id: string, owner: string, leaseMs: number, attempt: number, dueBy: Date): Promise<{ leased: LeasedJob } | { leased?: undefined; job: SystemJob | undefined }> {
+    return this.#store.systemJobs.leaseById(id, owner, this.#clock.now(), leaseMs, attempt, dueBy);
+  }
+
   /** Gives back leased jobs that were not started (a runner that stops), so they are ready at once. */
   async release(ids: readonly string[], owner: string): Promise<void> {
     await this.#store.systemJobs.release(ids, owner);

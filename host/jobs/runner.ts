@@ -15,22 +15,20 @@
  * STORE_CONNECTION_LOST, STORE_UNREACHABLE), is retried like one that asked to be.
  */
 import { randomUUID } from "node:crypto";
-import type { SandboxRuntime } from "../../runtime/index.js";
 import { systemClock, type Clock, type ClockTimer } from "../ids.js";
-import type { Registry, StepRegistration } from "../registry/index.js";
+import type { StepRegistration } from "../registry/index.js";
 import { RETRYABLE_RELAY_CODES } from "../relay/errors.js";
-import { executeSerialized, type NotificationBackend, type SerializedContext } from "../services/notification.js";
-import type { RecordedCall } from "../services/organization.js";
+import { executeSerialized } from "../services/notification.js";
 import { toStoreError } from "../store/errors.js";
-import type { DataStore } from "../store/engine.js";
-import type { TraceRow } from "../store/trace-logs.js";
 import { readClaimed, type ClaimedJob } from "./kinds.js";
 import { renewLeasesWhileHeld } from "./lease-renewal.js";
 import { jobRunnerDefaults, resolveJobRunnerOptions, type JobRunnerOptions } from "./options.js";
 import { OutcomeWriter } from "./outcome-writer.js";
-import type { JobQueue, SystemJob } from "./queue.js";
+import type { LeasedJob, SystemJob } from "./queue.js";
+import type { JobOutcome, JobRunnerHealth, JobRunnerParts, JobStepOutcome } from "./runner-parts.js";
 
 export { jobRunnerDefaults, resolveJobRunnerOptions, type JobRunnerOptions } from "./options.js";
+export type { JobOutcome, JobRunnerHealth, JobRunnerParts, JobStepOutcome } from "./runner-parts.js";
 
 const RETRY_STATUS = 2; // OperationStatus.Retry
 /** A job whose sandbox worker died under it is run again, as one that asked to be. */
@@ -45,47 +43,6 @@ const UNAVAILABLE = "SANDBOX_UNAVAILABLE";
 const STORE_FAULTS: ReadonlySet<string> = new Set(["STORE_BUSY", "STORE_CONNECTION_LOST", "STORE_UNREACHABLE"]);
 /** The longest a job waits for the sandbox before it looks again, ms. */
 const MAX_WAIT_FOR_SANDBOX_MS = 60_000;
-
-export interface JobOutcome {
-  id: string;
-  /** `waiting`: the job could not run for want of a sandbox worker; it runs when one starts, with no attempt counted. */
-  outcome: "succeeded" | "failed" | "retrying" | "waiting" | "lost";
-  message?: string;
-}
-
-/** What `jobRunner.health()` reports. */
-export interface JobRunnerHealth {
-  /** Started and not stopped: it takes jobs in the background. */
-  running: boolean;
-  /** The id this runner leases jobs under (system_jobs.lease_owner): which host holds which job. */
-  owner: string;
-  /** Why the last round could not take jobs (the store busy, full, damaged…), until a round succeeds. */
-  lastError?: { code: string; message: string; at: string };
-}
-
-/** What running a step's job produced (the pipeline's step outcome, as far as a runner reads it). */
-export interface JobStepOutcome {
-  ok: boolean;
-  error?: { message: string; innerCode: string; status: number; details?: Record<string, unknown> | undefined };
-  calls: RecordedCall[];
-  traceRows: TraceRow[];
-}
-
-/** Everything a runner uses, given explicitly. */
-export interface JobRunnerParts {
-  store: DataStore;
-  queue: JobQueue;
-  /** Writes the trace rows the setting keeps (in the outcome's transaction). */
-  traceLog: { write(rows: readonly TraceRow[], setting: "Off" | "Exceptions" | "All"): Promise<void> };
-  /** Runs a step's job: its plug-in (or post) with the context it holds, or a serialized post. */
-  steps: {
-    executeStep(step: StepRegistration, context: Record<string, unknown>, options: Record<string, never>): Promise<JobStepOutcome>;
-    executeSerializedStep(step: StepRegistration, serialized: SerializedContext): Promise<JobStepOutcome>;
-  };
-  notification: NotificationBackend;
-  registry: Pick<Registry, "step" | "settings">;
-  runtime: Pick<SandboxRuntime, "health" | "clock">;
-}
 
 export class JobRunner {
   readonly owner = randomUUID();
@@ -106,6 +63,7 @@ export class JobRunner {
   #unwatch: (() => void) | undefined;
   /** Stops renewing this round's leases (set while a round holds jobs). */
   #stopRenewing: (() => void) | undefined;
+  #sweep = false;
 
   constructor(parts: JobRunnerParts, options: JobRunnerOptions = {}) {
     this.#parts = parts;
@@ -125,13 +83,20 @@ export class JobRunner {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Starts running jobs in the background until stop(). */
-  start(): void {
+  /**
+   * Starts running jobs in the background until stop(). `sweep`: jobs come over a queue
+   * (service-bus-transport.ts), and this runner only looks in the store every pollMs (first pollMs
+   * after it starts) for those no message brought; nothing wakes it sooner.
+   */
+  start(mode: "poll" | "sweep" = "poll"): void {
     if (this.#started) return;
     this.#started = true;
+    this.#sweep = mode === "sweep";
     // Jobs another host queued (or released) wake this runner at once instead of at its next poll.
-    this.#unwatch = this.#parts.store.watchJobs?.(() => this.wake());
-    this.wake();
+    if (!this.#sweep) this.#unwatch = this.#parts.store.watchJobs?.(() => this.wake());
+    // A sweep's first round is pollMs away: the messages sent before the host started come first.
+    if (this.#sweep) this.#timer = this.#clock.setTimeout(() => void this.#loop(), this.#options.pollMs);
+    else this.wake();
   }
 
   /** Looks for jobs now (called after a commit that queued some). */
@@ -149,7 +114,7 @@ export class JobRunner {
     try {
       await this.#running;
       if (this.#stopped) return;
-      const due = await this.#nextDue();
+      const due = this.#sweep ? undefined : await this.#nextDue();
       if (due) wait = Math.max(0, Math.min(this.#options.pollMs, due.getTime() - this.#clock.now().getTime()));
       this.#lastError = undefined;
     } catch (error) {
@@ -261,6 +226,11 @@ export class JobRunner {
     return claimed ? this.#run(claimed) : undefined;
   }
 
+  /** Runs a job leased elsewhere (by a queue message) under this runner's owner, and records its outcome; never rejects. */
+  runLeased(leased: LeasedJob): Promise<JobOutcome> {
+    return this.#run(readClaimed(leased));
+  }
+
   /** Runs a leased job and records its outcome; never rejects. */
   async #run(claimed: ClaimedJob): Promise<JobOutcome> {
     let outcome: JobOutcome;
@@ -318,7 +288,7 @@ export class JobRunner {
       return this.#record(job.id, async (owner) => (await trace(), jobs.retryLater(job.id, owner, at, failure)), "retrying", error.message);
     }
     const message = wantsRetry ? `${error.message} (gave up after ${attempts} attempts)` : error.message;
-    return this.#record(job.id, async (owner) => (await trace(), jobs.fail(job.id, owner, { ...failure, message })), "failed", message);
+    return this.#record(job.id, async (owner) => (await trace(), jobs.fail(job.id, owner, { ...failure, message })), "failed", message, wantsRetry ? attempts : undefined);
   }
 
   /** The attempts a job gets in all: its endpoint's maxAttempts when a post failed, else settings.maxAsyncAttempts. */
@@ -354,13 +324,15 @@ export class JobRunner {
         const at = this.#retryAt(job);
         return this.#record(job.id, (owner) => jobs.retryLater(job.id, owner, at, { message, errorCode: null }), "retrying", message);
       }
-      return this.#record(job.id, (owner) => jobs.fail(job.id, owner, { message, errorCode: null }), "failed", message);
+      return this.#record(job.id, (owner) => jobs.fail(job.id, owner, { message, errorCode: null }), "failed", message, RETRYABLE_RELAY_CODES.has(code) ? attempts : undefined);
     }
   }
 
   /** Records an outcome while the runner still holds the lease (outcomes that finish together share one transaction). */
-  #record(id: string, update: (owner: string) => Promise<boolean>, outcome: JobOutcome["outcome"], message?: string): Promise<JobOutcome> {
-    return this.#outcomes.record(async () => ({ id, outcome: (await update(this.owner)) ? outcome : "lost", ...(message ? { message } : {}) }));
+  #record(id: string, update: (owner: string) => Promise<boolean>, outcome: JobOutcome["outcome"], message?: string, gaveUpAfter?: number): Promise<JobOutcome> {
+    return this.#outcomes.record(async () =>
+      (await update(this.owner)) ? { id, outcome, ...(message ? { message } : {}), ...(gaveUpAfter ? { gaveUpAfter } : {}) } : { id, outcome: "lost", ...(message ? { message } : {}) },
+    );
   }
 
   /** Stops taking jobs and waits for the one running. */

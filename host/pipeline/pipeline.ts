@@ -48,8 +48,8 @@ export interface PipelineOptions {
   clock?: Clock;
   ids?: IdSource;
   identity?: Partial<Identity>;
-  /** Called after a commit that queued system jobs. */
-  onJobsQueued?: () => void;
+  /** Called after a commit that queued system jobs, with the ids of the jobs its requests' steps queued (outbox posts' jobs are not among them). */
+  onJobsQueued?: (ids: string[]) => void;
 }
 
 /** The messages the pipeline runs: those of the registry, and the batches. */
@@ -71,7 +71,7 @@ export class Pipeline {
   readonly #contexts: StepContexts;
   readonly #outbox: Outbox;
   readonly #messageServices: MessageServices;
-  readonly #onJobsQueued: (() => void) | undefined;
+  readonly #onJobsQueued: ((ids: string[]) => void) | undefined;
 
   constructor(options: PipelineOptions) {
     this.store = options.store;
@@ -124,11 +124,12 @@ export class Pipeline {
       journal: [],
       signal: options.signal,
     };
-    let queuedJobs = false;
+    const queuedJobs: string[] = [];
     try {
       const response = await this.#run(request, scope);
-      queuedJobs = scope.journal.some(function anyJobs(j): boolean {
-        return j.jobs.length > 0 || j.steps.some((s) => s.requests.some(anyJobs));
+      scope.journal.forEach(function jobsOf(j): void {
+        queuedJobs.push(...j.jobs);
+        for (const s of j.steps) s.requests.forEach(jobsOf);
       });
       await this.#keepTraces(scope, undefined);
       return { response, journal: scope.journal[0]! };
@@ -138,7 +139,7 @@ export class Pipeline {
       if (scope.journal[0] && typeof error === "object" && error !== null) Object.assign(error, { journal: scope.journal[0] });
       throw error;
     } finally {
-      if (queuedJobs) this.#onJobsQueued?.();
+      if (queuedJobs.length > 0) this.#onJobsQueued?.(queuedJobs);
     }
   }
 

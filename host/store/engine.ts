@@ -44,6 +44,12 @@ export interface SystemJobsStore {
   release(ids: readonly string[], owner: string): Awaitable<void>;
   /** Moves on every lease the owner holds to `until` (a runner still at work); returns how many. */
   renewLeases(owner: string, until: Date): Awaitable<number>;
+  /**
+   * Leases one job by its id, only if it is at attempt `attempt` (its retry count) and either Ready
+   * and due by `dueBy`, or Locked with a lease that ran out; the caller holds a transaction.
+   * Otherwise nothing changes, and the job as it is comes back (undefined when there is none).
+   */
+  leaseById(id: string, owner: string, at: Date, leaseMs: number, attempt: number, dueBy: Date): Awaitable<{ leased: LeasedJob } | { leased?: undefined; job: SystemJob | undefined }>;
   nextDue(): Awaitable<Date | undefined>;
   succeed(id: string, owner: string, autoDelete: boolean, at: Date): Awaitable<boolean>;
   fail(id: string, owner: string, failure: { message: string; errorCode: number | null }, at: Date): Awaitable<boolean>;

@@ -168,6 +168,18 @@ export class SystemJobsTable {
       .map((v) => ({ job: { ...toJob(v), stateCode: JobState.Locked, statusCode: JobStatus.InProgress, startedOn: now }, data: v[DATA] as string, post: v[POST] as string | null }));
   }
 
+  /** Leases one job by id at one attempt, if it is Ready and due by `dueBy` or its lease ran out (see SystemJobsStore.leaseById). */
+  leaseById(id: string, owner: string, at: Date, leaseMs: number, attempt: number, dueBy: Date): { leased: LeasedJob } | { leased?: undefined; job: SystemJob | undefined } {
+    const now = at.toISOString();
+    const row = this.#rows(
+      `UPDATE system_jobs SET state_code = 2, status_code = 20, lease_owner = ?, lease_until = ?, started_on = ?
+       WHERE id = ? AND retry_count = ? AND ((state_code = 0 AND (postpone_until IS NULL OR postpone_until <= ?)) OR (state_code = 2 AND lease_until < ?))
+       RETURNING ${JOB_COLUMNS}, data, post`,
+    ).get(owner, new Date(at.getTime() + leaseMs).toISOString(), now, id.toLowerCase(), attempt, dueBy.toISOString(), now);
+    if (!row) return { job: this.get(id) };
+    return { leased: { job: toJob(row), data: row[JOB_COLUMN_COUNT] as string, post: row[JOB_COLUMN_COUNT + 1] as string | null } };
+  }
+
   /** Gives back leased jobs that were not started (a runner that stops), so they are ready at once. */
   release(ids: readonly string[], owner: string): void {
     const statement = this.#sql("UPDATE system_jobs SET state_code = 0, status_code = 0, lease_owner = NULL, lease_until = NULL, started_on = NULL WHERE id = ? AND lease_owner = ? AND state_code = 2");

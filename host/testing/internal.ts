@@ -24,6 +24,7 @@ export { loadManifest } from "../registry/index.js";
 export { exitStatusOf, auditExitStatus, runExitStatus, EXIT_STATUSES, EXIT_STATUS_MEANINGS, ERROR_AREAS } from "../cli/exit-statuses.js";
 export type { ErrorCode } from "../cli/exit-statuses.js";
 export { jobRunnerDefaults, resolveJobRunnerOptions } from "../jobs/runner.js";
+export { jobTransportDefaults } from "../jobs/transport-options.js";
 export { resolveLimits } from "../../runtime/options.js";
 export { derivedFlags, optionOf, rangeText } from "../cli/flags.js";
 export { resolveServeOptions, serveDefaults } from "../serve/options.js";

@@ -73,6 +73,20 @@ export class PostgresSystemJobsTable implements SystemJobsStore {
       .sort((a, b) => a.job.sequence - b.job.sequence);
   }
 
+  /** Leases one job by id at one attempt, if it is Ready and due by `dueBy` or its lease ran out (see SystemJobsStore.leaseById). */
+  async leaseById(id: string, owner: string, at: Date, leaseMs: number, attempt: number, dueBy: Date): Promise<{ leased: LeasedJob } | { leased?: undefined; job: SystemJob | undefined }> {
+    const now = at.toISOString();
+    // The row's own lock orders this against a batch lease (which skips it) and a concurrent leaseById (which waits, then finds it leased).
+    const [row] = await this.#rows(
+      `UPDATE system_jobs SET state_code = 2, status_code = 20, lease_owner = $1, lease_until = $2, started_on = $3
+       WHERE id = $4 AND retry_count = $5 AND ((state_code = 0 AND (postpone_until IS NULL OR postpone_until <= $6)) OR (state_code = 2 AND lease_until < $3))
+       RETURNING ${JOB_COLUMNS}, data, post`,
+      [owner, new Date(at.getTime() + leaseMs).toISOString(), now, id.toLowerCase(), attempt, dueBy.toISOString()],
+    );
+    if (!row) return { job: await this.get(id) };
+    return { leased: { job: fromRow(row), data: row[DATA] as string, post: row[POST] as string | null } };
+  }
+
   /** Gives back leased jobs that were not started (a runner that stops), so they are ready at once. */
   async release(ids: readonly string[], owner: string): Promise<void> {
     if (ids.length === 0) return;

@@ -4,9 +4,8 @@
  * leasing at once run every job once (FOR UPDATE SKIP LOCKED), each job completed once in the store.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { JobOutcome, PlugboxHost } from "../../../dist/host/index.js";
 import { Entity } from "../../../dist/sdk/index.js";
-import { buildPlugins, hostWith, rows, step } from "../../fixtures/pipeline/support.js";
+import { buildPlugins, hostWith, outcomesOf, rows, step } from "../../fixtures/pipeline/support.js";
 import { sql, testDb } from "../../helpers/stores.js";
 
 let plugins: Awaited<ReturnType<typeof buildPlugins>>;
@@ -18,19 +17,6 @@ afterAll(() => plugins?.cleanup());
 const manifest = { steps: [step("AsyncProbe", "Create", "shared", 40, { mode: "async" })] };
 /** Long enough that a runner that finds a job in time was woken, not polling. */
 const AN_HOUR = 3_600_000;
-
-/** Resolves with the outcomes once `count` jobs have run on these hosts' runners. */
-function outcomesOf(hosts: PlugboxHost[], count: number): Promise<Array<JobOutcome & { host: number }>> {
-  const seen: Array<JobOutcome & { host: number }> = [];
-  return new Promise((resolve) => {
-    hosts.forEach((host, index) =>
-      host.jobRunner.onOutcome((outcome) => {
-        seen.push({ ...outcome, host: index });
-        if (seen.length === count) resolve(seen);
-      }),
-    );
-  });
-}
 
 describe("hosts sharing a PostgreSQL store", () => {
   it("a job one host queues is run at once by another host's idle runner, woken by the announcement (its poll is an hour away)", async () => {
