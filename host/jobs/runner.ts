@@ -2,8 +2,8 @@
  * Runs system jobs: the asynchronous steps queued by committed requests. It leases jobs a batch at
  * a time, runs each plug-in outside any transaction (the plug-in's own calls are requests of their
  * own), and records the outcome only while it still holds the lease, which it renews while the job
- * waits and runs (a third of leaseMs at a time), so only a dead runner's jobs are taken over. When another process holds
- * the store file, the runner waits with its event loop free; an outcome it cannot write in time
+ * waits and runs (a third of leaseMs at a time), so only a dead runner's jobs are taken over. When
+ * another process holds the store file, the runner waits with its event loop free; an outcome it cannot write in time
  * comes back "lost", and the job runs again when its lease runs out. A plug-in that throws
  * InvalidPluginExecutionError with OperationStatus.Retry is run again with exponential back-off,
  * up to settings.maxAsyncAttempts attempts in all (4, as in Dataverse); any other failure fails the
@@ -61,7 +61,8 @@ export class JobRunner {
   readonly #outcomes: OutcomeWriter<JobOutcome>;
 
   #unwatch: (() => void) | undefined;
-  /** Stops renewing this round's leases (set while a round holds jobs). */
+  /** Jobs this runner holds leased (waiting for a lane, or running), and how to stop renewing their leases. */
+  #held = 0;
   #stopRenewing: (() => void) | undefined;
   #sweep = false;
 
@@ -141,15 +142,6 @@ export class JobRunner {
    * before that still run to their end first.
    */
   async runReady(): Promise<JobOutcome[]> {
-    try {
-      return await this.#runReady();
-    } finally {
-      this.#stopRenewing?.();
-      this.#stopRenewing = undefined;
-    }
-  }
-
-  async #runReady(): Promise<JobOutcome[]> {
     const outcomes: JobOutcome[] = [];
     let failure: { error: unknown } | undefined;
     const lane = async () => {
@@ -200,7 +192,7 @@ export class JobRunner {
   async #claim(limit: number): Promise<ClaimedJob[]> {
     const { store, queue } = this.#parts;
     const leased = await store.write(() => queue.claimBatch(this.owner, this.#options.leaseMs, limit));
-    if (leased.length > 0) this.#stopRenewing ??= renewLeasesWhileHeld({ store, queue, clock: this.#clock, owner: this.owner, leaseMs: this.#options.leaseMs });
+    this.#hold(leased.length);
     // Read after the commit: the write lock is held for the lease only. A context that cannot be
     // read fails its own job, not the batch.
     return leased.map(readClaimed);
@@ -213,11 +205,25 @@ export class JobRunner {
   async #releaseUnstarted(): Promise<void> {
     if (this.#claimed.length === 0) return;
     const ids = this.#claimed.splice(0).map((c) => c.job.id);
+    this.#hold(-ids.length);
     const { store, queue } = this.#parts;
     await store.write(() => queue.release(ids, this.owner)).then(
       () => store.announceJobs?.(),
       () => undefined, // else left to their leases
     );
+  }
+
+  /**
+   * Counts the jobs this runner holds leased, however they were leased (a round's batch, a queue
+   * message), and renews their leases while it holds any: see lease-renewal.ts.
+   */
+  #hold(change: number): void {
+    this.#held += change;
+    if (this.#held > 0) this.#stopRenewing ??= renewLeasesWhileHeld({ ...this.#parts, clock: this.#clock, owner: this.owner, leaseMs: this.#options.leaseMs });
+    else {
+      this.#stopRenewing?.();
+      this.#stopRenewing = undefined;
+    }
   }
 
   /** Takes and runs the next ready job; undefined when none is ready. */
@@ -228,7 +234,9 @@ export class JobRunner {
 
   /** Runs a job leased elsewhere (by a queue message) under this runner's owner, and records its outcome; never rejects. */
   runLeased(leased: LeasedJob): Promise<JobOutcome> {
-    return this.#run(readClaimed(leased));
+    const claimed = readClaimed(leased);
+    this.#hold(1);
+    return this.#run(claimed);
   }
 
   /** Runs a leased job and records its outcome; never rejects. */
@@ -239,6 +247,8 @@ export class JobRunner {
     } catch (error) {
       // The outcome could not be written: the lease runs out and the job runs again, as after a crash.
       outcome = { id: claimed.job.id, outcome: "lost", message: `its outcome could not be recorded, so it runs again when its lease runs out: ${(error as Error).message}` };
+    } finally {
+      this.#hold(-1);
     }
     for (const listener of this.#listeners) listener(outcome);
     return outcome;

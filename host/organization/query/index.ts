@@ -154,44 +154,26 @@ function toEntity(compiled: CompiledQuery, row: Row): Entity {
   return new Entity(compiled.entity, id, attributes);
 }
 
-interface Plan {
-  paged: boolean;
-  offset: number;
-  params: Record<string, unknown>;
-}
-
-function plan(compiled: CompiledQuery): Plan {
+/** Runs a compiled query (compiled for the store's engine). */
+export async function runQuery(store: QueryStore, compiled: CompiledQuery): Promise<EntityCollection> {
+  if (compiled.engine !== store.engine) throw new Error(`a query compiled for ${compiled.engine} cannot run on ${store.engine}`);
   const paged = compiled.top === null;
   const offset = paged ? pageOffset(compiled) : 0;
   const limit = paged ? compiled.page.size + 1 : compiled.top!;
-  return { paged, offset, params: { ...compiled.params, limit, offset } };
-}
-
-/** The page of entities; `count` is called for the total when the page is past the end. */
-function collect(compiled: CompiledQuery, { paged, offset }: Plan, all: Row[]): { collection: EntityCollection; needsCount: boolean } {
-  const moreRecords = paged && all.length > compiled.page.size;
-  const rows = moreRecords ? all.slice(0, compiled.page.size) : all;
+  let rows = await all(store, compiled.sql, { ...compiled.params, limit, offset });
+  const moreRecords = paged && rows.length > compiled.page.size;
+  if (moreRecords) rows = rows.slice(0, compiled.page.size);
   const collection = new EntityCollection(
     rows.map((row) => toEntity(compiled, row)),
     compiled.entity,
   );
   collection.moreRecords = moreRecords;
   collection.pagingCookie = paged && rows.length > 0 ? pagingCookie(compiled.page.number, offset + rows.length) : null;
-  let needsCount = false;
   if (compiled.withTotal) {
     if (rows.length > 0) collection.totalRecordCount = Number(rows[0]!.__total);
     else if (offset === 0) collection.totalRecordCount = 0;
     // A page past the end has no row to carry the count: count on its own.
-    else needsCount = true;
+    else collection.totalRecordCount = Number((await all(store, compiled.countSql, compiled.params))[0]!.n);
   }
-  return { collection, needsCount };
-}
-
-/** Runs a compiled query (compiled for the store's engine). */
-export async function runQuery(store: QueryStore, compiled: CompiledQuery): Promise<EntityCollection> {
-  if (compiled.engine !== store.engine) throw new Error(`a query compiled for ${compiled.engine} cannot run on ${store.engine}`);
-  const how = plan(compiled);
-  const { collection, needsCount } = collect(compiled, how, await all(store, compiled.sql, how.params));
-  if (needsCount) collection.totalRecordCount = Number((await all(store, compiled.countSql, compiled.params))[0]!.n);
   return collection;
 }
